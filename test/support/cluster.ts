@@ -1,0 +1,85 @@
+/**
+ * The shared real control plane for cluster and e2e tests: started once per
+ * test run by scripts/cluster/cluster.sh (reused if already up), with a fresh
+ * namespace per test.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import * as k8s from "@kubernetes/client-node";
+
+const SCRIPT = join(import.meta.dir, "..", "..", "scripts", "cluster", "cluster.sh");
+
+export interface TestCluster {
+  kubeconfigPath: string;
+  kubeConfig: k8s.KubeConfig;
+  /** Path of the kubectl built with the control plane. */
+  kubectl: string;
+  core: k8s.CoreV1Api;
+  apps: k8s.AppsV1Api;
+  objects: k8s.KubernetesObjectApi;
+}
+
+let shared: Promise<TestCluster> | undefined;
+
+/** Starts (or reuses) the control plane; the first call may take a while. */
+export function useCluster(): Promise<TestCluster> {
+  shared ??= Promise.resolve().then(() => {
+    const out = execFileSync("bash", [SCRIPT, "up"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const kubeconfigPath = /^KUBECONFIG=(.+)$/m.exec(out)?.[1];
+    if (!kubeconfigPath) throw new Error(`cluster.sh up printed no KUBECONFIG line: ${out}`);
+    const env = execFileSync("bash", [SCRIPT, "env"], { encoding: "utf8" });
+    const bin = /^BERTH_CLUSTER_BIN=(.+)$/m.exec(env)?.[1] ?? "";
+    const kubeConfig = new k8s.KubeConfig();
+    kubeConfig.loadFromFile(kubeconfigPath);
+    return {
+      kubeconfigPath,
+      kubeConfig,
+      kubectl: join(bin, "kubectl"),
+      core: kubeConfig.makeApiClient(k8s.CoreV1Api),
+      apps: kubeConfig.makeApiClient(k8s.AppsV1Api),
+      objects: k8s.KubernetesObjectApi.makeApiClient(kubeConfig),
+    };
+  });
+  return shared;
+}
+
+/** Creates a namespace with a unique name for one test. */
+export async function freshNamespace(cluster: TestCluster, prefix = "t"): Promise<string> {
+  const name = `${prefix}-${randomBytes(4).toString("hex")}`;
+  await cluster.core.createNamespace({ body: { metadata: { name, labels: { "berth.dev/test": "true" } } } });
+  return name;
+}
+
+/** Runs kubectl against the test cluster and returns stdout. */
+export function kubectl(cluster: TestCluster, ...args: string[]): string {
+  return execFileSync(cluster.kubectl, ["--kubeconfig", cluster.kubeconfigPath, ...args], {
+    encoding: "utf8",
+  });
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails with `what` after `timeoutMs`. */
+export async function eventually<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const cause = lastError instanceof Error ? `: last error ${lastError.message}` : "";
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${cause}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
