@@ -113,6 +113,8 @@ boot() {
     --initial-cluster="node0=http://127.0.0.1:$EP" --unsafe-no-fsync=true --auto-compaction-retention=1 \
     --listen-metrics-urls="" --log-level=warn
   wait_for "etcd health" 30 etcd curl -fs "http://127.0.0.1:$EC/health"
+  # An audit log of every request (metadata only) lets tests count what a client really sent, by verb.
+  printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n' >"$D/audit-policy.yaml"
   # --endpoint-reconciler-type=none: a loopback advertise address fails endpoint validation.
   start kube-apiserver --etcd-servers="http://127.0.0.1:$EC" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
     --secure-port="$API" --endpoint-reconciler-type=none \
@@ -120,6 +122,8 @@ boot() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local --service-account-key-file="$P/sa.pub" \
     --service-account-signing-key-file="$P/sa.key" --service-cluster-ip-range=10.96.0.0/16 \
     --authorization-mode=Node,RBAC --allow-privileged=true --disable-admission-plugins=ServiceAccount \
+    --audit-policy-file="$D/audit-policy.yaml" --audit-log-path="$D/audit.log" --audit-log-format=json \
+    --audit-log-maxsize=200 --audit-log-maxbackup=1 \
     ${BERTH_APISERVER_EXTRA_ARGS:-}
   wait_for "kube-apiserver /readyz" 90 kube-apiserver curl -fsk "https://127.0.0.1:$API/readyz"
   start kube-controller-manager --kubeconfig="$KC" --authentication-kubeconfig="$KC" --authorization-kubeconfig="$KC" \

@@ -5,6 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 
@@ -82,4 +83,37 @@ export async function eventually<T>(
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** One request from the API server's audit log. */
+export interface AuditEvent {
+  verb: string;
+  requestURI: string;
+  userAgent?: string;
+  requestReceivedTimestamp: string;
+  responseStatus?: { code?: number };
+}
+
+/** Audit events received at or after `since` (a Date), optionally only those sent by `userAgent`. */
+export function auditEvents(cluster: TestCluster, since: Date, userAgent?: string): AuditEvent[] {
+  const path = join(cluster.kubeconfigPath, "..", "audit.log");
+  const text = readFileSync(path, "utf8");
+  const out: AuditEvent[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    const e = JSON.parse(line) as AuditEvent;
+    if (new Date(e.requestReceivedTimestamp) < since) continue;
+    if (userAgent !== undefined && e.userAgent !== userAgent) continue;
+    out.push(e);
+  }
+  return out;
+}
+
+/** Audit events that really wrote (create, update, patch, delete without dryRun). */
+export function writesIn(events: AuditEvent[]): AuditEvent[] {
+  return events.filter(
+    (e) =>
+      ["create", "update", "patch", "delete", "deletecollection"].includes(e.verb) &&
+      !/[?&]dryRun=All/.test(e.requestURI),
+  );
 }
