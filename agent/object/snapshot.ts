@@ -1,0 +1,23 @@
+/** A read-only view of a repository tree at one commit, shared by source and render. */
+import type { CommitInfo } from "./object.ts";
+
+/** One entry of a tree. `symlink` entries read back as their target path. */
+export interface TreeEntry {
+  name: string;
+  /** Path from the repository root, "/"-separated, no leading slash. */
+  path: string;
+  type: "blob" | "tree" | "symlink" | "submodule";
+}
+
+/** A repository tree at one commit. Paths are "/"-separated from the root; "" is the root. */
+export interface Snapshot {
+  /** `<ref>@sha1:<hash>` */
+  revision: string;
+  commit: CommitInfo;
+  /** Entries directly under a directory; rejects with an error naming the path if it is not a directory. */
+  readDir(path: string): Promise<TreeEntry[]>;
+  /** The bytes of a blob, or the target of a symlink; rejects naming the path if absent. */
+  readBlob(path: string): Promise<Uint8Array>;
+  /** The entry at a path, or undefined. */
+  stat(path: string): Promise<TreeEntry | undefined>;
+}
