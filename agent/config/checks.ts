@@ -1,0 +1,135 @@
+/** Checks of berth.yaml that a JSON Schema cannot express: secrets, URLs, paths, app names and dependencies. */
+import { findCycle } from "./dependency-order.ts";
+import { type ConfigProblem, problemAt } from "./problems.ts";
+
+type Raw = Record<string, unknown>;
+
+const PLAINTEXT_SECRETS: { at: string[]; key: string; use: string }[] = [
+  { at: ["source", "auth"], key: "token", use: "tokenFile or tokenEnv" },
+  { at: ["source", "auth"], key: "password", use: "passwordFile or passwordEnv" },
+  { at: ["ledger"], key: "secretKey", use: "secretKeyFile or secretKeyEnv" },
+  { at: ["api"], key: "token", use: "tokenFile or tokenEnv" },
+];
+
+/** Plaintext secret fields (`source.auth.token`, …); each problem says which file/env field to use instead. */
+export function plaintextSecretProblems(data: unknown): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const { at, key, use } of PLAINTEXT_SECRETS) {
+    const parent = at.reduce<unknown>((node, k) => (isMapping(node) ? node[k] : undefined), data);
+    if (isMapping(parent) && key in parent) {
+      problems.push(
+        problemAt([...at, key], `plaintext secrets are not allowed in the config file; use ${use}`),
+      );
+    }
+  }
+  return problems;
+}
+
+/** Problems of a config that already passed the schema. */
+export function semanticProblems(data: Raw): ConfigProblem[] {
+  return [...sourceProblems(data), ...exclusiveProblems(data), ...appProblems(data)];
+}
+
+function sourceProblems(data: Raw): ConfigProblem[] {
+  const source = data.source as Raw;
+  const url = String(source.url);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return [problemAt(["source", "url"], `expected an http or https URL, got ${JSON.stringify(url)}`)];
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+    return [
+      problemAt(
+        ["source", "url"],
+        `expected an http or https URL, got scheme "${parsed.protocol.slice(0, -1)}"`,
+      ),
+    ];
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    return [problemAt(["source", "url"], "credentials in the URL are not allowed; use source.auth")];
+  }
+  const auth = source.auth as Raw | undefined;
+  if (auth === undefined) return [];
+  const secrets = ["tokenFile", "tokenEnv", "passwordFile", "passwordEnv"].filter((k) => k in auth);
+  if (secrets.length === 0) {
+    return [
+      problemAt(["source", "auth"], "expected one of tokenFile, tokenEnv, passwordFile or passwordEnv"),
+    ];
+  }
+  if (secrets.length > 1) {
+    return [problemAt(["source", "auth"], `expected only one of ${secrets.join(", ")}`)];
+  }
+  if ("username" in auth && secrets[0]?.startsWith("token")) {
+    return [
+      problemAt(
+        ["source", "auth", "username"],
+        `not used with ${secrets[0]}; use passwordFile or passwordEnv`,
+      ),
+    ];
+  }
+  return [];
+}
+
+function exclusiveProblems(data: Raw): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const [section, a, b] of [
+    ["ledger", "secretKeyFile", "secretKeyEnv"],
+    ["api", "tokenFile", "tokenEnv"],
+  ] as const) {
+    const node = data[section] as Raw | undefined;
+    if (node && a in node && b in node)
+      problems.push(problemAt([section], `expected only one of ${a}, ${b}`));
+  }
+  return problems;
+}
+
+function appProblems(data: Raw): ConfigProblem[] {
+  const apps = data.apps as { name: string; path: string; dependsOn?: string[] }[];
+  const problems: ConfigProblem[] = [];
+  const firstIndex = new Map<string, number>();
+  apps.forEach((app, i) => {
+    const earlier = firstIndex.get(app.name);
+    if (earlier === undefined) firstIndex.set(app.name, i);
+    else
+      problems.push(problemAt(["apps", i, "name"], `"${app.name}" is already the name of apps[${earlier}]`));
+    const pathProblem = appPathProblem(app.path);
+    if (pathProblem) problems.push(problemAt(["apps", i, "path"], pathProblem));
+  });
+  apps.forEach((app, i) => {
+    (app.dependsOn ?? []).forEach((dep, j) => {
+      if (!firstIndex.has(dep))
+        problems.push(problemAt(["apps", i, "dependsOn", j], `no app is named "${dep}"`));
+    });
+  });
+  const cycle = findCycle(apps.map((app) => ({ name: app.name, dependsOn: app.dependsOn ?? [] })));
+  if (cycle) {
+    const at = firstIndex.get(cycle[0] ?? "") ?? 0;
+    problems.push(problemAt(["apps", at, "dependsOn"], `dependency cycle: ${cycle.join(" → ")}`));
+  }
+  return problems;
+}
+
+/** Why an app path is unusable, or undefined: it must be relative, "/"-separated and stay inside the repository. */
+function appPathProblem(path: string): string | undefined {
+  const shown = JSON.stringify(path);
+  if (path.startsWith("/") || /^[A-Za-z]:/.test(path)) {
+    return `expected a path relative to the repository root, got ${shown}`;
+  }
+  if (path.includes("\\")) return `expected "/" as separator, got ${shown}`;
+  if (path.split("/").includes("..")) return `expected a path without "..", got ${shown}`;
+  return undefined;
+}
+
+/** An app path in the form snapshots use: no "./", no trailing "/", "" for the root. */
+export function normaliseAppPath(path: string): string {
+  return path
+    .split("/")
+    .filter((part) => part !== "" && part !== ".")
+    .join("/");
+}
+
+function isMapping(value: unknown): value is Raw {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}

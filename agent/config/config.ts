@@ -1,0 +1,229 @@
+/**
+ * Loads `berth.yaml`: YAML → JSON Schema (schemas/config.schema.json) → extra checks → a normalised
+ * `AgentConfig` (durations in milliseconds, defaults filled, file paths absolute).
+ *
+ * Editors complete and check the file when it starts with
+ * `# yaml-language-server: $schema=https://berth.dev/schemas/config.schema.json` (or a path to
+ * schemas/config.schema.json).
+ */
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
+import { messageOf } from "../object/errors.ts";
+import { normaliseAppPath, plaintextSecretProblems, semanticProblems } from "./checks.ts";
+import { parseDuration } from "./duration.ts";
+import { ConfigError, type ConfigProblem, problemAt } from "./problems.ts";
+import { schemaProblems } from "./schema-check.ts";
+
+/** Where the Git credentials come from; file paths are absolute. Exactly one secret source is set. */
+export interface GitAuthConfig {
+  tokenFile?: string;
+  tokenEnv?: string;
+  username?: string;
+  passwordFile?: string;
+  passwordEnv?: string;
+}
+
+/** The Git repository to follow. Durations in milliseconds. */
+export interface SourceConfig {
+  url: string;
+  ref: string;
+  interval: number;
+  timeout: number;
+  auth?: GitAuthConfig;
+}
+
+/** One app: the plain manifests under `path` (normalised: "/"-separated, no "./", "" for the root). */
+export interface AppConfig {
+  name: string;
+  path: string;
+  namespace?: string;
+  dependsOn: string[];
+  prune: boolean;
+  /** Milliseconds; the source interval unless set. */
+  interval: number;
+  /** Milliseconds. */
+  timeout: number;
+  suspend: boolean;
+  force: boolean;
+  allowEmpty: boolean;
+}
+
+/** The ledger database and the key that encrypts Secret data in it; paths absolute. */
+export interface LedgerConfig {
+  path: string;
+  secretKeyFile?: string;
+  secretKeyEnv?: string;
+}
+
+/** The HTTP API listener and its token source; paths absolute. */
+export interface ApiConfig {
+  listen: string;
+  tokenFile?: string;
+  tokenEnv?: string;
+}
+
+/** A loaded, checked and normalised berth.yaml. */
+export interface AgentConfig {
+  apiVersion: "berth.dev/v1alpha1";
+  kind: "Agent";
+  /** Absolute path of the file this came from. */
+  configPath: string;
+  source: SourceConfig;
+  apps: AppConfig[];
+  /** Extra rule files or directories, absolute. */
+  rules: string[];
+  ledger: LedgerConfig;
+  api: ApiConfig;
+}
+
+/** Defaults for fields berth.yaml may leave out. */
+export const CONFIG_DEFAULTS = {
+  ref: "main",
+  interval: 60_000,
+  sourceTimeout: 60_000,
+  appTimeout: 300_000,
+  ledgerPath: "berth-ledger.db",
+  listen: "127.0.0.1:7420",
+} as const;
+
+/** Reads and parses a config file; errors name the file. */
+export function loadConfig(path: string): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const why = code === "ENOENT" ? "no such file" : messageOf(err);
+    throw new ConfigError(path, [{ field: "", segments: [], message: `cannot read config file: ${why}` }]);
+  }
+  return parseConfig(text, path);
+}
+
+/** Parses config text; `file` names it in messages and anchors relative paths. Throws ConfigError. */
+export function parseConfig(text: string, file: string): AgentConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const syntax = doc.errors[0];
+  if (syntax) {
+    const { line, col } = lineCounter.linePos(syntax.pos[0]);
+    const message = `${line}:${col}: invalid YAML: ${syntax.message.split("\n")[0]}`;
+    throw new ConfigError(file, [{ field: "", segments: [], message }]);
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(file, [{ field: "", segments: [], message: `invalid YAML: ${messageOf(err)}` }]);
+  }
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    const problem = problemAt([], "expected a mapping with apiVersion, kind, source and apps");
+    throw new ConfigError(file, [problem]);
+  }
+  const secrets = plaintextSecretProblems(data);
+  const secretFields = new Set(secrets.map((p) => p.field));
+  let problems = [...secrets, ...schemaProblems(data).filter((p) => !secretFields.has(p.field))];
+  if (problems.length === 0) problems = semanticProblems(data as Record<string, unknown>);
+  if (problems.length > 0)
+    throw new ConfigError(
+      file,
+      problems.map((p) => withLine(p, doc, lineCounter)),
+    );
+  return normalise(data as RawConfig, resolve(file));
+}
+
+/** Adds the line of the offending node (or its nearest existing parent). */
+function withLine(
+  problem: ConfigProblem,
+  doc: ReturnType<typeof parseDocument>,
+  lines: LineCounter,
+): ConfigProblem {
+  for (let n = problem.segments.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(problem.segments.slice(0, n), true);
+    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+    if (range && (n > 0 || isMap(node) || isSeq(node)))
+      return { ...problem, line: lines.linePos(range[0]).line };
+  }
+  return problem;
+}
+
+interface RawConfig {
+  source: {
+    url: string;
+    ref?: string;
+    interval?: string;
+    timeout?: string;
+    auth?: Record<string, string>;
+  };
+  apps: (Omit<
+    AppConfig,
+    "dependsOn" | "prune" | "interval" | "timeout" | "suspend" | "force" | "allowEmpty"
+  > & {
+    dependsOn?: string[];
+    prune?: boolean;
+    interval?: string;
+    timeout?: string;
+    suspend?: boolean;
+    force?: boolean;
+    allowEmpty?: boolean;
+  })[];
+  rules?: string[];
+  ledger?: { path?: string; secretKeyFile?: string; secretKeyEnv?: string };
+  api?: { listen?: string; tokenFile?: string; tokenEnv?: string };
+}
+
+function normalise(raw: RawConfig, configPath: string): AgentConfig {
+  const base = dirname(configPath);
+  const abs = (path: string): string => (isAbsolute(path) ? path : resolve(base, path));
+  const ms = (text: string | undefined, fallback: number): number =>
+    text === undefined ? fallback : (parseDuration(text) ?? fallback);
+  const interval = ms(raw.source.interval, CONFIG_DEFAULTS.interval);
+  const source: SourceConfig = {
+    url: raw.source.url,
+    ref: raw.source.ref ?? CONFIG_DEFAULTS.ref,
+    interval,
+    timeout: ms(raw.source.timeout, CONFIG_DEFAULTS.sourceTimeout),
+  };
+  if (raw.source.auth) source.auth = gitAuth(raw.source.auth, abs);
+  const apps = raw.apps.map((app): AppConfig => {
+    const out: AppConfig = {
+      name: app.name,
+      path: normaliseAppPath(app.path),
+      dependsOn: app.dependsOn ?? [],
+      prune: app.prune ?? true,
+      interval: ms(app.interval, interval),
+      timeout: ms(app.timeout, CONFIG_DEFAULTS.appTimeout),
+      suspend: app.suspend ?? false,
+      force: app.force ?? false,
+      allowEmpty: app.allowEmpty ?? false,
+    };
+    if (app.namespace !== undefined) out.namespace = app.namespace;
+    return out;
+  });
+  const ledger: LedgerConfig = { path: abs(raw.ledger?.path ?? CONFIG_DEFAULTS.ledgerPath) };
+  if (raw.ledger?.secretKeyFile !== undefined) ledger.secretKeyFile = abs(raw.ledger.secretKeyFile);
+  if (raw.ledger?.secretKeyEnv !== undefined) ledger.secretKeyEnv = raw.ledger.secretKeyEnv;
+  const api: ApiConfig = { listen: raw.api?.listen ?? CONFIG_DEFAULTS.listen };
+  if (raw.api?.tokenFile !== undefined) api.tokenFile = abs(raw.api.tokenFile);
+  if (raw.api?.tokenEnv !== undefined) api.tokenEnv = raw.api.tokenEnv;
+  return {
+    apiVersion: "berth.dev/v1alpha1",
+    kind: "Agent",
+    configPath,
+    source,
+    apps,
+    rules: (raw.rules ?? []).map(abs),
+    ledger,
+    api,
+  };
+}
+
+function gitAuth(raw: Record<string, string>, abs: (path: string) => string): GitAuthConfig {
+  const auth: GitAuthConfig = {};
+  if (raw.tokenFile !== undefined) auth.tokenFile = abs(raw.tokenFile);
+  if (raw.tokenEnv !== undefined) auth.tokenEnv = raw.tokenEnv;
+  if (raw.username !== undefined) auth.username = raw.username;
+  if (raw.passwordFile !== undefined) auth.passwordFile = abs(raw.passwordFile);
+  if (raw.passwordEnv !== undefined) auth.passwordEnv = raw.passwordEnv;
+  return auth;
+}
