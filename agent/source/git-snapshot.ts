@@ -1,0 +1,126 @@
+/** A `Snapshot` read straight from a bare object store: trees and blobs at one commit, no working copy. */
+import * as fs from "node:fs";
+import git from "isomorphic-git";
+import { BerthError } from "../object/errors.ts";
+import type { CommitInfo } from "../object/object.ts";
+import type { Snapshot, TreeEntry } from "../object/snapshot.ts";
+
+interface Entry extends TreeEntry {
+  oid: string;
+}
+
+/** Tree modes as Git stores them. */
+const TYPE_OF_MODE: Record<string, TreeEntry["type"]> = {
+  "040000": "tree",
+  "100644": "blob",
+  "100755": "blob",
+  "120000": "symlink",
+  "160000": "submodule",
+};
+
+/** A repository tree at one commit of the bare repository `gitdir`; trees are read once and kept. */
+export class GitSnapshot implements Snapshot {
+  private readonly trees = new Map<string, Promise<Entry[]>>();
+  // isomorphic-git keeps parsed pack indexes here; one per snapshot so they are freed with it.
+  private readonly cache = {};
+
+  private constructor(
+    private readonly gitdir: string,
+    readonly revision: string,
+    readonly commit: CommitInfo,
+    private readonly rootTree: string,
+  ) {}
+
+  /** Opens the snapshot at `sha`, which must already be in the object store. */
+  static async open(gitdir: string, sha: string, revision: string): Promise<GitSnapshot> {
+    const { commit } = await git.readCommit({ fs, gitdir, oid: sha });
+    const info: CommitInfo = {
+      sha,
+      author: `${commit.author.name} <${commit.author.email}>`,
+      message: commit.message.trimEnd(),
+      time: new Date(commit.author.timestamp * 1000).toISOString(),
+    };
+    return new GitSnapshot(gitdir, revision, info, commit.tree);
+  }
+
+  async readDir(path: string): Promise<TreeEntry[]> {
+    const entries = await this.entriesOf(normalize(path));
+    return entries.map(publicEntry);
+  }
+
+  async readBlob(path: string): Promise<Uint8Array> {
+    const clean = normalize(path);
+    const entry = await this.find(clean);
+    if (!entry) throw this.error(clean, "no such file");
+    if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
+    if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
+    // A symlink's blob is its target path, which is what `Snapshot` promises to return for it.
+    const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid, cache: this.cache });
+    return blob;
+  }
+
+  async stat(path: string): Promise<TreeEntry | undefined> {
+    const clean = normalize(path);
+    if (clean === "") return { name: "", path: "", type: "tree" };
+    const entry = await this.find(clean);
+    return entry && publicEntry(entry);
+  }
+
+  private async find(path: string): Promise<Entry | undefined> {
+    const slash = path.lastIndexOf("/");
+    const parent = slash === -1 ? "" : path.slice(0, slash);
+    const name = path.slice(slash + 1);
+    let siblings: Entry[];
+    try {
+      siblings = await this.entriesOf(parent);
+    } catch (err) {
+      // A missing or non-directory parent means the path does not exist.
+      if (err instanceof BerthError && err.subject === parent) return undefined;
+      throw err;
+    }
+    return siblings.find((e) => e.name === name);
+  }
+
+  private entriesOf(dir: string): Promise<Entry[]> {
+    let pending = this.trees.get(dir);
+    if (!pending) {
+      pending = this.loadTree(dir);
+      this.trees.set(dir, pending);
+      // Forget failures so a later call reports them afresh rather than from a stale promise.
+      pending.catch(() => this.trees.delete(dir));
+    }
+    return pending;
+  }
+
+  private async loadTree(dir: string): Promise<Entry[]> {
+    let oid = this.rootTree;
+    if (dir !== "") {
+      const entry = await this.find(dir);
+      if (!entry) throw this.error(dir, "no such directory");
+      if (entry.type !== "tree") throw this.error(dir, "not a directory");
+      oid = entry.oid;
+    }
+    const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+    return tree.map((e) => ({
+      name: e.path,
+      path: dir === "" ? e.path : `${dir}/${e.path}`,
+      type: TYPE_OF_MODE[e.mode] ?? "blob",
+      oid: e.oid,
+    }));
+  }
+
+  private error(path: string, what: string): BerthError {
+    return new BerthError(`${what} at ${this.revision}`, { subject: path });
+  }
+}
+
+function publicEntry(e: Entry): TreeEntry {
+  return { name: e.name, path: e.path, type: e.type };
+}
+
+/** "/a//b/./c/" → "a/b/c"; ".." is refused because a snapshot has no parent to climb to. */
+function normalize(path: string): string {
+  const parts = path.split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes("..")) throw new BerthError(`path must not contain ".."`, { subject: path });
+  return parts.join("/");
+}

@@ -1,0 +1,264 @@
+/**
+ * Pulls commits from one Git repository over smart HTTP into a bare object cache and serves them as
+ * `Snapshot`s. A poll costs one request (the ref advertisement); a commit is fetched once, shallowly,
+ * and read from the cache ever after.
+ */
+import { Buffer } from "node:buffer";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import git, { type HttpClient, type ServerRef } from "isomorphic-git";
+import { BerthError } from "../object/errors.ts";
+import { revisionOf } from "../object/object.ts";
+import type { Snapshot } from "../object/snapshot.ts";
+import { atomicFs } from "./atomic-fs.ts";
+import { fetchFailed, isRetryable } from "./fetch-errors.ts";
+import { GitSnapshot } from "./git-snapshot.ts";
+import { fetchHttpClient, type RequestKind } from "./http-client.ts";
+import { serialized } from "./lock.ts";
+import { findRef, isFullSha, refNotFoundMessage } from "./refs.ts";
+import { withRetries } from "./retry.ts";
+import { cachePathFor, parseRepoUrl } from "./url.ts";
+
+/** Username and password (or token) for HTTP basic auth. */
+export interface GitCredentials {
+  username: string;
+  password: string;
+}
+
+/** How to reach the repository, which ref to follow, and where to cache it. */
+export interface GitSourceOptions {
+  /** http(s) URL of the repository; userinfo in it is used as credentials but never shown. */
+  url: string;
+  /** A branch, a tag, or a full 40-hex commit SHA. */
+  ref: string;
+  /** Directory holding one bare object cache per repository URL. */
+  cacheDir: string;
+  /** Called before each operation (poll, fetch), so a rotated token file or env var takes effect. */
+  credentials?: () => GitCredentials | undefined;
+  /** Limit per HTTP request, body included (default 60 s). */
+  timeoutMs?: number;
+  /** Retries after a network error or 5xx (default 3). */
+  retries?: number;
+  /** Base of the exponential backoff between retries (default 1 s). */
+  retryDelayMs?: number;
+  /** Called once per HTTP request, for metrics. */
+  onRequest?: (kind: RequestKind, ok: boolean) => void;
+}
+
+/** Result of `poll`: the ref's commit and whether it differs from the last one seen. */
+export interface PollResult {
+  sha: string;
+  changed: boolean;
+}
+
+// What `git fetch --unshallow` asks for: "all the history".
+const INFINITE_DEPTH = 0x7fffffff;
+
+/** One repository and ref, read through a bare cache under `cacheDir`. */
+export class GitSource {
+  /** The repository URL without credentials, as shown in messages. */
+  readonly url: string;
+  /** The ref as configured. */
+  readonly ref: string;
+  /** The bare repository that caches this URL's objects. */
+  readonly gitdir: string;
+  private readonly options: GitSourceOptions;
+  private readonly urlCredentials: GitCredentials | undefined;
+  private readonly http: HttpClient;
+
+  constructor(options: GitSourceOptions) {
+    const { clean, userinfo } = parseRepoUrl(options.url);
+    this.url = clean;
+    this.ref = options.ref;
+    this.urlCredentials = userinfo;
+    this.gitdir = cachePathFor(options.cacheDir, clean);
+    this.options = options;
+    this.http = fetchHttpClient({
+      timeoutMs: options.timeoutMs ?? 60_000,
+      ...(options.onRequest ? { onRequest: options.onRequest } : {}),
+    });
+    if (options.ref === "") throw new BerthError("ref must not be empty", { subject: `git ${clean}` });
+  }
+
+  /** The commit the ref points at now: one ref-advertisement request, or none for a full-SHA ref. */
+  async resolve(): Promise<string> {
+    if (isFullSha(this.ref)) return this.ref;
+    const refs = await this.listRefs();
+    const found = findRef(refs, this.ref);
+    if (!found) {
+      throw new BerthError(refNotFoundMessage(refs, this.ref), {
+        subject: `git ${this.url}`,
+        reason: "FetchFailed",
+      });
+    }
+    return found.sha;
+  }
+
+  /** Resolves the ref and says whether it moved away from `lastSha`. */
+  async poll(lastSha?: string): Promise<PollResult> {
+    const sha = await this.resolve();
+    return { sha, changed: sha !== lastSha };
+  }
+
+  /** The tree at `sha`, fetching it into the cache first unless it is already there. */
+  async snapshot(sha: string): Promise<Snapshot> {
+    if (!isFullSha(sha)) {
+      throw new BerthError(`"${sha}" is not a full 40-hex commit SHA`, { subject: `git ${this.url}` });
+    }
+    const revision = isFullSha(this.ref) ? revisionOf("", sha) : revisionOf(this.ref, sha);
+    // One fetch at a time per cache: concurrent fetches would race on refs and the shallow file.
+    return serialized(this.gitdir, async () => {
+      await this.ensureCache();
+      if (!(await this.hasCommit(sha))) await this.fetchCommit(sha);
+      return GitSnapshot.open(this.gitdir, sha, revision);
+    });
+  }
+
+  private async fetchCommit(sha: string): Promise<void> {
+    if (!isFullSha(this.ref)) {
+      // The usual case: `sha` is the ref's tip. The first time, its tree alone (depth 1). Later, no depth:
+      // the server then sends only the commits since our last tip and what they changed, where a depth-1
+      // fetch would send the whole tree again.
+      const incremental = await this.hasTrackingTip();
+      await this.fetch({ singleBranch: true, remoteRef: this.ref, ...(incremental ? {} : { depth: 1 }) });
+      if (await this.hasCommit(sha)) return;
+    }
+    // A pinned commit, or a tip the ref has since moved away from: fetch all branches and tags, with history.
+    const shallow =
+      existsSync(join(this.gitdir, "shallow")) && readFileSync(join(this.gitdir, "shallow")).length > 0;
+    await this.fetch({
+      singleBranch: false,
+      tags: true,
+      remoteRef: sha,
+      ...(shallow ? { depth: INFINITE_DEPTH } : {}),
+    });
+    if (await this.hasCommit(sha)) return;
+    throw new BerthError(`commit ${sha} not found: no branch or tag of the repository contains it`, {
+      subject: `git ${this.url}`,
+      reason: "FetchFailed",
+    });
+  }
+
+  private fetch(args: {
+    singleBranch: boolean;
+    remoteRef: string;
+    depth?: number;
+    tags?: boolean;
+  }): Promise<unknown> {
+    return this.withRetries(() =>
+      git.fetch({
+        fs: atomicFs,
+        http: this.http,
+        gitdir: this.gitdir,
+        url: this.url,
+        // The local tracking ref, so the server is told which objects we already have.
+        ref: isFullSha(args.remoteRef) ? args.remoteRef : this.trackingRef(),
+        remoteRef: args.remoteRef,
+        singleBranch: args.singleBranch,
+        tags: args.tags ?? false,
+        ...(args.depth !== undefined ? { depth: args.depth } : {}),
+        headers: this.authHeaders(),
+      }),
+    ).catch((err: unknown) => {
+      // The ref vanished between resolve() and snapshot().
+      if (err instanceof BerthError && (err.cause as { code?: unknown })?.code === "NotFoundError") {
+        throw new BerthError(`ref "${args.remoteRef}" not found on the server`, {
+          subject: `git ${this.url}`,
+          reason: "FetchFailed",
+          cause: err.cause,
+        });
+      }
+      throw err;
+    });
+  }
+
+  private listRefs(): Promise<ServerRef[]> {
+    // Protocol v1 gets every ref, tags peeled, in the single GET of the advertisement; v2 would need a POST too.
+    return this.withRetries(() =>
+      git.listServerRefs({
+        http: this.http,
+        url: this.url,
+        protocolVersion: 1,
+        peelTags: true,
+        headers: this.authHeaders(),
+      }),
+    );
+  }
+
+  private async withRetries<T>(operation: () => Promise<T>): Promise<T> {
+    let attempts = 0;
+    try {
+      return await withRetries(
+        () => {
+          attempts++;
+          return operation();
+        },
+        {
+          retries: this.options.retries ?? 3,
+          baseDelayMs: this.options.retryDelayMs ?? 1000,
+          retryable: isRetryable,
+        },
+      );
+    } catch (err) {
+      throw fetchFailed(this.url, err, attempts);
+    }
+  }
+
+  // Sent up front rather than via isomorphic-git's onAuth, which would cost a 401 round trip every time.
+  private authHeaders(): Record<string, string> {
+    const credentials = this.options.credentials?.() ?? this.urlCredentials;
+    if (!credentials) return {};
+    const basic = Buffer.from(`${credentials.username}:${credentials.password}`, "utf8").toString("base64");
+    return { Authorization: `Basic ${basic}` };
+  }
+
+  private async ensureCache(): Promise<void> {
+    const fs = atomicFs;
+    const gitdir = this.gitdir;
+    // Checked every time (one small read) so a cache left half-initialized by a crash gets completed.
+    if (
+      existsSync(join(gitdir, "HEAD")) &&
+      (await git.getConfig({ fs, gitdir, path: "remote.origin.fetch" }))
+    )
+      return;
+    await mkdir(gitdir, { recursive: true });
+    await git.init({ fs, gitdir, bare: true, defaultBranch: "main" });
+    // fetch writes what it got to the remote-tracking refs this refspec names; the URL is the clean one.
+    await git.setConfig({ fs, gitdir, path: "remote.origin.url", value: this.url });
+    await git.setConfig({
+      fs,
+      gitdir,
+      path: "remote.origin.fetch",
+      value: "+refs/heads/*:refs/remotes/origin/*",
+    });
+  }
+
+  /** Where fetch records the branch's tip locally (the refspec maps refs/heads/X to it). */
+  private trackingRef(): string {
+    return `refs/remotes/origin/${this.ref.replace(/^refs\/heads\//, "")}`;
+  }
+
+  /** Whether the tip fetched last time for the ref is in the cache, to negotiate against. */
+  private async hasTrackingTip(): Promise<boolean> {
+    try {
+      const oid = await git.resolveRef({
+        fs: atomicFs,
+        gitdir: this.gitdir,
+        ref: this.trackingRef(),
+      });
+      return await this.hasCommit(oid);
+    } catch {
+      return false;
+    }
+  }
+
+  private async hasCommit(sha: string): Promise<boolean> {
+    try {
+      await git.readCommit({ fs: atomicFs, gitdir: this.gitdir, oid: sha });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

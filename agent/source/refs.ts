@@ -1,0 +1,44 @@
+/** Finds a ref name in a server's ref advertisement, the way `git rev-parse` orders candidates. */
+import type { ServerRef } from "isomorphic-git";
+
+/** True for a full 40-hex commit SHA, which berth uses as is without asking the server. */
+export function isFullSha(ref: string): boolean {
+  return /^[0-9a-f]{40}$/.test(ref);
+}
+
+/** The full ref names `name` may stand for, in Git's order of precedence (a tag wins over a branch). */
+export function candidatesFor(name: string): string[] {
+  return [name, `refs/${name}`, `refs/tags/${name}`, `refs/heads/${name}`];
+}
+
+/** The matched ref and the commit it points at (annotated tags peeled), or undefined. */
+export function findRef(refs: ServerRef[], name: string): { ref: string; sha: string } | undefined {
+  for (const candidate of candidatesFor(name)) {
+    const found = refs.find((r) => r.ref === candidate);
+    if (found) return { ref: found.ref, sha: found.peeled ?? found.oid };
+  }
+  return undefined;
+}
+
+/** The message for a ref the server does not have, listing what it does have. */
+export function refNotFoundMessage(refs: ServerRef[], name: string): string {
+  const branches = shortNames(refs, "refs/heads/");
+  const tags = shortNames(refs, "refs/tags/");
+  if (branches.length === 0 && tags.length === 0)
+    return `branch "${name}" not found: the repository is empty`;
+  const kind = name.startsWith("refs/tags/") ? "tag" : "branch";
+  let message = `${kind} "${name}" not found; available: ${list(branches)}`;
+  if (tags.length > 0) message += `; tags: ${list(tags)}`;
+  return message;
+}
+
+function shortNames(refs: ServerRef[], prefix: string): string[] {
+  return refs.filter((r) => r.ref.startsWith(prefix)).map((r) => r.ref.slice(prefix.length));
+}
+
+// Long lists would drown the message; the first few are enough to spot a typo.
+function list(names: string[], max = 20): string {
+  if (names.length === 0) return "(none)";
+  const shown = names.slice(0, max).join(", ");
+  return names.length > max ? `${shown}, … (${names.length - max} more)` : shown;
+}
