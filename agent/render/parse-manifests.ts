@@ -1,0 +1,107 @@
+/** Turns the text of one manifest file (multi-document YAML or JSON) into plain documents, within limits. */
+import { Composer, LineCounter, Parser, type ScalarTag } from "yaml";
+import { messageOf } from "../object/errors.ts";
+import { jsonSyntaxError } from "./json-position.ts";
+
+/** One document of a file; `index` counts every document of the file, empty ones included. */
+export interface ParsedDocument {
+  index: number;
+  value: unknown;
+}
+
+/** Why a file could not be parsed; `line`/`column` are 1-based when known. */
+export interface ParseFailure {
+  message: string;
+  line?: number;
+  column?: number;
+}
+
+/** The limits parsing honours. */
+export interface ParseLimits {
+  /** Documents this file may still add before the app's budget runs out. */
+  documentBudget: number;
+  maxAliases: number;
+  maxDepth: number;
+}
+
+/**
+ * YAML 1.2 core schema, plus YAML 1.1 octals ("0644" is 420), as kubectl reads them: file modes such as
+ * `defaultMode: 0644` must mean what they meant under kubectl. "yes"/"on"/"y" stay strings.
+ */
+const LEGACY_OCTAL: ScalarTag = {
+  identify: (value) => typeof value === "number",
+  default: true,
+  tag: "tag:yaml.org,2002:int",
+  test: /^0[0-7]+$/,
+  resolve: (text) => Number.parseInt(text, 8),
+};
+
+/** Documents of a `.json` file (one document), or the first syntax error with its position. */
+export function parseJsonFile(text: string, limits: ParseLimits): ParsedDocument[] | ParseFailure {
+  if (text.trim() === "") return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const found = jsonSyntaxError(text);
+    if (found === undefined) return { message: `invalid JSON: ${messageOf(err)}` };
+    return { message: `invalid JSON: ${found.message}`, ...position(text, found.offset) };
+  }
+  const deep = depthProblem(value, limits.maxDepth);
+  if (deep) return { message: deep };
+  return [{ index: 0, value }];
+}
+
+/** Documents of a YAML stream, stopping at the first error (syntax, alias bomb, too many documents, too deep). */
+export function parseYamlFile(text: string, limits: ParseLimits): ParsedDocument[] | ParseFailure {
+  const lineCounter = new LineCounter();
+  const parser = new Parser(lineCounter.addNewLine);
+  const composer = new Composer({
+    customTags: (tags) => [LEGACY_OCTAL, ...tags],
+    prettyErrors: false,
+    uniqueKeys: true,
+  });
+  const out: ParsedDocument[] = [];
+  let index = 0;
+  for (const doc of composer.compose(parser.parse(text))) {
+    const syntax = doc.errors[0];
+    if (syntax) {
+      const { line, col } = lineCounter.linePos(syntax.pos[0]);
+      return { message: `invalid YAML: ${syntax.message.split("\n")[0]}`, line, column: col };
+    }
+    if (index >= limits.documentBudget) return { message: `too many documents (the limit is per app)` };
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: limits.maxAliases });
+    } catch (err) {
+      const where = doc.range ? lineCounter.linePos(doc.range[0]) : undefined;
+      const message = /alias/i.test(messageOf(err))
+        ? `document ${index}: refused: more than ${limits.maxAliases} alias expansions (a YAML "billion laughs" bomb?)`
+        : `document ${index}: ${messageOf(err)}`;
+      return where ? { message, line: where.line, column: where.col } : { message };
+    }
+    const deep = depthProblem(value, limits.maxDepth);
+    if (deep) return { message: `document ${index}: ${deep}` };
+    out.push({ index, value });
+    index += 1;
+  }
+  return out;
+}
+
+/** "nested deeper than N levels", or undefined; iterative so hostile input cannot overflow the stack. */
+function depthProblem(root: unknown, maxDepth: number): string | undefined {
+  const stack: [unknown, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number];
+    if (value === null || typeof value !== "object") continue;
+    if (depth >= maxDepth) return `nested deeper than ${maxDepth} levels`;
+    for (const child of Object.values(value)) stack.push([child, depth + 1]);
+  }
+  return undefined;
+}
+
+function position(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  const line = before.split("\n").length;
+  return { line, column: offset - before.lastIndexOf("\n") };
+}

@@ -1,0 +1,283 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
+import { render } from "../../agent/render/render.ts";
+
+const roots: string[] = [];
+afterAll(() => {
+  for (const root of roots) rmSync(root, { recursive: true, force: true });
+});
+
+/** A temp repository with the given files ("a/b.yaml": text) and symlinks ("link": { link: "target" }). */
+function repo(tree: Record<string, string | { link: string }>): { root: string; snapshot: FsSnapshot } {
+  const root = mkdtempSync(join(tmpdir(), "berth-render-"));
+  roots.push(root);
+  for (const [path, content] of Object.entries(tree)) {
+    const full = join(root, path);
+    mkdirSync(dirname(full), { recursive: true });
+    if (typeof content === "string") writeFileSync(full, content);
+    else symlinkSync(content.link, full);
+  }
+  return { root, snapshot: new FsSnapshot(root) };
+}
+
+const cm = (name: string, extra = "") =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${extra}`;
+
+describe("render()", () => {
+  test("reads multi-document YAML in path order with document indexes", async () => {
+    const { snapshot } = repo({
+      "app/b.yaml": `${cm("b1")}---\n---\n${cm("b2", "data:\n  k: v\n")}`,
+      "app/a.yml": cm("a"),
+      "app/sub/c.yaml": cm("c", "  namespace: team\n"),
+      "other/x.yaml": cm("outside"),
+    });
+    const result = await render(snapshot, "app");
+    expect(result.errors).toEqual([]);
+    expect(result.files).toBe(3);
+    expect(result.objects.map((o) => o.source)).toEqual([
+      "app/a.yml#0",
+      "app/b.yaml#0",
+      "app/b.yaml#2",
+      "app/sub/c.yaml#0",
+    ]);
+    expect(result.objects[3]?.ref).toEqual({
+      group: "",
+      version: "v1",
+      kind: "ConfigMap",
+      namespace: "team",
+      name: "c",
+    });
+    expect(result.objects[2]?.object.data).toEqual({ k: "v" });
+    expect(result.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  test("reads JSON files and ignores other files and hidden entries", async () => {
+    const { snapshot } = repo({
+      "app/d.json": JSON.stringify({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "web" } }),
+      "app/README.md": "# not yaml: [",
+      "app/.hidden.yaml": "{{ not even yaml",
+      "app/.git-crypt/x.yaml": "{{",
+    });
+    const result = await render(snapshot, "app");
+    expect(result.errors).toEqual([]);
+    expect(result.objects.map((o) => [o.source, o.ref.group, o.ref.kind])).toEqual([
+      ["app/d.json#0", "apps", "Deployment"],
+    ]);
+    expect(result.files).toBe(1);
+  });
+
+  test("expands List and <Kind>List documents", async () => {
+    const list = {
+      apiVersion: "v1",
+      kind: "List",
+      items: [JSON.parse(JSON.stringify({ apiVersion: "v1", kind: "Service", metadata: { name: "s" } }))],
+    };
+    const { snapshot } = repo({
+      "app/list.json": JSON.stringify(list),
+      "app/cms.yaml": `apiVersion: v1\nkind: ConfigMapList\nitems:\n  - ${cm("one").replaceAll("\n", "\n    ")}\n  - ${cm("two").replaceAll("\n", "\n    ")}\n`,
+    });
+    const result = await render(snapshot, "app");
+    expect(result.errors).toEqual([]);
+    expect(result.objects.map((o) => `${o.source} ${o.ref.kind}/${o.ref.name}`)).toEqual([
+      "app/cms.yaml#0.items[0] ConfigMap/one",
+      "app/cms.yaml#0.items[1] ConfigMap/two",
+      "app/list.json#0.items[0] Service/s",
+    ]);
+  });
+
+  test("skips documents that are not Kubernetes objects, with the reason", async () => {
+    const { snapshot } = repo({
+      "app/kustomization.yaml":
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n",
+      "app/values.yaml": "replicas: 3\nimage: nginx\n",
+      "app/a.yaml": cm("a"),
+    });
+    const result = await render(snapshot, "app");
+    expect(result.errors).toEqual([]);
+    expect(result.objects.map((o) => o.ref.name)).toEqual(["a"]);
+    expect(result.skipped).toEqual([
+      { path: "app/kustomization.yaml#0", message: expect.stringContaining("kustomize") },
+      { path: "app/values.yaml#0", message: "not a Kubernetes object: no apiVersion or kind" },
+    ]);
+  });
+
+  test("drops status and server-set metadata, keeps everything else", async () => {
+    const { snapshot } = repo({
+      "app/x.yaml": `${cm("x", "  creationTimestamp: null\n  resourceVersion: '5'\n  uid: abc\n  labels: { a: b }\ndata: { mode: 0644, on: yes }\nstatus: { phase: Active }\n")}`,
+    });
+    const result = await render(snapshot, "app");
+    expect(result.objects[0]?.object).toEqual({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "x", labels: { a: "b" } },
+      data: { mode: 420, on: "yes" },
+    });
+  });
+
+  test("a name or namespace that is not a string is an error naming the document", async () => {
+    const { snapshot } = repo({
+      "app/x.yaml": `${cm("ok")}---\n${cm("1234")}---\n${cm("n", "  namespace: [a]\n")}`,
+    });
+    const result = await render(snapshot, "app");
+    expect(result.errors).toEqual([
+      { path: "app/x.yaml#1", message: expect.stringContaining("metadata.name") },
+      { path: "app/x.yaml#2", message: expect.stringContaining("metadata.namespace") },
+    ]);
+  });
+
+  test("malformed YAML and JSON are errors with file, line and column", async () => {
+    const { snapshot } = repo({
+      "app/bad.yaml": `${cm("a")}---\napiVersion: v1\nkind: [ConfigMap\nmetadata: {}\n`,
+      "app/bad.json": '{\n  "apiVersion": "v1",\n  "kind": oops\n}',
+      "app/dup.yaml": "a: 1\na: 2\n",
+    });
+    const result = await render(snapshot, "app");
+    const paths = result.errors.map((e) => e.path);
+    expect(paths).toEqual([
+      "app/bad.json:3:11",
+      expect.stringMatching(/^app\/bad\.yaml:\d+:\d+$/),
+      "app/dup.yaml:2:1",
+    ]);
+    expect(result.errors[1]?.path).toMatch(/^app\/bad\.yaml:(7|8):/);
+    expect(result.errors[0]?.message).toContain("invalid JSON");
+  });
+
+  test("a file over the size limit is an error", async () => {
+    const { snapshot } = repo({ "app/big.yaml": cm("big", `data:\n  x: "${"a".repeat(2000)}"\n`) });
+    const result = await render(snapshot, "app", { limits: { maxFileBytes: 1000 } });
+    expect(result.objects).toEqual([]);
+    expect(result.errors).toEqual([
+      { path: "app/big.yaml", message: expect.stringMatching(/over the limit of 1000/) },
+    ]);
+    expect((await render(snapshot, "app")).errors).toEqual([]);
+  });
+
+  test("more documents than the limit is an error", async () => {
+    const docs = Array.from({ length: 6 }, (_, i) => cm(`c${i}`)).join("---\n");
+    const { snapshot } = repo({ "app/a.yaml": docs, "app/b.yaml": cm("b") });
+    expect((await render(snapshot, "app", { limits: { maxDocuments: 7 } })).errors).toEqual([]);
+    const result = await render(snapshot, "app", { limits: { maxDocuments: 6 } });
+    expect(result.errors).toEqual([
+      { path: "app/b.yaml", message: expect.stringContaining("too many documents") },
+    ]);
+    const within = await render(snapshot, "app", { limits: { maxDocuments: 3 } });
+    expect(within.errors[0]?.path).toBe("app/a.yaml");
+  });
+
+  test("refuses a billion-laughs alias bomb quickly", async () => {
+    let bomb = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n';
+    for (let i = 1; i < 9; i++) {
+      const prev = String.fromCharCode(96 + i);
+      const next = String.fromCharCode(97 + i);
+      bomb += `${next}: &${next} [${Array(9).fill(`*${prev}`).join(",")}]\n`;
+    }
+    const { snapshot } = repo({
+      "app/bomb.yaml": `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: x }\ndata:\n  ${bomb.replaceAll("\n", "\n  ")}`,
+    });
+    const started = performance.now();
+    const result = await render(snapshot, "app");
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(result.objects).toEqual([]);
+    expect(result.errors).toEqual([
+      { path: expect.stringMatching(/^app\/bomb\.yaml/), message: expect.stringContaining("alias") },
+    ]);
+  });
+
+  test("refuses symlinks that leave the repository, relative or absolute", async () => {
+    const { snapshot } = repo({
+      "app/up.yaml": { link: "../../outside.yaml" },
+      "app/dir": { link: "../.." },
+      "app/abs.yaml": { link: "/etc/hostname" },
+      "app/ok.yaml": cm("ok"),
+    });
+    const result = await render(snapshot, "app");
+    expect(result.errors).toEqual([
+      { path: "app/abs.yaml", message: expect.stringContaining('"/etc/hostname" is absolute') },
+      { path: "app/dir", message: expect.stringContaining('"../.." leaves the repository') },
+      { path: "app/up.yaml", message: expect.stringContaining('"../../outside.yaml" leaves the repository') },
+    ]);
+  });
+
+  test("follows symlinks to files and directories inside the repository, and stops loops", async () => {
+    const { snapshot } = repo({
+      "shared/base.yaml": cm("base"),
+      "shared/more/m.yaml": cm("more"),
+      "app/base.yaml": { link: "../shared/base.yaml" },
+      "app/more": { link: "../shared/more" },
+      "app/self": { link: "." },
+      "app/hop.yaml": { link: "chain.yaml" },
+      "app/chain.yaml": { link: "hop.yaml" },
+    });
+    const result = await render(snapshot, "app");
+    expect(result.objects.map((o) => `${o.source} ${o.ref.name}`)).toEqual([
+      "app/base.yaml#0 base",
+      "app/more/m.yaml#0 more",
+    ]);
+    expect(result.errors.map((e) => e.path)).toEqual(["app/chain.yaml", "app/hop.yaml", "app/self"]);
+    expect(result.errors[2]?.message).toContain("loop");
+  });
+
+  test("an app path that is missing or not a directory is an error naming it", async () => {
+    const { snapshot } = repo({ "app/a.yaml": cm("a") });
+    expect((await render(snapshot, "nope")).errors).toEqual([
+      { path: "nope", message: "app path does not exist" },
+    ]);
+    expect((await render(snapshot, "app/a.yaml")).errors).toEqual([
+      { path: "app/a.yaml", message: expect.stringContaining("not a directory") },
+    ]);
+    expect((await render(snapshot, "../x")).errors[0]?.message).toContain("inside the repository");
+    expect((await render(snapshot, "./app/")).objects).toHaveLength(1);
+  });
+
+  test("a submodule is skipped with the reason", async () => {
+    const { snapshot } = repo({
+      "app/vendor/.git": "gitdir: ../../.git/modules/vendor\n",
+      "app/vendor/x.yaml": cm("v"),
+    });
+    const result = await render(snapshot, "app");
+    expect(result.objects).toEqual([]);
+    expect(result.skipped).toEqual([{ path: "app/vendor", message: expect.stringContaining("submodule") }]);
+  });
+
+  test("the digest depends on the objects, not on files or their order", async () => {
+    const one = repo({ "app/all.yaml": `${cm("a")}---\n${cm("b")}` });
+    const two = repo({
+      "app/z.yaml": cm("a"),
+      "app/y/b.json": JSON.stringify({ metadata: { name: "b" }, kind: "ConfigMap", apiVersion: "v1" }),
+    });
+    const changed = repo({ "app/all.yaml": `${cm("a")}---\n${cm("b", "data: { k: v }\n")}` });
+    const [r1, r2, r3] = await Promise.all([
+      render(one.snapshot, "app"),
+      render(two.snapshot, "app"),
+      render(changed.snapshot, "app"),
+    ]);
+    expect(r2.objects.map((o) => o.ref.name)).toEqual(["b", "a"]);
+    expect(r1.digest).toBe(r2.digest);
+    expect(r3.digest).not.toBe(r1.digest);
+  });
+});
+
+describe("FsSnapshot", () => {
+  test("reports symlinks with lstat and reads back their target", async () => {
+    const { snapshot } = repo({ "a.yaml": "x: 1\n", "l.yaml": { link: "a.yaml" }, "d/e.yaml": "" });
+    expect(await snapshot.readDir("")).toEqual([
+      { name: "a.yaml", path: "a.yaml", type: "blob" },
+      { name: "d", path: "d", type: "tree" },
+      { name: "l.yaml", path: "l.yaml", type: "symlink" },
+    ]);
+    expect(new TextDecoder().decode(await snapshot.readBlob("l.yaml"))).toBe("a.yaml");
+    expect(await snapshot.stat("d/e.yaml")).toEqual({ name: "e.yaml", path: "d/e.yaml", type: "blob" });
+    expect(await snapshot.stat("../x")).toBeUndefined();
+    await expect(snapshot.readBlob("missing.yaml")).rejects.toThrow("missing.yaml");
+    await expect(snapshot.readDir("a.yaml")).rejects.toThrow("a.yaml: not a directory");
+  });
+
+  test("does not pass through symlinked directories on a lookup", async () => {
+    const { snapshot } = repo({ "real/x.yaml": "a: 1\n", link: { link: "real" } });
+    expect(await snapshot.stat("link/x.yaml")).toBeUndefined();
+    expect(await snapshot.stat("real/x.yaml")).toBeDefined();
+  });
+});
