@@ -1,0 +1,147 @@
+/** The ledger's record types and how they map to and from table rows. */
+import type { Action, CommitInfo, HealthStatus, ObjectRef, Reason } from "../object/object.ts";
+
+/** Where a sync attempt stands; "Running" until `finish` (or `markInterrupted`). */
+export type Outcome = "Running" | "Succeeded" | "Failed";
+
+/** What a sync did to one object. */
+export interface ObjectRecord {
+  ref: ObjectRef;
+  action: Action;
+  health?: HealthStatus;
+  message?: string;
+  /** Digest of the manifest applied (from `putManifests`). */
+  digest?: string;
+}
+
+/** One object an app owns after a sync, with the digest of its applied manifest. */
+export interface InventoryItem {
+  ref: ObjectRef;
+  digest: string;
+}
+
+/** What `begin` records. */
+export interface BeginInput {
+  app: string;
+  revision: string;
+  commit?: CommitInfo;
+  /** What started the attempt: "poll", "webhook", "manual", … */
+  trigger: string;
+}
+
+/** What `finish` records. */
+export interface FinishInput {
+  outcome: "Succeeded" | "Failed";
+  reason: Reason;
+  message: string;
+  renderedDigest?: string;
+  objects: ObjectRecord[];
+  health?: HealthStatus;
+  /** Phase durations in milliseconds, e.g. { fetch: 120, apply: 800 }. */
+  timings: Record<string, number>;
+  /** When given, replaces the app's inventory. */
+  inventory?: InventoryItem[];
+}
+
+/** One entry as `list` returns it. */
+export interface EntrySummary {
+  id: number;
+  app: string;
+  revision: string;
+  commitSha?: string;
+  trigger: string;
+  outcome: Outcome;
+  reason?: Reason;
+  message?: string;
+  health?: HealthStatus;
+  /** ISO 8601 */
+  startedAt: string;
+  /** ISO 8601; absent while Running. */
+  finishedAt?: string;
+}
+
+/** One entry with everything recorded about it. */
+export interface LedgerEntry extends EntrySummary {
+  commit?: CommitInfo;
+  renderedDigest?: string;
+  timings: Record<string, number>;
+  objects: ObjectRecord[];
+  /** Hash of the entry finished before this one (64 zeros for the first); absent while Running. */
+  prevHash?: string;
+  /** sha256 over prevHash and this entry's content hash; absent while Running. */
+  hash?: string;
+}
+
+/** A row of `entries`, exactly as stored: the chain hashes these values. */
+export interface EntryRow {
+  id: number;
+  app: string;
+  revision: string;
+  commit_json: string | null;
+  trigger: string;
+  outcome: string;
+  reason: string | null;
+  message: string | null;
+  rendered_digest: string | null;
+  health: string | null;
+  timings_json: string | null;
+  started_at: string;
+  finished_at: string | null;
+  chain_seq: number | null;
+  prev_hash: string | null;
+  content_hash: string | null;
+  hash: string | null;
+}
+
+/** A row of `entry_objects`, exactly as stored. */
+export interface ObjectRow {
+  entry_id: number;
+  seq: number;
+  object_id: string;
+  ref_json: string;
+  action: string;
+  health: string | null;
+  message: string | null;
+  digest: string | null;
+}
+
+/** The summary of a stored entry. */
+export function summaryOf(row: EntryRow): EntrySummary {
+  const out: EntrySummary = {
+    id: row.id,
+    app: row.app,
+    revision: row.revision,
+    trigger: row.trigger,
+    outcome: row.outcome as Outcome,
+    startedAt: row.started_at,
+  };
+  if (row.commit_json !== null) out.commitSha = (JSON.parse(row.commit_json) as CommitInfo).sha;
+  if (row.reason !== null) out.reason = row.reason as Reason;
+  if (row.message !== null) out.message = row.message;
+  if (row.health !== null) out.health = row.health as HealthStatus;
+  if (row.finished_at !== null) out.finishedAt = row.finished_at;
+  return out;
+}
+
+/** The full entry of a stored row and its object rows. */
+export function entryOf(row: EntryRow, objects: ObjectRow[]): LedgerEntry {
+  const out: LedgerEntry = {
+    ...summaryOf(row),
+    timings: row.timings_json === null ? {} : (JSON.parse(row.timings_json) as Record<string, number>),
+    objects: objects.map(objectRecordOf),
+  };
+  if (row.commit_json !== null) out.commit = JSON.parse(row.commit_json) as CommitInfo;
+  if (row.rendered_digest !== null) out.renderedDigest = row.rendered_digest;
+  if (row.prev_hash !== null) out.prevHash = row.prev_hash;
+  if (row.hash !== null) out.hash = row.hash;
+  return out;
+}
+
+/** The record of a stored object row. */
+export function objectRecordOf(row: ObjectRow): ObjectRecord {
+  const out: ObjectRecord = { ref: JSON.parse(row.ref_json) as ObjectRef, action: row.action as Action };
+  if (row.health !== null) out.health = row.health as HealthStatus;
+  if (row.message !== null) out.message = row.message;
+  if (row.digest !== null) out.digest = row.digest;
+  return out;
+}

@@ -1,0 +1,416 @@
+/**
+ * The ledger: a local SQLite database recording every sync attempt, the manifests it applied
+ * (content-addressed, Secrets never in plaintext), each app's inventory, and a hash chain over entries.
+ */
+import { canonicalJson, digestOf, sha256Hex } from "../object/canonical.ts";
+import { BerthError, messageOf } from "../object/errors.ts";
+import { type KubeObject, objectId, refOf } from "../object/object.ts";
+import { chainHashOf, contentHashOf, GENESIS_HASH, type VerifyResult, verifyLedger } from "./chain.ts";
+import { type Driver, openDriver, type SqlValue } from "./driver.ts";
+import {
+  type BeginInput,
+  type EntryRow,
+  type EntrySummary,
+  entryOf,
+  type FinishInput,
+  type InventoryItem,
+  type LedgerEntry,
+  type ObjectRow,
+  summaryOf,
+} from "./entry.ts";
+import { configure, migrate } from "./schema.ts";
+import {
+  deriveKeys,
+  isSecret,
+  keyedDigestOf,
+  redactSecret,
+  type SecretKeys,
+  seal,
+  unseal,
+} from "./secrets.ts";
+
+export type { VerifyResult } from "./chain.ts";
+export type {
+  BeginInput,
+  EntrySummary,
+  FinishInput,
+  InventoryItem,
+  LedgerEntry,
+  ObjectRecord,
+  Outcome,
+} from "./entry.ts";
+
+/** Options of `Ledger.open`. */
+export interface LedgerOptions {
+  /** 32-byte key: Secret manifests are stored encrypted with it; without it they are stored redacted. */
+  secretKey?: Uint8Array;
+  /** Clock for started/finished times; tests pin it. */
+  now?: () => Date;
+}
+
+/** How a stored manifest is kept. */
+export type BlobEncoding = "plain" | "redacted" | "aes-256-gcm";
+
+/** The longest page `list` returns. */
+export const MAX_LIST_LIMIT = 1000;
+const DEFAULT_LIST_LIMIT = 50;
+const INTERRUPTED_MESSAGE = "the agent stopped before this sync attempt finished";
+
+interface BlobRow {
+  digest: string;
+  encoding: BlobEncoding;
+  content: Uint8Array;
+  key_id: string | null;
+  iv: Uint8Array | null;
+}
+
+/** A blob ready to insert. */
+interface NewBlob {
+  digest: string;
+  encoding: BlobEncoding;
+  content: Uint8Array;
+  keyId: string | null;
+  iv: Uint8Array | null;
+}
+
+/** The sync ledger of one agent. Methods are synchronous except where crypto (WebCrypto) is involved. */
+export class Ledger {
+  /** The database file. */
+  readonly path: string;
+  private readonly db: Driver;
+  private readonly keys: SecretKeys | undefined;
+  private readonly now: () => Date;
+  private readonly subject: string;
+
+  private constructor(path: string, db: Driver, keys: SecretKeys | undefined, now: () => Date) {
+    this.path = path;
+    this.db = db;
+    this.keys = keys;
+    this.now = now;
+    this.subject = `ledger ${path}`;
+  }
+
+  /** Opens (creating if missing) a ledger file, migrating its schema; errors name the path. */
+  static async open(path: string, options: LedgerOptions = {}): Promise<Ledger> {
+    const subject = `ledger ${path}`;
+    let keys: SecretKeys | undefined;
+    if (options.secretKey) {
+      try {
+        keys = await deriveKeys(options.secretKey);
+      } catch (cause) {
+        throw new BerthError(messageOf(cause), { subject, cause });
+      }
+    }
+    let db: Driver;
+    try {
+      db = await openDriver(path);
+    } catch (cause) {
+      throw new BerthError(`cannot open the database: ${messageOf(cause)}`, { subject, cause });
+    }
+    try {
+      configure(db);
+      migrate(db);
+    } catch (cause) {
+      db.close();
+      throw new BerthError(
+        `not a usable ledger database (corrupt, foreign or read-only?): ${messageOf(cause)}`,
+        {
+          subject,
+          cause,
+        },
+      );
+    }
+    return new Ledger(path, db, keys, options.now ?? (() => new Date()));
+  }
+
+  /** Which SQLite driver backs this ledger. */
+  get driver(): string {
+    return this.db.name;
+  }
+
+  /** Closes the database; the ledger is unusable afterwards. */
+  close(): void {
+    this.db.close();
+  }
+
+  /** Records the start of a sync attempt as "Running" and returns its entry id. */
+  begin(start: BeginInput): number {
+    return this.guard("cannot begin an entry", () => {
+      const result = this.db.run(
+        "INSERT INTO entries (app, revision, commit_json, trigger, outcome, started_at) VALUES (?, ?, ?, ?, 'Running', ?)",
+        [
+          start.app,
+          start.revision,
+          start.commit ? canonicalJson(start.commit) : null,
+          start.trigger,
+          this.now().toISOString(),
+        ],
+      );
+      return result.lastInsertRowid;
+    });
+  }
+
+  /** Stores manifests content-addressed (idempotent) and returns object id → digest. Secrets are sealed or redacted. */
+  async putManifests(objects: KubeObject[]): Promise<Map<string, string>> {
+    const digests = new Map<string, string>();
+    const blobs: NewBlob[] = [];
+    // Crypto is async, SQLite transactions here are sync: prepare every blob first, then write them at once.
+    for (const obj of objects) {
+      const blob = await this.blobOf(obj);
+      digests.set(objectId(refOf(obj)), blob.digest);
+      blobs.push(blob);
+    }
+    const createdAt = this.now().toISOString();
+    this.guard("cannot store manifests", () =>
+      this.db.transaction(() => {
+        for (const b of blobs) {
+          this.db.run(
+            "INSERT OR IGNORE INTO blobs (digest, encoding, content, content_hash, key_id, iv, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [b.digest, b.encoding, b.content, sha256Hex(b.content), b.keyId, b.iv, createdAt],
+          );
+        }
+      }),
+    );
+    return digests;
+  }
+
+  /** A stored manifest by digest, decrypted when sealed; undefined if unknown. Redacted Secrets come back redacted. */
+  async getManifest(digest: string): Promise<KubeObject | undefined> {
+    const row = this.guard("cannot read a manifest", () =>
+      this.db.get<BlobRow>("SELECT digest, encoding, content, key_id, iv FROM blobs WHERE digest = ?", [
+        digest,
+      ]),
+    );
+    if (!row) return undefined;
+    if (row.encoding !== "aes-256-gcm")
+      return JSON.parse(new TextDecoder().decode(row.content)) as KubeObject;
+    const what = `manifest ${digest} is encrypted with key ${row.key_id}`;
+    if (!this.keys)
+      throw new BerthError(`${what}, but the ledger was opened without a secret key`, this.err());
+    if (this.keys.id !== row.key_id) {
+      throw new BerthError(`${what}, but the ledger was opened with key ${this.keys.id}`, this.err());
+    }
+    try {
+      return await unseal(this.keys, { iv: row.iv ?? new Uint8Array(0), ciphertext: row.content }, digest);
+    } catch (cause) {
+      throw new BerthError(
+        `${what} and cannot be decrypted: wrong key or altered ciphertext`,
+        this.err(cause),
+      );
+    }
+  }
+
+  /** How a stored manifest is kept (and by which key), without decoding it; undefined if unknown. */
+  blobInfo(digest: string): { encoding: BlobEncoding; keyId?: string } | undefined {
+    const row = this.guard("cannot read a manifest", () =>
+      this.db.get<{ encoding: BlobEncoding; key_id: string | null }>(
+        "SELECT encoding, key_id FROM blobs WHERE digest = ?",
+        [digest],
+      ),
+    );
+    if (!row) return undefined;
+    return row.key_id === null ? { encoding: row.encoding } : { encoding: row.encoding, keyId: row.key_id };
+  }
+
+  /** Finishes a Running entry: entry, object rows and (if given) the app's inventory, in one transaction. */
+  finish(id: number, result: FinishInput): void {
+    this.guard(`cannot finish entry ${id}`, () =>
+      this.db.transaction(() => {
+        const row = this.db.get<EntryRow>("SELECT * FROM entries WHERE id = ?", [id]);
+        if (!row) throw new BerthError(`entry ${id} does not exist`, this.err());
+        if (row.outcome !== "Running")
+          throw new BerthError(`entry ${id} is already ${row.outcome}`, this.err());
+        this.writeFinished(row, result);
+        if (result.inventory) {
+          this.db.run("DELETE FROM inventory WHERE app = ?", [row.app]);
+          for (const item of result.inventory) {
+            this.db.run(
+              "INSERT OR REPLACE INTO inventory (app, object_id, ref_json, digest) VALUES (?, ?, ?, ?)",
+              [row.app, objectId(item.ref), canonicalJson(item.ref), item.digest],
+            );
+          }
+        }
+      }),
+    );
+  }
+
+  /** The app's inventory as of its last finish that carried one, ordered by object id. */
+  inventory(app: string): InventoryItem[] {
+    return this.guard("cannot read the inventory", () =>
+      this.db
+        .all<{ ref_json: string; digest: string }>(
+          "SELECT ref_json, digest FROM inventory WHERE app = ? ORDER BY object_id",
+          [app],
+        )
+        .map((r) => ({ ref: JSON.parse(r.ref_json), digest: r.digest })),
+    );
+  }
+
+  /** Entries newest first; `before` is an entry id (exclusive) to page from, `limit` defaults to 50. */
+  list(query: { app?: string; limit?: number; before?: number } = {}): EntrySummary[] {
+    const where: string[] = [];
+    const params: SqlValue[] = [];
+    if (query.app !== undefined) {
+      where.push("app = ?");
+      params.push(query.app);
+    }
+    if (query.before !== undefined) {
+      where.push("id < ?");
+      params.push(query.before);
+    }
+    const limit = Math.min(Math.max(Math.trunc(query.limit ?? DEFAULT_LIST_LIMIT), 1), MAX_LIST_LIMIT);
+    params.push(limit);
+    const sql = `SELECT * FROM entries ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
+    return this.guard("cannot list entries", () => this.db.all<EntryRow>(sql, params).map(summaryOf));
+  }
+
+  /** One entry with its object rows, or undefined. */
+  get(id: number): LedgerEntry | undefined {
+    return this.guard(`cannot read entry ${id}`, () => {
+      const row = this.db.get<EntryRow>("SELECT * FROM entries WHERE id = ?", [id]);
+      if (!row) return undefined;
+      return entryOf(row, this.objectRows(id));
+    });
+  }
+
+  /** Marks every still-Running entry Failed/Interrupted (call at start-up, after a crash); returns how many. */
+  markInterrupted(): number {
+    return this.guard("cannot mark interrupted entries", () =>
+      this.db.transaction(() => {
+        const running = this.db.all<EntryRow>("SELECT * FROM entries WHERE outcome = 'Running' ORDER BY id");
+        for (const row of running) {
+          this.writeFinished(row, {
+            outcome: "Failed",
+            reason: "Interrupted",
+            message: INTERRUPTED_MESSAGE,
+            objects: [],
+            timings: {},
+          });
+        }
+        return running.length;
+      }),
+    );
+  }
+
+  /** Recomputes the hash chain and checks every blob's digest; reports the first problem. */
+  verify(): VerifyResult {
+    return this.guard("cannot verify", () => verifyLedger(this.db));
+  }
+
+  /** Writes a consistent copy of the ledger to a new file while it stays in use. */
+  async backup(toPath: string): Promise<void> {
+    try {
+      await this.db.backup(toPath);
+    } catch (cause) {
+      throw new BerthError(`cannot back up to ${toPath}: ${messageOf(cause)}`, this.err(cause));
+    }
+  }
+
+  /** Updates a Running entry as finished, appends it to the chain and inserts its object rows (caller holds the transaction). */
+  private writeFinished(row: EntryRow, result: Omit<FinishInput, "inventory">): void {
+    const last = this.db.get<{ chain_seq: number; hash: string }>(
+      "SELECT chain_seq, hash FROM entries WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1",
+    );
+    const finished: EntryRow = {
+      ...row,
+      outcome: result.outcome,
+      reason: result.reason,
+      message: result.message,
+      rendered_digest: result.renderedDigest ?? null,
+      health: result.health ?? null,
+      timings_json: canonicalJson(result.timings),
+      finished_at: this.now().toISOString(),
+      chain_seq: (last?.chain_seq ?? 0) + 1,
+      prev_hash: last?.hash ?? GENESIS_HASH,
+    };
+    const objects: ObjectRow[] = result.objects.map((o, seq) => ({
+      entry_id: row.id,
+      seq,
+      object_id: objectId(o.ref),
+      ref_json: canonicalJson(o.ref),
+      action: o.action,
+      health: o.health ?? null,
+      message: o.message ?? null,
+      digest: o.digest ?? null,
+    }));
+    const contentHash = contentHashOf(finished, objects);
+    const prevHash = finished.prev_hash ?? GENESIS_HASH;
+    const changed = this.db.run(
+      `UPDATE entries SET outcome = ?, reason = ?, message = ?, rendered_digest = ?, health = ?, timings_json = ?,
+         finished_at = ?, chain_seq = ?, prev_hash = ?, content_hash = ?, hash = ? WHERE id = ? AND outcome = 'Running'`,
+      [
+        finished.outcome,
+        finished.reason,
+        finished.message,
+        finished.rendered_digest,
+        finished.health,
+        finished.timings_json,
+        finished.finished_at,
+        finished.chain_seq,
+        prevHash,
+        contentHash,
+        chainHashOf(prevHash, contentHash),
+        row.id,
+      ],
+    ).changes;
+    if (changed !== 1) throw new BerthError(`entry ${row.id} changed while being finished`, this.err());
+    for (const o of objects) {
+      this.db.run(
+        "INSERT INTO entry_objects (entry_id, seq, object_id, ref_json, action, health, message, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [o.entry_id, o.seq, o.object_id, o.ref_json, o.action, o.health, o.message, o.digest],
+      );
+    }
+  }
+
+  private objectRows(id: number): ObjectRow[] {
+    return this.db.all<ObjectRow>("SELECT * FROM entry_objects WHERE entry_id = ? ORDER BY seq", [id]);
+  }
+
+  /** The stored form and digest of one manifest. */
+  private async blobOf(obj: KubeObject): Promise<NewBlob> {
+    const utf8 = new TextEncoder();
+    if (!isSecret(obj)) {
+      return {
+        digest: digestOf(obj),
+        encoding: "plain",
+        content: utf8.encode(canonicalJson(obj)),
+        keyId: null,
+        iv: null,
+      };
+    }
+    if (!this.keys) {
+      const redacted = redactSecret(obj);
+      return {
+        digest: digestOf(redacted),
+        encoding: "redacted",
+        content: utf8.encode(canonicalJson(redacted)),
+        keyId: null,
+        iv: null,
+      };
+    }
+    const digest = await keyedDigestOf(this.keys, obj);
+    const sealed = await seal(this.keys, obj, digest);
+    return {
+      digest,
+      encoding: "aes-256-gcm",
+      content: sealed.ciphertext,
+      keyId: this.keys.id,
+      iv: sealed.iv,
+    };
+  }
+
+  /** Options for a BerthError about this ledger. */
+  private err(cause?: unknown): { subject: string; cause?: unknown } {
+    return cause === undefined ? { subject: this.subject } : { subject: this.subject, cause };
+  }
+
+  /** Runs fn, turning a driver error into a BerthError that names the ledger file and what was being done. */
+  private guard<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (cause) {
+      if (cause instanceof BerthError) throw cause;
+      throw new BerthError(`${what}: ${messageOf(cause)}`, this.err(cause));
+    }
+  }
+}

@@ -1,0 +1,95 @@
+/** Connection settings and versioned schema migrations of the ledger database. */
+import type { Driver } from "./driver.ts";
+
+/**
+ * Migrations in order; migration i brings the schema to version i + 1 (kept in PRAGMA user_version).
+ * Never edit one that has shipped: append a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    app TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    commit_json TEXT,
+    trigger TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('Running', 'Succeeded', 'Failed')),
+    reason TEXT,
+    message TEXT,
+    rendered_digest TEXT,
+    health TEXT,
+    timings_json TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    chain_seq INTEGER UNIQUE,
+    prev_hash TEXT,
+    content_hash TEXT,
+    hash TEXT
+  );
+  CREATE INDEX entries_app_id ON entries (app, id);
+  CREATE INDEX entries_running ON entries (outcome) WHERE outcome = 'Running';
+  CREATE TABLE entry_objects (
+    entry_id INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    object_id TEXT NOT NULL,
+    ref_json TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('created', 'configured', 'unchanged', 'deleted', 'skipped')),
+    health TEXT,
+    message TEXT,
+    digest TEXT,
+    PRIMARY KEY (entry_id, seq)
+  );
+  CREATE TABLE blobs (
+    digest TEXT PRIMARY KEY,
+    encoding TEXT NOT NULL CHECK (encoding IN ('plain', 'redacted', 'aes-256-gcm')),
+    content BLOB NOT NULL,
+    content_hash TEXT NOT NULL,
+    key_id TEXT,
+    iv BLOB,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE inventory (
+    app TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    ref_json TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (app, object_id)
+  );
+  `,
+];
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Sets WAL, foreign keys and a busy timeout; these are per connection, so they run on every open. */
+export function configure(db: Driver): void {
+  // busy_timeout first: switching to WAL needs a lock another process may hold.
+  db.exec("PRAGMA busy_timeout = 5000");
+  const mode = db.get<{ journal_mode: string }>("PRAGMA journal_mode = WAL")?.journal_mode;
+  if (mode !== "wal" && mode !== "memory") throw new Error(`cannot switch to WAL (journal_mode is ${mode})`);
+  db.exec("PRAGMA foreign_keys = ON");
+  // NORMAL is durable across application crashes in WAL mode and avoids an fsync per commit.
+  db.exec("PRAGMA synchronous = NORMAL");
+}
+
+/** The schema version stored in the file. */
+export function schemaVersion(db: Driver): number {
+  return Number(db.get<{ user_version: number }>("PRAGMA user_version")?.user_version ?? 0);
+}
+
+/** Applies the missing migrations, each in its own transaction; returns the versions before and after. */
+export function migrate(db: Driver): { from: number; to: number } {
+  const from = schemaVersion(db);
+  if (from > SCHEMA_VERSION) {
+    throw new Error(`schema version ${from} is newer than this berth understands (${SCHEMA_VERSION})`);
+  }
+  for (let version = from; version < SCHEMA_VERSION; version++) {
+    db.transaction(() => {
+      // Re-read under the write lock: another process may have migrated meanwhile.
+      if (schemaVersion(db) !== version) return;
+      db.exec(MIGRATIONS[version] ?? "");
+      db.exec(`PRAGMA user_version = ${version + 1}`);
+    });
+  }
+  return { from, to: schemaVersion(db) };
+}

@@ -1,0 +1,48 @@
+/** Shared fixtures of the ledger tests: temporary files, sample objects, raw access to the database file. */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Driver, openDriver } from "../../agent/ledger/driver.ts";
+import type { KubeObject, ObjectRef } from "../../agent/object/object.ts";
+
+/** A fresh temporary directory and a cleanup for it. */
+export function tempDir(prefix = "berth-ledger-"): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The bytes of a database file and its -wal and -shm companions, concatenated. */
+export function rawDatabaseBytes(path: string): Buffer {
+  const parts = [path, `${path}-wal`, `${path}-shm`].filter((p) => existsSync(p)).map((p) => readFileSync(p));
+  return Buffer.concat(parts);
+}
+
+/** Runs fn on a second, raw connection to a database: how tests tamper with rows. */
+export async function withRawDb<T>(path: string, fn: (db: Driver) => T): Promise<T> {
+  const db = await openDriver(path);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** A reference in the core group. */
+export function coreRef(kind: string, name: string, namespace = "default"): ObjectRef {
+  return { group: "", version: "v1", kind, namespace, name };
+}
+
+/** A ConfigMap with one data entry. */
+export function configMap(name: string, value: string, namespace = "default"): KubeObject {
+  return { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace }, data: { value } };
+}
+
+/** A Deployment reference. */
+export function deploymentRef(name: string, namespace = "default"): ObjectRef {
+  return { group: "apps", version: "v1", kind: "Deployment", namespace, name };
+}
+
+/** A 32-byte secret key filled with one byte. */
+export function keyOf(byte: number): Uint8Array {
+  return new Uint8Array(32).fill(byte);
+}
