@@ -1,0 +1,91 @@
+/** What the engine needs from each stage and adapter; main.ts wires the concrete ones. */
+import type { ApplyCluster } from "../apply/apply.ts";
+import type { PruneCluster } from "../apply/prune.ts";
+import type { Action, CommitInfo, HealthStatus, KubeObject, ObjectRef, Reason } from "../object/object.ts";
+import type { Snapshot } from "../object/snapshot.ts";
+import type { PlanCluster } from "../plan/plan.ts";
+import type { HealthJudge, WaitCluster } from "../wait/wait.ts";
+import type { Logger } from "./log.ts";
+
+/** The Git source: cheap ref resolution, then a snapshot at a commit. */
+export interface SourcePort {
+  resolve(): Promise<string>;
+  snapshot(sha: string): Promise<Snapshot>;
+}
+
+/** Rendering one app's path of a snapshot. */
+export type RenderPort = (
+  snapshot: Snapshot,
+  appPath: string,
+) => Promise<{
+  objects: ReadonlyArray<{ object: KubeObject; source: string }>;
+  skipped: ReadonlyArray<{ path: string; message: string }>;
+  errors: ReadonlyArray<{ path: string; message: string }>;
+  digest: string;
+}>;
+
+/** Every cluster operation the pipeline uses. */
+export interface ClusterPort extends PlanCluster, ApplyCluster, PruneCluster, WaitCluster {
+  discover(force?: boolean): Promise<void>;
+}
+
+/** One object's record in a ledger entry. */
+export interface ObjectRecord {
+  ref: ObjectRef;
+  action: Action;
+  health?: HealthStatus;
+  message?: string;
+  digest?: string;
+}
+
+/** The ledger operations a sync uses. */
+export interface LedgerPort {
+  begin(start: { app: string; revision: string; commit?: CommitInfo; trigger: string }): number;
+  putManifests(objects: KubeObject[]): Promise<Map<string, string>>;
+  finish(
+    id: number,
+    result: {
+      outcome: "Succeeded" | "Failed";
+      reason: Reason;
+      message: string;
+      renderedDigest?: string;
+      objects: ObjectRecord[];
+      health?: HealthStatus;
+      timings: Record<string, number>;
+      inventory?: Array<{ ref: ObjectRef; digest: string }>;
+    },
+  ): void;
+  inventory(app: string): Array<{ ref: ObjectRef; digest: string }>;
+}
+
+/** The app settings a sync reads (the config's AppConfig satisfies it). */
+export interface AppSpec {
+  name: string;
+  path: string;
+  namespace?: string;
+  prune: boolean;
+  allowEmpty: boolean;
+  force: boolean;
+  /** Health wait timeout, ms. */
+  timeout: number;
+  dependsOn: string[];
+  suspend: boolean;
+}
+
+/** Progress events, for logs, the CLI and (later) the HTTP event stream. */
+export type EngineEvent =
+  | { type: "stage"; app: string; stage: string; detail?: string }
+  | { type: "applied"; app: string; subject: string; action: string; ok: boolean; error?: string }
+  | { type: "waiting"; app: string; pending: Array<{ subject: string; status: string; message: string }> }
+  | { type: "finished"; app: string; entry: number; outcome: string; reason: Reason; message: string };
+
+/** Everything reconcile needs. */
+export interface EngineDeps {
+  source: SourcePort;
+  render: RenderPort;
+  cluster: ClusterPort;
+  ledger: LedgerPort;
+  health: HealthJudge;
+  log: Logger;
+  emit?: (event: EngineEvent) => void;
+}

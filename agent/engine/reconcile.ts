@@ -1,0 +1,311 @@
+/**
+ * reconcile(): one sync attempt of one app, reading like the pipeline —
+ * fetch → render → plan → apply → prune → wait for health → record. Every
+ * failure becomes a reason and a ledger entry; nothing throws past here.
+ */
+import { applyStaged } from "../apply/apply.ts";
+import { pruneStaged } from "../apply/prune.ts";
+import { messageOf } from "../object/errors.ts";
+import { type HealthStatus, type ObjectRef, objectId, type Reason } from "../object/object.ts";
+import type { Snapshot } from "../object/snapshot.ts";
+import { hasWrites, type Plan, plan } from "../plan/plan.ts";
+import { type ObjectHealth, waitHealthy } from "../wait/wait.ts";
+import type { AppSpec, EngineDeps, ObjectRecord } from "./ports.ts";
+
+/** How one attempt ended. */
+export interface ReconcileResult {
+  entry: number;
+  app: string;
+  revision: string;
+  outcome: "Succeeded" | "Failed";
+  reason: Reason;
+  message: string;
+  plan?: Plan;
+  health: ObjectHealth[];
+  timings: Record<string, number>;
+}
+
+/** What triggered the attempt and, when the caller already fetched, the snapshot to use. */
+export interface ReconcileRequest {
+  app: AppSpec;
+  trigger: string;
+  snapshot?: Snapshot;
+  /** Revision to record when fetching fails (the last one seen). */
+  lastRevision?: string;
+  signal?: AbortSignal;
+}
+
+/** Runs one sync attempt of one app and records it in the ledger. */
+export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promise<ReconcileResult> {
+  const { app } = req;
+  const timings: Record<string, number> = {};
+  const timed = async <T>(stage: string, fn: () => Promise<T>): Promise<T> => {
+    deps.emit?.({ type: "stage", app: app.name, stage });
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      timings[stage] = Math.round(performance.now() - t0);
+    }
+  };
+
+  // 1. Fetch: the snapshot of the commit to apply (the loop may have fetched it already).
+  let snapshot = req.snapshot;
+  if (!snapshot) {
+    try {
+      snapshot = await timed("fetch", async () => deps.source.snapshot(await deps.source.resolve()));
+    } catch (err) {
+      const entry = deps.ledger.begin({
+        app: app.name,
+        revision: req.lastRevision ?? "unknown",
+        trigger: req.trigger,
+      });
+      return finish(deps, entry, app, req.lastRevision ?? "unknown", "FetchFailed", messageOf(err), {
+        timings,
+      });
+    }
+  }
+  const revision = snapshot.revision;
+  const entry = deps.ledger.begin({ app: app.name, revision, commit: snapshot.commit, trigger: req.trigger });
+
+  // 2. Render: any render error applies nothing.
+  let rendered: Awaited<ReturnType<EngineDeps["render"]>>;
+  try {
+    rendered = await timed("render", () => deps.render(snapshot, app.path));
+  } catch (err) {
+    return finish(deps, entry, app, revision, "BuildFailed", messageOf(err), { timings });
+  }
+  for (const s of rendered.skipped)
+    deps.log.log("info", "skipped a file", { app: app.name, path: s.path, why: s.message });
+  if (rendered.errors.length > 0) {
+    const message = rendered.errors.map((e) => `${e.path}: ${e.message}`).join("; ");
+    return finish(deps, entry, app, revision, "BuildFailed", message, { timings, digest: rendered.digest });
+  }
+
+  // 3. Plan: desired vs. inventory vs. live, decided by server-side dry-run; any plan error applies nothing.
+  const previous = deps.ledger.inventory(app.name);
+  let thePlan: Plan;
+  try {
+    thePlan = await timed("plan", async () => {
+      await deps.cluster.discover();
+      return plan({ app, revision, desired: rendered.objects, inventory: previous }, deps.cluster);
+    });
+  } catch (err) {
+    return finish(deps, entry, app, revision, "PlanRejected", messageOf(err), {
+      timings,
+      digest: rendered.digest,
+    });
+  }
+  if (thePlan.errors.length > 0) {
+    const message = thePlan.errors
+      .map((e) => `${e.subject}${e.source ? ` (${e.source})` : ""}: ${e.message}`)
+      .join("; ");
+    return finish(deps, entry, app, revision, "PlanRejected", message, {
+      timings,
+      digest: rendered.digest,
+      plan: thePlan,
+    });
+  }
+  const desiredObjects = thePlan.changes.flatMap((c) => (c.desired ? [c.desired] : []));
+  const digests = await deps.ledger.putManifests(desiredObjects);
+  const records = new Map<string, ObjectRecord>(
+    thePlan.changes.map((c) => {
+      const digest = digests.get(c.id);
+      const rec: ObjectRecord = { ref: c.ref, action: c.action };
+      if (digest) rec.digest = digest;
+      if (c.note) rec.message = c.note;
+      return [c.id, rec];
+    }),
+  );
+  const ctx = { timings, digest: rendered.digest, plan: thePlan, records };
+
+  // 4. Apply in stages; only what the plan says changed is written.
+  if (hasWrites(thePlan)) {
+    const applied = await timed("apply", () =>
+      applyStaged(thePlan.changes, deps.cluster, {
+        force: app.force,
+        onApplied: (o) => {
+          deps.emit?.({
+            type: "applied",
+            app: app.name,
+            subject: o.subject,
+            action: records.get(objectId(o.ref))?.action ?? "configured",
+            ok: o.ok,
+            ...(o.error ? { error: o.error } : {}),
+          });
+        },
+      }),
+    );
+    for (const o of applied.outcomes) {
+      const rec = records.get(objectId(o.ref));
+      if (rec && !o.ok) rec.message = o.error ?? "apply failed";
+    }
+    if (applied.failed) {
+      const failedIds = new Set(applied.outcomes.filter((o) => !o.ok).map((o) => objectId(o.ref)));
+      const appliedIds = new Set(applied.outcomes.filter((o) => o.ok).map((o) => objectId(o.ref)));
+      const message = applied.outcomes
+        .filter((o) => !o.ok)
+        .map((o) => `${o.subject}: ${o.error}`)
+        .join("; ");
+      // What was written stays owned, so a later sync can still prune it.
+      const inventory = mergeInventory(
+        previous,
+        thePlan,
+        digests,
+        (id) => appliedIds.has(id) && !failedIds.has(id),
+      );
+      return finish(deps, entry, app, revision, "ApplyFailed", message, { ...ctx, inventory });
+    }
+
+    // 5. Prune what left Git and is still ours, in reverse order.
+    const pruned = await timed("prune", () => pruneStaged(thePlan.changes, deps.cluster));
+    if (pruned.failed) {
+      const failed = pruned.outcomes.filter((o) => !o.ok);
+      for (const o of failed) {
+        const rec = records.get(objectId(o.ref));
+        if (rec) rec.message = o.error ?? "delete failed";
+      }
+      const stillThere = new Set(failed.map((o) => objectId(o.ref)));
+      const inventory = desiredInventory(thePlan, digests).concat(
+        previous.filter((p) => stillThere.has(objectId(p.ref))),
+      );
+      const message = failed.map((o) => `${o.subject}: ${o.error}`).join("; ");
+      return finish(deps, entry, app, revision, "PruneFailed", message, { ...ctx, inventory });
+    }
+  }
+  // Objects skipped by prune (opt-out, prune: false) are no longer tracked: they are not ours any more.
+  const inventory = desiredInventory(thePlan, digests);
+
+  // 6. Wait until every desired object is healthy, or the app's timeout passes.
+  const targets = thePlan.changes.filter((c) => c.desired).map((c) => ({ ref: c.ref, subject: c.subject }));
+  const waited = await timed("health", () =>
+    waitHealthy(targets, deps.cluster, deps.health, {
+      timeoutMs: app.timeout,
+      ...(req.signal ? { signal: req.signal } : {}),
+      onProgress: (pending) =>
+        deps.emit?.({
+          type: "waiting",
+          app: app.name,
+          pending: pending.map((p) => ({ subject: p.subject, status: p.status, message: p.message })),
+        }),
+    }),
+  );
+  for (const h of waited.objects) {
+    const rec = records.get(objectId(h.ref));
+    if (rec) {
+      rec.health = h.status;
+      if (h.status !== "Current") rec.message = h.message;
+    }
+  }
+  if (!waited.healthy && req.signal?.aborted) {
+    return finish(deps, entry, app, revision, "Interrupted", "stopped while waiting for health", {
+      ...ctx,
+      inventory,
+      health: waited.objects,
+    });
+  }
+  if (!waited.healthy) {
+    const bad = waited.objects.filter((o) => o.status !== "Current");
+    const why = waited.timedOut ? `not healthy after ${Math.round(app.timeout / 1000)}s` : "failed";
+    const message = `${why}: ${bad.map((o) => `${o.subject} is ${o.status}: ${o.message}`).join("; ")}`;
+    return finish(deps, entry, app, revision, "HealthCheckFailed", message, {
+      ...ctx,
+      inventory,
+      health: waited.objects,
+    });
+  }
+
+  // 7. Record success.
+  const s = thePlan.summary;
+  const message = `${s.created} created, ${s.configured} configured, ${s.unchanged} unchanged, ${s.deleted} deleted${s.skipped ? `, ${s.skipped} skipped` : ""}`;
+  return finish(deps, entry, app, revision, "Succeeded", message, {
+    ...ctx,
+    inventory,
+    health: waited.objects,
+  });
+}
+
+interface FinishContext {
+  timings: Record<string, number>;
+  digest?: string;
+  plan?: Plan;
+  records?: Map<string, ObjectRecord>;
+  inventory?: Array<{ ref: ObjectRef; digest: string }>;
+  health?: ObjectHealth[];
+}
+
+function finish(
+  deps: EngineDeps,
+  entry: number,
+  app: AppSpec,
+  revision: string,
+  reason: Reason,
+  message: string,
+  ctx: FinishContext,
+): ReconcileResult {
+  const outcome = reason === "Succeeded" ? "Succeeded" : "Failed";
+  const health = ctx.health ?? [];
+  try {
+    deps.ledger.finish(entry, {
+      outcome,
+      reason,
+      message,
+      ...(ctx.digest ? { renderedDigest: ctx.digest } : {}),
+      objects: [...(ctx.records?.values() ?? [])],
+      ...(health.length > 0 ? { health: worst(health.map((h) => h.status)) } : {}),
+      timings: ctx.timings,
+      ...(ctx.inventory ? { inventory: ctx.inventory } : {}),
+    });
+  } catch (err) {
+    deps.log.log("error", "could not record the sync in the ledger", {
+      app: app.name,
+      entry,
+      error: messageOf(err),
+    });
+  }
+  // A resync that changed nothing is routine; say it only at debug level.
+  const noop = outcome === "Succeeded" && ctx.plan !== undefined && !hasWrites(ctx.plan);
+  const level = outcome === "Succeeded" ? (noop ? "debug" : "info") : "error";
+  deps.log.log(level, `sync ${outcome.toLowerCase()}`, { app: app.name, revision, reason, message, entry });
+  deps.emit?.({ type: "finished", app: app.name, entry, outcome, reason, message });
+  return {
+    entry,
+    app: app.name,
+    revision,
+    outcome,
+    reason,
+    message,
+    ...(ctx.plan ? { plan: ctx.plan } : {}),
+    health,
+    timings: ctx.timings,
+  };
+}
+
+/** The inventory after a full apply: every desired object with its manifest digest. */
+function desiredInventory(p: Plan, digests: Map<string, string>): Array<{ ref: ObjectRef; digest: string }> {
+  return p.changes.filter((c) => c.desired).map((c) => ({ ref: c.ref, digest: digests.get(c.id) ?? "" }));
+}
+
+/** The inventory after a partial apply: what was owned before plus what this attempt wrote. */
+function mergeInventory(
+  previous: Array<{ ref: ObjectRef; digest: string }>,
+  p: Plan,
+  digests: Map<string, string>,
+  wrote: (id: string) => boolean,
+): Array<{ ref: ObjectRef; digest: string }> {
+  const out = new Map(previous.map((i) => [objectId(i.ref), i]));
+  for (const c of p.changes) {
+    if (c.desired && wrote(c.id)) out.set(c.id, { ref: c.ref, digest: digests.get(c.id) ?? "" });
+  }
+  return [...out.values()];
+}
+
+const SEVERITY: HealthStatus[] = ["Current", "InProgress", "Terminating", "Unknown", "NotFound", "Failed"];
+
+/** The worst health of a set, for the entry's summary. */
+function worst(statuses: HealthStatus[]): HealthStatus {
+  return statuses.reduce<HealthStatus>(
+    (w, s) => (SEVERITY.indexOf(s) > SEVERITY.indexOf(w) ? s : w),
+    "Current",
+  );
+}

@@ -1,0 +1,283 @@
+/**
+ * The only importer of @kubernetes/client-node (kubeconfig resolution, TLS and
+ * auth) and of its HTTP client. Requests go out as raw JSON so objects keep
+ * their exact shape for diffs and digests, and every request is counted by verb.
+ */
+import { KubeConfig } from "@kubernetes/client-node";
+import fetch, { type RequestInit } from "node-fetch";
+import { BerthError } from "../object/errors.ts";
+import { apiVersionOf, FIELD_MANAGER, type KubeObject, type ObjectRef, subject } from "../object/object.ts";
+
+/** Where to find the cluster, resolved as kubectl does. */
+export interface KubeTarget {
+  kubeconfig?: string;
+  context?: string;
+}
+
+/** What discovery knows about one kind. */
+export interface ResourceInfo {
+  group: string;
+  version: string;
+  kind: string;
+  plural: string;
+  namespaced: boolean;
+  verbs: string[];
+}
+
+/** A failed API request, with the server's Status reason and message. */
+export class KubeApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly reason: string,
+    readonly details: unknown,
+  ) {
+    super(message);
+    this.name = "KubeApiError";
+  }
+}
+
+/** The User-Agent of every request, so audit logs attribute them to berth. */
+export const USER_AGENT = "berth";
+
+/** Request counters by verb; `apply` is a real write, `apply-dry-run` is not. */
+export type RequestCounts = Record<string, number>;
+
+/** Loads a kubeconfig: explicit path, then KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
+export function loadKubeConfig(target: KubeTarget = {}): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (target.kubeconfig) kc.loadFromFile(target.kubeconfig);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new BerthError(`cannot load kubeconfig: ${(err as Error).message}`, {
+      subject: target.kubeconfig ?? "kubeconfig",
+      cause: err,
+    });
+  }
+  if (target.context) {
+    if (!kc.getContextObject(target.context)) {
+      throw new BerthError(`context "${target.context}" not found`, {
+        subject: target.kubeconfig ?? "kubeconfig",
+      });
+    }
+    kc.setCurrentContext(target.context);
+  }
+  if (!kc.getCurrentCluster())
+    throw new BerthError("no current cluster", { subject: target.kubeconfig ?? "kubeconfig" });
+  return kc;
+}
+
+/** A thin, counted client for the Kubernetes REST API. */
+export class KubeClient {
+  readonly counts: RequestCounts = {};
+  private resources = new Map<string, ResourceInfo>();
+  private discovered = false;
+  private readonly server: string;
+
+  constructor(private readonly kc: KubeConfig) {
+    this.server = (kc.getCurrentCluster()?.server ?? "").replace(/\/+$/, "");
+  }
+
+  /** A client for a kubeconfig resolved as kubectl does. */
+  static connect(target: KubeTarget = {}): KubeClient {
+    return new KubeClient(loadKubeConfig(target));
+  }
+
+  /** The API server URL. */
+  get serverUrl(): string {
+    return this.server;
+  }
+
+  /** Loads (or, with force, reloads) every resource type the API server serves, in two requests. */
+  async discover(force = false): Promise<void> {
+    if (this.discovered && !force) return;
+    const accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    const next = new Map<string, ResourceInfo>();
+    for (const root of ["/api", "/apis"]) {
+      const list = (await this.request("discovery", "GET", root, undefined, { Accept: accept })) as {
+        items?: Array<{
+          metadata?: { name?: string };
+          versions?: Array<{
+            version: string;
+            resources?: Array<{
+              resource: string;
+              responseKind?: { kind?: string };
+              scope?: string;
+              verbs?: string[];
+            }>;
+          }>;
+        }>;
+      };
+      for (const group of list.items ?? []) {
+        const groupName = group.metadata?.name ?? "";
+        // Versions come in preference order; the first one to define a kind wins for lookups without a version.
+        for (const v of group.versions ?? []) {
+          for (const r of v.resources ?? []) {
+            const kind = r.responseKind?.kind;
+            if (!kind || r.resource.includes("/")) continue;
+            const info: ResourceInfo = {
+              group: groupName,
+              version: v.version,
+              kind,
+              plural: r.resource,
+              namespaced: r.scope === "Namespaced",
+              verbs: r.verbs ?? [],
+            };
+            next.set(`${groupName}/${v.version}/${kind}`, info);
+            if (!next.has(`${groupName}//${kind}`)) next.set(`${groupName}//${kind}`, info);
+          }
+        }
+      }
+    }
+    this.resources = next;
+    this.discovered = true;
+  }
+
+  /** The resource type of a group/version/kind, or undefined if the server does not serve it. */
+  resource(group: string, version: string, kind: string): ResourceInfo | undefined {
+    return this.resources.get(`${group}/${version}/${kind}`);
+  }
+
+  /** Reads one object; undefined if it does not exist. */
+  async get(ref: ObjectRef): Promise<KubeObject | undefined> {
+    try {
+      return (await this.request("get", "GET", this.objectPath(ref))) as KubeObject;
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Lists objects of a kind, optionally in one namespace and filtered by labels. */
+  async list(
+    info: ResourceInfo,
+    options: { namespace?: string; labelSelector?: string } = {},
+  ): Promise<KubeObject[]> {
+    const items: KubeObject[] = [];
+    let cont = "";
+    do {
+      const query = new URLSearchParams({ limit: "500" });
+      if (options.labelSelector) query.set("labelSelector", options.labelSelector);
+      if (cont) query.set("continue", cont);
+      const path = `${this.collectionPath(info, options.namespace ?? "")}?${query}`;
+      const page = (await this.request("list", "GET", path)) as {
+        items?: KubeObject[];
+        metadata?: { continue?: string };
+      };
+      const apiVersion = info.group ? `${info.group}/${info.version}` : info.version;
+      for (const item of page.items ?? []) items.push({ ...item, apiVersion, kind: info.kind });
+      cont = page.metadata?.continue ?? "";
+    } while (cont);
+    return items;
+  }
+
+  /** Server-side applies an object as field manager `berth`; dryRun asks the server what it would store. */
+  async apply(obj: KubeObject, options: { dryRun?: boolean; force?: boolean } = {}): Promise<KubeObject> {
+    const ref = refFromObject(obj);
+    const query = new URLSearchParams({ fieldManager: FIELD_MANAGER, force: String(options.force ?? false) });
+    if (options.dryRun) query.set("dryRun", "All");
+    const verb = options.dryRun ? "apply-dry-run" : "apply";
+    return (await this.request(verb, "PATCH", `${this.objectPath(ref)}?${query}`, JSON.stringify(obj), {
+      "Content-Type": "application/apply-patch+yaml",
+    })) as KubeObject;
+  }
+
+  /** Deletes an object (background propagation); false if it was already gone. */
+  async delete(ref: ObjectRef): Promise<boolean> {
+    try {
+      await this.request(
+        "delete",
+        "DELETE",
+        this.objectPath(ref),
+        JSON.stringify({ kind: "DeleteOptions", apiVersion: "v1", propagationPolicy: "Background" }),
+        { "Content-Type": "application/json" },
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 404) return false;
+      throw err;
+    }
+  }
+
+  /** The URL path of one object; the kind must be known to discovery. */
+  objectPath(ref: ObjectRef): string {
+    const info = this.requireResource(ref);
+    return `${this.collectionPath(info, info.namespaced ? ref.namespace : "")}/${encodeURIComponent(ref.name)}`;
+  }
+
+  private requireResource(ref: ObjectRef): ResourceInfo {
+    const info = ref.version
+      ? this.resource(ref.group, ref.version, ref.kind)
+      : this.resources.get(`${ref.group}//${ref.kind}`);
+    if (!info) {
+      throw new BerthError(
+        `the API server does not serve ${apiVersionOf(ref) || ref.group}, kind ${ref.kind}`,
+        {
+          subject: subject(ref),
+        },
+      );
+    }
+    return info;
+  }
+
+  private collectionPath(info: ResourceInfo, namespace: string): string {
+    const base = info.group === "" ? `/api/${info.version}` : `/apis/${info.group}/${info.version}`;
+    const ns = info.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
+    return `${base}${ns}/${info.plural}`;
+  }
+
+  /** Sends one request with the kubeconfig's TLS and credentials; parses JSON; throws KubeApiError on failure. */
+  async request(
+    verb: string,
+    method: string,
+    path: string,
+    body?: string,
+    headers: Record<string, string> = {},
+  ): Promise<unknown> {
+    this.counts[verb] = (this.counts[verb] ?? 0) + 1;
+    const init = (await this.kc.applyToFetchOptions({
+      method,
+      headers: { Accept: "application/json", "User-Agent": USER_AGENT, ...headers },
+    })) as RequestInit;
+    if (body !== undefined) init.body = body;
+    let res: Awaited<ReturnType<typeof fetch>>;
+    try {
+      res = await fetch(`${this.server}${path}`, init);
+    } catch (err) {
+      throw new BerthError(`cannot reach the API server at ${this.server}: ${(err as Error).message}`, {
+        subject: "kubernetes",
+        cause: err,
+      });
+    }
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch {
+      parsed = { message: text };
+    }
+    if (!res.ok) {
+      const status = parsed as { message?: string; reason?: string; details?: unknown };
+      throw new KubeApiError(
+        status.message ?? `HTTP ${res.status}`,
+        res.status,
+        status.reason ?? String(res.status),
+        status.details,
+      );
+    }
+    return parsed;
+  }
+}
+
+/** The reference of an object as the client needs it. */
+function refFromObject(obj: KubeObject): ObjectRef {
+  const slash = obj.apiVersion.indexOf("/");
+  return {
+    group: slash === -1 ? "" : obj.apiVersion.slice(0, slash),
+    version: slash === -1 ? obj.apiVersion : obj.apiVersion.slice(slash + 1),
+    kind: obj.kind,
+    namespace: obj.metadata.namespace ?? "",
+    name: obj.metadata.name,
+  };
+}

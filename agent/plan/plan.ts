@@ -1,0 +1,299 @@
+/**
+ * The plan: desired objects vs. the app's inventory and the live cluster, as a
+ * value. "Changed" is decided by a server-side dry-run apply compared with the
+ * live object, so an unchanged repository causes no writes, yet an out-of-band
+ * edit of a field berth owns still shows up as `configured`.
+ */
+import { messageOf } from "../object/errors.ts";
+import {
+  type Action,
+  APP_LABEL,
+  type KubeObject,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  type ObjectRef,
+  objectId,
+  PRUNE_ANNOTATION,
+  refOf,
+  splitApiVersion,
+  subject,
+} from "../object/object.ts";
+import { compareApplyOrder, type Stage, stageOf } from "../object/order.ts";
+import { mapLimit } from "../object/pool.ts";
+import { type DiffEntry, diffObjects } from "./diff.ts";
+
+/** What the plan needs to know about a kind. */
+export interface KindInfo {
+  namespaced: boolean;
+}
+
+/** The cluster operations planning uses (KubeClient satisfies it; tests may fake it). */
+export interface PlanCluster {
+  resource(group: string, version: string, kind: string): KindInfo | undefined;
+  get(ref: ObjectRef): Promise<KubeObject | undefined>;
+  apply(obj: KubeObject, options: { dryRun?: boolean; force?: boolean }): Promise<KubeObject>;
+}
+
+/** The app settings planning reads. */
+export interface PlanApp {
+  name: string;
+  namespace?: string;
+  prune: boolean;
+  allowEmpty: boolean;
+  force: boolean;
+}
+
+export interface PlanInput {
+  app: PlanApp;
+  revision: string;
+  /** Rendered objects with where they came from (`file#doc`). */
+  desired: ReadonlyArray<{ object: KubeObject; source: string }>;
+  /** What berth applied for this app before (from the ledger). */
+  inventory: ReadonlyArray<{ ref: ObjectRef }>;
+}
+
+/** One object's planned action. */
+export interface PlannedChange {
+  id: string;
+  ref: ObjectRef;
+  subject: string;
+  action: Action;
+  stage: Stage;
+  source?: string;
+  /** The manifest to apply, with namespace and ownership labels set. */
+  desired?: KubeObject;
+  live?: KubeObject;
+  diff: DiffEntry[];
+  /** Why the object is skipped, or what the dry-run could not check. */
+  note?: string;
+  /** The object was applied before (in the inventory), so conflicts are reclaimed drift. */
+  owned: boolean;
+}
+
+/** A problem that rejects the plan, naming its object and source. */
+export interface PlanProblem {
+  subject: string;
+  source?: string;
+  message: string;
+}
+
+/** The plan for one app at one revision. */
+export interface Plan {
+  app: string;
+  revision: string;
+  changes: PlannedChange[];
+  errors: PlanProblem[];
+  summary: Record<Action, number>;
+}
+
+/** Builds the plan; never writes (only dry-run applies). */
+export async function plan(input: PlanInput, cluster: PlanCluster, concurrency = 16): Promise<Plan> {
+  const errors: PlanProblem[] = [];
+  const crdKinds = kindsDefinedByCrds(input.desired.map((d) => d.object));
+  const byId = new Map<string, PlannedChange>();
+  const inventoryIds = new Set(input.inventory.map((i) => objectId(i.ref)));
+
+  for (const { object, source } of input.desired) {
+    const obj = withOwnership(structuredClone(object), input.app.name);
+    const { group, version } = splitApiVersion(obj.apiVersion);
+    const info =
+      cluster.resource(group, version, obj.kind) ?? crdKinds.get(`${group}/${version}/${obj.kind}`);
+    const ref0 = refOf(obj);
+    if (!info) {
+      errors.push({
+        subject: subject(ref0),
+        source,
+        message: `kind ${obj.kind} of apiVersion ${obj.apiVersion} is not served by the API server and no CustomResourceDefinition in this app defines it`,
+      });
+      continue;
+    }
+    if (info.namespaced && !obj.metadata.namespace) {
+      if (!input.app.namespace) {
+        errors.push({
+          subject: subject(ref0),
+          source,
+          message: `namespaced ${obj.kind} has no metadata.namespace and app "${input.app.name}" sets no default namespace`,
+        });
+        continue;
+      }
+      obj.metadata.namespace = input.app.namespace;
+    }
+    if (!info.namespaced && obj.metadata.namespace) {
+      errors.push({
+        subject: subject(ref0),
+        source,
+        message: `${obj.kind} is cluster-scoped but sets metadata.namespace "${obj.metadata.namespace}"`,
+      });
+      continue;
+    }
+    const ref = refOf(obj);
+    const id = objectId(ref);
+    const twin = byId.get(id);
+    if (twin) {
+      errors.push({
+        subject: subject(ref),
+        source,
+        message: `duplicate object: also defined in ${twin.source}`,
+      });
+      continue;
+    }
+    byId.set(id, {
+      id,
+      ref,
+      subject: subject(ref),
+      action: "created",
+      stage: stageOf(ref),
+      source,
+      desired: obj,
+      diff: [],
+      owned: inventoryIds.has(id),
+    });
+  }
+
+  if (input.desired.length === 0 && input.inventory.length > 0 && !input.app.allowEmpty) {
+    errors.push({
+      subject: `app ${input.app.name}`,
+      message: `the rendered app is empty; refusing to prune its ${input.inventory.length} objects (set allowEmpty: true to allow)`,
+    });
+  }
+
+  const desired = [...byId.values()];
+  await mapLimit(desired, concurrency, async (change) => {
+    try {
+      await compareWithLive(change, cluster, input.app.force);
+    } catch (err) {
+      errors.push({
+        subject: change.subject,
+        ...(change.source ? { source: change.source } : {}),
+        message: messageOf(err),
+      });
+    }
+  });
+
+  const prunes = await mapLimit(
+    input.inventory.filter((i) => !byId.has(objectId(i.ref))),
+    concurrency,
+    async (item) => planPrune(item.ref, input.app, cluster),
+  );
+  const changes = [...desired, ...prunes.filter((c): c is PlannedChange => c !== undefined)];
+  changes.sort((a, b) => compareApplyOrder(a.ref, b.ref));
+  return { app: input.app.name, revision: input.revision, changes, errors, summary: summarize(changes) };
+}
+
+/** Decides created/configured/unchanged with a dry-run apply; also validates new objects where possible. */
+async function compareWithLive(change: PlannedChange, cluster: PlanCluster, force: boolean): Promise<void> {
+  const desired = change.desired as KubeObject;
+  if (!cluster.resource(change.ref.group, change.ref.version, change.ref.kind)) {
+    change.action = "created";
+    change.note = "not validated: its CustomResourceDefinition is created by this plan";
+    change.diff = diffObjects(undefined, desired);
+    return;
+  }
+  const live = await cluster.get(change.ref);
+  if (!live) {
+    change.action = "created";
+    // Validate before anything is written; a namespace or CRD created by this same plan can't be checked yet.
+    try {
+      const dry = await dryRun(cluster, desired, force || change.owned);
+      change.diff = diffObjects(undefined, dry);
+    } catch (err) {
+      if (!isMissingDependency(err)) throw err;
+      change.note = "not validated: depends on an object this plan creates";
+      change.diff = diffObjects(undefined, desired);
+    }
+    return;
+  }
+  change.live = live;
+  const dry = await dryRun(cluster, desired, force || change.owned);
+  const diff = diffObjects(live, dry);
+  const ownershipChanged = JSON.stringify(stripTimes(live)) !== JSON.stringify(stripTimes(dry));
+  change.diff = diff;
+  change.action = diff.length > 0 || ownershipChanged ? "configured" : "unchanged";
+}
+
+async function dryRun(cluster: PlanCluster, obj: KubeObject, force: boolean): Promise<KubeObject> {
+  try {
+    return await cluster.apply(obj, { dryRun: true, force });
+  } catch (err) {
+    const e = err as { status?: number; message?: string };
+    if (e.status === 409) {
+      throw new Error(
+        `${e.message} (another field manager owns these fields; set force: true on the app to take them over)`,
+      );
+    }
+    throw err;
+  }
+}
+
+function isMissingDependency(err: unknown): boolean {
+  const e = err as { status?: number; details?: { kind?: string } };
+  return e.status === 404 && (e.details?.kind === "namespaces" || e.details?.kind === undefined);
+}
+
+/** Plans the deletion of an object that left Git, if berth still owns it. */
+async function planPrune(
+  ref: ObjectRef,
+  app: PlanApp,
+  cluster: PlanCluster,
+): Promise<PlannedChange | undefined> {
+  const base = { id: objectId(ref), ref, subject: subject(ref), stage: stageOf(ref), diff: [], owned: true };
+  if (!cluster.resource(ref.group, ref.version, ref.kind)) return undefined; // its kind is gone, so is it
+  const live = await cluster.get(ref);
+  if (!live) return undefined;
+  const labels = live.metadata.labels ?? {};
+  const skip = (note: string): PlannedChange => ({ ...base, action: "skipped", live, note });
+  if (!app.prune) return skip("left Git; not pruned because the app sets prune: false");
+  if (labels[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || labels[APP_LABEL] !== app.name) {
+    return skip(
+      `left Git; not pruned because it no longer carries berth's ownership labels for app "${app.name}"`,
+    );
+  }
+  if (live.metadata.annotations?.[PRUNE_ANNOTATION] === "disabled") {
+    return skip(`left Git; not pruned because of the annotation ${PRUNE_ANNOTATION}: disabled`);
+  }
+  return { ...base, action: "deleted", live };
+}
+
+/** Adds berth's ownership labels. */
+function withOwnership(obj: KubeObject, app: string): KubeObject {
+  obj.metadata.labels = {
+    ...(obj.metadata.labels ?? {}),
+    [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+    [APP_LABEL]: app,
+  };
+  return obj;
+}
+
+/** Kinds the CRDs in a set define, keyed `group/version/kind`. */
+function kindsDefinedByCrds(objects: readonly KubeObject[]): Map<string, KindInfo> {
+  const out = new Map<string, KindInfo>();
+  for (const o of objects) {
+    if (o.kind !== "CustomResourceDefinition" || !o.apiVersion.startsWith("apiextensions.k8s.io/")) continue;
+    const spec = o.spec as
+      | { group?: string; scope?: string; names?: { kind?: string }; versions?: Array<{ name?: string }> }
+      | undefined;
+    if (!spec?.group || !spec.names?.kind) continue;
+    for (const v of spec.versions ?? []) {
+      if (v.name)
+        out.set(`${spec.group}/${v.name}/${spec.names.kind}`, { namespaced: spec.scope !== "Cluster" });
+    }
+  }
+  return out;
+}
+
+function stripTimes(obj: KubeObject): KubeObject {
+  const copy = structuredClone(obj);
+  for (const m of copy.metadata.managedFields ?? []) delete m.time;
+  return copy;
+}
+
+function summarize(changes: readonly PlannedChange[]): Record<Action, number> {
+  const summary: Record<Action, number> = { created: 0, configured: 0, unchanged: 0, deleted: 0, skipped: 0 };
+  for (const c of changes) summary[c.action]++;
+  return summary;
+}
+
+/** True if applying the plan would write anything. */
+export function hasWrites(p: Plan): boolean {
+  return p.summary.created + p.summary.configured + p.summary.deleted > 0;
+}

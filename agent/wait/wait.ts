@@ -1,0 +1,60 @@
+/** Waits until applied objects are healthy, polling the cluster and judging each object with a health checker. */
+import { messageOf } from "../object/errors.ts";
+import type { HealthStatus, KubeObject, ObjectRef } from "../object/object.ts";
+import { mapLimit } from "../object/pool.ts";
+
+/** Judges one object's health (the built-in kstatus checks, later CEL rules). */
+export interface HealthJudge {
+  assess(obj: KubeObject): { status: HealthStatus; message: string };
+}
+
+/** The cluster operation waiting needs. */
+export interface WaitCluster {
+  get(ref: ObjectRef): Promise<KubeObject | undefined>;
+}
+
+/** The last health seen for one object. */
+export interface ObjectHealth {
+  subject: string;
+  ref: ObjectRef;
+  status: HealthStatus;
+  message: string;
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?: (pending: ObjectHealth[]) => void;
+}
+
+/** Polls until every object is Current, one is Failed, or the timeout passes; returns the last health of each. */
+export async function waitHealthy(
+  targets: ReadonlyArray<{ ref: ObjectRef; subject: string }>,
+  cluster: WaitCluster,
+  judge: HealthJudge,
+  options: WaitOptions,
+): Promise<{ healthy: boolean; objects: ObjectHealth[]; timedOut: boolean }> {
+  const deadline = Date.now() + options.timeoutMs;
+  let interval = options.intervalMs ?? 250;
+  for (;;) {
+    const objects = await mapLimit(targets, options.concurrency ?? 16, async (t): Promise<ObjectHealth> => {
+      try {
+        const live = await cluster.get(t.ref);
+        if (!live) return { ...t, status: "NotFound", message: "object not found" };
+        return { ...t, ...judge.assess(live) };
+      } catch (err) {
+        return { ...t, status: "Unknown", message: messageOf(err) };
+      }
+    });
+    const pending = objects.filter((o) => o.status !== "Current");
+    if (pending.length === 0) return { healthy: true, objects, timedOut: false };
+    // Failed is final for kstatus (e.g. ProgressDeadlineExceeded); stop waiting.
+    if (pending.some((o) => o.status === "Failed")) return { healthy: false, objects, timedOut: false };
+    if (Date.now() >= deadline || options.signal?.aborted) return { healthy: false, objects, timedOut: true };
+    options.onProgress?.(pending);
+    await new Promise((r) => setTimeout(r, Math.min(interval, Math.max(0, deadline - Date.now()))));
+    interval = Math.min(interval * 1.5, 2000);
+  }
+}
