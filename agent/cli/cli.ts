@@ -1,0 +1,356 @@
+/** The command-line shell: parses flags, runs a command over the engine, decides the exit code. */
+import { parseArgs } from "node:util";
+import { loadConfig } from "../config/config.ts";
+import { createLogger, type Logger, silentLogger } from "../engine/log.ts";
+import { SyncLoop, topoOrder } from "../engine/loop.ts";
+import type { EngineEvent } from "../engine/ports.ts";
+import { type ReconcileResult, reconcile } from "../engine/reconcile.ts";
+import { messageOf } from "../object/errors.ts";
+import { plan } from "../plan/plan.ts";
+import { FsSnapshot } from "../render/fs-snapshot.ts";
+import { render } from "../render/render.ts";
+import { buildInfo } from "../version.ts";
+import { formatPlan, formatResult, table } from "./format.ts";
+import { type GlobalFlags, openLedger, wire } from "./wire.ts";
+
+/** Exit codes: documented in the README. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** Where a command writes. */
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** Standard error is a terminal: human logs and progress lines. */
+  tty: boolean;
+}
+
+const USAGE = `berth — a GitOps agent for small teams
+
+usage: berth <command> [flags]
+
+commands:
+  run                       sync every app continuously (Ctrl-C or SIGTERM stops after the current step)
+  sync [--app NAME]         one sync pass; exit code 1 if any app failed
+  plan [--app NAME]         show what a sync would change, without writing
+  status                    last ledger entry per app
+  ledger list [--app NAME] [--limit N] [--before ID]
+  ledger show ID            one entry with its objects
+  validate [--dir DIR]      check the config, and render every app (from DIR instead of Git)
+  version                   print the version, commit and runtime
+
+flags:
+  --config FILE             default ./berth.yaml
+  --kubeconfig FILE         default: $KUBECONFIG, ~/.kube/config, then in-cluster
+  --context NAME            kubeconfig context
+  --json                    machine-readable output (read commands)
+`;
+
+const OPTIONS = {
+  config: { type: "string", default: "berth.yaml" },
+  kubeconfig: { type: "string" },
+  context: { type: "string" },
+  json: { type: "boolean", default: false },
+  app: { type: "string" },
+  limit: { type: "string" },
+  before: { type: "string" },
+  dir: { type: "string" },
+  verbose: { type: "boolean", short: "v", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+
+/** Runs one command line; resolves to the exit code. */
+export async function cli(argv: string[], io: Io): Promise<number> {
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    }));
+  } catch (err) {
+    io.err(`berth: ${messageOf(err)}\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  const [command, ...rest] = positionals;
+  if (values.help || command === undefined || command === "help") {
+    io.out(USAGE);
+    return EXIT.ok;
+  }
+  const flags: GlobalFlags = { config: values.config };
+  if (values.kubeconfig) flags.kubeconfig = values.kubeconfig;
+  if (values.context) flags.context = values.context;
+  const log = values.json ? silentLogger : createLogger({ human: io.tty, write: io.err });
+  try {
+    switch (command) {
+      case "version": {
+        const info = buildInfo();
+        io.out(
+          values.json
+            ? `${JSON.stringify(info)}\n`
+            : `berth ${info.version} (commit ${info.commit}, ${info.runtime})\n`,
+        );
+        return EXIT.ok;
+      }
+      case "sync":
+        return await syncCommand(flags, values, io, log);
+      case "plan":
+        return await planCommand(flags, values, io);
+      case "run":
+        return await runCommand(flags, io, log);
+      case "status":
+        return await statusCommand(flags, values, io);
+      case "ledger":
+        return await ledgerCommand(flags, values, rest, io);
+      case "validate":
+        return await validateCommand(flags, values, io);
+      default:
+        io.err(`berth: unknown command "${command}"\n\n${USAGE}`);
+        return EXIT.usage;
+    }
+  } catch (err) {
+    // Config, kubeconfig and ledger problems: the user must fix an input.
+    io.err(`berth: ${messageOf(err)}\n`);
+    return EXIT.usage;
+  }
+}
+
+function selectApps<T extends { name: string }>(apps: T[], name: string | undefined): T[] {
+  if (!name) return apps;
+  const found = apps.filter((a) => a.name === name);
+  if (found.length === 0)
+    throw new Error(`--app ${name}: no such app (apps: ${apps.map((a) => a.name).join(", ")})`);
+  return found;
+}
+
+function progress(io: Io): (e: EngineEvent) => void {
+  return (e) => {
+    if (e.type === "applied")
+      io.err(
+        `  ${e.ok ? "applied" : "FAILED "} ${e.action.padEnd(10)} ${e.subject}${e.error ? `: ${e.error}` : ""}\n`,
+      );
+    else if (e.type === "waiting" && io.tty) {
+      const first = e.pending[0];
+      io.err(
+        `  waiting for ${e.pending.length} object(s)${first ? `, e.g. ${first.subject}: ${first.message}` : ""}\n`,
+      );
+    }
+  };
+}
+
+async function syncCommand(flags: GlobalFlags, values: Values, io: Io, log: Logger): Promise<number> {
+  const w = await wire(flags, log, values.json ? undefined : progress(io));
+  try {
+    w.ledger.markInterrupted();
+    const apps = topoOrder(selectApps(w.config.apps, values.app));
+    const snapshot = await w.source.snapshot(await w.source.resolve()).catch(() => undefined);
+    const results: ReconcileResult[] = [];
+    for (const app of apps) {
+      if (app.suspend) continue;
+      const blocked = app.dependsOn.find((d) =>
+        results.some((r) => r.app === d && r.outcome !== "Succeeded"),
+      );
+      if (blocked) {
+        io.err(`  skipped ${app.name}: its dependency ${blocked} did not sync\n`);
+        continue;
+      }
+      results.push(await reconcile(w.deps, { app, trigger: "cli", ...(snapshot ? { snapshot } : {}) }));
+    }
+    if (values.json)
+      io.out(
+        `${JSON.stringify(
+          results.map(({ plan: _p, ...r }) => r),
+          null,
+          2,
+        )}\n`,
+      );
+    else for (const r of results) io.out(formatResult(r));
+    const skipped = apps.filter((a) => !a.suspend).length - results.length;
+    return results.every((r) => r.outcome === "Succeeded") && skipped === 0 ? EXIT.ok : EXIT.failed;
+  } finally {
+    w.close();
+  }
+}
+
+async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<number> {
+  const w = await wire(flags, silentLogger);
+  try {
+    const snapshot = await w.source.snapshot(await w.source.resolve());
+    await w.kube.discover();
+    let failed = false;
+    const plans = [];
+    for (const app of selectApps(w.config.apps, values.app)) {
+      const rendered = await render(snapshot, app.path);
+      if (rendered.errors.length > 0) {
+        failed = true;
+        io.err(rendered.errors.map((e) => `✗ ${app.name}: ${e.path}: ${e.message}\n`).join(""));
+        continue;
+      }
+      const p = await plan(
+        {
+          app,
+          revision: snapshot.revision,
+          desired: rendered.objects,
+          inventory: w.ledger.inventory(app.name),
+        },
+        w.kube,
+      );
+      if (p.errors.length > 0) failed = true;
+      plans.push(p);
+    }
+    if (values.json) {
+      // Live objects and manifests stay out of the JSON; the diff carries what changes (Secret values redacted).
+      const slim = plans.map((p) => ({
+        ...p,
+        changes: p.changes.map(({ desired: _d, live: _l, ...c }) => c),
+      }));
+      io.out(`${JSON.stringify(slim, null, 2)}\n`);
+    } else for (const p of plans) io.out(formatPlan(p, values.verbose));
+    return failed ? EXIT.failed : EXIT.ok;
+  } finally {
+    w.close();
+  }
+}
+
+async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<number> {
+  const w = await wire(flags, log, progress(io));
+  const interrupted = w.ledger.markInterrupted();
+  if (interrupted > 0)
+    log.log("warn", "marked sync attempts left unfinished by a previous run as Interrupted", {
+      count: interrupted,
+    });
+  const appIntervals = Object.fromEntries(w.config.apps.map((a) => [a.name, a.interval]));
+  const loop = new SyncLoop(w.deps, w.config.apps, { interval: w.config.source.interval, appIntervals });
+  const stop = (signal: string) => {
+    log.log("info", `received ${signal}; stopping after the current step`);
+    void loop.stop();
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+  log.log("info", "berth is running", {
+    source: w.source.url,
+    ref: w.config.source.ref,
+    apps: w.config.apps.map((a) => a.name),
+    ledger: w.config.ledger.path,
+  });
+  await loop.start();
+  w.close();
+  log.log("info", "stopped");
+  return EXIT.ok;
+}
+
+async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promise<number> {
+  const config = loadConfig(flags.config);
+  const ledger = await openLedger(config);
+  try {
+    const rows = config.apps.map((app) => ({
+      app: app.name,
+      last: ledger.list({ app: app.name, limit: 1 })[0],
+    }));
+    if (values.json) io.out(`${JSON.stringify(rows, null, 2)}\n`);
+    else {
+      io.out(
+        table(
+          ["APP", "REVISION", "OUTCOME", "REASON", "HEALTH", "FINISHED", "MESSAGE"],
+          rows.map(({ app, last }) => [
+            app,
+            last?.revision ?? "-",
+            last?.outcome ?? "never synced",
+            last?.reason ?? "",
+            last?.health ?? "",
+            last?.finishedAt ?? "",
+            (last?.message ?? "").slice(0, 80),
+          ]),
+        ),
+      );
+    }
+    return EXIT.ok;
+  } finally {
+    ledger.close();
+  }
+}
+
+async function ledgerCommand(flags: GlobalFlags, values: Values, rest: string[], io: Io): Promise<number> {
+  const [sub, arg] = rest;
+  const config = loadConfig(flags.config);
+  const ledger = await openLedger(config);
+  try {
+    if (sub === "list") {
+      const query: { app?: string; limit?: number; before?: number } = {};
+      if (values.app) query.app = values.app;
+      if (values.limit) query.limit = Number(values.limit);
+      if (values.before) query.before = Number(values.before);
+      const entries = ledger.list(query);
+      if (values.json) io.out(`${JSON.stringify(entries, null, 2)}\n`);
+      else
+        io.out(
+          table(
+            ["ID", "APP", "REVISION", "OUTCOME", "REASON", "STARTED", "MESSAGE"],
+            entries.map((e) => [
+              String(e.id),
+              e.app,
+              e.revision,
+              e.outcome,
+              e.reason ?? "",
+              e.startedAt,
+              (e.message ?? "").slice(0, 70),
+            ]),
+          ),
+        );
+      return EXIT.ok;
+    }
+    if (sub === "show" && arg) {
+      const entry = ledger.get(Number(arg));
+      if (!entry) {
+        io.err(`berth: ledger entry ${arg} not found\n`);
+        return EXIT.failed;
+      }
+      if (values.json) io.out(`${JSON.stringify(entry, null, 2)}\n`);
+      else {
+        io.out(
+          `entry ${entry.id}: ${entry.app} ${entry.revision} — ${entry.outcome} ${entry.reason ?? ""}\n`,
+        );
+        if (entry.commit)
+          io.out(
+            `commit ${entry.commit.sha} by ${entry.commit.author} at ${entry.commit.time}\n  ${entry.commit.message.trim()}\n`,
+          );
+        if (entry.message) io.out(`message: ${entry.message}\n`);
+        io.out(
+          table(
+            ["ACTION", "OBJECT", "HEALTH", "NOTE"],
+            entry.objects.map((o) => [
+              o.action,
+              `${o.ref.kind}/${o.ref.namespace ? `${o.ref.namespace}/` : ""}${o.ref.name}`,
+              o.health ?? "",
+              o.message ?? "",
+            ]),
+          ),
+        );
+      }
+      return EXIT.ok;
+    }
+    io.err("berth: usage: berth ledger list|show ID\n");
+    return EXIT.usage;
+  } finally {
+    ledger.close();
+  }
+}
+
+async function validateCommand(flags: GlobalFlags, values: Values, io: Io): Promise<number> {
+  const config = loadConfig(flags.config);
+  io.out(`${flags.config}: valid (${config.apps.length} apps)\n`);
+  if (!values.dir) return EXIT.ok;
+  const snapshot = new FsSnapshot(values.dir);
+  let failed = false;
+  for (const app of config.apps) {
+    const r = await render(snapshot, app.path);
+    for (const e of r.errors) io.err(`✗ ${app.name}: ${e.path}: ${e.message}\n`);
+    for (const s of r.skipped) io.err(`  ${app.name}: skipped ${s.path}: ${s.message}\n`);
+    if (r.errors.length > 0) failed = true;
+    else io.out(`✓ ${app.name}: ${r.objects.length} objects from ${app.path || "."}\n`);
+  }
+  return failed ? EXIT.failed : EXIT.ok;
+}

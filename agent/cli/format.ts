@@ -1,0 +1,59 @@
+/** Human-readable output of plans, sync results and ledger entries. */
+import type { ReconcileResult } from "../engine/reconcile.ts";
+import type { Plan } from "../plan/plan.ts";
+
+const SIGN: Record<string, string> = {
+  created: "+",
+  configured: "~",
+  deleted: "-",
+  unchanged: "=",
+  skipped: "!",
+};
+
+/** A plan as a readable diff: one line per object, changed fields under it. */
+export function formatPlan(plan: Plan, verbose = false): string {
+  const lines = [`plan for app ${plan.app} at ${plan.revision}`];
+  for (const c of plan.changes) {
+    if (c.action === "unchanged" && !verbose) continue;
+    lines.push(`  ${SIGN[c.action] ?? "?"} ${c.subject}  ${c.action}${c.note ? `  (${c.note})` : ""}`);
+    if (c.action === "configured") {
+      for (const d of c.diff.slice(0, 20)) {
+        if ("before" in d) lines.push(`      - ${d.path}: ${short(d.before)}`);
+        if ("after" in d) lines.push(`      + ${d.path}: ${short(d.after)}`);
+      }
+      if (c.diff.length > 20) lines.push(`      … ${c.diff.length - 20} more fields`);
+    }
+  }
+  for (const e of plan.errors)
+    lines.push(`  ✗ ${e.subject}${e.source ? ` (${e.source})` : ""}: ${e.message}`);
+  const s = plan.summary;
+  lines.push(
+    `  ${s.created} to create, ${s.configured} to configure, ${s.deleted} to delete, ${s.unchanged} unchanged${s.skipped ? `, ${s.skipped} skipped` : ""}`,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+/** One line per sync result. */
+export function formatResult(r: ReconcileResult): string {
+  const mark = r.outcome === "Succeeded" ? "✓" : "✗";
+  const t = Object.entries(r.timings)
+    .map(([k, v]) => `${k} ${v}ms`)
+    .join(", ");
+  return `${mark} ${r.app} ${r.revision}: ${r.reason} — ${r.message}  [entry ${r.entry}; ${t}]\n`;
+}
+
+function short(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s.length > 100 ? `${s.slice(0, 97)}...` : s;
+}
+
+/** A fixed-width table. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return `${[line(headers), ...rows.map(line)].join("\n")}\n`;
+}

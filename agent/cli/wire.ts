@@ -1,0 +1,93 @@
+/** Builds the engine's dependencies from a loaded config: the one place concrete adapters meet. */
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { type AgentConfig, loadConfig } from "../config/config.ts";
+import { readSecretEnv, readSecretFile, resolveGitCredentials } from "../config/credentials.ts";
+import type { Logger } from "../engine/log.ts";
+import type { EngineDeps, EngineEvent } from "../engine/ports.ts";
+import { defaultHealthChecker } from "../health/assess.ts";
+import { KubeClient, type KubeTarget } from "../kube/client.ts";
+import { Ledger } from "../ledger/ledger.ts";
+import { BerthError } from "../object/errors.ts";
+import { render } from "../render/render.ts";
+import { GitSource } from "../source/git-source.ts";
+
+/** Global flags every command accepts. */
+export interface GlobalFlags {
+  config: string;
+  kubeconfig?: string;
+  context?: string;
+}
+
+/** Everything a command may use; close() releases the ledger. */
+export interface Wired {
+  config: AgentConfig;
+  deps: EngineDeps;
+  ledger: Ledger;
+  kube: KubeClient;
+  source: GitSource;
+  close(): void;
+}
+
+/** Loads the config, opens the ledger and connects the source and the cluster. */
+export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEvent) => void): Promise<Wired> {
+  const config = loadConfig(flags.config);
+  const ledger = await openLedger(config);
+  const target: KubeTarget = {};
+  if (flags.kubeconfig) target.kubeconfig = flags.kubeconfig;
+  if (flags.context) target.context = flags.context;
+  let kube: KubeClient;
+  try {
+    kube = KubeClient.connect(target);
+  } catch (err) {
+    ledger.close();
+    throw err;
+  }
+  const source = new GitSource({
+    url: config.source.url,
+    ref: config.source.ref,
+    cacheDir: join(dirname(config.ledger.path), "git-cache"),
+    credentials: () => resolveGitCredentials(config.source.auth),
+    timeoutMs: config.source.timeout,
+  });
+  const deps: EngineDeps = {
+    source,
+    render: (snapshot, path) => render(snapshot, path),
+    cluster: kube,
+    ledger,
+    health: defaultHealthChecker,
+    log,
+    ...(emit ? { emit } : {}),
+  };
+  return { config, deps, ledger, kube, source, close: () => ledger.close() };
+}
+
+/** Opens the ledger named by the config, with the Secret encryption key if one is configured. */
+export async function openLedger(config: AgentConfig): Promise<Ledger> {
+  mkdirSync(dirname(config.ledger.path), { recursive: true });
+  const key = ledgerKey(config);
+  return Ledger.open(config.ledger.path, key ? { secretKey: key } : {});
+}
+
+/** The 32-byte ledger key from secretKeyFile/secretKeyEnv (64 hex digits or base64), if configured. */
+function ledgerKey(config: AgentConfig): Uint8Array | undefined {
+  const { secretKeyFile, secretKeyEnv } = config.ledger;
+  let text: string | undefined;
+  let where = "";
+  if (secretKeyFile) {
+    text = readSecretFile(secretKeyFile, "ledger secret key");
+    where = secretKeyFile;
+  } else if (secretKeyEnv) {
+    text = readSecretEnv(secretKeyEnv, "ledger secret key", process.env);
+    where = `environment variable ${secretKeyEnv}`;
+  }
+  if (text === undefined) return undefined;
+  const t = text.trim();
+  const bytes = /^[0-9a-fA-F]{64}$/.test(t) ? Buffer.from(t, "hex") : Buffer.from(t, "base64");
+  if (bytes.length !== 32) {
+    throw new BerthError("the ledger secret key must be 32 bytes, written as 64 hex digits or base64", {
+      subject: where,
+    });
+  }
+  return new Uint8Array(bytes);
+}

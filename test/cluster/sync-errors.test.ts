@@ -1,0 +1,163 @@
+/**
+ * Bad inputs: each gives a clear error naming its file or object, applies
+ * nothing for the app, and is recorded in the ledger.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
+import { freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
+import { GitFixture, type TreeEntry } from "../support/git.ts";
+
+let cluster: TestCluster;
+let git: GitFixture;
+let ns: string;
+
+beforeAll(async () => {
+  cluster = await useCluster();
+  git = await GitFixture.start({ token: "the-right-token" });
+  ns = await freshNamespace(cluster, "bad");
+}, 600_000);
+
+afterAll(async () => {
+  await git?.close();
+  try {
+    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
+  } catch {}
+});
+
+const marker = (name: string) =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata: {ok: "yes"}\n`;
+
+/** Pushes `files` (plus a valid marker ConfigMap) to a new repo and syncs it once. */
+async function syncRepo(
+  repo: string,
+  files: Record<string, TreeEntry>,
+  extra: { token?: string; url?: string } = {},
+) {
+  const url = git.createRepo(repo);
+  git.commit(repo, { "app/marker.yaml": marker(`marker-${repo}`), ...files });
+  const dir = writeConfig(
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${extra.url ?? url}"\n  timeout: 3s\n  auth: {tokenFile: $DIR/token}\napps:\n  - {name: app, path: app, namespace: ${ns}, timeout: 10s}\nledger: {path: $DIR/ledger.db}\n`,
+  );
+  await Bun.write(join(dir, "..", "token"), `${extra.token ?? "the-right-token"}\n`);
+  const w = await wireFor(dir, cluster.kubeconfigPath);
+  try {
+    const result = await syncApp(w, "app");
+    const entry = w.ledger.get(result.entry);
+    const ledgerBytes = readFileSync(join(dir, "..", "ledger.db"));
+    return { result, entry, ledgerBytes };
+  } finally {
+    w.close();
+  }
+}
+
+function markerExists(repo: string): boolean {
+  try {
+    kubectl(cluster, "get", "configmap", `marker-${repo}`, "-n", ns);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("bad inputs apply nothing and are recorded", () => {
+  test("malformed YAML → BuildFailed naming the file and line", async () => {
+    const { result, entry } = await syncRepo("malformed", {
+      "app/broken.yaml": "apiVersion: v1\nkind: [ConfigMap\n",
+    });
+    expect(result.reason).toBe("BuildFailed");
+    expect(result.message).toContain("app/broken.yaml");
+    expect(result.message).toMatch(/line \d+|:\d+:\d+/);
+    expect(entry?.reason).toBe("BuildFailed");
+    expect(markerExists("malformed")).toBe(false);
+  }, 30_000);
+
+  test("a duplicate object → PlanRejected naming both files", async () => {
+    const { result, entry } = await syncRepo("dupe", { "app/again.yaml": marker("marker-dupe") });
+    expect(result.reason).toBe("PlanRejected");
+    expect(result.message).toContain(`ConfigMap/${ns}/marker-dupe`);
+    expect(result.message).toContain("duplicate object");
+    expect(result.message).toContain("app/again.yaml");
+    expect(result.message).toContain("app/marker.yaml");
+    expect(entry?.reason).toBe("PlanRejected");
+    expect(markerExists("dupe")).toBe(false);
+  }, 30_000);
+
+  test("an unknown kind → PlanRejected naming the object", async () => {
+    const { result } = await syncRepo("unknown", {
+      "app/thing.yaml": "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n",
+    });
+    expect(result.reason).toBe("PlanRejected");
+    expect(result.message).toContain("Gadget/g (app/thing.yaml#0)");
+    expect(result.message).toContain("not served by the API server");
+    expect(markerExists("unknown")).toBe(false);
+  }, 30_000);
+
+  test("a cluster-scoped object given a namespace → PlanRejected", async () => {
+    const { result } = await syncRepo("scoped", {
+      "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: wrong\n  namespace: ${ns}\n`,
+    });
+    expect(result.reason).toBe("PlanRejected");
+    expect(result.message).toContain("cluster-scoped");
+    expect(markerExists("scoped")).toBe(false);
+  }, 30_000);
+
+  test("an object the API server rejects → PlanRejected before anything is written", async () => {
+    const { result } = await syncRepo("invalid", {
+      "app/svc.yaml":
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports: [{port: 99999}]\n",
+    });
+    expect(result.reason).toBe("PlanRejected");
+    expect(result.message).toContain(`Service/${ns}/bad`);
+    expect(result.message).toContain("99999");
+    expect(markerExists("invalid")).toBe(false);
+  }, 30_000);
+
+  test("a YAML alias bomb → BuildFailed, quickly", async () => {
+    const bomb = [
+      "apiVersion: v1",
+      "kind: ConfigMap",
+      "metadata: {name: bomb}",
+      "a: &a [x, x, x, x, x, x, x, x, x, x]",
+      "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]",
+      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]",
+      "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]",
+      "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]",
+      "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]",
+      "g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]",
+    ].join("\n");
+    const t0 = Date.now();
+    const { result } = await syncRepo("bomb", { "app/bomb.yaml": bomb });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(result.reason).toBe("BuildFailed");
+    expect(result.message).toContain("app/bomb.yaml");
+    expect(result.message.toLowerCase()).toContain("alias");
+    expect(markerExists("bomb")).toBe(false);
+  }, 30_000);
+
+  test("a symlink that leaves the repository → BuildFailed naming the link", async () => {
+    const { result } = await syncRepo("escape", { "app/passwd.yaml": { symlink: "../../../../etc/passwd" } });
+    expect(result.reason).toBe("BuildFailed");
+    expect(result.message).toContain("app/passwd.yaml");
+    expect(result.message).toMatch(/outside|leaves|escape/i);
+    expect(markerExists("escape")).toBe(false);
+  }, 30_000);
+
+  test("a wrong Git token → FetchFailed saying authentication failed, without the token", async () => {
+    const { result, entry, ledgerBytes } = await syncRepo("private", {}, { token: "a-wrong-token-value" });
+    expect(result.reason).toBe("FetchFailed");
+    expect(result.message.toLowerCase()).toContain("authentication");
+    expect(result.message).not.toContain("a-wrong-token-value");
+    expect(entry?.reason).toBe("FetchFailed");
+    expect(ledgerBytes.includes("a-wrong-token-value")).toBe(false);
+    expect(markerExists("private")).toBe(false);
+  }, 30_000);
+
+  test("unreachable Git → FetchFailed saying it cannot reach the server", async () => {
+    const { result, entry } = await syncRepo("down", {}, { url: "http://127.0.0.1:9/nothing.git" });
+    expect(result.reason).toBe("FetchFailed");
+    expect(result.message).toMatch(/cannot reach/i);
+    expect(entry?.reason).toBe("FetchFailed");
+  }, 60_000);
+});
