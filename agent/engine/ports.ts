@@ -56,6 +56,8 @@ export interface LedgerPort {
     },
   ): void;
   inventory(app: string): Array<{ ref: ObjectRef; digest: string }>;
+  /** Records objects as owned before they are written (crash safety). */
+  claimInventory(app: string, items: ReadonlyArray<{ ref: ObjectRef; digest: string }>): void;
 }
 
 /** The app settings a sync reads (the config's AppConfig satisfies it). */

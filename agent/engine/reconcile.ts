@@ -121,6 +121,13 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
 
   // 4. Apply in stages; only what the plan says changed is written.
   if (hasWrites(thePlan)) {
+    // Claim first: if the process dies mid-apply, what it wrote stays owned and a later sync can prune it.
+    deps.ledger.claimInventory(
+      app.name,
+      thePlan.changes
+        .filter((c) => c.action === "created" && c.desired)
+        .map((c) => ({ ref: c.ref, digest: digests.get(c.id) ?? "" })),
+    );
     const applied = await timed("apply", () =>
       applyStaged(thePlan.changes, deps.cluster, {
         force: app.force,

@@ -223,15 +223,31 @@ export class Ledger {
         this.writeFinished(row, result);
         if (result.inventory) {
           this.db.run("DELETE FROM inventory WHERE app = ?", [row.app]);
-          for (const item of result.inventory) {
-            this.db.run(
-              "INSERT OR REPLACE INTO inventory (app, object_id, ref_json, digest) VALUES (?, ?, ?, ?)",
-              [row.app, objectId(item.ref), canonicalJson(item.ref), item.digest],
-            );
-          }
+          this.insertInventory(row.app, result.inventory);
         }
       }),
     );
+  }
+
+  /**
+   * Adds objects to the app's inventory before they are written, so a crash mid-apply leaves them owned
+   * (and prunable) rather than orphaned; the next finish replaces the inventory as usual.
+   */
+  claimInventory(app: string, items: readonly InventoryItem[]): void {
+    this.guard(`cannot claim inventory for app ${app}`, () =>
+      this.db.transaction(() => this.insertInventory(app, items)),
+    );
+  }
+
+  private insertInventory(app: string, items: readonly InventoryItem[]): void {
+    for (const item of items) {
+      this.db.run("INSERT OR REPLACE INTO inventory (app, object_id, ref_json, digest) VALUES (?, ?, ?, ?)", [
+        app,
+        objectId(item.ref),
+        canonicalJson(item.ref),
+        item.digest,
+      ]);
+    }
   }
 
   /** The app's inventory as of its last finish that carried one, ordered by object id. */

@@ -285,3 +285,18 @@ describe("reopening and migrations", () => {
     }
   });
 });
+
+describe("Ledger.claimInventory()", () => {
+  test("adds to the inventory before a finish, and the next finish with an inventory replaces it", () => {
+    const a = { ref: coreRef("ConfigMap", "a", "web"), digest: "sha256:a" };
+    const b = { ref: coreRef("ConfigMap", "b", "web"), digest: "sha256:b" };
+    const id = ledger.begin({ app: "web", revision: "main@sha1:1", trigger: "test" });
+    succeed(id, { inventory: [a] });
+    ledger.claimInventory("web", [b]);
+    expect(ledger.inventory("web").map((i) => i.ref.name)).toEqual(["a", "b"]);
+    expect(ledger.inventory("other")).toEqual([]);
+    const next = ledger.begin({ app: "web", revision: "main@sha1:2", trigger: "test" });
+    succeed(next, { inventory: [b] });
+    expect(ledger.inventory("web").map((i) => i.ref.name)).toEqual(["b"]);
+  });
+});
