@@ -1,0 +1,194 @@
+/**
+ * The compiled binary end to end: sync, plan, status, ledger, drift, bad
+ * input, the run loop picking up a new commit, graceful SIGTERM, and a kill -9
+ * that the next start records as Interrupted.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeConfig } from "../support/berth.ts";
+import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
+import {
+  auditEvents,
+  eventually,
+  kubectl,
+  type TestCluster,
+  useCluster,
+  writesIn,
+} from "../support/cluster.ts";
+import { GitFixture } from "../support/git.ts";
+
+let cluster: TestCluster;
+let git: GitFixture;
+let config: string;
+const ns = `e2e-${Math.random().toString(16).slice(2, 8)}`;
+const cm = (greeting: string) =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  greeting: ${greeting}\n`;
+const deployment = `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n    spec:\n      containers: [{name: api, image: "nginx:1.27"}]\n`;
+
+beforeAll(async () => {
+  berthBinary();
+  cluster = await useCluster();
+  git = await GitFixture.start({ token: "e2e-token" });
+  const url = git.createRepo("infra");
+  git.commit("infra", {
+    "base/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
+    "app/settings.yaml": cm("hello"),
+    "app/api.yaml": deployment,
+    "app/secret.yaml":
+      "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: e2e-plaintext-never-stored\n",
+  });
+  config = writeConfig(
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${url}"\n  interval: 1s\n  auth: {tokenEnv: E2E_GIT_TOKEN}\napps:\n  - {name: base, path: base}\n  - {name: app, path: app, namespace: ${ns}, dependsOn: [base], timeout: 60s}\nledger: {path: $DIR/ledger.db}\n`,
+  );
+}, 600_000);
+
+afterAll(async () => {
+  await git?.close();
+  try {
+    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
+  } catch {}
+});
+
+const env = () => ({ E2E_GIT_TOKEN: "e2e-token", KUBECONFIG: cluster.kubeconfigPath });
+
+describe("the compiled binary", () => {
+  test("berth sync applies both apps in dependency order and exits 0", async () => {
+    const r = await runBerth(["sync", "--config", config], env());
+    expect(r.stderr).not.toContain("e2e-token");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/✓ base main@sha1:[0-9a-f]{40}: Succeeded — 1 created/);
+    expect(r.stdout).toMatch(/✓ app main@sha1:[0-9a-f]{40}: Succeeded — 3 created/);
+    expect(r.stdout.indexOf("✓ base")).toBeLessThan(r.stdout.indexOf("✓ app"));
+    expect(
+      kubectl(cluster, "get", "deployment", "api", "-n", ns, "-o", "jsonpath={.status.readyReplicas}"),
+    ).toBe("2");
+  }, 120_000);
+
+  test("berth plan --json after an out-of-band edit shows exactly that change; sync puts it back", async () => {
+    kubectl(
+      cluster,
+      "patch",
+      "configmap",
+      "settings",
+      "-n",
+      ns,
+      "--type=merge",
+      "-p",
+      '{"data":{"greeting":"tampered"}}',
+    );
+    const since = new Date(Date.now() - 10);
+    const plan = await runBerth(["plan", "--json", "--config", config, "--app", "app"], env());
+    expect(plan.code).toBe(0);
+    const [p] = JSON.parse(plan.stdout);
+    const changed = p.changes.filter((c: { action: string }) => c.action !== "unchanged");
+    expect(changed.map((c: { subject: string; action: string }) => `${c.action} ${c.subject}`)).toEqual([
+      `configured ConfigMap/${ns}/settings`,
+    ]);
+    expect(changed[0].diff).toContainEqual({ path: "/data/greeting", before: "tampered", after: "hello" });
+    expect(plan.stdout).not.toContain("e2e-plaintext-never-stored");
+    expect(writesIn(auditEvents(cluster, since, "berth"))).toEqual([]);
+
+    const sync = await runBerth(["sync", "--config", config, "--app", "app"], env());
+    expect(sync.code).toBe(0);
+    expect(sync.stdout).toContain("1 configured");
+    expect(
+      kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}"),
+    ).toBe("hello");
+  }, 120_000);
+
+  test("status and ledger list/show read the ledger, as tables and as JSON", async () => {
+    const status = JSON.parse((await runBerth(["status", "--json", "--config", config])).stdout);
+    expect(status.map((s: { app: string; last: { outcome: string } }) => [s.app, s.last.outcome])).toEqual([
+      ["base", "Succeeded"],
+      ["app", "Succeeded"],
+    ]);
+    const list = JSON.parse(
+      (await runBerth(["ledger", "list", "--json", "--app", "app", "--config", config])).stdout,
+    );
+    expect(list.length).toBe(2);
+    const shown = await runBerth(["ledger", "show", String(list[0].id), "--config", config]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain(`configured  ConfigMap/${ns}/settings`);
+    const table = await runBerth(["ledger", "list", "--config", config]);
+    expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+APP\s+REVISION\s+OUTCOME/);
+    expect((await runBerth(["ledger", "show", "99999", "--config", config])).code).toBe(1);
+  });
+
+  test("a bad commit fails the sync with exit code 1 and changes nothing", async () => {
+    git.commit("infra", { "app/broken.yaml": "kind: [\n" });
+    const r = await runBerth(["sync", "--config", config, "--app", "app"], env());
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("BuildFailed");
+    expect(r.stdout).toContain("app/broken.yaml");
+    git.commit("infra", { "app/broken.yaml": null });
+  }, 60_000);
+
+  test("a config error is exit code 2 naming the file and field", async () => {
+    const bad = writeConfig(
+      "apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: http://x/y.git, interval: soon}\napps: []\n",
+    );
+    const r = await runBerth(["sync", "--config", bad]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("berth.yaml");
+    expect(r.stderr).toContain("source.interval");
+  });
+
+  test("berth run picks up a new commit within its interval and stops cleanly on SIGTERM", async () => {
+    const run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath], env());
+    try {
+      await eventually("berth run to start", 20_000, async () =>
+        run.output().includes("berth is running") ? true : undefined,
+      );
+      git.commit("infra", { "app/settings.yaml": cm("from-a-new-commit") });
+      await eventually("the new commit applied", 30_000, async () =>
+        kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}") ===
+        "from-a-new-commit"
+          ? true
+          : undefined,
+      );
+      run.child.kill("SIGTERM");
+      expect(await run.exited).toBe(0);
+      expect(run.output()).toContain("received SIGTERM");
+      expect(run.output()).toContain('"msg":"stopped"');
+    } finally {
+      run.child.kill("SIGKILL");
+    }
+  }, 90_000);
+
+  test("kill -9 during a sync leaves an entry that the next start marks Interrupted", async () => {
+    // A Deployment that cannot schedule keeps the sync waiting for health.
+    git.commit("infra", {
+      "app/stuck.yaml": deployment
+        .replace("name: api", "name: stuck")
+        .replaceAll("app: api", "app: stuck")
+        .replace(
+          "    spec:\n      containers",
+          '    spec:\n      nodeSelector: {nowhere: "true"}\n      containers',
+        ),
+    });
+    const run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath], env());
+    await eventually("the stuck Deployment applied", 30_000, async () => {
+      try {
+        kubectl(cluster, "get", "deployment", "stuck", "-n", ns);
+        return true;
+      } catch {
+        return undefined;
+      }
+    });
+    run.child.kill("SIGKILL");
+    await run.exited;
+    const running = JSON.parse(
+      (await runBerth(["ledger", "list", "--json", "--app", "app", "--limit", "1", "--config", config]))
+        .stdout,
+    );
+    expect(running[0].outcome).toBe("Running");
+    git.commit("infra", { "app/stuck.yaml": null });
+    const r = await runBerth(["sync", "--config", config, "--app", "app"], env());
+    expect(r.code).toBe(0);
+    const entry = JSON.parse(
+      (await runBerth(["ledger", "show", String(running[0].id), "--json", "--config", config])).stdout,
+    );
+    expect(entry.outcome).toBe("Failed");
+    expect(entry.reason).toBe("Interrupted");
+    expect(r.stdout).toContain("1 deleted");
+  }, 120_000);
+});

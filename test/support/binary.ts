@@ -1,0 +1,55 @@
+/** Builds the compiled binary once per test run and runs it. */
+import { execFileSync, spawn } from "node:child_process";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "..", "..");
+let built: string | undefined;
+
+/** Path of dist/berth, compiled from the current tree on first use. */
+export function berthBinary(): string {
+  if (!built) {
+    const out = execFileSync("bash", [join(ROOT, "scripts", "build.sh")], { cwd: ROOT, encoding: "utf8" });
+    built = join(ROOT, out.trim().split("\n").at(-1) ?? "");
+  }
+  return built;
+}
+
+/**
+ * Runs the binary to completion; resolves to exit code and output. Asynchronous on purpose: the test Git
+ * server runs in this process and must keep answering while the binary talks to it.
+ */
+export async function runBerth(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(berthBinary(), args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...env },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** Starts the binary in the background (e.g. `run`), collecting its output. */
+export function startBerth(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(berthBinary(), args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  let output = "";
+  child.stdout.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    output += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, exited, output: () => output };
+}
