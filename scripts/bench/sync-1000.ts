@@ -1,0 +1,177 @@
+/**
+ * Benchmark: a generated repository of 1,000 objects (400 ConfigMaps, 300 Services, 300 Deployments) synced by
+ * the compiled binary against a real control plane of its own (started here, stopped at the end):
+ * first sync, no-op resync (time and real writes, from the API server's audit log), one-object-change resync,
+ * and the binary's peak resident memory; `kubectl apply --server-side` of the same tree as the baseline.
+ * Prints one JSON object per figure. Usage: bun scripts/bench/sync-1000.ts [--runs N]
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GitFixture } from "../../test/support/git.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const RUNS = Number(process.argv[process.argv.indexOf("--runs") + 1] || 3);
+const commit = execFileSync("git", ["rev-parse", "--short=12", "HEAD"], {
+  cwd: ROOT,
+  encoding: "utf8",
+}).trim();
+const emit = (bench: string, metric: string, value: number, unit: string, runtime = "bun-binary") =>
+  console.log(
+    JSON.stringify({ bench, metric, value: Math.round(value * 1000) / 1000, unit, runtime, commit }),
+  );
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+// An isolated control plane, so the figures are not disturbed by test namespaces.
+const clusterDir = mkdtempSync(join(tmpdir(), "berth-bench-cluster-"));
+const clusterEnv = { ...process.env, BERTH_CLUSTER_DIR: clusterDir };
+const up = execFileSync("bash", [join(ROOT, "scripts/cluster/cluster.sh"), "up"], {
+  env: clusterEnv,
+  encoding: "utf8",
+});
+const kubeconfig = /^KUBECONFIG=(.+)$/m.exec(up)?.[1] ?? "";
+const bin = /^BERTH_CLUSTER_BIN=(.+)$/m.exec(
+  execFileSync("bash", [join(ROOT, "scripts/cluster/cluster.sh"), "env"], {
+    env: clusterEnv,
+    encoding: "utf8",
+  }),
+)?.[1];
+const kubectl = (...args: string[]) =>
+  execFileSync(join(bin ?? "", "kubectl"), ["--kubeconfig", kubeconfig, ...args], {
+    encoding: "utf8",
+    maxBuffer: 1 << 28,
+  });
+const binary = join(
+  ROOT,
+  execFileSync("bash", [join(ROOT, "scripts/build.sh")], { cwd: ROOT, encoding: "utf8" }).trim(),
+);
+
+function tree(ns: string, version: string): Record<string, string> {
+  const files: Record<string, string> = {
+    "app/namespace.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
+  };
+  for (let i = 0; i < 400; i++) {
+    files[`app/config/cm-${i}.yaml`] =
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\n  namespace: ${ns}\ndata:\n  index: "${i}"\n  version: "${i === 0 ? version : "1"}"\n`;
+  }
+  for (let i = 0; i < 300; i++) {
+    files[`app/svc/svc-${i}.yaml`] =
+      `apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-${i}\n  namespace: ${ns}\nspec:\n  selector: {app: d-${i}}\n  ports: [{port: 80, targetPort: 8080}]\n`;
+    files[`app/deploy/d-${i}.yaml`] =
+      `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d-${i}\n  namespace: ${ns}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: d-${i}}}\n  template:\n    metadata: {labels: {app: d-${i}}}\n    spec:\n      containers: [{name: c, image: "nginx:1.27"}]\n`;
+  }
+  return files;
+}
+
+/** Runs the binary (async: the Git server lives in this process); returns seconds and peak RSS in MB. */
+function runBinary(
+  args: string[],
+): Promise<{ seconds: number; peakMb: number; out: string; code: number | null }> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn("/usr/bin/time", ["-f", "BERTH_MAXRSS_KB=%M", binary, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d;
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      out += d;
+    });
+    child.on("close", (code) => {
+      const kb = Number(/BERTH_MAXRSS_KB=(\d+)/.exec(out)?.[1] ?? Number.NaN);
+      resolve({ seconds: (performance.now() - t0) / 1000, peakMb: kb / 1024, out, code });
+    });
+  });
+}
+
+function writes(since: Date): number {
+  const text = readFileSync(join(clusterDir, "audit.log"), "utf8");
+  let n = 0;
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    const e = JSON.parse(line) as {
+      verb: string;
+      requestURI: string;
+      userAgent?: string;
+      requestReceivedTimestamp: string;
+    };
+    if (e.userAgent !== "berth" || new Date(e.requestReceivedTimestamp) < since) continue;
+    if (["create", "update", "patch", "delete"].includes(e.verb) && !e.requestURI.includes("dryRun=All")) n++;
+  }
+  return n;
+}
+
+const git = await GitFixture.start();
+const results: Record<string, number[]> = {
+  first: [],
+  noop: [],
+  noopWrites: [],
+  change: [],
+  peak: [],
+  kubectl: [],
+};
+try {
+  for (let run = 0; run < RUNS; run++) {
+    const ns = `bench-${run}-${Math.random().toString(16).slice(2, 6)}`;
+    const repo = `bench${run}`;
+    const url = git.createRepo(repo);
+    git.commit(repo, tree(ns, "1"));
+    const ws = mkdtempSync(join(tmpdir(), "berth-bench-"));
+    const config = join(ws, "berth.yaml");
+    writeFileSync(
+      config,
+      `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}"}\napps:\n  - {name: bench, path: app, timeout: 5m}\nledger: {path: ledger.db}\n`,
+    );
+    const args = ["sync", "--config", config, "--kubeconfig", kubeconfig];
+    const first = await runBinary(args);
+    if (first.code !== 0) throw new Error(`first sync failed:\n${first.out.slice(-2000)}`);
+    results.first?.push(first.seconds);
+    results.peak?.push(first.peakMb);
+    const since = new Date();
+    const noop = await runBinary(args);
+    results.noop?.push(noop.seconds);
+    results.peak?.push(noop.peakMb);
+    await new Promise((r) => setTimeout(r, 500));
+    results.noopWrites?.push(writes(since));
+    git.commit(repo, { "app/config/cm-0.yaml": tree(ns, "2")["app/config/cm-0.yaml"] as string });
+    const change = await runBinary(args);
+    if (!change.out.includes("1 configured"))
+      throw new Error(`change sync did not configure one object:\n${change.out}`);
+    results.change?.push(change.seconds);
+
+    // Baseline: kubectl apply --server-side of the same tree into another namespace.
+    const kdir = mkdtempSync(join(tmpdir(), "berth-bench-kubectl-"));
+    const kns = `${ns}-kubectl`;
+    for (const [path, body] of Object.entries(tree(kns, "1"))) {
+      mkdirSync(join(kdir, path, ".."), { recursive: true });
+      writeFileSync(join(kdir, path), body);
+    }
+    const k0 = performance.now();
+    kubectl("apply", "--server-side", "-f", join(kdir, "app/namespace.yaml"));
+    kubectl("apply", "--server-side", "-R", "-f", join(kdir, "app"));
+    kubectl("rollout", "status", "-n", kns, "deployment", "--timeout=300s");
+    results.kubectl?.push((performance.now() - k0) / 1000);
+    kubectl("delete", "namespace", ns, kns, "--wait=false");
+  }
+} finally {
+  await git.close();
+  execFileSync("bash", [join(ROOT, "scripts/cluster/cluster.sh"), "down"], {
+    env: clusterEnv,
+    stdio: "ignore",
+  });
+}
+emit("sync-1000", "first_sync_s", median(results.first ?? []), "s");
+emit("sync-1000", "noop_resync_s", median(results.noop ?? []), "s");
+emit("sync-1000", "noop_resync_writes", Math.max(...(results.noopWrites ?? [])), "requests");
+emit("sync-1000", "one_change_resync_s", median(results.change ?? []), "s");
+emit("sync-1000", "peak_rss_mb", Math.max(...(results.peak ?? [])), "MB");
+emit("sync-1000", "kubectl_ssa_apply_and_rollout_s", median(results.kubectl ?? []), "s", "kubectl");
+emit(
+  "sync-1000",
+  "first_sync_vs_kubectl_ratio",
+  median(results.first ?? []) / median(results.kubectl ?? []),
+  "ratio",
+);
