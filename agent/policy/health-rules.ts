@@ -1,0 +1,109 @@
+/**
+ * Health rules, Flux healthCheckExprs semantics: deletion → Terminating, then the observedGeneration
+ * check, then inProgress → failed → current of the best-matching rule; none true → InProgress.
+ * A kind-specific rule beats a group-wide one, which beats a "*" rule; user rules beat built-ins.
+ */
+
+import { toCel } from "../cel/cel.ts";
+import { messageOf } from "../object/errors.ts";
+import {
+  type HealthStatus,
+  type KubeObject,
+  refOf,
+  splitApiVersion,
+  subject as subjectOf,
+} from "../object/object.ts";
+import type { HealthRule } from "./rule-file.ts";
+
+/** A health verdict and the reason a user reads. */
+export interface HealthVerdict {
+  status: HealthStatus;
+  message: string;
+}
+
+/** What judges one object's health without rules (agent/health's kstatus checks satisfy it). */
+export interface HealthFallback {
+  assess(obj: KubeObject): HealthVerdict;
+}
+
+/** Picks the rule for an object: kind-specific, then group-wide, then "*"; user before built-in. */
+export function ruleFor(rules: readonly HealthRule[], obj: KubeObject): HealthRule | undefined {
+  const { group } = splitApiVersion(obj.apiVersion);
+  let best: HealthRule | undefined;
+  let bestScore = -1;
+  for (const r of rules) {
+    if (r.group !== "*" && r.group !== group) continue;
+    if (r.kind !== undefined && r.kind !== obj.kind) continue;
+    const score = (r.kind !== undefined ? 4 : r.group !== "*" ? 2 : 0) + (r.builtin ? 0 : 1);
+    if (score > bestScore) {
+      best = r;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+/** The variables of a health expression: the object's top-level fields (status defaults to {}) and self. */
+export function healthVariables(obj: KubeObject): Record<string, unknown> {
+  const cel = toCel(obj) as Record<string, unknown>;
+  return { status: {}, spec: {}, ...cel, self: cel };
+}
+
+/** Evaluates one rule on one object; an evaluation error is Unknown, naming the rule and the object. */
+export function evaluateHealthRule(rule: HealthRule, obj: KubeObject): HealthVerdict {
+  const who = subjectOf(refOf(obj));
+  const deletion = obj.metadata.deletionTimestamp;
+  if (typeof deletion === "string" && deletion !== "") {
+    return { status: "Terminating", message: "Resource scheduled for deletion" };
+  }
+  const status = obj.status as Record<string, unknown> | undefined;
+  const observed = status?.observedGeneration;
+  const generation = obj.metadata.generation;
+  if (typeof observed === "number" && typeof generation === "number" && observed !== generation) {
+    return {
+      status: "InProgress",
+      message: `${obj.kind} generation ${generation} not yet observed by its controller (latest observed generation is ${observed})`,
+    };
+  }
+  const vars = healthVariables(obj);
+  const steps: Array<[keyof HealthRule & ("inProgress" | "failed" | "current"), HealthStatus]> = [
+    ["inProgress", "InProgress"],
+    ["failed", "Failed"],
+    ["current", "Current"],
+  ];
+  for (const [field, verdict] of steps) {
+    const program = rule[field];
+    if (!program) continue;
+    let value: unknown;
+    try {
+      value = program.evaluate(vars);
+    } catch (err) {
+      return {
+        status: "Unknown",
+        message: `health rule ${rule.name} (${rule.source.file}:${rule.source.line}), ${field} on ${who}: ${messageOf(err)}`,
+      };
+    }
+    if (value === true) return { status: verdict, message: `${field} of health rule ${rule.name} is true` };
+    if (typeof value !== "boolean") {
+      return {
+        status: "Unknown",
+        message: `health rule ${rule.name}, ${field} on ${who}: returned ${typeof value}, not a bool`,
+      };
+    }
+  }
+  return { status: "InProgress", message: `no condition of health rule ${rule.name} is true yet` };
+}
+
+/** A HealthJudge (agent/wait) that uses CEL rules where one matches and the fallback otherwise. */
+export class RuleHealthJudge {
+  constructor(
+    private readonly rules: () => readonly HealthRule[],
+    private readonly fallback: HealthFallback,
+  ) {}
+
+  /** The health of one live object. */
+  assess(obj: KubeObject): HealthVerdict {
+    const rule = ruleFor(this.rules(), obj);
+    return rule ? evaluateHealthRule(rule, obj) : this.fallback.assess(obj);
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Sync rules judged against a Plan before anything is written. deny/hold/defer stop the sync
+ * (nothing applied); skip leaves one object out; protect keeps an object from being pruned or deleted.
+ * A rule that fails to evaluate denies (fail closed), naming the rule.
+ */
+import { toCel } from "../cel/cel.ts";
+import { messageOf } from "../object/errors.ts";
+import type { Action, CommitInfo } from "../object/object.ts";
+import type { Plan, PlannedChange } from "../plan/plan.ts";
+import type { SyncRule, VerdictKind } from "./rule-file.ts";
+
+/** One rule's verdict, with where the rule was written. */
+export interface Verdict {
+  rule: string;
+  verdict: VerdictKind | "error";
+  /** The object, for change-scoped rules. */
+  subject?: string;
+  message: string;
+  /** `file:line` of the rule. */
+  at: string;
+}
+
+/** What the judge needs besides the rules. */
+export interface JudgeInput {
+  app: { name: string; namespace?: string };
+  plan: Plan;
+  commit?: CommitInfo;
+  now: Date;
+}
+
+/** The outcome: verdicts, the plan with skip/protect applied, and why the sync is blocked (if it is). */
+export interface Judgement {
+  verdicts: Verdict[];
+  plan: Plan;
+  blocked?: { verdict: "deny" | "hold" | "defer" | "error"; message: string };
+}
+
+/** The `change` variable of one planned change. */
+function changeVariable(c: PlannedChange): Record<string, unknown> {
+  return {
+    action: c.action,
+    object: c.desired ??
+      c.live ?? { apiVersion: c.ref.version, kind: c.ref.kind, metadata: { name: c.ref.name } },
+    live: c.live ?? null,
+    diff: c.diff.map((d) => d.path),
+    subject: c.subject,
+    id: c.id,
+  };
+}
+
+/** The variables shared by every rule of one sync. */
+export function planVariables(input: JudgeInput): Record<string, unknown> {
+  const byAction: Record<string, number> = {};
+  const byKind: Record<string, number> = {};
+  for (const c of input.plan.changes) {
+    byAction[c.action] = (byAction[c.action] ?? 0) + 1;
+    if (c.action !== "unchanged") byKind[c.ref.kind] = (byKind[c.ref.kind] ?? 0) + 1;
+  }
+  return {
+    plan: toCel({ changes: input.plan.changes.map(changeVariable), counts: { byAction, byKind } }),
+    commit: toCel(input.commit ?? { sha: "", author: "", message: "", time: "" }),
+    app: toCel({ name: input.app.name, namespace: input.app.namespace ?? "" }),
+    now: input.now,
+  };
+}
+
+/** Evaluates the rules over a plan and returns the verdicts and the edited plan. */
+export function judgePlan(rules: readonly SyncRule[], input: JudgeInput): Judgement {
+  const shared = planVariables(input);
+  const verdicts: Verdict[] = [];
+  const mine = rules.filter((r) => !r.apps || r.apps.includes(input.app.name));
+  const changes = input.plan.changes.map((c) => ({ ...c }));
+  const run = (rule: SyncRule, vars: Record<string, unknown>, subject?: string): boolean => {
+    const at = `${rule.source.file}:${rule.source.line}`;
+    try {
+      const v = rule.when.evaluate(vars);
+      if (typeof v !== "boolean") throw new Error(`returned ${typeof v}, not a bool`);
+      return v;
+    } catch (err) {
+      verdicts.push({
+        rule: rule.name,
+        verdict: "error",
+        ...(subject ? { subject } : {}),
+        message: `rule ${rule.name} at ${at} failed${subject ? ` on ${subject}` : ""}: ${messageOf(err)}`,
+        at,
+      });
+      return false;
+    }
+  };
+  for (const rule of mine) {
+    const at = `${rule.source.file}:${rule.source.line}`;
+    if (rule.scope === "plan") {
+      if (run(rule, shared))
+        verdicts.push({ rule: rule.name, verdict: rule.verdict, message: rule.message, at });
+      continue;
+    }
+    for (const c of changes) {
+      if (c.action === "unchanged" || c.action === "skipped") continue;
+      const vars = { ...shared, change: toCel(changeVariable(c)) };
+      if (!run(rule, vars, c.subject)) continue;
+      verdicts.push({
+        rule: rule.name,
+        verdict: rule.verdict,
+        subject: c.subject,
+        message: rule.message,
+        at,
+      });
+      if (rule.verdict === "skip") {
+        c.note = `skipped by rule ${rule.name} at ${at}: ${rule.message}`;
+        if (c.action === "created") delete c.desired;
+        c.action = "skipped";
+      } else if (rule.verdict === "protect" && c.action === "deleted") {
+        c.note = `protected by rule ${rule.name} at ${at}: ${rule.message}`;
+        c.action = "skipped";
+      }
+    }
+  }
+  const summary = { created: 0, configured: 0, unchanged: 0, deleted: 0, skipped: 0 } as Record<
+    Action,
+    number
+  >;
+  for (const c of changes) summary[c.action]++;
+  const judgement: Judgement = { verdicts, plan: { ...input.plan, changes, summary } };
+  for (const kind of ["error", "deny", "hold", "defer"] as const) {
+    const hits = verdicts.filter((v) => v.verdict === kind);
+    if (hits.length === 0) continue;
+    const word = {
+      error: "rule failed",
+      deny: "denied by rule",
+      hold: "held by rule",
+      defer: "deferred by rule",
+    }[kind];
+    const message = hits
+      .map((v) =>
+        kind === "error"
+          ? v.message
+          : `${word} ${v.rule} at ${v.at}${v.subject ? ` (${v.subject})` : ""}: ${v.message}`,
+      )
+      .join("; ");
+    judgement.blocked = { verdict: kind, message };
+    break;
+  }
+  return judgement;
+}

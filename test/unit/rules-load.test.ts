@@ -1,0 +1,114 @@
+/** Rule files: compile at load, errors naming file:line, rule and column; reload keeps the last good set; CEL and json-logic agree. */
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Plan } from "../../agent/plan/plan.ts";
+import { parseRuleFile } from "../../agent/policy/rule-file.ts";
+import { RuleSet } from "../../agent/policy/rule-set.ts";
+import { judgePlan } from "../../agent/policy/sync-judge.ts";
+
+const head = "apiVersion: berth.dev/v1alpha1\nkind: Rules\n";
+
+describe("rule files", () => {
+  test("a type error names the file, the line, the rule, the field and the column", () => {
+    const text = `${head}sync:\n  - name: bad-one\n    verdict: deny\n    when: size(change) + "x" == "y"\n`;
+    expect(() => parseRuleFile(text, "rules/x.yaml")).toThrow(
+      /^rules\/x\.yaml:6: rule bad-one, field when, column \d+: type error/,
+    );
+  });
+
+  test("a parse error and a schema error are load errors with their line", () => {
+    expect(() => parseRuleFile(`${head}health:\n  - apiVersion: v1\n    current: "1 +"\n`, "h.yaml")).toThrow(
+      /^h\.yaml:5: rule core-any, field current.*parse error/,
+    );
+    expect(() =>
+      parseRuleFile(`${head}sync:\n  - name: x\n    verdict: explode\n    when: "true"\n`, "s.yaml"),
+    ).toThrow(/^s\.yaml:\d+: /);
+    expect(() =>
+      parseRuleFile(`${head}health:\n  - apiVersion: v1\n    current: status.replicas\n`, "t.yaml"),
+    ).not.toThrow();
+    expect(() =>
+      parseRuleFile(`${head}health:\n  - apiVersion: v1\n    current: "1 + 2"\n`, "t.yaml"),
+    ).toThrow(/expected bool/);
+  });
+
+  test("100k nested parentheses are rejected at load", () => {
+    const deep = `${"(".repeat(100_000)}true${")".repeat(100_000)}`;
+    expect(() =>
+      parseRuleFile(`${head}health:\n  - apiVersion: v1\n    current: "${deep}"\n`, "d.yaml"),
+    ).toThrow(/d\.yaml/);
+    const nested = `${"(".repeat(500)}true${")".repeat(500)}`;
+    expect(() =>
+      parseRuleFile(`${head}health:\n  - apiVersion: v1\n    current: "${nested}"\n`, "d.yaml"),
+    ).toThrow(/d\.yaml:5/);
+  });
+
+  test("reload keeps the previous good set when a file turns bad", () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-rules-"));
+    const file = join(dir, "r.yaml");
+    writeFileSync(file, `${head}sync:\n  - name: one\n    verdict: deny\n    when: "false"\n`);
+    const set = RuleSet.load([file]);
+    expect(set.sync.map((r) => r.name)).toEqual(["one"]);
+    expect(set.health.length).toBeGreaterThan(10);
+    writeFileSync(file, `${head}sync:\n  - name: two\n    verdict: deny\n    when: "nope("\n`);
+    const r = set.reload();
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.message).toContain(`${file}:6: rule two`);
+    expect(set.sync.map((x) => x.name)).toEqual(["one"]);
+  });
+});
+
+describe("CEL and json-logic sync rules agree on one table", () => {
+  const plan = (kind: string, ns: string, action: "created" | "deleted"): Plan =>
+    ({
+      app: "a",
+      revision: "r",
+      errors: [],
+      summary: { created: 1, configured: 0, unchanged: 0, deleted: 0, skipped: 0 },
+      changes: [
+        {
+          id: "x",
+          ref: { group: "", version: "v1", kind, namespace: ns, name: "n" },
+          subject: `${kind}/${ns}/n`,
+          action,
+          stage: "rest",
+          desired: { apiVersion: "v1", kind, metadata: { name: "n", namespace: ns } },
+          diff: [],
+          owned: false,
+        },
+      ],
+    }) as unknown as Plan;
+  const cel = parseRuleFile(
+    `${head}sync:\n  - name: r\n    verdict: deny\n    when: change.object.kind == 'Secret' && change.object.metadata.namespace != 'vault' && change.action == 'created'\n`,
+    "cel.yaml",
+  ).sync;
+  const logic = parseRuleFile(
+    `${head}sync:\n  - name: r\n    verdict: deny\n    whenLogic: {and: [{"==": [{var: change.object.kind}, Secret]}, {"!=": [{var: change.object.metadata.namespace}, vault]}, {"==": [{var: change.action}, created]}]}\n`,
+    "logic.yaml",
+  ).sync;
+  const table: Array<[string, string, "created" | "deleted", boolean]> = [
+    ["Secret", "web", "created", true],
+    ["Secret", "vault", "created", false],
+    ["ConfigMap", "web", "created", false],
+    ["Secret", "web", "deleted", false],
+  ];
+  for (const [kind, ns, action, denied] of table) {
+    test(`${action} ${kind} in ${ns} → ${denied ? "denied" : "allowed"}`, () => {
+      for (const rules of [cel, logic]) {
+        const j = judgePlan(rules, { app: { name: "a" }, plan: plan(kind, ns, action), now: new Date() });
+        expect(j.blocked?.verdict === "deny").toBe(denied);
+      }
+    });
+  }
+
+  test("a rule that fails to evaluate blocks the sync, naming the rule", () => {
+    const bad = parseRuleFile(
+      `${head}sync:\n  - name: oops\n    verdict: deny\n    when: change.object.spec.replicas > 1\n`,
+      "b.yaml",
+    ).sync;
+    const j = judgePlan(bad, { app: { name: "a" }, plan: plan("Secret", "web", "created"), now: new Date() });
+    expect(j.blocked?.verdict).toBe("error");
+    expect(j.blocked?.message).toContain("rule oops at b.yaml:4 failed on Secret/web/n");
+  });
+});
