@@ -1,0 +1,102 @@
+/** What the API says about an app: the loop's state joined with the ledger's newest entries. */
+import type { AppState } from "../engine/loop.ts";
+import type { EntrySummary, LedgerEntry } from "../ledger/ledger.ts";
+
+/** The loop facts one view needs. */
+export interface GitView {
+  seenRevision: string | undefined;
+  gitUnreachableSince: string | undefined;
+  gitError: string | undefined;
+}
+
+/** The ledger reads the API needs. */
+export interface LedgerView {
+  list(query?: { app?: string; limit?: number; before?: number }): EntrySummary[];
+  get(id: number): LedgerEntry | undefined;
+}
+
+/** One app as GET /api/v1/apps returns it (schemas/api/app.json). */
+export interface AppView {
+  name: string;
+  path: string;
+  dependsOn: string[];
+  syncStatus: "Synced" | "OutOfSync" | "Failed" | "Suspended" | "WaitingOnDependency";
+  healthStatus: string;
+  revision: { applied?: string; seen?: string };
+  lastAttemptAt?: string;
+  nextAttemptAt?: string;
+  lastEntry?: number;
+  lastError?: { entry: number; reason: string; message: string; at?: string };
+  git: { reachable: boolean; unreachableSince?: string; error?: string };
+  objects?: Array<{ subject: string; action: string; health?: string; message?: string }>;
+}
+
+/** How many recent entries are searched for the last successful one. */
+const LOOKBACK = 50;
+
+/** Builds the view of one app; `detail` adds per-object actions and health of the newest entry. */
+export function appView(
+  spec: { name: string; path: string; dependsOn: readonly string[] },
+  state: AppState | undefined,
+  git: GitView,
+  ledger: LedgerView,
+  detail: boolean,
+): AppView {
+  const recent = ledger.list({ app: spec.name, limit: LOOKBACK });
+  const finished = recent.find((e) => e.outcome !== "Running");
+  const applied = recent.find((e) => e.outcome === "Succeeded");
+  const seen = git.seenRevision;
+  const view: AppView = {
+    name: spec.name,
+    path: spec.path,
+    dependsOn: [...spec.dependsOn],
+    syncStatus: syncStatusOf(state, applied?.revision, seen, finished),
+    healthStatus: finished?.health ?? (finished ? "Unknown" : "NotFound"),
+    revision: {},
+    git: { reachable: git.gitUnreachableSince === undefined },
+  };
+  if (applied) view.revision.applied = applied.revision;
+  if (seen) view.revision.seen = seen;
+  const lastAttempt = state?.lastAttemptAt ?? recent[0]?.startedAt;
+  if (lastAttempt) view.lastAttemptAt = lastAttempt;
+  if (state?.nextAttemptAt && !state.suspended) view.nextAttemptAt = state.nextAttemptAt;
+  if (recent[0]) view.lastEntry = recent[0].id;
+  if (finished?.outcome === "Failed") {
+    view.lastError = {
+      entry: finished.id,
+      reason: finished.reason ?? "Unknown",
+      message: finished.message ?? "",
+    };
+    if (finished.finishedAt) view.lastError.at = finished.finishedAt;
+  }
+  if (git.gitUnreachableSince) view.git.unreachableSince = git.gitUnreachableSince;
+  if (git.gitError) view.git.error = git.gitError;
+  if (detail && recent[0]) {
+    const entry = ledger.get(recent[0].id);
+    view.objects = (entry?.objects ?? []).map((o) => {
+      const out: { subject: string; action: string; health?: string; message?: string } = {
+        subject: `${o.ref.kind}/${o.ref.namespace ? `${o.ref.namespace}/` : ""}${o.ref.name}`,
+        action: o.action,
+      };
+      if (o.health) out.health = o.health;
+      if (o.message) out.message = o.message;
+      return out;
+    });
+  }
+  return view;
+}
+
+/** Synced only when the newest success is at the revision Git points at; a stale success is OutOfSync. */
+function syncStatusOf(
+  state: AppState | undefined,
+  applied: string | undefined,
+  seen: string | undefined,
+  finished: EntrySummary | undefined,
+): AppView["syncStatus"] {
+  if (state?.suspended) return "Suspended";
+  if (state?.status === "WaitingOnDependency") return "WaitingOnDependency";
+  if (state?.status === "Failed" || (!state?.lastResult && finished?.outcome === "Failed")) return "Failed";
+  if (applied && (seen === undefined || applied === seen) && finished?.outcome === "Succeeded")
+    return "Synced";
+  return "OutOfSync";
+}

@@ -1,0 +1,289 @@
+/**
+ * The HTTP API as a Hono app, built from the engine's dependencies and testable with `app.request()`.
+ * Errors are HttpError, turned into `{error: {reason, message}}` by the one onError below.
+ */
+import { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { EventBus } from "../engine/events.ts";
+import type { Logger } from "../engine/log.ts";
+import type { AppState, TriggerOutcome } from "../engine/loop.ts";
+import type { Metrics } from "../engine/metrics.ts";
+import { MAX_LIST_LIMIT } from "../ledger/ledger.ts";
+import { type AppView, appView, type GitView, type LedgerView } from "./app-view.ts";
+import { authorize, type TokenEntry } from "./auth.ts";
+import { HttpError } from "./http-error.ts";
+import { openApiDocument } from "./openapi.ts";
+import { validateBody } from "./schemas.ts";
+import { STATUS_PAGE } from "./status-page.ts";
+import {
+  DeliveryLog,
+  PROVIDERS,
+  type Provider,
+  refMatches,
+  verifyWebhook,
+  type WebhookSettings,
+} from "./webhooks.ts";
+
+/** The largest body of an API POST, bytes. */
+export const MAX_API_BODY = 16 * 1024;
+/** The largest webhook body, bytes (a push of many commits stays well below). */
+export const MAX_HOOK_BODY = 1024 * 1024;
+/** Seconds between keep-alive comments on the event stream. */
+const SSE_HEARTBEAT_MS = 10_000;
+
+/** What the API reads and drives in the run loop. */
+export interface LoopControl extends GitView {
+  status(): AppState[];
+  triggerAndWait(app: string): Promise<TriggerOutcome>;
+  suspend(app: string): boolean;
+  resume(app: string): boolean;
+  /** Completed passes; readiness needs one. */
+  readonly ticks: number;
+}
+
+/** Everything the API is built from. */
+export interface ApiDeps {
+  loop: LoopControl;
+  ledger: LedgerView;
+  apps: ReadonlyArray<{ name: string; path: string; dependsOn: readonly string[] }>;
+  /** The ref berth follows; webhooks for other refs trigger nothing. */
+  sourceRef: string;
+  metrics: Metrics;
+  /** Kubernetes request counts keyed "verb code". */
+  kubeCodes: () => Readonly<Record<string, number>>;
+  events: EventBus;
+  tokens: readonly TokenEntry[];
+  /** Tokenless reads (the caller enforces loopback-only). */
+  anonymousRead: boolean;
+  /** Absent: webhooks answer 404. */
+  webhook?: WebhookSettings;
+  log?: Logger;
+}
+
+/** Builds the Hono app. */
+export function createApi(deps: ApiDeps): Hono {
+  const app = new Hono();
+  const deliveries = new DeliveryLog();
+  const specOf = (name: string) => {
+    const spec = deps.apps.find((a) => a.name === name);
+    if (!spec) throw new HttpError(404, "NotFound", `app ${name}: no such app`);
+    return spec;
+  };
+  const stateOf = (name: string) => deps.loop.status().find((s) => s.name === name);
+  const views = (): AppView[] =>
+    deps.apps.map((a) => appView(a, stateOf(a.name), deps.loop, deps.ledger, false));
+
+  app.onError((err, c) => {
+    if (err instanceof HttpError)
+      return c.json({ error: { reason: err.reason, message: err.message } }, err.status);
+    deps.log?.log("error", "HTTP API error", { path: c.req.path, error: err.message });
+    return c.json({ error: { reason: "InternalError", message: err.message } }, 500);
+  });
+  app.notFound((c) =>
+    c.json({ error: { reason: "NotFound", message: `${c.req.method} ${c.req.path}: no such route` } }, 404),
+  );
+
+  // Open: liveness, readiness, metrics and the page itself (which holds no data; it asks the API).
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", (c) => {
+    let ledgerOpen = true;
+    try {
+      deps.ledger.list({ limit: 1 });
+    } catch {
+      ledgerOpen = false;
+    }
+    const checks = { ledger: ledgerOpen, config: true, firstReconcile: deps.loop.ticks > 0 };
+    const ready = Object.values(checks).every(Boolean);
+    return c.json({ status: ready ? "ready" : "not ready", checks }, ready ? 200 : 503);
+  });
+  app.get("/metrics", (c) => {
+    const text = deps.metrics.render({
+      apps: views().map((v) => ({
+        app: v.name,
+        revision: v.revision.applied ?? "",
+        syncStatus: v.syncStatus,
+        healthStatus: v.healthStatus,
+      })),
+      kube: deps.kubeCodes(),
+    });
+    return c.text(text, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
+  });
+  app.get("/", (c) => c.html(STATUS_PAGE, 200, { "Cache-Control": "no-store" }));
+
+  // Everything under /api needs a token: read for GET, operate for POST.
+  app.use("/api/*", async (c, next) => {
+    authorize(
+      c.req.header("authorization"),
+      c.req.method === "GET" ? "read" : "operate",
+      deps.tokens,
+      deps.anonymousRead,
+    );
+    await next();
+  });
+  app.get("/api/v1/openapi.json", (c) => c.json(openApiDocument()));
+  app.get("/api/v1/apps", (c) => c.json({ apps: views() }));
+  app.get("/api/v1/apps/:name", (c) => {
+    const spec = specOf(c.req.param("name"));
+    return c.json(appView(spec, stateOf(spec.name), deps.loop, deps.ledger, true));
+  });
+  app.get("/api/v1/ledger", (c) => {
+    const query: { app?: string; limit?: number; before?: number } = {};
+    const appName = c.req.query("app");
+    if (appName !== undefined) query.app = specOf(appName).name;
+    const limit = intParam("limit", c.req.query("limit"), 1, MAX_LIST_LIMIT);
+    const before = intParam("before", c.req.query("before"), 1, Number.MAX_SAFE_INTEGER);
+    if (limit !== undefined) query.limit = limit;
+    if (before !== undefined) query.before = before;
+    const entries = deps.ledger.list(query);
+    const last = entries.at(-1);
+    const pageSize = limit ?? 50;
+    return c.json({ entries, ...(last && entries.length === pageSize ? { next: last.id } : {}) });
+  });
+  app.get("/api/v1/ledger/:id", (c) => {
+    const id = intParam("id", c.req.param("id"), 1, Number.MAX_SAFE_INTEGER) ?? 0;
+    const entry = deps.ledger.get(id);
+    if (!entry) throw new HttpError(404, "NotFound", `ledger entry ${id}: not found`);
+    return c.json(entry);
+  });
+  app.post("/api/v1/apps/:name/:action{sync|suspend|resume}", async (c) => {
+    const spec = specOf(c.req.param("name"));
+    await readJson(c.req.raw, MAX_API_BODY, "ActionRequest", true);
+    const action = c.req.param("action");
+    if (action === "suspend") {
+      deps.loop.suspend(spec.name);
+      return c.json({ app: spec.name, syncStatus: "Suspended" });
+    }
+    if (action === "resume") {
+      deps.loop.resume(spec.name);
+      return c.json({ app: spec.name, syncStatus: stateOf(spec.name)?.status ?? "Pending" });
+    }
+    const outcome = await deps.loop.triggerAndWait(spec.name);
+    if (!outcome.started)
+      throw new HttpError(
+        outcome.reason === "FetchFailed" ? 503 : 409,
+        outcome.reason,
+        `app ${spec.name}: ${outcome.message}`,
+      );
+    return c.json({ app: spec.name, entry: outcome.entry, revision: outcome.revision }, 202);
+  });
+  app.get("/api/v1/events", (c) => {
+    let unsubscribe: (() => void) | undefined;
+    const queue: string[] = [];
+    let wake: (() => void) | undefined;
+    unsubscribe = deps.events.subscribe((p) => {
+      queue.push(JSON.stringify({ seq: p.seq, at: p.at, ...p.event }));
+      if (queue.length > 1000) queue.shift(); // a slow reader loses the oldest events, not our memory
+      wake?.();
+    });
+    if (!unsubscribe) throw new HttpError(503, "TooManyStreams", "too many event streams are open");
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => {
+        unsubscribe?.();
+        unsubscribe = undefined;
+        wake?.();
+      });
+      await stream.writeSSE({ event: "hello", data: JSON.stringify({ at: new Date().toISOString() }) });
+      while (unsubscribe && !stream.aborted) {
+        const data = queue.shift();
+        if (data !== undefined) {
+          await stream.writeSSE({ event: JSON.parse(data).type, data });
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, SSE_HEARTBEAT_MS);
+          function done() {
+            clearTimeout(timer);
+            resolve();
+          }
+          wake = done;
+        });
+        if (queue.length === 0 && !stream.aborted) await stream.write(": keep-alive\n\n");
+      }
+      unsubscribe?.();
+    });
+  });
+
+  // Webhooks authenticate by signature, not by bearer token.
+  app.post("/hooks/:provider", async (c) => {
+    const provider = c.req.param("provider") as Provider;
+    if (!PROVIDERS.includes(provider))
+      throw new HttpError(404, "NotFound", `webhook provider ${provider}: unknown`);
+    if (!deps.webhook)
+      throw new HttpError(404, "WebhooksDisabled", "webhooks are not configured (api.webhook.secretFile)");
+    const body = await readBody(c.req.raw, MAX_HOOK_BODY);
+    const hook = verifyWebhook(provider, (n) => c.req.header(n), body, deps.webhook, deliveries);
+    if ("ignored" in hook) return c.json({ triggered: [], ignored: hook.ignored }, 202);
+    if (!refMatches(hook.ref, deps.sourceRef))
+      return c.json({ triggered: [], ignored: `ref ${hook.ref} is not ${deps.sourceRef}` }, 202);
+    const apps = hook.app ? [specOf(hook.app).name] : deps.apps.map((a) => a.name);
+    const triggered = apps.filter((a) => !stateOf(a)?.suspended);
+    // Fire and forget: the sender only needs to know we took it.
+    for (const a of triggered) void deps.loop.triggerAndWait(a);
+    deps.log?.log("info", "webhook triggered a sync", { provider, ref: hook.ref, apps: triggered });
+    return c.json({ triggered }, 202);
+  });
+  return app;
+}
+
+/** Parses an optional integer query parameter within bounds; 422 otherwise. */
+function intParam(name: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^[0-9]+$/.test(text) || n < min || n > max)
+    throw new HttpError(
+      422,
+      "InvalidRequest",
+      `${name}: expected an integer from ${min} to ${max}, got "${text.slice(0, 40)}"`,
+    );
+  return n;
+}
+
+/** Reads a body of at most `max` bytes, refusing larger ones before and while reading (413). */
+export async function readBody(req: Request, max: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > max)
+    throw new HttpError(
+      413,
+      "PayloadTooLarge",
+      `request body: ${declared} bytes; at most ${max} are accepted`,
+    );
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw new HttpError(413, "PayloadTooLarge", `request body: more than ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/** Reads and validates a JSON body; an empty body is allowed when `optional`. */
+async function readJson(
+  req: Request,
+  max: number,
+  schema: "ActionRequest",
+  optional: boolean,
+): Promise<unknown> {
+  const bytes = await readBody(req, max);
+  if (bytes.byteLength === 0 && optional) return undefined;
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new HttpError(422, "InvalidRequest", "request body: not JSON");
+  }
+  return validateBody(schema, body);
+}

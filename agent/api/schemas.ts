@@ -1,0 +1,51 @@
+/** The API's JSON Schemas (schemas/api/*.json): request validation and the OpenAPI document share them. */
+import { Ajv, type ErrorObject } from "ajv";
+import actionRequest from "../../schemas/api/action-request.json" with { type: "json" };
+import actionResult from "../../schemas/api/action-result.json" with { type: "json" };
+import app from "../../schemas/api/app.json" with { type: "json" };
+import error from "../../schemas/api/error.json" with { type: "json" };
+import ledgerEntry from "../../schemas/api/ledger-entry.json" with { type: "json" };
+import ledgerSummary from "../../schemas/api/ledger-summary.json" with { type: "json" };
+import pushGeneric from "../../schemas/api/push-generic.json" with { type: "json" };
+import pushGithub from "../../schemas/api/push-github.json" with { type: "json" };
+import pushGitlab from "../../schemas/api/push-gitlab.json" with { type: "json" };
+import webhookResult from "../../schemas/api/webhook-result.json" with { type: "json" };
+import { HttpError } from "./http-error.ts";
+
+/** Every API schema by its OpenAPI component name. */
+export const API_SCHEMAS = {
+  Error: error,
+  App: app,
+  LedgerSummary: ledgerSummary,
+  LedgerEntry: ledgerEntry,
+  ActionRequest: actionRequest,
+  ActionResult: actionResult,
+  WebhookResult: webhookResult,
+  GitHubPush: pushGithub,
+  GitLabPush: pushGitlab,
+  GenericPush: pushGeneric,
+} as const;
+
+/** A schema's component name. */
+export type SchemaName = keyof typeof API_SCHEMAS;
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, validateFormats: false });
+const validators = new Map(
+  Object.entries(API_SCHEMAS).map(([name, schema]) => [name, ajv.compile(schema)] as const),
+);
+
+/** Checks a parsed body against a schema; throws a 422 HttpError naming every failing field. */
+export function validateBody<T>(name: SchemaName, body: unknown): T {
+  const validate = validators.get(name);
+  if (!validate) throw new Error(`no schema ${name}`);
+  if (validate(body)) return body as T;
+  const problems = (validate.errors ?? []).map(describe).join("; ");
+  throw new HttpError(422, "InvalidRequest", `request body (${name}): ${problems}`);
+}
+
+function describe(e: ErrorObject): string {
+  const at = e.instancePath ? e.instancePath.slice(1).replaceAll("/", ".") : "body";
+  if (e.keyword === "additionalProperties")
+    return `${at}: unexpected field "${(e.params as { additionalProperty: string }).additionalProperty}"`;
+  return `${at}: ${e.message ?? e.keyword}`;
+}

@@ -1,0 +1,73 @@
+/** Starts the API for `berth run`: reads tokens and the webhook secret from their files, then serves. */
+import type { ApiConfig } from "../config/config.ts";
+import { readSecretEnv, readSecretFile } from "../config/credentials.ts";
+import type { EventBus } from "../engine/events.ts";
+import type { Logger } from "../engine/log.ts";
+import type { Metrics } from "../engine/metrics.ts";
+import { BerthError } from "../object/errors.ts";
+import { createApi, type LoopControl } from "./app.ts";
+import type { LedgerView } from "./app-view.ts";
+import { isLoopback, type TokenEntry, tokenEntry } from "./auth.ts";
+import { type Served, serve } from "./serve.ts";
+
+/** What `berth run` hands the API. */
+export interface ApiStart {
+  api: ApiConfig;
+  apps: ReadonlyArray<{ name: string; path: string; dependsOn: readonly string[] }>;
+  sourceRef: string;
+  loop: LoopControl;
+  ledger: LedgerView;
+  metrics: Metrics;
+  kubeCodes: () => Readonly<Record<string, number>>;
+  events: EventBus;
+  log: Logger;
+}
+
+/** Reads the configured tokens (files and env), each with its scope; values never leave this process. */
+export function loadTokens(api: ApiConfig, env: NodeJS.ProcessEnv = process.env): TokenEntry[] {
+  const tokens: TokenEntry[] = [];
+  const add = (text: string, scope: "read" | "operate", where: string) => {
+    if (text.trim() === "") throw new BerthError("the API token is empty", { subject: where });
+    tokens.push(tokenEntry(text, scope));
+  };
+  if (api.tokenFile) add(readSecretFile(api.tokenFile, "API token"), "operate", api.tokenFile);
+  if (api.tokenEnv) add(readSecretEnv(api.tokenEnv, "API token", env), "operate", api.tokenEnv);
+  for (const t of api.tokens ?? []) add(readSecretFile(t.file, "API token"), t.scope, t.file);
+  return tokens;
+}
+
+/** Builds and serves the API on api.listen; throws (naming the setting) when it cannot. */
+export async function startApi(s: ApiStart): Promise<Served> {
+  const tokens = loadTokens(s.api);
+  const anonymousRead = s.api.anonymousRead === true && isLoopback(s.api.listen);
+  if (s.api.anonymousRead && !anonymousRead)
+    s.log.log("warn", "api.anonymousRead is ignored: api.listen is not a loopback address", {
+      listen: s.api.listen,
+    });
+  let webhookSecret: string | undefined;
+  const hook = s.api.webhook;
+  if (hook?.secretFile) webhookSecret = readSecretFile(hook.secretFile, "webhook secret").trim();
+  else if (hook?.secretEnv)
+    webhookSecret = readSecretEnv(hook.secretEnv, "webhook secret", process.env).trim();
+  const app = createApi({
+    loop: s.loop,
+    ledger: s.ledger,
+    apps: s.apps,
+    sourceRef: s.sourceRef,
+    metrics: s.metrics,
+    kubeCodes: s.kubeCodes,
+    events: s.events,
+    tokens,
+    anonymousRead,
+    ...(webhookSecret && hook ? { webhook: { secret: webhookSecret, maxAge: hook.maxAge } } : {}),
+    log: s.log,
+  });
+  try {
+    return await serve(app.fetch, s.api.listen);
+  } catch (err) {
+    throw new BerthError(`cannot listen: ${(err as Error).message}`, {
+      subject: `api.listen ${s.api.listen}`,
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * The compiled binary's HTTP API against the real control plane and Git server: a push plus a signed
+ * GitHub-style webhook syncs within 2 s, the new ledger entry shows over the API, counters move in /metrics.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHmac } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { writeConfig } from "../support/berth.ts";
+import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
+import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
+import { GitFixture } from "../support/git.ts";
+
+let cluster: TestCluster;
+let git: GitFixture;
+let config: string;
+let base: string;
+let run: ReturnType<typeof startBerth>;
+const ns = `api-e2e-${Math.random().toString(16).slice(2, 8)}`;
+const SECRET = "e2e-webhook-secret";
+const TOKEN = "e2e-operate-token";
+const READ_TOKEN = "e2e-read-token";
+const cm = (greeting: string) =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: ${ns}\ndata:\n  greeting: ${greeting}\n`;
+
+/** A free loopback port. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const get = async (path: string, token = READ_TOKEN) => {
+  const r = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${token}` } });
+  return { status: r.status, body: (await r.json()) as any };
+};
+const metric = async (pattern: RegExp): Promise<number> => {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const line = text.split("\n").find((l) => pattern.test(l));
+  return line ? Number(line.split(" ").at(-1)) : 0;
+};
+
+beforeAll(async () => {
+  berthBinary();
+  cluster = await useCluster();
+  git = await GitFixture.start();
+  const url = git.createRepo("infra");
+  git.commit("infra", {
+    "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
+    "app/settings.yaml": cm("one"),
+  });
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  // A long interval: only the webhook can explain a sync within 2 s.
+  config = writeConfig(
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1h}\napps:\n  - {name: app, path: app, timeout: 30s}\nledger: {path: $DIR/ledger.db}\napi:\n  listen: 127.0.0.1:${port}\n  tokenFile: $DIR/token\n  tokens: [{file: $DIR/read-token, scope: read}]\n  webhook: {secretFile: $DIR/hook-secret}\n`,
+  );
+  const dir = dirname(config);
+  writeFileSync(join(dir, "token"), `${TOKEN}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, "read-token"), `${READ_TOKEN}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, "hook-secret"), `${SECRET}\n`, { mode: 0o600 });
+  run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
+  await eventually("the API ready after the first sync", 60_000, async () => {
+    const r = await fetch(`${base}/readyz`).catch(() => undefined);
+    return r?.status === 200 ? true : undefined;
+  });
+}, 600_000);
+
+afterAll(async () => {
+  run?.child.kill("SIGTERM");
+  await run?.exited;
+  await git?.close();
+  try {
+    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
+  } catch {}
+});
+
+describe("berth run serves the API", () => {
+  test("a push and a signed GitHub webhook sync the app within 2 s; the ledger and /metrics show it", async () => {
+    const before = await get("/api/v1/apps/app");
+    expect(before.status).toBe(200);
+    expect(before.body.syncStatus).toBe("Synced");
+    const syncsBefore = await metric(/^berth_sync_total\{app="app",result="Succeeded"\}/);
+    const gitBefore = await metric(/^berth_git_requests_total\{result="success"\}/);
+    const kubeBefore = await metric(/^berth_kube_requests_total\{verb="apply",code="200"\}/);
+    expect(syncsBefore).toBeGreaterThanOrEqual(1);
+
+    const sha = git.commit("infra", { "app/settings.yaml": cm("two") });
+    const body = JSON.stringify({
+      ref: "refs/heads/main",
+      after: sha,
+      repository: { pushed_at: Math.floor(Date.now() / 1000) },
+    });
+    const t0 = Date.now();
+    const hook = await fetch(`${base}/hooks/github`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": `e2e-${sha}`,
+        "X-Hub-Signature-256": `sha256=${createHmac("sha256", SECRET).update(body).digest("hex")}`,
+      },
+      body,
+    });
+    expect(hook.status).toBe(202);
+    expect(await hook.json()).toEqual({ triggered: ["app"] });
+    await eventually("the app synced at the pushed commit", 2_000, async () => {
+      const a = (await get("/api/v1/apps/app")).body;
+      return a.syncStatus === "Synced" && a.revision.applied === `main@sha1:${sha}` ? true : undefined;
+    });
+    const elapsed = Date.now() - t0;
+    expect(elapsed).toBeLessThan(2_000);
+    expect(
+      kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}"),
+    ).toBe("two");
+
+    const { body: page } = await get("/api/v1/ledger?app=app&limit=1");
+    const newest = page.entries[0];
+    expect(newest).toMatchObject({
+      app: "app",
+      revision: `main@sha1:${sha}`,
+      outcome: "Succeeded",
+      trigger: "loop",
+    });
+    const entry = (await get(`/api/v1/ledger/${newest.id}`)).body;
+    expect(entry.objects).toContainEqual(
+      expect.objectContaining({ action: "configured", ref: expect.objectContaining({ name: "settings" }) }),
+    );
+    expect(await metric(/^berth_sync_total\{app="app",result="Succeeded"\}/)).toBe(syncsBefore + 1);
+    expect(await metric(/^berth_git_requests_total\{result="success"\}/)).toBeGreaterThan(gitBefore);
+    expect(await metric(/^berth_kube_requests_total\{verb="apply",code="200"\}/)).toBeGreaterThan(kubeBefore);
+    expect(
+      await metric(
+        new RegExp(`^berth_app_info\\{app="app",revision="main@sha1:${sha}",sync_status="Synced"`),
+      ),
+    ).toBe(1);
+    console.log(`webhook → Synced in ${elapsed} ms`);
+  }, 30_000);
+
+  test("a replayed or wrongly signed webhook and an under-scoped token trigger nothing", async () => {
+    const newest = (await get("/api/v1/ledger?limit=1")).body.entries[0].id;
+    const body = JSON.stringify({
+      ref: "refs/heads/main",
+      repository: { pushed_at: Math.floor(Date.now() / 1000) },
+    });
+    const bad = await fetch(`${base}/hooks/github`, {
+      method: "POST",
+      headers: { "X-Hub-Signature-256": `sha256=${"0".repeat(64)}` },
+      body,
+    });
+    expect(bad.status).toBe(401);
+    const forbidden = await fetch(`${base}/api/v1/apps/app/sync`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${READ_TOKEN}` },
+    });
+    expect(forbidden.status).toBe(403);
+    expect((await fetch(`${base}/api/v1/apps`)).status).toBe(401);
+    await Bun.sleep(500);
+    expect((await get("/api/v1/ledger?limit=1")).body.entries[0].id).toBe(newest);
+  });
+
+  test("POST sync returns the ledger id of the attempt it started; suspend and resume", async () => {
+    const r = await fetch(`${base}/api/v1/apps/app/sync`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${TOKEN}` },
+    });
+    expect(r.status).toBe(202);
+    const { entry } = (await r.json()) as { entry: number };
+    await eventually("the attempt finished", 10_000, async () => {
+      const e = (await get(`/api/v1/ledger/${entry}`)).body;
+      return e.outcome === "Succeeded" ? e : undefined;
+    });
+    expect((await get(`/api/v1/ledger/${entry}`)).body.trigger).toBe("loop");
+    const s = await fetch(`${base}/api/v1/apps/app/suspend`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${TOKEN}` },
+    });
+    expect(s.status).toBe(200);
+    expect((await get("/api/v1/apps/app")).body.syncStatus).toBe("Suspended");
+    const refused = await fetch(`${base}/api/v1/apps/app/sync`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${TOKEN}` },
+    });
+    expect(refused.status).toBe(409);
+    await fetch(`${base}/api/v1/apps/app/resume`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${TOKEN}` },
+    });
+    expect((await get("/api/v1/apps/app")).body.syncStatus).not.toBe("Suspended");
+  }, 30_000);
+
+  test("berth status --server asks the running agent", async () => {
+    const dir = dirname(config);
+    const table = await runBerth(["status", "--server", base, "--token-file", join(dir, "read-token")]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^APP\s+SYNC\s+HEALTH/);
+    expect(table.stdout).toContain("app");
+    const json = await runBerth(["status", "--server", base, "--json"], { BERTH_TOKEN: READ_TOKEN });
+    expect(JSON.parse(json.stdout)[0].name).toBe("app");
+    const denied = await runBerth(["status", "--server", base]);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain("401");
+  }, 30_000);
+});

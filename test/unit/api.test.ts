@@ -1,0 +1,447 @@
+/** The HTTP API through app.request(), without a socket: routes, auth, body limits, webhooks, metrics, OpenAPI. */
+import { beforeEach, describe, expect, test } from "bun:test";
+import { createHmac } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Ajv } from "ajv";
+import { createApi, type LoopControl } from "../../agent/api/app.ts";
+import { isLoopback, tokenEntry } from "../../agent/api/auth.ts";
+import { API_SCHEMAS } from "../../agent/api/schemas.ts";
+import { EventBus } from "../../agent/engine/events.ts";
+import type { AppState, TriggerOutcome } from "../../agent/engine/loop.ts";
+import { Metrics } from "../../agent/engine/metrics.ts";
+import { Ledger } from "../../agent/ledger/ledger.ts";
+
+const SECRET = "hook-secret";
+const REV = `main@sha1:${"a".repeat(40)}`;
+const ref = { group: "", version: "v1", kind: "ConfigMap", namespace: "ns", name: "cm" };
+
+class FakeLoop implements LoopControl {
+  triggered: string[] = [];
+  suspended = new Set<string>();
+  ticks = 1;
+  seenRevision: string | undefined = REV;
+  gitUnreachableSince: string | undefined;
+  gitError: string | undefined;
+  status(): AppState[] {
+    return ["web", "base"].map((name) => ({
+      name,
+      suspended: this.suspended.has(name),
+      status: this.suspended.has(name) ? "Suspended" : "Synced",
+      failures: 0,
+    }));
+  }
+  async triggerAndWait(app: string): Promise<TriggerOutcome> {
+    this.triggered.push(app);
+    return { started: true, entry: 42, revision: REV };
+  }
+  suspend(app: string) {
+    this.suspended.add(app);
+    return true;
+  }
+  resume(app: string) {
+    this.suspended.delete(app);
+    return true;
+  }
+}
+
+let loop: FakeLoop;
+let api: ReturnType<typeof createApi>;
+let events: EventBus;
+let metrics: Metrics;
+let ledger: Ledger;
+
+beforeEach(async () => {
+  loop = new FakeLoop();
+  events = new EventBus();
+  metrics = new Metrics();
+  ledger = await Ledger.open(join(mkdtempSync(join(tmpdir(), "berth-api-")), "ledger.db"));
+  const ok = ledger.begin({ app: "web", revision: REV, trigger: "loop" });
+  ledger.finish(ok, {
+    outcome: "Succeeded",
+    reason: "Succeeded",
+    message: "1 created",
+    objects: [{ ref, action: "created", health: "Current" }],
+    health: "Current",
+    timings: { apply: 3 },
+  });
+  const bad = ledger.begin({ app: "base", revision: REV, trigger: "loop" });
+  ledger.finish(bad, {
+    outcome: "Failed",
+    reason: "BuildFailed",
+    message: "x.yaml: bad",
+    objects: [],
+    timings: {},
+  });
+  api = createApi({
+    loop,
+    ledger,
+    apps: [
+      { name: "base", path: "base", dependsOn: [] },
+      { name: "web", path: "web", dependsOn: ["base"] },
+    ],
+    sourceRef: "main",
+    metrics,
+    kubeCodes: () => ({ "get 200": 3, "apply 409": 1 }),
+    events,
+    tokens: [tokenEntry("reader-token", "read"), tokenEntry("operator-token", "operate")],
+    anonymousRead: false,
+    webhook: { secret: SECRET, maxAge: 300_000 },
+  });
+});
+
+const reader = { Authorization: "Bearer reader-token" };
+const operator = { Authorization: "Bearer operator-token" };
+const errorOf = async (r: Response) =>
+  ((await r.json()) as { error: { reason: string; message: string } }).error;
+
+describe("createApi() routes", () => {
+  test("healthz, readyz and metrics are open; readyz waits for the first reconcile", async () => {
+    expect((await api.request("/healthz")).status).toBe(200);
+    expect((await api.request("/readyz")).status).toBe(200);
+    loop.ticks = 0;
+    const r = await api.request("/readyz");
+    expect(r.status).toBe(503);
+    expect(((await r.json()) as { checks: { firstReconcile: boolean } }).checks.firstReconcile).toBe(false);
+    expect((await api.request("/metrics")).status).toBe(200);
+  });
+
+  test("GET /api/v1/apps reports sync status, health, revisions and the last error, matching app.json", async () => {
+    const r = await api.request("/api/v1/apps", { headers: reader });
+    expect(r.status).toBe(200);
+    const { apps } = (await r.json()) as { apps: Array<Record<string, unknown>> };
+    const validate = new Ajv({ strict: true, allowUnionTypes: true, validateFormats: false }).compile(
+      API_SCHEMAS.App,
+    );
+    for (const a of apps) expect(validate(a)).toBe(true);
+    const [base, web] = apps as [Record<string, any>, Record<string, any>];
+    expect(web.syncStatus).toBe("Synced");
+    expect(web.healthStatus).toBe("Current");
+    expect(web.revision).toEqual({ applied: REV, seen: REV });
+    expect(base.syncStatus).toBe("Failed");
+    expect(base.lastError).toMatchObject({ reason: "BuildFailed", message: "x.yaml: bad" });
+    const one = (await (await api.request("/api/v1/apps/web", { headers: reader })).json()) as any;
+    expect(one.objects).toEqual([{ subject: "ConfigMap/ns/cm", action: "created", health: "Current" }]);
+    expect((await api.request("/api/v1/apps/nope", { headers: reader })).status).toBe(404);
+  });
+
+  test("ledger list paginates with before; an entry shows its objects; bad parameters are 422", async () => {
+    const first = (await (await api.request("/api/v1/ledger?limit=1", { headers: reader })).json()) as any;
+    expect(first.entries.map((e: any) => e.app)).toEqual(["base"]);
+    const second = (await (
+      await api.request(`/api/v1/ledger?limit=1&before=${first.next}`, { headers: reader })
+    ).json()) as any;
+    expect(second.entries.map((e: any) => e.app)).toEqual(["web"]);
+    const entry = (await (
+      await api.request(`/api/v1/ledger/${second.entries[0].id}`, { headers: reader })
+    ).json()) as any;
+    expect(entry.objects[0].ref.name).toBe("cm");
+    expect((await api.request("/api/v1/ledger/999", { headers: reader })).status).toBe(404);
+    for (const q of ["limit=0", "limit=abc", "limit=5000", "before=-1"]) {
+      const r = await api.request(`/api/v1/ledger?${q}`, { headers: reader });
+      expect(r.status).toBe(422);
+      expect((await errorOf(r)).reason).toBe("InvalidRequest");
+    }
+  });
+
+  test("POST sync returns the ledger entry of the attempt; suspend and resume flip the state", async () => {
+    const r = await api.request("/api/v1/apps/web/sync", { method: "POST", headers: operator });
+    expect(r.status).toBe(202);
+    expect(await r.json()).toEqual({ app: "web", entry: 42, revision: REV });
+    expect(loop.triggered).toEqual(["web"]);
+    expect(
+      (await api.request("/api/v1/apps/web/suspend", { method: "POST", headers: operator })).status,
+    ).toBe(200);
+    const apps = (await (await api.request("/api/v1/apps", { headers: reader })).json()) as any;
+    expect(apps.apps[1].syncStatus).toBe("Suspended");
+    await api.request("/api/v1/apps/web/resume", { method: "POST", headers: operator });
+    expect(loop.suspended.size).toBe(0);
+  });
+
+  test("unknown routes and errors answer {error: {reason, message}}", async () => {
+    const r = await api.request("/nope");
+    expect(r.status).toBe(404);
+    expect(await errorOf(r)).toMatchObject({ reason: "NotFound" });
+  });
+});
+
+describe("auth", () => {
+  test("every failure answers 401/403/413/422 and triggers nothing", async () => {
+    const cases: Array<[string, RequestInit, number, string]> = [
+      ["/api/v1/apps", {}, 401, "Unauthorized"],
+      ["/api/v1/apps", { headers: { Authorization: "Bearer wrong" } }, 401, "Unauthorized"],
+      ["/api/v1/apps", { headers: { Authorization: "Basic cmVhZGVyLXRva2Vu" } }, 401, "Unauthorized"],
+      ["/api/v1/apps/web/sync", { method: "POST" }, 401, "Unauthorized"],
+      ["/api/v1/apps/web/sync", { method: "POST", headers: reader }, 403, "Forbidden"],
+      ["/api/v1/apps/web/suspend", { method: "POST", headers: reader }, 403, "Forbidden"],
+      [
+        "/api/v1/apps/web/sync",
+        { method: "POST", headers: { ...operator, "Content-Length": "99999999" }, body: "{}" },
+        413,
+        "PayloadTooLarge",
+      ],
+      [
+        "/api/v1/apps/web/sync",
+        { method: "POST", headers: operator, body: "x".repeat(20_000) },
+        413,
+        "PayloadTooLarge",
+      ],
+      [
+        "/api/v1/apps/web/sync",
+        { method: "POST", headers: operator, body: "{not json" },
+        422,
+        "InvalidRequest",
+      ],
+      [
+        "/api/v1/apps/web/sync",
+        { method: "POST", headers: operator, body: '{"force":true}' },
+        422,
+        "InvalidRequest",
+      ],
+      ["/api/v1/events", {}, 401, "Unauthorized"],
+    ];
+    for (const [path, init, status, reason] of cases) {
+      const r = await api.request(path, init);
+      expect([path, r.status]).toEqual([path, status]);
+      expect((await errorOf(r)).reason).toBe(reason);
+    }
+    expect(loop.triggered).toEqual([]);
+    expect(loop.suspended.size).toBe(0);
+  });
+
+  test("a valid optional body is accepted; anonymous read works only when allowed, and never operates", async () => {
+    const r = await api.request("/api/v1/apps/web/sync", {
+      method: "POST",
+      headers: operator,
+      body: '{"reason":"deploy"}',
+    });
+    expect(r.status).toBe(202);
+    const open = createApi({
+      loop,
+      ledger,
+      apps: [],
+      sourceRef: "main",
+      metrics,
+      kubeCodes: () => ({}),
+      events,
+      tokens: [],
+      anonymousRead: true,
+    });
+    expect((await open.request("/api/v1/apps")).status).toBe(200);
+    expect((await open.request("/api/v1/apps/web/sync", { method: "POST" })).status).toBe(401);
+    expect(isLoopback("127.0.0.1:7420")).toBe(true);
+    expect(isLoopback("[::1]:7420")).toBe(true);
+    expect(isLoopback("0.0.0.0:7420")).toBe(false);
+    expect(isLoopback("10.0.0.1:7420")).toBe(false);
+  });
+});
+
+const sign = (body: string, secret = SECRET) =>
+  `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
+const push = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    ref: "refs/heads/main",
+    repository: { pushed_at: Math.floor(Date.now() / 1000) },
+    ...extra,
+  });
+
+describe("webhooks", () => {
+  test("a signed GitHub push for the followed ref triggers every app (202)", async () => {
+    const body = push();
+    const r = await api.request("/hooks/github", {
+      method: "POST",
+      headers: { "X-Hub-Signature-256": sign(body), "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1" },
+      body,
+    });
+    expect(r.status).toBe(202);
+    expect(await r.json()).toEqual({ triggered: ["base", "web"] });
+    expect(loop.triggered).toEqual(["base", "web"]);
+  });
+
+  test("a push to another ref triggers nothing", async () => {
+    const body = push({ ref: "refs/heads/feature" });
+    const r = await api.request("/hooks/gitea", {
+      method: "POST",
+      headers: { "X-Hub-Signature-256": sign(body) },
+      body,
+    });
+    expect(r.status).toBe(202);
+    expect(loop.triggered).toEqual([]);
+  });
+
+  test("GitLab token and generic HMAC with a timestamp are accepted", async () => {
+    const gl = JSON.stringify({ object_kind: "push", ref: "refs/heads/main" });
+    const r1 = await api.request("/hooks/gitlab", {
+      method: "POST",
+      headers: { "X-Gitlab-Token": SECRET, "X-Gitlab-Event": "Push Hook" },
+      body: gl,
+    });
+    expect(r1.status).toBe(202);
+    const ts = String(Math.floor(Date.now() / 1000));
+    const g = JSON.stringify({ ref: "main", app: "web" });
+    const r2 = await api.request("/hooks/generic", {
+      method: "POST",
+      headers: { "X-Berth-Timestamp": ts, "X-Berth-Signature": sign(`${ts}.${g}`) },
+      body: g,
+    });
+    expect(r2.status).toBe(202);
+    expect(loop.triggered).toEqual(["base", "web", "web"]);
+  });
+
+  test("unsigned, wrongly signed, replayed, too old, oversized and malformed deliveries trigger nothing", async () => {
+    const body = push();
+    const old = push({ repository: { pushed_at: Math.floor(Date.now() / 1000) - 3600 } });
+    const ts = String(Math.floor(Date.now() / 1000) - 3600);
+    const g = JSON.stringify({ ref: "main" });
+    const big = push({ padding: "x".repeat(1024 * 1024) });
+    // A first, valid delivery d-9 to make the replay below a replay.
+    await api.request("/hooks/github", {
+      method: "POST",
+      headers: { "X-Hub-Signature-256": sign(body), "X-GitHub-Delivery": "d-9" },
+      body,
+    });
+    loop.triggered = [];
+    const cases: Array<[string, Record<string, string>, string, number, string]> = [
+      ["github", {}, body, 401, "Unsigned"],
+      ["github", { "X-Hub-Signature-256": sign(body, "other") }, body, 401, "BadSignature"],
+      ["github", { "X-Hub-Signature-256": sign(`${body} `) }, body, 401, "BadSignature"],
+      ["github", { "X-Hub-Signature-256": "sha256=" }, body, 401, "BadSignature"],
+      ["github", { "X-Hub-Signature-256": sign(body), "X-GitHub-Delivery": "d-9" }, body, 403, "Replayed"],
+      ["github", { "X-Hub-Signature-256": sign(old) }, old, 403, "TooOld"],
+      ["github", { "X-Hub-Signature-256": sign(big) }, big, 413, "PayloadTooLarge"],
+      ["github", { "X-Hub-Signature-256": sign("{nope") }, "{nope", 422, "InvalidRequest"],
+      ["github", { "X-Hub-Signature-256": sign('{"ref":5}') }, '{"ref":5}', 422, "InvalidRequest"],
+      ["gitlab", { "X-Gitlab-Token": "wrong" }, body, 401, "BadSignature"],
+      ["gitlab", {}, body, 401, "Unsigned"],
+      ["generic", { "X-Berth-Timestamp": ts, "X-Berth-Signature": sign(`${ts}.${g}`) }, g, 403, "TooOld"],
+      ["generic", { "X-Berth-Signature": sign(g) }, g, 401, "Unsigned"],
+      ["nope", {}, body, 404, "NotFound"],
+    ];
+    for (const [provider, headers, payload, status, reason] of cases) {
+      const r = await api.request(`/hooks/${provider}`, { method: "POST", headers, body: payload });
+      expect([provider, reason, r.status]).toEqual([provider, reason, status]);
+      expect((await errorOf(r)).reason).toBe(reason);
+    }
+    expect(loop.triggered).toEqual([]);
+  });
+});
+
+describe("events and metrics", () => {
+  test("GET /api/v1/events streams engine events as SSE", async () => {
+    const r = await api.request("/api/v1/events", { headers: reader });
+    expect(r.headers.get("content-type")).toContain("text/event-stream");
+    const reader_ = (r.body as ReadableStream<Uint8Array>).getReader();
+    let text = "";
+    const read = async () => {
+      const { value } = await reader_.read();
+      text += new TextDecoder().decode(value);
+    };
+    await read();
+    events.emit({ type: "stage", app: "web", stage: "apply" });
+    while (!text.includes("event: stage")) await read();
+    expect(text).toContain('"stage":"apply"');
+    await reader_.cancel();
+  });
+
+  test("/metrics parses as Prometheus text and counts syncs, durations and kube requests", async () => {
+    metrics.observe({ type: "started", app: "web", entry: 1, revision: REV, trigger: "loop" });
+    metrics.observe({
+      type: "finished",
+      app: "web",
+      entry: 1,
+      outcome: "Succeeded",
+      reason: "Succeeded",
+      message: "",
+    });
+    metrics.gitRequest(true);
+    metrics.gitRequest(false);
+    const text = await (await api.request("/metrics")).text();
+    const samples = parsePrometheus(text);
+    const value = (name: string, labels: Record<string, string>) =>
+      samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+        ?.value;
+    expect(value("berth_sync_total", { app: "web", result: "Succeeded" })).toBe(1);
+    expect(value("berth_sync_total", { app: "base", result: "Failed" })).toBe(0);
+    expect(value("berth_reconcile_duration_seconds_count", { app: "web" })).toBe(1);
+    expect(value("berth_reconcile_duration_seconds_bucket", { app: "web", le: "+Inf" })).toBe(1);
+    expect(
+      value("berth_app_info", { app: "web", revision: REV, sync_status: "Synced", health_status: "Current" }),
+    ).toBe(1);
+    expect(value("berth_app_info", { app: "base", sync_status: "Failed" })).toBe(1);
+    expect(value("berth_drift_total", { app: "web" })).toBe(0);
+    expect(value("berth_git_requests_total", { result: "error" })).toBe(1);
+    expect(value("berth_kube_requests_total", { verb: "apply", code: "409" })).toBe(1);
+    expect(value("process_resident_memory_bytes", {})).toBeGreaterThan(0);
+  });
+
+  test("the strict parser rejects malformed exposition text (so the test above can fail)", () => {
+    expect(() => parsePrometheus('x{a="1} 1\n')).toThrow();
+    expect(() => parsePrometheus("x 1\n# TYPE x counter\n")).toThrow();
+    expect(() => parsePrometheus("x one\n")).toThrow();
+  });
+
+  test("GET /api/v1/openapi.json is OpenAPI 3.1 whose schemas are the ones under schemas/api", async () => {
+    const doc = (await (await api.request("/api/v1/openapi.json", { headers: reader })).json()) as any;
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toContain("/api/v1/apps/{name}/sync");
+    expect(doc.components.schemas.App.properties.syncStatus).toEqual(API_SCHEMAS.App.properties.syncStatus);
+    const refs = JSON.stringify(doc).match(/#\/components\/schemas\/\w+/g) ?? [];
+    for (const r of refs) expect(doc.components.schemas[r.split("/").at(-1) as string]).toBeDefined();
+  });
+});
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** A strict parser of the Prometheus text format 0.0.4: TYPE before samples, valid names, escapes and numbers. */
+function parsePrometheus(text: string): Sample[] {
+  if (!text.endsWith("\n")) throw new Error("must end with a newline");
+  const types = new Map<string, string>();
+  const seenSamples = new Set<string>();
+  const out: Sample[] = [];
+  const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
+  for (const line of text.slice(0, -1).split("\n")) {
+    if (line.startsWith("# HELP ")) continue;
+    if (line.startsWith("# TYPE ")) {
+      const [, , name, type] = line.split(" ");
+      if (!name || !/^(counter|gauge|histogram|summary|untyped)$/.test(type ?? ""))
+        throw new Error(`bad TYPE: ${line}`);
+      if (types.has(name) || seenSamples.has(name)) throw new Error(`TYPE after samples or twice: ${name}`);
+      types.set(name, type as string);
+      continue;
+    }
+    if (line.startsWith("#") || line === "") continue;
+    const m = NAME.exec(line);
+    if (!m) throw new Error(`bad metric name: ${line}`);
+    const name = m[0];
+    let rest = line.slice(name.length);
+    const labels: Record<string, string> = {};
+    if (rest.startsWith("{")) {
+      rest = rest.slice(1);
+      while (!rest.startsWith("}")) {
+        const lm = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,?)/.exec(rest);
+        if (!lm) throw new Error(`bad labels: ${line}`);
+        labels[lm[1] as string] = (lm[2] as string).replace(/\\(.)/g, (_, c) => (c === "n" ? "\n" : c));
+        rest = rest.slice(lm[0].length);
+        if (!lm[3] && !rest.startsWith("}")) throw new Error(`bad labels: ${line}`);
+      }
+      rest = rest.slice(1);
+    }
+    const vm = /^ (-?[0-9.e+-]+|\+Inf|-Inf|NaN)( -?[0-9]+)?$/.exec(rest);
+    if (!vm) throw new Error(`bad value: ${line}`);
+    const value = Number(vm[1]?.replace("Inf", "Infinity"));
+    if (Number.isNaN(value) && vm[1] !== "NaN") throw new Error(`bad value: ${line}`);
+    const base = name.replace(/_(bucket|sum|count)$/, "");
+    const family = types.has(name) ? name : base;
+    if (!types.has(family)) throw new Error(`sample without TYPE: ${name}`);
+    if (types.get(family) === "histogram" && name.endsWith("_bucket") && labels.le === undefined)
+      throw new Error(`bucket without le: ${line}`);
+    seenSamples.add(family);
+    out.push({ name, labels, value });
+  }
+  return out;
+}
