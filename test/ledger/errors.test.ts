@@ -42,6 +42,7 @@ describe("opening", () => {
         "entries",
         "entry_objects",
         "inventory",
+        "pins",
         "sqlite_sequence",
       ]);
     });
