@@ -1,6 +1,10 @@
 /** The command-line shell: parses flags, runs a command over the engine, decides the exit code. */
 import { parseArgs } from "node:util";
+import { fetchApps } from "../api/client.ts";
+import type { Served } from "../api/serve.ts";
+import { startApi } from "../api/start.ts";
 import { loadConfig } from "../config/config.ts";
+import { readSecretFile } from "../config/credentials.ts";
 import { createLogger, type Logger, silentLogger } from "../engine/log.ts";
 import { SyncLoop, topoOrder } from "../engine/loop.ts";
 import type { EngineEvent } from "../engine/ports.ts";
@@ -11,6 +15,14 @@ import { FsSnapshot } from "../render/fs-snapshot.ts";
 import { render } from "../render/render.ts";
 import { buildInfo } from "../version.ts";
 import { formatPlan, formatResult, table } from "./format.ts";
+import {
+  LEDGER_ADMIN_COMMANDS,
+  ledgerAdminCommand,
+  pinCommand,
+  type ReplayFlags,
+  replayCommand,
+  unpinCommand,
+} from "./replay-command.ts";
 import { type GlobalFlags, openLedger, wire } from "./wire.ts";
 
 /** Exit codes: documented in the README. */
@@ -33,8 +45,17 @@ commands:
   sync [--app NAME]         one sync pass; exit code 1 if any app failed
   plan [--app NAME]         show what a sync would change, without writing
   status                    last ledger entry per app
+  status --server URL       ask a running agent (token: --token-file FILE or $BERTH_TOKEN)
   ledger list [--app NAME] [--limit N] [--before ID]
   ledger show ID            one entry with its objects
+  ledger verify             check the hash chain and every stored manifest; exit 1 naming the first bad entry
+  ledger export FILE        consistent backup of the ledger, safe while berth runs
+  ledger import FILE [--force]   verify a backup and install it at ledger.path
+  replay --app NAME --to ENTRY|COMMIT|last-healthy [--dry-run]
+                            re-apply the manifests an entry recorded, without Git
+  replay --all [--dry-run]  restore every app at its last healthy entry, in dependsOn order
+  pin --app NAME --to ENTRY hold an app at an entry (replayed instead of Git) until unpin
+  unpin --app NAME          release the pin; the next sync catches up to Git
   validate [--dir DIR]      check the config, and render every app (from DIR instead of Git)
   version                   print the version, commit and runtime
 
@@ -53,7 +74,13 @@ const OPTIONS = {
   app: { type: "string" },
   limit: { type: "string" },
   before: { type: "string" },
+  to: { type: "string" },
+  all: { type: "boolean", default: false },
+  "dry-run": { type: "boolean", default: false },
+  force: { type: "boolean", default: false },
   dir: { type: "string" },
+  server: { type: "string" },
+  "token-file": { type: "string" },
   verbose: { type: "boolean", short: "v", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -104,7 +131,21 @@ export async function cli(argv: string[], io: Io): Promise<number> {
       case "status":
         return await statusCommand(flags, values, io);
       case "ledger":
+        if (LEDGER_ADMIN_COMMANDS.has(rest[0] ?? ""))
+          return await ledgerAdminCommand(flags, replayFlags(values), rest, io);
         return await ledgerCommand(flags, values, rest, io);
+      case "replay":
+        return await replayCommand(
+          flags,
+          replayFlags(values),
+          io,
+          log,
+          values.json ? undefined : progress(io),
+        );
+      case "pin":
+        return await pinCommand(flags, replayFlags(values), io, log);
+      case "unpin":
+        return await unpinCommand(flags, replayFlags(values), io);
       case "validate":
         return await validateCommand(flags, values, io);
       default:
@@ -116,6 +157,17 @@ export async function cli(argv: string[], io: Io): Promise<number> {
     io.err(`berth: ${messageOf(err)}\n`);
     return EXIT.usage;
   }
+}
+
+function replayFlags(values: Values): ReplayFlags {
+  return {
+    app: values.app,
+    to: values.to,
+    all: values.all,
+    dryRun: values["dry-run"],
+    force: values.force,
+    json: values.json,
+  };
 }
 
 function selectApps<T extends { name: string }>(apps: T[], name: string | undefined): T[] {
@@ -224,6 +276,23 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     });
   const appIntervals = Object.fromEntries(w.config.apps.map((a) => [a.name, a.interval]));
   const loop = new SyncLoop(w.deps, w.config.apps, { interval: w.config.source.interval, appIntervals });
+  let server: Served;
+  try {
+    server = await startApi({
+      api: w.config.api,
+      apps: w.config.apps,
+      sourceRef: w.config.source.ref,
+      loop,
+      ledger: w.ledger,
+      metrics: w.metrics,
+      kubeCodes: () => w.kube.codes,
+      events: w.events,
+      log,
+    });
+  } catch (err) {
+    w.close();
+    throw err;
+  }
   const stop = (signal: string) => {
     log.log("info", `received ${signal}; stopping after the current step`);
     void loop.stop();
@@ -235,14 +304,17 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     ref: w.config.source.ref,
     apps: w.config.apps.map((a) => a.name),
     ledger: w.config.ledger.path,
+    api: `http://${w.config.api.listen.replace(/:\d+$/, "")}:${server.port}`,
   });
   await loop.start();
+  await server.close();
   w.close();
   log.log("info", "stopped");
   return EXIT.ok;
 }
 
 async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promise<number> {
+  if (values.server) return remoteStatus(values.server, values, io);
   const config = loadConfig(flags.config);
   const ledger = await openLedger(config);
   try {
@@ -271,6 +343,36 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
   } finally {
     ledger.close();
   }
+}
+
+/** `berth status --server`: the running agent's view; exit 1 when it cannot be asked. */
+async function remoteStatus(server: string, values: Values, io: Io): Promise<number> {
+  const tokenFile = values["token-file"];
+  const token = tokenFile ? readSecretFile(tokenFile, "API token").trim() : process.env.BERTH_TOKEN;
+  let apps: Awaited<ReturnType<typeof fetchApps>>;
+  try {
+    apps = await fetchApps(server, token);
+  } catch (err) {
+    io.err(`berth: ${messageOf(err)}\n`);
+    return EXIT.failed;
+  }
+  if (values.json) io.out(`${JSON.stringify(apps, null, 2)}\n`);
+  else
+    io.out(
+      table(
+        ["APP", "SYNC", "HEALTH", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"],
+        apps.map((a) => [
+          a.name,
+          a.syncStatus,
+          a.healthStatus,
+          a.revision.applied ?? "-",
+          a.revision.seen ?? "-",
+          a.lastAttemptAt ?? "",
+          a.lastError ? `${a.lastError.reason}: ${a.lastError.message}`.slice(0, 80) : "",
+        ]),
+      ),
+    );
+  return EXIT.ok;
 }
 
 async function ledgerCommand(flags: GlobalFlags, values: Values, rest: string[], io: Io): Promise<number> {

@@ -3,12 +3,17 @@ import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type AgentConfig, loadConfig } from "../config/config.ts";
 import { readSecretEnv, readSecretFile, resolveGitCredentials } from "../config/credentials.ts";
+import { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
+import { Metrics } from "../engine/metrics.ts";
 import type { EngineDeps, EngineEvent } from "../engine/ports.ts";
 import { defaultHealthChecker } from "../health/assess.ts";
 import { KubeClient, type KubeTarget } from "../kube/client.ts";
 import { Ledger } from "../ledger/ledger.ts";
 import { BerthError } from "../object/errors.ts";
+import { RuleHealthJudge } from "../policy/health-rules.ts";
+import { RulePolicy } from "../policy/policy.ts";
+import { RuleSet } from "../policy/rule-set.ts";
 import { render } from "../render/render.ts";
 import { GitSource } from "../source/git-source.ts";
 
@@ -26,12 +31,17 @@ export interface Wired {
   ledger: Ledger;
   kube: KubeClient;
   source: GitSource;
+  /** Every engine event, for the HTTP event stream. */
+  events: EventBus;
+  metrics: Metrics;
   close(): void;
 }
 
 /** Loads the config, opens the ledger and connects the source and the cluster. */
 export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEvent) => void): Promise<Wired> {
   const config = loadConfig(flags.config);
+  // Rules compile before anything opens: a bad rule is an input error naming file, line and rule.
+  const rules = RuleSet.load(config.rules);
   const ledger = await openLedger(config);
   const target: KubeTarget = {};
   if (flags.kubeconfig) target.kubeconfig = flags.kubeconfig;
@@ -43,23 +53,31 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
     ledger.close();
     throw err;
   }
+  const events = new EventBus();
+  const metrics = new Metrics();
   const source = new GitSource({
     url: config.source.url,
     ref: config.source.ref,
     cacheDir: join(dirname(config.ledger.path), "git-cache"),
     credentials: () => resolveGitCredentials(config.source.auth),
     timeoutMs: config.source.timeout,
+    onRequest: (_kind, ok) => metrics.gitRequest(ok),
   });
   const deps: EngineDeps = {
     source,
     render: (snapshot, path) => render(snapshot, path),
     cluster: kube,
     ledger,
-    health: defaultHealthChecker,
+    health: new RuleHealthJudge(() => rules.health, defaultHealthChecker),
+    policy: new RulePolicy(rules),
     log,
-    ...(emit ? { emit } : {}),
+    emit: (e) => {
+      emit?.(e);
+      metrics.observe(e);
+      events.emit(e);
+    },
   };
-  return { config, deps, ledger, kube, source, close: () => ledger.close() };
+  return { config, deps, ledger, kube, source, events, metrics, close: () => ledger.close() };
 }
 
 /** Opens the ledger named by the config, with the Secret encryption key if one is configured. */

@@ -9,6 +9,7 @@ const PLAINTEXT_SECRETS: { at: string[]; key: string; use: string }[] = [
   { at: ["source", "auth"], key: "password", use: "passwordFile or passwordEnv" },
   { at: ["ledger"], key: "secretKey", use: "secretKeyFile or secretKeyEnv" },
   { at: ["api"], key: "token", use: "tokenFile or tokenEnv" },
+  { at: ["api", "webhook"], key: "secret", use: "secretFile or secretEnv" },
 ];
 
 /** Plaintext secret fields (`source.auth.token`, …); each problem says which file/env field to use instead. */
@@ -77,10 +78,11 @@ function exclusiveProblems(data: Raw): ConfigProblem[] {
   for (const [section, a, b] of [
     ["ledger", "secretKeyFile", "secretKeyEnv"],
     ["api", "tokenFile", "tokenEnv"],
+    ["api.webhook", "secretFile", "secretEnv"],
   ] as const) {
-    const node = data[section] as Raw | undefined;
+    const node = section.split(".").reduce<Raw | undefined>((n, k) => n?.[k] as Raw | undefined, data);
     if (node && a in node && b in node)
-      problems.push(problemAt([section], `expected only one of ${a}, ${b}`));
+      problems.push(problemAt(section.split("."), `expected only one of ${a}, ${b}`));
   }
   return problems;
 }

@@ -59,8 +59,15 @@ export interface LedgerConfig {
 /** The HTTP API listener and its token source; paths absolute. */
 export interface ApiConfig {
   listen: string;
+  /** A token with the `operate` scope. */
   tokenFile?: string;
   tokenEnv?: string;
+  /** More tokens, each from a file with its scope. */
+  tokens?: Array<{ file: string; scope: "read" | "operate" }>;
+  /** Tokenless reads; honoured only on a loopback listener. */
+  anonymousRead?: boolean;
+  /** The webhook secret's source; maxAge in milliseconds. */
+  webhook?: { secretFile?: string; secretEnv?: string; maxAge: number };
 }
 
 /** A loaded, checked and normalised berth.yaml. */
@@ -85,6 +92,7 @@ export const CONFIG_DEFAULTS = {
   appTimeout: 300_000,
   ledgerPath: "berth-ledger.db",
   listen: "127.0.0.1:7420",
+  webhookMaxAge: 300_000,
 } as const;
 
 /** Reads and parses a config file; errors name the file. */
@@ -169,7 +177,14 @@ interface RawConfig {
   })[];
   rules?: string[];
   ledger?: { path?: string; secretKeyFile?: string; secretKeyEnv?: string };
-  api?: { listen?: string; tokenFile?: string; tokenEnv?: string };
+  api?: {
+    listen?: string;
+    tokenFile?: string;
+    tokenEnv?: string;
+    tokens?: Array<{ file: string; scope: "read" | "operate" }>;
+    anonymousRead?: boolean;
+    webhook?: { secretFile?: string; secretEnv?: string; maxAge?: string };
+  };
 }
 
 function normalise(raw: RawConfig, configPath: string): AgentConfig {
@@ -204,8 +219,16 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
   if (raw.ledger?.secretKeyFile !== undefined) ledger.secretKeyFile = abs(raw.ledger.secretKeyFile);
   if (raw.ledger?.secretKeyEnv !== undefined) ledger.secretKeyEnv = raw.ledger.secretKeyEnv;
   const api: ApiConfig = { listen: raw.api?.listen ?? CONFIG_DEFAULTS.listen };
+  if (raw.api?.tokens) api.tokens = raw.api.tokens.map((t) => ({ file: abs(t.file), scope: t.scope }));
+  if (raw.api?.anonymousRead !== undefined) api.anonymousRead = raw.api.anonymousRead;
   if (raw.api?.tokenFile !== undefined) api.tokenFile = abs(raw.api.tokenFile);
   if (raw.api?.tokenEnv !== undefined) api.tokenEnv = raw.api.tokenEnv;
+  const hook = raw.api?.webhook;
+  if (hook) {
+    api.webhook = { maxAge: ms(hook.maxAge, CONFIG_DEFAULTS.webhookMaxAge) };
+    if (hook.secretFile !== undefined) api.webhook.secretFile = abs(hook.secretFile);
+    if (hook.secretEnv !== undefined) api.webhook.secretEnv = hook.secretEnv;
+  }
   return {
     apiVersion: "berth.dev/v1alpha1",
     kind: "Agent",

@@ -6,8 +6,9 @@
  */
 import { messageOf } from "../object/errors.ts";
 import type { Snapshot } from "../object/snapshot.ts";
-import type { AppSpec, EngineDeps } from "./ports.ts";
+import type { AppSpec, EngineDeps, PinState } from "./ports.ts";
 import { type ReconcileResult, reconcile } from "./reconcile.ts";
+import { replayPinned } from "./replay.ts";
 
 /** What the loop knows about one app, for `status` and the API. */
 export interface AppState {
@@ -19,7 +20,18 @@ export interface AppState {
   lastAttemptAt?: string;
   nextAttemptAt?: string;
   failures: number;
+  /** Set while an operator holds the app at a ledger entry (`berth pin`); Git changes wait as pending. */
+  pinned?: PinState;
 }
+
+/** What a trigger led to: the ledger entry of the attempt it started, or why none started. */
+export type TriggerOutcome =
+  | { started: true; entry: number; revision: string }
+  | {
+      started: false;
+      reason: "Suspended" | "WaitingOnDependency" | "FetchFailed" | "Stopped";
+      message: string;
+    };
 
 export interface LoopOptions {
   /** Poll and resync interval, ms. */
@@ -42,6 +54,10 @@ export class SyncLoop {
   private snapshot: Snapshot | undefined;
   gitUnreachableSince: string | undefined;
   gitError: string | undefined;
+  /** Completed passes over the apps; 0 until the first attempt (readiness). */
+  ticks = 0;
+  /** Callers of triggerAndWait, per app, resolved when the next attempt starts (or cannot). */
+  private readonly waiters = new Map<string, Array<(o: TriggerOutcome) => void>>();
 
   constructor(
     private readonly deps: EngineDeps,
@@ -71,22 +87,77 @@ export class SyncLoop {
     this.wake?.();
   }
 
+  /** Triggers one app now; resolves with the ledger entry of the attempt once it starts, or why it did not. */
+  triggerAndWait(app: string): Promise<TriggerOutcome> {
+    const state = this.states.get(app);
+    if (!state) return Promise.resolve({ started: false, reason: "Stopped", message: `no app ${app}` });
+    if (state.suspended)
+      return Promise.resolve({ started: false, reason: "Suspended", message: `${app} is suspended` });
+    if (this.stopping) return Promise.resolve({ started: false, reason: "Stopped", message: "stopping" });
+    return new Promise((resolve) => {
+      this.waiters.set(app, [...(this.waiters.get(app) ?? []), resolve]);
+      this.trigger(app);
+    });
+  }
+
+  /** Suspends an app at run time (until resume() or a restart; the config's `suspend` is the lasting switch). */
+  suspend(app: string): boolean {
+    const state = this.states.get(app);
+    if (!state) return false;
+    state.suspended = true;
+    state.status = "Suspended";
+    delete state.nextAttemptAt;
+    this.settle(app, { started: false, reason: "Suspended", message: `${app} is suspended` });
+    return true;
+  }
+
+  /** Resumes a suspended app and schedules an attempt now. */
+  resume(app: string): boolean {
+    const state = this.states.get(app);
+    if (!state) return false;
+    if (state.suspended) {
+      state.suspended = false;
+      state.status = "Pending";
+    }
+    this.trigger(app);
+    return true;
+  }
+
+  /** The revision last seen in Git (undefined before the first successful fetch). */
+  get seenRevision(): string | undefined {
+    return this.snapshot?.revision;
+  }
+
+  private settle(app: string, outcome: TriggerOutcome): void {
+    const waiting = this.waiters.get(app);
+    this.waiters.delete(app);
+    for (const resolve of waiting ?? []) resolve(outcome);
+  }
+
   /** Stops after the current step: an attempt in flight is recorded, then the loop exits. */
   async stop(): Promise<void> {
     this.stopping = true;
     this.abort.abort();
     this.wake?.();
     await this.running;
+    for (const app of [...this.waiters.keys()])
+      this.settle(app, { started: false, reason: "Stopped", message: "the agent is stopping" });
   }
 
   /** A copy of every app's state. */
   status(): AppState[] {
-    return [...this.states.values()].map((s) => ({ ...s }));
+    return [...this.states.values()].map((s) => {
+      // Read live: `berth pin`/`unpin` may change the ledger from another process between attempts.
+      const { pinned: _stale, ...state } = s;
+      const pin = this.deps.ledger.pinOf?.(s.name);
+      return pin ? { ...state, pinned: pin } : state;
+    });
   }
 
   private async run(): Promise<void> {
     while (!this.stopping) {
       await this.tick();
+      this.ticks++;
       if (this.stopping) break;
       const next = Math.min(...[...this.due.values()], Date.now() + this.options.interval);
       await this.sleep(Math.max(0, next - Date.now()));
@@ -95,7 +166,9 @@ export class SyncLoop {
 
   private async tick(): Promise<void> {
     const now = Date.now();
-    const dueApps = topoOrder(this.apps).filter((a) => !a.suspend && (this.due.get(a.name) ?? 0) <= now);
+    const dueApps = topoOrder(this.apps).filter(
+      (a) => !this.states.get(a.name)?.suspended && (this.due.get(a.name) ?? 0) <= now,
+    );
     if (dueApps.length === 0) return;
     // One ref request tells whether anything changed; a snapshot is fetched only for a new commit.
     try {
@@ -118,28 +191,56 @@ export class SyncLoop {
         });
       }
       if (!this.snapshot) {
-        for (const a of dueApps) this.due.set(a.name, Date.now() + this.backoff(a.name));
+        for (const a of dueApps) {
+          this.due.set(a.name, Date.now() + this.backoff(a.name));
+          this.settle(a.name, { started: false, reason: "FetchFailed", message: this.gitError });
+        }
         return;
       }
     }
     const snapshot = this.snapshot;
     for (const app of topoOrder(this.apps)) {
       if (this.stopping) return;
-      if (app.suspend || (this.due.get(app.name) ?? 0) > Date.now()) continue;
       const state = this.states.get(app.name) as AppState;
+      if (state.suspended || (this.due.get(app.name) ?? 0) > Date.now()) continue;
       const blocker = app.dependsOn.find((d) => !this.healthyAt(d, snapshot.revision));
       if (blocker) {
         state.status = "WaitingOnDependency";
         this.due.set(app.name, Date.now() + Math.min(2000, this.options.interval));
+        this.settle(app.name, {
+          started: false,
+          reason: "WaitingOnDependency",
+          message: `${app.name} waits for ${blocker} to be healthy at ${snapshot.revision}`,
+        });
         continue;
       }
       state.lastAttemptAt = new Date().toISOString();
-      const result = await reconcile(this.deps, {
-        app,
-        trigger: "loop",
-        snapshot,
-        signal: this.abort.signal,
-      });
+      // Callers waiting now learn the entry of this attempt; later triggers wait for the next one.
+      const waiting = this.waiters.get(app.name) ?? [];
+      this.waiters.delete(app.name);
+      const emit = this.deps.emit;
+      const deps: EngineDeps = {
+        ...this.deps,
+        emit: (e) => {
+          emit?.(e);
+          if (e.type === "started" && e.app === app.name)
+            for (const resolve of waiting.splice(0))
+              resolve({ started: true, entry: e.entry, revision: e.revision });
+        },
+      };
+      // A pinned app replays its pinned entry instead of Git; the revision it skips is recorded as pending.
+      const pin = this.deps.ledger.pinOf?.(app.name);
+      const replayed = pin
+        ? await replayPinned(deps, app, pin, snapshot.revision, this.abort.signal)
+        : undefined;
+      const result =
+        replayed ??
+        (await reconcile(deps, {
+          app,
+          trigger: "loop",
+          snapshot,
+          signal: this.abort.signal,
+        }));
       state.lastResult = result;
       if (result.outcome === "Succeeded") {
         state.failures = 0;
@@ -150,13 +251,19 @@ export class SyncLoop {
         state.status = "Failed";
         this.due.set(app.name, Date.now() + this.backoff(app.name));
       }
+      for (const resolve of waiting.splice(0))
+        resolve({ started: true, entry: result.entry, revision: result.revision });
+      // A trigger that arrived during this attempt gets an attempt of its own.
+      if (this.waiters.has(app.name)) this.due.set(app.name, 0);
       state.nextAttemptAt = new Date(this.due.get(app.name) ?? Date.now()).toISOString();
     }
   }
 
   private healthyAt(app: string, revision: string): boolean {
     const r = this.states.get(app)?.lastResult;
-    return r?.outcome === "Succeeded" && r.revision === revision;
+    // A pinned dependency is healthy at the revision it is held at, not Git's.
+    const pinned = this.deps.ledger.pinOf?.(app) !== undefined;
+    return r?.outcome === "Succeeded" && (r.revision === revision || pinned);
   }
 
   private intervalOf(app: string): number {

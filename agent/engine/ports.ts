@@ -3,7 +3,7 @@ import type { ApplyCluster } from "../apply/apply.ts";
 import type { PruneCluster } from "../apply/prune.ts";
 import type { Action, CommitInfo, HealthStatus, KubeObject, ObjectRef, Reason } from "../object/object.ts";
 import type { Snapshot } from "../object/snapshot.ts";
-import type { PlanCluster } from "../plan/plan.ts";
+import type { Plan, PlanCluster } from "../plan/plan.ts";
 import type { HealthJudge, WaitCluster } from "../wait/wait.ts";
 import type { Logger } from "./log.ts";
 
@@ -58,6 +58,15 @@ export interface LedgerPort {
   inventory(app: string): Array<{ ref: ObjectRef; digest: string }>;
   /** Records objects as owned before they are written (crash safety). */
   claimInventory(app: string, items: ReadonlyArray<{ ref: ObjectRef; digest: string }>): void;
+  /** The entry an operator pinned the app to (the loop replays it instead of Git); optional for fakes. */
+  pinOf?(app: string): PinState | undefined;
+}
+
+/** An app held at a ledger entry; `pendingRevision` is the Git revision seen but not applied. */
+export interface PinState {
+  entry: number;
+  pinnedAt: string;
+  pendingRevision?: string;
 }
 
 /** The app settings a sync reads (the config's AppConfig satisfies it). */
@@ -76,10 +85,20 @@ export interface AppSpec {
 
 /** Progress events, for logs, the CLI and (later) the HTTP event stream. */
 export type EngineEvent =
+  | { type: "started"; app: string; entry: number; revision: string; trigger: string }
   | { type: "stage"; app: string; stage: string; detail?: string }
   | { type: "applied"; app: string; subject: string; action: string; ok: boolean; error?: string }
   | { type: "waiting"; app: string; pending: Array<{ subject: string; status: string; message: string }> }
   | { type: "finished"; app: string; entry: number; outcome: string; reason: Reason; message: string };
+
+/** Sync rules judging a plan before anything is written (agent/policy): the plan to apply, or why not. */
+export interface PolicyPort {
+  judge(input: { app: AppSpec; plan: Plan; commit: CommitInfo }): {
+    plan: Plan;
+    blocked?: { message: string };
+    verdicts: ReadonlyArray<{ rule: string; verdict: string; subject?: string; message: string; at: string }>;
+  };
+}
 
 /** Everything reconcile needs. */
 export interface EngineDeps {
@@ -88,6 +107,8 @@ export interface EngineDeps {
   cluster: ClusterPort;
   ledger: LedgerPort;
   health: HealthJudge;
+  /** Optional sync rules; without it every plan is applied as planned. */
+  policy?: PolicyPort;
   log: Logger;
   emit?: (event: EngineEvent) => void;
 }

@@ -6,7 +6,14 @@
 import { applyStaged } from "../apply/apply.ts";
 import { pruneStaged } from "../apply/prune.ts";
 import { messageOf } from "../object/errors.ts";
-import { type HealthStatus, type ObjectRef, objectId, type Reason } from "../object/object.ts";
+import {
+  type CommitInfo,
+  type HealthStatus,
+  type KubeObject,
+  type ObjectRef,
+  objectId,
+  type Reason,
+} from "../object/object.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { hasWrites, type Plan, plan } from "../plan/plan.ts";
 import { type ObjectHealth, waitHealthy } from "../wait/wait.ts";
@@ -39,15 +46,7 @@ export interface ReconcileRequest {
 export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promise<ReconcileResult> {
   const { app } = req;
   const timings: Record<string, number> = {};
-  const timed = async <T>(stage: string, fn: () => Promise<T>): Promise<T> => {
-    deps.emit?.({ type: "stage", app: app.name, stage });
-    const t0 = performance.now();
-    try {
-      return await fn();
-    } finally {
-      timings[stage] = Math.round(performance.now() - t0);
-    }
-  };
+  const timed = stageTimer(deps, app.name, timings);
 
   // 1. Fetch: the snapshot of the commit to apply (the loop may have fetched it already).
   let snapshot = req.snapshot;
@@ -67,6 +66,7 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
   }
   const revision = snapshot.revision;
   const entry = deps.ledger.begin({ app: app.name, revision, commit: snapshot.commit, trigger: req.trigger });
+  deps.emit?.({ type: "started", app: app.name, entry, revision, trigger: req.trigger });
 
   // 2. Render: any render error applies nothing.
   let rendered: Awaited<ReturnType<EngineDeps["render"]>>;
@@ -81,6 +81,39 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
     const message = rendered.errors.map((e) => `${e.path}: ${e.message}`).join("; ");
     return finish(deps, entry, app, revision, "BuildFailed", message, { timings, digest: rendered.digest });
   }
+
+  // 3–7. Plan, apply, prune, wait for health and record: shared with replay (agent/engine/replay.ts).
+  return converge(deps, {
+    app,
+    revision,
+    entry,
+    desired: rendered.objects,
+    digest: rendered.digest,
+    timings,
+    commit: snapshot.commit,
+    ...(req.signal ? { signal: req.signal } : {}),
+  });
+}
+
+/** One attempt's desired objects, its begun ledger entry and where its stage timings go. */
+export interface ConvergeRequest {
+  app: AppSpec;
+  revision: string;
+  entry: number;
+  desired: ReadonlyArray<{ object: KubeObject; source: string }>;
+  /** Digest of the desired set as rendered (recorded with the entry). */
+  digest: string;
+  timings: Record<string, number>;
+  /** The commit being synced, for sync rules (replay has none). */
+  commit?: CommitInfo;
+  signal?: AbortSignal;
+}
+
+/** Plans, applies, prunes, waits for health and records one attempt's desired objects (sync and replay). */
+export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<ReconcileResult> {
+  const { app, revision, entry, timings } = req;
+  const rendered = { objects: req.desired, digest: req.digest };
+  const timed = stageTimer(deps, app.name, timings);
 
   // 3. Plan: desired vs. inventory vs. live, decided by server-side dry-run; any plan error applies nothing.
   const previous = deps.ledger.inventory(app.name);
@@ -105,6 +138,19 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
       digest: rendered.digest,
       plan: thePlan,
     });
+  }
+  // 3b. Rules: sync rules judge the plan before anything is written; deny/hold/defer stop here, skip/protect edit it.
+  if (deps.policy) {
+    const commit = req.commit ?? { sha: "", author: "", message: "", time: "" };
+    const judged = deps.policy.judge({ app, plan: thePlan, commit });
+    thePlan = judged.plan;
+    if (judged.blocked) {
+      return finish(deps, entry, app, revision, "PlanRejected", judged.blocked.message, {
+        timings,
+        digest: rendered.digest,
+        plan: thePlan,
+      });
+    }
   }
   const desiredObjects = thePlan.changes.flatMap((c) => (c.desired ? [c.desired] : []));
   const digests = await deps.ledger.putManifests(desiredObjects);
@@ -230,6 +276,19 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
     inventory,
     health: waited.objects,
   });
+}
+
+/** Runs a stage, announcing it and recording its duration (ms) in `timings`. */
+function stageTimer(deps: EngineDeps, app: string, timings: Record<string, number>) {
+  return async <T>(stage: string, fn: () => Promise<T>): Promise<T> => {
+    deps.emit?.({ type: "stage", app, stage });
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      timings[stage] = Math.round(performance.now() - t0);
+    }
+  };
 }
 
 interface FinishContext {

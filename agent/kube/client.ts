@@ -71,6 +71,8 @@ export function loadKubeConfig(target: KubeTarget = {}): KubeConfig {
 /** A thin, counted client for the Kubernetes REST API. */
 export class KubeClient {
   readonly counts: RequestCounts = {};
+  /** Request counters by "verb code" (HTTP status, or "error" when no answer came), for metrics. */
+  readonly codes: RequestCounts = {};
   private resources = new Map<string, ResourceInfo>();
   private discovered = false;
   private readonly server: string;
@@ -245,11 +247,13 @@ export class KubeClient {
     try {
       res = await fetch(`${this.server}${path}`, init);
     } catch (err) {
+      this.codes[`${verb} error`] = (this.codes[`${verb} error`] ?? 0) + 1;
       throw new BerthError(`cannot reach the API server at ${this.server}: ${(err as Error).message}`, {
         subject: "kubernetes",
         cause: err,
       });
     }
+    this.codes[`${verb} ${res.status}`] = (this.codes[`${verb} ${res.status}`] ?? 0) + 1;
     const text = await res.text();
     let parsed: unknown;
     try {

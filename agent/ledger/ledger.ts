@@ -48,6 +48,14 @@ export interface LedgerOptions {
   now?: () => Date;
 }
 
+/** An app held at a ledger entry; `pendingRevision` is the Git revision it is not applying. */
+export interface Pin {
+  app: string;
+  entry: number;
+  pinnedAt: string;
+  pendingRevision?: string;
+}
+
 /** How a stored manifest is kept. */
 export type BlobEncoding = "plain" | "redacted" | "aes-256-gcm";
 
@@ -306,6 +314,74 @@ export class Ledger {
         return running.length;
       }),
     );
+  }
+
+  /** Holds an app at a finished entry of its own: the run loop replays that entry instead of Git until unpin. */
+  pin(app: string, entryId: number): Pin {
+    return this.guard(`cannot pin app ${app}`, () =>
+      this.db.transaction(() => {
+        const row = this.db.get<{ app: string; outcome: string }>(
+          "SELECT app, outcome FROM entries WHERE id = ?",
+          [entryId],
+        );
+        if (!row) throw new BerthError(`entry ${entryId} does not exist`, this.err());
+        if (row.app !== app)
+          throw new BerthError(`entry ${entryId} belongs to app ${row.app}, not ${app}`, this.err());
+        if (row.outcome === "Running") throw new BerthError(`entry ${entryId} is still Running`, this.err());
+        const pinnedAt = this.now().toISOString();
+        this.db.run(
+          "INSERT OR REPLACE INTO pins (app, entry_id, pinned_at, pending_revision) VALUES (?, ?, ?, NULL)",
+          [app, entryId, pinnedAt],
+        );
+        return { app, entry: entryId, pinnedAt };
+      }),
+    );
+  }
+
+  /** Releases an app's pin; returns whether it was pinned. */
+  unpin(app: string): boolean {
+    return this.guard(
+      `cannot unpin app ${app}`,
+      () => this.db.run("DELETE FROM pins WHERE app = ?", [app]).changes > 0,
+    );
+  }
+
+  /** The app's pin, or undefined. */
+  pinOf(app: string): Pin | undefined {
+    const row = this.guard("cannot read pins", () =>
+      this.db.get<{ app: string; entry_id: number; pinned_at: string; pending_revision: string | null }>(
+        "SELECT * FROM pins WHERE app = ?",
+        [app],
+      ),
+    );
+    if (!row) return undefined;
+    const pin: Pin = { app: row.app, entry: row.entry_id, pinnedAt: row.pinned_at };
+    if (row.pending_revision !== null) pin.pendingRevision = row.pending_revision;
+    return pin;
+  }
+
+  /** Records the Git revision a pinned app is not applying (shown as pending). */
+  notePinPending(app: string, revision: string): void {
+    this.guard(`cannot update the pin of app ${app}`, () =>
+      this.db.run("UPDATE pins SET pending_revision = ? WHERE app = ?", [revision, app]),
+    );
+  }
+
+  /** Ids of the entries whose objects reference a blob, oldest first (to name who a bad blob affects). */
+  entriesWithBlob(digest: string): number[] {
+    return this.guard("cannot read entry objects", () =>
+      this.db
+        .all<{ entry_id: number }>(
+          "SELECT DISTINCT entry_id FROM entry_objects WHERE digest = ? ORDER BY entry_id",
+          [digest],
+        )
+        .map((r) => r.entry_id),
+    );
+  }
+
+  /** Id of the secret key this ledger was opened with (never the key), or undefined. */
+  get secretKeyId(): string | undefined {
+    return this.keys?.id;
   }
 
   /** Recomputes the hash chain and checks every blob's digest; reports the first problem. */

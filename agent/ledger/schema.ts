@@ -56,6 +56,15 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (app, object_id)
   );
   `,
+  // Pins: an app held at an entry (replayed instead of Git) until unpinned; state, not history, so unchained.
+  `
+  CREATE TABLE pins (
+    app TEXT PRIMARY KEY,
+    entry_id INTEGER NOT NULL REFERENCES entries (id),
+    pinned_at TEXT NOT NULL,
+    pending_revision TEXT
+  );
+  `,
 ];
 
 /** The schema version this code writes. */
