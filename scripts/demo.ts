@@ -3,15 +3,17 @@
  * demo repository (test/fixtures/demo-repo), and `berth run` syncing it.
  * Ctrl-C stops berth gracefully, then the Git server and the control plane.
  *
- * Env: BERTH_CLUSTER_DIR (control plane state dir), BERTH_DEMO_KEEP_CLUSTER=1 (leave it running).
+ * Env: BERTH_CLUSTER_DIR (control plane state dir), BERTH_DEMO_DIR (work dir, default .berth/demo),
+ * BERTH_DEMO_KEEP_CLUSTER=1 (leave the control plane running).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join, relative } from "node:path";
 import { startGitServer } from "./git/server.ts";
 
 const ROOT = join(import.meta.dir, "..");
-const WORK = join(ROOT, ".berth", "demo");
+const WORK = process.env.BERTH_DEMO_DIR ?? join(ROOT, ".berth", "demo");
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const dim = (s: string) => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
 const say = (s = "") => process.stdout.write(`${s}\n`);
@@ -55,6 +57,13 @@ const server = await startGitServer({ root: repos });
 const url = `${server.url}/demo-infra.git`;
 git(checkout, "remote", "add", "origin", url);
 
+// The API and status page on a free loopback port, readable without a token (loopback only).
+const apiPort = await new Promise<number>((resolve) => {
+  const probe = createServer().listen(0, "127.0.0.1", () => {
+    const port = (probe.address() as { port: number }).port;
+    probe.close(() => resolve(port));
+  });
+});
 const config = join(WORK, "berth.yaml");
 writeFileSync(
   config,
@@ -67,6 +76,7 @@ apps:
   - { name: web, path: apps/web, namespace: demo, dependsOn: [base], timeout: 2m }
   - { name: cache, path: apps/cache, namespace: demo, dependsOn: [base], timeout: 2m }
 ledger: { path: ledger.db }
+api: { listen: "127.0.0.1:${apiPort}", anonymousRead: true }
 `,
 );
 
@@ -94,6 +104,7 @@ const watcher = setInterval(() => {
       announced = true;
       say();
       say(bold("✓ the demo is synced: every app is applied and healthy."));
+      say(`  status:     http://127.0.0.1:${apiPort}/   (API: http://127.0.0.1:${apiPort}/api/v1/apps)`);
       say(`  Git:        ${url}   (working copy: ${rel(checkout)})`);
       say(`  cluster:    export KUBECONFIG=${kubeconfig}`);
       say(`  ledger:     ${rel(join(WORK, "ledger.db"))}`);
