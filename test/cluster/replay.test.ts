@@ -18,6 +18,7 @@ import {
   auditEvents,
   eventually,
   kubectl,
+  quietSince,
   type TestCluster,
   useCluster,
   writesIn,
@@ -116,7 +117,7 @@ afterAll(async () => {
 describe("berth replay", () => {
   test("--dry-run shows the plan of replaying the first entry and writes nothing", async () => {
     const before = w.ledger.list({ limit: 1000 }).length;
-    const since = new Date(Date.now() - 10);
+    const since = await quietSince();
     const r = await run(
       "replay",
       "--config",
@@ -175,7 +176,7 @@ describe("berth replay", () => {
   }, 120_000);
 
   test("last-healthy replays the newest healthy entry: the replay itself, so nothing changes", async () => {
-    const since = new Date(Date.now() - 10);
+    const since = await quietSince();
     const r = await run("replay", "--config", configPath, "--app", "web", "--to", "last-healthy");
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/0 created, 0 configured, 6 unchanged, 0 deleted/);

@@ -6,7 +6,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Wired } from "../../agent/cli/wire.ts";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
-import { auditEvents, kubectl, type TestCluster, useCluster, writesIn } from "../support/cluster.ts";
+import {
+  auditEvents,
+  kubectl,
+  quietSince,
+  type TestCluster,
+  useCluster,
+  writesIn,
+} from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
 
 let cluster: TestCluster;
@@ -111,7 +118,7 @@ describe("berth sync against the real control plane", () => {
   }, 120_000);
 
   test("a resync with no new commit sends no write to the API server", async () => {
-    const since = new Date(Date.now() - 10);
+    const since = await quietSince();
     const r = await syncApp(w, "web");
     expect(r.outcome).toBe("Succeeded");
     expect(r.message).toMatch(/^0 created, 0 configured, 7 unchanged, 0 deleted/);

@@ -10,6 +10,7 @@ import {
   auditEvents,
   eventually,
   kubectl,
+  quietSince,
   type TestCluster,
   useCluster,
   writesIn,
@@ -75,7 +76,7 @@ describe("the compiled binary", () => {
       "-p",
       '{"data":{"greeting":"tampered"}}',
     );
-    const since = new Date(Date.now() - 10);
+    const since = await quietSince();
     const plan = await runBerth(["plan", "--json", "--config", config, "--app", "app"], env());
     expect(plan.code).toBe(0);
     const [p] = JSON.parse(plan.stdout);

@@ -117,3 +117,9 @@ export function writesIn(events: AuditEvent[]): AuditEvent[] {
       !/[?&]dryRun=All/.test(e.requestURI),
   );
 }
+
+/** A start time for counting audit events: waits until requests of earlier steps have landed, then returns now. */
+export async function quietSince(ms = 300): Promise<Date> {
+  await new Promise((r) => setTimeout(r, ms));
+  return new Date();
+}
