@@ -130,6 +130,104 @@ function regex(pattern: string, flags = ""): RegExp {
   return re;
 }
 
+/** A parsed URL (Kubernetes url()): absolute URLs only, as the Kubernetes library requires. */
+export class CelUrl {
+  constructor(readonly url: URL) {}
+}
+
+/** An IPv4 or IPv6 address as a number, with its family. */
+export class IpAddress {
+  constructor(
+    readonly family: 4 | 6,
+    readonly value: bigint,
+    readonly text: string,
+  ) {}
+}
+
+/** A CIDR range: the network address and the prefix length. */
+export class Cidr {
+  constructor(
+    readonly ip: IpAddress,
+    readonly prefix: number,
+  ) {}
+}
+
+/** Parses an IPv4 (dotted quad, no leading zeros) or IPv6 address; undefined when it is neither. */
+export function parseIp(text: string): IpAddress | undefined {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(text)) {
+    const parts = text.split(".");
+    if (parts.some((p) => (p.length > 1 && p.startsWith("0")) || Number(p) > 255)) return undefined;
+    return new IpAddress(
+      4,
+      parts.reduce((a, p) => (a << 8n) | BigInt(p), 0n),
+      text,
+    );
+  }
+  if (!text.includes(":") || text.includes("%") || !/^[0-9a-fA-F:.]+$/.test(text)) return undefined;
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (h: string | undefined) => (h ? h.split(":") : []);
+  const head = groups(halves[0]);
+  const tail = groups(halves[1]);
+  const words: number[] = [];
+  const push = (list: string[]) => {
+    for (const g of list) {
+      if (g.includes(".")) {
+        const v4 = parseIp(g);
+        if (!v4 || v4.family !== 4) return false;
+        words.push(Number(v4.value >> 16n), Number(v4.value & 0xffffn));
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) words.push(Number.parseInt(g, 16));
+      else return false;
+    }
+    return true;
+  };
+  const before: number[] = [];
+  if (!push(head)) return undefined;
+  before.push(...words.splice(0));
+  if (!push(tail)) return undefined;
+  const after = words;
+  const missing = 8 - before.length - after.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const all = [...before, ...Array(halves.length === 1 ? 0 : missing).fill(0), ...after];
+  return new IpAddress(
+    6,
+    all.reduce((a, w) => (a << 16n) | BigInt(w), 0n),
+    text,
+  );
+}
+
+function ipOrFail(text: string): IpAddress {
+  return parseIp(text) ?? fail(`ip("${text}"): not an IP address`);
+}
+
+/** Parses "address/prefix"; the address may have host bits set (Kubernetes masks them in containsIP). */
+export function parseCidr(text: string): Cidr | undefined {
+  const [addr, len, extra] = text.split("/");
+  if (addr === undefined || len === undefined || extra !== undefined || !/^\d{1,3}$/.test(len))
+    return undefined;
+  const ip = parseIp(addr);
+  const prefix = Number(len);
+  if (!ip || prefix > (ip.family === 4 ? 32 : 128)) return undefined;
+  return new Cidr(ip, prefix);
+}
+
+function cidrContains(c: Cidr, ip: IpAddress): boolean {
+  if (c.ip.family !== ip.family) return false;
+  const bits = BigInt(c.ip.family === 4 ? 32 : 128);
+  const shift = bits - BigInt(c.prefix);
+  return c.ip.value >> shift === ip.value >> shift;
+}
+
+function urlOrFail(text: string): CelUrl {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    fail(`url("${text}"): not an absolute URL`);
+  }
+  return new CelUrl(u);
+}
+
 /** Registers the Kubernetes CEL library on an environment. */
 export function registerKubernetesLibrary(env: Registrar): void {
   env
@@ -223,5 +321,45 @@ export function registerKubernetesLibrary(env: Registrar): void {
     .registerFunction("Semver.patch(): int", (v: Semver) => v.patch)
     .registerFunction("Semver.isLessThan(Semver): bool", (a: Semver, b: Semver) => compareSemver(a, b) < 0)
     .registerFunction("Semver.isGreaterThan(Semver): bool", (a: Semver, b: Semver) => compareSemver(a, b) > 0)
-    .registerFunction("Semver.compareTo(Semver): int", (a: Semver, b: Semver) => BigInt(compareSemver(a, b)));
+    .registerFunction("Semver.compareTo(Semver): int", (a: Semver, b: Semver) => BigInt(compareSemver(a, b)))
+    // url().
+    .registerType("URL", { ctor: CelUrl, fields: {} })
+    .registerFunction("url(string): URL", (s: string) => urlOrFail(s))
+    .registerFunction("isURL(string): bool", (s: string) => URL.canParse(s))
+    .registerFunction("URL.getScheme(): string", (u: CelUrl) => u.url.protocol.replace(/:$/, ""))
+    .registerFunction("URL.getHost(): string", (u: CelUrl) => u.url.host)
+    .registerFunction("URL.getHostname(): string", (u: CelUrl) => u.url.hostname.replace(/^\[|\]$/g, ""))
+    .registerFunction("URL.getPort(): string", (u: CelUrl) => u.url.port)
+    .registerFunction("URL.getEscapedPath(): string", (u: CelUrl) => u.url.pathname)
+    .registerFunction("URL.getQuery(): map<string, list<string>>", (u: CelUrl) => {
+      const out = new Map<string, string[]>();
+      for (const [k, v] of u.url.searchParams) out.set(k, [...(out.get(k) ?? []), v]);
+      return out;
+    })
+    // ip() and cidr().
+    .registerType("net.IP", { ctor: IpAddress, fields: {} })
+    .registerType("net.CIDR", { ctor: Cidr, fields: {} })
+    .registerFunction("ip(string): net.IP", (s: string) => ipOrFail(s))
+    .registerFunction("isIP(string): bool", (s: string) => parseIp(s) !== undefined)
+    .registerFunction("string(net.IP): string", (ip: IpAddress) => ip.text)
+    .registerFunction("net.IP.family(): int", (ip: IpAddress) => BigInt(ip.family))
+    .registerFunction("net.IP.isLoopback(): bool", (ip: IpAddress) =>
+      ip.family === 4 ? ip.value >> 24n === 127n : ip.value === 1n,
+    )
+    .registerFunction("net.IP.isUnspecified(): bool", (ip: IpAddress) => ip.value === 0n)
+    .registerFunction(
+      "cidr(string): net.CIDR",
+      (s: string) => parseCidr(s) ?? fail(`cidr("${s}"): not a CIDR`),
+    )
+    .registerFunction("isCIDR(string): bool", (s: string) => parseCidr(s) !== undefined)
+    .registerFunction("net.CIDR.containsIP(net.IP): bool", (c: Cidr, ip: IpAddress) => cidrContains(c, ip))
+    .registerFunction("net.CIDR.containsIP(string): bool", (c: Cidr, s: string) =>
+      cidrContains(c, ipOrFail(s)),
+    )
+    .registerFunction(
+      "net.CIDR.containsCIDR(net.CIDR): bool",
+      (c: Cidr, o: Cidr) => o.prefix >= c.prefix && cidrContains(c, o.ip),
+    )
+    .registerFunction("net.CIDR.ip(): net.IP", (c: Cidr) => c.ip)
+    .registerFunction("net.CIDR.prefixLength(): int", (c: Cidr) => BigInt(c.prefix));
 }

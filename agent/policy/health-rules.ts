@@ -26,14 +26,31 @@ export interface HealthFallback {
   assess(obj: KubeObject): HealthVerdict;
 }
 
+/** Picks per rule list and group/kind, cached: a RuleSet keeps one array until it reloads. */
+const picks = new WeakMap<readonly HealthRule[], Map<string, HealthRule | null>>();
+
 /** Picks the rule for an object: kind-specific, then group-wide, then "*"; user before built-in. */
 export function ruleFor(rules: readonly HealthRule[], obj: KubeObject): HealthRule | undefined {
   const { group } = splitApiVersion(obj.apiVersion);
+  let cache = picks.get(rules);
+  if (!cache) {
+    cache = new Map();
+    picks.set(rules, cache);
+  }
+  const key = `${group}/${obj.kind}`;
+  const hit = cache.get(key);
+  if (hit !== undefined) return hit ?? undefined;
+  const picked = pickRule(rules, group, obj.kind);
+  if (cache.size < 10_000) cache.set(key, picked ?? null);
+  return picked;
+}
+
+function pickRule(rules: readonly HealthRule[], group: string, kind: string): HealthRule | undefined {
   let best: HealthRule | undefined;
   let bestScore = -1;
   for (const r of rules) {
     if (r.group !== "*" && r.group !== group) continue;
-    if (r.kind !== undefined && r.kind !== obj.kind) continue;
+    if (r.kind !== undefined && r.kind !== kind) continue;
     const score = (r.kind !== undefined ? 4 : r.group !== "*" ? 2 : 0) + (r.builtin ? 0 : 1);
     if (score > bestScore) {
       best = r;

@@ -18,6 +18,16 @@ export interface Verdict {
   message: string;
   /** `file:line` of the rule. */
   at: string;
+  /** Who approved the hold (or window override) that lifted this verdict. */
+  approvedBy?: string;
+}
+
+/** An operator's approval of this app at this revision (Ledger.approvalFor). */
+export interface ApprovalGrant {
+  by: string;
+  expiresAt: string;
+  /** Also lifts defer verdicts (an emergency sync outside the window). */
+  overrideWindow: boolean;
 }
 
 /** What the judge needs besides the rules. */
@@ -26,6 +36,8 @@ export interface JudgeInput {
   plan: Plan;
   commit?: CommitInfo;
   now: Date;
+  /** An unexpired approval of the app at the plan's revision: it lifts hold (and, if so marked, defer). */
+  approval?: ApprovalGrant;
 }
 
 /** The outcome: verdicts, the plan with skip/protect applied, and why the sync is blocked (if it is). */
@@ -115,6 +127,16 @@ export function judgePlan(rules: readonly SyncRule[], input: JudgeInput): Judgem
       }
     }
   }
+  // An approval lifts holds (and, as an override, deferrals); the verdict stays recorded with who approved.
+  const approval = input.approval;
+  if (approval) {
+    for (const v of verdicts) {
+      if (v.verdict === "hold" || (v.verdict === "defer" && approval.overrideWindow)) {
+        v.approvedBy = approval.by;
+        v.message = `${v.message} (${v.verdict === "defer" ? "window overridden" : "approved"} by ${approval.by}, until ${approval.expiresAt})`;
+      }
+    }
+  }
   const summary = { created: 0, configured: 0, unchanged: 0, deleted: 0, skipped: 0 } as Record<
     Action,
     number
@@ -122,21 +144,28 @@ export function judgePlan(rules: readonly SyncRule[], input: JudgeInput): Judgem
   for (const c of changes) summary[c.action]++;
   const judgement: Judgement = { verdicts, plan: { ...input.plan, changes, summary } };
   for (const kind of ["error", "deny", "hold", "defer"] as const) {
-    const hits = verdicts.filter((v) => v.verdict === kind);
+    const hits = verdicts.filter((v) => v.verdict === kind && v.approvedBy === undefined);
     if (hits.length === 0) continue;
     const word = {
       error: "rule failed",
       deny: "denied by rule",
-      hold: "held by rule",
+      hold: "held for approval by rule",
       defer: "deferred by rule",
     }[kind];
-    const message = hits
-      .map((v) =>
-        kind === "error"
-          ? v.message
-          : `${word} ${v.rule} at ${v.at}${v.subject ? ` (${v.subject})` : ""}: ${v.message}`,
-      )
-      .join("; ");
+    const how = {
+      error: "",
+      deny: "",
+      hold: ` — approve with: berth approve --app ${input.app.name} --revision ${input.plan.revision}`,
+      defer: ` — outside a sync window; it runs when the window opens, or now with: berth approve --app ${input.app.name} --revision ${input.plan.revision} --override-window`,
+    }[kind];
+    const message =
+      hits
+        .map((v) =>
+          kind === "error"
+            ? v.message
+            : `${word} ${v.rule} at ${v.at}${v.subject ? ` (${v.subject})` : ""}: ${v.message}`,
+        )
+        .join("; ") + how;
     judgement.blocked = { verdict: kind, message };
     break;
   }
