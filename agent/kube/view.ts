@@ -1,0 +1,194 @@
+/**
+ * The in-memory view of the live objects berth owns: one KindWatch per (app, kind), scoped by berth's
+ * labels. Objects are kept stripped (no last-applied annotation, other managers' fieldsV1 dropped), so
+ * memory grows with what berth owns, not with what the cluster holds. The plan reads it instead of
+ * GETting each object; drift detection is fed every change with the object before and after.
+ */
+import {
+  APP_LABEL,
+  FIELD_MANAGER,
+  type KubeObject,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  type ObjectRef,
+  objectId,
+  refOf,
+} from "../object/object.ts";
+import type { KubeClient, ResourceInfo } from "./client.ts";
+import { KindWatch, type WatchUpdate } from "./watch.ts";
+
+/** One change the view saw: `before` is the stripped object it held, `after` the full new object. */
+export interface ViewChange {
+  app: string;
+  ref: ObjectRef;
+  before?: KubeObject;
+  after?: KubeObject;
+  /** True when the change was found by a relist (after a reconnect) rather than a watch event. */
+  relisted: boolean;
+}
+
+/** How the view is set up. */
+export interface LiveViewOptions {
+  onChange?: (change: ViewChange) => void;
+  onState?: (app: string, kind: string, connected: boolean, error?: string) => void;
+  backoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+interface KindEntry {
+  watch: KindWatch;
+  objects: Map<string, KubeObject>;
+}
+
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/** Live objects per app and kind, kept current by watches. */
+export class LiveView {
+  private readonly kinds = new Map<string, KindEntry>();
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly options: LiveViewOptions = {},
+  ) {}
+
+  /** Watches every kind of `refs` for `app` (idempotent); resolves when each has listed once. */
+  async track(app: string, refs: ReadonlyArray<ObjectRef>): Promise<void> {
+    await this.client.discover();
+    const waits: Promise<void>[] = [];
+    for (const info of this.kindsOf(refs)) {
+      const key = kindKey(app, info);
+      let entry = this.kinds.get(key);
+      if (!entry) {
+        const objects = new Map<string, KubeObject>();
+        const watch = new KindWatch(this.client, {
+          info,
+          labelSelector: `${APP_LABEL}=${app},${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+          onUpdate: (u) => this.apply(app, objects, u),
+          onState: (connected, error) => this.options.onState?.(app, info.kind, connected, error),
+          ...(this.options.backoffMs ? { backoffMs: this.options.backoffMs } : {}),
+          ...(this.options.maxBackoffMs ? { maxBackoffMs: this.options.maxBackoffMs } : {}),
+        });
+        entry = { watch, objects };
+        this.kinds.set(key, entry);
+        watch.start();
+      }
+      waits.push(entry.watch.synced);
+    }
+    await Promise.all(waits);
+  }
+
+  /** The live object if its kind is watched and connected; undefined means "not known here, ask the server". */
+  lookup(app: string, ref: ObjectRef): KubeObject | undefined {
+    const info = this.client.resource(ref.group, ref.version, ref.kind);
+    if (!info) return undefined;
+    const entry = this.kinds.get(kindKey(app, info));
+    if (!entry?.watch.connected) return undefined;
+    return entry.objects.get(objectId(ref));
+  }
+
+  /** Every object the view holds for an app. */
+  objectsOf(app: string): KubeObject[] {
+    const out: KubeObject[] = [];
+    for (const [key, entry] of this.kinds)
+      if (key.startsWith(`${app}\u0000`)) out.push(...entry.objects.values());
+    return out;
+  }
+
+  /** Whether every watch of the app is connected (false when it tracks nothing). */
+  connected(app: string): boolean {
+    let any = false;
+    for (const [key, entry] of this.kinds) {
+      if (!key.startsWith(`${app}\u0000`)) continue;
+      any = true;
+      if (!entry.watch.connected) return false;
+    }
+    return any;
+  }
+
+  /** How many objects the view holds. */
+  get size(): number {
+    let n = 0;
+    for (const entry of this.kinds.values()) n += entry.objects.size;
+    return n;
+  }
+
+  /** Stops every watch. */
+  async close(): Promise<void> {
+    await Promise.all([...this.kinds.values()].map((e) => e.watch.stop()));
+    this.kinds.clear();
+  }
+
+  private kindsOf(refs: ReadonlyArray<ObjectRef>): ResourceInfo[] {
+    const out = new Map<string, ResourceInfo>();
+    for (const ref of refs) {
+      const info = this.client.resource(ref.group, ref.version, ref.kind);
+      if (info?.verbs.includes("watch")) out.set(`${info.group}/${info.kind}`, info);
+    }
+    return [...out.values()];
+  }
+
+  /** Applies one watch update to an app's objects of one kind and reports what changed. */
+  private apply(app: string, objects: Map<string, KubeObject>, u: WatchUpdate): void {
+    const report = (
+      ref: ObjectRef,
+      before: KubeObject | undefined,
+      after: KubeObject | undefined,
+      relisted: boolean,
+    ) =>
+      this.options.onChange?.({
+        app,
+        ref,
+        relisted,
+        ...(before ? { before } : {}),
+        ...(after ? { after } : {}),
+      });
+    if (u.type === "relist") {
+      const seen = new Set<string>();
+      for (const obj of u.objects) {
+        const ref = refOf(obj);
+        const id = objectId(ref);
+        seen.add(id);
+        const before = objects.get(id);
+        objects.set(id, strip(obj));
+        if (before?.metadata.resourceVersion !== obj.metadata.resourceVersion) report(ref, before, obj, true);
+      }
+      for (const [id, before] of objects) {
+        if (seen.has(id)) continue;
+        objects.delete(id);
+        report(refOf(before), before, undefined, true);
+      }
+      return;
+    }
+    const ref = refOf(u.object);
+    const id = objectId(ref);
+    const before = objects.get(id);
+    if (u.type === "DELETED") {
+      objects.delete(id);
+      report(ref, before, undefined, false);
+      return;
+    }
+    objects.set(id, strip(u.object));
+    report(ref, before, u.object, false);
+  }
+}
+
+/** A copy without what neither the plan nor drift detection needs: other managers' field sets, last-applied. */
+export function strip(obj: KubeObject): KubeObject {
+  const copy = { ...obj, metadata: { ...obj.metadata } };
+  if (copy.metadata.annotations?.[LAST_APPLIED]) {
+    const { [LAST_APPLIED]: _drop, ...rest } = copy.metadata.annotations;
+    copy.metadata.annotations = rest;
+  }
+  if (copy.metadata.managedFields) {
+    copy.metadata.managedFields = copy.metadata.managedFields.map((m) => {
+      if (m.manager === FIELD_MANAGER && m.operation === "Apply") return m;
+      const { fieldsV1: _f, ...rest } = m as typeof m & { fieldsV1?: unknown };
+      return rest;
+    });
+  }
+  return copy;
+}
+
+function kindKey(app: string, info: ResourceInfo): string {
+  return `${app}\u0000${info.group}/${info.kind}`;
+}

@@ -1,0 +1,172 @@
+/**
+ * Drift against the real control plane: kubectl scale / patch / label / delete of berth-owned fields
+ * are healed under `heal` and recorded but left alone under `alert`; an HPA-style second manager owning
+ * spec.replicas is never fought over; the plan reads the watch view (no GET, no dry-run when untouched).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { type DriftWiring, type Wired, wireDrift } from "../../agent/cli/wire.ts";
+import type { DriftReport } from "../../agent/drift/drift.ts";
+import { silentLogger } from "../../agent/engine/log.ts";
+import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
+import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
+import { GitFixture } from "../support/git.ts";
+
+let cluster: TestCluster;
+let git: GitFixture;
+let w: Wired;
+let drift: DriftWiring;
+const reports: DriftReport[] = [];
+const id = Math.random().toString(16).slice(2, 8);
+const healNs = `drift-heal-${id}`;
+const alertNs = `drift-alert-${id}`;
+
+const app = (ns: string) => ({
+  [`${ns}/ns.yaml`]: `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
+  [`${ns}/cm.yaml`]: `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {tier: web}\ndata:\n  greeting: hello\n`,
+  [`${ns}/deploy.yaml`]: `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: "nginx:1.27"}]\n`,
+  // No replicas: an HPA-like manager owns them.
+  [`${ns}/scaled.yaml`]: `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: scaled\nspec:\n  selector: {matchLabels: {app: scaled}}\n  template:\n    metadata: {labels: {app: scaled}}\n    spec:\n      containers: [{name: web, image: "nginx:1.27"}]\n`,
+});
+
+const get = (ns: string, what: string) => JSON.parse(kubectl(cluster, "get", what, "-n", ns, "-o", "json"));
+const reportFor = (app: string, subject: string, after: number) =>
+  eventually(`a drift report for ${subject}`, 15_000, async () =>
+    reports.find((r) => r.app === app && r.subject === subject && r.id > after),
+  );
+const lastId = () => reports.at(-1)?.id ?? 0;
+
+beforeAll(async () => {
+  cluster = await useCluster();
+  git = await GitFixture.start();
+  const url = git.createRepo("infra");
+  git.commit("infra", { ...app(healNs), ...app(alertNs) }, { message: "apps" });
+  const config = writeConfig(
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", ref: main, interval: 1h}\napps:\n  - {name: heal-${id}, path: ${healNs}, namespace: ${healNs}, timeout: 60s, drift: heal}\n  - {name: alert-${id}, path: ${alertNs}, namespace: ${alertNs}, timeout: 60s, drift: {action: alert}}\nledger: {path: $DIR/ledger.db}\n`,
+  );
+  w = await wireFor(config, cluster.kubeconfigPath);
+  drift = wireDrift(w, silentLogger, (r) => reports.push(r));
+  for (const a of [`heal-${id}`, `alert-${id}`]) {
+    const r = await syncApp(w, a);
+    expect(r.outcome).toBe("Succeeded");
+  }
+}, 600_000);
+
+afterAll(async () => {
+  await drift?.close();
+  w?.close();
+  await git?.close();
+  for (const ns of [healNs, alertNs]) {
+    try {
+      kubectl(cluster, "delete", "namespace", ns, "--wait=false");
+    } catch {}
+  }
+});
+
+describe("drift under heal", () => {
+  const a = `heal-${id}`;
+  test("kubectl scale of a berth-owned replicas is healed and recorded with the manager and field", async () => {
+    const since = lastId();
+    kubectl(cluster, "scale", "deployment", "web", "-n", healNs, "--replicas=5");
+    const r = await reportFor(a, `Deployment/${healNs}/web`, since);
+    expect(r).toMatchObject({ action: "healed", manager: "kubectl", fields: ["/spec/replicas"] });
+    expect(get(healNs, "deployment/web").spec.replicas).toBe(2);
+    const rows = w.ledger.driftEvents({ app: a });
+    expect(rows[0]).toMatchObject({ manager: "kubectl", fields: ["/spec/replicas"], action: "healed" });
+  });
+
+  test("kubectl patch of a berth-owned data field is healed", async () => {
+    const since = lastId();
+    kubectl(
+      cluster,
+      "patch",
+      "configmap",
+      "settings",
+      "-n",
+      healNs,
+      "-p",
+      '{"data":{"greeting":"tampered"}}',
+    );
+    const r = await reportFor(a, `ConfigMap/${healNs}/settings`, since);
+    expect(r).toMatchObject({ action: "healed", manager: "kubectl-patch", fields: ["/data/greeting"] });
+    expect(get(healNs, "configmap/settings").data.greeting).toBe("hello");
+  });
+
+  test("kubectl label of a berth-owned label (the app label itself) is healed", async () => {
+    const since = lastId();
+    kubectl(
+      cluster,
+      "label",
+      "configmap",
+      "settings",
+      "-n",
+      healNs,
+      "berth.dev/app=someone-else",
+      "--overwrite",
+    );
+    const r = await reportFor(a, `ConfigMap/${healNs}/settings`, since);
+    expect(r.action).toBe("healed");
+    expect(r.manager).toBe("kubectl-label");
+    expect(r.fields).toContain("/metadata/labels/berth.dev~1app");
+    expect(get(healNs, "configmap/settings").metadata.labels["berth.dev/app"]).toBe(a);
+  });
+
+  test("kubectl delete of a berth-owned object re-creates it", async () => {
+    const since = lastId();
+    kubectl(cluster, "delete", "configmap", "settings", "-n", healNs);
+    const r = await reportFor(a, `ConfigMap/${healNs}/settings`, since);
+    expect(r).toMatchObject({ action: "healed", fields: ["/"] });
+    expect(get(healNs, "configmap/settings").data.greeting).toBe("hello");
+  });
+
+  test("an HPA-style manager owning replicas berth omits is never fought over", async () => {
+    const since = lastId();
+    const patch = JSON.stringify({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "scaled", namespace: healNs },
+      spec: { replicas: 3 },
+    });
+    const file = `/tmp/hpa-${id}.json`;
+    await Bun.write(file, patch);
+    kubectl(cluster, "apply", "--server-side", "--field-manager=hpa-sim", "-f", file);
+    await Bun.sleep(2500);
+    await drift.watcher.idle();
+    expect(reports.filter((r) => r.id > since && r.subject.includes("scaled"))).toEqual([]);
+    expect(get(healNs, "deployment/scaled").spec.replicas).toBe(3);
+    // A resync leaves them too.
+    const r = await syncApp(w, a);
+    expect(r.outcome).toBe("Succeeded");
+    expect(get(healNs, "deployment/scaled").spec.replicas).toBe(3);
+  });
+
+  test("a no-op resync reads the view: no GET and no dry-run for untouched objects", async () => {
+    const before = { ...w.kube.counts };
+    const r = await syncApp(w, a);
+    expect(r.outcome).toBe("Succeeded");
+    expect(r.plan?.summary.created).toBe(0);
+    expect(r.plan?.summary.configured).toBe(0);
+    const delta = (verb: string) => (w.kube.counts[verb] ?? 0) - (before[verb] ?? 0);
+    expect(delta("apply")).toBe(0);
+    // Only the Deployment the hpa-sim wrote after berth still needs its dry-run.
+    expect(delta("apply-dry-run")).toBe(1);
+  });
+});
+
+describe("drift under alert", () => {
+  const a = `alert-${id}`;
+  test("kubectl scale and delete are recorded and the cluster is left as is", async () => {
+    let since = lastId();
+    kubectl(cluster, "scale", "deployment", "web", "-n", alertNs, "--replicas=4");
+    const r = await reportFor(a, `Deployment/${alertNs}/web`, since);
+    expect(r).toMatchObject({ action: "alerted", manager: "kubectl", fields: ["/spec/replicas"] });
+    await Bun.sleep(1500);
+    expect(get(alertNs, "deployment/web").spec.replicas).toBe(4);
+
+    since = lastId();
+    kubectl(cluster, "delete", "configmap", "settings", "-n", alertNs);
+    const d = await reportFor(a, `ConfigMap/${alertNs}/settings`, since);
+    expect(d).toMatchObject({ action: "alerted", fields: ["/"] });
+    expect(() => kubectl(cluster, "get", "configmap", "settings", "-n", alertNs)).toThrow();
+    expect(w.ledger.driftEvents({ app: a }).map((e) => e.action)).toEqual(["alerted", "alerted"]);
+  });
+});

@@ -1,0 +1,133 @@
+/** Drift detection on managed fields, the drift policy and the plan's untouched check, without I/O. */
+import { describe, expect, test } from "bun:test";
+import { detectDrift } from "../../agent/drift/detect.ts";
+import { fieldPaths } from "../../agent/drift/fields.ts";
+import { DriftPolicy } from "../../agent/drift/policy.ts";
+import type { KubeObject, ManagedFieldsEntry } from "../../agent/object/object.ts";
+import { APPLIED_DIGEST_ANNOTATION, untouchedSinceApplied } from "../../agent/plan/plan.ts";
+
+const ref = { group: "apps", version: "v1", kind: "Deployment", namespace: "ns", name: "web" };
+const berthFields = {
+  "f:metadata": { "f:labels": { "f:tier": {} } },
+  "f:spec": {
+    "f:replicas": {},
+    "f:template": {
+      "f:spec": { "f:containers": { 'k:{"name":"c"}': { ".": {}, "f:image": {}, "f:name": {} } } },
+    },
+  },
+};
+const obj = (managedFields: ManagedFieldsEntry[], annotations: Record<string, string> = {}): KubeObject => ({
+  apiVersion: "apps/v1",
+  kind: "Deployment",
+  metadata: { name: "web", namespace: "ns", managedFields, annotations },
+});
+const berth = (fieldsV1: unknown, time = "2026-01-01T00:00:00Z"): ManagedFieldsEntry => ({
+  manager: "berth",
+  operation: "Apply",
+  time,
+  fieldsV1,
+});
+
+describe("fieldPaths()", () => {
+  test("turns fieldsV1 into leaf paths, keyed list items as key=value", () => {
+    expect(fieldPaths(berthFields)).toEqual([
+      "/metadata/labels/tier",
+      "/spec/replicas",
+      "/spec/template/spec/containers/name=c/image",
+      "/spec/template/spec/containers/name=c/name",
+    ]);
+  });
+});
+
+describe("detectDrift()", () => {
+  const before = obj([berth(berthFields)]);
+  test("a field taken by another manager is drift naming that manager", () => {
+    const { "f:replicas": _r, ...spec } = berthFields["f:spec"];
+    const after = obj([
+      berth({ ...berthFields, "f:spec": spec }),
+      {
+        manager: "kubectl",
+        operation: "Update",
+        subresource: "scale",
+        fieldsV1: { "f:spec": { "f:replicas": {} } },
+      },
+    ]);
+    expect(detectDrift(ref, before, after)).toEqual({
+      ref,
+      manager: "kubectl",
+      fields: ["/spec/replicas"],
+      deleted: false,
+    });
+  });
+  test("berth re-applying (its entry's time moved) is never drift, even when its set shrinks", () => {
+    expect(detectDrift(ref, before, obj([berth({}, "2026-01-01T00:00:09Z")]))).toBeUndefined();
+  });
+  test("changes to fields berth does not own are not drift", () => {
+    const after = obj([
+      berth(berthFields),
+      { manager: "hpa-sim", operation: "Apply", fieldsV1: { "f:status": {} } },
+    ]);
+    expect(detectDrift(ref, before, after)).toBeUndefined();
+  });
+  test("a deletion is drift of the whole object; an object berth never applied is not judged", () => {
+    expect(detectDrift(ref, before, undefined)).toMatchObject({ deleted: true, fields: ["/"] });
+    expect(detectDrift(ref, obj([]), undefined)).toBeUndefined();
+  });
+});
+
+describe("DriftPolicy", () => {
+  const finding = { ref, manager: "kubectl", fields: ["/spec/replicas"], deleted: false };
+  test("ignore lists drop fields by pointer prefix; rules decide per object, first match wins", () => {
+    const p = DriftPolicy.compile(
+      {
+        action: "heal",
+        ignore: { Deployment: ["/spec/replicas"] },
+        rules: [{ when: 'object.namespace == "ns" && manager == "kubectl"', action: "alert" }],
+      },
+      "berth.yaml: apps[0].drift",
+    );
+    expect(p.decide(finding).action).toBe("ignore");
+    expect(p.decide({ ...finding, fields: ["/spec/replicas", "/metadata/labels/tier"] })).toEqual({
+      action: "alert",
+      fields: ["/metadata/labels/tier"],
+      rule: "rules[0]",
+    });
+  });
+  test("a bad rule is an error naming where it is", () => {
+    expect(() =>
+      DriftPolicy.compile(
+        { action: "heal", ignore: {}, rules: [{ when: "object.kind ==", action: "heal" }] },
+        "berth.yaml: apps[2].drift",
+      ),
+    ).toThrow(/apps\[2\]\.drift\.rules\[0\]\.when/);
+  });
+});
+
+describe("untouchedSinceApplied()", () => {
+  const desired = obj([], { [APPLIED_DIGEST_ANNOTATION]: "sha256:abc" });
+  test("true only when the digest agrees and nobody but berth or a status writer wrote since", () => {
+    const status = {
+      manager: "kcm",
+      operation: "Update",
+      subresource: "status",
+      time: "2026-01-01T00:00:05Z",
+    };
+    expect(
+      untouchedSinceApplied(obj([berth({}), status], { [APPLIED_DIGEST_ANNOTATION]: "sha256:abc" }), desired),
+    ).toBe(true);
+    expect(
+      untouchedSinceApplied(obj([berth({})], { [APPLIED_DIGEST_ANNOTATION]: "sha256:old" }), desired),
+    ).toBe(false);
+    const scale = { manager: "kubectl", operation: "Update", subresource: "scale" };
+    expect(
+      untouchedSinceApplied(obj([berth({}), scale], { [APPLIED_DIGEST_ANNOTATION]: "sha256:abc" }), desired),
+    ).toBe(false);
+    const sameSecond = { manager: "kubectl-edit", operation: "Update", time: "2026-01-01T00:00:00Z" };
+    expect(
+      untouchedSinceApplied(
+        obj([berth({}), sameSecond], { [APPLIED_DIGEST_ANNOTATION]: "sha256:abc" }),
+        desired,
+      ),
+    ).toBe(false);
+  });
+});
