@@ -1,0 +1,155 @@
+/**
+ * renderApp: one app as teams lay it out. SOPS files are decrypted on read; a Helm chart (app `helm:`) or a
+ * kustomization at the app path is built by its tool from a private copy of the repository, otherwise the
+ * plain manifests are read; the output goes through the same manifest parser (render()), then variables are
+ * substituted when the app asks for it.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { messageOf } from "../object/errors.ts";
+import { type KubeObject, refOf } from "../object/object.ts";
+import type { Snapshot } from "../object/snapshot.ts";
+import { FsSnapshot } from "./fs-snapshot.ts";
+import { type HelmOptions, helmHooksOf, helmTemplate } from "./helm.ts";
+import { isKustomization, type KustomizeOptions, kustomizeBuild } from "./kustomize.ts";
+import {
+  type DesiredObject,
+  digestOfObjects,
+  type RenderLimits,
+  type RenderResult,
+  render,
+} from "./render.ts";
+import type { SopsKeys } from "./sops.ts";
+import { SopsSnapshot } from "./sops-snapshot.ts";
+import { type ConfigReader, collectVars, substituteObject, type VarSource } from "./substitute.ts";
+import { materialise, privateTempDir, TOOL_DEFAULTS, type ToolSettings } from "./tools.ts";
+
+/** What of an app's config rendering reads (the config's AppConfig satisfies it). */
+export interface AppRenderSpec {
+  name: string;
+  path: string;
+  namespace?: string;
+  kustomize?: KustomizeOptions;
+  helm?: HelmOptions;
+  /** Substitution runs only when one of these is set (as Flux runs it only with `postBuild`). */
+  vars?: Record<string, string>;
+  varsFrom?: VarSource[];
+}
+
+/** The agent-wide settings and adapters rendering may use. */
+export interface RenderEnvironment {
+  tools?: ToolSettings;
+  sops?: SopsKeys;
+  /** ConfigMaps/Secrets for `varsFrom`; absent where there is no cluster. */
+  readConfig?: ConfigReader;
+  limits?: Partial<RenderLimits>;
+}
+
+/** Renders one app; never rejects: problems land in `errors`, and any error means nothing is applied. */
+export async function renderApp(
+  snapshot: Snapshot,
+  app: AppRenderSpec,
+  env: RenderEnvironment = {},
+): Promise<RenderResult> {
+  const source = new SopsSnapshot(
+    snapshot,
+    env.sops ?? { ageIdentities: [], ...(env.tools ? { tools: env.tools } : {}) },
+  );
+  let result: RenderResult;
+  try {
+    if (app.helm) result = await renderWithTool(source, app, env, "helm");
+    else if (await isKustomization(source, app.path))
+      result = await renderWithTool(source, app, env, "kustomize");
+    else result = await render(source, app.path, env.limits ? { limits: env.limits } : {});
+  } catch (err) {
+    return failed(app.path, messageOf(err));
+  }
+  if (result.errors.length > 0 || (app.vars === undefined && app.varsFrom === undefined)) return result;
+  try {
+    const vars = await collectVars(app.vars ?? {}, app.varsFrom ?? [], env.readConfig, app.namespace);
+    const objects: DesiredObject[] = [];
+    const errors: RenderResult["errors"] = [];
+    for (const desired of result.objects) {
+      try {
+        const object = substituteObject(desired.object, vars);
+        objects.push({ object, ref: refOf(object), source: desired.source });
+      } catch (err) {
+        errors.push({ path: desired.source, message: messageOf(err) });
+      }
+    }
+    // Any error applies nothing, so no half-substituted set is handed on.
+    if (errors.length > 0) return { ...result, objects: [], errors, digest: digestOfObjects([]) };
+    return { ...result, objects, errors, digest: digestOfObjects(objects.map((o) => o.object)) };
+  } catch (err) {
+    return { ...result, errors: [{ path: `app ${app.name} variables`, message: messageOf(err) }] };
+  }
+}
+
+/** Materialises the repository privately, runs the tool, parses what it printed. */
+async function renderWithTool(
+  snapshot: Snapshot,
+  app: AppRenderSpec,
+  env: RenderEnvironment,
+  tool: "helm" | "kustomize",
+): Promise<RenderResult> {
+  const tools = env.tools ?? {};
+  const tmp = await privateTempDir(tool);
+  try {
+    const repo = join(tmp.dir, "repo");
+    await mkdir(repo, { mode: 0o700 });
+    await materialise(snapshot, repo);
+    let output: string;
+    let label: string;
+    if (tool === "helm" && app.helm) {
+      const release = { name: app.helm.releaseName ?? app.name, namespace: app.namespace ?? "default" };
+      output = await helmTemplate(repo, app.helm, release, tools);
+      label = `helm template ${app.helm.chart}`;
+    } else {
+      output = await kustomizeBuild(repo, app.path, app.kustomize ?? {}, tools);
+      label = `kustomize build ${app.path === "" ? "." : app.path}`;
+    }
+    const out = join(tmp.dir, "out");
+    await mkdir(out, { mode: 0o700 });
+    await writeFile(join(out, "rendered.yaml"), output, { mode: 0o600 });
+    const maxFileBytes = tools.maxOutputBytes ?? TOOL_DEFAULTS.maxOutputBytes;
+    const parsed = await render(new FsSnapshot(out), "", { limits: { ...(env.limits ?? {}), maxFileBytes } });
+    const relabel = (s: string): string => s.replace(/^rendered\.yaml/, label);
+    const objects: DesiredObject[] = [];
+    const skipped = parsed.skipped.map((p) => ({ ...p, path: relabel(p.path) }));
+    for (const desired of parsed.objects) {
+      const hooks = tool === "helm" ? helmHooksOf(desired.object) : [];
+      if (hooks.length > 0) {
+        // berth applies the chart's resources, not its lifecycle: hooks are reported so nobody expects them to run.
+        skipped.push({
+          path: relabel(desired.source),
+          message: `helm hook (${hooks.join(", ")}) of ${describe(desired.object)}: not applied`,
+        });
+        continue;
+      }
+      objects.push({ ...desired, source: relabel(desired.source) });
+    }
+    return {
+      objects,
+      skipped,
+      errors: parsed.errors.map((p) => ({ ...p, path: relabel(p.path) })),
+      digest: digestOfObjects(objects.map((o) => o.object)),
+      files: parsed.files,
+    };
+  } finally {
+    await tmp.dispose();
+  }
+}
+
+function describe(object: KubeObject): string {
+  return `${object.kind}/${String(object.metadata?.name ?? "")}`;
+}
+
+function failed(path: string, message: string): RenderResult {
+  return {
+    objects: [],
+    skipped: [],
+    errors: [{ path: path === "" ? "(repository root)" : path, message }],
+    digest: digestOfObjects([]),
+    files: 0,
+  };
+}

@@ -1,0 +1,115 @@
+/** Runs the system `git` (and through it `ssh`) with an argument array, a timeout and a clean environment. */
+import { spawn } from "node:child_process";
+import { BerthError } from "../object/errors.ts";
+
+/** How git reaches an SSH server: deploy key and known_hosts; host keys are always checked strictly. */
+export interface SshSettings {
+  keyFile: string;
+  knownHostsFile: string;
+  /** Extra ssh options (tests: a non-default port is part of the URL, so none needed). */
+  connectTimeoutSeconds?: number;
+}
+
+/** The `ssh` command line git runs, built from an argument array and quoted for git's shell. */
+export function sshCommand(ssh: SshSettings): string {
+  const args = [
+    "ssh",
+    "-F",
+    "/dev/null",
+    "-i",
+    ssh.keyFile,
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "IdentityAgent=none",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `UserKnownHostsFile=${ssh.knownHostsFile}`,
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    `ConnectTimeout=${ssh.connectTimeoutSeconds ?? 15}`,
+  ];
+  return args.map(shellQuote).join(" ");
+}
+
+/** POSIX single-quoting: the only way a value reaches git's `sh -c` unchanged. */
+export function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_./=:@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** What a git run printed. */
+export interface GitOutput {
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs `git args…`; rejects with a BerthError naming `subject` and git's last stderr lines. */
+export function runGit(
+  args: readonly string[],
+  options: { subject: string; env?: Record<string, string>; timeoutMs?: number },
+): Promise<GitOutput> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  return new Promise((resolve, reject) => {
+    const env = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: process.env.HOME ?? "/",
+      GIT_TERMINAL_PROMPT: "0",
+      GIT_CONFIG_NOSYSTEM: "1",
+      GIT_CONFIG_GLOBAL: "/dev/null",
+      LC_ALL: "C",
+      ...(options.env ?? {}),
+    };
+    const child = spawn("git", [...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.stdout.on("data", (c: Buffer) => out.push(c));
+    child.stderr.on("data", (c: Buffer) => err.push(c));
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(
+        new BerthError(`cannot run git: ${e.message}`, { subject: options.subject, reason: "FetchFailed" }),
+      );
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      const stderr = Buffer.concat(err).toString("utf8");
+      if (timedOut) {
+        reject(
+          new BerthError(`git ${args[0]} timed out after ${timeoutMs} ms`, {
+            subject: options.subject,
+            reason: "FetchFailed",
+          }),
+        );
+      } else if (code !== 0) {
+        // git's generic advice lines say nothing; ssh's own line (host key, permission) is what matters.
+        const detail = stderr
+          .split(/\r?\n/)
+          .map((l) => l.trim())
+          .filter(
+            (l) =>
+              l !== "" &&
+              !/^(Please make sure|and the repository exists|fatal: Could not read from remote)/.test(l),
+          )
+          .slice(-3)
+          .join("; ");
+        const error = new BerthError(`git ${args[0]} failed: ${detail || `exit code ${code}`}`, {
+          subject: options.subject,
+          reason: "FetchFailed",
+        });
+        (error as BerthError & { stderr?: string }).stderr = stderr;
+        reject(error);
+      } else {
+        resolve({ stdout: Buffer.concat(out), stderr });
+      }
+    });
+  });
+}

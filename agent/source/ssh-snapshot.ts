@@ -1,0 +1,95 @@
+/** A Snapshot read from a bare repository with the system git: one recursive `ls-tree`, then `cat-file` per blob. */
+import { BerthError } from "../object/errors.ts";
+import type { CommitInfo } from "../object/object.ts";
+import type { Snapshot, TreeEntry } from "../object/snapshot.ts";
+import { runGit } from "./ssh-git.ts";
+
+const TYPE_OF_MODE: Record<string, TreeEntry["type"]> = {
+  "040000": "tree",
+  "100644": "blob",
+  "100755": "blob",
+  "120000": "symlink",
+  "160000": "submodule",
+};
+
+/** A repository tree at one commit, its listing read once. */
+export class SshSnapshot implements Snapshot {
+  private constructor(
+    private readonly gitdir: string,
+    readonly revision: string,
+    readonly commit: CommitInfo,
+    private readonly entries: Map<string, TreeEntry & { oid: string }>,
+    private readonly children: Map<string, TreeEntry[]>,
+  ) {}
+
+  /** Opens the commit `sha`, which must be in the bare repository `gitdir`. */
+  static async open(gitdir: string, sha: string, revision: string): Promise<SshSnapshot> {
+    const subject = `commit ${sha}`;
+    const meta = await runGit(["--git-dir", gitdir, "show", "-s", "--format=%an <%ae>%x00%aI%x00%B", sha], {
+      subject,
+    });
+    const [author = "", time = "", message = ""] = meta.stdout.toString("utf8").split("\0");
+    const listing = await runGit(["--git-dir", gitdir, "ls-tree", "-r", "-t", "-z", "--full-tree", sha], {
+      subject,
+    });
+    const entries = new Map<string, TreeEntry & { oid: string }>();
+    const children = new Map<string, TreeEntry[]>([["", []]]);
+    for (const record of listing.stdout.toString("utf8").split("\0")) {
+      if (record === "") continue;
+      const tab = record.indexOf("\t");
+      const [mode = "", , oid = ""] = record.slice(0, tab).split(" ");
+      const path = record.slice(tab + 1);
+      const type = TYPE_OF_MODE[mode];
+      if (!type) continue;
+      const slash = path.lastIndexOf("/");
+      const entry = { name: path.slice(slash + 1), path, type, oid };
+      entries.set(path, entry);
+      const parent = slash < 0 ? "" : path.slice(0, slash);
+      if (!children.has(parent)) children.set(parent, []);
+      children.get(parent)?.push({ name: entry.name, path, type });
+      if (type === "tree" && !children.has(path)) children.set(path, []);
+    }
+    for (const list of children.values())
+      list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const info: CommitInfo = { sha, author, message: message.trimEnd(), time: new Date(time).toISOString() };
+    return new SshSnapshot(gitdir, revision, info, entries, children);
+  }
+
+  /** Entries directly under `path`. */
+  async readDir(path: string): Promise<TreeEntry[]> {
+    const clean = normalize(path);
+    const list = this.children.get(clean);
+    if (!list) throw this.error(clean, this.entries.has(clean) ? "not a directory" : "no such directory");
+    return list.map((e) => ({ ...e }));
+  }
+
+  /** A blob's bytes, or a symlink's target. */
+  async readBlob(path: string): Promise<Uint8Array> {
+    const clean = normalize(path);
+    const entry = this.entries.get(clean);
+    if (!entry) throw this.error(clean, "no such file");
+    if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
+    if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
+    const out = await runGit(["--git-dir", this.gitdir, "cat-file", "blob", entry.oid], { subject: clean });
+    return new Uint8Array(out.stdout);
+  }
+
+  /** The entry at `path`, or undefined. */
+  async stat(path: string): Promise<TreeEntry | undefined> {
+    const clean = normalize(path);
+    if (clean === "") return { name: "", path: "", type: "tree" };
+    const entry = this.entries.get(clean);
+    return entry ? { name: entry.name, path: entry.path, type: entry.type } : undefined;
+  }
+
+  private error(path: string, why: string): BerthError {
+    return new BerthError(why, { subject: `${path || "(repository root)"} at ${this.revision}` });
+  }
+}
+
+function normalize(path: string): string {
+  return path
+    .split("/")
+    .filter((p) => p !== "" && p !== ".")
+    .join("/");
+}

@@ -1,0 +1,154 @@
+/**
+ * A Git source over SSH (`ssh://…` or `user@host:path`) through the system git and ssh, with a deploy key
+ * and a known_hosts file (a changed host key is refused). Same interface as GitSource: `resolve()` is one
+ * `git ls-remote`, a commit is fetched shallow into a bare cache once, and snapshots read it with
+ * `git ls-tree`/`git cat-file`, without a working copy.
+ */
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { BerthError } from "../object/errors.ts";
+import { revisionOf } from "../object/object.ts";
+import type { Snapshot } from "../object/snapshot.ts";
+import { serialized } from "./lock.ts";
+import { findRef, isFullSha, refNotFoundMessage } from "./refs.ts";
+import { runGit, type SshSettings, sshCommand } from "./ssh-git.ts";
+import { SshSnapshot } from "./ssh-snapshot.ts";
+import { cachePathFor } from "./url.ts";
+
+/** True for the URLs this source handles: ssh:// and scp-like user@host:path. */
+export function isSshUrl(url: string): boolean {
+  return /^ssh:\/\//i.test(url) || /^[^/:@\s]+@[^/:\s]+:/.test(url);
+}
+
+/** Options of SshSource. */
+export interface SshSourceOptions {
+  url: string;
+  ref: string;
+  cacheDir: string;
+  ssh: SshSettings;
+  /** Per git command (default 60 s). */
+  timeoutMs?: number;
+}
+
+/** One repository and ref over SSH, cached in a bare repository under `cacheDir`. */
+export class SshSource {
+  readonly url: string;
+  readonly ref: string;
+  readonly gitdir: string;
+  private readonly options: SshSourceOptions;
+
+  constructor(options: SshSourceOptions) {
+    if (!isSshUrl(options.url)) throw new BerthError("not an SSH URL", { subject: `git ${options.url}` });
+    if (options.ref === "") throw new BerthError("ref must not be empty", { subject: `git ${options.url}` });
+    this.url = options.url;
+    this.ref = options.ref;
+    this.gitdir = cachePathFor(options.cacheDir, options.url);
+    this.options = options;
+  }
+
+  /** The commit the ref points at now: one `git ls-remote`, or none for a full-SHA ref. */
+  async resolve(): Promise<string> {
+    if (isFullSha(this.ref)) return this.ref;
+    const { stdout } = await this.git(["ls-remote", "--", this.url]);
+    const refs = parseLsRemote(stdout.toString("utf8"));
+    const found = findRef(refs, this.ref);
+    if (!found)
+      throw new BerthError(refNotFoundMessage(refs, this.ref), {
+        subject: `git ${this.url}`,
+        reason: "FetchFailed",
+      });
+    return found.sha;
+  }
+
+  /** The tree at `sha`, fetched shallow into the cache first unless it is there. */
+  async snapshot(sha: string): Promise<Snapshot> {
+    if (!isFullSha(sha))
+      throw new BerthError(`"${sha}" is not a full 40-hex commit SHA`, { subject: `git ${this.url}` });
+    const revision = isFullSha(this.ref) ? revisionOf("", sha) : revisionOf(this.ref, sha);
+    return serialized(this.gitdir, async () => {
+      await this.ensureCache();
+      if (!(await this.hasCommit(sha))) await this.fetchCommit(sha);
+      return SshSnapshot.open(this.gitdir, sha, revision);
+    });
+  }
+
+  private async fetchCommit(sha: string): Promise<void> {
+    if (!isFullSha(this.ref)) {
+      const branch = this.ref.replace(/^refs\/heads\//, "");
+      const shallow = existsSync(`${this.gitdir}/shallow`);
+      // Shallow the first time; after that the server sends only what changed since our tip.
+      await this.git([
+        "--git-dir",
+        this.gitdir,
+        "fetch",
+        "--no-tags",
+        ...(shallow || !(await this.hasAny()) ? ["--depth", "1"] : []),
+        "--",
+        this.url,
+        `+${this.ref}:refs/remotes/origin/${branch}`,
+      ]).catch(() => undefined);
+      if (await this.hasCommit(sha)) return;
+    }
+    // A pinned commit or a tip the ref moved away from: everything, with history.
+    const unshallow = existsSync(`${this.gitdir}/shallow`) ? ["--unshallow"] : [];
+    await this.git([
+      "--git-dir",
+      this.gitdir,
+      "fetch",
+      ...unshallow,
+      "--tags",
+      "--",
+      this.url,
+      "+refs/heads/*:refs/remotes/origin/*",
+    ]);
+    if (await this.hasCommit(sha)) return;
+    throw new BerthError(`commit ${sha} not found: no branch or tag of the repository contains it`, {
+      subject: `git ${this.url}`,
+      reason: "FetchFailed",
+    });
+  }
+
+  private async hasAny(): Promise<boolean> {
+    const out = await this.git(["--git-dir", this.gitdir, "for-each-ref", "--count=1"]);
+    return out.stdout.length > 0;
+  }
+
+  private async hasCommit(sha: string): Promise<boolean> {
+    try {
+      await this.git(["--git-dir", this.gitdir, "cat-file", "-e", `${sha}^{commit}`]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async ensureCache(): Promise<void> {
+    if (existsSync(`${this.gitdir}/HEAD`)) return;
+    await mkdir(this.gitdir, { recursive: true });
+    await this.git(["init", "--bare", "--quiet", this.gitdir]);
+  }
+
+  private git(args: string[]) {
+    return runGit(args, {
+      subject: `git ${this.url}`,
+      env: { GIT_SSH_COMMAND: sshCommand(this.options.ssh) },
+      ...(this.options.timeoutMs !== undefined ? { timeoutMs: this.options.timeoutMs } : {}),
+    });
+  }
+}
+
+/** `git ls-remote` output as ref advertisements (annotated tags peeled). */
+export function parseLsRemote(text: string): Array<{ ref: string; oid: string; peeled?: string }> {
+  const refs = new Map<string, { ref: string; oid: string; peeled?: string }>();
+  for (const line of text.split("\n")) {
+    const [oid, name] = line.split("\t");
+    if (!oid || !name) continue;
+    if (name.endsWith("^{}")) {
+      const base = refs.get(name.slice(0, -3));
+      if (base) base.peeled = oid;
+    } else {
+      refs.set(name, { ref: name, oid });
+    }
+  }
+  return [...refs.values()];
+}

@@ -1,0 +1,174 @@
+/** Git over SSH through the system git and a real sshd: deploy key, strict host keys, signed-commit verification, a sync. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Wired } from "../../agent/cli/wire.ts";
+import { SshSource } from "../../agent/source/ssh-source.ts";
+import { VerifiedSource } from "../../agent/source/verify.ts";
+import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
+import { freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
+import { Committer, makeKey, SshdFixture } from "../support/sshd.ts";
+
+let sshd: SshdFixture;
+let repo: Committer;
+let url: string;
+const cacheDir = () => mkdtempSync(join(tmpdir(), "berth-sshcache-"));
+
+const cm = (name: string, value: string) =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}}\ndata: {value: "${value}"}\n`;
+
+beforeAll(async () => {
+  sshd = await SshdFixture.start();
+  url = sshd.createRepo("infra");
+  repo = new Committer(sshd.bareDir("infra"));
+});
+
+afterAll(async () => {
+  await sshd?.close();
+});
+
+describe("SshSource", () => {
+  test("resolves the branch with ls-remote and reads the commit's tree from a bare cache", async () => {
+    const sha = repo.commit(
+      { "apps/a/cm.yaml": cm("one", "1"), "apps/a/sub/x.yaml": cm("two", "2") },
+      "first",
+    );
+    const source = new SshSource({
+      url,
+      ref: "main",
+      cacheDir: cacheDir(),
+      ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts() },
+    });
+    expect(await source.resolve()).toBe(sha);
+    const snap = await source.snapshot(sha);
+    expect(snap.revision).toBe(`main@sha1:${sha}`);
+    expect(snap.commit).toMatchObject({ sha, author: "Test <test@example.test>", message: "first" });
+    expect((await snap.readDir("apps/a")).map((e) => `${e.name}:${e.type}`)).toEqual([
+      "cm.yaml:blob",
+      "sub:tree",
+    ]);
+    expect(new TextDecoder().decode(await snap.readBlob("apps/a/sub/x.yaml"))).toBe(cm("two", "2"));
+    expect(await snap.stat("nope")).toBeUndefined();
+    await expect(snap.readBlob("apps/a")).rejects.toThrow("apps/a at main@sha1:");
+    const next = repo.commit({ "apps/a/cm.yaml": cm("one", "changed") }, "second");
+    expect(await source.resolve()).toBe(next);
+    expect(
+      new TextDecoder().decode(await (await source.snapshot(next)).readBlob("apps/a/cm.yaml")),
+    ).toContain("changed");
+  }, 60_000);
+
+  test("a changed host key is refused", async () => {
+    const impostor = makeKey(mkdtempSync(join(tmpdir(), "berth-k-")), "impostor");
+    const source = new SshSource({
+      url,
+      ref: "main",
+      cacheDir: cacheDir(),
+      ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts(impostor) },
+    });
+    await expect(source.resolve()).rejects.toThrow(
+      /git ssh:\/\/.*: git ls-remote failed: .*(HOST IDENTIFICATION HAS CHANGED|Host key verification failed)/,
+    );
+  }, 30_000);
+
+  test("a key the server does not authorize is refused", async () => {
+    const stranger = makeKey(mkdtempSync(join(tmpdir(), "berth-k-")), "stranger");
+    const source = new SshSource({
+      url,
+      ref: "main",
+      cacheDir: cacheDir(),
+      ssh: { keyFile: stranger.file, knownHostsFile: sshd.knownHosts() },
+    });
+    await expect(source.resolve()).rejects.toThrow(/Permission denied/);
+  }, 30_000);
+
+  test("an unknown branch names what the server has", async () => {
+    const source = new SshSource({
+      url,
+      ref: "nope",
+      cacheDir: cacheDir(),
+      ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts() },
+    });
+    await expect(source.resolve()).rejects.toThrow('branch "nope" not found; available: main');
+  }, 30_000);
+});
+
+describe("VerifiedSource", () => {
+  test("accepts a commit signed by an allowed key, refuses unsigned and wrongly signed ones", async () => {
+    const keys = mkdtempSync(join(tmpdir(), "berth-sign-"));
+    const signer = makeKey(keys, "signer");
+    const other = makeKey(keys, "other");
+    const allowed = join(keys, "allowed_signers");
+    writeFileSync(allowed, `ci@example.test ${signer.publicKey}\n`);
+    const ssh = { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts() };
+    const source = new VerifiedSource(
+      new SshSource({ url, ref: "main", cacheDir: cacheDir(), ssh }),
+      allowed,
+    );
+    const good = repo.commit({ "v/cm.yaml": cm("v", "signed") }, "signed", signer.file);
+    expect((await source.snapshot(await source.resolve())).commit.sha).toBe(good);
+    const unsigned = repo.commit({ "v/cm.yaml": cm("v", "unsigned") }, "unsigned");
+    await expect(source.snapshot(await source.resolve())).rejects.toThrow(
+      `commit ${unsigned}: is not signed; refused`,
+    );
+    const wrong = repo.commit({ "v/cm.yaml": cm("v", "wrong") }, "wrong key", other.file);
+    await expect(source.snapshot(await source.resolve())).rejects.toThrow(
+      `commit ${wrong}: is signed by a key that is not in the allowed signers file`,
+    );
+  }, 60_000);
+});
+
+describe("berth over SSH against the real control plane", () => {
+  let cluster: TestCluster;
+  let w: Wired;
+  let ns: string;
+  let signer: { file: string; publicKey: string };
+
+  beforeAll(async () => {
+    cluster = await useCluster();
+    ns = await freshNamespace(cluster, "ssh");
+    const keys = mkdtempSync(join(tmpdir(), "berth-sign-"));
+    signer = makeKey(keys, "signer");
+    const appUrl = sshd.createRepo("apps");
+    const config = writeConfig(`apiVersion: berth.dev/v1alpha1
+kind: Agent
+source:
+  url: "${appUrl}"
+  ref: main
+  ssh: {keyFile: "${sshd.deployKey.file}", knownHostsFile: "${sshd.knownHosts()}"}
+  verify: {allowedSignersFile: $DIR/allowed_signers}
+apps:
+  - {name: web, path: web, namespace: ${ns}, timeout: 60s}
+ledger: {path: $DIR/ledger.db}
+`);
+    writeFileSync(join(config, "../allowed_signers"), `ci@example.test ${signer.publicKey}\n`);
+    w = await wireFor(config, cluster.kubeconfigPath);
+  }, 600_000);
+
+  afterAll(() => {
+    w?.close();
+    try {
+      kubectl(cluster, "delete", "namespace", ns, "--wait=false");
+    } catch {}
+  });
+
+  test("syncs a signed commit over SSH; an unsigned head is refused and recorded, the verified one stays applied", async () => {
+    const apps = new Committer(sshd.bareDir("apps"));
+    const good = apps.commit({ "web/cm.yaml": cm("settings", "verified") }, "signed", signer.file);
+    const first = await syncApp(w, "web");
+    expect(first).toMatchObject({ outcome: "Succeeded", revision: `main@sha1:${good}` });
+    expect(kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.value}")).toBe(
+      "verified",
+    );
+
+    const bad = apps.commit({ "web/cm.yaml": cm("settings", "unsigned") }, "unsigned");
+    const second = await syncApp(w, "web");
+    expect(second).toMatchObject({ outcome: "Failed", reason: "FetchFailed" });
+    expect(second.message).toContain(`commit ${bad}: is not signed; refused`);
+    expect(kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.value}")).toBe(
+      "verified",
+    );
+    const last = w.ledger.list({ app: "web", limit: 1 })[0];
+    expect(last).toMatchObject({ reason: "FetchFailed" });
+  }, 120_000);
+});
