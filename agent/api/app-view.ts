@@ -13,6 +13,24 @@ export interface GitView {
 export interface LedgerView {
   list(query?: { app?: string; limit?: number; before?: number }): EntrySummary[];
   get(id: number): LedgerEntry | undefined;
+  /** Operator writes (the Ledger has them; read-only fakes may not: those routes then answer 503). */
+  approve?(
+    app: string,
+    revision: string,
+    by: string,
+    expiresAt: Date,
+    options?: { overrideWindow?: boolean },
+  ): {
+    app: string;
+    revision: string;
+    by: string;
+    approvedAt: string;
+    expiresAt: string;
+    overrideWindow: boolean;
+  };
+  pin?(app: string, entry: number): { app: string; entry: number; pinnedAt: string };
+  unpin?(app: string): boolean;
+  pinOf?(app: string): { entry: number; pinnedAt: string; pendingRevision?: string } | undefined;
 }
 
 /** One app as GET /api/v1/apps returns it (schemas/api/app.json). */
@@ -28,6 +46,8 @@ export interface AppView {
   lastEntry?: number;
   lastError?: { entry: number; reason: string; message: string; at?: string };
   git: { reachable: boolean; unreachableSince?: string; error?: string };
+  /** Set while the app is held at a ledger entry (berth pin). */
+  pinned?: { entry: number; pinnedAt: string; pendingRevision?: string };
   objects?: Array<{ subject: string; action: string; health?: string; message?: string }>;
 }
 
@@ -68,6 +88,10 @@ export function appView(
       message: finished.message ?? "",
     };
     if (finished.finishedAt) view.lastError.at = finished.finishedAt;
+  }
+  if (state?.pinned) {
+    const { entry, pinnedAt, pendingRevision } = state.pinned;
+    view.pinned = { entry, pinnedAt, ...(pendingRevision ? { pendingRevision } : {}) };
   }
   if (git.gitUnreachableSince) view.git.unreachableSince = git.gitUnreachableSince;
   if (git.gitError) view.git.error = git.gitError;

@@ -4,11 +4,13 @@
  */
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
+import { parseDuration } from "../config/duration.ts";
 import type { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
 import type { AppState, TriggerOutcome } from "../engine/loop.ts";
 import type { Metrics } from "../engine/metrics.ts";
 import { MAX_LIST_LIMIT } from "../ledger/ledger.ts";
+import { BerthError } from "../object/errors.ts";
 import { type AppView, appView, type GitView, type LedgerView } from "./app-view.ts";
 import { authorize, type TokenEntry } from "./auth.ts";
 import { HttpError } from "./http-error.ts";
@@ -37,6 +39,8 @@ export interface LoopControl extends GitView {
   triggerAndWait(app: string): Promise<TriggerOutcome>;
   suspend(app: string): boolean;
   resume(app: string): boolean;
+  /** Asks for an attempt now without waiting (after an approval, pin or unpin); optional for fakes. */
+  trigger?(app: string): void;
   /** Completed passes; readiness needs one. */
   readonly ticks: number;
 }
@@ -166,6 +170,59 @@ export function createApi(deps: ApiDeps): Hono {
       );
     return c.json({ app: spec.name, entry: outcome.entry, revision: outcome.revision }, 202);
   });
+  // Approve a held sync (or override a sync window), pin and unpin: operator writes to the ledger.
+  const control = <K extends "approve" | "pin" | "unpin">(name: K) => {
+    const fn = deps.ledger[name];
+    if (!fn) throw new HttpError(503, "NotImplemented", `this agent's ledger cannot ${name}`);
+    return fn.bind(deps.ledger) as NonNullable<LedgerView[K]>;
+  };
+  const ledgerWrite = <T>(what: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof BerthError) throw new HttpError(422, "InvalidRequest", `${what}: ${err.message}`);
+      throw err;
+    }
+  };
+  app.post("/api/v1/apps/:name/approve", async (c) => {
+    const spec = specOf(c.req.param("name"));
+    const body = ((await readJson(c.req.raw, MAX_API_BODY, "ApproveRequest", true)) ?? {}) as {
+      revision?: string;
+      expires?: string;
+      overrideWindow?: boolean;
+      by?: string;
+    };
+    const revision = body.revision ?? deps.ledger.list({ app: spec.name, limit: 1 })[0]?.revision;
+    if (!revision)
+      throw new HttpError(409, "NothingToApprove", `app ${spec.name}: no ledger entry yet; give a revision`);
+    const ms = parseDuration(body.expires ?? "1h") ?? 3_600_000;
+    const approve = control("approve");
+    const approval = ledgerWrite(`app ${spec.name}`, () =>
+      approve(spec.name, revision, body.by ?? "api", new Date(Date.now() + ms), {
+        overrideWindow: body.overrideWindow === true,
+      }),
+    );
+    deps.log?.log("info", "sync approved", { app: spec.name, revision, by: approval.by });
+    deps.loop.trigger?.(spec.name);
+    return c.json(approval);
+  });
+  app.post("/api/v1/apps/:name/:action{pin|unpin}", async (c) => {
+    const spec = specOf(c.req.param("name"));
+    const pinning = c.req.param("action") === "pin";
+    if (pinning) {
+      const body = (await readJson(c.req.raw, MAX_API_BODY, "PinRequest", false)) as { entry: number };
+      const pin = control("pin");
+      ledgerWrite(`app ${spec.name}, entry ${body.entry}`, () => pin(spec.name, body.entry));
+    } else {
+      await readJson(c.req.raw, MAX_API_BODY, "ActionRequest", true);
+      const unpin = control("unpin");
+      ledgerWrite(`app ${spec.name}`, () => unpin(spec.name));
+    }
+    // The next attempt replays the pinned entry (or, after unpin, catches up with Git).
+    deps.loop.trigger?.(spec.name);
+    const pinned = deps.ledger.pinOf?.(spec.name);
+    return c.json({ app: spec.name, ...(pinned ? { pinned } : {}) });
+  });
   app.get("/api/v1/events", (c) => {
     let unsubscribe: (() => void) | undefined;
     const queue: string[] = [];
@@ -274,7 +331,7 @@ export async function readBody(req: Request, max: number): Promise<Uint8Array> {
 async function readJson(
   req: Request,
   max: number,
-  schema: "ActionRequest",
+  schema: "ActionRequest" | "ApproveRequest" | "PinRequest",
   optional: boolean,
 ): Promise<unknown> {
   const bytes = await readBody(req, max);

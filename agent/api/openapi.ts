@@ -83,6 +83,28 @@ export function openApiDocument(): object {
       },
       "/api/v1/apps/{name}/suspend": { post: action("suspend until resumed or restarted", "200") },
       "/api/v1/apps/{name}/resume": { post: action("resume and sync now", "200") },
+      "/api/v1/apps/{name}/approve": {
+        post: {
+          summary: "approve a sync held by a hold rule (overrideWindow: also one deferred by a sync window)",
+          security: read,
+          parameters: [nameParam],
+          requestBody: {
+            required: false,
+            content: { "application/json": { schema: ref("ApproveRequest") } },
+          },
+          responses: { "200": json(ref("Approval"), "approved"), ...errors(401, 403, 404, 409, 413, 422) },
+        },
+      },
+      "/api/v1/apps/{name}/pin": {
+        post: {
+          summary: "hold the app at a ledger entry (replayed instead of Git) until unpinned",
+          security: read,
+          parameters: [nameParam],
+          requestBody: { required: true, content: { "application/json": { schema: ref("PinRequest") } } },
+          responses: { "200": json(ref("PinResult"), "pinned"), ...errors(401, 403, 404, 413, 422) },
+        },
+      },
+      "/api/v1/apps/{name}/unpin": { post: action("release the pin; the next attempt syncs Git", "200") },
       "/api/v1/ledger": {
         get: {
           summary: "ledger entries, newest first; pass `next` as `before` for the next page",

@@ -3,9 +3,13 @@ import { Ajv, type ErrorObject } from "ajv";
 import actionRequest from "../../schemas/api/action-request.json" with { type: "json" };
 import actionResult from "../../schemas/api/action-result.json" with { type: "json" };
 import app from "../../schemas/api/app.json" with { type: "json" };
+import approval from "../../schemas/api/approval.json" with { type: "json" };
+import approveRequest from "../../schemas/api/approve-request.json" with { type: "json" };
 import error from "../../schemas/api/error.json" with { type: "json" };
 import ledgerEntry from "../../schemas/api/ledger-entry.json" with { type: "json" };
 import ledgerSummary from "../../schemas/api/ledger-summary.json" with { type: "json" };
+import pinRequest from "../../schemas/api/pin-request.json" with { type: "json" };
+import pinResult from "../../schemas/api/pin-result.json" with { type: "json" };
 import pushGeneric from "../../schemas/api/push-generic.json" with { type: "json" };
 import pushGithub from "../../schemas/api/push-github.json" with { type: "json" };
 import pushGitlab from "../../schemas/api/push-gitlab.json" with { type: "json" };
@@ -20,6 +24,10 @@ export const API_SCHEMAS = {
   LedgerEntry: ledgerEntry,
   ActionRequest: actionRequest,
   ActionResult: actionResult,
+  ApproveRequest: approveRequest,
+  Approval: approval,
+  PinRequest: pinRequest,
+  PinResult: pinResult,
   WebhookResult: webhookResult,
   GitHubPush: pushGithub,
   GitLabPush: pushGitlab,

@@ -5,16 +5,18 @@ import type { Served } from "../api/serve.ts";
 import { startApi } from "../api/start.ts";
 import { loadConfig } from "../config/config.ts";
 import { readSecretFile } from "../config/credentials.ts";
+import { LeaderElector, leaderIdentity } from "../engine/leader.ts";
 import { createLogger, type Logger, silentLogger } from "../engine/log.ts";
 import { SyncLoop, topoOrder } from "../engine/loop.ts";
 import type { EngineEvent } from "../engine/ports.ts";
 import { type ReconcileResult, reconcile } from "../engine/reconcile.ts";
+import { KubeLeases } from "../kube/lease.ts";
 import { messageOf } from "../object/errors.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
-import { render } from "../render/render.ts";
 import { buildInfo } from "../version.ts";
-import { formatPlan, formatResult, table } from "./format.ts";
+import { formatPlan, formatResult, formatVerdicts, table } from "./format.ts";
+import { installCommand } from "./install-command.ts";
 import {
   LEDGER_ADMIN_COMMANDS,
   ledgerAdminCommand,
@@ -23,7 +25,8 @@ import {
   replayCommand,
   unpinCommand,
 } from "./replay-command.ts";
-import { type GlobalFlags, openLedger, wire } from "./wire.ts";
+import { approveCommand, type RulesFlags, rulesCommand } from "./rules-command.ts";
+import { type GlobalFlags, openLedger, renderPortFor, wire, wireDrift, wireLiveView } from "./wire.ts";
 
 /** Exit codes: documented in the README. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -57,6 +60,13 @@ commands:
   pin --app NAME --to ENTRY hold an app at an entry (replayed instead of Git) until unpin
   unpin --app NAME          release the pin; the next sync catches up to Git
   validate [--dir DIR]      check the config, and render every app (from DIR instead of Git)
+  rules check [FILE...]     compile rule files (default: the config's rules); exit 1 naming file:line and rule
+  rules test [DIR|FILE...]  run rule fixtures (*.test.yaml); exit 1 if a case fails
+  rules eval EXPR --object FILE   evaluate a CEL expression over an object
+  approve --app NAME [--revision REV] [--expires 1h] [--override-window] [--by WHO]
+                            let a sync held by a hold rule through (with --override-window: also a deferred one)
+  install manifests [--namespaced] [--namespace NS] [--image IMAGE]
+                            in-cluster manifests with least-privilege RBAC for what the apps render
   version                   print the version, commit and runtime
 
 flags:
@@ -81,6 +91,14 @@ const OPTIONS = {
   dir: { type: "string" },
   server: { type: "string" },
   "token-file": { type: "string" },
+  object: { type: "string" },
+  revision: { type: "string" },
+  expires: { type: "string" },
+  "override-window": { type: "boolean", default: false },
+  by: { type: "string" },
+  namespace: { type: "string" },
+  namespaced: { type: "boolean", default: false },
+  image: { type: "string" },
   verbose: { type: "boolean", short: "v", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -148,6 +166,17 @@ export async function cli(argv: string[], io: Io): Promise<number> {
         return await unpinCommand(flags, replayFlags(values), io);
       case "validate":
         return await validateCommand(flags, values, io);
+      case "rules":
+        return await rulesCommand(flags, rulesFlags(values), rest, io);
+      case "approve":
+        return await approveCommand(flags, rulesFlags(values), io);
+      case "install":
+        return await installCommand(
+          flags,
+          { namespace: values.namespace, namespaced: values.namespaced, image: values.image },
+          rest,
+          io,
+        );
       default:
         io.err(`berth: unknown command "${command}"\n\n${USAGE}`);
         return EXIT.usage;
@@ -167,6 +196,18 @@ function replayFlags(values: Values): ReplayFlags {
     dryRun: values["dry-run"],
     force: values.force,
     json: values.json,
+  };
+}
+
+function rulesFlags(values: Values): RulesFlags {
+  return {
+    json: values.json,
+    object: values.object,
+    app: values.app,
+    revision: values.revision,
+    expires: values.expires,
+    overrideWindow: values["override-window"],
+    by: values.by,
   };
 }
 
@@ -195,6 +236,7 @@ function progress(io: Io): (e: EngineEvent) => void {
 
 async function syncCommand(flags: GlobalFlags, values: Values, io: Io, log: Logger): Promise<number> {
   const w = await wire(flags, log, values.json ? undefined : progress(io));
+  const live = wireLiveView(w);
   try {
     w.ledger.markInterrupted();
     const apps = topoOrder(selectApps(w.config.apps, values.app));
@@ -223,6 +265,7 @@ async function syncCommand(flags: GlobalFlags, values: Values, io: Io, log: Logg
     const skipped = apps.filter((a) => !a.suspend).length - results.length;
     return results.every((r) => r.outcome === "Succeeded") && skipped === 0 ? EXIT.ok : EXIT.failed;
   } finally {
+    await live.close();
     w.close();
   }
 }
@@ -235,7 +278,7 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
     let failed = false;
     const plans = [];
     for (const app of selectApps(w.config.apps, values.app)) {
-      const rendered = await render(snapshot, app.path);
+      const rendered = await w.deps.render(snapshot, app);
       if (rendered.errors.length > 0) {
         failed = true;
         io.err(rendered.errors.map((e) => `✗ ${app.name}: ${e.path}: ${e.message}\n`).join(""));
@@ -251,7 +294,17 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
         w.kube,
       );
       if (p.errors.length > 0) failed = true;
-      plans.push(p);
+      // Sync rules judge the plan as a sync would: their verdicts show, and a blocked plan fails.
+      const judged =
+        p.errors.length === 0 && w.deps.policy
+          ? w.deps.policy.judge({ app, plan: p, commit: snapshot.commit })
+          : undefined;
+      if (judged?.blocked) failed = true;
+      plans.push({
+        ...(judged?.plan ?? p),
+        verdicts: [...(judged?.verdicts ?? [])],
+        ...(judged?.blocked ? { blocked: judged.blocked.message } : {}),
+      });
     }
     if (values.json) {
       // Live objects and manifests stay out of the JSON; the diff carries what changes (Secret values redacted).
@@ -260,7 +313,11 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
         changes: p.changes.map(({ desired: _d, live: _l, ...c }) => c),
       }));
       io.out(`${JSON.stringify(slim, null, 2)}\n`);
-    } else for (const p of plans) io.out(formatPlan(p, values.verbose));
+    } else
+      for (const p of plans)
+        io.out(
+          `${formatPlan(p, values.verbose)}${formatVerdicts(p.verdicts)}${p.blocked ? `  ✗ blocked: ${p.blocked}\n` : ""}`,
+        );
     return failed ? EXIT.failed : EXIT.ok;
   } finally {
     w.close();
@@ -275,7 +332,35 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
       count: interrupted,
     });
   const appIntervals = Object.fromEntries(w.config.apps.map((a) => [a.name, a.interval]));
-  const loop = new SyncLoop(w.deps, w.config.apps, { interval: w.config.source.interval, appIntervals });
+  // Watches feed the plan (no GET per object) and drift detection (heal or alert within a second).
+  const drift = wireDrift(w, log);
+  // HA: only the Lease holder applies (the loop stands by, the client refuses writes); the read API stays up.
+  const ha = w.config.ha;
+  const identity = leaderIdentity();
+  const leader = ha
+    ? new LeaderElector(new KubeLeases(w.kube, ha.namespace, ha.lease), {
+        identity,
+        duration: ha.duration,
+        log,
+        onChange: (isLeader) => isLeader && loop.trigger(),
+      })
+    : undefined;
+  if (leader) {
+    w.kube.userAgent = `berth (${identity})`;
+    w.kube.mayWrite = () => leader.isLeader();
+  }
+  // Apps whose drift policy is not a plain `heal` leave drift to the watcher's policy between commits.
+  const commitOnly = new Set(
+    w.config.apps
+      .filter((a) => a.drift && (a.drift.action !== "heal" || a.drift.rules.length > 0))
+      .map((a) => a.name),
+  );
+  const loop = new SyncLoop(w.deps, w.config.apps, {
+    interval: w.config.source.interval,
+    appIntervals,
+    commitOnly,
+    ...(leader ? { mayApply: () => leader.isLeader() } : {}),
+  });
   let server: Served;
   try {
     server = await startApi({
@@ -293,6 +378,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     w.close();
     throw err;
   }
+  leader?.start();
   const stop = (signal: string) => {
     log.log("info", `received ${signal}; stopping after the current step`);
     void loop.stop();
@@ -307,7 +393,9 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     api: `http://${w.config.api.listen.replace(/:\d+$/, "")}:${server.port}`,
   });
   await loop.start();
+  await leader?.stop();
   await server.close();
+  await drift.close();
   w.close();
   log.log("info", "stopped");
   return EXIT.ok;
@@ -318,22 +406,23 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
   const config = loadConfig(flags.config);
   const ledger = await openLedger(config);
   try {
-    const rows = config.apps.map((app) => ({
-      app: app.name,
-      last: ledger.list({ app: app.name, limit: 1 })[0],
-    }));
+    const rows = config.apps.map((app) => {
+      const pin = ledger.pinOf(app.name);
+      return { app: app.name, last: ledger.list({ app: app.name, limit: 1 })[0], ...(pin ? { pin } : {}) };
+    });
     if (values.json) io.out(`${JSON.stringify(rows, null, 2)}\n`);
     else {
       io.out(
         table(
-          ["APP", "REVISION", "OUTCOME", "REASON", "HEALTH", "FINISHED", "MESSAGE"],
-          rows.map(({ app, last }) => [
+          ["APP", "REVISION", "OUTCOME", "REASON", "HEALTH", "FINISHED", "PINNED", "MESSAGE"],
+          rows.map(({ app, last, pin }) => [
             app,
             last?.revision ?? "-",
             last?.outcome ?? "never synced",
             last?.reason ?? "",
             last?.health ?? "",
             last?.finishedAt ?? "",
+            pin ? `entry ${pin.entry}${pin.pendingRevision ? ` (Git: ${pin.pendingRevision})` : ""}` : "",
             (last?.message ?? "").slice(0, 80),
           ]),
         ),
@@ -420,6 +509,7 @@ async function ledgerCommand(flags: GlobalFlags, values: Values, rest: string[],
             `commit ${entry.commit.sha} by ${entry.commit.author} at ${entry.commit.time}\n  ${entry.commit.message.trim()}\n`,
           );
         if (entry.message) io.out(`message: ${entry.message}\n`);
+        io.out(formatVerdicts(entry.verdicts ?? []));
         io.out(
           table(
             ["ACTION", "OBJECT", "HEALTH", "NOTE"],
@@ -446,9 +536,11 @@ async function validateCommand(flags: GlobalFlags, values: Values, io: Io): Prom
   io.out(`${flags.config}: valid (${config.apps.length} apps)\n`);
   if (!values.dir) return EXIT.ok;
   const snapshot = new FsSnapshot(values.dir);
+  // Offline: Kustomize, Helm, SOPS and file/config variables render; variables from the cluster cannot.
+  const renderApp = renderPortFor(config);
   let failed = false;
   for (const app of config.apps) {
-    const r = await render(snapshot, app.path);
+    const r = await renderApp(snapshot, app);
     for (const e of r.errors) io.err(`✗ ${app.name}: ${e.path}: ${e.message}\n`);
     for (const s of r.skipped) io.err(`  ${app.name}: skipped ${s.path}: ${s.message}\n`);
     if (r.errors.length > 0) failed = true;

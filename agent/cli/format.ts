@@ -33,6 +33,25 @@ export function formatPlan(plan: Plan, verbose = false): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** Sync rule verdicts, one line each: verdict, rule, where it is written, subject and message. */
+export function formatVerdicts(
+  verdicts: ReadonlyArray<{
+    rule: string;
+    at: string;
+    verdict: string;
+    subject?: string;
+    message: string;
+    approvedBy?: string;
+  }>,
+): string {
+  if (verdicts.length === 0) return "";
+  const lines = verdicts.map(
+    (v) =>
+      `  ${v.verdict.padEnd(7)} rule ${v.rule} (${v.at})${v.subject ? ` on ${v.subject}` : ""}: ${v.message}${v.approvedBy && !v.message.includes(v.approvedBy) ? ` [approved by ${v.approvedBy}]` : ""}`,
+  );
+  return `verdicts:\n${lines.join("\n")}\n`;
+}
+
 /** One line per sync result. */
 export function formatResult(r: ReconcileResult): string {
   const mark = r.outcome === "Succeeded" ? "✓" : "✗";

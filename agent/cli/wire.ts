@@ -3,19 +3,25 @@ import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type AgentConfig, loadConfig } from "../config/config.ts";
 import { readSecretEnv, readSecretFile, resolveGitCredentials } from "../config/credentials.ts";
+import { type DriftReport, DriftWatcher } from "../drift/drift.ts";
+import { DriftPolicy } from "../drift/policy.ts";
 import { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
 import { Metrics } from "../engine/metrics.ts";
-import type { EngineDeps, EngineEvent } from "../engine/ports.ts";
+import type { EngineDeps, EngineEvent, RenderPort, SourcePort } from "../engine/ports.ts";
 import { defaultHealthChecker } from "../health/assess.ts";
 import { KubeClient, type KubeTarget } from "../kube/client.ts";
+import { LiveView } from "../kube/view.ts";
 import { Ledger } from "../ledger/ledger.ts";
 import { BerthError } from "../object/errors.ts";
 import { RuleHealthJudge } from "../policy/health-rules.ts";
 import { RulePolicy } from "../policy/policy.ts";
 import { RuleSet } from "../policy/rule-set.ts";
-import { render } from "../render/render.ts";
+import { valuesOfConfigObject } from "../render/substitute.ts";
+import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../render/tools-render.ts";
 import { GitSource } from "../source/git-source.ts";
+import { isSshUrl, SshSource } from "../source/ssh-source.ts";
+import { VerifiedSource } from "../source/verify.ts";
 
 /** Global flags every command accepts. */
 export interface GlobalFlags {
@@ -30,7 +36,7 @@ export interface Wired {
   deps: EngineDeps;
   ledger: Ledger;
   kube: KubeClient;
-  source: GitSource;
+  source: SourcePort & { readonly url: string };
   /** Every engine event, for the HTTP event stream. */
   events: EventBus;
   metrics: Metrics;
@@ -55,21 +61,35 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
   }
   const events = new EventBus();
   const metrics = new Metrics();
-  const source = new GitSource({
-    url: config.source.url,
-    ref: config.source.ref,
-    cacheDir: join(dirname(config.ledger.path), "git-cache"),
-    credentials: () => resolveGitCredentials(config.source.auth),
-    timeoutMs: config.source.timeout,
-    onRequest: (_kind, ok) => metrics.gitRequest(ok),
-  });
+  const cacheDir = join(dirname(config.ledger.path), "git-cache");
+  const { ssh, verify } = config.source;
+  const git =
+    ssh && isSshUrl(config.source.url)
+      ? new SshSource({
+          url: config.source.url,
+          ref: config.source.ref,
+          cacheDir,
+          ssh,
+          timeoutMs: config.source.timeout,
+        })
+      : new GitSource({
+          url: config.source.url,
+          ref: config.source.ref,
+          cacheDir,
+          credentials: () => resolveGitCredentials(config.source.auth),
+          timeoutMs: config.source.timeout,
+          onRequest: (_kind, ok) => metrics.gitRequest(ok),
+        });
+  const source: SourcePort & { readonly url: string } = verify
+    ? new VerifiedSource(git, verify.allowedSignersFile)
+    : git;
   const deps: EngineDeps = {
     source,
-    render: (snapshot, path) => render(snapshot, path),
+    render: renderPortFor(config, kube),
     cluster: kube,
     ledger,
     health: new RuleHealthJudge(() => rules.health, defaultHealthChecker),
-    policy: new RulePolicy(rules),
+    policy: new RulePolicy(rules, undefined, (app, revision) => ledger.approvalFor(app, revision)),
     log,
     emit: (e) => {
       emit?.(e);
@@ -78,6 +98,77 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
     },
   };
   return { config, deps, ledger, kube, source, events, metrics, close: () => ledger.close() };
+}
+
+/** A live view for one-shot commands: one list per kind instead of a GET (and dry-run) per object. */
+export function wireLiveView(w: Wired): { close(): Promise<void> } {
+  const view = new LiveView(w.kube);
+  w.deps.live = view;
+  return {
+    close: async () => {
+      delete w.deps.live;
+      await view.close();
+    },
+  };
+}
+
+/** The watch view and drift watcher of `berth run`; close() stops the watches. */
+export interface DriftWiring {
+  view: LiveView;
+  watcher: DriftWatcher;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts drift detection for a wired agent: a live view (which the plan then reads, via deps.live),
+ * a drift watcher fed by it, and the engine events that tell it when an app is mid-sync.
+ */
+export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => void): DriftWiring {
+  const policies = new Map(
+    w.config.apps.map((a, i) => [
+      a.name,
+      DriftPolicy.compile(
+        a.drift ?? { action: "heal", rules: [], ignore: {} },
+        `${w.config.configPath}: apps[${i}].drift`,
+      ),
+    ]),
+  );
+  const watcher = new DriftWatcher({
+    get: (ref) => w.kube.get(ref),
+    apply: (obj, o) => w.kube.apply(obj, o),
+    inventory: (app) => w.ledger.inventory(app),
+    getManifest: (d) => w.ledger.getManifest(d),
+    recordDrift: (e) => w.ledger.recordDrift(e),
+    policyOf: (app) => policies.get(app),
+    onDrift: (r) => {
+      w.metrics.driftCorrected(r.app);
+      onDrift?.(r);
+    },
+    log: (level, message, fields) => log.log(level, message, fields),
+  });
+  const view = new LiveView(w.kube, {
+    onChange: (c) => watcher.observe(c),
+    onState: (app, kind, connected, error) =>
+      log.log(connected ? "info" : "warn", connected ? "watch connected" : "watch lost; reconnecting", {
+        app,
+        kind,
+        ...(error ? { error } : {}),
+      }),
+  });
+  const unsubscribe = w.events.subscribe(({ event }) => {
+    if (event.type === "started") watcher.syncStarted(event.app);
+    if (event.type === "finished") watcher.syncFinished(event.app);
+  });
+  w.deps.live = view;
+  return {
+    view,
+    watcher,
+    close: async () => {
+      unsubscribe?.();
+      delete w.deps.live;
+      await view.close();
+    },
+  };
 }
 
 /** Opens the ledger named by the config, with the Secret encryption key if one is configured. */
@@ -108,4 +199,45 @@ function ledgerKey(config: AgentConfig): Uint8Array | undefined {
     });
   }
   return new Uint8Array(bytes);
+}
+
+/** The render port: each app rendered with its kustomize/helm/variable settings, the tools and the age key. */
+export function renderPortFor(config: AgentConfig, kube?: KubeClient): RenderPort {
+  const settings = config.render;
+  const tools = {
+    paths: settings?.tools ?? {},
+    ...(settings ? { timeoutMs: settings.timeout } : {}),
+    ...(settings?.maxOutputBytes !== undefined ? { maxOutputBytes: settings.maxOutputBytes } : {}),
+  };
+  const env: RenderEnvironment = { tools, sops: { ageIdentities: ageIdentities(config), tools } };
+  if (kube) {
+    env.readConfig = async ({ kind, namespace, name }) => {
+      await kube.discover();
+      const found = await kube.get({ group: "", version: "v1", kind, namespace, name });
+      return found ? valuesOfConfigObject(found) : undefined;
+    };
+  }
+  return (snapshot, { name, path }) => {
+    const app: AppRenderSpec = config.apps.find((a) => a.name === name) ?? { name, path };
+    return renderApp(snapshot, app, env);
+  };
+}
+
+/** Age identities from render.ageKeyFile/ageKeyEnv (AGE-SECRET-KEY-1… lines); never logged. */
+function ageIdentities(config: AgentConfig): string[] {
+  const { ageKeyFile, ageKeyEnv } = config.render ?? {};
+  let text: string | undefined;
+  if (ageKeyFile) text = readSecretFile(ageKeyFile, "age key");
+  else if (ageKeyEnv) text = readSecretEnv(ageKeyEnv, "age key", process.env);
+  if (text === undefined) return [];
+  const keys = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith("AGE-SECRET-KEY-"));
+  if (keys.length === 0) {
+    throw new BerthError("no AGE-SECRET-KEY-1… line found", {
+      subject: ageKeyFile ?? `environment variable ${ageKeyEnv}`,
+    });
+  }
+  return keys;
 }

@@ -34,6 +34,16 @@ export function semanticProblems(data: Raw): ConfigProblem[] {
 function sourceProblems(data: Raw): ConfigProblem[] {
   const source = data.source as Raw;
   const url = String(source.url);
+  // SSH (ssh:// or scp-like user@host:path) goes through the system git with a deploy key, never source.auth.
+  if (/^ssh:\/\//i.test(url) || /^[^/:@\s]+@[^/:\s]+:/.test(url)) {
+    if (source.ssh === undefined)
+      return [problemAt(["source", "ssh"], "an SSH URL needs ssh.keyFile and ssh.knownHostsFile")];
+    if (source.auth !== undefined)
+      return [problemAt(["source", "auth"], "not used with an SSH URL; use ssh.keyFile")];
+    return [];
+  }
+  if (source.ssh !== undefined)
+    return [problemAt(["source", "ssh"], "only used with an ssh:// or user@host:path URL")];
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -77,6 +87,7 @@ function exclusiveProblems(data: Raw): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const [section, a, b] of [
     ["ledger", "secretKeyFile", "secretKeyEnv"],
+    ["render", "ageKeyFile", "ageKeyEnv"],
     ["api", "tokenFile", "tokenEnv"],
     ["api.webhook", "secretFile", "secretEnv"],
   ] as const) {

@@ -31,6 +31,20 @@ export interface SourceConfig {
   interval: number;
   timeout: number;
   auth?: GitAuthConfig;
+  /** SSH transport: deploy key and known_hosts files (absolute). */
+  ssh?: { keyFile: string; knownHostsFile: string };
+  /** Accept only commits signed by a key in this allowed-signers file (absolute). */
+  verify?: { allowedSignersFile: string };
+}
+
+/** `render:` in berth.yaml: tool binaries (absent: PATH), limits, and the age key source; paths absolute. */
+export interface RenderConfig {
+  tools: { kustomize?: string; helm?: string; sops?: string };
+  /** Milliseconds one tool run may take. */
+  timeout: number;
+  maxOutputBytes?: number;
+  ageKeyFile?: string;
+  ageKeyEnv?: string;
 }
 
 /** One app: the plain manifests under `path` (normalised: "/"-separated, no "./", "" for the root). */
@@ -47,6 +61,30 @@ export interface AppConfig {
   suspend: boolean;
   force: boolean;
   allowEmpty: boolean;
+  /** Kustomize settings, when the app path holds a kustomization. */
+  kustomize?: { allowRemoteBases?: boolean };
+  /** A chart in the repository rendered with `helm template` (repository paths). */
+  helm?: {
+    chart: string;
+    values?: string[];
+    set?: Record<string, string | number | boolean>;
+    releaseName?: string;
+  };
+  /** Variables substituted after rendering; substitution runs only when vars or varsFrom is set. */
+  vars?: Record<string, string>;
+  /** More variables, merged in order: local files (absolute paths) or ConfigMaps/Secrets in the cluster. */
+  varsFrom?: Array<
+    { file: string } | { kind: "ConfigMap" | "Secret"; name: string; namespace?: string; optional?: boolean }
+  >;
+  /** What to do about drift (agent/drift/policy.ts); absent: heal everything. */
+  drift?: DriftSettings;
+}
+
+/** An app's drift policy, normalised from `drift: heal|alert` or its object form. */
+export interface DriftSettings {
+  action: "heal" | "alert";
+  rules: Array<{ when: string; action: "heal" | "alert" | "ignore" }>;
+  ignore: Record<string, string[]>;
 }
 
 /** The ledger database and the key that encrypts Secret data in it; paths absolute. */
@@ -82,6 +120,17 @@ export interface AgentConfig {
   rules: string[];
   ledger: LedgerConfig;
   api: ApiConfig;
+  /** Render tools and keys; absent: tools on PATH, no age key. */
+  render?: RenderConfig;
+  /** Leader election between instances: only the Lease holder applies. */
+  ha?: HaConfig;
+}
+
+/** `ha:` in berth.yaml; duration in milliseconds. */
+export interface HaConfig {
+  lease: string;
+  namespace: string;
+  duration: number;
 }
 
 /** Defaults for fields berth.yaml may leave out. */
@@ -162,11 +211,23 @@ interface RawConfig {
     interval?: string;
     timeout?: string;
     auth?: Record<string, string>;
+    ssh?: { keyFile: string; knownHostsFile: string };
+    verify?: { allowedSignersFile: string };
+  };
+  render?: {
+    kustomize?: string;
+    helm?: string;
+    sops?: string;
+    timeout?: string;
+    maxOutputBytes?: number;
+    ageKeyFile?: string;
+    ageKeyEnv?: string;
   };
   apps: (Omit<
     AppConfig,
-    "dependsOn" | "prune" | "interval" | "timeout" | "suspend" | "force" | "allowEmpty"
+    "dependsOn" | "prune" | "interval" | "timeout" | "suspend" | "force" | "allowEmpty" | "drift"
   > & {
+    drift?: "heal" | "alert" | Partial<DriftSettings>;
     dependsOn?: string[];
     prune?: boolean;
     interval?: string;
@@ -185,6 +246,7 @@ interface RawConfig {
     anonymousRead?: boolean;
     webhook?: { secretFile?: string; secretEnv?: string; maxAge?: string };
   };
+  ha?: { lease: string; namespace: string; duration?: string };
 }
 
 function normalise(raw: RawConfig, configPath: string): AgentConfig {
@@ -200,6 +262,9 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
     timeout: ms(raw.source.timeout, CONFIG_DEFAULTS.sourceTimeout),
   };
   if (raw.source.auth) source.auth = gitAuth(raw.source.auth, abs);
+  if (raw.source.ssh)
+    source.ssh = { keyFile: abs(raw.source.ssh.keyFile), knownHostsFile: abs(raw.source.ssh.knownHostsFile) };
+  if (raw.source.verify) source.verify = { allowedSignersFile: abs(raw.source.verify.allowedSignersFile) };
   const apps = raw.apps.map((app): AppConfig => {
     const out: AppConfig = {
       name: app.name,
@@ -212,7 +277,13 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
       force: app.force ?? false,
       allowEmpty: app.allowEmpty ?? false,
     };
+    if (app.drift !== undefined) out.drift = driftSettings(app.drift);
     if (app.namespace !== undefined) out.namespace = app.namespace;
+    if (app.kustomize !== undefined) out.kustomize = app.kustomize;
+    if (app.helm !== undefined) out.helm = app.helm;
+    if (app.vars !== undefined) out.vars = app.vars;
+    if (app.varsFrom !== undefined)
+      out.varsFrom = app.varsFrom.map((v) => ("file" in v ? { file: abs(v.file) } : v));
     return out;
   });
   const ledger: LedgerConfig = { path: abs(raw.ledger?.path ?? CONFIG_DEFAULTS.ledgerPath) };
@@ -238,7 +309,32 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
     rules: (raw.rules ?? []).map(abs),
     ledger,
     api,
+    ...(raw.render ? { render: renderConfig(raw.render, abs, ms) } : {}),
+    ...(raw.ha
+      ? { ha: { lease: raw.ha.lease, namespace: raw.ha.namespace, duration: ms(raw.ha.duration, 15_000) } }
+      : {}),
   };
+}
+
+function driftSettings(raw: "heal" | "alert" | Partial<DriftSettings>): DriftSettings {
+  if (typeof raw === "string") return { action: raw, rules: [], ignore: {} };
+  return { action: raw.action ?? "heal", rules: raw.rules ?? [], ignore: raw.ignore ?? {} };
+}
+
+function renderConfig(
+  raw: NonNullable<RawConfig["render"]>,
+  abs: (path: string) => string,
+  ms: (text: string | undefined, fallback: number) => number,
+): RenderConfig {
+  const tools: RenderConfig["tools"] = {};
+  if (raw.kustomize !== undefined) tools.kustomize = abs(raw.kustomize);
+  if (raw.helm !== undefined) tools.helm = abs(raw.helm);
+  if (raw.sops !== undefined) tools.sops = abs(raw.sops);
+  const out: RenderConfig = { tools, timeout: ms(raw.timeout, 60_000) };
+  if (raw.maxOutputBytes !== undefined) out.maxOutputBytes = raw.maxOutputBytes;
+  if (raw.ageKeyFile !== undefined) out.ageKeyFile = abs(raw.ageKeyFile);
+  if (raw.ageKeyEnv !== undefined) out.ageKeyEnv = raw.ageKeyEnv;
+  return out;
 }
 
 function gitAuth(raw: Record<string, string>, abs: (path: string) => string): GitAuthConfig {

@@ -29,7 +29,7 @@ export type TriggerOutcome =
   | { started: true; entry: number; revision: string }
   | {
       started: false;
-      reason: "Suspended" | "WaitingOnDependency" | "FetchFailed" | "Stopped";
+      reason: "Suspended" | "WaitingOnDependency" | "FetchFailed" | "Stopped" | "Standby";
       message: string;
     };
 
@@ -40,6 +40,13 @@ export interface LoopOptions {
   backoffBase?: number;
   /** Per-app intervals override the source interval. */
   appIntervals?: Record<string, number>;
+  /**
+   * Apps re-applied only on a new commit or a trigger, never on the interval: their drift is judged by the
+   * drift watcher's policy (alert, or rules), which a periodic re-apply would silently overrule.
+   */
+  commitOnly?: ReadonlySet<string>;
+  /** False while another instance holds the HA Lease: this one stands by and applies nothing. */
+  mayApply?: () => boolean;
 }
 
 /** Runs reconcile for every app, forever, until stop(). */
@@ -170,6 +177,19 @@ export class SyncLoop {
       (a) => !this.states.get(a.name)?.suspended && (this.due.get(a.name) ?? 0) <= now,
     );
     if (dueApps.length === 0) return;
+    if (this.options.mayApply && !this.options.mayApply()) {
+      // A standby checks again each second; becoming leader calls trigger() to start at once.
+      for (const a of dueApps) {
+        (this.states.get(a.name) as AppState).status = "Standby";
+        this.due.set(a.name, now + Math.min(1000, this.options.interval));
+        this.settle(a.name, {
+          started: false,
+          reason: "Standby",
+          message: "this instance is a standby: the HA Lease holder applies",
+        });
+      }
+      return;
+    }
     // One ref request tells whether anything changed; a snapshot is fetched only for a new commit.
     try {
       const sha = await this.deps.source.resolve();
@@ -245,7 +265,10 @@ export class SyncLoop {
       if (result.outcome === "Succeeded") {
         state.failures = 0;
         state.status = "Synced";
-        this.due.set(app.name, Date.now() + this.intervalOf(app.name));
+        const resync = this.options.commitOnly?.has(app.name)
+          ? Number.POSITIVE_INFINITY
+          : this.intervalOf(app.name);
+        this.due.set(app.name, Date.now() + resync);
       } else {
         state.failures++;
         state.status = "Failed";
@@ -255,7 +278,10 @@ export class SyncLoop {
         resolve({ started: true, entry: result.entry, revision: result.revision });
       // A trigger that arrived during this attempt gets an attempt of its own.
       if (this.waiters.has(app.name)) this.due.set(app.name, 0);
-      state.nextAttemptAt = new Date(this.due.get(app.name) ?? Date.now()).toISOString();
+      const due = this.due.get(app.name) ?? Date.now();
+      // A commit-only app has no scheduled attempt until the next commit or trigger.
+      if (Number.isFinite(due)) state.nextAttemptAt = new Date(due).toISOString();
+      else delete state.nextAttemptAt;
     }
   }
 

@@ -93,7 +93,11 @@ export class Metrics {
         `berth_app_info${labels({ app: a.app, revision: a.revision, sync_status: a.syncStatus, health_status: a.healthStatus })} 1`,
       );
 
-    family("berth_drift_total", "counter", "Out-of-band changes berth put back, per app.");
+    family(
+      "berth_drift_total",
+      "counter",
+      "Out-of-band changes of fields berth owns (healed or alerted), per app.",
+    );
     for (const app of appNames) out.push(`berth_drift_total${labels({ app })} ${this.drift.get(app) ?? 0}`);
 
     family("berth_git_requests_total", "counter", "Requests to the Git server, by result.");

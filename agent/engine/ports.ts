@@ -16,7 +16,7 @@ export interface SourcePort {
 /** Rendering one app's path of a snapshot. */
 export type RenderPort = (
   snapshot: Snapshot,
-  appPath: string,
+  app: { name: string; path: string },
 ) => Promise<{
   objects: ReadonlyArray<{ object: KubeObject; source: string }>;
   skipped: ReadonlyArray<{ path: string; message: string }>;
@@ -53,6 +53,7 @@ export interface LedgerPort {
       health?: HealthStatus;
       timings: Record<string, number>;
       inventory?: Array<{ ref: ObjectRef; digest: string }>;
+      verdicts?: VerdictRecord[];
     },
   ): void;
   inventory(app: string): Array<{ ref: ObjectRef; digest: string }>;
@@ -91,13 +92,32 @@ export type EngineEvent =
   | { type: "waiting"; app: string; pending: Array<{ subject: string; status: string; message: string }> }
   | { type: "finished"; app: string; entry: number; outcome: string; reason: Reason; message: string };
 
+/** A sync rule's verdict as the ledger records it (`at` is the rule's file:line). */
+export interface VerdictRecord {
+  rule: string;
+  at: string;
+  verdict: string;
+  subject?: string;
+  message: string;
+  /** Who approved the hold (or window override) that let the attempt through. */
+  approvedBy?: string;
+}
+
 /** Sync rules judging a plan before anything is written (agent/policy): the plan to apply, or why not. */
 export interface PolicyPort {
   judge(input: { app: AppSpec; plan: Plan; commit: CommitInfo }): {
     plan: Plan;
     blocked?: { message: string };
-    verdicts: ReadonlyArray<{ rule: string; verdict: string; subject?: string; message: string; at: string }>;
+    verdicts: ReadonlyArray<VerdictRecord>;
   };
+}
+
+/** Live objects kept current by watches (agent/kube/view.ts). */
+export interface LivePort {
+  /** Watches the kinds of these refs for the app; resolves once each kind has been listed. */
+  track(app: string, refs: ReadonlyArray<ObjectRef>): Promise<void>;
+  /** The live object, or undefined when the view cannot say (not watched, disconnected, absent). */
+  lookup(app: string, ref: ObjectRef): KubeObject | undefined;
 }
 
 /** Everything reconcile needs. */
@@ -109,6 +129,8 @@ export interface EngineDeps {
   health: HealthJudge;
   /** Optional sync rules; without it every plan is applied as planned. */
   policy?: PolicyPort;
+  /** Optional watch view of live objects (berth run): the plan reads it instead of one GET per object. */
+  live?: LivePort;
   log: Logger;
   emit?: (event: EngineEvent) => void;
 }

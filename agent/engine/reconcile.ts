@@ -13,11 +13,12 @@ import {
   type ObjectRef,
   objectId,
   type Reason,
+  refOf,
 } from "../object/object.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { hasWrites, type Plan, plan } from "../plan/plan.ts";
 import { type ObjectHealth, waitHealthy } from "../wait/wait.ts";
-import type { AppSpec, EngineDeps, ObjectRecord } from "./ports.ts";
+import type { AppSpec, EngineDeps, ObjectRecord, VerdictRecord } from "./ports.ts";
 
 /** How one attempt ended. */
 export interface ReconcileResult {
@@ -30,6 +31,8 @@ export interface ReconcileResult {
   plan?: Plan;
   health: ObjectHealth[];
   timings: Record<string, number>;
+  /** The sync rules' verdicts on this attempt (absent when none matched). */
+  verdicts?: VerdictRecord[];
 }
 
 /** What triggered the attempt and, when the caller already fetched, the snapshot to use. */
@@ -71,7 +74,7 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
   // 2. Render: any render error applies nothing.
   let rendered: Awaited<ReturnType<EngineDeps["render"]>>;
   try {
-    rendered = await timed("render", () => deps.render(snapshot, app.path));
+    rendered = await timed("render", () => deps.render(snapshot, app));
   } catch (err) {
     return finish(deps, entry, app, revision, "BuildFailed", messageOf(err), { timings });
   }
@@ -121,7 +124,18 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
   try {
     thePlan = await timed("plan", async () => {
       await deps.cluster.discover();
-      return plan({ app, revision, desired: rendered.objects, inventory: previous }, deps.cluster);
+      const live = deps.live;
+      if (!live) return plan({ app, revision, desired: rendered.objects, inventory: previous }, deps.cluster);
+      // The watch view stands in for one GET (and, when untouched, one dry-run) per object.
+      await live.track(app.name, [
+        ...previous.map((p) => p.ref),
+        ...rendered.objects.map((d) => refOf(d.object)),
+      ]);
+      const lookup = (ref: ObjectRef) => live.lookup(app.name, ref);
+      return plan(
+        { app, revision, desired: rendered.objects, inventory: previous, live: lookup },
+        deps.cluster,
+      );
     });
   } catch (err) {
     return finish(deps, entry, app, revision, "PlanRejected", messageOf(err), {
@@ -140,15 +154,18 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
     });
   }
   // 3b. Rules: sync rules judge the plan before anything is written; deny/hold/defer stop here, skip/protect edit it.
+  let verdicts: VerdictRecord[] = [];
   if (deps.policy) {
     const commit = req.commit ?? { sha: "", author: "", message: "", time: "" };
     const judged = deps.policy.judge({ app, plan: thePlan, commit });
     thePlan = judged.plan;
+    verdicts = [...judged.verdicts];
     if (judged.blocked) {
       return finish(deps, entry, app, revision, "PlanRejected", judged.blocked.message, {
         timings,
         digest: rendered.digest,
         plan: thePlan,
+        verdicts,
       });
     }
   }
@@ -163,7 +180,7 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
       return [c.id, rec];
     }),
   );
-  const ctx = { timings, digest: rendered.digest, plan: thePlan, records };
+  const ctx = { timings, digest: rendered.digest, plan: thePlan, records, verdicts };
 
   // 4. Apply in stages; only what the plan says changed is written.
   if (hasWrites(thePlan)) {
@@ -298,6 +315,8 @@ interface FinishContext {
   records?: Map<string, ObjectRecord>;
   inventory?: Array<{ ref: ObjectRef; digest: string }>;
   health?: ObjectHealth[];
+  /** Every sync rule verdict on this attempt, recorded with the entry. */
+  verdicts?: VerdictRecord[];
 }
 
 function finish(
@@ -321,6 +340,7 @@ function finish(
       ...(health.length > 0 ? { health: worst(health.map((h) => h.status)) } : {}),
       timings: ctx.timings,
       ...(ctx.inventory ? { inventory: ctx.inventory } : {}),
+      ...(ctx.verdicts && ctx.verdicts.length > 0 ? { verdicts: ctx.verdicts } : {}),
     });
   } catch (err) {
     deps.log.log("error", "could not record the sync in the ledger", {
@@ -342,6 +362,7 @@ function finish(
     reason,
     message,
     ...(ctx.plan ? { plan: ctx.plan } : {}),
+    ...(ctx.verdicts && ctx.verdicts.length > 0 ? { verdicts: ctx.verdicts } : {}),
     health,
     timings: ctx.timings,
   };

@@ -76,6 +76,10 @@ export class KubeClient {
   private resources = new Map<string, ResourceInfo>();
   private discovered = false;
   private readonly server: string;
+  /** Sent as User-Agent; HA instances add their identity so audit logs tell them apart. */
+  userAgent = USER_AGENT;
+  /** When set and false, writes are refused (an HA standby must never write, whichever path asks). */
+  mayWrite: (() => boolean) | undefined;
 
   constructor(private readonly kc: KubeConfig) {
     this.server = (kc.getCurrentCluster()?.server ?? "").replace(/\/+$/, "");
@@ -177,6 +181,7 @@ export class KubeClient {
   /** Server-side applies an object as field manager `berth`; dryRun asks the server what it would store. */
   async apply(obj: KubeObject, options: { dryRun?: boolean; force?: boolean } = {}): Promise<KubeObject> {
     const ref = refFromObject(obj);
+    if (!options.dryRun) this.guardWrite(subject(ref));
     const query = new URLSearchParams({ fieldManager: FIELD_MANAGER, force: String(options.force ?? false) });
     if (options.dryRun) query.set("dryRun", "All");
     const verb = options.dryRun ? "apply-dry-run" : "apply";
@@ -187,6 +192,7 @@ export class KubeClient {
 
   /** Deletes an object (background propagation); false if it was already gone. */
   async delete(ref: ObjectRef): Promise<boolean> {
+    this.guardWrite(subject(ref));
     try {
       await this.request(
         "delete",
@@ -200,6 +206,13 @@ export class KubeClient {
       if (err instanceof KubeApiError && err.status === 404) return false;
       throw err;
     }
+  }
+
+  private guardWrite(what: string): void {
+    if (this.mayWrite && !this.mayWrite())
+      throw new BerthError("not written: this instance is an HA standby (another one holds the Lease)", {
+        subject: what,
+      });
   }
 
   /** The URL path of one object; the kind must be known to discovery. */
@@ -223,10 +236,53 @@ export class KubeClient {
     return info;
   }
 
-  private collectionPath(info: ResourceInfo, namespace: string): string {
+  /** The URL path of a kind's collection, in one namespace or (with "") across all. */
+  collectionPath(info: ResourceInfo, namespace: string): string {
     const base = info.group === "" ? `/api/${info.version}` : `/apis/${info.group}/${info.version}`;
     const ns = info.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
     return `${base}${ns}/${info.plural}`;
+  }
+
+  /**
+   * Opens a long-lived GET (a watch) and returns its body as chunks; the caller ends it with `signal`.
+   * Counted like every request; a non-2xx answer throws KubeApiError (410 Gone included).
+   */
+  async stream(verb: string, path: string, signal: AbortSignal): Promise<AsyncIterable<Uint8Array | string>> {
+    this.counts[verb] = (this.counts[verb] ?? 0) + 1;
+    const init = (await this.kc.applyToFetchOptions({
+      method: "GET",
+      headers: { Accept: "application/json", "User-Agent": this.userAgent },
+    })) as RequestInit;
+    init.signal = signal as NonNullable<RequestInit["signal"]>;
+    let res: Awaited<ReturnType<typeof fetch>>;
+    try {
+      res = await fetch(`${this.server}${path}`, init);
+    } catch (err) {
+      this.codes[`${verb} error`] = (this.codes[`${verb} error`] ?? 0) + 1;
+      throw new BerthError(`cannot reach the API server at ${this.server}: ${(err as Error).message}`, {
+        subject: "kubernetes",
+        cause: err,
+      });
+    }
+    this.codes[`${verb} ${res.status}`] = (this.codes[`${verb} ${res.status}`] ?? 0) + 1;
+    if (!res.ok) {
+      const text = await res.text();
+      let status: { message?: string; reason?: string; details?: unknown } = {};
+      try {
+        status = JSON.parse(text);
+      } catch {
+        status = { message: text };
+      }
+      throw new KubeApiError(
+        status.message ?? `HTTP ${res.status}`,
+        res.status,
+        status.reason ?? String(res.status),
+        status.details,
+      );
+    }
+    if (!res.body)
+      throw new BerthError("the API server sent a watch response without a body", { subject: path });
+    return res.body as unknown as AsyncIterable<Uint8Array | string>;
   }
 
   /** Sends one request with the kubeconfig's TLS and credentials; parses JSON; throws KubeApiError on failure. */
@@ -240,7 +296,7 @@ export class KubeClient {
     this.counts[verb] = (this.counts[verb] ?? 0) + 1;
     const init = (await this.kc.applyToFetchOptions({
       method,
-      headers: { Accept: "application/json", "User-Agent": USER_AGENT, ...headers },
+      headers: { Accept: "application/json", "User-Agent": this.userAgent, ...headers },
     })) as RequestInit;
     if (body !== undefined) init.body = body;
     let res: Awaited<ReturnType<typeof fetch>>;

@@ -1,7 +1,7 @@
 /** The hash chain over finished entries, and `verify`, which recomputes it and checks every blob. */
 import { canonicalJson, sha256Hex } from "../object/canonical.ts";
 import type { Driver } from "./driver.ts";
-import type { EntryRow, ObjectRow } from "./entry.ts";
+import type { EntryRow, ObjectRow, VerdictRow } from "./entry.ts";
 
 /** prev_hash of the first finished entry. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -18,7 +18,11 @@ export interface VerifyResult {
 }
 
 /** sha256 of an entry's stored columns and object rows; computed from rows so `finish` and `verify` agree. */
-export function contentHashOf(row: EntryRow, objects: readonly ObjectRow[]): string {
+export function contentHashOf(
+  row: EntryRow,
+  objects: readonly ObjectRow[],
+  verdicts: readonly VerdictRow[] = [],
+): string {
   // Named columns, not the whole row: a column added by a later migration must not change old hashes.
   const entry = [
     row.id,
@@ -37,7 +41,18 @@ export function contentHashOf(row: EntryRow, objects: readonly ObjectRow[]): str
     row.chain_seq,
   ];
   const rows = objects.map((o) => [o.seq, o.object_id, o.ref_json, o.action, o.health, o.message, o.digest]);
-  return sha256Hex(canonicalJson({ entry, objects: rows }));
+  // Verdicts join the hash only when there are some, so entries written before they existed still verify.
+  if (verdicts.length === 0) return sha256Hex(canonicalJson({ entry, objects: rows }));
+  const judged = verdicts.map((v) => [
+    v.seq,
+    v.rule,
+    v.rule_at,
+    v.verdict,
+    v.subject,
+    v.message,
+    v.approved_by,
+  ]);
+  return sha256Hex(canonicalJson({ entry, objects: rows, verdicts: judged }));
 }
 
 /** The entry hash: links the content hash to the previous entry's hash. */
@@ -79,7 +94,10 @@ export function verifyLedger(db: Driver): VerifyResult {
     const objects = db.all<ObjectRow>("SELECT * FROM entry_objects WHERE entry_id = ? ORDER BY seq", [
       row.id,
     ]);
-    const content = contentHashOf(row, objects);
+    const verdicts = db.all<VerdictRow>("SELECT * FROM entry_verdicts WHERE entry_id = ? ORDER BY seq", [
+      row.id,
+    ]);
+    const content = contentHashOf(row, objects, verdicts);
     if (row.content_hash !== content)
       return bad("content does not match its hash (entry or object rows altered)");
     const hash = chainHashOf(prev, content);

@@ -14,10 +14,38 @@ export interface ObjectRecord {
   digest?: string;
 }
 
+/** A sync rule's verdict on an attempt: which rule (and where it is written), on what, and why. */
+export interface VerdictRecord {
+  rule: string;
+  /** `file:line` of the rule. */
+  at: string;
+  verdict: string;
+  /** The object, for change-scoped rules. */
+  subject?: string;
+  message: string;
+  /** Who approved the hold (or the window override) that let this attempt through. */
+  approvedBy?: string;
+}
+
 /** One object an app owns after a sync, with the digest of its applied manifest. */
 export interface InventoryItem {
   ref: ObjectRef;
   digest: string;
+}
+
+/** One out-of-band change of fields berth owns, and what berth did about it. */
+export interface DriftEvent {
+  id: number;
+  app: string;
+  ref: ObjectRef;
+  /** The field manager that made the change (from managedFields), or "unknown" (deletions). */
+  manager: string;
+  /** JSON-pointer-style paths berth owned that changed; ["/"] for a deleted object. */
+  fields: string[];
+  action: "healed" | "alerted" | "heal-failed";
+  message?: string;
+  /** ISO 8601 */
+  detectedAt: string;
 }
 
 /** What `begin` records. */
@@ -41,6 +69,8 @@ export interface FinishInput {
   timings: Record<string, number>;
   /** When given, replaces the app's inventory. */
   inventory?: InventoryItem[];
+  /** The sync rules' verdicts (hash-chained with the entry). */
+  verdicts?: VerdictRecord[];
 }
 
 /** One entry as `list` returns it. */
@@ -66,6 +96,8 @@ export interface LedgerEntry extends EntrySummary {
   renderedDigest?: string;
   timings: Record<string, number>;
   objects: ObjectRecord[];
+  /** The sync rules' verdicts; absent when no rule matched. */
+  verdicts?: VerdictRecord[];
   /** Hash of the entry finished before this one (64 zeros for the first); absent while Running. */
   prevHash?: string;
   /** sha256 over prevHash and this entry's content hash; absent while Running. */
@@ -105,6 +137,26 @@ export interface ObjectRow {
   digest: string | null;
 }
 
+/** A row of `entry_verdicts`, exactly as stored. */
+export interface VerdictRow {
+  entry_id: number;
+  seq: number;
+  rule: string;
+  rule_at: string;
+  verdict: string;
+  subject: string | null;
+  message: string;
+  approved_by: string | null;
+}
+
+/** The record of a stored verdict row. */
+export function verdictRecordOf(row: VerdictRow): VerdictRecord {
+  const out: VerdictRecord = { rule: row.rule, at: row.rule_at, verdict: row.verdict, message: row.message };
+  if (row.subject !== null) out.subject = row.subject;
+  if (row.approved_by !== null) out.approvedBy = row.approved_by;
+  return out;
+}
+
 /** The summary of a stored entry. */
 export function summaryOf(row: EntryRow): EntrySummary {
   const out: EntrySummary = {
@@ -124,12 +176,13 @@ export function summaryOf(row: EntryRow): EntrySummary {
 }
 
 /** The full entry of a stored row and its object rows. */
-export function entryOf(row: EntryRow, objects: ObjectRow[]): LedgerEntry {
+export function entryOf(row: EntryRow, objects: ObjectRow[], verdicts: VerdictRow[] = []): LedgerEntry {
   const out: LedgerEntry = {
     ...summaryOf(row),
     timings: row.timings_json === null ? {} : (JSON.parse(row.timings_json) as Record<string, number>),
     objects: objects.map(objectRecordOf),
   };
+  if (verdicts.length > 0) out.verdicts = verdicts.map(verdictRecordOf);
   if (row.commit_json !== null) out.commit = JSON.parse(row.commit_json) as CommitInfo;
   if (row.rendered_digest !== null) out.renderedDigest = row.rendered_digest;
   if (row.prev_hash !== null) out.prevHash = row.prev_hash;

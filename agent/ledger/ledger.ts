@@ -9,6 +9,7 @@ import { chainHashOf, contentHashOf, GENESIS_HASH, type VerifyResult, verifyLedg
 import { type Driver, openDriver, type SqlValue } from "./driver.ts";
 import {
   type BeginInput,
+  type DriftEvent,
   type EntryRow,
   type EntrySummary,
   entryOf,
@@ -17,6 +18,7 @@ import {
   type LedgerEntry,
   type ObjectRow,
   summaryOf,
+  type VerdictRow,
 } from "./entry.ts";
 import { configure, migrate } from "./schema.ts";
 import {
@@ -32,12 +34,14 @@ import {
 export type { VerifyResult } from "./chain.ts";
 export type {
   BeginInput,
+  DriftEvent,
   EntrySummary,
   FinishInput,
   InventoryItem,
   LedgerEntry,
   ObjectRecord,
   Outcome,
+  VerdictRecord,
 } from "./entry.ts";
 
 /** Options of `Ledger.open`. */
@@ -54,6 +58,16 @@ export interface Pin {
   entry: number;
   pinnedAt: string;
   pendingRevision?: string;
+}
+
+/** An operator's approval of one app at one revision: lifts hold verdicts (and, with overrideWindow, defer ones). */
+export interface Approval {
+  app: string;
+  revision: string;
+  by: string;
+  approvedAt: string;
+  expiresAt: string;
+  overrideWindow: boolean;
 }
 
 /** How a stored manifest is kept. */
@@ -293,7 +307,7 @@ export class Ledger {
     return this.guard(`cannot read entry ${id}`, () => {
       const row = this.db.get<EntryRow>("SELECT * FROM entries WHERE id = ?", [id]);
       if (!row) return undefined;
-      return entryOf(row, this.objectRows(id));
+      return entryOf(row, this.objectRows(id), this.verdictRows(id));
     });
   }
 
@@ -367,6 +381,110 @@ export class Ledger {
     );
   }
 
+  /** Approves an app at a revision until `expiresAt` (replacing an earlier approval of the same pair). */
+  approve(
+    app: string,
+    revision: string,
+    by: string,
+    expiresAt: Date,
+    options: { overrideWindow?: boolean } = {},
+  ): Approval {
+    if (revision.trim() === "")
+      throw new BerthError(`cannot approve app ${app}: no revision given`, this.err());
+    if (!(expiresAt.getTime() > this.now().getTime()))
+      throw new BerthError(
+        `cannot approve app ${app}: expiry ${expiresAt.toISOString()} is not in the future`,
+        this.err(),
+      );
+    const approval: Approval = {
+      app,
+      revision,
+      by,
+      approvedAt: this.now().toISOString(),
+      expiresAt: expiresAt.toISOString(),
+      overrideWindow: options.overrideWindow === true,
+    };
+    this.guard(`cannot approve app ${app}`, () =>
+      this.db.run(
+        "INSERT OR REPLACE INTO approvals (app, revision, approved_by, approved_at, expires_at, override_window) VALUES (?, ?, ?, ?, ?, ?)",
+        [app, revision, by, approval.approvedAt, approval.expiresAt, approval.overrideWindow ? 1 : 0],
+      ),
+    );
+    return approval;
+  }
+
+  /** The unexpired approval of an app at a revision, or undefined. */
+  approvalFor(app: string, revision: string): Approval | undefined {
+    const row = this.guard("cannot read approvals", () =>
+      this.db.get<{
+        approved_by: string;
+        approved_at: string;
+        expires_at: string;
+        override_window: number;
+      }>("SELECT * FROM approvals WHERE app = ? AND revision = ?", [app, revision]),
+    );
+    if (!row || Date.parse(row.expires_at) <= this.now().getTime()) return undefined;
+    return {
+      app,
+      revision,
+      by: row.approved_by,
+      approvedAt: row.approved_at,
+      expiresAt: row.expires_at,
+      overrideWindow: Number(row.override_window) === 1,
+    };
+  }
+
+  /** Records one drift event; returns its id. */
+  recordDrift(event: Omit<DriftEvent, "id" | "detectedAt"> & { detectedAt?: string }): number {
+    return this.guard(`cannot record drift of app ${event.app}`, () =>
+      Number(
+        this.db.run(
+          "INSERT INTO drift_events (app, object_id, ref_json, manager, fields_json, action, message, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+          [
+            event.app,
+            objectId(event.ref),
+            canonicalJson(event.ref),
+            event.manager,
+            JSON.stringify(event.fields),
+            event.action,
+            event.message ?? null,
+            event.detectedAt ?? this.now().toISOString(),
+          ],
+        ).lastInsertRowid,
+      ),
+    );
+  }
+
+  /** Drift events newest first, optionally of one app. */
+  driftEvents(query: { app?: string; limit?: number } = {}): DriftEvent[] {
+    const limit = Math.min(Math.max(Math.trunc(query.limit ?? DEFAULT_LIST_LIMIT), 1), MAX_LIST_LIMIT);
+    const rows = this.guard("cannot list drift events", () =>
+      this.db.all<{
+        id: number;
+        app: string;
+        ref_json: string;
+        manager: string;
+        fields_json: string;
+        action: DriftEvent["action"];
+        message: string | null;
+        detected_at: string;
+      }>(
+        `SELECT * FROM drift_events ${query.app !== undefined ? "WHERE app = ?" : ""} ORDER BY id DESC LIMIT ?`,
+        query.app !== undefined ? [query.app, limit] : [limit],
+      ),
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      app: r.app,
+      ref: JSON.parse(r.ref_json),
+      manager: r.manager,
+      fields: JSON.parse(r.fields_json),
+      action: r.action,
+      ...(r.message !== null ? { message: r.message } : {}),
+      detectedAt: r.detected_at,
+    }));
+  }
+
   /** Ids of the entries whose objects reference a blob, oldest first (to name who a bad blob affects). */
   entriesWithBlob(digest: string): number[] {
     return this.guard("cannot read entry objects", () =>
@@ -425,7 +543,17 @@ export class Ledger {
       message: o.message ?? null,
       digest: o.digest ?? null,
     }));
-    const contentHash = contentHashOf(finished, objects);
+    const verdicts: VerdictRow[] = (result.verdicts ?? []).map((v, seq) => ({
+      entry_id: row.id,
+      seq,
+      rule: v.rule,
+      rule_at: v.at,
+      verdict: v.verdict,
+      subject: v.subject ?? null,
+      message: v.message,
+      approved_by: v.approvedBy ?? null,
+    }));
+    const contentHash = contentHashOf(finished, objects, verdicts);
     const prevHash = finished.prev_hash ?? GENESIS_HASH;
     const changed = this.db.run(
       `UPDATE entries SET outcome = ?, reason = ?, message = ?, rendered_digest = ?, health = ?, timings_json = ?,
@@ -452,6 +580,16 @@ export class Ledger {
         [o.entry_id, o.seq, o.object_id, o.ref_json, o.action, o.health, o.message, o.digest],
       );
     }
+    for (const v of verdicts) {
+      this.db.run(
+        "INSERT INTO entry_verdicts (entry_id, seq, rule, rule_at, verdict, subject, message, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [v.entry_id, v.seq, v.rule, v.rule_at, v.verdict, v.subject, v.message, v.approved_by],
+      );
+    }
+  }
+
+  private verdictRows(id: number): VerdictRow[] {
+    return this.db.all<VerdictRow>("SELECT * FROM entry_verdicts WHERE entry_id = ? ORDER BY seq", [id]);
   }
 
   private objectRows(id: number): ObjectRow[] {

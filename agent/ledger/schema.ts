@@ -65,6 +65,45 @@ export const MIGRATIONS: readonly string[] = [
     pending_revision TEXT
   );
   `,
+  // Rule verdicts of each entry (hash-chained with it) and approvals of held syncs (state, unchained;
+  // an approval that lets a sync through is recorded in that entry's verdicts, so the chain keeps it).
+  `
+  CREATE TABLE entry_verdicts (
+    entry_id INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    rule_at TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    subject TEXT,
+    message TEXT NOT NULL,
+    approved_by TEXT,
+    PRIMARY KEY (entry_id, seq)
+  );
+  CREATE TABLE approvals (
+    app TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    approved_by TEXT NOT NULL,
+    approved_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    override_window INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (app, revision)
+  );
+  `,
+  // Drift events: out-of-band changes of fields berth owns, who made them and what berth did (not chained).
+  `
+  CREATE TABLE drift_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    app TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    ref_json TEXT NOT NULL,
+    manager TEXT NOT NULL,
+    fields_json TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('healed', 'alerted', 'heal-failed')),
+    message TEXT,
+    detected_at TEXT NOT NULL
+  );
+  CREATE INDEX drift_events_app_id ON drift_events (app, id);
+  `,
 ];
 
 /** The schema version this code writes. */

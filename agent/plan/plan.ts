@@ -4,10 +4,12 @@
  * live object, so an unchanged repository causes no writes, yet an out-of-band
  * edit of a field berth owns still shows up as `configured`.
  */
+import { digestOf } from "../object/canonical.ts";
 import { messageOf } from "../object/errors.ts";
 import {
   type Action,
   APP_LABEL,
+  FIELD_MANAGER,
   type KubeObject,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
@@ -50,7 +52,12 @@ export interface PlanInput {
   desired: ReadonlyArray<{ object: KubeObject; source: string }>;
   /** What berth applied for this app before (from the ledger). */
   inventory: ReadonlyArray<{ ref: ObjectRef }>;
+  /** Live objects already known (a watch view); undefined for a ref means "ask the server". */
+  live?: (ref: ObjectRef) => KubeObject | undefined;
 }
+
+/** Annotation with the digest of the manifest berth applied (without this annotation); Secrets get none. */
+export const APPLIED_DIGEST_ANNOTATION = "berth.dev/applied-digest";
 
 /** One object's planned action. */
 export interface PlannedChange {
@@ -126,6 +133,8 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
       });
       continue;
     }
+    // The digest covers the final manifest (namespace defaulted), so a replay of it digests the same.
+    withAppliedDigest(obj);
     const ref = refOf(obj);
     const id = objectId(ref);
     const twin = byId.get(id);
@@ -160,7 +169,7 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
   const desired = [...byId.values()];
   await mapLimit(desired, concurrency, async (change) => {
     try {
-      await compareWithLive(change, cluster, input.app.force);
+      await compareWithLive(change, cluster, input.app.force, input.live);
     } catch (err) {
       errors.push({
         subject: change.subject,
@@ -181,8 +190,20 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
 }
 
 /** Decides created/configured/unchanged with a dry-run apply; also validates new objects where possible. */
-async function compareWithLive(change: PlannedChange, cluster: PlanCluster, force: boolean): Promise<void> {
+async function compareWithLive(
+  change: PlannedChange,
+  cluster: PlanCluster,
+  force: boolean,
+  known?: (ref: ObjectRef) => KubeObject | undefined,
+): Promise<void> {
   const desired = change.desired as KubeObject;
+  // No dry-run when the live object carries this manifest's digest and nobody but berth wrote it since.
+  const cached = known?.(change.ref);
+  if (cached && untouchedSinceApplied(cached, desired)) {
+    change.live = cached;
+    change.action = "unchanged";
+    return;
+  }
   if (!cluster.resource(change.ref.group, change.ref.version, change.ref.kind)) {
     change.action = "created";
     change.note = "not validated: its CustomResourceDefinition is created by this plan";
@@ -262,6 +283,42 @@ function withOwnership(obj: KubeObject, app: string): KubeObject {
     [APP_LABEL]: app,
   };
   return obj;
+}
+
+/** Sets (except on Secrets) the applied-digest annotation: the digest of the manifest without it. */
+function withAppliedDigest(obj: KubeObject): KubeObject {
+  if (obj.metadata.annotations) {
+    delete obj.metadata.annotations[APPLIED_DIGEST_ANNOTATION];
+    // A manifest replayed from the ledger must digest like the one first rendered (which had no annotations).
+    if (Object.keys(obj.metadata.annotations).length === 0) delete obj.metadata.annotations;
+  }
+  if (obj.kind === "Secret" && obj.apiVersion === "v1") return obj;
+  obj.metadata.annotations = {
+    ...(obj.metadata.annotations ?? {}),
+    [APPLIED_DIGEST_ANNOTATION]: digestOf(obj),
+  };
+  return obj;
+}
+
+/**
+ * True when `live` is what berth last applied of `desired`: the digest annotations agree, and no manager
+ * other than berth (status-subresource writers aside) wrote the object at or after berth's last apply.
+ */
+export function untouchedSinceApplied(live: KubeObject, desired: KubeObject): boolean {
+  const want = desired.metadata.annotations?.[APPLIED_DIGEST_ANNOTATION];
+  if (!want || live.metadata.annotations?.[APPLIED_DIGEST_ANNOTATION] !== want) return false;
+  if (live.metadata.deletionTimestamp) return false;
+  const entries = live.metadata.managedFields ?? [];
+  const ours = entries.find((m) => m.manager === FIELD_MANAGER && m.operation === "Apply" && !m.subresource);
+  const appliedAt = ours?.time;
+  if (!appliedAt) return false;
+  return entries.every(
+    (m) =>
+      m === ours ||
+      m.subresource === "status" ||
+      // managedFields times have one-second resolution: a write in the same second is not known to be older.
+      (m.time !== undefined && m.time !== null && m.time < appliedAt),
+  );
 }
 
 /** Kinds the CRDs in a set define, keyed `group/version/kind`. */

@@ -38,9 +38,12 @@ describe("opening", () => {
         "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
       );
       expect(tables.map((t) => t.name)).toEqual([
+        "approvals",
         "blobs",
+        "drift_events",
         "entries",
         "entry_objects",
+        "entry_verdicts",
         "inventory",
         "pins",
         "sqlite_sequence",

@@ -126,7 +126,7 @@ describe("parseConfig()", () => {
     [
       "  url: https://git.example.com/infra.git",
       "  url: ssh://git@example.com/infra.git",
-      'berth.yaml: source.url: expected an http or https URL, got scheme "ssh"',
+      "berth.yaml: source.ssh: an SSH URL needs ssh.keyFile and ssh.knownHostsFile",
     ],
     [
       "  url: https://git.example.com/infra.git",

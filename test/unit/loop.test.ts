@@ -60,7 +60,7 @@ async function harness(): Promise<Harness> {
   const broken = new Set<string>();
   const order: string[] = [];
   const live = new Map<string, KubeObject>();
-  const render: RenderPort = async (_snapshot, path) => {
+  const render: RenderPort = async (_snapshot, { path }) => {
     order.push(path);
     if (broken.has(path)) {
       return {
@@ -185,6 +185,22 @@ describe("SyncLoop", () => {
     const gap = Date.parse(s?.nextAttemptAt ?? "") - Date.parse(s?.lastAttemptAt ?? "");
     expect(gap).toBeGreaterThan(20);
     expect(gap).toBeLessThanOrEqual(400 * 1.2 + 50);
+    await loop.stop();
+    await running;
+  });
+
+  test("a commit-only app is not re-applied on the interval, only on a new commit", async () => {
+    const h = await harness();
+    const loop = new SyncLoop(h.deps, [app("base"), app("alerting")], {
+      interval: 20,
+      commitOnly: new Set(["alerting"]),
+    });
+    const running = loop.start();
+    await until("several resyncs of base", () => h.order.filter((p) => p === "base").length >= 4);
+    expect(h.order.filter((p) => p === "alerting")).toHaveLength(1);
+    expect(loop.status().find((s) => s.name === "alerting")?.nextAttemptAt).toBeUndefined();
+    h.setSha("c".repeat(40));
+    await until("the new commit applied", () => h.order.filter((p) => p === "alerting").length === 2);
     await loop.stop();
     await running;
   });
