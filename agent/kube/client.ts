@@ -243,43 +243,10 @@ export class KubeClient {
     return `${base}${ns}/${info.plural}`;
   }
 
-  /**
-   * Opens a long-lived GET (a watch) and returns its body as chunks; the caller ends it with `signal`.
-   * Counted like every request; a non-2xx answer throws KubeApiError (410 Gone included).
-   */
+  /** Opens a streaming GET (a watch); the body is returned unread. Throws KubeApiError on a failure status. */
   async stream(verb: string, path: string, signal: AbortSignal): Promise<AsyncIterable<Uint8Array | string>> {
-    this.counts[verb] = (this.counts[verb] ?? 0) + 1;
-    const init = (await this.kc.applyToFetchOptions({
-      method: "GET",
-      headers: { Accept: "application/json", "User-Agent": this.userAgent },
-    })) as RequestInit;
-    init.signal = signal as NonNullable<RequestInit["signal"]>;
-    let res: Awaited<ReturnType<typeof fetch>>;
-    try {
-      res = await fetch(`${this.server}${path}`, init);
-    } catch (err) {
-      this.codes[`${verb} error`] = (this.codes[`${verb} error`] ?? 0) + 1;
-      throw new BerthError(`cannot reach the API server at ${this.server}: ${(err as Error).message}`, {
-        subject: "kubernetes",
-        cause: err,
-      });
-    }
-    this.codes[`${verb} ${res.status}`] = (this.codes[`${verb} ${res.status}`] ?? 0) + 1;
-    if (!res.ok) {
-      const text = await res.text();
-      let status: { message?: string; reason?: string; details?: unknown } = {};
-      try {
-        status = JSON.parse(text);
-      } catch {
-        status = { message: text };
-      }
-      throw new KubeApiError(
-        status.message ?? `HTTP ${res.status}`,
-        res.status,
-        status.reason ?? String(res.status),
-        status.details,
-      );
-    }
+    const res = await this.send(verb, "GET", path, { signal: signal as NonNullable<RequestInit["signal"]> });
+    if (!res.ok) throw apiError(res.status, parseBody(await res.text()));
     if (!res.body)
       throw new BerthError("the API server sent a watch response without a body", { subject: path });
     return res.body as unknown as AsyncIterable<Uint8Array | string>;
@@ -293,15 +260,30 @@ export class KubeClient {
     body?: string,
     headers: Record<string, string> = {},
   ): Promise<unknown> {
+    const res = await this.send(verb, method, path, body === undefined ? {} : { body }, headers);
+    const parsed = parseBody(await res.text());
+    if (!res.ok) throw apiError(res.status, parsed);
+    return parsed;
+  }
+
+  /** Counts and sends one request; a transport failure becomes a BerthError naming the server. */
+  private async send(
+    verb: string,
+    method: string,
+    path: string,
+    extra: Pick<RequestInit, "body" | "signal">,
+    headers: Record<string, string> = {},
+  ): Promise<Awaited<ReturnType<typeof fetch>>> {
     this.counts[verb] = (this.counts[verb] ?? 0) + 1;
     const init = (await this.kc.applyToFetchOptions({
       method,
       headers: { Accept: "application/json", "User-Agent": this.userAgent, ...headers },
     })) as RequestInit;
-    if (body !== undefined) init.body = body;
-    let res: Awaited<ReturnType<typeof fetch>>;
+    Object.assign(init, extra);
     try {
-      res = await fetch(`${this.server}${path}`, init);
+      const res = await fetch(`${this.server}${path}`, init);
+      this.codes[`${verb} ${res.status}`] = (this.codes[`${verb} ${res.status}`] ?? 0) + 1;
+      return res;
     } catch (err) {
       this.codes[`${verb} error`] = (this.codes[`${verb} error`] ?? 0) + 1;
       throw new BerthError(`cannot reach the API server at ${this.server}: ${(err as Error).message}`, {
@@ -309,25 +291,27 @@ export class KubeClient {
         cause: err,
       });
     }
-    this.codes[`${verb} ${res.status}`] = (this.codes[`${verb} ${res.status}`] ?? 0) + 1;
-    const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : {};
-    } catch {
-      parsed = { message: text };
-    }
-    if (!res.ok) {
-      const status = parsed as { message?: string; reason?: string; details?: unknown };
-      throw new KubeApiError(
-        status.message ?? `HTTP ${res.status}`,
-        res.status,
-        status.reason ?? String(res.status),
-        status.details,
-      );
-    }
-    return parsed;
   }
+}
+
+/** A response body as JSON, or `{message: text}` when it is not JSON. */
+function parseBody(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : {};
+  } catch {
+    return { message: text };
+  }
+}
+
+/** The KubeApiError for a failure status and its (Status) body. */
+function apiError(code: number, body: unknown): KubeApiError {
+  const status = body as { message?: string; reason?: string; details?: unknown };
+  return new KubeApiError(
+    status.message ?? `HTTP ${code}`,
+    code,
+    status.reason ?? String(code),
+    status.details,
+  );
 }
 
 /** The reference of an object as the client needs it. */
