@@ -1,5 +1,6 @@
 /** Human-readable output of plans, sync results and ledger entries. */
 import type { ReconcileResult } from "../engine/reconcile.ts";
+import type { VerdictRecord } from "../object/object.ts";
 import type { Plan } from "../plan/plan.ts";
 
 const SIGN: Record<string, string> = {
@@ -34,16 +35,7 @@ export function formatPlan(plan: Plan, verbose = false): string {
 }
 
 /** Sync rule verdicts, one line each: verdict, rule, where it is written, subject and message. */
-export function formatVerdicts(
-  verdicts: ReadonlyArray<{
-    rule: string;
-    at: string;
-    verdict: string;
-    subject?: string;
-    message: string;
-    approvedBy?: string;
-  }>,
-): string {
+export function formatVerdicts(verdicts: ReadonlyArray<VerdictRecord>): string {
   if (verdicts.length === 0) return "";
   const lines = verdicts.map(
     (v) =>

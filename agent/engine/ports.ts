@@ -1,7 +1,15 @@
 /** What the engine needs from each stage and adapter; main.ts wires the concrete ones. */
 import type { ApplyCluster } from "../apply/apply.ts";
 import type { PruneCluster } from "../apply/prune.ts";
-import type { Action, CommitInfo, HealthStatus, KubeObject, ObjectRef, Reason } from "../object/object.ts";
+import type {
+  Action,
+  CommitInfo,
+  HealthStatus,
+  KubeObject,
+  ObjectRef,
+  Reason,
+  VerdictRecord,
+} from "../object/object.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import type { Plan, PlanCluster } from "../plan/plan.ts";
 import type { HealthJudge, WaitCluster } from "../wait/wait.ts";
@@ -91,17 +99,6 @@ export type EngineEvent =
   | { type: "applied"; app: string; subject: string; action: string; ok: boolean; error?: string }
   | { type: "waiting"; app: string; pending: Array<{ subject: string; status: string; message: string }> }
   | { type: "finished"; app: string; entry: number; outcome: string; reason: Reason; message: string };
-
-/** A sync rule's verdict as the ledger records it (`at` is the rule's file:line). */
-export interface VerdictRecord {
-  rule: string;
-  at: string;
-  verdict: string;
-  subject?: string;
-  message: string;
-  /** Who approved the hold (or window override) that let the attempt through. */
-  approvedBy?: string;
-}
 
 /** Sync rules judging a plan before anything is written (agent/policy): the plan to apply, or why not. */
 export interface PolicyPort {

@@ -6,6 +6,7 @@
 import { applyStaged } from "../apply/apply.ts";
 import { pruneStaged } from "../apply/prune.ts";
 import { messageOf } from "../object/errors.ts";
+import type { VerdictRecord } from "../object/object.ts";
 import {
   type CommitInfo,
   type HealthStatus,
@@ -18,7 +19,7 @@ import {
 import type { Snapshot } from "../object/snapshot.ts";
 import { hasWrites, type Plan, plan } from "../plan/plan.ts";
 import { type ObjectHealth, waitHealthy } from "../wait/wait.ts";
-import type { AppSpec, EngineDeps, ObjectRecord, VerdictRecord } from "./ports.ts";
+import type { AppSpec, EngineDeps, ObjectRecord } from "./ports.ts";
 
 /** How one attempt ended. */
 export interface ReconcileResult {

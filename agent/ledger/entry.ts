@@ -1,5 +1,5 @@
 /** The ledger's record types and how they map to and from table rows. */
-import type { Action, CommitInfo, HealthStatus, ObjectRef, Reason } from "../object/object.ts";
+import type { Action, CommitInfo, HealthStatus, ObjectRef, Reason, VerdictRecord } from "../object/object.ts";
 
 /** Where a sync attempt stands; "Running" until `finish` (or `markInterrupted`). */
 export type Outcome = "Running" | "Succeeded" | "Failed";
@@ -14,18 +14,7 @@ export interface ObjectRecord {
   digest?: string;
 }
 
-/** A sync rule's verdict on an attempt: which rule (and where it is written), on what, and why. */
-export interface VerdictRecord {
-  rule: string;
-  /** `file:line` of the rule. */
-  at: string;
-  verdict: string;
-  /** The object, for change-scoped rules. */
-  subject?: string;
-  message: string;
-  /** Who approved the hold (or the window override) that let this attempt through. */
-  approvedBy?: string;
-}
+export type { VerdictRecord } from "../object/object.ts";
 
 /** One object an app owns after a sync, with the digest of its applied manifest. */
 export interface InventoryItem {

@@ -118,3 +118,16 @@ export interface CommitInfo {
   /** ISO 8601 */
   time: string;
 }
+
+/** A sync rule's verdict on an attempt: which rule (and where it is written), on what, and why. */
+export interface VerdictRecord {
+  rule: string;
+  /** `file:line` of the rule. */
+  at: string;
+  verdict: string;
+  /** The object, for change-scoped rules. */
+  subject?: string;
+  message: string;
+  /** Who approved the hold (or the window override) that let this attempt through. */
+  approvedBy?: string;
+}
