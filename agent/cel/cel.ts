@@ -5,8 +5,12 @@
  */
 import { TypeError as CelTypeError, Environment, EvaluationError, ParseError } from "@marcbachmann/cel-js";
 import { BerthError } from "../object/errors.ts";
+import { DEFAULT_BUDGET, type EvaluationBudget, withBudget } from "./budget.ts";
+import { instrument } from "./guard.ts";
 import { type Registrar, registerKubernetesLibrary } from "./kubernetes-library.ts";
 
+export { DEFAULT_BUDGET, type EvaluationBudget } from "./budget.ts";
+export { MAX_REGEX_SUBJECT } from "./regex-guard.ts";
 export { fromCel, toCel } from "./values.ts";
 
 /** Parse-time limits: hostile input (100k nested parentheses, huge literals) is a clean error. */
@@ -62,13 +66,17 @@ export interface EnvironmentSpec {
   variables?: Record<string, CelTypeName>;
   /** …unless this is true: then any identifier is a dyn variable (health rules: the object's top-level fields). */
   dynamicVariables?: boolean;
+  /** Steps and wall-clock time one evaluation may take (default DEFAULT_BUDGET). */
+  budget?: EvaluationBudget;
 }
 
 /** A CEL environment: the library's, with limits, optionals and the Kubernetes functions registered. */
 export class CelEnvironment {
   private readonly env: Environment;
+  private readonly budget: EvaluationBudget;
 
   constructor(spec: EnvironmentSpec = {}) {
+    this.budget = spec.budget ?? DEFAULT_BUDGET;
     const env = new Environment({
       unlistedVariablesAreDyn: spec.dynamicVariables ?? false,
       enableOptionalTypes: true,
@@ -102,12 +110,16 @@ export class CelEnvironment {
     if (expect && type !== "dyn" && !expect.includes(type)) {
       throw new CelError(`expression has type ${type}, expected ${expect.join(" or ")}`);
     }
+    // Bound evaluation: comprehension steps and list growth are charged, regex literals checked now.
+    const refusal = instrument(fn.ast);
+    if (refusal) throw new CelError(refusal.message, { position: positionIn(source, refusal.offset) });
+    const budget = this.budget;
     return {
       source,
       type,
       evaluate: (variables) => {
         try {
-          return fn(variables);
+          return withBudget(budget, () => fn(variables));
         } catch (err) {
           throw toCelError(err, source, "evaluation error");
         }
