@@ -1,5 +1,6 @@
 /** What the API says about an app: the loop's state joined with the ledger's newest entries. */
 import type { AppState } from "../engine/loop.ts";
+import type { DriftEvent } from "../ledger/entry.ts";
 import type { EntrySummary, LedgerEntry } from "../ledger/ledger.ts";
 
 /** The loop facts one view needs. */
@@ -31,6 +32,26 @@ export interface LedgerView {
   pin?(app: string, entry: number): { app: string; entry: number; pinnedAt: string };
   unpin?(app: string): boolean;
   pinOf?(app: string): { entry: number; pinnedAt: string; pendingRevision?: string } | undefined;
+  /** Recorded drift, newest first (optional for fakes: the view then has no drift block). */
+  driftEvents?(query?: { app?: string; limit?: number }): DriftEvent[];
+}
+
+/** Drift of one app over the last DRIFT_WINDOW_MS: counts by action, the newest time, and (detail) the events. */
+export interface DriftSummary {
+  recent: number;
+  healed: number;
+  alerted: number;
+  failed: number;
+  lastAt?: string;
+  events?: Array<{
+    id: number;
+    subject: string;
+    manager: string;
+    fields: string[];
+    action: string;
+    message?: string;
+    detectedAt: string;
+  }>;
 }
 
 /** One app as GET /api/v1/apps returns it (schemas/api/app.json). */
@@ -49,6 +70,45 @@ export interface AppView {
   /** Set while the app is held at a ledger entry (berth pin). */
   pinned?: { entry: number; pinnedAt: string; pendingRevision?: string };
   objects?: Array<{ subject: string; action: string; health?: string; message?: string }>;
+  drift?: DriftSummary;
+}
+
+/** "Recent" drift: what an operator glancing at the status wants to know about (a day). */
+export const DRIFT_WINDOW_MS = 24 * 3600_000;
+/** At most this many events are counted, and DRIFT_DETAIL of them listed in the detail view. */
+const DRIFT_LOOKBACK = 500;
+const DRIFT_DETAIL = 20;
+
+/** Counts an app's drift events of the last day; `detail` lists the newest of them. */
+export function driftSummary(
+  ledger: LedgerView,
+  app: string,
+  detail: boolean,
+  now = Date.now(),
+): DriftSummary | undefined {
+  if (!ledger.driftEvents) return undefined;
+  const events = ledger
+    .driftEvents({ app, limit: DRIFT_LOOKBACK })
+    .filter((e) => now - Date.parse(e.detectedAt) <= DRIFT_WINDOW_MS);
+  const summary: DriftSummary = {
+    recent: events.length,
+    healed: events.filter((e) => e.action === "healed").length,
+    alerted: events.filter((e) => e.action === "alerted").length,
+    failed: events.filter((e) => e.action === "heal-failed").length,
+  };
+  if (events[0]) summary.lastAt = events[0].detectedAt;
+  if (detail) {
+    summary.events = events.slice(0, DRIFT_DETAIL).map((e) => ({
+      id: e.id,
+      subject: `${e.ref.kind}/${e.ref.namespace ? `${e.ref.namespace}/` : ""}${e.ref.name}`,
+      manager: e.manager,
+      fields: e.fields,
+      action: e.action,
+      ...(e.message ? { message: e.message } : {}),
+      detectedAt: e.detectedAt,
+    }));
+  }
+  return summary;
 }
 
 /** How many recent entries are searched for the last successful one. */
@@ -95,6 +155,8 @@ export function appView(
   }
   if (git.gitUnreachableSince) view.git.unreachableSince = git.gitUnreachableSince;
   if (git.gitError) view.git.error = git.gitError;
+  const drift = driftSummary(ledger, spec.name, detail);
+  if (drift) view.drift = drift;
   if (detail && recent[0]) {
     const entry = ledger.get(recent[0].id);
     view.objects = (entry?.objects ?? []).map((o) => {

@@ -27,6 +27,7 @@ main{max-width:980px;margin:0 auto;padding:1rem;display:grid;gap:1rem}
 .badges{margin-left:auto;display:flex;gap:.4rem;flex-wrap:wrap}
 .badge{font-size:.78rem;font-weight:600;padding:.15rem .6rem;border-radius:999px;border:1px solid currentColor}
 .Synced,.Current,.Succeeded{color:var(--ok)}.OutOfSync,.InProgress,.WaitingOnDependency,.Running{color:var(--warn)}
+.Drift{color:var(--warn)}
 .Failed,.NotFound{color:var(--bad)}.Suspended,.Unknown,.Terminating{color:var(--dim)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .9rem;margin:.8rem 0 0;font-size:.88rem}
 dt{color:var(--dim)}dd{margin:0;font-family:var(--mono);font-size:.82rem;overflow-wrap:anywhere}
@@ -84,14 +85,24 @@ async function timeline(app) {
       (changed.length ? '<ul class="objs">' + objs + more + '</ul>' : '<div class="when">no changes</div>') + '</li>';
   }).join("") + '</ol>';
 }
+function driftBadge(a) {
+  if (!a.drift || !a.drift.recent) return "";
+  return '<span class="badge drift Drift" title="out-of-band changes in the last 24h">drift ' + esc(String(a.drift.recent)) + '</span>';
+}
+function driftLine(a) {
+  if (!a.drift) return "";
+  const d = a.drift;
+  const text = d.recent ? d.recent + " in 24h (" + d.healed + " healed, " + d.alerted + " alerted, " + d.failed + " failed), last " + ago(d.lastAt) : "none in 24h";
+  return '<dt>drift</dt><dd class="drift-line">' + esc(text) + '</dd>';
+}
 function card(a, tl) {
   const err = a.lastError ? '<div class="err"><b>' + esc(a.lastError.reason) + '</b> ' + esc(a.lastError.message) + '</div>' : "";
   return '<section class="app" data-app="' + esc(a.name) + '" data-sync="' + esc(a.syncStatus) + '">' +
     '<div class="top"><span class="name">' + esc(a.name) + '</span><span class="path">' + esc(a.path || ".") + '</span>' +
-    '<span class="badges"><span class="badge sync ' + esc(a.syncStatus) + '">' + esc(a.syncStatus) + '</span><span class="badge ' + esc(a.healthStatus) + '">' + esc(a.healthStatus) + '</span></span></div>' +
+    '<span class="badges"><span class="badge sync ' + esc(a.syncStatus) + '">' + esc(a.syncStatus) + '</span><span class="badge ' + esc(a.healthStatus) + '">' + esc(a.healthStatus) + '</span>' + driftBadge(a) + '</span></div>' +
     '<dl><dt>applied</dt><dd>' + esc(short(a.revision.applied)) + '</dd><dt>in Git</dt><dd>' + esc(short(a.revision.seen)) + '</dd>' +
     '<dt>last attempt</dt><dd>' + esc(ago(a.lastAttemptAt)) + '</dd><dt>next</dt><dd>' + esc(a.nextAttemptAt ? ago(a.nextAttemptAt) : "—") + '</dd>' +
-    (a.dependsOn.length ? '<dt>depends on</dt><dd>' + esc(a.dependsOn.join(", ")) + '</dd>' : "") + '</dl>' + err +
+    driftLine(a) + (a.dependsOn.length ? '<dt>depends on</dt><dd>' + esc(a.dependsOn.join(", ")) + '</dd>' : "") + '</dl>' + err +
     '<div class="progress">' + esc(progress[a.name] || "") + '</div>' +
     '<details' + (openApps.has(a.name) ? " open" : "") + '><summary>History</summary>' + tl + '</details></section>';
 }

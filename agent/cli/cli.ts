@@ -1,5 +1,6 @@
 /** The command-line shell: parses flags, runs a command over the engine, decides the exit code. */
 import { parseArgs } from "node:util";
+import { driftSummary } from "../api/app-view.ts";
 import { fetchApps } from "../api/client.ts";
 import type { Served } from "../api/serve.ts";
 import { startApi } from "../api/start.ts";
@@ -408,19 +409,26 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
   try {
     const rows = config.apps.map((app) => {
       const pin = ledger.pinOf(app.name);
-      return { app: app.name, last: ledger.list({ app: app.name, limit: 1 })[0], ...(pin ? { pin } : {}) };
+      const drift = driftSummary(ledger, app.name, false);
+      return {
+        app: app.name,
+        last: ledger.list({ app: app.name, limit: 1 })[0],
+        ...(pin ? { pin } : {}),
+        ...(drift ? { drift } : {}),
+      };
     });
     if (values.json) io.out(`${JSON.stringify(rows, null, 2)}\n`);
     else {
       io.out(
         table(
-          ["APP", "REVISION", "OUTCOME", "REASON", "HEALTH", "FINISHED", "PINNED", "MESSAGE"],
-          rows.map(({ app, last, pin }) => [
+          ["APP", "REVISION", "OUTCOME", "REASON", "HEALTH", "DRIFT", "FINISHED", "PINNED", "MESSAGE"],
+          rows.map(({ app, last, pin, drift }) => [
             app,
             last?.revision ?? "-",
             last?.outcome ?? "never synced",
             last?.reason ?? "",
             last?.health ?? "",
+            String(drift?.recent ?? 0),
             last?.finishedAt ?? "",
             pin ? `entry ${pin.entry}${pin.pendingRevision ? ` (Git: ${pin.pendingRevision})` : ""}` : "",
             (last?.message ?? "").slice(0, 80),
@@ -449,11 +457,12 @@ async function remoteStatus(server: string, values: Values, io: Io): Promise<num
   else
     io.out(
       table(
-        ["APP", "SYNC", "HEALTH", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"],
+        ["APP", "SYNC", "HEALTH", "DRIFT", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"],
         apps.map((a) => [
           a.name,
           a.syncStatus,
           a.healthStatus,
+          String(a.drift?.recent ?? 0),
           a.revision.applied ?? "-",
           a.revision.seen ?? "-",
           a.lastAttemptAt ?? "",

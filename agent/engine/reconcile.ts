@@ -183,6 +183,8 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
   );
   const ctx = { timings, digest: rendered.digest, plan: thePlan, records, verdicts };
 
+  // What apply wrote, by object id: the health wait must not judge a watch view's older copy.
+  const appliedVersions = new Map<string, string>();
   // 4. Apply in stages; only what the plan says changed is written.
   if (hasWrites(thePlan)) {
     // Claim first: if the process dies mid-apply, what it wrote stays owned and a later sync can prune it.
@@ -208,6 +210,8 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
       }),
     );
     for (const o of applied.outcomes) {
+      const version = o.result?.metadata.resourceVersion;
+      if (version) appliedVersions.set(objectId(o.ref), version);
       const rec = records.get(objectId(o.ref));
       if (rec && !o.ok) rec.message = o.error ?? "apply failed";
     }
@@ -248,10 +252,17 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
   const inventory = desiredInventory(thePlan, digests);
 
   // 6. Wait until every desired object is healthy, or the app's timeout passes.
-  const targets = thePlan.changes.filter((c) => c.desired).map((c) => ({ ref: c.ref, subject: c.subject }));
+  const targets = thePlan.changes
+    .filter((c) => c.desired)
+    .map((c) => {
+      const appliedVersion = appliedVersions.get(c.id);
+      return { ref: c.ref, subject: c.subject, ...(appliedVersion ? { appliedVersion } : {}) };
+    });
+  const live = deps.live;
   const waited = await timed("health", () =>
     waitHealthy(targets, deps.cluster, deps.health, {
       timeoutMs: app.timeout,
+      ...(live ? { view: (ref: ObjectRef) => live.lookup(app.name, ref) } : {}),
       ...(req.signal ? { signal: req.signal } : {}),
       onProgress: (pending) =>
         deps.emit?.({

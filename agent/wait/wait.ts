@@ -27,11 +27,20 @@ export interface WaitOptions {
   concurrency?: number;
   signal?: AbortSignal;
   onProgress?: (pending: ObjectHealth[]) => void;
+  /** A watch view of live objects (the engine's LivePort); objects it holds are read from it instead of GET. */
+  view?: (ref: ObjectRef) => KubeObject | undefined;
+}
+
+/** One object to wait for; `appliedVersion` is the resourceVersion the apply returned, if it wrote. */
+export interface WaitTarget {
+  ref: ObjectRef;
+  subject: string;
+  appliedVersion?: string;
 }
 
 /** Polls until every object is Current, one is Failed, or the timeout passes; returns the last health of each. */
 export async function waitHealthy(
-  targets: ReadonlyArray<{ ref: ObjectRef; subject: string }>,
+  targets: ReadonlyArray<WaitTarget>,
   cluster: WaitCluster,
   judge: HealthJudge,
   options: WaitOptions,
@@ -40,12 +49,15 @@ export async function waitHealthy(
   let interval = options.intervalMs ?? 250;
   for (;;) {
     const objects = await mapLimit(targets, options.concurrency ?? 16, async (t): Promise<ObjectHealth> => {
+      const { ref, subject } = t;
+      const held = options.view?.(ref);
+      if (held && !olderThan(held, t.appliedVersion)) return { ref, subject, ...judge.assess(held) };
       try {
-        const live = await cluster.get(t.ref);
-        if (!live) return { ...t, status: "NotFound", message: "object not found" };
-        return { ...t, ...judge.assess(live) };
+        const live = await cluster.get(ref);
+        if (!live) return { ref, subject, status: "NotFound", message: "object not found" };
+        return { ref, subject, ...judge.assess(live) };
       } catch (err) {
-        return { ...t, status: "Unknown", message: messageOf(err) };
+        return { ref, subject, status: "Unknown", message: messageOf(err) };
       }
     });
     const pending = objects.filter((o) => o.status !== "Current");
@@ -57,4 +69,15 @@ export async function waitHealthy(
     await new Promise((r) => setTimeout(r, Math.min(interval, Math.max(0, deadline - Date.now()))));
     interval = Math.min(interval * 1.5, 2000);
   }
+}
+
+/**
+ * True when the view's copy predates what apply wrote, so judging it could call the old spec healthy.
+ * resourceVersions are etcd revisions in practice; anything not numeric is treated as stale (ask the server).
+ */
+function olderThan(held: KubeObject, appliedVersion: string | undefined): boolean {
+  if (appliedVersion === undefined) return false;
+  const have = held.metadata.resourceVersion ?? "";
+  if (!/^\d+$/.test(have) || !/^\d+$/.test(appliedVersion)) return true;
+  return BigInt(have) < BigInt(appliedVersion);
 }

@@ -7,6 +7,7 @@
 #   cluster.sh down   stop every component and remove the state directory
 #   cluster.sh env    print KUBECONFIG=… of the running cluster (exit 1 if none)
 #   cluster.sh status print which components are alive
+#   cluster.sh restart-apiserver  stop kube-apiserver and start it again (same flags, same port)
 #
 # BERTH_CLUSTER_DIR picks the state directory, so several clusters can coexist.
 set -euo pipefail
@@ -100,6 +101,23 @@ wait_for() {
   done
 }
 
+# start_apiserver: kube-apiserver on the ports in $D/ports (boot, and restart-apiserver reuse it).
+start_apiserver() {
+  local EC API P=$D/pki
+  EC=$(sed -n 's/^EC=//p' "$D/ports"); API=$(api_port)
+  # --endpoint-reconciler-type=none: a loopback advertise address fails endpoint validation.
+  start kube-apiserver --etcd-servers="http://127.0.0.1:$EC" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+    --secure-port="$API" --endpoint-reconciler-type=none \
+    --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local --service-account-key-file="$P/sa.pub" \
+    --service-account-signing-key-file="$P/sa.key" --service-cluster-ip-range=10.96.0.0/16 \
+    --authorization-mode=Node,RBAC --allow-privileged=true --disable-admission-plugins=ServiceAccount \
+    --audit-policy-file="$D/audit-policy.yaml" --audit-log-path="$D/audit.log" --audit-log-format=json \
+    --audit-log-maxsize=200 --audit-log-maxbackup=1 \
+    ${BERTH_APISERVER_EXTRA_ARGS:-}
+  wait_for "kube-apiserver /readyz" 90 kube-apiserver curl -fsk "https://127.0.0.1:$API/readyz"
+}
+
 boot() {
   local EC EP API KCM SCH
   read -r EC EP API KCM SCH <<<"$(free_ports 5)"
@@ -117,17 +135,7 @@ boot() {
   printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n' >"$D/audit-policy.yaml"
   # The controllers' client QPS is raised (defaults: 20 for the controller-manager, 50 for the scheduler)
   # so a 1,000-object test app converges in seconds, as on a bigger cluster, not in minutes.
-  # --endpoint-reconciler-type=none: a loopback advertise address fails endpoint validation.
-  start kube-apiserver --etcd-servers="http://127.0.0.1:$EC" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
-    --secure-port="$API" --endpoint-reconciler-type=none \
-    --tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local --service-account-key-file="$P/sa.pub" \
-    --service-account-signing-key-file="$P/sa.key" --service-cluster-ip-range=10.96.0.0/16 \
-    --authorization-mode=Node,RBAC --allow-privileged=true --disable-admission-plugins=ServiceAccount \
-    --audit-policy-file="$D/audit-policy.yaml" --audit-log-path="$D/audit.log" --audit-log-format=json \
-    --audit-log-maxsize=200 --audit-log-maxbackup=1 \
-    ${BERTH_APISERVER_EXTRA_ARGS:-}
-  wait_for "kube-apiserver /readyz" 90 kube-apiserver curl -fsk "https://127.0.0.1:$API/readyz"
+  start_apiserver
   start kube-controller-manager --kubeconfig="$KC" --authentication-kubeconfig="$KC" --authorization-kubeconfig="$KC" \
     --leader-elect=false --controllers='*' --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
     --use-service-account-credentials=false --bind-address=127.0.0.1 --secure-port="$KCM" \
@@ -191,9 +199,21 @@ case "$cmd" in
   env)
     if all_alive && api_ready; then echo "KUBECONFIG=$KC"; echo "BERTH_CLUSTER_BIN=$(cat "$D/bin")"; else log "no running control plane in $D (run: $0 up)"; exit 1; fi
     ;;
+  restart-apiserver)
+    exec 8>"$D/.lock"; flock 8
+    all_alive || { log "no running control plane in $D (run: $0 up)"; exit 1; }
+    BIN=$(cat "$D/bin")
+    pid=$(cat "$D/kube-apiserver.pid")
+    kill "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    t0=$(date +%s%N)
+    start_apiserver
+    log "kube-apiserver restarted on port $(api_port) (ready after $(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+    ;;
   status)
     for c in $COMPONENTS; do if alive "$c"; then echo "$c running (pid $(cat "$D/$c.pid"))"; else echo "$c stopped"; fi; done
     ;;
   *)
-    echo "usage: $0 up|down|env|status" >&2; exit 2 ;;
+    echo "usage: $0 up|down|env|status|restart-apiserver" >&2; exit 2 ;;
 esac
