@@ -10,9 +10,10 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GitFixture } from "../../test/support/git.ts";
+import { numberFlag } from "./flags.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
-const RUNS = Number(process.argv[process.argv.indexOf("--runs") + 1] || 3);
+const RUNS = numberFlag("--runs", 3);
 const commit = execFileSync("git", ["rev-parse", "--short=12", "HEAD"], {
   cwd: ROOT,
   encoding: "utf8",
