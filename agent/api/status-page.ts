@@ -82,7 +82,8 @@ async function timeline(app) {
     const more = changed.length > 12 ? '<li class="when">… and ' + (changed.length - 12) + ' more</li>' : "";
     return '<li class="' + esc(e.outcome) + '"><div><b class="' + esc(e.outcome) + '">' + esc(e.outcome) + '</b> <span class="rev">' + esc(short(e.revision)) + '</span> <span class="when">' + esc(ago(e.startedAt)) + ' · ' + esc(e.trigger) + (e.reason && e.reason !== "Succeeded" ? " · " + esc(e.reason) : "") + '</span></div>' +
       (e.commit ? '<div class="when">' + esc((e.commit.message || "").split("\n")[0]) + ' — ' + esc(e.commit.author) + '</div>' : "") +
-      (changed.length ? '<ul class="objs">' + objs + more + '</ul>' : '<div class="when">no changes</div>') + '</li>';
+      (e.outcome === "Failed" && e.message ? '<div class="err">' + esc(e.message) + '</div>' : "") +
+      (changed.length ? '<ul class="objs">' + objs + more + '</ul>' : e.outcome === "Failed" ? "" : '<div class="when">no changes</div>') + '</li>';
   }).join("") + '</ol>';
 }
 function driftBadge(a) {
