@@ -167,9 +167,10 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
   }
 
   const desired = [...byId.values()];
+  const missingNamespaces = new Set<string>();
   await mapLimit(desired, concurrency, async (change) => {
     try {
-      await compareWithLive(change, cluster, input.app.force, input.live);
+      await compareWithLive(change, cluster, input.app.force, input.live, missingNamespaces);
     } catch (err) {
       errors.push({
         subject: change.subject,
@@ -194,7 +195,8 @@ async function compareWithLive(
   change: PlannedChange,
   cluster: PlanCluster,
   force: boolean,
-  known?: (ref: ObjectRef) => KubeObject | undefined,
+  known: ((ref: ObjectRef) => KubeObject | undefined) | undefined,
+  missingNamespaces: Set<string>,
 ): Promise<void> {
   const desired = change.desired as KubeObject;
   // No dry-run when the live object carries this manifest's digest and nobody but berth wrote it since.
@@ -210,22 +212,33 @@ async function compareWithLive(
     change.diff = diffObjects(undefined, desired);
     return;
   }
-  const live = await cluster.get(change.ref);
+  // Dry-run first: it validates before anything is written, and a result without a resourceVersion is a create,
+  // so an absent object (a restore into an empty cluster) costs one request instead of a GET plus a dry-run.
+  // Once the server said a namespace is missing, its other objects can neither exist nor be validated.
+  const ns = change.ref.namespace;
+  const notValidated = () => {
+    change.action = "created";
+    change.note = "not validated: depends on an object this plan creates";
+    change.diff = diffObjects(undefined, desired);
+  };
+  if (ns && missingNamespaces.has(ns)) return notValidated();
+  let dry: KubeObject;
+  try {
+    dry = await dryRun(cluster, desired, force || change.owned);
+  } catch (err) {
+    // A namespace or CRD created by this same plan can't be checked yet — unless the object exists after all.
+    if (!isMissingDependency(err)) throw err;
+    if (ns && missingNamespace(err) === ns) missingNamespaces.add(ns);
+    else if (await cluster.get(change.ref)) throw err;
+    return notValidated();
+  }
+  const live = dry.metadata.resourceVersion ? await cluster.get(change.ref) : undefined;
   if (!live) {
     change.action = "created";
-    // Validate before anything is written; a namespace or CRD created by this same plan can't be checked yet.
-    try {
-      const dry = await dryRun(cluster, desired, force || change.owned);
-      change.diff = diffObjects(undefined, dry);
-    } catch (err) {
-      if (!isMissingDependency(err)) throw err;
-      change.note = "not validated: depends on an object this plan creates";
-      change.diff = diffObjects(undefined, desired);
-    }
+    change.diff = diffObjects(undefined, dry);
     return;
   }
   change.live = live;
-  const dry = await dryRun(cluster, desired, force || change.owned);
   const diff = diffObjects(live, dry);
   const ownershipChanged = JSON.stringify(stripTimes(live)) !== JSON.stringify(stripTimes(dry));
   change.diff = diff;
@@ -244,6 +257,12 @@ async function dryRun(cluster: PlanCluster, obj: KubeObject, force: boolean): Pr
     }
     throw err;
   }
+}
+
+/** The namespace a 404 says is missing, if it says so. */
+function missingNamespace(err: unknown): string | undefined {
+  const e = err as { status?: number; details?: { kind?: string; name?: string } };
+  return e.status === 404 && e.details?.kind === "namespaces" ? e.details.name : undefined;
 }
 
 function isMissingDependency(err: unknown): boolean {
