@@ -1,9 +1,10 @@
 /**
  * Benchmark: restore of 1,000 objects from the ledger into a freshly started control plane with Git down
  * (time from replay start to all healthy), and ledger size per 1,000-object commit and its growth over 100
- * commits that each change one object. Prints one JSON object per figure.
+ * commits that each change one object. Prints one JSON object per figure. The recorded sync and the restore
+ * each get a control plane of their own (never the shared test one); `--restore-only` skips the size figures.
  *
- *   node_modules/.bin/bun scripts/bench/restore.ts
+ *   node_modules/.bin/bun scripts/bench/restore.ts [--restore-only]
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
@@ -16,7 +17,6 @@ import { replay, resolveEntry } from "../../agent/engine/replay.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import { type KubeObject, objectId, refOf } from "../../agent/object/object.ts";
 import { writeConfig } from "../../test/support/berth.ts";
-import { useCluster } from "../../test/support/cluster.ts";
 import { GitFixture } from "../../test/support/git.ts";
 
 const SCRIPT = join(import.meta.dir, "..", "cluster", "cluster.sh");
@@ -33,7 +33,14 @@ const dep = (i: number) =>
   `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d-${i}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: d-${i}}}\n  template:\n    metadata: {labels: {app: d-${i}}}\n    spec:\n      containers: [{name: c, image: "nginx:1.27"}]\n`;
 
 async function restoreBench(): Promise<void> {
-  const cluster = await useCluster();
+  // The recorded sync runs on a control plane of its own too: the shared one is busy with other tests.
+  const sourceEnv = { ...process.env, BERTH_CLUSTER_DIR: mkdtempSync(join(tmpdir(), "berth-bench-source-")) };
+  const sourceUp = execFileSync("bash", [SCRIPT, "up"], {
+    encoding: "utf8",
+    env: sourceEnv,
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  const sourceKubeconfig = /^KUBECONFIG=(.+)$/m.exec(sourceUp)?.[1] ?? "";
   const git = await GitFixture.start();
   const url = git.createRepo("bench");
   const files: Record<string, string> = {
@@ -45,21 +52,14 @@ async function restoreBench(): Promise<void> {
   const config = writeConfig(
     `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}"}\napps:\n  - {name: bench, path: app, namespace: ${ns}, timeout: 120s}\nledger: {path: $DIR/ledger.db}\n`,
   );
-  const w = await wire({ config, kubeconfig: cluster.kubeconfigPath }, silentLogger);
+  const w = await wire({ config, kubeconfig: sourceKubeconfig }, silentLogger);
   const app = w.config.apps[0];
   if (!app) throw new Error("no app");
   const synced = await reconcile(w.deps, { app, trigger: "bench" });
   if (synced.outcome !== "Succeeded") throw new Error(`sync failed: ${synced.message}`);
   w.close();
   await git.close(); // Git is down from here on
-  execFileSync(cluster.kubectl, [
-    "--kubeconfig",
-    cluster.kubeconfigPath,
-    "delete",
-    "namespace",
-    ns,
-    "--wait=false",
-  ]);
+  execFileSync("bash", [SCRIPT, "down"], { env: sourceEnv, stdio: "ignore" });
 
   const dir = mkdtempSync(join(tmpdir(), "berth-bench-cluster-"));
   const env = { ...process.env, BERTH_CLUSTER_DIR: dir };
@@ -143,5 +143,5 @@ function round(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
-await sizeBench();
+if (!process.argv.includes("--restore-only")) await sizeBench();
 await restoreBench();
