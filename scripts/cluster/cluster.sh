@@ -135,11 +135,14 @@ boot() {
   printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n' >"$D/audit-policy.yaml"
   # The controllers' client QPS is raised (defaults: 20 for the controller-manager, 50 for the scheduler)
   # so a 1,000-object test app converges in seconds, as on a bigger cluster, not in minutes.
+  # A 5-minute node grace period: on a loaded 2-core machine KWOK's lease renewals can lag, and fake nodes
+  # marked NotReady would stall every Deployment in the test run.
   start_apiserver
   start kube-controller-manager --kubeconfig="$KC" --authentication-kubeconfig="$KC" --authorization-kubeconfig="$KC" \
     --leader-elect=false --controllers='*' --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
     --use-service-account-credentials=false --bind-address=127.0.0.1 --secure-port="$KCM" \
-    --authorization-always-allow-paths=/healthz,/readyz,/livez --kube-api-qps=200 --kube-api-burst=400
+    --authorization-always-allow-paths=/healthz,/readyz,/livez --kube-api-qps=200 --kube-api-burst=400 \
+    --node-monitor-grace-period=5m
   cat >"$D/sched.yaml" <<SEOF
 apiVersion: kubescheduler.config.k8s.io/v1
 kind: KubeSchedulerConfiguration
