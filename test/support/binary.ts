@@ -1,6 +1,12 @@
 /** Builds the compiled binary once per test run and runs it. */
-import { execFileSync, spawn } from "node:child_process";
+import {
+  type ChildProcessByStdio,
+  type ChildProcessWithoutNullStreams,
+  execFileSync,
+  spawn,
+} from "node:child_process";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 
 const ROOT = join(import.meta.dir, "..", "..");
 let built: string | undefined;
@@ -19,10 +25,25 @@ export function berthBinary(): string {
  * server runs in this process and must keep answering while the binary talks to it.
  */
 export async function runBerth(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(berthBinary(), args, {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...env },
-  });
+  return runToEnd(
+    spawn(berthBinary(), args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...env },
+    }),
+  );
+}
+
+/** Starts the binary in the background (e.g. `run`), collecting its output. */
+export function startBerth(args: string[], env: Record<string, string> = {}) {
+  return inBackground(
+    spawn(berthBinary(), args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } }),
+  );
+}
+
+/** Waits for a child to end (killing it after 2 minutes); resolves to its exit code and output. */
+export async function runToEnd(
+  child: ChildProcessWithoutNullStreams | ChildProcessByStdio<null, Readable, Readable>,
+) {
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => {
@@ -37,12 +58,10 @@ export async function runBerth(args: string[], env: Record<string, string> = {})
   return { code, stdout, stderr };
 }
 
-/** Starts the binary in the background (e.g. `run`), collecting its output. */
-export function startBerth(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(berthBinary(), args, {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...env },
-  });
+/** Collects a background child's stdout and stderr together; `exited` resolves to its exit code. */
+export function inBackground(
+  child: ChildProcessWithoutNullStreams | ChildProcessByStdio<null, Readable, Readable>,
+) {
   let output = "";
   child.stdout.on("data", (d: Buffer) => {
     output += d.toString();

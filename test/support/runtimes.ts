@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
-import { berthBinary } from "./binary.ts";
+import { berthBinary, inBackground, runToEnd } from "./binary.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
@@ -48,34 +48,13 @@ function spawnBerth(runtime: Runtime, args: string[], env: Record<string, string
 }
 
 /** Runs berth to completion under `runtime`; resolves to exit code and output. */
-export async function runUnder(runtime: Runtime, args: string[], env: Record<string, string> = {}) {
-  const child = spawnBerth(runtime, args, env);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-  const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
+export function runUnder(runtime: Runtime, args: string[], env: Record<string, string> = {}) {
+  return runToEnd(spawnBerth(runtime, args, env));
 }
 
 /** Starts berth in the background under `runtime` (e.g. `run`), collecting stdout and stderr together. */
 export function startUnder(runtime: Runtime, args: string[], env: Record<string, string> = {}) {
-  const child = spawnBerth(runtime, args, env);
-  let output = "";
-  child.stdout.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, exited, output: () => output };
+  return inBackground(spawnBerth(runtime, args, env));
 }
 
 /** The API address `berth run` logged ("api": "http://host:port"), once it has. */
