@@ -1,15 +1,8 @@
 /** What the engine needs from each stage and adapter; main.ts wires the concrete ones. */
 import type { ApplyCluster } from "../apply/apply.ts";
 import type { PruneCluster } from "../apply/prune.ts";
-import type {
-  Action,
-  CommitInfo,
-  HealthStatus,
-  KubeObject,
-  ObjectRef,
-  Reason,
-  VerdictRecord,
-} from "../object/object.ts";
+import type { CommitInfo, KubeObject, ObjectRef, Reason, VerdictRecord } from "../object/object.ts";
+import type { BeginInput, FinishInput, InventoryItem } from "../object/records.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import type { Plan, PlanCluster } from "../plan/plan.ts";
 import type { HealthJudge, WaitCluster } from "../wait/wait.ts";
@@ -37,36 +30,14 @@ export interface ClusterPort extends PlanCluster, ApplyCluster, PruneCluster, Wa
   discover(force?: boolean): Promise<void>;
 }
 
-/** One object's record in a ledger entry. */
-export interface ObjectRecord {
-  ref: ObjectRef;
-  action: Action;
-  health?: HealthStatus;
-  message?: string;
-  digest?: string;
-}
-
 /** The ledger operations a sync uses. */
 export interface LedgerPort {
-  begin(start: { app: string; revision: string; commit?: CommitInfo; trigger: string }): number;
+  begin(start: BeginInput): number;
   putManifests(objects: KubeObject[]): Promise<Map<string, string>>;
-  finish(
-    id: number,
-    result: {
-      outcome: "Succeeded" | "Failed";
-      reason: Reason;
-      message: string;
-      renderedDigest?: string;
-      objects: ObjectRecord[];
-      health?: HealthStatus;
-      timings: Record<string, number>;
-      inventory?: Array<{ ref: ObjectRef; digest: string }>;
-      verdicts?: VerdictRecord[];
-    },
-  ): void;
-  inventory(app: string): Array<{ ref: ObjectRef; digest: string }>;
+  finish(id: number, result: FinishInput): void;
+  inventory(app: string): InventoryItem[];
   /** Records objects as owned before they are written (crash safety). */
-  claimInventory(app: string, items: ReadonlyArray<{ ref: ObjectRef; digest: string }>): void;
+  claimInventory(app: string, items: readonly InventoryItem[]): void;
   /** The entry an operator pinned the app to (the loop replays it instead of Git); optional for fakes. */
   pinOf?(app: string): PinState | undefined;
 }

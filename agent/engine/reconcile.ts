@@ -16,10 +16,11 @@ import {
   type Reason,
   refOf,
 } from "../object/object.ts";
+import type { ObjectRecord } from "../object/records.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { hasWrites, type Plan, plan } from "../plan/plan.ts";
 import { type ObjectHealth, waitHealthy } from "../wait/wait.ts";
-import type { AppSpec, EngineDeps, ObjectRecord } from "./ports.ts";
+import type { AppSpec, EngineDeps } from "./ports.ts";
 
 /** How one attempt ended. */
 export interface ReconcileResult {

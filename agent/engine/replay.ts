@@ -8,8 +8,9 @@ import { digestOf } from "../object/canonical.ts";
 import { BerthError, messageOf } from "../object/errors.ts";
 import type { CommitInfo, KubeObject, ObjectRef, Reason } from "../object/object.ts";
 import { objectId, subject } from "../object/object.ts";
+import type { ObjectRecord } from "../object/records.ts";
 import { type Plan, plan } from "../plan/plan.ts";
-import type { AppSpec, EngineDeps, LedgerPort, ObjectRecord, PinState } from "./ports.ts";
+import type { AppSpec, EngineDeps, LedgerPort, PinState } from "./ports.ts";
 import { converge, type ReconcileResult } from "./reconcile.ts";
 
 /** A recorded entry as replay reads it (the ledger's LedgerEntry satisfies it). */

@@ -1,26 +1,12 @@
 /** The ledger's record types and how they map to and from table rows. */
 import type { Action, CommitInfo, HealthStatus, ObjectRef, Reason, VerdictRecord } from "../object/object.ts";
+import type { ObjectRecord } from "../object/records.ts";
 
 /** Where a sync attempt stands; "Running" until `finish` (or `markInterrupted`). */
 export type Outcome = "Running" | "Succeeded" | "Failed";
 
-/** What a sync did to one object. */
-export interface ObjectRecord {
-  ref: ObjectRef;
-  action: Action;
-  health?: HealthStatus;
-  message?: string;
-  /** Digest of the manifest applied (from `putManifests`). */
-  digest?: string;
-}
-
 export type { VerdictRecord } from "../object/object.ts";
-
-/** One object an app owns after a sync, with the digest of its applied manifest. */
-export interface InventoryItem {
-  ref: ObjectRef;
-  digest: string;
-}
+export type { BeginInput, FinishInput, InventoryItem, ObjectRecord } from "../object/records.ts";
 
 /** One out-of-band change of fields berth owns, and what berth did about it. */
 export interface DriftEvent {
@@ -35,31 +21,6 @@ export interface DriftEvent {
   message?: string;
   /** ISO 8601 */
   detectedAt: string;
-}
-
-/** What `begin` records. */
-export interface BeginInput {
-  app: string;
-  revision: string;
-  commit?: CommitInfo;
-  /** What started the attempt: "poll", "webhook", "manual", … */
-  trigger: string;
-}
-
-/** What `finish` records. */
-export interface FinishInput {
-  outcome: "Succeeded" | "Failed";
-  reason: Reason;
-  message: string;
-  renderedDigest?: string;
-  objects: ObjectRecord[];
-  health?: HealthStatus;
-  /** Phase durations in milliseconds, e.g. { fetch: 120, apply: 800 }. */
-  timings: Record<string, number>;
-  /** When given, replaces the app's inventory. */
-  inventory?: InventoryItem[];
-  /** The sync rules' verdicts (hash-chained with the entry). */
-  verdicts?: VerdictRecord[];
 }
 
 /** One entry as `list` returns it. */

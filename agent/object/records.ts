@@ -1,0 +1,43 @@
+/** The records a sync attempt leaves in the ledger: shared by the engine (which writes them) and the ledger. */
+import type { Action, CommitInfo, HealthStatus, ObjectRef, Reason, VerdictRecord } from "./object.ts";
+
+/** What a sync did to one object. */
+export interface ObjectRecord {
+  ref: ObjectRef;
+  action: Action;
+  health?: HealthStatus;
+  message?: string;
+  /** Digest of the manifest applied (from `putManifests`). */
+  digest?: string;
+}
+
+/** One object an app owns after a sync, with the digest of its applied manifest. */
+export interface InventoryItem {
+  ref: ObjectRef;
+  digest: string;
+}
+
+/** What `begin` records. */
+export interface BeginInput {
+  app: string;
+  revision: string;
+  commit?: CommitInfo;
+  /** What started the attempt: "poll", "webhook", "manual", … */
+  trigger: string;
+}
+
+/** What `finish` records. */
+export interface FinishInput {
+  outcome: "Succeeded" | "Failed";
+  reason: Reason;
+  message: string;
+  renderedDigest?: string;
+  objects: ObjectRecord[];
+  health?: HealthStatus;
+  /** Phase durations in milliseconds, e.g. { fetch: 120, apply: 800 }. */
+  timings: Record<string, number>;
+  /** When given, replaces the app's inventory. */
+  inventory?: InventoryItem[];
+  /** The sync rules' verdicts (hash-chained with the entry). */
+  verdicts?: VerdictRecord[];
+}
