@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeClient } from "../../agent/kube/client.ts";
+import { inBackground } from "../../test/support/binary.ts";
 import { GitFixture } from "../../test/support/git.ts";
 import { numberFlag } from "./flags.ts";
 
@@ -75,20 +76,15 @@ async function startAgent(n: number) {
     config,
     `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1h}\napps:\n  - {name: bench, path: app, timeout: 5m, drift: heal}\nledger: {path: ledger.db}\napi: {listen: "127.0.0.1:0", anonymousRead: true}\n`,
   );
-  const child = spawn(binary, ["run", "--config", config, "--kubeconfig", kubeconfig], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stdout.on("data", (d: Buffer) => {
-    out += d;
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    out += d;
-  });
+  const { child, output } = inBackground(
+    spawn(binary, ["run", "--config", config, "--kubeconfig", kubeconfig], {
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
   const deadline = Date.now() + 300_000;
-  while (!/"msg":"sync succeeded"/.test(out)) {
+  while (!/"msg":"sync succeeded"/.test(output())) {
     if (Date.now() > deadline || child.exitCode !== null)
-      throw new Error(`berth run did not sync:\n${out.slice(-2000)}`);
+      throw new Error(`berth run did not sync:\n${output().slice(-2000)}`);
     await sleep(100);
   }
   await sleep(2000); // let the watches list and settle

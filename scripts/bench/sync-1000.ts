@@ -9,6 +9,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runToEnd } from "../../test/support/binary.ts";
 import { GitFixture } from "../../test/support/git.ts";
 import { numberFlag } from "./flags.ts";
 
@@ -66,26 +67,19 @@ function tree(ns: string, version: string): Record<string, string> {
 }
 
 /** Runs the binary (async: the Git server lives in this process); returns seconds and peak RSS in MB. */
-function runBinary(
+async function runBinary(
   args: string[],
 ): Promise<{ seconds: number; peakMb: number; out: string; code: number | null }> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const child = spawn("/usr/bin/time", ["-f", "BERTH_MAXRSS_KB=%M", binary, ...args], {
+  const t0 = performance.now();
+  const { code, stdout, stderr } = await runToEnd(
+    spawn("/usr/bin/time", ["-f", "BERTH_MAXRSS_KB=%M", binary, ...args], {
       stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => {
-      out += d;
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d;
-    });
-    child.on("close", (code) => {
-      const kb = Number(/BERTH_MAXRSS_KB=(\d+)/.exec(out)?.[1] ?? Number.NaN);
-      resolve({ seconds: (performance.now() - t0) / 1000, peakMb: kb / 1024, out, code });
-    });
-  });
+    }),
+    0, // the app's health timeout bounds a sync; never cut one short here
+  );
+  const out = stdout + stderr;
+  const kb = Number(/BERTH_MAXRSS_KB=(\d+)/.exec(out)?.[1] ?? Number.NaN);
+  return { seconds: (performance.now() - t0) / 1000, peakMb: kb / 1024, out, code };
 }
 
 function writes(since: Date): number {

@@ -40,9 +40,10 @@ export function startBerth(args: string[], env: Record<string, string> = {}) {
   );
 }
 
-/** Waits for a child to end (killing it after 2 minutes); resolves to its exit code and output. */
+/** Waits for a child to end (killing it after `timeoutMs`, 2 minutes unless given; 0 waits forever); resolves to its exit code and output. */
 export async function runToEnd(
   child: ChildProcessWithoutNullStreams | ChildProcessByStdio<null, Readable, Readable>,
+  timeoutMs = 120_000,
 ) {
   let stdout = "";
   let stderr = "";
@@ -52,7 +53,7 @@ export async function runToEnd(
   child.stderr.on("data", (d: Buffer) => {
     stderr += d.toString();
   });
-  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  const timer = timeoutMs > 0 ? setTimeout(() => child.kill("SIGKILL"), timeoutMs) : undefined;
   const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
   clearTimeout(timer);
   return { code, stdout, stderr };
