@@ -135,14 +135,15 @@ boot() {
   printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n' >"$D/audit-policy.yaml"
   # The controllers' client QPS is raised (defaults: 20 for the controller-manager, 50 for the scheduler)
   # so a 1,000-object test app converges in seconds, as on a bigger cluster, not in minutes.
-  # A 5-minute node grace period: on a loaded 2-core machine KWOK's lease renewals can lag, and fake nodes
-  # marked NotReady would stall every Deployment in the test run.
+  # Node health comes from node Leases that KWOK renews (--node-lease-duration-seconds below): its heartbeat
+  # stage writes the full node status only every ~10 minutes, so without Leases the node lifecycle controller
+  # marks every fake node NotReady after its grace period, whatever that period is.
   start_apiserver
   start kube-controller-manager --kubeconfig="$KC" --authentication-kubeconfig="$KC" --authorization-kubeconfig="$KC" \
     --leader-elect=false --controllers='*' --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
     --use-service-account-credentials=false --bind-address=127.0.0.1 --secure-port="$KCM" \
     --authorization-always-allow-paths=/healthz,/readyz,/livez --kube-api-qps=200 --kube-api-burst=400 \
-    --node-monitor-grace-period=5m
+    ${BERTH_KCM_EXTRA_ARGS:-}
   cat >"$D/sched.yaml" <<SEOF
 apiVersion: kubescheduler.config.k8s.io/v1
 kind: KubeSchedulerConfiguration
@@ -151,7 +152,8 @@ leaderElection: { leaderElect: false }
 SEOF
   start kube-scheduler --config="$D/sched.yaml" --bind-address=127.0.0.1 --secure-port="$SCH" \
     --authentication-kubeconfig="$KC" --authorization-kubeconfig="$KC" --authorization-always-allow-paths=/healthz,/readyz,/livez
-  start kwok --kubeconfig="$KC" --config="$BIN/kwok-stages.yaml" --manage-all-nodes=true --cidr=10.244.0.0/16
+  start kwok --kubeconfig="$KC" --config="$BIN/kwok-stages.yaml" --manage-all-nodes=true --cidr=10.244.0.0/16 \
+    --node-lease-duration-seconds="${BERTH_NODE_LEASE_SECONDS:-40}"
   wait_for "kube-controller-manager /healthz" 60 kube-controller-manager curl -fsk "https://127.0.0.1:$KCM/healthz"
   wait_for "kube-scheduler /healthz" 60 kube-scheduler curl -fsk "https://127.0.0.1:$SCH/healthz"
   # The default ServiceAccount appearing proves the controller-manager's controllers run.
