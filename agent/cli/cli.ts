@@ -18,6 +18,7 @@ import { FsSnapshot } from "../render/fs-snapshot.ts";
 import { buildInfo } from "../version.ts";
 import { formatPlan, formatResult, formatVerdicts, table } from "./format.ts";
 import { installCommand } from "./install-command.ts";
+import { Progress } from "./progress.ts";
 import {
   LEDGER_ADMIN_COMMANDS,
   ledgerAdminCommand,
@@ -221,18 +222,7 @@ function selectApps<T extends { name: string }>(apps: T[], name: string | undefi
 }
 
 function progress(io: Io): (e: EngineEvent) => void {
-  return (e) => {
-    if (e.type === "applied")
-      io.err(
-        `  ${e.ok ? "applied" : "FAILED "} ${e.action.padEnd(10)} ${e.subject}${e.error ? `: ${e.error}` : ""}\n`,
-      );
-    else if (e.type === "waiting" && io.tty) {
-      const first = e.pending[0];
-      io.err(
-        `  waiting for ${e.pending.length} object(s)${first ? `, e.g. ${first.subject}: ${first.message}` : ""}\n`,
-      );
-    }
-  };
+  return new Progress(io.err).onEvent;
 }
 
 async function syncCommand(flags: GlobalFlags, values: Values, io: Io, log: Logger): Promise<number> {
