@@ -24,12 +24,13 @@ export function berthBinary(): string {
  * Runs the binary to completion; resolves to exit code and output. Asynchronous on purpose: the test Git
  * server runs in this process and must keep answering while the binary talks to it.
  */
-export async function runBerth(args: string[], env: Record<string, string> = {}) {
+export async function runBerth(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000) {
   return runToEnd(
     spawn(berthBinary(), args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...env },
     }),
+    timeoutMs,
   );
 }
 

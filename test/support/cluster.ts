@@ -5,7 +5,8 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 
@@ -25,27 +26,56 @@ let shared: Promise<TestCluster> | undefined;
 
 /** Starts (or reuses) the control plane; the first call may take a while. */
 export function useCluster(): Promise<TestCluster> {
-  shared ??= Promise.resolve().then(() => {
-    const out = execFileSync("bash", [SCRIPT, "up"], {
+  shared ??= Promise.resolve().then(() => connect(process.env));
+  return shared;
+}
+
+/** A control plane of one test file's own (its own state directory and ports), for tests that restart or tune it. */
+export interface PrivateCluster extends TestCluster {
+  /** The state directory (BERTH_CLUSTER_DIR): logs, audit log, ports. */
+  dir: string;
+  /** Runs a cluster.sh command (e.g. restart-apiserver) against this control plane. */
+  script(command: string): string;
+  /** Stops every component and removes the state directory. */
+  down(): void;
+}
+
+/**
+ * Starts a control plane of its own in a fresh state directory; `env` may tune it (BERTH_KCM_EXTRA_ARGS,
+ * BERTH_APISERVER_EXTRA_ARGS, BERTH_NODE_LEASE_SECONDS, BERTH_CLUSTER_NODES). Call down() in afterAll.
+ */
+export function privateCluster(env: Record<string, string> = {}): PrivateCluster {
+  const dir = mkdtempSync(join(tmpdir(), "berth-private-cluster-"));
+  const fullEnv = { ...process.env, ...env, BERTH_CLUSTER_DIR: dir };
+  const script = (command: string) =>
+    execFileSync("bash", [SCRIPT, command], {
       encoding: "utf8",
+      env: fullEnv,
       stdio: ["ignore", "pipe", "inherit"],
     });
-    const kubeconfigPath = /^KUBECONFIG=(.+)$/m.exec(out)?.[1];
-    if (!kubeconfigPath) throw new Error(`cluster.sh up printed no KUBECONFIG line: ${out}`);
-    const env = execFileSync("bash", [SCRIPT, "env"], { encoding: "utf8" });
-    const bin = /^BERTH_CLUSTER_BIN=(.+)$/m.exec(env)?.[1] ?? "";
-    const kubeConfig = new k8s.KubeConfig();
-    kubeConfig.loadFromFile(kubeconfigPath);
-    return {
-      kubeconfigPath,
-      kubeConfig,
-      kubectl: join(bin, "kubectl"),
-      core: kubeConfig.makeApiClient(k8s.CoreV1Api),
-      apps: kubeConfig.makeApiClient(k8s.AppsV1Api),
-      objects: k8s.KubernetesObjectApi.makeApiClient(kubeConfig),
-    };
+  return { ...connect(fullEnv), dir, script, down: () => void script("down") };
+}
+
+function connect(env: NodeJS.ProcessEnv): TestCluster {
+  const out = execFileSync("bash", [SCRIPT, "up"], {
+    encoding: "utf8",
+    env,
+    stdio: ["ignore", "pipe", "inherit"],
   });
-  return shared;
+  const kubeconfigPath = /^KUBECONFIG=(.+)$/m.exec(out)?.[1];
+  if (!kubeconfigPath) throw new Error(`cluster.sh up printed no KUBECONFIG line: ${out}`);
+  const envOut = execFileSync("bash", [SCRIPT, "env"], { encoding: "utf8", env });
+  const bin = /^BERTH_CLUSTER_BIN=(.+)$/m.exec(envOut)?.[1] ?? "";
+  const kubeConfig = new k8s.KubeConfig();
+  kubeConfig.loadFromFile(kubeconfigPath);
+  return {
+    kubeconfigPath,
+    kubeConfig,
+    kubectl: join(bin, "kubectl"),
+    core: kubeConfig.makeApiClient(k8s.CoreV1Api),
+    apps: kubeConfig.makeApiClient(k8s.AppsV1Api),
+    objects: k8s.KubernetesObjectApi.makeApiClient(kubeConfig),
+  };
 }
 
 /** Creates a namespace with a unique name for one test. */
