@@ -4,7 +4,8 @@
  * and subject go through regex-guard.ts. The library has no per-step hook, so the nodes' evaluate
  * functions and call handles are wrapped; this relies on its AST shape (op, args, meta, handle).
  */
-import { assertWithinBudget, charge } from "./budget.ts";
+import { assertWithinBudget, charge, chargeBytes } from "./budget.ts";
+import { regexMatches } from "./regex.ts";
 import { guardRegex, regexProblem } from "./regex-guard.ts";
 
 type Evaluate = (ev: unknown, ast: unknown, ctx: unknown) => unknown;
@@ -85,12 +86,23 @@ export function instrument(root: unknown): RegexRefusal | undefined {
       node.evaluate = (ev, ast, ctx) => {
         const out = add(ev, ast, ctx);
         if (Array.isArray(out)) charge(out.length);
+        else if (typeof out === "string") chargeBytes(out.length, "a string concatenation");
         return out;
       };
     }
     if ((node.op === "rcall" || node.op === "call") && node.handle) {
       const list = node.args as unknown[];
       const name = list[0];
+      // Every builtin pays for what it makes; amplifiers pay before they run.
+      const inner = node.handle;
+      const fn = String(name);
+      node.handle = (resolvedArgs, a, b) => {
+        const before = AMPLIFIERS[fn]?.(resolvedArgs);
+        if (before !== undefined) chargeBytes(before, `${fn}()`);
+        const out = inner(resolvedArgs, a, b);
+        if (before === undefined) chargeBytes(sizeOf(out), `${fn}()`);
+        return out;
+      };
       const callArgs = (node.op === "rcall" ? list[2] : list[1]) as unknown[];
       const isRegex = node.op === "rcall" ? REGEX_METHODS.has(String(name)) : name === "matches";
       if (isRegex && Array.isArray(callArgs)) {
@@ -107,6 +119,10 @@ export function instrument(root: unknown): RegexRefusal | undefined {
         const handle = node.handle;
         node.handle = (resolvedArgs, a, b) => {
           guardRegex(resolvedArgs[1], resolvedArgs[0]);
+          // matches() runs on RE2 (linear time) instead of the library's backtracking RegExp.
+          const [subject, pattern] = resolvedArgs;
+          if (fn === "matches" && typeof subject === "string" && typeof pattern === "string")
+            return regexMatches(subject, pattern);
           return handle(resolvedArgs, a, b);
         };
       }
@@ -116,3 +132,34 @@ export function instrument(root: unknown): RegexRefusal | undefined {
   visit(root);
   return refusal;
 }
+
+/** The size of a produced value: characters of a string, entries of a list or map (1 for scalars). */
+function sizeOf(v: unknown): number {
+  if (typeof v === "string") return v.length;
+  if (Array.isArray(v)) return v.length;
+  if (v instanceof Map || v instanceof Set) return v.size;
+  if (v instanceof Uint8Array) return v.length;
+  return 1;
+}
+
+/** Occurrences of `needle` in `hay` (non-overlapping), without allocating. */
+function occurrences(hay: string, needle: string, max = Number.POSITIVE_INFINITY): number {
+  if (needle === "") return Math.min(hay.length + 1, max);
+  let n = 0;
+  for (let at = hay.indexOf(needle); at !== -1 && n < max; at = hay.indexOf(needle, at + needle.length)) n++;
+  return n;
+}
+
+/** The size a builtin that can amplify its input would produce, computed from its arguments before it runs. */
+const AMPLIFIERS: Record<string, (args: unknown[]) => number | undefined> = {
+  replace: ([s, from, to, n]) => {
+    if (typeof s !== "string" || typeof from !== "string" || typeof to !== "string") return undefined;
+    const limit = typeof n === "bigint" && n >= 0n ? Number(n) : Number.POSITIVE_INFINITY;
+    return s.length + occurrences(s, from, limit) * Math.max(0, to.length - from.length);
+  },
+  join: ([list, sep]) => {
+    if (!Array.isArray(list)) return undefined;
+    const between = typeof sep === "string" ? sep.length * Math.max(0, list.length - 1) : 0;
+    return list.reduce((sum: number, x) => sum + (typeof x === "string" ? x.length : 0), between);
+  },
+};

@@ -3,6 +3,7 @@
  * @marcbachmann/cel-js lacks: regex find/findAll, string replace, list helpers,
  * quantity() and semver(). Registered on an Environment by cel.ts, the only importer of the library.
  */
+import { regexFind, regexFindAll } from "./regex.ts";
 
 /** What cel.ts passes in: the library's Environment, seen only through the calls used here. */
 export interface Registrar {
@@ -111,23 +112,6 @@ function compareScalars(a: unknown, b: unknown, fn: string): number {
     fail(`${fn}: elements must be ints, uints, doubles, strings or bools of one type`);
   }
   return (a as number) < (b as number) ? -1 : (a as number) > (b as number) ? 1 : 0;
-}
-
-/** A cached compiled RegExp; patterns are JavaScript regular expressions (the library's matches() too). */
-const regexCache = new Map<string, RegExp>();
-function regex(pattern: string, flags = ""): RegExp {
-  const key = `${flags}/${pattern}`;
-  let re = regexCache.get(key);
-  if (!re) {
-    try {
-      re = new RegExp(pattern, flags);
-    } catch (err) {
-      fail(`invalid regular expression "${pattern}": ${(err as Error).message}`);
-    }
-    if (regexCache.size > 1000) regexCache.clear();
-    regexCache.set(key, re);
-  }
-  return re;
 }
 
 /** A parsed URL (Kubernetes url()): absolute URLs only, as the Kubernetes library requires. */
@@ -252,14 +236,11 @@ export function registerKubernetesLibrary(env: Registrar): void {
         return out;
       },
     )
-    .registerFunction("string.find(string): string", (s: string, p: string) => regex(p).exec(s)?.[0] ?? "")
-    .registerFunction("string.findAll(string): list<string>", (s: string, p: string) =>
-      [...s.matchAll(regex(p, "g"))].map((m) => m[0]),
+    .registerFunction("string.find(string): string", (s: string, p: string) => regexFind(s, p))
+    .registerFunction("string.findAll(string): list<string>", (s: string, p: string) => regexFindAll(s, p))
+    .registerFunction("string.findAll(string, int): list<string>", (s: string, p: string, n: bigint) =>
+      regexFindAll(s, p, n < 0n ? -1 : Number(n)),
     )
-    .registerFunction("string.findAll(string, int): list<string>", (s: string, p: string, n: bigint) => {
-      const all = [...s.matchAll(regex(p, "g"))].map((m) => m[0]);
-      return n < 0n ? all : all.slice(0, Number(n));
-    })
     // Lists.
     .registerFunction("list.isSorted(): bool", (l: unknown[]) =>
       l.every((v, i) => i === 0 || compareScalars(l[i - 1], v, "isSorted") <= 0),
