@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { runToEnd } from "../../test/support/binary.ts";
 import { GitFixture } from "../../test/support/git.ts";
 import { numberFlag } from "./flags.ts";
+import { tree1000 as tree } from "./tree-1000.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const RUNS = numberFlag("--runs", 3);
@@ -48,23 +49,6 @@ const binary = join(
   ROOT,
   execFileSync("bash", [join(ROOT, "scripts/build.sh")], { cwd: ROOT, encoding: "utf8" }).trim(),
 );
-
-function tree(ns: string, version: string): Record<string, string> {
-  const files: Record<string, string> = {
-    "app/namespace.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
-  };
-  for (let i = 0; i < 400; i++) {
-    files[`app/config/cm-${i}.yaml`] =
-      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\n  namespace: ${ns}\ndata:\n  index: "${i}"\n  version: "${i === 0 ? version : "1"}"\n`;
-  }
-  for (let i = 0; i < 300; i++) {
-    files[`app/svc/svc-${i}.yaml`] =
-      `apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-${i}\n  namespace: ${ns}\nspec:\n  selector: {app: d-${i}}\n  ports: [{port: 80, targetPort: 8080}]\n`;
-    files[`app/deploy/d-${i}.yaml`] =
-      `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d-${i}\n  namespace: ${ns}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: d-${i}}}\n  template:\n    metadata: {labels: {app: d-${i}}}\n    spec:\n      containers: [{name: c, image: "nginx:1.27"}]\n`;
-  }
-  return files;
-}
 
 /** Runs the binary (async: the Git server lives in this process); returns seconds and peak RSS in MB. */
 async function runBinary(
