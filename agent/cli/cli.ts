@@ -12,6 +12,7 @@ import { SyncLoop, topoOrder } from "../engine/loop.ts";
 import type { EngineEvent } from "../engine/ports.ts";
 import { type ReconcileResult, reconcile } from "../engine/reconcile.ts";
 import { KubeLeases } from "../kube/lease.ts";
+import { LedgerReplica } from "../ledger/replica.ts";
 import { messageOf } from "../object/errors.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
@@ -28,7 +29,15 @@ import {
   unpinCommand,
 } from "./replay-command.ts";
 import { approveCommand, type RulesFlags, rulesCommand } from "./rules-command.ts";
-import { type GlobalFlags, openLedger, renderPortFor, wire, wireDrift, wireLiveView } from "./wire.ts";
+import {
+  type GlobalFlags,
+  openLedger,
+  renderPortFor,
+  replicaStore,
+  wire,
+  wireDrift,
+  wireLiveView,
+} from "./wire.ts";
 
 /** Exit codes: documented in the README. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -56,6 +65,8 @@ commands:
   ledger verify             check the hash chain and every stored manifest; exit 1 naming the first bad entry
   ledger export FILE        consistent backup of the ledger, safe while berth runs
   ledger import FILE [--force]   verify a backup and install it at ledger.path
+  ledger restore [--from s3://BUCKET/PREFIX] [--force]
+                            rebuild the ledger at ledger.path from its off-box replica (ledger.replica)
   replay --app NAME --to ENTRY|COMMIT|last-healthy [--dry-run]
                             re-apply the manifests an entry recorded, without Git
   replay --all [--dry-run]  restore every app at its last healthy entry, in dependsOn order
@@ -87,6 +98,7 @@ const OPTIONS = {
   limit: { type: "string" },
   before: { type: "string" },
   to: { type: "string" },
+  from: { type: "string" },
   all: { type: "boolean", default: false },
   "dry-run": { type: "boolean", default: false },
   force: { type: "boolean", default: false },
@@ -194,6 +206,7 @@ function replayFlags(values: Values): ReplayFlags {
   return {
     app: values.app,
     to: values.to,
+    from: values.from,
     all: values.all,
     dryRun: values["dry-run"],
     force: values.force,
@@ -317,6 +330,23 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
 
 async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<number> {
   const w = await wire(flags, log, progress(io));
+  // The off-box replica ships what the ledger records; its store being down never stops a sync. With HA only
+  // the Lease holder ships (from its first term on), so the replica's newest generation is the leader's.
+  const store = replicaStore(w.config);
+  let replica: Promise<LedgerReplica> | undefined;
+  const startReplica = () => {
+    if (!store || replica) return;
+    replica = LedgerReplica.start(w.config.ledger.path, store, {
+      intervalMs: w.config.ledger.replica?.interval ?? 2000,
+      log: (level, message, fields) => log.log(level, message, fields ?? {}),
+    });
+    replica.then(
+      (r) => {
+        w.metrics.replicaLag = () => r.lagSeconds();
+      },
+      (err) => log.log("error", "the ledger replica could not start", { error: messageOf(err) }),
+    );
+  };
   const interrupted = w.ledger.markInterrupted();
   if (interrupted > 0)
     log.log("warn", "marked sync attempts left unfinished by a previous run as Interrupted", {
@@ -333,7 +363,11 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
         identity,
         duration: ha.duration,
         log,
-        onChange: (isLeader) => isLeader && loop.trigger(),
+        onChange: (isLeader) => {
+          if (!isLeader) return;
+          startReplica();
+          loop.trigger();
+        },
       })
     : undefined;
   if (leader) {
@@ -369,6 +403,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     w.close();
     throw err;
   }
+  if (!ha) startReplica();
   leader?.start();
   const stop = (signal: string) => {
     log.log("info", `received ${signal}; stopping after the current step`);
@@ -387,6 +422,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
   await leader?.stop();
   await server.close();
   await drift.close();
+  await replica?.then((r) => r.close()).catch(() => {});
   w.close();
   log.log("info", "stopped");
   return EXIT.ok;

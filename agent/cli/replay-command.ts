@@ -4,7 +4,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { loadConfig } from "../config/config.ts";
+import { type AgentConfig, loadConfig } from "../config/config.ts";
 import type { Logger } from "../engine/log.ts";
 import { topoOrder } from "../engine/loop.ts";
 import type { AppSpec, EngineEvent } from "../engine/ports.ts";
@@ -18,10 +18,11 @@ import {
   type Unrestored,
 } from "../engine/replay.ts";
 import { Ledger } from "../ledger/ledger.ts";
+import { restoreFromReplica } from "../ledger/replica.ts";
 import { BerthError } from "../object/errors.ts";
 import type { Plan } from "../plan/plan.ts";
 import { formatPlan, formatResult } from "./format.ts";
-import { type GlobalFlags, openLedger, wire } from "./wire.ts";
+import { type GlobalFlags, openLedger, replicaStore, wire } from "./wire.ts";
 
 /** Exit codes, as in cli.ts (kept here so this file does not import the shell that imports it). */
 const OK = 0;
@@ -31,6 +32,8 @@ const FAILED = 1;
 export interface ReplayFlags {
   app?: string | undefined;
   to?: string | undefined;
+  /** `ledger restore`: the replica URL (default: ledger.replica.url). */
+  from?: string | undefined;
   all?: boolean | undefined;
   dryRun?: boolean | undefined;
   force?: boolean | undefined;
@@ -44,7 +47,7 @@ export interface ReplayIo {
 }
 
 /** The `ledger` subcommands this file implements. */
-export const LEDGER_ADMIN_COMMANDS: ReadonlySet<string> = new Set(["verify", "export", "import"]);
+export const LEDGER_ADMIN_COMMANDS: ReadonlySet<string> = new Set(["verify", "export", "import", "restore"]);
 
 /** `berth replay --app NAME --to ENTRY|COMMIT|last-healthy [--dry-run]` or `berth replay --all [--dry-run]`. */
 export async function replayCommand(
@@ -208,6 +211,7 @@ export async function ledgerAdminCommand(
       ledger.close();
     }
   }
+  if (sub === "restore") return restoreLedger(config, values, io);
   if (!file) throw new BerthError(`usage: berth ledger ${sub} FILE`);
   if (sub === "export") {
     const ledger = await openLedger(config);
@@ -226,6 +230,27 @@ export async function ledgerAdminCommand(
     }
   }
   return importLedger(config.ledger.path, file, values, io);
+}
+
+/** Rebuilds the ledger from its replica into a scratch file, then installs it as `ledger import` does. */
+async function restoreLedger(config: AgentConfig, values: ReplayFlags, io: ReplayIo): Promise<number> {
+  const store = replicaStore(config, values.from);
+  if (!store)
+    throw new BerthError("set ledger.replica in the config, or pass --from s3://BUCKET/PREFIX", {
+      subject: "ledger restore",
+    });
+  mkdirSync(dirname(config.ledger.path), { recursive: true });
+  const scratch = mkdtempSync(join(dirname(config.ledger.path), ".berth-restore-"));
+  try {
+    const file = join(scratch, "restored.db");
+    const r = await restoreFromReplica(store, file);
+    io.err(
+      `restored from ${store.where} (generation ${r.generation}, base ${r.base}, ${r.segments} segment(s))\n`,
+    );
+    return await importLedger(config.ledger.path, file, values, io);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }
 
 /** Verifies a backup file, then installs it as the configured ledger (refusing to replace history unforced). */

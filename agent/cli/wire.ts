@@ -13,6 +13,7 @@ import { defaultHealthChecker } from "../health/assess.ts";
 import { KubeClient, type KubeTarget } from "../kube/client.ts";
 import { LiveView } from "../kube/view.ts";
 import { Ledger } from "../ledger/ledger.ts";
+import { S3Store } from "../ledger/s3-store.ts";
 import { BerthError } from "../object/errors.ts";
 import { RuleHealthJudge } from "../policy/health-rules.ts";
 import { RulePolicy } from "../policy/policy.ts";
@@ -178,6 +179,36 @@ export async function openLedger(config: AgentConfig): Promise<Ledger> {
   return Ledger.open(config.ledger.path, key ? { secretKey: key } : {});
 }
 
+/** The replica's object store from `ledger.replica` (credentials read now), or undefined when none is set. */
+export function replicaStore(config: AgentConfig, url?: string): S3Store | undefined {
+  const r = config.ledger.replica;
+  if (!r && !url) return undefined;
+  const subject = "ledger.replica";
+  if (!r)
+    throw new BerthError(
+      `--from ${url} needs ledger.replica in the config for the endpoint and credentials`,
+      { subject },
+    );
+  const accessKeyId =
+    r.accessKeyId ??
+    (r.accessKeyIdFile ? readSecretFile(r.accessKeyIdFile, "S3 access key id") : undefined) ??
+    (r.accessKeyIdEnv ? readSecretEnv(r.accessKeyIdEnv, "S3 access key id", process.env) : undefined);
+  const secretAccessKey =
+    (r.secretAccessKeyFile ? readSecretFile(r.secretAccessKeyFile, "S3 secret access key") : undefined) ??
+    (r.secretAccessKeyEnv
+      ? readSecretEnv(r.secretAccessKeyEnv, "S3 secret access key", process.env)
+      : undefined);
+  if (!accessKeyId) throw new BerthError("set accessKeyId, accessKeyIdFile or accessKeyIdEnv", { subject });
+  if (!secretAccessKey) throw new BerthError("set secretAccessKeyFile or secretAccessKeyEnv", { subject });
+  return new S3Store({
+    url: url ?? r.url,
+    ...(r.endpoint !== undefined ? { endpoint: r.endpoint } : {}),
+    ...(r.region !== undefined ? { region: r.region } : {}),
+    accessKeyId,
+    secretAccessKey,
+  });
+}
+
 /** The 32-byte ledger key from secretKeyFile/secretKeyEnv (64 hex digits or base64), if configured. */
 function ledgerKey(config: AgentConfig): Uint8Array | undefined {
   const { secretKeyFile, secretKeyEnv } = config.ledger;
@@ -208,6 +239,8 @@ export function renderPortFor(config: AgentConfig, kube?: KubeClient): RenderPor
     paths: settings?.tools ?? {},
     ...(settings ? { timeoutMs: settings.timeout } : {}),
     ...(settings?.maxOutputBytes !== undefined ? { maxOutputBytes: settings.maxOutputBytes } : {}),
+    ...(settings?.maxMemoryBytes !== undefined ? { maxMemoryBytes: settings.maxMemoryBytes } : {}),
+    ...(settings?.maxCpuSeconds !== undefined ? { maxCpuSeconds: settings.maxCpuSeconds } : {}),
   };
   const env: RenderEnvironment = { tools, sops: { ageIdentities: ageIdentities(config), tools } };
   if (kube) {

@@ -8,6 +8,7 @@ const PLAINTEXT_SECRETS: { at: string[]; key: string; use: string }[] = [
   { at: ["source", "auth"], key: "token", use: "tokenFile or tokenEnv" },
   { at: ["source", "auth"], key: "password", use: "passwordFile or passwordEnv" },
   { at: ["ledger"], key: "secretKey", use: "secretKeyFile or secretKeyEnv" },
+  { at: ["ledger", "replica"], key: "secretAccessKey", use: "secretAccessKeyFile or secretAccessKeyEnv" },
   { at: ["api"], key: "token", use: "tokenFile or tokenEnv" },
   { at: ["api", "webhook"], key: "secret", use: "secretFile or secretEnv" },
 ];
@@ -87,6 +88,10 @@ function exclusiveProblems(data: Raw): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const [section, a, b] of [
     ["ledger", "secretKeyFile", "secretKeyEnv"],
+    ["ledger.replica", "secretAccessKeyFile", "secretAccessKeyEnv"],
+    ["ledger.replica", "accessKeyIdFile", "accessKeyIdEnv"],
+    ["ledger.replica", "accessKeyId", "accessKeyIdFile"],
+    ["ledger.replica", "accessKeyId", "accessKeyIdEnv"],
     ["render", "ageKeyFile", "ageKeyEnv"],
     ["api", "tokenFile", "tokenEnv"],
     ["api.webhook", "secretFile", "secretEnv"],

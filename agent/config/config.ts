@@ -43,6 +43,10 @@ export interface RenderConfig {
   /** Milliseconds one tool run may take. */
   timeout: number;
   maxOutputBytes?: number;
+  /** Address space one tool run may map, bytes (0: no ceiling). */
+  maxMemoryBytes?: number;
+  /** CPU seconds one tool run may use (0: no limit). */
+  maxCpuSeconds?: number;
   ageKeyFile?: string;
   ageKeyEnv?: string;
 }
@@ -92,6 +96,21 @@ export interface LedgerConfig {
   path: string;
   secretKeyFile?: string;
   secretKeyEnv?: string;
+  replica?: ReplicaConfig;
+}
+
+/** `ledger.replica`: where the off-box copy lives and where its credentials come from (paths absolute). */
+export interface ReplicaConfig {
+  url: string;
+  endpoint?: string;
+  region?: string;
+  accessKeyId?: string;
+  accessKeyIdFile?: string;
+  accessKeyIdEnv?: string;
+  secretAccessKeyFile?: string;
+  secretAccessKeyEnv?: string;
+  /** Milliseconds between shipments. */
+  interval: number;
 }
 
 /** The HTTP API listener and its token source; paths absolute. */
@@ -220,6 +239,8 @@ interface RawConfig {
     sops?: string;
     timeout?: string;
     maxOutputBytes?: number;
+    maxMemory?: number | string;
+    maxCpu?: string;
     ageKeyFile?: string;
     ageKeyEnv?: string;
   };
@@ -237,7 +258,12 @@ interface RawConfig {
     allowEmpty?: boolean;
   })[];
   rules?: string[];
-  ledger?: { path?: string; secretKeyFile?: string; secretKeyEnv?: string };
+  ledger?: {
+    path?: string;
+    secretKeyFile?: string;
+    secretKeyEnv?: string;
+    replica?: Omit<ReplicaConfig, "interval"> & { interval?: string };
+  };
   api?: {
     listen?: string;
     tokenFile?: string;
@@ -289,6 +315,16 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
   const ledger: LedgerConfig = { path: abs(raw.ledger?.path ?? CONFIG_DEFAULTS.ledgerPath) };
   if (raw.ledger?.secretKeyFile !== undefined) ledger.secretKeyFile = abs(raw.ledger.secretKeyFile);
   if (raw.ledger?.secretKeyEnv !== undefined) ledger.secretKeyEnv = raw.ledger.secretKeyEnv;
+  const replica = raw.ledger?.replica;
+  if (replica) {
+    const { interval, accessKeyIdFile, secretAccessKeyFile, ...rest } = replica;
+    ledger.replica = {
+      ...rest,
+      ...(accessKeyIdFile !== undefined ? { accessKeyIdFile: abs(accessKeyIdFile) } : {}),
+      ...(secretAccessKeyFile !== undefined ? { secretAccessKeyFile: abs(secretAccessKeyFile) } : {}),
+      interval: ms(interval, 2000),
+    };
+  }
   const api: ApiConfig = { listen: raw.api?.listen ?? CONFIG_DEFAULTS.listen };
   if (raw.api?.tokens) api.tokens = raw.api.tokens.map((t) => ({ file: abs(t.file), scope: t.scope }));
   if (raw.api?.anonymousRead !== undefined) api.anonymousRead = raw.api.anonymousRead;
@@ -332,9 +368,18 @@ function renderConfig(
   if (raw.sops !== undefined) tools.sops = abs(raw.sops);
   const out: RenderConfig = { tools, timeout: ms(raw.timeout, 60_000) };
   if (raw.maxOutputBytes !== undefined) out.maxOutputBytes = raw.maxOutputBytes;
+  if (raw.maxMemory !== undefined) out.maxMemoryBytes = quantityBytes(raw.maxMemory);
+  if (raw.maxCpu !== undefined) out.maxCpuSeconds = Math.ceil(ms(raw.maxCpu, 60_000) / 1000);
   if (raw.ageKeyFile !== undefined) out.ageKeyFile = abs(raw.ageKeyFile);
   if (raw.ageKeyEnv !== undefined) out.ageKeyEnv = raw.ageKeyEnv;
   return out;
+}
+
+/** Bytes of a schema-checked quantity: an integer, or digits with Ki/Mi/Gi. */
+function quantityBytes(q: number | string): number {
+  if (typeof q === "number") return q;
+  const unit = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 }[q.replace(/^[0-9]+/, "")] ?? 1;
+  return Number.parseInt(q, 10) * unit;
 }
 
 function gitAuth(raw: Record<string, string>, abs: (path: string) => string): GitAuthConfig {

@@ -58,6 +58,9 @@ export class Metrics {
     this.git.set(result, (this.git.get(result) ?? 0) + 1);
   }
 
+  /** The replica's lag in seconds, when `ledger.replica` is set. */
+  replicaLag: (() => number) | undefined;
+
   /** Counts one drift correction of an app (fed by drift detection once it exists). */
   driftCorrected(app: string): void {
     this.drift.set(app, (this.drift.get(app) ?? 0) + 1);
@@ -112,6 +115,15 @@ export class Metrics {
     for (const [key, n] of Object.entries(snap.kube).sort()) {
       const [verb = "", code = ""] = key.split(" ");
       out.push(`berth_kube_requests_total${labels({ verb, code })} ${n}`);
+    }
+
+    if (this.replicaLag) {
+      family(
+        "berth_ledger_replica_lag_seconds",
+        "gauge",
+        "Age of the oldest ledger change not yet in the off-box replica (0: caught up).",
+      );
+      out.push(`berth_ledger_replica_lag_seconds ${this.replicaLag()}`);
     }
 
     const mem = process.memoryUsage();

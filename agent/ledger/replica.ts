@@ -1,0 +1,380 @@
+/**
+ * The ledger's off-box replica: every committed change of the ledger database, shipped to S3-compatible object
+ * storage within seconds, so the history (and a restore without Git) survives the loss of the agent's disk.
+ *
+ * Row shipping, not file copies: triggers on every ledger table note which row changed in `replica_log`; the
+ * shipper reads the current image of those rows and puts them as one immutable, append-only segment
+ * (`gen/<generation>/seg/<seq>.json`), after a base snapshot of the whole file (`gen/<generation>/base/<seq>.db`,
+ * SQLite's online backup). A restore downloads the newest base and applies the later segments in order: the
+ * result holds the same rows, bytes and hashes, so `ledger verify` accepts it. A no-op resync ships a few hundred
+ * bytes, not the file. It knows no table of the ledger by name, so schema migrations need no change here.
+ * A generation starts whenever the log table is new (first start, or after a restore on a new host); older
+ * generations are removed once the new base is stored. The store being down never stops a sync: the log waits
+ * in the database, the lag is reported (`berth_ledger_replica_lag_seconds`) and shipping retries with backoff.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { messageOf } from "../object/errors.ts";
+import { type Driver, openDriver, type Row, type SqlValue } from "./driver.ts";
+import type { S3Store } from "./s3-store.ts";
+
+const LOG = "replica_log";
+const STATE = "replica_state";
+const TRIGGER_PREFIX = "berth_replica_";
+/** Rows per segment: a 1,000-object entry fits in one. */
+const SEGMENT_ROWS = 5000;
+/** Segments after which a new base is stored and the older segments removed. */
+const SEGMENTS_PER_BASE = 500;
+const NOW_S = "((julianday('now') - 2440587.5) * 86400.0)";
+
+/** A row image in a segment: table, rowid and column values (absent `v`: the row was deleted). */
+interface SegmentRow {
+  t: string;
+  r: number;
+  v?: Record<string, unknown>;
+}
+
+interface Segment {
+  generation: string;
+  from: number;
+  to: number;
+  rows: SegmentRow[];
+}
+
+export interface ReplicaOptions {
+  /** How often to ship, ms (default 2 s). */
+  intervalMs?: number;
+  log?: (level: "info" | "warn", message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** A running replica of one ledger file. */
+export class LedgerReplica {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private shipping: Promise<void> | undefined;
+  private failures = 0;
+  private closed = false;
+  private segmentsSinceBase = 0;
+  /** The last error talking to the store, cleared by the next success. */
+  lastError: string | undefined;
+  /** When a shipment last reached the store (ISO time). */
+  lastShippedAt: string | undefined;
+
+  private constructor(
+    private readonly db: Driver,
+    private readonly store: S3Store,
+    private readonly generation: string,
+    private baseSeq: number | undefined,
+    private readonly options: ReplicaOptions,
+  ) {}
+
+  /** Opens a second connection to the ledger file, installs the change log and starts shipping. */
+  static async start(path: string, store: S3Store, options: ReplicaOptions = {}): Promise<LedgerReplica> {
+    const db = await openDriver(path);
+    db.exec("PRAGMA busy_timeout = 5000");
+    const generation = install(db);
+    const base = db.get<{ base_seq: number | null }>(`SELECT base_seq FROM ${STATE}`)?.base_seq ?? undefined;
+    const replica = new LedgerReplica(db, store, generation, base, options);
+    replica.schedule(0);
+    return replica;
+  }
+
+  /** Seconds the oldest change not yet in the store has waited (0 when caught up). */
+  lagSeconds(): number {
+    const row = this.db.get<{ lag: number | null }>(`SELECT ${NOW_S} - MIN(at) AS lag FROM ${LOG}`);
+    const base = this.baseSeq === undefined ? this.sinceStart() : 0;
+    return Math.max(0, row?.lag ?? 0, base);
+  }
+
+  /** Ships everything logged so far (waits for a shipment in progress first); throws if the store refuses. */
+  async flush(): Promise<void> {
+    await this.shipping;
+    const run = this.shipAll();
+    this.shipping = run.catch(() => {});
+    await run;
+  }
+
+  /** Stops shipping (after a last attempt bounded by `graceMs`) and closes the connection. */
+  async close(graceMs = 5000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    await Promise.race([this.flush().catch(() => {}), new Promise((r) => setTimeout(r, graceMs))]);
+    await this.shipping;
+    this.db.close();
+  }
+
+  private sinceStart(): number {
+    const at = this.db.get<{ started: number | null }>(`SELECT ${NOW_S} - started AS started FROM ${STATE}`);
+    return at?.started ?? 0;
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      this.shipping = this.shipAll().then(
+        () => {
+          if (this.failures > 0)
+            this.options.log?.("info", "ledger replica reachable again", { replica: this.store.where });
+          this.failures = 0;
+          this.lastError = undefined;
+          this.schedule(this.options.intervalMs ?? 2000);
+        },
+        (err) => {
+          this.lastError = messageOf(err);
+          if (this.failures === 0)
+            this.options.log?.(
+              "warn",
+              "ledger replica unreachable; syncing goes on, changes wait in the ledger",
+              {
+                replica: this.store.where,
+                error: this.lastError,
+              },
+            );
+          this.failures++;
+          // Backoff doubling from the interval to one minute, with jitter.
+          const base = Math.min(60_000, (this.options.intervalMs ?? 2000) * 2 ** Math.min(this.failures, 5));
+          this.schedule(Math.round(base * (0.8 + Math.random() * 0.4)));
+        },
+      );
+    }, ms);
+    (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  private async shipAll(): Promise<void> {
+    if (this.baseSeq === undefined || this.segmentsSinceBase >= SEGMENTS_PER_BASE) await this.putBase();
+    for (;;) {
+      const shipped = await this.shipSegment();
+      if (!shipped) break;
+    }
+    this.lastShippedAt = new Date().toISOString();
+  }
+
+  /** Stores a full copy of the ledger, then removes what it supersedes (older bases, segments, generations). */
+  private async putBase(): Promise<void> {
+    const seq = this.db.get<{ seq: number | null }>(`SELECT MAX(seq) AS seq FROM ${LOG}`)?.seq ?? 0;
+    const shipped =
+      this.db.get<{ shipped: number | null }>(`SELECT shipped_seq AS shipped FROM ${STATE}`)?.shipped ?? 0;
+    // Every change up to `upTo` is in the copy: what the log holds now (and any later write, replayed again later).
+    const upTo = Math.max(seq, shipped);
+    const dir = mkdtempSync(join(tmpdir(), "berth-replica-"));
+    try {
+      const file = join(dir, "base.db");
+      await this.db.backup(file);
+      await this.store.put(`gen/${this.generation}/base/${pad(upTo)}.db`, readFileSync(file));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    this.db.transaction(() => {
+      this.db.run(`DELETE FROM ${LOG} WHERE seq <= ?`, [upTo]);
+      this.db.run(`UPDATE ${STATE} SET base_seq = ?, shipped_seq = MAX(shipped_seq, ?)`, [upTo, upTo]);
+    });
+    this.baseSeq = upTo;
+    this.segmentsSinceBase = 0;
+    // The new base stands alone: this generation's older bases and segments are no longer needed to restore.
+    // Other generations (another host's, or this host's before a restore) are left alone.
+    for (const key of await this.store.list(`gen/${this.generation}/`)) {
+      const [, , kind, name] = key.split("/");
+      const n = Number.parseInt(name ?? "", 10);
+      if ((kind === "base" && n < upTo) || (kind === "seg" && n <= upTo)) await this.store.delete(key);
+    }
+  }
+
+  /** Ships the next batch of logged changes as one segment; false when there was nothing to ship. */
+  private async shipSegment(): Promise<boolean> {
+    const log = this.db.all<{ seq: number; tbl: string; row: number }>(
+      `SELECT seq, tbl, row FROM ${LOG} ORDER BY seq LIMIT ${SEGMENT_ROWS}`,
+    );
+    if (log.length === 0) return false;
+    const from = (log[0] as { seq: number }).seq;
+    const to = (log.at(-1) as { seq: number }).seq;
+    // The newest image of each changed row; a row gone since is shipped as deleted (its delete is logged too).
+    const byTable = new Map<string, Set<number>>();
+    for (const l of log) {
+      const set = byTable.get(l.tbl) ?? new Set<number>();
+      set.add(Number(l.row));
+      byTable.set(l.tbl, set);
+    }
+    const rows: SegmentRow[] = [];
+    for (const [table, ids] of byTable) {
+      const found = new Map<number, Row>();
+      const list = [...ids];
+      for (let i = 0; i < list.length; i += 500) {
+        const chunk = list.slice(i, i + 500);
+        const images = this.db.all(
+          `SELECT rowid AS "__rowid", * FROM ${quote(table)} WHERE rowid IN (${chunk.map(() => "?").join(",")})`,
+          chunk,
+        );
+        for (const image of images) found.set(Number(image.__rowid), image);
+      }
+      for (const id of list) {
+        const image = found.get(id);
+        if (!image) rows.push({ t: table, r: id });
+        else {
+          const { __rowid: _r, ...values } = image;
+          rows.push({ t: table, r: id, v: encodeRow(values) });
+        }
+      }
+    }
+    const segment: Segment = { generation: this.generation, from, to, rows };
+    await this.store.put(`gen/${this.generation}/seg/${pad(to)}.json`, JSON.stringify(segment));
+    this.db.transaction(() => {
+      this.db.run(`DELETE FROM ${LOG} WHERE seq <= ?`, [to]);
+      this.db.run(`UPDATE ${STATE} SET shipped_seq = MAX(shipped_seq, ?)`, [to]);
+    });
+    this.segmentsSinceBase++;
+    return true;
+  }
+}
+
+/**
+ * Creates the change log, its state row and a trigger set per ledger table (idempotent); returns the
+ * generation, new when the log table had to be created.
+ */
+function install(db: Driver): string {
+  return db.transaction(() => {
+    const exists = db.get(`SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?`, [LOG]);
+    db.exec(
+      `CREATE TABLE IF NOT EXISTS ${LOG} (seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, row INTEGER NOT NULL, at REAL NOT NULL);
+       CREATE TABLE IF NOT EXISTS ${STATE} (generation TEXT NOT NULL, base_seq INTEGER, shipped_seq INTEGER NOT NULL DEFAULT 0, started REAL NOT NULL);`,
+    );
+    if (!exists || !db.get(`SELECT 1 AS x FROM ${STATE}`)) {
+      db.run(`DELETE FROM ${STATE}`);
+      const generation = `${new Date().toISOString().replace(/[-:.]/g, "")}-${randomBytes(4).toString("hex")}`;
+      db.run(
+        `INSERT INTO ${STATE} (generation, base_seq, shipped_seq, started) VALUES (?, NULL, 0, ${NOW_S})`,
+        [generation],
+      );
+    }
+    const tables = db
+      .all<{ name: string }>(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT IN (?, ?)",
+        [LOG, STATE],
+      )
+      .map((t) => t.name);
+    for (const t of tables) {
+      for (const [when, ref] of [
+        ["INSERT", "NEW"],
+        ["UPDATE", "NEW"],
+        ["DELETE", "OLD"],
+      ] as const) {
+        db.exec(
+          `CREATE TRIGGER IF NOT EXISTS ${quote(`${TRIGGER_PREFIX}${t}_${when.toLowerCase()}`)} AFTER ${when} ON ${quote(t)} BEGIN INSERT INTO ${LOG} (tbl, row, at) VALUES (${literal(t)}, ${ref}.rowid, ${NOW_S}); END;`,
+        );
+      }
+    }
+    return (db.get<{ generation: string }>(`SELECT generation FROM ${STATE}`) as { generation: string })
+      .generation;
+  });
+}
+
+/**
+ * Rebuilds a ledger file at `target` (which must not exist) from the replica: the newest generation's newest
+ * base, then its later segments in order. Returns what was applied.
+ */
+export async function restoreFromReplica(
+  store: S3Store,
+  target: string,
+): Promise<{ generation: string; base: number; segments: number }> {
+  const keys = await store.list("gen/");
+  const bases = keys.filter((k) => /^gen\/[^/]+\/base\/\d+\.db$/.test(k));
+  const newest = bases.sort().at(-1);
+  if (!newest) throw new Error(`${store.where} holds no ledger replica (no base under gen/)`);
+  const [, generation = "", , name = ""] = newest.split("/");
+  const genBases = bases.filter((k) => k.startsWith(`gen/${generation}/base/`)).sort();
+  const baseKey = genBases.at(-1) as string;
+  const baseSeq = Number.parseInt(baseKey.split("/").at(-1) ?? name, 10);
+  const bytes = await store.get(baseKey);
+  if (!bytes) throw new Error(`${store.where}${baseKey} vanished while restoring`);
+  writeFileSync(target, bytes, { flag: "wx", mode: 0o600 });
+  const segments = keys
+    .filter((k) => k.startsWith(`gen/${generation}/seg/`))
+    .filter((k) => Number.parseInt(k.split("/").at(-1) ?? "", 10) > baseSeq)
+    .sort();
+  const db = await openDriver(target);
+  try {
+    // Rows are put back as they are: no cascade may delete an entry's objects when the entry's row is updated.
+    db.exec("PRAGMA foreign_keys = OFF");
+    for (const key of segments) {
+      const raw = await store.get(key);
+      if (!raw) throw new Error(`${store.where}${key} vanished while restoring`);
+      applySegment(db, JSON.parse(new TextDecoder().decode(raw)) as Segment, key);
+    }
+    // The restored file is a ledger like any other: no change log until a replica starts on it (a new generation).
+    for (const t of db.all<{ name: string }>(
+      `SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '${TRIGGER_PREFIX}%'`,
+    ))
+      db.exec(`DROP TRIGGER ${quote(t.name)}`);
+    db.exec(`DROP TABLE IF EXISTS ${LOG}; DROP TABLE IF EXISTS ${STATE};`);
+  } finally {
+    db.close();
+  }
+  return { generation, base: baseSeq, segments: segments.length };
+}
+
+/** Deletes first, then each row's newest image (update, else insert); a row blocked by another's old key goes last. */
+function applySegment(db: Driver, segment: Segment, key: string): void {
+  db.transaction(() => {
+    for (const row of segment.rows)
+      if (!row.v) db.run(`DELETE FROM ${quote(row.t)} WHERE rowid = ?`, [row.r]);
+    let pending = segment.rows.filter((r) => r.v);
+    for (let pass = 0; pending.length > 0; pass++) {
+      const failed: SegmentRow[] = [];
+      let lastError: unknown;
+      for (const row of pending) {
+        try {
+          upsert(db, row);
+        } catch (err) {
+          failed.push(row);
+          lastError = err;
+        }
+      }
+      if (failed.length === pending.length || pass > 3)
+        throw new Error(
+          `${key}: cannot apply ${failed.length} row(s) of ${failed[0]?.t}: ${messageOf(lastError)}`,
+        );
+      pending = failed;
+    }
+  });
+}
+
+function upsert(db: Driver, row: SegmentRow): void {
+  const values = decodeRow(row.v ?? {});
+  const cols = Object.keys(values);
+  const params = cols.map((c) => values[c] as SqlValue);
+  const updated = db.run(
+    `UPDATE ${quote(row.t)} SET ${cols.map((c) => `${quote(c)} = ?`).join(", ")} WHERE rowid = ?`,
+    [...params, row.r],
+  );
+  if (updated.changes === 0)
+    db.run(
+      `INSERT INTO ${quote(row.t)} (rowid, ${cols.map(quote).join(", ")}) VALUES (?, ${cols.map(() => "?").join(", ")})`,
+      [row.r, ...params],
+    );
+}
+
+function encodeRow(values: Row): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(values)) {
+    if (v instanceof Uint8Array) out[k] = { $b64: Buffer.from(v).toString("base64") };
+    else if (typeof v === "bigint") out[k] = { $int: v.toString() };
+    else out[k] = v;
+  }
+  return out;
+}
+
+function decodeRow(values: Record<string, unknown>): Record<string, SqlValue> {
+  const out: Record<string, SqlValue> = {};
+  for (const [k, v] of Object.entries(values)) {
+    if (v && typeof v === "object" && "$b64" in v)
+      out[k] = new Uint8Array(Buffer.from(String(v.$b64), "base64"));
+    else if (v && typeof v === "object" && "$int" in v) out[k] = BigInt(String(v.$int));
+    else out[k] = v as SqlValue;
+  }
+  return out;
+}
+
+const pad = (n: number) => String(n).padStart(16, "0");
+const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;

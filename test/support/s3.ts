@@ -1,0 +1,103 @@
+/**
+ * A real S3-compatible server for the ledger replica tests: versitygw (Apache-2.0) serving a directory, built from
+ * the Go module proxy by scripts/s3/build.sh, on a free loopback port. stop() and start() take it down and bring
+ * it back on the same port with the same data, to test a store that stops answering.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+let built: Promise<string> | undefined;
+
+/** The versitygw binary (built the first time: a minute or two cold, 0 s cached). */
+export function versitygwBinary(): Promise<string> {
+  built ??= new Promise((resolve, reject) =>
+    execFile(
+      "bash",
+      [join(import.meta.dir, "../../scripts/s3/build.sh")],
+      { maxBuffer: 1 << 20 },
+      (err, out) => (err ? reject(err) : resolve(out.trim().split("\n").at(-1) ?? "")),
+    ),
+  );
+  return built;
+}
+
+export interface S3Server {
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** A bucket that exists. */
+  bucket: string;
+  /** The directory the server stores objects in (bucket = a subdirectory). */
+  root: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export async function startS3(): Promise<S3Server> {
+  const binary = await versitygwBinary();
+  const root = mkdtempSync(join(tmpdir(), "berth-s3-"));
+  const bucket = "berth-ledger";
+  mkdirSync(join(root, bucket));
+  const port = await freePort();
+  const accessKeyId = "berthtest";
+  const secretAccessKey = "berth-test-secret-key-0123456789";
+  const endpoint = `http://127.0.0.1:${port}`;
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn(
+      binary,
+      ["--access", accessKeyId, "--secret", secretAccessKey, "--port", `127.0.0.1:${port}`, "posix", root],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        const r = await fetch(endpoint, { signal: AbortSignal.timeout(1000) });
+        await r.arrayBuffer();
+        return; // any HTTP answer (403 unsigned) means it listens
+      } catch {}
+      if (child.exitCode !== null) throw new Error(`versitygw exited (${child.exitCode}): ${stderr}`);
+      if (Date.now() > deadline) throw new Error(`versitygw did not answer on ${endpoint}: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const stop = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((r) => c.once("exit", r));
+    c.kill("SIGKILL");
+    await exited;
+  };
+  await start();
+  return {
+    endpoint,
+    accessKeyId,
+    secretAccessKey,
+    bucket,
+    root,
+    stop,
+    start,
+    close: async () => {
+      await stop();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
