@@ -45,8 +45,7 @@ export async function helmTemplate(
     cwd: root,
     env,
     label: `helm template ${helm.chart}`,
-    ...(tools.timeoutMs !== undefined ? { timeoutMs: tools.timeoutMs } : {}),
-    ...(tools.maxOutputBytes !== undefined ? { maxOutputBytes: tools.maxOutputBytes } : {}),
+    settings: tools,
   });
   return out.stdout;
 }

@@ -1,6 +1,6 @@
 /** Kustomize: an app path holding a kustomization file is built by the `kustomize` binary from a private copy of the repository. */
 import { readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { isAbsolute, join, normalize } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { BerthError } from "../object/errors.ts";
 import type { Snapshot } from "../object/snapshot.ts";
@@ -32,7 +32,7 @@ export async function kustomizeBuild(
   tools: ToolSettings,
 ): Promise<string> {
   const binary = requireTool("kustomize", tools);
-  if (!options.allowRemoteBases) await refuseRemoteBases(root);
+  if (!options.allowRemoteBases) await refuseRemoteBases(root, appPath);
   const args = ["build", "--load-restrictor", "LoadRestrictionsRootOnly", appPath === "" ? "." : appPath];
   const label = `kustomize build ${appPath === "" ? "." : appPath}`;
   const env: Record<string, string> = {};
@@ -43,8 +43,7 @@ export async function kustomizeBuild(
     cwd: root,
     env,
     label,
-    ...(tools.timeoutMs !== undefined ? { timeoutMs: tools.timeoutMs } : {}),
-    ...(tools.maxOutputBytes !== undefined ? { maxOutputBytes: tools.maxOutputBytes } : {}),
+    settings: tools,
   });
   return out.stdout;
 }
@@ -57,35 +56,51 @@ export function isRemoteReference(entry: string): boolean {
   return REMOTE.test(entry.trim());
 }
 
-/** Refuses every kustomization in the tree that names a URL under resources, components or bases. */
-async function refuseRemoteBases(root: string): Promise<void> {
-  const stack = [""];
-  while (stack.length > 0) {
-    const rel = stack.pop() as string;
-    for (const dirent of await readdir(join(root, rel), { withFileTypes: true })) {
-      const path = rel === "" ? dirent.name : `${rel}/${dirent.name}`;
-      if (dirent.isDirectory()) {
-        if (dirent.name !== ".git") stack.push(path);
-        continue;
-      }
-      if (!KUSTOMIZATION_FILES.includes(dirent.name) || !dirent.isFile()) continue;
-      const text = await readFile(join(root, path), "utf8");
-      for (const doc of parseAllDocuments(text)) {
-        const data = doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown> | null;
-        if (data === null || typeof data !== "object") continue;
-        for (const field of ["resources", "components", "bases"]) {
-          const list = data[field];
-          if (!Array.isArray(list)) continue;
-          for (const item of list) {
-            if (typeof item === "string" && isRemoteReference(item)) {
-              throw new BerthError(
-                `${field} names the remote base ${JSON.stringify(item)}; remote bases are refused unless the app sets kustomize.allowRemoteBases`,
-                { subject: path, reason: "BuildFailed" },
-              );
-            }
+/**
+ * Refuses a kustomization that names a URL under resources, components or bases — in the app's kustomization and
+ * every local one it reaches through them, not elsewhere in the repository: another app's remote base is that
+ * app's business.
+ */
+async function refuseRemoteBases(root: string, appPath: string): Promise<void> {
+  const seen = new Set<string>();
+  const queue = [appPath === "" ? "." : appPath];
+  while (queue.length > 0) {
+    const dir = normalize(queue.shift() as string);
+    if (seen.has(dir) || dir.startsWith("..") || isAbsolute(dir)) continue;
+    seen.add(dir);
+    const file = await kustomizationIn(join(root, dir));
+    if (!file) continue;
+    const path = dir === "." ? file : `${dir}/${file}`;
+    const text = await readFile(join(root, path), "utf8");
+    for (const doc of parseAllDocuments(text)) {
+      const data = doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown> | null;
+      if (data === null || typeof data !== "object") continue;
+      for (const field of ["resources", "components", "bases"]) {
+        const list = data[field];
+        if (!Array.isArray(list)) continue;
+        for (const item of list) {
+          if (typeof item !== "string") continue;
+          if (isRemoteReference(item)) {
+            throw new BerthError(
+              `${field} names the remote base ${JSON.stringify(item)}; remote bases are refused unless the app sets kustomize.allowRemoteBases`,
+              { subject: path, reason: "BuildFailed" },
+            );
           }
+          queue.push(join(dir, item));
         }
       }
     }
+  }
+}
+
+/** The kustomization file's name in `dir`, if it holds one. */
+async function kustomizationIn(dir: string): Promise<string | undefined> {
+  try {
+    const names = new Set(
+      (await readdir(dir, { withFileTypes: true })).filter((d) => d.isFile()).map((d) => d.name),
+    );
+    return KUSTOMIZATION_FILES.find((f) => names.has(f));
+  } catch {
+    return undefined; // a file resource, or a path that does not exist: kustomize itself says so
   }
 }

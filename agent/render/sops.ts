@@ -213,7 +213,7 @@ async function decryptWithBinary(
       cwd: tmp.dir,
       env,
       label: `sops --decrypt ${subject}`,
-      ...(keys.tools?.timeoutMs !== undefined ? { timeoutMs: keys.tools.timeoutMs } : {}),
+      ...(keys.tools ? { settings: keys.tools } : {}),
     });
     return JSON.parse(out.stdout) as Tree;
   } finally {

@@ -97,16 +97,24 @@ async function renderWithTool(
   try {
     const repo = join(tmp.dir, "repo");
     await mkdir(repo, { mode: 0o700 });
-    await materialise(snapshot, repo);
+    // The app's own tree (its path, or its chart) must be sound; a bad link elsewhere only fails apps that read it.
+    const own = tool === "helm" && app.helm ? app.helm.chart.replace(/^\.\/|\/$/g, "") : app.path;
+    const { leftOut } = await materialise(snapshot, repo, undefined, own);
     let output: string;
     let label: string;
-    if (tool === "helm" && app.helm) {
-      const release = { name: app.helm.releaseName ?? app.name, namespace: app.namespace ?? "default" };
-      output = await helmTemplate(repo, app.helm, release, tools);
-      label = `helm template ${app.helm.chart}`;
-    } else {
-      output = await kustomizeBuild(repo, app.path, app.kustomize ?? {}, tools);
-      label = `kustomize build ${app.path === "" ? "." : app.path}`;
+    try {
+      if (tool === "helm" && app.helm) {
+        const release = { name: app.helm.releaseName ?? app.name, namespace: app.namespace ?? "default" };
+        output = await helmTemplate(repo, app.helm, release, tools);
+        label = `helm template ${app.helm.chart}`;
+      } else {
+        output = await kustomizeBuild(repo, app.path, app.kustomize ?? {}, tools);
+        label = `kustomize build ${app.path === "" ? "." : app.path}`;
+      }
+    } catch (err) {
+      if (leftOut.length === 0) throw err;
+      const links = leftOut.map((l) => `${l.path} (${l.message})`).join(", ");
+      throw new Error(`${messageOf(err)}; left out of the tool's copy of the repository: ${links}`);
     }
     const out = join(tmp.dir, "out");
     await mkdir(out, { mode: 0o700 });
