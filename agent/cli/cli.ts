@@ -73,7 +73,7 @@ commands:
   pin --app NAME --to ENTRY hold an app at an entry (replayed instead of Git) until unpin
   unpin --app NAME          release the pin; the next sync catches up to Git
   validate [--dir DIR]      check the config, and render every app (from DIR instead of Git)
-  rules check [FILE...]     compile rule files (default: the config's rules); exit 1 naming file:line and rule
+  rules check [FILE|DIR...] compile rule files (default: the config's rules); exit 1 naming file:line and rule
   rules test [DIR|FILE...]  run rule fixtures (*.test.yaml); exit 1 if a case fails
   rules eval EXPR --object FILE   evaluate a CEL expression over an object
   approve --app NAME [--revision REV] [--expires 1h] [--override-window] [--by WHO]

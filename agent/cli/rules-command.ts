@@ -10,6 +10,7 @@ import { BerthError, messageOf } from "../object/errors.ts";
 import type { KubeObject } from "../object/object.ts";
 import { healthVariables } from "../policy/health-rules.ts";
 import { healthEnvironment, parseRuleFile } from "../policy/rule-file.ts";
+import { ruleFilePaths } from "../policy/rule-set.ts";
 import { type CaseResult, runRuleTests } from "../policy/rule-tests.ts";
 import { type GlobalFlags, openLedger } from "./wire.ts";
 
@@ -41,7 +42,8 @@ export async function rulesCommand(
   io: Out,
 ): Promise<number> {
   const [sub, ...args] = rest;
-  if (sub === "check") return check(args.length > 0 ? args : loadConfig(flags.config).rules, opts, io);
+  if (sub === "check")
+    return check(ruleFilePaths(args.length > 0 ? args : loadConfig(flags.config).rules), opts, io);
   if (sub === "test") return testFixtures(args.length > 0 ? args : ["."], opts, io);
   if (sub === "eval" && args[0] !== undefined) return evaluate(args[0], opts, io);
   io.err(`berth: ${USAGE}`);

@@ -135,7 +135,7 @@ export interface AgentConfig {
   configPath: string;
   source: SourceConfig;
   apps: AppConfig[];
-  /** Extra rule files or directories, absolute. */
+  /** Extra rule files or directories (a directory: its *.yaml/*.yml, not recursive), absolute. */
   rules: string[];
   ledger: LedgerConfig;
   api: ApiConfig;

@@ -6,6 +6,7 @@
  */
 import type { KubeObject, ObjectRef } from "../object/object.ts";
 import { berthEntry, fieldPaths, managerOf } from "./fields.ts";
+import { changedStringDataPaths } from "./secret-data.ts";
 
 /** One out-of-band change of fields berth owns. */
 export interface DriftFinding {
@@ -33,6 +34,8 @@ export function detectDrift(
   if (now && now.time !== was.time) return undefined; // berth applied again: the new set is the baseline
   const kept = new Set(now ? fieldPaths(now.fieldsV1) : []);
   const lost = fieldPaths(was.fieldsV1).filter((p) => !kept.has(p));
+  // A Secret's stringData keys show an out-of-band edit only in the value of data (see secret-data.ts).
+  for (const p of changedStringDataPaths(before, after, [...kept])) if (!lost.includes(p)) lost.push(p);
   if (lost.length === 0) return undefined;
   const managers = new Map<string, string[]>();
   for (const p of lost) {

@@ -6,6 +6,7 @@
  */
 import { digestOf } from "../object/canonical.ts";
 import { messageOf } from "../object/errors.ts";
+import { invalidNameMessage } from "../object/names.ts";
 import {
   type Action,
   APP_LABEL,
@@ -131,6 +132,12 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
         source,
         message: `${obj.kind} is cluster-scoped but sets metadata.namespace "${obj.metadata.namespace}"`,
       });
+      continue;
+    }
+    // A name the API server refuses would fail at apply (with `/`, even address another object's URL).
+    const badName = invalidNameMessage(obj);
+    if (badName) {
+      errors.push({ subject: subject(refOf(obj)), source, message: badName });
       continue;
     }
     // The digest covers the final manifest (namespace defaulted), so a replay of it digests the same.

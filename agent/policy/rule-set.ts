@@ -2,7 +2,8 @@
  * The rules in force: the built-in packs plus the files named by the config's `rules`. Loading
  * compiles everything; a failed reload keeps the previous good set and reports the error.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { BerthError, messageOf } from "../object/errors.ts";
 import { BUILTIN_PACKS } from "./builtin-packs.ts";
 import { type HealthRule, parseRuleFile, type RuleFile, type SyncRule } from "./rule-file.ts";
@@ -12,9 +13,52 @@ export function builtinRuleFiles(): RuleFile[] {
   return Object.entries(BUILTIN_PACKS).map(([file, text]) => parseRuleFile(text, file, true));
 }
 
-/** Reads and compiles rule files; errors name the file (and line and rule, when the content is wrong). */
+/**
+ * The rule files the config's `rules:` entries name: a file as given, a directory as its `*.yaml`/`*.yml`
+ * files, sorted by name. Not recursive, so a fixtures or archive subdirectory is never loaded by accident;
+ * `*.test.yaml`/`*.test.yml` are `berth rules test` fixtures, not rules, and are left out.
+ */
+export function ruleFilePaths(paths: readonly string[]): string[] {
+  return paths.flatMap((path) => {
+    let isDir = false;
+    try {
+      isDir = statSync(path).isDirectory();
+    } catch {
+      return [path]; // reading it names the problem
+    }
+    if (!isDir) return [path];
+    let entries: string[];
+    try {
+      entries = readdirSync(path, { withFileTypes: true })
+        .filter((e) => (e.isFile() || e.isSymbolicLink()) && isRuleFileName(e.name))
+        .map((e) => e.name);
+    } catch (cause) {
+      throw new BerthError(`cannot read the rule directory: ${messageOf(cause)}`, { subject: path, cause });
+    }
+    return entries
+      .sort()
+      .map((name) => join(path, name))
+      .filter((file) => !statSafe(file)?.isDirectory());
+  });
+}
+
+function isRuleFileName(name: string): boolean {
+  if (name.startsWith(".")) return false;
+  if (name.endsWith(".test.yaml") || name.endsWith(".test.yml")) return false;
+  return name.endsWith(".yaml") || name.endsWith(".yml");
+}
+
+function statSafe(path: string) {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads and compiles rule files (directories expanded); errors name the file (and line and rule, when the content is wrong). */
 export function loadRuleFiles(paths: readonly string[]): RuleFile[] {
-  return paths.map((path) => {
+  return ruleFilePaths(paths).map((path) => {
     let text: string;
     try {
       text = readFileSync(path, "utf8");

@@ -75,6 +75,48 @@ describe("detectDrift()", () => {
   });
 });
 
+describe("detectDrift() on a Secret berth sets through stringData", () => {
+  const sref = { group: "", version: "v1", kind: "Secret", namespace: "ns", name: "creds" };
+  const owned = {
+    "f:metadata": { "f:labels": { "f:tier": {} } },
+    "f:stringData": { "f:password": {}, "f:user": {} },
+  };
+  const secret = (data: Record<string, string>, managedFields: ManagedFieldsEntry[]): KubeObject => ({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "creds", namespace: "ns", managedFields },
+    data,
+  });
+  const patcher: ManagedFieldsEntry = {
+    manager: "kubectl-patch",
+    operation: "Update",
+    time: "2026-01-01T00:00:05Z",
+    fieldsV1: { "f:data": { "f:password": {} } },
+  };
+  const before = secret({ password: "b2xk", user: "dQ==" }, [berth(owned)]);
+  test("a changed data value of a stringData key is drift at /data/KEY, naming the writer", () => {
+    const after = secret({ password: "bmV3", user: "dQ==" }, [berth(owned), patcher]);
+    expect(detectDrift(sref, before, after)).toEqual({
+      ref: sref,
+      manager: "kubectl-patch",
+      fields: ["/data/password"],
+      deleted: false,
+    });
+  });
+  test("a removed key is drift too; an unchanged value, berth re-applying, or a ConfigMap is not", () => {
+    expect(detectDrift(sref, before, secret({ user: "dQ==" }, [berth(owned)]))?.fields).toEqual([
+      "/data/password",
+    ]);
+    expect(
+      detectDrift(sref, before, secret({ password: "b2xk", user: "dQ==" }, [berth(owned), patcher])),
+    ).toBeUndefined();
+    const reapplied = secret({ password: "bmV3", user: "dQ==" }, [berth(owned, "2026-01-01T00:00:09Z")]);
+    expect(detectDrift(sref, before, reapplied)).toBeUndefined();
+    const cm = (data: Record<string, string>) => ({ ...secret(data, [berth(owned)]), kind: "ConfigMap" });
+    expect(detectDrift(sref, cm({ password: "a" }), cm({ password: "b" }))).toBeUndefined();
+  });
+});
+
 describe("DriftPolicy", () => {
   const finding = { ref, manager: "kubectl", fields: ["/spec/replicas"], deleted: false };
   test("ignore lists drop fields by pointer prefix; rules decide per object, first match wins", () => {

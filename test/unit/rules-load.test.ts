@@ -1,11 +1,11 @@
 /** Rule files: compile at load, errors naming file:line, rule and column; reload keeps the last good set; CEL and json-logic agree. */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Plan } from "../../agent/plan/plan.ts";
 import { parseRuleFile } from "../../agent/policy/rule-file.ts";
-import { RuleSet } from "../../agent/policy/rule-set.ts";
+import { RuleSet, ruleFilePaths } from "../../agent/policy/rule-set.ts";
 import { judgePlan } from "../../agent/policy/sync-judge.ts";
 
 const head = "apiVersion: berth.dev/v1alpha1\nkind: Rules\n";
@@ -110,5 +110,45 @@ describe("CEL and json-logic sync rules agree on one table", () => {
     const j = judgePlan(bad, { app: { name: "a" }, plan: plan("Secret", "web", "created"), now: new Date() });
     expect(j.blocked?.verdict).toBe("error");
     expect(j.blocked?.message).toContain("rule oops at b.yaml:4 failed on Secret/web/n");
+  });
+});
+
+describe("rule directories", () => {
+  const rule = (name: string) => `${head}sync:\n  - name: ${name}\n    verdict: deny\n    when: "false"\n`;
+
+  test("a directory expands to its *.yaml/*.yml files in name order; files pass through as given", () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-ruledir-"));
+    mkdirSync(join(dir, "nested"));
+    mkdirSync(join(dir, "dir.yaml"));
+    for (const f of ["b.yml", "a.yaml", "c.YAML", ".hidden.yaml", "x.test.yaml", "y.test.yml", "notes.txt"])
+      writeFileSync(join(dir, f), rule("r"));
+    writeFileSync(join(dir, "nested", "deep.yaml"), rule("deep"));
+    symlinkSync(join(dir, "a.yaml"), join(dir, "link.yaml"));
+    expect(ruleFilePaths([dir, "/elsewhere/one.yaml"])).toEqual([
+      join(dir, "a.yaml"),
+      join(dir, "b.yml"),
+      join(dir, "link.yaml"),
+      "/elsewhere/one.yaml",
+    ]);
+  });
+
+  test("RuleSet.load reads a directory and a file; a bad file in the directory names itself", () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-ruledir-"));
+    writeFileSync(join(dir, "1.yaml"), rule("one"));
+    writeFileSync(join(dir, "2.yml"), rule("two"));
+    const single = join(mkdtempSync(join(tmpdir(), "berth-rulefile-")), "three.yaml");
+    writeFileSync(single, rule("three"));
+    const set = RuleSet.load([dir, single], { builtins: false });
+    expect(set.sync.map((r) => r.name)).toEqual(["one", "two", "three"]);
+    writeFileSync(join(dir, "3.yaml"), `${head}sync:\n  - name: bad\n    verdict: deny\n    when: "1 +"\n`);
+    expect(() => RuleSet.load([dir], { builtins: false })).toThrow(`${join(dir, "3.yaml")}:6: rule bad`);
+  });
+
+  test("an empty directory loads no rules; a missing one is a read error naming it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-ruledir-"));
+    expect(RuleSet.load([dir], { builtins: false }).sync).toEqual([]);
+    expect(() => RuleSet.load([join(dir, "gone")], { builtins: false })).toThrow(
+      /cannot read the rule file: ENOENT/,
+    );
   });
 });
