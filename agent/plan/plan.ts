@@ -252,10 +252,13 @@ async function pruneHolds(
       return { ref: c.ref, ...(c.live ? { live: c.live } : {}), ...(cascade ? { cascade } : {}) };
     }),
   );
+  // allowEmpty is the consent to prune everything when the render is empty; the cascade guard still asks.
+  const emptyAllowed = input.desired.length === 0 && input.app.allowEmpty;
+  const settings = emptyAllowed ? { ...input.app.pruneSafety, maxFraction: 1 } : input.app.pruneSafety;
   return guardPrunes({
     app: input.app.name,
     revision: input.revision,
-    ...(input.app.pruneSafety ? { settings: input.app.pruneSafety } : {}),
+    ...(settings ? { settings } : {}),
     deletions,
     inventorySize: input.inventory.length,
   });

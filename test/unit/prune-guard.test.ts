@@ -414,4 +414,24 @@ describe("ownership conflicts in the plan", () => {
     });
     expect(p.holds).toBeUndefined(); // one of two: exactly half, not more
   });
+
+  test("an empty render with allowEmpty prunes all without the mass-prune hold; without it, it is refused", async () => {
+    const live = { x: cm("x", berthLabels("b")), y: cm("y", berthLabels("b")) };
+    const input = {
+      revision: REV,
+      desired: [],
+      inventory: [{ ref: cmRef("x") }, { ref: cmRef("y") }],
+    };
+    const allowed = await plan({ ...input, app: { ...app, allowEmpty: true } }, cluster(live));
+    expect(allowed.errors).toEqual([]);
+    expect(allowed.summary.deleted).toBe(2);
+    expect(allowed.holds).toBeUndefined();
+    const refused = await plan({ ...input, app }, cluster(live));
+    expect(refused.errors[0]?.message).toContain("the rendered app is empty");
+    const other = await plan(
+      { ...input, desired: [{ object: cm("z"), source: "b/z.yaml#0" }], app },
+      cluster(live),
+    );
+    expect(other.holds?.map((h) => h.subject)).toEqual(["app b"]);
+  });
 });
