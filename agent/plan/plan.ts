@@ -245,10 +245,14 @@ async function pruneHolds(
       : undefined;
   const deletions = await Promise.all(
     deleted.map(async (c) => {
-      const cascade =
-        counting && input.app.pruneSafety?.cascade !== "allow"
-          ? await describeCascade(c.ref, c.live, counting)
-          : undefined;
+      let cascade: string | undefined;
+      try {
+        if (counting && input.app.pruneSafety?.cascade !== "allow")
+          cascade = await describeCascade(c.ref, c.live, counting);
+      } catch (err) {
+        // Still held (the guard decides by kind); the message says the count is missing and why.
+        cascade = `${c.subject}: could not tell what deleting it takes with it (${messageOf(err)})`;
+      }
       return { ref: c.ref, ...(c.live ? { live: c.live } : {}), ...(cascade ? { cascade } : {}) };
     }),
   );

@@ -5,6 +5,7 @@
  * `describeCascade` asks the cluster what one deletion would take with it.
  */
 import { type KubeObject, type ObjectRef, PRUNE_ANNOTATION, subject } from "../object/object.ts";
+import { mapLimit } from "../object/pool.ts";
 
 /** The share of an app's inventory one plan may delete without an approval. */
 export const DEFAULT_MAX_FRACTION = 0.5;
@@ -120,18 +121,23 @@ export async function describeCascade(
         .servedKinds()
         .filter((k) => k.namespaced && k.verbs.includes("list") && k.kind !== "Event");
       const counts = new Map<string, number>();
-      await Promise.all(
-        kinds.map(async (k) => {
+      const unlisted: string[] = [];
+      await mapLimit(kinds, 8, async (k) => {
+        try {
           const n = (await cluster.listKind(k, ref.name)).length;
           if (n > 0) counts.set(k.kind, (counts.get(k.kind) ?? 0) + n);
-        }),
-      );
+        } catch {
+          // An unavailable aggregated API must not hide the rest of the count; the hold says what it missed.
+          unlisted.push(k.group ? `${k.kind}.${k.group}` : k.kind);
+        }
+      });
       const total = [...counts.values()].reduce((a, b) => a + b, 0);
       const byKind = [...counts.entries()]
         .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
         .map(([k, n]) => `${n} ${k}`)
         .join(", ");
-      return `${s} holds ${total} object${total === 1 ? "" : "s"}${total > 0 ? ` (${byKind})` : ""}`;
+      const missed = unlisted.length > 0 ? `; could not list ${unlisted.sort().join(", ")}` : "";
+      return `${s} holds ${unlisted.length > 0 ? "at least " : ""}${total} object${total === 1 ? "" : "s"}${total > 0 ? ` (${byKind})` : ""}${missed}`;
     }
     case "CustomResourceDefinition": {
       const spec = (live?.spec ?? {}) as {

@@ -183,6 +183,20 @@ describe("describeCascade", () => {
     );
   });
 
+  test("a kind that cannot be listed is named, and the count says 'at least'", async () => {
+    const cluster = fakeCascadeCluster({ ConfigMap: [obj("ConfigMap", "team-data", "a")] });
+    const failing: CascadeCluster = {
+      ...cluster,
+      listKind: async (kind, namespace) => {
+        if (kind.kind === "Secret") throw new Error("503 service unavailable");
+        return cluster.listKind(kind, namespace);
+      },
+    };
+    expect(await describeCascade(refOfNs("team-data"), ns("team-data"), failing)).toBe(
+      "Namespace/team-data holds at least 1 object (1 ConfigMap); could not list Secret",
+    );
+  });
+
   test("a CRD counts its custom resources across namespaces", async () => {
     const cluster = fakeCascadeCluster({
       Backup: [obj("Backup", "a", "b1"), obj("Backup", "b", "b2"), obj("Backup", "b", "b3")],
