@@ -4,7 +4,7 @@
  * intent. Both are held for an explicit consent instead of pruned. `guardPrunes` is the pure decision;
  * `describeCascade` asks the cluster what one deletion would take with it.
  */
-import { type KubeObject, type ObjectRef, PRUNE_ANNOTATION, subject } from "../object/object.ts";
+import { type KubeObject, type ObjectRef, objectId, PRUNE_ANNOTATION, subject } from "../object/object.ts";
 import { mapLimit } from "../object/pool.ts";
 
 /** The share of an app's inventory one plan may delete without an approval. */
@@ -23,6 +23,8 @@ export interface PruneSafetySettings {
 export interface PlanHold {
   /** The object, or `app NAME` for the mass-prune guard. */
   subject: string;
+  /** The object's id, for a hold on one object's deletion (a sync rule that protects it lifts the hold). */
+  id?: string;
   message: string;
   /** False when an approval alone does not lift it (the object lacks `berth.dev/prune: confirm`). */
   approvable: boolean;
@@ -65,6 +67,7 @@ export function guardPrunes(input: {
     const what = d.cascade ?? `${subject(d.ref)}: deleting it deletes what it holds`;
     holds.push({
       subject: subject(d.ref),
+      id: objectId(d.ref),
       approvable: confirmed,
       message: confirmed
         ? `${what}; it is annotated ${PRUNE_ANNOTATION}: ${PRUNE_CONFIRM}, so an approval prunes it`

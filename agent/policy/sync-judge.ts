@@ -132,7 +132,10 @@ export function judgePlan(rules: readonly SyncRule[], input: JudgeInput): Judgem
   }
   // The prune guards' holds (agent/plan/prune-guard.ts) join the verdicts, so one approval path lifts them.
   const unapprovable = new Set<Verdict>();
+  const deleting = new Set(changes.filter((c) => c.action === "deleted").map((c) => c.id));
   for (const h of input.plan.holds ?? []) {
+    if (h.id && !deleting.has(h.id)) continue; // a rule protected or skipped it: nothing to hold
+
     const v: Verdict = {
       rule: PRUNE_GUARD,
       verdict: "hold",

@@ -15,6 +15,7 @@ import {
   guardPrunes,
   type ServedKind,
 } from "../../agent/plan/prune-guard.ts";
+import { parseRuleFile } from "../../agent/policy/rule-file.ts";
 import { judgePlan } from "../../agent/policy/sync-judge.ts";
 
 const REV = `main@sha1:${"c0ffee".padEnd(40, "0")}`;
@@ -51,6 +52,7 @@ describe("guardPrunes", () => {
     expect(holds).toEqual([
       {
         subject: "Namespace/team-data",
+        id: "_team-data__Namespace",
         approvable: false,
         message: expect.stringContaining("Namespace/team-data holds 14 objects; to prune it, annotate it"),
       },
@@ -299,6 +301,51 @@ describe("the holds go through the sync judge's approval path", () => {
     const still = judgePlan([], { app: { name: "data" }, plan: heldPlan(false), now: new Date(), approval });
     expect(still.blocked?.verdict).toBe("hold");
     expect(still.verdicts[0]?.approvedBy).toBeUndefined();
+  });
+});
+
+describe("a sync rule that protects the object lifts its cascade hold", () => {
+  test("protect turns the deletion into a skip, and the hold goes with it", () => {
+    const rules = parseRuleFile(
+      `apiVersion: berth.dev/v1alpha1
+kind: Rules
+sync:
+  - name: keep-namespaces
+    when: change.action == 'deleted' && change.object.kind == 'Namespace'
+    verdict: protect
+    message: namespaces stay
+`,
+      "rules.yaml",
+    ).sync;
+    const ref = refOfNs("team-data");
+    const p: Plan = {
+      app: "data",
+      revision: REV,
+      errors: [],
+      summary: { created: 0, configured: 0, unchanged: 0, deleted: 1, skipped: 0 },
+      changes: [
+        {
+          id: "_team-data__Namespace",
+          ref,
+          subject: "Namespace/team-data",
+          action: "deleted",
+          stage: "definitions",
+          diff: [],
+          owned: true,
+          live: ns("team-data"),
+        },
+      ],
+      holds: guardPrunes({
+        app: "data",
+        revision: REV,
+        deletions: [{ ref, live: ns("team-data") }],
+        inventorySize: 9,
+      }),
+    };
+    expect(p.holds).toHaveLength(1);
+    const j = judgePlan(rules, { app: { name: "data" }, plan: p, now: new Date() });
+    expect(j.blocked).toBeUndefined();
+    expect(j.plan.changes[0]?.action).toBe("skipped");
   });
 });
 
