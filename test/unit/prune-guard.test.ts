@@ -5,8 +5,12 @@
  * planned against a stand-in cluster.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseConfig } from "../../agent/config/config.ts";
-import type { KubeObject, ObjectRef } from "../../agent/object/object.ts";
+import { Ledger } from "../../agent/ledger/ledger.ts";
+import { type KubeObject, type ObjectRef, objectId } from "../../agent/object/object.ts";
 import { type Plan, type PlanCluster, plan } from "../../agent/plan/plan.ts";
 import {
   type CascadeCluster,
@@ -494,5 +498,32 @@ describe("ownership conflicts in the plan", () => {
       cluster(live),
     );
     expect(other.holds?.map((h) => h.subject)).toEqual(["app b"]);
+  });
+});
+
+describe("the ledger keeps each inventory object's source and says which other app holds an object", () => {
+  test("source round-trips; inventoryOwners names other apps only", async () => {
+    const ledger = await Ledger.open(join(mkdtempSync(join(tmpdir(), "berth-prune-guard-")), "ledger.db"));
+    try {
+      const finish = (app: string, items: Array<{ ref: ObjectRef; digest: string; source?: string }>) =>
+        ledger.finish(ledger.begin({ app, revision: REV, trigger: "test" }), {
+          outcome: "Succeeded",
+          reason: "Succeeded",
+          message: "ok",
+          objects: [],
+          timings: {},
+          inventory: items,
+        });
+      finish("a", [{ ref: cmRef("shared"), digest: "sha256:1", source: "a/cm.yaml#0" }]);
+      finish("b", [{ ref: cmRef("own"), digest: "sha256:2" }]);
+      expect(ledger.inventory("a")).toEqual([
+        { ref: cmRef("shared"), digest: "sha256:1", source: "a/cm.yaml#0" },
+      ]);
+      expect(ledger.inventory("b")).toEqual([{ ref: cmRef("own"), digest: "sha256:2" }]);
+      expect(ledger.inventoryOwners("b")).toEqual(new Map([[objectId(cmRef("shared")), "a"]]));
+      expect(ledger.inventoryOwners("a")).toEqual(new Map([[objectId(cmRef("own")), "b"]]));
+    } finally {
+      ledger.close();
+    }
   });
 });
