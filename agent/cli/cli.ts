@@ -14,6 +14,7 @@ import { type ReconcileResult, reconcile } from "../engine/reconcile.ts";
 import { KubeLeases } from "../kube/lease.ts";
 import { LedgerReplica } from "../ledger/replica.ts";
 import { messageOf } from "../object/errors.ts";
+import { objectId } from "../object/object.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
 import { buildInfo } from "../version.ts";
@@ -288,12 +289,15 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
         io.err(rendered.errors.map((e) => `✗ ${app.name}: ${e.path}: ${e.message}\n`).join(""));
         continue;
       }
+      const owners = w.ledger.inventoryOwners(app.name);
       const p = await plan(
         {
           app,
           revision: snapshot.revision,
           desired: rendered.objects,
           inventory: w.ledger.inventory(app.name),
+          ownerOf: (ref) => owners.get(objectId(ref)),
+          fileExists: async (path) => (await snapshot.stat(path)) !== undefined,
         },
         w.kube,
       );

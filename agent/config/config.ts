@@ -51,13 +51,27 @@ export interface RenderConfig {
   ageKeyEnv?: string;
 }
 
+/** The share of an app's inventory one plan may delete without an approval. */
+export const DEFAULT_PRUNE_MAX_FRACTION = 0.5;
+
+/** `prune: { cascade, maxFraction }`: when pruning needs an approval. */
+export interface PruneSafety {
+  /** `allow`: Namespaces, CRDs, PVs and PVCs are pruned without an approval; `hold` (default) holds the sync. */
+  cascade: "allow" | "hold";
+  /** A plan deleting more than this fraction of the app's inventory is held (default 0.5). */
+  maxFraction: number;
+}
+
 /** One app: the plain manifests under `path` (normalised: "/"-separated, no "./", "" for the root). */
 export interface AppConfig {
   name: string;
   path: string;
   namespace?: string;
   dependsOn: string[];
+  /** Delete objects that left Git (`prune: true|false`, or `prune: { enabled }`). */
   prune: boolean;
+  /** The prune guards' settings, when `prune` is written as a mapping (agent/plan/prune-guard.ts has the defaults). */
+  pruneSafety?: PruneSafety;
   /** Milliseconds; the source interval unless set. */
   interval: number;
   /** Milliseconds. */
@@ -250,7 +264,7 @@ interface RawConfig {
   > & {
     drift?: "heal" | "alert" | Partial<DriftSettings>;
     dependsOn?: string[];
-    prune?: boolean;
+    prune?: boolean | { enabled?: boolean; cascade?: "allow" | "hold"; maxFraction?: number };
     interval?: string;
     timeout?: string;
     suspend?: boolean;
@@ -296,7 +310,7 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
       name: app.name,
       path: normaliseAppPath(app.path),
       dependsOn: app.dependsOn ?? [],
-      prune: app.prune ?? true,
+      prune: typeof app.prune === "object" ? (app.prune.enabled ?? true) : (app.prune ?? true),
       interval: ms(app.interval, interval),
       timeout: ms(app.timeout, CONFIG_DEFAULTS.appTimeout),
       suspend: app.suspend ?? false,
@@ -304,6 +318,11 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
       allowEmpty: app.allowEmpty ?? false,
     };
     if (app.drift !== undefined) out.drift = driftSettings(app.drift);
+    if (typeof app.prune === "object")
+      out.pruneSafety = {
+        cascade: app.prune.cascade ?? "hold",
+        maxFraction: app.prune.maxFraction ?? DEFAULT_PRUNE_MAX_FRACTION,
+      };
     if (app.namespace !== undefined) out.namespace = app.namespace;
     if (app.kustomize !== undefined) out.kustomize = app.kustomize;
     if (app.helm !== undefined) out.helm = app.helm;

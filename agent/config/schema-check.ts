@@ -22,7 +22,7 @@ export function schemaProblems(data: unknown): ConfigProblem[] {
   if (validate(data)) return [];
   const problems: ConfigProblem[] = [];
   const seen = new Set<string>();
-  for (const error of validate.errors ?? []) {
+  for (const error of withoutOneOfNoise(validate.errors ?? [])) {
     const problem = problemOf(error, data);
     const key = `${problem.field}\0${problem.message}`;
     if (!seen.has(key)) {
@@ -31,6 +31,28 @@ export function schemaProblems(data: unknown): ConfigProblem[] {
     }
   }
   return problems;
+}
+
+/**
+ * A value failing a `oneOf` (a boolean or a mapping) makes Ajv report every branch and the oneOf itself.
+ * Keep what the user needs: the errors of the branch whose type matched, or else one "expected X or Y".
+ */
+function withoutOneOfNoise(errors: readonly ErrorObject[]): ErrorObject[] {
+  const out = [...errors];
+  for (const oneOf of errors.filter((e) => e.keyword === "oneOf")) {
+    const prefix = `${oneOf.schemaPath}/`;
+    const branches = out.filter((e) => e.schemaPath.startsWith(prefix));
+    const typeMisses = branches.filter((e) => e.keyword === "type" && e.instancePath === oneOf.instancePath);
+    const deeper = branches.filter((e) => !typeMisses.includes(e));
+    const drop = new Set<ErrorObject>(deeper.length > 0 ? [oneOf, ...typeMisses] : typeMisses);
+    if (deeper.length === 0 && typeMisses.length > 0) {
+      const types = typeMisses.map((e) => expectation(e));
+      oneOf.message = types.join(" or ");
+      oneOf.keyword = "oneOfTypes";
+    }
+    for (let i = out.length - 1; i >= 0; i--) if (drop.has(out[i] as ErrorObject)) out.splice(i, 1);
+  }
+  return out;
 }
 
 function problemOf(error: ErrorObject, data: unknown): ConfigProblem {
@@ -73,6 +95,14 @@ function expectation(error: ErrorObject): string {
       return "a non-empty string";
     case "uniqueItems":
       return "no duplicate entries";
+    case "maximum":
+      return `a number at most ${String(params.limit)}`;
+    case "minimum":
+      return `a number at least ${String(params.limit)}`;
+    case "exclusiveMinimum":
+      return `a number above ${String(params.limit)}`;
+    case "exclusiveMaximum":
+      return `a number below ${String(params.limit)}`;
     default:
       return error.message ?? error.keyword;
   }

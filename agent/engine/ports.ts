@@ -5,6 +5,7 @@ import type { CommitInfo, KubeObject, ObjectRef, Reason, VerdictRecord } from ".
 import type { BeginInput, FinishInput, InventoryItem } from "../object/records.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import type { Plan, PlanCluster } from "../plan/plan.ts";
+import type { PruneSafetySettings } from "../plan/prune-guard.ts";
 import type { HealthJudge, WaitCluster } from "../wait/wait.ts";
 import type { Logger } from "./log.ts";
 
@@ -36,6 +37,8 @@ export interface LedgerPort {
   putManifests(objects: KubeObject[]): Promise<Map<string, string>>;
   finish(id: number, result: FinishInput): void;
   inventory(app: string): InventoryItem[];
+  /** Object id → app, for every object in an inventory other than this app's; optional for fakes. */
+  inventoryOwners?(app: string): Map<string, string>;
   /** Records objects as owned before they are written (crash safety). */
   claimInventory(app: string, items: readonly InventoryItem[]): void;
   /** The entry an operator pinned the app to (the loop replays it instead of Git); optional for fakes. */
@@ -55,6 +58,8 @@ export interface AppSpec {
   path: string;
   namespace?: string;
   prune: boolean;
+  /** When pruning needs an approval (agent/plan/prune-guard.ts defaults when absent). */
+  pruneSafety?: PruneSafetySettings;
   allowEmpty: boolean;
   force: boolean;
   /** Health wait timeout, ms. */

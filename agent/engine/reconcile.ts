@@ -16,9 +16,9 @@ import {
   type Reason,
   refOf,
 } from "../object/object.ts";
-import type { ObjectRecord } from "../object/records.ts";
+import type { InventoryItem, ObjectRecord } from "../object/records.ts";
 import type { Snapshot } from "../object/snapshot.ts";
-import { hasWrites, type Plan, plan } from "../plan/plan.ts";
+import { hasWrites, type Plan, type PlannedChange, plan } from "../plan/plan.ts";
 import { type ObjectHealth, waitHealthy } from "../wait/wait.ts";
 import type { AppSpec, EngineDeps } from "./ports.ts";
 
@@ -96,6 +96,7 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
     digest: rendered.digest,
     timings,
     commit: snapshot.commit,
+    fileExists: async (path) => (await snapshot.stat(path)) !== undefined,
     ...(req.signal ? { signal: req.signal } : {}),
   });
 }
@@ -111,6 +112,8 @@ export interface ConvergeRequest {
   timings: Record<string, number>;
   /** The commit being synced, for sync rules (replay has none). */
   commit?: CommitInfo;
+  /** Whether a file exists at the revision synced, to say why an object is pruned (replay has none). */
+  fileExists?: (path: string) => Promise<boolean>;
   signal?: AbortSignal;
 }
 
@@ -122,22 +125,29 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
 
   // 3. Plan: desired vs. inventory vs. live, decided by server-side dry-run; any plan error applies nothing.
   const previous = deps.ledger.inventory(app.name);
+  // Objects in other apps' inventories: rendering one here is an ownership conflict, not a takeover.
+  const owners = deps.ledger.inventoryOwners?.(app.name);
+  const base = {
+    app,
+    revision,
+    desired: rendered.objects,
+    inventory: previous,
+    ...(owners ? { ownerOf: (ref: ObjectRef) => owners.get(objectId(ref)) } : {}),
+    ...(req.fileExists ? { fileExists: req.fileExists } : {}),
+  };
   let thePlan: Plan;
   try {
     thePlan = await timed("plan", async () => {
       await deps.cluster.discover();
       const live = deps.live;
-      if (!live) return plan({ app, revision, desired: rendered.objects, inventory: previous }, deps.cluster);
+      if (!live) return plan(base, deps.cluster);
       // The watch view stands in for one GET (and, when untouched, one dry-run) per object.
       await live.track(app.name, [
         ...previous.map((p) => p.ref),
         ...rendered.objects.map((d) => refOf(d.object)),
       ]);
       const lookup = (ref: ObjectRef) => live.lookup(app.name, ref);
-      return plan(
-        { app, revision, desired: rendered.objects, inventory: previous, live: lookup },
-        deps.cluster,
-      );
+      return plan({ ...base, live: lookup }, deps.cluster);
     });
   } catch (err) {
     return finish(deps, entry, app, revision, "PlanRejected", messageOf(err), {
@@ -149,6 +159,15 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
     const message = thePlan.errors
       .map((e) => `${e.subject}${e.source ? ` (${e.source})` : ""}: ${e.message}`)
       .join("; ");
+    return finish(deps, entry, app, revision, "PlanRejected", message, {
+      timings,
+      digest: rendered.digest,
+      plan: thePlan,
+    });
+  }
+  // The prune guards' holds are lifted through the policy's approvals; without a policy nothing lifts them.
+  if (!deps.policy && thePlan.holds && thePlan.holds.length > 0) {
+    const message = thePlan.holds.map((h) => `held by the prune guard: ${h.message}`).join("; ");
     return finish(deps, entry, app, revision, "PlanRejected", message, {
       timings,
       digest: rendered.digest,
@@ -193,7 +212,7 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
       app.name,
       thePlan.changes
         .filter((c) => c.action === "created" && c.desired)
-        .map((c) => ({ ref: c.ref, digest: digests.get(c.id) ?? "" })),
+        .map((c) => inventoryItem(c, digests)),
     );
     const applied = await timed("apply", () =>
       applyStaged(thePlan.changes, deps.cluster, {
@@ -383,7 +402,12 @@ function finish(
 
 /** The inventory after a full apply: every desired object with its manifest digest. */
 function desiredInventory(p: Plan, digests: Map<string, string>): Array<{ ref: ObjectRef; digest: string }> {
-  return p.changes.filter((c) => c.desired).map((c) => ({ ref: c.ref, digest: digests.get(c.id) ?? "" }));
+  return p.changes.filter((c) => c.desired).map((c) => inventoryItem(c, digests));
+}
+
+/** One desired object as the inventory records it: ref, manifest digest and where it was rendered from. */
+function inventoryItem(c: PlannedChange, digests: Map<string, string>): InventoryItem {
+  return { ref: c.ref, digest: digests.get(c.id) ?? "", ...(c.source ? { source: c.source } : {}) };
 }
 
 /** The inventory after a partial apply: what was owned before plus what this attempt wrote. */
@@ -395,7 +419,7 @@ function mergeInventory(
 ): Array<{ ref: ObjectRef; digest: string }> {
   const out = new Map(previous.map((i) => [objectId(i.ref), i]));
   for (const c of p.changes) {
-    if (c.desired && wrote(c.id)) out.set(c.id, { ref: c.ref, digest: digests.get(c.id) ?? "" });
+    if (c.desired && wrote(c.id)) out.set(c.id, inventoryItem(c, digests));
   }
   return [...out.values()];
 }

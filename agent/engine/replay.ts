@@ -214,6 +214,9 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
     putManifests: (objects) => base.putManifests(objects),
     claimInventory: (a, items) => base.claimInventory(a, items),
     inventory: (a) => base.inventory(a).filter((i) => !unrestoredIds.has(objectId(i.ref))),
+    ...(base.inventoryOwners
+      ? { inventoryOwners: (a: string) => base.inventoryOwners?.(a) ?? new Map() }
+      : {}),
     finish: (id, r) =>
       base.finish(id, {
         ...r,

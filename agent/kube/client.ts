@@ -145,6 +145,20 @@ export class KubeClient {
     return this.resources.get(`${group}/${version}/${kind}`);
   }
 
+  /** Every kind the server serves, in its preferred version. */
+  servedKinds(): ResourceInfo[] {
+    return [...this.resources.entries()].filter(([key]) => key.includes("//")).map(([, info]) => info);
+  }
+
+  /** Lists every object of a kind, in one namespace or (without one) across all. */
+  async listKind(
+    kind: { group: string; version: string; kind: string },
+    namespace?: string,
+  ): Promise<KubeObject[]> {
+    const info = this.requireResource({ ...kind, namespace: namespace ?? "", name: "" });
+    return this.list(info, namespace ? { namespace } : {});
+  }
+
   /** Reads one object; undefined if it does not exist. */
   async get(ref: ObjectRef): Promise<KubeObject | undefined> {
     try {

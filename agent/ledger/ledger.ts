@@ -263,12 +263,10 @@ export class Ledger {
 
   private insertInventory(app: string, items: readonly InventoryItem[]): void {
     for (const item of items) {
-      this.db.run("INSERT OR REPLACE INTO inventory (app, object_id, ref_json, digest) VALUES (?, ?, ?, ?)", [
-        app,
-        objectId(item.ref),
-        canonicalJson(item.ref),
-        item.digest,
-      ]);
+      this.db.run(
+        "INSERT OR REPLACE INTO inventory (app, object_id, ref_json, digest, source) VALUES (?, ?, ?, ?, ?)",
+        [app, objectId(item.ref), canonicalJson(item.ref), item.digest, item.source ?? null],
+      );
     }
   }
 
@@ -276,12 +274,27 @@ export class Ledger {
   inventory(app: string): InventoryItem[] {
     return this.guard("cannot read the inventory", () =>
       this.db
-        .all<{ ref_json: string; digest: string }>(
-          "SELECT ref_json, digest FROM inventory WHERE app = ? ORDER BY object_id",
+        .all<{ ref_json: string; digest: string; source: string | null }>(
+          "SELECT ref_json, digest, source FROM inventory WHERE app = ? ORDER BY object_id",
           [app],
         )
-        .map((r) => ({ ref: JSON.parse(r.ref_json), digest: r.digest })),
+        .map((r) => ({
+          ref: JSON.parse(r.ref_json),
+          digest: r.digest,
+          ...(r.source !== null ? { source: r.source } : {}),
+        })),
     );
+  }
+
+  /** Object id → app for every object in another app's inventory (one app per object, the first by name). */
+  inventoryOwners(app: string): Map<string, string> {
+    return this.guard("cannot read the inventory", () => {
+      const rows = this.db.all<{ app: string; object_id: string }>(
+        "SELECT app, object_id FROM inventory WHERE app != ? ORDER BY app DESC",
+        [app],
+      );
+      return new Map(rows.map((r) => [r.object_id, r.app]));
+    });
   }
 
   /** Entries newest first; `before` is an entry id (exclusive) to page from, `limit` defaults to 50. */

@@ -104,6 +104,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX drift_events_app_id ON drift_events (app, id);
   `,
+  // Where each inventory object was rendered from, so a prune can say why it left Git (state, not chained).
+  `
+  ALTER TABLE inventory ADD COLUMN source TEXT;
+  `,
 ];
 
 /** The schema version this code writes. */

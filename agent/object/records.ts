@@ -15,6 +15,8 @@ export interface ObjectRecord {
 export interface InventoryItem {
   ref: ObjectRef;
   digest: string;
+  /** Where it was rendered from (`file#doc`), so a later prune can say why it left. */
+  source?: string;
 }
 
 /** What `begin` records. */

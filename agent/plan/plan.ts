@@ -24,6 +24,14 @@ import {
 import { compareApplyOrder, type Stage, stageOf } from "../object/order.ts";
 import { mapLimit } from "../object/pool.ts";
 import { type DiffEntry, diffObjects } from "./diff.ts";
+import {
+  type CascadeCluster,
+  deletionReason,
+  describeCascade,
+  guardPrunes,
+  type PlanHold,
+  type PruneSafetySettings,
+} from "./prune-guard.ts";
 
 /** What the plan needs to know about a kind. */
 export interface KindInfo {
@@ -35,6 +43,9 @@ export interface PlanCluster {
   resource(group: string, version: string, kind: string): KindInfo | undefined;
   get(ref: ObjectRef): Promise<KubeObject | undefined>;
   apply(obj: KubeObject, options: { dryRun?: boolean; force?: boolean }): Promise<KubeObject>;
+  /** For the cascade guard's counts (KubeClient has them); without them a hold says less. */
+  servedKinds?: CascadeCluster["servedKinds"];
+  listKind?: CascadeCluster["listKind"];
 }
 
 /** The app settings planning reads. */
@@ -42,6 +53,8 @@ export interface PlanApp {
   name: string;
   namespace?: string;
   prune: boolean;
+  /** The prune guards' settings (prune-guard.ts defaults when absent). */
+  pruneSafety?: PruneSafetySettings;
   allowEmpty: boolean;
   force: boolean;
 }
@@ -51,10 +64,14 @@ export interface PlanInput {
   revision: string;
   /** Rendered objects with where they came from (`file#doc`). */
   desired: ReadonlyArray<{ object: KubeObject; source: string }>;
-  /** What berth applied for this app before (from the ledger). */
-  inventory: ReadonlyArray<{ ref: ObjectRef }>;
+  /** What berth applied for this app before (from the ledger), with where each was rendered from. */
+  inventory: ReadonlyArray<{ ref: ObjectRef; source?: string }>;
   /** Live objects already known (a watch view); undefined for a ref means "ask the server". */
   live?: (ref: ObjectRef) => KubeObject | undefined;
+  /** Another app whose inventory (ledger) holds this object, if one does. */
+  ownerOf?: (ref: ObjectRef) => string | undefined;
+  /** Whether a file exists at the revision planned, to say why an object is deleted. */
+  fileExists?: (path: string) => Promise<boolean>;
 }
 
 /** Annotation with the digest of the manifest berth applied (without this annotation); Secrets get none. */
@@ -92,6 +109,8 @@ export interface Plan {
   changes: PlannedChange[];
   errors: PlanProblem[];
   summary: Record<Action, number>;
+  /** Deletions that wait for a consent (prune-guard.ts): the sync is held until they are lifted. */
+  holds?: PlanHold[];
 }
 
 /** Builds the plan; never writes (only dry-run applies). */
@@ -178,6 +197,8 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
   await mapLimit(desired, concurrency, async (change) => {
     try {
       await compareWithLive(change, cluster, input.app.force, input.live, missingNamespaces);
+      const conflict = ownershipConflict(change, input.app.name, input.ownerOf);
+      if (conflict) throw new Error(conflict);
     } catch (err) {
       errors.push({
         subject: change.subject,
@@ -190,11 +211,85 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
   const prunes = await mapLimit(
     input.inventory.filter((i) => !byId.has(objectId(i.ref))),
     concurrency,
-    async (item) => planPrune(item.ref, input.app, cluster),
+    async (item) => {
+      const change = await planPrune(item.ref, input.app, cluster);
+      if (change?.action === "deleted")
+        change.note = await deletionReason(input.revision, item.source, input.fileExists);
+      return change;
+    },
   );
   const changes = [...desired, ...prunes.filter((c): c is PlannedChange => c !== undefined)];
   changes.sort((a, b) => compareApplyOrder(a.ref, b.ref));
-  return { app: input.app.name, revision: input.revision, changes, errors, summary: summarize(changes) };
+  const result: Plan = {
+    app: input.app.name,
+    revision: input.revision,
+    changes,
+    errors,
+    summary: summarize(changes),
+  };
+  const holds = await pruneHolds(input, changes, cluster);
+  if (holds.length > 0) result.holds = holds;
+  return result;
+}
+
+/** The prune guards over a plan's deletions (cascading kinds, too large a share of the inventory). */
+async function pruneHolds(
+  input: PlanInput,
+  changes: readonly PlannedChange[],
+  cluster: PlanCluster,
+): Promise<PlanHold[]> {
+  const deleted = changes.filter((c) => c.action === "deleted");
+  if (deleted.length === 0) return [];
+  const { servedKinds, listKind } = cluster;
+  const counting: CascadeCluster | undefined =
+    servedKinds && listKind
+      ? {
+          resource: (g, v, k) => cluster.resource(g, v, k),
+          get: (ref) => cluster.get(ref),
+          servedKinds: () => servedKinds.call(cluster),
+          listKind: (kind, ns) => listKind.call(cluster, kind, ns),
+        }
+      : undefined;
+  const deletions = await Promise.all(
+    deleted.map(async (c) => {
+      let cascade: string | undefined;
+      try {
+        if (counting && input.app.pruneSafety?.cascade !== "allow")
+          cascade = await describeCascade(c.ref, c.live, counting);
+      } catch (err) {
+        // Still held (the guard decides by kind); the message says the count is missing and why.
+        cascade = `${c.subject}: could not tell what deleting it takes with it (${messageOf(err)})`;
+      }
+      return { ref: c.ref, ...(c.live ? { live: c.live } : {}), ...(cascade ? { cascade } : {}) };
+    }),
+  );
+  // allowEmpty is the consent to prune everything when the render is empty; the cascade guard still asks.
+  const emptyAllowed = input.desired.length === 0 && input.app.allowEmpty;
+  const settings = emptyAllowed ? { ...input.app.pruneSafety, maxFraction: 1 } : input.app.pruneSafety;
+  return guardPrunes({
+    app: input.app.name,
+    revision: input.revision,
+    ...(settings ? { settings } : {}),
+    deletions,
+    inventorySize: input.inventory.length,
+  });
+}
+
+/**
+ * Why an object another app owns cannot be planned here: the live object's `berth.dev/app` label names
+ * the owner; without berth's labels on it (or without a live object), another app's inventory does.
+ */
+function ownershipConflict(
+  change: PlannedChange,
+  app: string,
+  ownerOf: ((ref: ObjectRef) => string | undefined) | undefined,
+): string | undefined {
+  const labels = change.live?.metadata.labels ?? {};
+  const labelled = labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE ? labels[APP_LABEL] : undefined;
+  const owner = labelled ?? ownerOf?.(change.ref);
+  if (!owner || owner === app) return undefined;
+  const how = labelled ? `its ${APP_LABEL} label` : `the ledger: it is in app ${owner}'s inventory`;
+  return `owned by app ${owner} (${how}); an object belongs to one app: remove it from app ${app}, or from app ${owner} first (which prunes it; then app ${app} creates it)`;
 }
 
 /** Decides created/configured/unchanged with a dry-run apply; also validates new objects where possible. */

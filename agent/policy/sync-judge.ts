@@ -9,6 +9,9 @@ import type { Action, CommitInfo } from "../object/object.ts";
 import type { Plan, PlannedChange } from "../plan/plan.ts";
 import type { SyncRule, VerdictKind } from "./rule-file.ts";
 
+/** The rule name of the prune guards' holds (built in, not from a rule file). */
+export const PRUNE_GUARD = "prune-guard";
+
 /** One rule's verdict, with where the rule was written. */
 export interface Verdict {
   rule: string;
@@ -127,10 +130,27 @@ export function judgePlan(rules: readonly SyncRule[], input: JudgeInput): Judgem
       }
     }
   }
+  // The prune guards' holds (agent/plan/prune-guard.ts) join the verdicts, so one approval path lifts them.
+  const unapprovable = new Set<Verdict>();
+  const deleting = new Set(changes.filter((c) => c.action === "deleted").map((c) => c.id));
+  for (const h of input.plan.holds ?? []) {
+    if (h.id && !deleting.has(h.id)) continue; // a rule protected or skipped it: nothing to hold
+
+    const v: Verdict = {
+      rule: PRUNE_GUARD,
+      verdict: "hold",
+      subject: h.subject,
+      message: h.message,
+      at: "built-in",
+    };
+    if (!h.approvable) unapprovable.add(v);
+    verdicts.push(v);
+  }
   // An approval lifts holds (and, as an override, deferrals); the verdict stays recorded with who approved.
   const approval = input.approval;
   if (approval) {
     for (const v of verdicts) {
+      if (unapprovable.has(v)) continue;
       if (v.verdict === "hold" || (v.verdict === "defer" && approval.overrideWindow)) {
         v.approvedBy = approval.by;
         v.message = `${v.message} (${v.verdict === "defer" ? "window overridden" : "approved"} by ${approval.by}, until ${approval.expiresAt})`;
@@ -163,7 +183,9 @@ export function judgePlan(rules: readonly SyncRule[], input: JudgeInput): Judgem
         .map((v) =>
           kind === "error"
             ? v.message
-            : `${word} ${v.rule} at ${v.at}${v.subject ? ` (${v.subject})` : ""}: ${v.message}`,
+            : v.rule === PRUNE_GUARD
+              ? `held by the prune guard: ${v.message}`
+              : `${word} ${v.rule} at ${v.at}${v.subject ? ` (${v.subject})` : ""}: ${v.message}`,
         )
         .join("; ") + how;
     judgement.blocked = { verdict: kind, message };

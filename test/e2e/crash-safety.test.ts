@@ -143,8 +143,9 @@ beforeAll(async () => {
   git = await GitFixture.start();
   const url = git.createRepo("infra");
   commit(range("cm", 0, CONFIGMAPS, "v1"), { web: false, api: false });
+  // "during prune" drops most of the app at once; the mass-prune guard would hold that for an approval.
   config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}"}\napps:\n  - {name: ${APP}, path: app, namespace: ${ns}, timeout: 120s}\nledger: {path: $DIR/ledger.db}\n`,
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}"}\napps:\n  - {name: ${APP}, path: app, namespace: ${ns}, timeout: 120s, prune: {maxFraction: 1}}\nledger: {path: $DIR/ledger.db}\n`,
   );
   const first = await runBerth(["sync", "--config", config], env());
   if (first.code !== 0) throw new Error(`the first sync failed: ${first.stdout}${first.stderr}`);
