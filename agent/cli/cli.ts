@@ -12,7 +12,7 @@ import { SyncLoop, topoOrder } from "../engine/loop.ts";
 import type { EngineEvent } from "../engine/ports.ts";
 import { type ReconcileResult, reconcile } from "../engine/reconcile.ts";
 import { KubeLeases } from "../kube/lease.ts";
-import { LedgerReplica } from "../ledger/replica.ts";
+import { LedgerFollower, LedgerReplica } from "../ledger/replica.ts";
 import { messageOf } from "../object/errors.ts";
 import { objectId } from "../object/object.ts";
 import { plan } from "../plan/plan.ts";
@@ -342,7 +342,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     if (!store || replica) return;
     replica = LedgerReplica.start(w.config.ledger.path, store, {
       intervalMs: w.config.ledger.replica?.interval ?? 2000,
-      log: (level, message, fields) => log.log(level, message, fields ?? {}),
+      log: logTo(log),
     });
     replica.then(
       (r) => {
@@ -368,15 +368,26 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
         duration: ha.duration,
         log,
         onChange: (isLeader) => {
-          if (!isLeader) return;
-          startReplica();
-          loop.trigger();
+          if (isLeader) void takeOver().then(() => loop.trigger());
         },
       })
     : undefined;
+  // A standby with a replica follows the leader's ledger; taking over, it catches up, stops following and ships:
+  // the same chain and inventory go on (it prunes what the old leader applied). Until then it applies nothing.
+  let following =
+    ha && store ? LedgerFollower.start(w.config.ledger.path, store, { log: logTo(log) }) : undefined;
+  let tookOver = following === undefined;
+  const takeOver = async () => {
+    const f = following;
+    following = undefined;
+    if (f) await (await f.catch(() => undefined))?.close();
+    if (f) w.ledger.markInterrupted(); // the old leader's attempts in flight
+    startReplica();
+    tookOver = true;
+  };
   if (leader) {
     w.kube.userAgent = `berth (${identity})`;
-    w.kube.mayWrite = () => leader.isLeader();
+    w.kube.mayWrite = () => leader.isLeader() && tookOver;
   }
   // Apps whose drift policy is not a plain `heal` leave drift to the watcher's policy between commits.
   const commitOnly = new Set(
@@ -388,7 +399,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     interval: w.config.source.interval,
     appIntervals,
     commitOnly,
-    ...(leader ? { mayApply: () => leader.isLeader() } : {}),
+    ...(leader ? { mayApply: () => leader.isLeader() && tookOver } : {}),
   });
   let server: Served;
   try {
@@ -427,9 +438,16 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
   await server.close();
   await drift.close();
   await replica?.then((r) => r.close()).catch(() => {});
+  await following?.then((f) => f.close()).catch(() => {});
   w.close();
   log.log("info", "stopped");
   return EXIT.ok;
+}
+
+/** The replica's log callback over the agent's logger. */
+function logTo(log: Logger) {
+  return (level: "info" | "warn", message: string, fields?: Record<string, unknown>) =>
+    log.log(level, message, fields ?? {});
 }
 
 async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promise<number> {

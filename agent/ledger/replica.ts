@@ -269,6 +269,154 @@ function install(db: Driver): string {
   });
 }
 
+const FOLLOW = "replica_follow";
+
+/**
+ * An HA standby's view of the leader's replica: it applies the newest generation's base, then each new segment,
+ * to its own ledger file (read-only to the standby's engine), so that on takeover it continues the same chain
+ * and inventory — and prunes what the old leader applied. The standby never ships.
+ */
+export class LedgerFollower {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private running: Promise<void> | undefined;
+  private closed = false;
+  lastError: string | undefined;
+  /** The generation and segment applied last. */
+  position: { generation: string; seq: number } | undefined;
+
+  private constructor(
+    private readonly db: Driver,
+    private readonly store: S3Store,
+    private readonly options: ReplicaOptions,
+  ) {}
+
+  static async start(path: string, store: S3Store, options: ReplicaOptions = {}): Promise<LedgerFollower> {
+    const db = await openDriver(path);
+    db.exec("PRAGMA busy_timeout = 5000");
+    db.exec(`CREATE TABLE IF NOT EXISTS ${FOLLOW} (generation TEXT NOT NULL, seq INTEGER NOT NULL)`);
+    const f = new LedgerFollower(db, store, options);
+    f.position = db.get<{ generation: string; seq: number }>(`SELECT generation, seq FROM ${FOLLOW}`);
+    f.schedule(0);
+    return f;
+  }
+
+  /** Applies whatever the store holds now (waits for a pass in progress first). */
+  async catchUp(): Promise<void> {
+    await this.running;
+    const run = this.pass();
+    this.running = run.catch(() => {});
+    await run;
+  }
+
+  /** Stops following after a last pass bounded by `graceMs` (the caller is taking over). */
+  async close(graceMs = 5000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    await Promise.race([this.catchUp().catch(() => {}), new Promise((r) => setTimeout(r, graceMs))]);
+    await this.running;
+    this.db.exec(`DROP TABLE IF EXISTS ${FOLLOW}`);
+    this.db.close();
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      this.running = this.pass().then(
+        () => {
+          this.lastError = undefined;
+          this.schedule(this.options.intervalMs ?? 2000);
+        },
+        (err) => {
+          if (this.lastError === undefined)
+            this.options.log?.("warn", "cannot follow the ledger replica", { error: messageOf(err) });
+          this.lastError = messageOf(err);
+          this.schedule(Math.min(30_000, (this.options.intervalMs ?? 2000) * 4));
+        },
+      );
+    }, ms);
+    (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  private async pass(): Promise<void> {
+    const keys = await this.store.list("gen/");
+    const newestBase = keys
+      .filter((k) => /^gen\/[^/]+\/base\/\d+\.db$/.test(k))
+      .sort()
+      .at(-1);
+    if (!newestBase) return; // nothing shipped yet
+    const [, generation = ""] = newestBase.split("/");
+    let seq = this.position?.generation === generation ? this.position.seq : undefined;
+    if (seq === undefined) {
+      const baseSeq = Number.parseInt(newestBase.split("/").at(-1) ?? "", 10);
+      await this.copyBase(newestBase);
+      seq = baseSeq;
+      this.remember(generation, seq);
+    }
+    const segments = keys
+      .filter((k) => k.startsWith(`gen/${generation}/seg/`))
+      .map((k) => ({ k, n: Number.parseInt(k.split("/").at(-1) ?? "", 10) }))
+      .filter((x) => x.n > (seq as number))
+      .sort((a, b) => a.n - b.n);
+    for (const { k, n } of segments) {
+      const raw = await this.store.get(k);
+      if (!raw) break; // superseded by a newer base meanwhile: the next pass starts from it
+      this.db.exec("PRAGMA foreign_keys = OFF");
+      try {
+        applySegment(this.db, JSON.parse(new TextDecoder().decode(raw)) as Segment, k);
+      } finally {
+        this.db.exec("PRAGMA foreign_keys = ON");
+      }
+      this.remember(generation, n);
+    }
+  }
+
+  /** Replaces every ledger table's rows with the base copy's (a second connection reads the downloaded file). */
+  private async copyBase(key: string): Promise<void> {
+    const bytes = await this.store.get(key);
+    if (!bytes) return;
+    const dir = mkdtempSync(join(tmpdir(), "berth-follow-"));
+    try {
+      const file = join(dir, "base.db");
+      writeFileSync(file, bytes, { mode: 0o600 });
+      const base = await openDriver(file);
+      try {
+        const tables = base
+          .all<{ name: string }>(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'replica_%'",
+          )
+          .map((t) => t.name);
+        this.db.exec("PRAGMA foreign_keys = OFF");
+        try {
+          this.db.transaction(() => {
+            for (const t of tables) {
+              this.db.run(`DELETE FROM ${quote(t)}`);
+              for (const row of base.all(`SELECT rowid AS "__rowid", * FROM ${quote(t)}`)) {
+                const { __rowid, ...values } = row;
+                upsert(this.db, { t, r: Number(__rowid), v: encodeRow(values) });
+              }
+            }
+          });
+        } finally {
+          this.db.exec("PRAGMA foreign_keys = ON");
+        }
+      } finally {
+        base.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  private remember(generation: string, seq: number): void {
+    this.db.transaction(() => {
+      this.db.run(`DELETE FROM ${FOLLOW}`);
+      this.db.run(`INSERT INTO ${FOLLOW} (generation, seq) VALUES (?, ?)`, [generation, seq]);
+    });
+    this.position = { generation, seq };
+  }
+}
+
 /**
  * Rebuilds a ledger file at `target` (which must not exist) from the replica: the newest generation's newest
  * base, then its later segments in order. Returns what was applied.

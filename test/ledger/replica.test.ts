@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Ledger } from "../../agent/ledger/ledger.ts";
-import { LedgerReplica, restoreFromReplica } from "../../agent/ledger/replica.ts";
+import { LedgerFollower, LedgerReplica, restoreFromReplica } from "../../agent/ledger/replica.ts";
 import { S3Store } from "../../agent/ledger/s3-store.ts";
 import { configMap, coreRef, tempDir, withRawDb } from "../support/ledger-fixtures.ts";
 import { type S3Server, startS3 } from "../support/s3.ts";
@@ -131,4 +131,47 @@ describe("ledger replica on S3", () => {
     );
     expect(existsSync(target)).toBe(false);
   });
+
+  test("an HA standby follows the leader's replica and, taking over, continues the same chain and inventory", async () => {
+    const leaderPath = join(tmp.dir, "leader.db");
+    const standbyPath = join(tmp.dir, "standby.db");
+    const leader = await Ledger.open(leaderPath);
+    const standby = await Ledger.open(standbyPath);
+    const shipping = await LedgerReplica.start(leaderPath, store("ha"), { intervalMs: 200 });
+    const follower = await LedgerFollower.start(standbyPath, store("ha"), { intervalMs: 200 });
+    try {
+      await sync(leader, 4, "v1");
+      await shipping.flush();
+      await follower.catchUp();
+      await sync(leader, 6, "v2");
+      await shipping.flush();
+      await follower.catchUp();
+      expect(await tables(standbyPath)).toEqual(await tables(leaderPath));
+      expect(standby.inventory("web").length).toBe(6);
+    } finally {
+      await shipping.close();
+      leader.close(); // the leader is gone
+    }
+    // Takeover: stop following, ship from here on; the next entry chains onto the old leader's.
+    await follower.close();
+    const takeover = await LedgerReplica.start(standbyPath, store("ha"), { intervalMs: 200 });
+    try {
+      await sync(standby, 2, "v3");
+      expect(standby.verify().ok).toBe(true);
+      expect(standby.list({ limit: 10 }).map((e) => e.revision)).toEqual(["rev-v3", "rev-v2", "rev-v1"]);
+      await takeover.flush();
+      const restored = join(tmp.dir, "ha-restored.db");
+      await restoreFromReplica(store("ha"), restored);
+      const copy = await Ledger.open(restored);
+      try {
+        expect(copy.verify().ok).toBe(true);
+        expect(copy.list({ limit: 10 }).map((e) => e.revision)).toEqual(["rev-v3", "rev-v2", "rev-v1"]);
+      } finally {
+        copy.close();
+      }
+    } finally {
+      await takeover.close();
+      standby.close();
+    }
+  }, 60_000);
 });
