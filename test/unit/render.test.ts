@@ -100,7 +100,65 @@ describe("render()", () => {
     expect(result.objects.map((o) => o.ref.name)).toEqual(["a"]);
     expect(result.skipped).toEqual([
       { path: "app/kustomization.yaml#0", message: expect.stringContaining("kustomize") },
-      { path: "app/values.yaml#0", message: "not a Kubernetes object: no apiVersion or kind" },
+      { path: "app/values.yaml#0", message: "not a Kubernetes object: no apiVersion, kind or metadata" },
+    ]);
+  });
+
+  test("a document meant as an object but without a valid kind is an error naming file, line and document", async () => {
+    const ns = (head: string) => `${head}metadata:\n  name: team-data\n`;
+    const cases: Array<[string, string, string, RegExp]> = [
+      ["miscased Kind", ns("apiVersion: v1\nKind: Namespace\n"), ":2:1", /"Kind" must be spelled "kind"/],
+      ["no kind", ns("apiVersion: v1\n"), ":1:1", /no kind \(a document with apiVersion and metadata/],
+      ["empty kind", ns('apiVersion: v1\nkind: ""\n'), ":2:1", /kind: expected a non-empty string, got ""/],
+      ["null kind", ns("apiVersion: v1\nkind:\n"), ":2:1", /kind: expected a non-empty string, got null/],
+      ["miscased APIVersion", ns("APIVersion: v1\nkind: Namespace\n"), ":1:1", /"APIVersion" must be/],
+      ["miscased Metadata", "apiVersion: v1\nkind: Namespace\nMetadata:\n  name: x\n", ":3:1", /"Metadata"/],
+      ["kind only", "kind: Namespace\n", ":1:1", /no apiVersion \(a document with kind/],
+      ["metadata only", "metadata:\n  name: x\n", ":1:1", /no apiVersion \(a document with metadata/],
+      ["no metadata", "apiVersion: v1\nkind: Namespace\n", ":1:1", /no metadata/],
+      ["no name", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: j-\n", ":3:1", /generateName/],
+    ];
+    for (const [what, text, at, message] of cases) {
+      const { snapshot } = repo({ "app/a.yaml": cm("before"), "app/ns.yaml": `# ${what}\n---\n${text}` });
+      const result = await render(snapshot, "app");
+      // The line counts from the file's first line: the comment and the separator come first.
+      const line = Number(at.split(":")[1]) + 2;
+      expect(result.errors, what).toEqual([
+        { path: `app/ns.yaml:${line}:1`, message: expect.stringMatching(/^document 0: /) },
+      ]);
+      expect(result.errors[0]?.message, what).toMatch(message);
+      expect(result.skipped, what).toEqual([]);
+    }
+  });
+
+  test("a List item that is not an object is an error; the same checks apply to JSON with its line", async () => {
+    const { snapshot } = repo({
+      "app/list.yaml": `apiVersion: v1\nkind: List\nitems:\n  - ${cm("ok").replaceAll("\n", "\n    ")}\n  - { apiVersion: v1, Kind: ConfigMap, metadata: { name: x } }\n  - plain\n`,
+      "app/ns.json": '{\n  "apiVersion": "v1",\n  "kind": "",\n  "metadata": { "name": "x" }\n}\n',
+    });
+    const result = await render(snapshot, "app");
+    expect(result.errors).toEqual([
+      { path: "app/list.yaml:9:23", message: expect.stringContaining('document 0 items[1]: "Kind"') },
+      { path: "app/list.yaml:10:5", message: expect.stringContaining("document 0 items[2]: a List item") },
+      { path: "app/ns.json:3:3", message: expect.stringContaining("kind: expected a non-empty string") },
+    ]);
+  });
+
+  test("tool files that are not objects are skipped: Chart.yaml, berth's own config and rules", async () => {
+    const { snapshot } = repo({
+      "app/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+      "app/berth.yaml": "apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {}\n",
+      "app/rules.yaml": "apiVersion: berth.dev/v1alpha1\nkind: Rules\nsync: []\n",
+      "app/c.yaml": `${cm("c")}---\n# only a comment\n---\n- a\n- b\n---\njust text\n`,
+    });
+    const result = await render(snapshot, "app");
+    expect(result.errors).toEqual([]);
+    expect(result.skipped.map((s) => `${s.path} ${s.message}`)).toEqual([
+      "app/Chart.yaml#0 a Helm chart's Chart.yaml: not applied",
+      "app/berth.yaml#0 berth's own configuration file: not applied",
+      "app/c.yaml#2 not a Kubernetes object: expected a mapping, got a list",
+      "app/c.yaml#3 not a Kubernetes object: expected a mapping, got string",
+      "app/rules.yaml#0 berth's own rules file: not applied",
     ]);
   });
 
@@ -123,8 +181,8 @@ describe("render()", () => {
     });
     const result = await render(snapshot, "app");
     expect(result.errors).toEqual([
-      { path: "app/x.yaml#1", message: expect.stringContaining("metadata.name") },
-      { path: "app/x.yaml#2", message: expect.stringContaining("metadata.namespace") },
+      { path: "app/x.yaml:9:3", message: expect.stringContaining("document 1: metadata.name") },
+      { path: "app/x.yaml:15:3", message: expect.stringContaining("document 2: metadata.namespace") },
     ]);
   });
 
