@@ -18,7 +18,7 @@ import { objectId } from "../object/object.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
 import { buildInfo } from "../version.ts";
-import { formatPlan, formatResult, formatVerdicts, table } from "./format.ts";
+import { formatPlan, formatResult, formatSkipped, formatVerdicts, table } from "./format.ts";
 import { installCommand } from "./install-command.ts";
 import { Progress } from "./progress.ts";
 import {
@@ -310,6 +310,7 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
       if (judged?.blocked) failed = true;
       plans.push({
         ...(judged?.plan ?? p),
+        skipped: rendered.skipped.map((x) => ({ path: x.path, message: x.message })),
         verdicts: [...(judged?.verdicts ?? [])],
         ...(judged?.blocked ? { blocked: judged.blocked.message } : {}),
       });
@@ -324,7 +325,7 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
     } else
       for (const p of plans)
         io.out(
-          `${formatPlan(p, values.verbose)}${formatVerdicts(p.verdicts)}${p.blocked ? `  ✗ blocked: ${p.blocked}\n` : ""}`,
+          `${formatPlan(p, values.verbose)}${formatSkipped(p.skipped)}${formatVerdicts(p.verdicts)}${p.blocked ? `  ✗ blocked: ${p.blocked}\n` : ""}`,
         );
     return failed ? EXIT.failed : EXIT.ok;
   } finally {

@@ -250,9 +250,9 @@ export function renderPortFor(config: AgentConfig, kube?: KubeClient): RenderPor
       return found ? valuesOfConfigObject(found) : undefined;
     };
   }
-  return (snapshot, { name, path }) => {
+  return (snapshot, { name, path }, signal) => {
     const app: AppRenderSpec = config.apps.find((a) => a.name === name) ?? { name, path };
-    return renderApp(snapshot, app, env);
+    return renderApp(snapshot, app, env, signal);
   };
 }
 
