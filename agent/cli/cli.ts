@@ -17,6 +17,7 @@ import { messageOf } from "../object/errors.ts";
 import { objectId } from "../object/object.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
+import { sharedParsePool } from "../render/parse-pool.ts";
 import { buildInfo } from "../version.ts";
 import { formatPlan, formatResult, formatSkipped, formatVerdicts, table } from "./format.ts";
 import { installCommand } from "./install-command.ts";
@@ -586,5 +587,7 @@ async function validateCommand(flags: GlobalFlags, values: Values, io: Io): Prom
     if (r.errors.length > 0) failed = true;
     else io.out(`✓ ${app.name}: ${r.objects.length} objects from ${app.path || "."}\n`);
   }
+  const inline = sharedParsePool().fallback;
+  if (inline) io.err(`note: manifests were parsed in the main thread: ${inline}\n`);
   return failed ? EXIT.failed : EXIT.ok;
 }

@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
-import { render } from "../../agent/render/render.ts";
+import { ParsePool } from "../../agent/render/parse-pool.ts";
+import { DEFAULT_RENDER_LIMITS, parseInline, render } from "../../agent/render/render.ts";
 
 const roots: string[] = [];
 afterAll(() => {
@@ -337,5 +338,82 @@ describe("FsSnapshot", () => {
     const { snapshot } = repo({ "real/x.yaml": "a: 1\n", link: { link: "real" } });
     expect(await snapshot.stat("link/x.yaml")).toBeUndefined();
     expect(await snapshot.stat("real/x.yaml")).toBeDefined();
+  });
+});
+
+/** A ConfigMap with `n` keys (150k keys ≈ 1.8 MB, the size that stalled the agent for minutes). */
+function hugeConfigMap(n: number, extra = ""): string {
+  const lines = ["apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: huge", "data:"];
+  for (let i = 0; i < n; i++) lines.push(`  k${i}: v`);
+  return `${lines.join("\n")}\n${extra}`;
+}
+
+const FILE_LIMITS = { ...DEFAULT_RENDER_LIMITS, maxFileBytes: 4 * 1024 * 1024, budget: 10_000 };
+
+describe("huge files", () => {
+  test("a 150k-key ConfigMap parses (linear, not quadratic), and a duplicate key in it is found with its line", async () => {
+    const { snapshot } = repo({ "app/huge.yaml": hugeConfigMap(150_000) });
+    const started = performance.now();
+    const result = await render(snapshot, "app");
+    // Generous: quadratic duplicate-key checks took over 120 s here; linear parsing takes about a second.
+    expect(performance.now() - started).toBeLessThan(60_000);
+    expect(result.errors).toEqual([]);
+    expect(Object.keys(result.objects[0]?.object.data as object)).toHaveLength(150_000);
+
+    const dup = repo({ "app/huge.yaml": hugeConfigMap(150_000, "  k7: again\n") });
+    expect((await render(dup.snapshot, "app")).errors).toEqual([
+      { path: "app/huge.yaml:150006:3", message: "invalid YAML: Map keys must be unique" },
+    ]);
+  }, 120_000);
+
+  test("the parse pool parses in a worker: the event loop keeps running during a huge parse", async () => {
+    const pool = new ParsePool();
+    try {
+      const bytes = new TextEncoder().encode(hugeConfigMap(150_000));
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 5);
+      const parsed = await pool.parse("huge.yaml", bytes, FILE_LIMITS);
+      clearInterval(timer);
+      expect(pool.fallback).toBeUndefined();
+      expect(parsed.errors).toEqual([]);
+      expect(Object.keys(parsed.objects[0]?.object.data as object)).toHaveLength(150_000);
+      // Parsing in this thread runs to the end in one go: no timer could fire before it resolved.
+      expect(ticks).toBeGreaterThan(3);
+      const inline = await parseInline("huge.yaml", bytes, FILE_LIMITS);
+      expect(parsed).toEqual(inline);
+    } finally {
+      await pool.close();
+    }
+  }, 120_000);
+
+  test("an aborted parse stops its worker at once; the next parse gets a new one", async () => {
+    const pool = new ParsePool({ size: 1 });
+    try {
+      const bytes = new TextEncoder().encode(hugeConfigMap(150_000));
+      const abort = new AbortController();
+      const waiting = pool.parse("huge.yaml", bytes, FILE_LIMITS, abort.signal);
+      setTimeout(() => abort.abort(new Error("stopping")), 50);
+      await expect(waiting).rejects.toThrow("stopping");
+      const small = await pool.parse("a.yaml", new TextEncoder().encode(cm("a")), FILE_LIMITS);
+      expect(small.objects.map((o) => o.source)).toEqual(["a.yaml#0"]);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  test("when no worker can start, files are parsed in this thread and the reason is given", async () => {
+    const reasons: string[] = [];
+    const pool = new ParsePool({
+      workerUrl: new URL("file:///nonexistent/parse-worker.js"),
+      onFallback: (why) => reasons.push(why),
+    });
+    try {
+      const done = await pool.parse("a.yaml", new TextEncoder().encode(cm("a")), FILE_LIMITS);
+      expect(done.objects.map((o) => o.source)).toEqual(["a.yaml#0"]);
+      expect(reasons).toEqual([expect.stringContaining("could not start")]);
+      expect(pool.fallback).toContain("could not start");
+    } finally {
+      await pool.close();
+    }
   });
 });
