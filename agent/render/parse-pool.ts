@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { messageOf } from "../object/errors.ts";
+import { attachLarge, type Detached } from "./chunked.ts";
 import { type FileParser, parseInline } from "./render.ts";
 import type { FileRender, FileRenderLimits } from "./render-file.ts";
 
@@ -37,6 +38,15 @@ interface Job {
   reject: (e: Error) => void;
   signal: AbortSignal | undefined;
   onAbort: () => void;
+}
+
+/** What a worker says: that it started, or one file's result (large containers detached) or error. */
+interface WorkerMessage {
+  id?: number;
+  ready?: true;
+  result?: FileRender;
+  detached?: Detached[];
+  error?: string;
 }
 
 interface Slot {
@@ -119,15 +129,23 @@ export class ParsePool {
     worker.unref();
     const slot: Slot = { worker, job: undefined, answered: false };
     this.slots.push(slot);
-    worker.on("message", (msg: { id?: number; ready?: true; result?: FileRender; error?: string }) => {
+    worker.on("message", (msg: WorkerMessage) => {
       const job = slot.job;
       slot.answered = true;
       if (!job || job.id !== msg.id) return;
       slot.job = undefined;
       worker.unref();
-      if (msg.result) this.settle(job, undefined, msg.result);
-      else this.settle(job, new Error(msg.error ?? "the parse worker failed"));
       this.pump();
+      const { result, detached } = msg;
+      if (!result) return this.settle(job, new Error(msg.error ?? "the parse worker failed"));
+      // Large maps and lists arrive in pieces, put back a piece per turn: no long stall on this thread.
+      attachLarge(
+        result.objects.map((o) => o.object),
+        detached ?? [],
+      ).then(
+        () => this.settle(job, undefined, result),
+        (err) => this.settle(job, err instanceof Error ? err : new Error(String(err))),
+      );
     });
     worker.on("error", (err) => this.lost(slot, err));
     worker.on("exit", () => this.lost(slot, undefined));

@@ -4,6 +4,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { messageOf } from "../object/errors.ts";
+import { detachLarge } from "./chunked.ts";
 import { type FileRenderLimits, renderFileBytes } from "./render-file.ts";
 
 /** One file to parse. */
@@ -18,7 +19,9 @@ export interface ParseRequest {
 parentPort?.postMessage({ ready: true });
 parentPort?.on("message", (req: ParseRequest) => {
   try {
-    parentPort?.postMessage({ id: req.id, result: renderFileBytes(req.path, req.bytes, req.limits) });
+    const result = renderFileBytes(req.path, req.bytes, req.limits);
+    const detached = detachLarge(result.objects.map((o) => o.object));
+    parentPort?.postMessage({ id: req.id, result, detached });
   } catch (err) {
     parentPort?.postMessage({ id: req.id, error: messageOf(err) });
   }

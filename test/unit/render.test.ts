@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { attachLarge, detachLarge } from "../../agent/render/chunked.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { ParsePool } from "../../agent/render/parse-pool.ts";
 import { DEFAULT_RENDER_LIMITS, parseInline, render } from "../../agent/render/render.ts";
@@ -415,5 +416,30 @@ describe("huge files", () => {
     } finally {
       await pool.close();
     }
+  });
+});
+
+describe("moving large containers between threads", () => {
+  test("detached pieces put back give the same object, key order, __proto__ keys and non-JSON numbers kept", async () => {
+    const data: Record<string, unknown> = {};
+    for (let i = 0; i < 10_000; i++) data[`k${i}`] = i % 3 === 0 ? { n: i } : `v${i}`;
+    Object.defineProperty(data, "__proto__", {
+      value: "x",
+      enumerable: true,
+      configurable: true,
+      writable: true,
+    });
+    data.nan = Number.NaN;
+    const list = Array.from({ length: 9_000 }, (_, i) => ({ i, inner: i === 5 ? Array(5_000).fill(1) : [] }));
+    const original = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" }, data, list };
+    const copy = structuredClone(original);
+    const detached = detachLarge([copy]);
+    expect(detached.map((d) => d.path)).toEqual([["list"], ["list", 5, "inner"], ["data"]]);
+    expect(Object.keys(copy.data)).toHaveLength(0);
+    const wire = structuredClone({ objects: [copy], detached });
+    await attachLarge(wire.objects, wire.detached);
+    expect(wire.objects[0]).toEqual(original);
+    expect(Object.keys(wire.objects[0]?.data as object)).toEqual(Object.keys(original.data));
+    expect(Object.getPrototypeOf(wire.objects[0]?.data)).toBe(Object.prototype);
   });
 });
