@@ -1,7 +1,7 @@
 /** Turns the text of one manifest file (multi-document YAML or JSON) into plain documents, within limits. */
 import {
   Composer,
-  type Document,
+  Document,
   isAlias,
   isMap,
   isPair,
@@ -12,6 +12,7 @@ import {
   type ScalarTag,
 } from "yaml";
 import { messageOf } from "../object/errors.ts";
+import { fastParseYaml } from "./fast-yaml.ts";
 import { jsonSyntaxError } from "./json-position.ts";
 
 /** One document of a file; `index` counts every document of the file, empty ones included. */
@@ -65,8 +66,33 @@ export function parseJsonFile(text: string, limits: ParseLimits): ParsedDocument
   return [{ index: 0, value }];
 }
 
+/** The schema's tags in resolution order, for the fast path (the same the Composer below resolves with). */
+export const SCALAR_TAGS = new Document(null, { customTags: (tags) => [LEGACY_OCTAL, ...tags] }).schema
+  .tags as ScalarTag[];
+
+/** Below this size the `yaml` package is fast enough; above it, the simple shape takes the fast path. */
+const FAST_PATH_BYTES = 64 * 1024;
+
 /** Documents of a YAML stream, stopping at the first error (syntax, alias bomb, too many documents, too deep). */
 export function parseYamlFile(text: string, limits: ParseLimits): ParsedDocument[] | ParseFailure {
+  if (text.length >= FAST_PATH_BYTES && limits.documentBudget >= 1) {
+    const value = fastParseYaml(text, SCALAR_TAGS);
+    if (value !== undefined) {
+      const deep = depthProblem(value, limits.maxDepth);
+      if (deep) return { message: `document 0: ${deep}` };
+      // Positions are only needed for an error: the full parser finds them then.
+      const at = (path: ReadonlyArray<string | number>) => {
+        const full = parseYamlWithPackage(text, limits);
+        return Array.isArray(full) ? full[0]?.at?.(path) : undefined;
+      };
+      return [{ index: 0, value, at }];
+    }
+  }
+  return parseYamlWithPackage(text, limits);
+}
+
+/** parseYamlFile with the `yaml` package: every shape, every error with its position. */
+export function parseYamlWithPackage(text: string, limits: ParseLimits): ParsedDocument[] | ParseFailure {
   const lineCounter = new LineCounter();
   const parser = new Parser(lineCounter.addNewLine);
   const composer = new Composer({

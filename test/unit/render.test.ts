@@ -3,7 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { attachLarge, detachLarge } from "../../agent/render/chunked.ts";
+import { fastParseYaml } from "../../agent/render/fast-yaml.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
+import { parseYamlFile, parseYamlWithPackage, SCALAR_TAGS } from "../../agent/render/parse-manifests.ts";
 import { ParsePool } from "../../agent/render/parse-pool.ts";
 import { DEFAULT_RENDER_LIMITS, parseInline, render } from "../../agent/render/render.ts";
 
@@ -441,5 +443,153 @@ describe("moving large containers between threads", () => {
     expect(wire.objects[0]).toEqual(original);
     expect(Object.keys(wire.objects[0]?.data as object)).toEqual(Object.keys(original.data));
     expect(Object.getPrototypeOf(wire.objects[0]?.data)).toBe(Object.prototype);
+  });
+});
+
+describe("the fast path for big simple YAML", () => {
+  const KEYS = [
+    "a",
+    "b",
+    "data",
+    "toString",
+    "constructor",
+    "x.y",
+    "a/b",
+    "k-1",
+    "_k",
+    "true",
+    "1a",
+    "__proto__",
+    "<<",
+    "k k",
+    '"q"',
+    "y",
+    "No",
+  ];
+  const VALUES = [
+    "v",
+    "0644",
+    "0o17",
+    "0x1F",
+    "1e3",
+    "1.5",
+    ".inf",
+    "-.Inf",
+    ".nan",
+    "-0",
+    "+1",
+    "007",
+    "09",
+    "1_000",
+    "12345678901234567890",
+    "true",
+    "True",
+    "TRUE",
+    "yes",
+    "on",
+    "~",
+    "null",
+    "Null",
+    "NULL",
+    "false",
+    "a#b",
+    "a #b",
+    "a: b",
+    "a:b",
+    "a:",
+    "-a",
+    "- a",
+    "-",
+    "?a",
+    "? a",
+    ":a",
+    "a,b",
+    "[a",
+    "{a",
+    "a]",
+    "@a",
+    "%a",
+    "`a",
+    "!a",
+    "&a",
+    "*a",
+    "|",
+    ">",
+    "'q'",
+    "'it''s'",
+    "'bad'x",
+    '"q"',
+    '"a\\nb"',
+    '"\\u00e9"',
+    '"\\x41"',
+    '"a"b',
+    '"tab\\t"',
+    "  padded  ",
+    "é",
+    "a  b",
+    "1.0.0",
+    "2024-01-01",
+    "0b101",
+  ];
+  /** A random document: nested maps, some values from the lists above, odd indents and comments now and then. */
+  function randomDoc(seed: number): string {
+    let s = seed;
+    const rnd = (n: number) => {
+      s = (s * 1103515245 + 12345) & 0x7fffffff;
+      return s % n;
+    };
+    const lines: string[] = [];
+    const walk = (indent: number, depth: number) => {
+      const n = 1 + rnd(4);
+      for (let i = 0; i < n; i++) {
+        const key = rnd(3) === 0 ? (KEYS[rnd(KEYS.length)] as string) : `k${rnd(1000)}`;
+        const pad = " ".repeat(indent + (rnd(40) === 0 ? 1 : 0));
+        if (rnd(15) === 0) lines.push(`${pad}# comment`);
+        if (rnd(20) === 0) lines.push("");
+        if (depth < 3 && rnd(4) === 0) {
+          lines.push(`${pad}${key}:${rnd(10) === 0 ? "   " : ""}`);
+          if (rnd(10) !== 0) walk(indent + 2 + 2 * rnd(2), depth + 1);
+        } else lines.push(`${pad}${key}: ${VALUES[rnd(VALUES.length)]}`);
+      }
+    };
+    walk(0, 0);
+    return `${lines.join("\n")}${rnd(2) ? "\n" : ""}`;
+  }
+
+  test("reads exactly what the yaml package reads, or leaves the text to it", () => {
+    const limits = { documentBudget: 10, maxAliases: 100, maxDepth: 200 };
+    let fast = 0;
+    for (let seed = 1; seed <= 3000; seed++) {
+      const text = randomDoc(seed);
+      const value = fastParseYaml(text, SCALAR_TAGS);
+      if (value === undefined) continue;
+      fast++;
+      const full = parseYamlWithPackage(text, limits);
+      expect(Array.isArray(full), text).toBe(true);
+      const docs = full as Array<{ value: unknown }>;
+      expect(docs.length, text).toBe(1);
+      expect(value, text).toEqual(docs[0]?.value as Record<string, unknown>);
+      // Same key order, and __proto__-like names as own properties in both.
+      expect(JSON.stringify(value), text).toBe(JSON.stringify(docs[0]?.value));
+    }
+    // The generator must exercise the fast path, not only its refusals.
+    expect(fast).toBeGreaterThan(300);
+  });
+
+  test("a big file takes it; a big file outside its shape gets the same answer from the yaml package", () => {
+    const limits = { documentBudget: 10, maxAliases: 100, maxDepth: 200 };
+    const big = hugeConfigMap(10_000);
+    expect(fastParseYaml(big, SCALAR_TAGS)).toBeDefined();
+    expect(parseYamlFile(big, limits)).toEqual(
+      (parseYamlWithPackage(big, limits) as Array<{ index: number; value: unknown }>).map((d) => ({
+        ...d,
+        at: expect.any(Function),
+      })),
+    );
+    const withList = `${big}list:\n  - a\n`;
+    expect(fastParseYaml(withList, SCALAR_TAGS)).toBeUndefined();
+    expect((parseYamlFile(withList, limits) as Array<{ value: { list: unknown } }>)[0]?.value.list).toEqual([
+      "a",
+    ]);
   });
 });
