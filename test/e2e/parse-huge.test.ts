@@ -115,7 +115,8 @@ describe("a 150k-key ConfigMap (compiled binary)", () => {
       expect(run.output()).not.toContain("parsing manifests in the main thread");
     } finally {
       stop.abort();
-      run.child.kill("SIGTERM");
+      // The plan's dry-run of a 1.8 MB ConfigMap keeps the API server busy for a long while: no need to wait.
+      run.child.kill("SIGKILL");
       await run.exited;
     }
   }, 180_000);
