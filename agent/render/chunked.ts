@@ -6,7 +6,7 @@
  */
 
 /** Containers with more entries than this travel in pieces of this many entries. */
-export const PIECE_ENTRIES = 4096;
+export const PIECE_ENTRIES = 1024;
 
 /**
  * The detached entries of one container: `[key, value]` pairs of a mapping, or the items of a list, a piece

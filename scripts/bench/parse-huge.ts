@@ -128,8 +128,12 @@ async function startRun(url: string) {
   return { base: `http://127.0.0.1:${port}`, child, exited, output: () => out, config };
 }
 
-/** The agent's stage events (server time, ms) from its event stream, until `stop` aborts. */
-async function stages(base: string, stop: AbortSignal): Promise<Array<{ at: number; what: string }>> {
+/** The agent's stage events (server time, ms) from its event stream, until `stop` aborts; `onEvent` sees each. */
+async function stages(
+  base: string,
+  stop: AbortSignal,
+  onEvent?: (what: string) => void,
+): Promise<Array<{ at: number; what: string }>> {
   const seen: Array<{ at: number; what: string }> = [];
   try {
     const r = await fetch(`${base}/api/v1/events`, { signal: stop });
@@ -144,8 +148,10 @@ async function stages(base: string, stop: AbortSignal): Promise<Array<{ at: numb
         buf = buf.slice(nl + 1);
         if (!line.startsWith("data: ")) continue;
         const e = JSON.parse(line.slice(6)) as { at?: string; type: string; stage?: string };
-        if (e.at && (e.type === "stage" || e.type === "finished"))
+        if (e.at && (e.type === "stage" || e.type === "finished")) {
           seen.push({ at: Date.parse(e.at), what: e.stage ?? e.type });
+          onEvent?.(e.stage ?? e.type);
+        }
       }
     }
   } catch {
@@ -243,10 +249,15 @@ try {
   // 3. SIGTERM while the file renders: the worker is stopped, the attempt is recorded as Interrupted.
   for (let run = 0; run < RUNS; run++) {
     const agent = await startRun(url);
-    const started = performance.now() + 30_000;
-    while (!agent.output().includes("berth is running") && performance.now() < started) await sleep(5);
-    // The render starts right after the first fetch (a few ms on loopback); let it get going.
-    await sleep(300);
+    for (let i = 0; i < 3000 && (await healthz(agent.base)) === undefined; i++) await sleep(10);
+    // SIGTERM as soon as the agent says the render stage began (its event stream), plus a little.
+    const stopStream = new AbortController();
+    await new Promise<void>((resolve) => {
+      void stages(agent.base, stopStream.signal, (what) => what === "render" && resolve());
+      setTimeout(resolve, 60_000);
+    });
+    stopStream.abort();
+    await sleep(100);
     const t0 = performance.now();
     agent.child.kill("SIGTERM");
     const code = await agent.exited;
