@@ -3,7 +3,8 @@
 #   scripts/build.sh                  dist/berth, the compiled Bun binary for this machine
 #   scripts/build.sh bun-linux-arm64  dist/berth-linux-arm64 (any `bun build --compile` target: bun-linux-x64, …)
 #   scripts/build.sh node             dist/berth.mjs, one bundled ES module for Node 20 (better-sqlite3 stays
-#                                     external: it is a native addon, resolved from node_modules beside dist/)
+#                                     external: it is a native addon, resolved from node_modules beside dist/),
+#                                     and dist/parse-worker.mjs, the manifest parse worker it starts
 #   scripts/build.sh deno             dist/berth-deno, a launcher running agent/main.ts with `deno run` and the
 #                                     explicit permission list from the README (Deno runs the TypeScript as is)
 # Each build prints the path it wrote on stdout (build logs go to stderr).
@@ -17,7 +18,9 @@ mkdir -p dist
 
 compiled() {
   local target=$1 out=$2
-  "$BUN" build agent/main.ts --compile ${target:+--target="$target"} --outfile "$out" "${DEFINES[@]}" >&2
+  # The parse worker is a second entry: embedded as render/parse-worker.js (agent/render/parse-pool.ts finds it).
+  "$BUN" build agent/main.ts agent/render/parse-worker.ts --compile ${target:+--target="$target"} \
+    --outfile "$out" "${DEFINES[@]}" >&2
   echo "$out"
 }
 
@@ -26,6 +29,8 @@ node_bundle() {
   # but are only imported under their own runtime (agent/ledger/driver.ts).
   "$BUN" build agent/main.ts --target=node --format=esm --external better-sqlite3 \
     --outfile dist/berth.mjs "${DEFINES[@]}" >&2
+  # The parse worker's own bundle, beside berth.mjs (ship both files).
+  "$BUN" build agent/render/parse-worker.ts --target=node --format=esm --outfile dist/parse-worker.mjs >&2
   echo dist/berth.mjs
 }
 

@@ -17,8 +17,9 @@ import { messageOf } from "../object/errors.ts";
 import { objectId } from "../object/object.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
+import { sharedParsePool } from "../render/parse-pool.ts";
 import { buildInfo } from "../version.ts";
-import { formatPlan, formatResult, formatVerdicts, table } from "./format.ts";
+import { formatPlan, formatResult, formatSkipped, formatVerdicts, table } from "./format.ts";
 import { installCommand } from "./install-command.ts";
 import { Progress } from "./progress.ts";
 import {
@@ -310,6 +311,7 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
       if (judged?.blocked) failed = true;
       plans.push({
         ...(judged?.plan ?? p),
+        skipped: rendered.skipped.map((x) => ({ path: x.path, message: x.message })),
         verdicts: [...(judged?.verdicts ?? [])],
         ...(judged?.blocked ? { blocked: judged.blocked.message } : {}),
       });
@@ -324,7 +326,7 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
     } else
       for (const p of plans)
         io.out(
-          `${formatPlan(p, values.verbose)}${formatVerdicts(p.verdicts)}${p.blocked ? `  ✗ blocked: ${p.blocked}\n` : ""}`,
+          `${formatPlan(p, values.verbose)}${formatSkipped(p.skipped)}${formatVerdicts(p.verdicts)}${p.blocked ? `  ✗ blocked: ${p.blocked}\n` : ""}`,
         );
     return failed ? EXIT.failed : EXIT.ok;
   } finally {
@@ -603,5 +605,7 @@ async function validateCommand(flags: GlobalFlags, values: Values, io: Io): Prom
     if (r.errors.length > 0) failed = true;
     else io.out(`✓ ${app.name}: ${r.objects.length} objects from ${app.path || "."}\n`);
   }
+  const inline = sharedParsePool().fallback;
+  if (inline) io.err(`note: manifests were parsed in the main thread: ${inline}\n`);
   return failed ? EXIT.failed : EXIT.ok;
 }

@@ -34,6 +34,11 @@ export function formatPlan(plan: Plan, verbose = false): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** Documents the render left out (not Kubernetes objects), one line each: the plan shows every one. */
+export function formatSkipped(skipped: ReadonlyArray<{ path: string; message: string }>): string {
+  return skipped.map((s) => `  ${SIGN.skipped} skipped ${s.path}: ${s.message}\n`).join("");
+}
+
 /** Sync rule verdicts, one line each: verdict, rule, where it is written, subject and message. */
 export function formatVerdicts(verdicts: ReadonlyArray<VerdictRecord>): string {
   if (verdicts.length === 0) return "";

@@ -18,6 +18,7 @@ import { BerthError } from "../object/errors.ts";
 import { RuleHealthJudge } from "../policy/health-rules.ts";
 import { RulePolicy } from "../policy/policy.ts";
 import { RuleSet } from "../policy/rule-set.ts";
+import { sharedParsePool } from "../render/parse-pool.ts";
 import { valuesOfConfigObject } from "../render/substitute.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../render/tools-render.ts";
 import { GitSource } from "../source/git-source.ts";
@@ -86,7 +87,7 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
     : git;
   const deps: EngineDeps = {
     source,
-    render: renderPortFor(config, kube),
+    render: renderPortFor(config, kube, log),
     cluster: kube,
     ledger,
     health: new RuleHealthJudge(() => rules.health, defaultHealthChecker),
@@ -233,7 +234,7 @@ function ledgerKey(config: AgentConfig): Uint8Array | undefined {
 }
 
 /** The render port: each app rendered with its kustomize/helm/variable settings, the tools and the age key. */
-export function renderPortFor(config: AgentConfig, kube?: KubeClient): RenderPort {
+export function renderPortFor(config: AgentConfig, kube?: KubeClient, log?: Logger): RenderPort {
   const settings = config.render;
   const tools = {
     paths: settings?.tools ?? {},
@@ -242,7 +243,11 @@ export function renderPortFor(config: AgentConfig, kube?: KubeClient): RenderPor
     ...(settings?.maxMemoryBytes !== undefined ? { maxMemoryBytes: settings.maxMemoryBytes } : {}),
     ...(settings?.maxCpuSeconds !== undefined ? { maxCpuSeconds: settings.maxCpuSeconds } : {}),
   };
-  const env: RenderEnvironment = { tools, sops: { ageIdentities: ageIdentities(config), tools } };
+  // Manifests are parsed in worker threads: a huge file must not stall the API or other apps.
+  const parser = sharedParsePool((why) =>
+    log?.log("warn", "parsing manifests in the main thread", { why }),
+  ).parse;
+  const env: RenderEnvironment = { tools, sops: { ageIdentities: ageIdentities(config), tools }, parser };
   if (kube) {
     env.readConfig = async ({ kind, namespace, name }) => {
       await kube.discover();
@@ -250,9 +255,9 @@ export function renderPortFor(config: AgentConfig, kube?: KubeClient): RenderPor
       return found ? valuesOfConfigObject(found) : undefined;
     };
   }
-  return (snapshot, { name, path }) => {
+  return (snapshot, { name, path }, signal) => {
     const app: AppRenderSpec = config.apps.find((a) => a.name === name) ?? { name, path };
-    return renderApp(snapshot, app, env);
+    return renderApp(snapshot, app, env, signal);
   };
 }
 

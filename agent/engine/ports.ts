@@ -15,10 +15,11 @@ export interface SourcePort {
   snapshot(sha: string): Promise<Snapshot>;
 }
 
-/** Rendering one app's path of a snapshot. */
+/** Rendering one app's path of a snapshot; rejects only when `signal` aborts (the agent is stopping). */
 export type RenderPort = (
   snapshot: Snapshot,
   app: { name: string; path: string },
+  signal?: AbortSignal,
 ) => Promise<{
   objects: ReadonlyArray<{ object: KubeObject; source: string }>;
   skipped: ReadonlyArray<{ path: string; message: string }>;

@@ -76,15 +76,23 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
   // 2. Render: any render error applies nothing.
   let rendered: Awaited<ReturnType<EngineDeps["render"]>>;
   try {
-    rendered = await timed("render", () => deps.render(snapshot, app));
+    rendered = await timed("render", () => deps.render(snapshot, app, req.signal));
   } catch (err) {
+    if (req.signal?.aborted)
+      return finish(deps, entry, app, revision, "Interrupted", "stopped while rendering", { timings });
     return finish(deps, entry, app, revision, "BuildFailed", messageOf(err), { timings });
   }
   for (const s of rendered.skipped)
     deps.log.log("info", "skipped a file", { app: app.name, path: s.path, why: s.message });
+  // Every skip is said in the entry (and so in `berth sync` and the API), not only in the log.
+  const note = skippedNote(rendered.skipped);
   if (rendered.errors.length > 0) {
     const message = rendered.errors.map((e) => `${e.path}: ${e.message}`).join("; ");
-    return finish(deps, entry, app, revision, "BuildFailed", message, { timings, digest: rendered.digest });
+    return finish(deps, entry, app, revision, "BuildFailed", message, {
+      timings,
+      digest: rendered.digest,
+      ...(note ? { note } : {}),
+    });
   }
 
   // 3–7. Plan, apply, prune, wait for health and record: shared with replay (agent/engine/replay.ts).
@@ -98,7 +106,16 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
     commit: snapshot.commit,
     fileExists: async (path) => (await snapshot.stat(path)) !== undefined,
     ...(req.signal ? { signal: req.signal } : {}),
+    ...(note ? { note } : {}),
   });
+}
+
+/** "skipped N document(s) that are not Kubernetes objects: path (why), …", or undefined when none was. */
+export function skippedNote(skipped: ReadonlyArray<{ path: string; message: string }>): string | undefined {
+  if (skipped.length === 0) return undefined;
+  const shown = skipped.slice(0, 20).map((s) => `${s.path} (${s.message})`);
+  const more = skipped.length > 20 ? `, and ${skipped.length - 20} more` : "";
+  return `skipped ${skipped.length} document(s) that are not Kubernetes objects: ${shown.join(", ")}${more}`;
 }
 
 /** One attempt's desired objects, its begun ledger entry and where its stage timings go. */
@@ -115,12 +132,15 @@ export interface ConvergeRequest {
   /** Whether a file exists at the revision synced, to say why an object is pruned (replay has none). */
   fileExists?: (path: string) => Promise<boolean>;
   signal?: AbortSignal;
+  /** Said at the end of the entry's message whatever the outcome (the render's skipped documents). */
+  note?: string;
 }
 
 /** Plans, applies, prunes, waits for health and records one attempt's desired objects (sync and replay). */
 export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<ReconcileResult> {
   const { app, revision, entry, timings } = req;
   const rendered = { objects: req.desired, digest: req.digest };
+  const note = req.note ? { note: req.note } : {};
   const timed = stageTimer(deps, app.name, timings);
 
   // 3. Plan: desired vs. inventory vs. live, decided by server-side dry-run; any plan error applies nothing.
@@ -153,6 +173,7 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
     return finish(deps, entry, app, revision, "PlanRejected", messageOf(err), {
       timings,
       digest: rendered.digest,
+      ...note,
     });
   }
   if (thePlan.errors.length > 0) {
@@ -163,6 +184,7 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
       timings,
       digest: rendered.digest,
       plan: thePlan,
+      ...note,
     });
   }
   // The prune guards' holds are lifted through the policy's approvals; without a policy nothing lifts them.
@@ -187,6 +209,7 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
         digest: rendered.digest,
         plan: thePlan,
         verdicts,
+        ...note,
       });
     }
   }
@@ -201,7 +224,7 @@ export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<
       return [c.id, rec];
     }),
   );
-  const ctx = { timings, digest: rendered.digest, plan: thePlan, records, verdicts };
+  const ctx = { timings, digest: rendered.digest, plan: thePlan, records, verdicts, ...note };
 
   // What apply wrote, by object id: the health wait must not judge a watch view's older copy.
   const appliedVersions = new Map<string, string>();
@@ -349,6 +372,8 @@ interface FinishContext {
   health?: ObjectHealth[];
   /** Every sync rule verdict on this attempt, recorded with the entry. */
   verdicts?: VerdictRecord[];
+  /** Appended to the message (skipped documents). */
+  note?: string;
 }
 
 function finish(
@@ -362,6 +387,7 @@ function finish(
 ): ReconcileResult {
   const outcome = reason === "Succeeded" ? "Succeeded" : "Failed";
   const health = ctx.health ?? [];
+  if (ctx.note) message = `${message}; ${ctx.note}`;
   try {
     deps.ledger.finish(entry, {
       outcome,

@@ -2,13 +2,12 @@
  * render: the plain YAML/JSON manifests under an app's path in a Snapshot → the desired objects and their
  * digest. Any error means the caller applies nothing; `skipped` lists documents that are not objects.
  */
-import { canonicalJson, digestOf } from "../object/canonical.ts";
+import { canonicalJson, sha256Hex } from "../object/canonical.ts";
 import { messageOf } from "../object/errors.ts";
 import { type KubeObject, type ObjectRef, refOf } from "../object/object.ts";
 import type { Snapshot } from "../object/snapshot.ts";
-import { classifyDocument } from "./kube-object.ts";
-import { parseJsonFile, parseYamlFile } from "./parse-manifests.ts";
-import { type ManifestFile, walkManifests } from "./walk.ts";
+import { type FileRender, type FileRenderLimits, renderFileBytes } from "./render-file.ts";
+import { walkManifests } from "./walk.ts";
 
 /** Bounds on what one app may render; hostile repositories hit these, not the agent's memory. */
 export interface RenderLimits {
@@ -55,19 +54,36 @@ export interface RenderResult {
   files: number;
 }
 
+/** Parses one file's bytes; the parse worker's pool (agent/render/parse-pool.ts) is one, renderFileBytes another. */
+export type FileParser = (
+  path: string,
+  bytes: Uint8Array,
+  limits: FileRenderLimits,
+  signal?: AbortSignal,
+) => Promise<FileRender>;
+
+/** Parses in the calling thread. */
+export const parseInline: FileParser = async (path, bytes, limits) => renderFileBytes(path, bytes, limits);
+
 /** Options of render(). */
 export interface RenderOptions {
   limits?: Partial<RenderLimits>;
+  /** Where files are parsed (default: in this thread). */
+  parser?: FileParser;
+  /** Stops waiting for a parse (the render then rejects). */
+  signal?: AbortSignal;
 }
 
-/** Renders the manifests under `appPath` ("" is the repository root). Never rejects: problems land in `errors`. */
+/** Renders the manifests under `appPath` ("" is the repository root). Rejects only when `signal` aborts; other problems land in `errors`. */
 export async function render(
   snapshot: Snapshot,
   appPath: string,
   options: RenderOptions = {},
 ): Promise<RenderResult> {
   const limits: RenderLimits = { ...DEFAULT_RENDER_LIMITS, ...definedOnly(options.limits ?? {}) };
+  const parser = options.parser ?? parseInline;
   const objects: DesiredObject[] = [];
+  const canonical: string[] = [];
   const skipped: RenderProblem[] = [];
   const errors: RenderProblem[] = [];
   let files = 0;
@@ -78,78 +94,33 @@ export async function render(
     let budget = limits.maxDocuments;
     for (const file of walked.files) {
       files += 1;
-      const used = await renderFile(snapshot, file, limits, budget, objects, skipped, errors);
-      budget -= used;
+      const bytes = await snapshot.readBlob(file.realPath);
+      const done = await parser(file.path, bytes, { ...limits, budget }, options.signal);
+      for (const o of done.objects) {
+        objects.push({ object: o.object, ref: refOf(o.object), source: o.source });
+        canonical.push(o.canonical);
+      }
+      skipped.push(...done.skipped);
+      errors.push(...done.errors);
+      budget -= done.used;
       if (budget < 0) break;
     }
   } catch (err) {
+    if (options.signal?.aborted) throw err;
     errors.push({ path: appPath === "" ? "(repository root)" : appPath, message: messageOf(err) });
   }
-  return { objects, skipped, errors, digest: digestOfObjects(objects.map((o) => o.object)), files };
-}
-
-/** Renders one file into the collections; returns how many documents and List items it used. */
-async function renderFile(
-  snapshot: Snapshot,
-  file: ManifestFile,
-  limits: RenderLimits,
-  budget: number,
-  objects: DesiredObject[],
-  skipped: RenderProblem[],
-  errors: RenderProblem[],
-): Promise<number> {
-  const bytes = await snapshot.readBlob(file.realPath);
-  if (bytes.byteLength > limits.maxFileBytes) {
-    errors.push({
-      path: file.path,
-      message: `file is ${bytes.byteLength} bytes, over the limit of ${limits.maxFileBytes}`,
-    });
-    return 0;
-  }
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    errors.push({ path: file.path, message: "not valid UTF-8" });
-    return 0;
-  }
-  const parseLimits = { documentBudget: budget, maxAliases: limits.maxAliases, maxDepth: limits.maxDepth };
-  const parsed = file.path.toLowerCase().endsWith(".json")
-    ? parseJsonFile(text, parseLimits)
-    : parseYamlFile(text, parseLimits);
-  if (!Array.isArray(parsed)) {
-    const at = parsed.line === undefined ? "" : `:${parsed.line}:${parsed.column ?? 1}`;
-    const tooMany = parsed.message.startsWith("too many documents");
-    const message = tooMany
-      ? `too many documents: the limit is ${limits.maxDocuments} per app`
-      : parsed.message;
-    errors.push({ path: `${file.path}${at}`, message });
-    return tooMany ? budget + 1 : 0;
-  }
-  let used = parsed.length;
-  for (const doc of parsed) {
-    for (const verdict of classifyDocument(doc.value)) {
-      const source = `${file.path}#${doc.index}${verdict.suffix}`;
-      if (verdict.suffix !== "") used += 1;
-      if (verdict.kind === "skip") skipped.push({ path: source, message: verdict.reason });
-      else if (verdict.kind === "error") errors.push({ path: source, message: verdict.message });
-      else objects.push({ object: verdict.object, ref: refOf(verdict.object), source });
-    }
-  }
-  if (used > budget) {
-    errors.push({
-      path: file.path,
-      message: `too many documents: the limit is ${limits.maxDocuments} per app`,
-    });
-  }
-  return used;
+  return { objects, skipped, errors, digest: digestOfCanonical(canonical), files };
 }
 
 /** digestOf the objects sorted by canonical JSON, so neither file layout nor order changes it. */
 export function digestOfObjects(objects: readonly KubeObject[]): string {
-  const keyed = objects.map((object) => ({ key: canonicalJson(object), object }));
-  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return digestOf(keyed.map((k) => k.object));
+  return digestOfCanonical(objects.map((object) => canonicalJson(object)));
+}
+
+/** digestOfObjects from the objects' canonical JSON: the array's canonical JSON is theirs, joined. */
+function digestOfCanonical(canonical: readonly string[]): string {
+  const sorted = [...canonical].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return `sha256:${sha256Hex(`[${sorted.join(",")}]`)}`;
 }
 
 function definedOnly(partial: Partial<RenderLimits>): Partial<RenderLimits> {

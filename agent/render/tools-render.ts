@@ -15,7 +15,9 @@ import { isKustomization, type KustomizeOptions, kustomizeBuild } from "./kustom
 import {
   type DesiredObject,
   digestOfObjects,
+  type FileParser,
   type RenderLimits,
+  type RenderOptions,
   type RenderResult,
   render,
 } from "./render.ts";
@@ -43,13 +45,16 @@ export interface RenderEnvironment {
   /** ConfigMaps/Secrets for `varsFrom`; absent where there is no cluster. */
   readConfig?: ConfigReader;
   limits?: Partial<RenderLimits>;
+  /** Where manifest files are parsed (the parse worker in the agent; default: this thread). */
+  parser?: FileParser;
 }
 
-/** Renders one app; never rejects: problems land in `errors`, and any error means nothing is applied. */
+/** Renders one app; rejects only when `signal` aborts: problems land in `errors`, and any error means nothing is applied. */
 export async function renderApp(
   snapshot: Snapshot,
   app: AppRenderSpec,
   env: RenderEnvironment = {},
+  signal?: AbortSignal,
 ): Promise<RenderResult> {
   const source = new SopsSnapshot(
     snapshot,
@@ -57,11 +62,12 @@ export async function renderApp(
   );
   let result: RenderResult;
   try {
-    if (app.helm) result = await renderWithTool(source, app, env, "helm");
+    if (app.helm) result = await renderWithTool(source, app, env, "helm", signal);
     else if (await isKustomization(source, app.path))
-      result = await renderWithTool(source, app, env, "kustomize");
-    else result = await render(source, app.path, env.limits ? { limits: env.limits } : {});
+      result = await renderWithTool(source, app, env, "kustomize", signal);
+    else result = await render(source, app.path, renderOptions(env, signal));
   } catch (err) {
+    if (signal?.aborted) throw err;
     return failed(app.path, messageOf(err));
   }
   if (result.errors.length > 0 || (app.vars === undefined && app.varsFrom === undefined)) return result;
@@ -91,6 +97,7 @@ async function renderWithTool(
   app: AppRenderSpec,
   env: RenderEnvironment,
   tool: "helm" | "kustomize",
+  signal: AbortSignal | undefined,
 ): Promise<RenderResult> {
   const tools = env.tools ?? {};
   const tmp = await privateTempDir(tool);
@@ -120,7 +127,10 @@ async function renderWithTool(
     await mkdir(out, { mode: 0o700 });
     await writeFile(join(out, "rendered.yaml"), output, { mode: 0o600 });
     const maxFileBytes = tools.maxOutputBytes ?? TOOL_DEFAULTS.maxOutputBytes;
-    const parsed = await render(new FsSnapshot(out), "", { limits: { ...(env.limits ?? {}), maxFileBytes } });
+    const parsed = await render(new FsSnapshot(out), "", {
+      ...renderOptions(env, signal),
+      limits: { ...(env.limits ?? {}), maxFileBytes },
+    });
     const relabel = (s: string): string => s.replace(/^rendered\.yaml/, label);
     const objects: DesiredObject[] = [];
     const skipped = parsed.skipped.map((p) => ({ ...p, path: relabel(p.path) }));
@@ -146,6 +156,14 @@ async function renderWithTool(
   } finally {
     await tmp.dispose();
   }
+}
+
+function renderOptions(env: RenderEnvironment, signal: AbortSignal | undefined): RenderOptions {
+  return {
+    ...(env.limits ? { limits: env.limits } : {}),
+    ...(env.parser ? { parser: env.parser } : {}),
+    ...(signal ? { signal } : {}),
+  };
 }
 
 function describe(object: KubeObject): string {

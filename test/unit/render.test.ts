@@ -2,8 +2,12 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { attachLarge, detachLarge } from "../../agent/render/chunked.ts";
+import { fastParseYaml } from "../../agent/render/fast-yaml.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
-import { render } from "../../agent/render/render.ts";
+import { parseYamlFile, parseYamlWithPackage, SCALAR_TAGS } from "../../agent/render/parse-manifests.ts";
+import { ParsePool } from "../../agent/render/parse-pool.ts";
+import { DEFAULT_RENDER_LIMITS, parseInline, render } from "../../agent/render/render.ts";
 
 const roots: string[] = [];
 afterAll(() => {
@@ -100,7 +104,65 @@ describe("render()", () => {
     expect(result.objects.map((o) => o.ref.name)).toEqual(["a"]);
     expect(result.skipped).toEqual([
       { path: "app/kustomization.yaml#0", message: expect.stringContaining("kustomize") },
-      { path: "app/values.yaml#0", message: "not a Kubernetes object: no apiVersion or kind" },
+      { path: "app/values.yaml#0", message: "not a Kubernetes object: no apiVersion, kind or metadata" },
+    ]);
+  });
+
+  test("a document meant as an object but without a valid kind is an error naming file, line and document", async () => {
+    const ns = (head: string) => `${head}metadata:\n  name: team-data\n`;
+    const cases: Array<[string, string, string, RegExp]> = [
+      ["miscased Kind", ns("apiVersion: v1\nKind: Namespace\n"), ":2:1", /"Kind" must be spelled "kind"/],
+      ["no kind", ns("apiVersion: v1\n"), ":1:1", /no kind \(a document with apiVersion and metadata/],
+      ["empty kind", ns('apiVersion: v1\nkind: ""\n'), ":2:1", /kind: expected a non-empty string, got ""/],
+      ["null kind", ns("apiVersion: v1\nkind:\n"), ":2:1", /kind: expected a non-empty string, got null/],
+      ["miscased APIVersion", ns("APIVersion: v1\nkind: Namespace\n"), ":1:1", /"APIVersion" must be/],
+      ["miscased Metadata", "apiVersion: v1\nkind: Namespace\nMetadata:\n  name: x\n", ":3:1", /"Metadata"/],
+      ["kind only", "kind: Namespace\n", ":1:1", /no apiVersion \(a document with kind/],
+      ["metadata only", "metadata:\n  name: x\n", ":1:1", /no apiVersion \(a document with metadata/],
+      ["no metadata", "apiVersion: v1\nkind: Namespace\n", ":1:1", /no metadata/],
+      ["no name", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: j-\n", ":3:1", /generateName/],
+    ];
+    for (const [what, text, at, message] of cases) {
+      const { snapshot } = repo({ "app/a.yaml": cm("before"), "app/ns.yaml": `# ${what}\n---\n${text}` });
+      const result = await render(snapshot, "app");
+      // The line counts from the file's first line: the comment and the separator come first.
+      const line = Number(at.split(":")[1]) + 2;
+      expect(result.errors, what).toEqual([
+        { path: `app/ns.yaml:${line}:1`, message: expect.stringMatching(/^document 0: /) },
+      ]);
+      expect(result.errors[0]?.message, what).toMatch(message);
+      expect(result.skipped, what).toEqual([]);
+    }
+  });
+
+  test("a List item that is not an object is an error; the same checks apply to JSON with its line", async () => {
+    const { snapshot } = repo({
+      "app/list.yaml": `apiVersion: v1\nkind: List\nitems:\n  - ${cm("ok").replaceAll("\n", "\n    ")}\n  - { apiVersion: v1, Kind: ConfigMap, metadata: { name: x } }\n  - plain\n`,
+      "app/ns.json": '{\n  "apiVersion": "v1",\n  "kind": "",\n  "metadata": { "name": "x" }\n}\n',
+    });
+    const result = await render(snapshot, "app");
+    expect(result.errors).toEqual([
+      { path: "app/list.yaml:9:23", message: expect.stringContaining('document 0 items[1]: "Kind"') },
+      { path: "app/list.yaml:10:5", message: expect.stringContaining("document 0 items[2]: a List item") },
+      { path: "app/ns.json:3:3", message: expect.stringContaining("kind: expected a non-empty string") },
+    ]);
+  });
+
+  test("tool files that are not objects are skipped: Chart.yaml, berth's own config and rules", async () => {
+    const { snapshot } = repo({
+      "app/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+      "app/berth.yaml": "apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {}\n",
+      "app/rules.yaml": "apiVersion: berth.dev/v1alpha1\nkind: Rules\nsync: []\n",
+      "app/c.yaml": `${cm("c")}---\n# only a comment\n---\n- a\n- b\n---\njust text\n`,
+    });
+    const result = await render(snapshot, "app");
+    expect(result.errors).toEqual([]);
+    expect(result.skipped.map((s) => `${s.path} ${s.message}`)).toEqual([
+      "app/Chart.yaml#0 a Helm chart's Chart.yaml: not applied",
+      "app/berth.yaml#0 berth's own configuration file: not applied",
+      "app/c.yaml#2 not a Kubernetes object: expected a mapping, got a list",
+      "app/c.yaml#3 not a Kubernetes object: expected a mapping, got string",
+      "app/rules.yaml#0 berth's own rules file: not applied",
     ]);
   });
 
@@ -123,8 +185,8 @@ describe("render()", () => {
     });
     const result = await render(snapshot, "app");
     expect(result.errors).toEqual([
-      { path: "app/x.yaml#1", message: expect.stringContaining("metadata.name") },
-      { path: "app/x.yaml#2", message: expect.stringContaining("metadata.namespace") },
+      { path: "app/x.yaml:9:3", message: expect.stringContaining("document 1: metadata.name") },
+      { path: "app/x.yaml:15:3", message: expect.stringContaining("document 2: metadata.namespace") },
     ]);
   });
 
@@ -279,5 +341,255 @@ describe("FsSnapshot", () => {
     const { snapshot } = repo({ "real/x.yaml": "a: 1\n", link: { link: "real" } });
     expect(await snapshot.stat("link/x.yaml")).toBeUndefined();
     expect(await snapshot.stat("real/x.yaml")).toBeDefined();
+  });
+});
+
+/** A ConfigMap with `n` keys (150k keys ≈ 1.8 MB, the size that stalled the agent for minutes). */
+function hugeConfigMap(n: number, extra = ""): string {
+  const lines = ["apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: huge", "data:"];
+  for (let i = 0; i < n; i++) lines.push(`  k${i}: v`);
+  return `${lines.join("\n")}\n${extra}`;
+}
+
+const FILE_LIMITS = { ...DEFAULT_RENDER_LIMITS, maxFileBytes: 4 * 1024 * 1024, budget: 10_000 };
+
+describe("huge files", () => {
+  test("a 150k-key ConfigMap parses (linear, not quadratic), and a duplicate key in it is found with its line", async () => {
+    const { snapshot } = repo({ "app/huge.yaml": hugeConfigMap(150_000) });
+    const started = performance.now();
+    const result = await render(snapshot, "app");
+    // Generous: quadratic duplicate-key checks took over 120 s here; linear parsing takes about a second.
+    expect(performance.now() - started).toBeLessThan(60_000);
+    expect(result.errors).toEqual([]);
+    expect(Object.keys(result.objects[0]?.object.data as object)).toHaveLength(150_000);
+
+    const dup = repo({ "app/huge.yaml": hugeConfigMap(150_000, "  k7: again\n") });
+    expect((await render(dup.snapshot, "app")).errors).toEqual([
+      { path: "app/huge.yaml:150006:3", message: "invalid YAML: Map keys must be unique" },
+    ]);
+  }, 120_000);
+
+  test("the parse pool parses in a worker: the event loop keeps running during a huge parse", async () => {
+    const pool = new ParsePool();
+    try {
+      const bytes = new TextEncoder().encode(hugeConfigMap(150_000));
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 5);
+      const parsed = await pool.parse("huge.yaml", bytes, FILE_LIMITS);
+      clearInterval(timer);
+      expect(pool.fallback).toBeUndefined();
+      expect(parsed.errors).toEqual([]);
+      expect(Object.keys(parsed.objects[0]?.object.data as object)).toHaveLength(150_000);
+      // Parsing in this thread runs to the end in one go: no timer could fire before it resolved.
+      expect(ticks).toBeGreaterThan(3);
+      const inline = await parseInline("huge.yaml", bytes, FILE_LIMITS);
+      expect(parsed).toEqual(inline);
+    } finally {
+      await pool.close();
+    }
+  }, 120_000);
+
+  test("an aborted parse stops its worker at once; the next parse gets a new one", async () => {
+    const pool = new ParsePool({ size: 1 });
+    try {
+      const bytes = new TextEncoder().encode(hugeConfigMap(150_000));
+      const abort = new AbortController();
+      const waiting = pool.parse("huge.yaml", bytes, FILE_LIMITS, abort.signal);
+      setTimeout(() => abort.abort(new Error("stopping")), 50);
+      await expect(waiting).rejects.toThrow("stopping");
+      const small = await pool.parse("a.yaml", new TextEncoder().encode(cm("a")), FILE_LIMITS);
+      expect(small.objects.map((o) => o.source)).toEqual(["a.yaml#0"]);
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
+  test("when no worker can start, files are parsed in this thread and the reason is given", async () => {
+    const reasons: string[] = [];
+    const pool = new ParsePool({
+      workerUrl: new URL("file:///nonexistent/parse-worker.js"),
+      onFallback: (why) => reasons.push(why),
+    });
+    try {
+      const done = await pool.parse("a.yaml", new TextEncoder().encode(cm("a")), FILE_LIMITS);
+      expect(done.objects.map((o) => o.source)).toEqual(["a.yaml#0"]);
+      expect(reasons).toEqual([expect.stringContaining("could not start")]);
+      expect(pool.fallback).toContain("could not start");
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe("moving large containers between threads", () => {
+  test("detached pieces put back give the same object, key order, __proto__ keys and non-JSON numbers kept", async () => {
+    const data: Record<string, unknown> = {};
+    for (let i = 0; i < 10_000; i++) data[`k${i}`] = i % 3 === 0 ? { n: i } : `v${i}`;
+    Object.defineProperty(data, "__proto__", {
+      value: "x",
+      enumerable: true,
+      configurable: true,
+      writable: true,
+    });
+    data.nan = Number.NaN;
+    const list = Array.from({ length: 9_000 }, (_, i) => ({ i, inner: i === 5 ? Array(5_000).fill(1) : [] }));
+    const original = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" }, data, list };
+    const copy = structuredClone(original);
+    const detached = detachLarge([copy]);
+    expect(detached.map((d) => d.path)).toEqual([["list"], ["list", 5, "inner"], ["data"]]);
+    expect(Object.keys(copy.data)).toHaveLength(0);
+    const wire = structuredClone({ objects: [copy], detached });
+    await attachLarge(wire.objects, wire.detached);
+    expect(wire.objects[0]).toEqual(original);
+    expect(Object.keys(wire.objects[0]?.data as object)).toEqual(Object.keys(original.data));
+    expect(Object.getPrototypeOf(wire.objects[0]?.data)).toBe(Object.prototype);
+  });
+});
+
+describe("the fast path for big simple YAML", () => {
+  const KEYS = [
+    "a",
+    "b",
+    "data",
+    "toString",
+    "constructor",
+    "x.y",
+    "a/b",
+    "k-1",
+    "_k",
+    "true",
+    "1a",
+    "__proto__",
+    "<<",
+    "k k",
+    '"q"',
+    "y",
+    "No",
+  ];
+  const VALUES = [
+    "v",
+    "0644",
+    "0o17",
+    "0x1F",
+    "1e3",
+    "1.5",
+    ".inf",
+    "-.Inf",
+    ".nan",
+    "-0",
+    "+1",
+    "007",
+    "09",
+    "1_000",
+    "12345678901234567890",
+    "true",
+    "True",
+    "TRUE",
+    "yes",
+    "on",
+    "~",
+    "null",
+    "Null",
+    "NULL",
+    "false",
+    "a#b",
+    "a #b",
+    "a: b",
+    "a:b",
+    "a:",
+    "-a",
+    "- a",
+    "-",
+    "?a",
+    "? a",
+    ":a",
+    "a,b",
+    "[a",
+    "{a",
+    "a]",
+    "@a",
+    "%a",
+    "`a",
+    "!a",
+    "&a",
+    "*a",
+    "|",
+    ">",
+    "'q'",
+    "'it''s'",
+    "'bad'x",
+    '"q"',
+    '"a\\nb"',
+    '"\\u00e9"',
+    '"\\x41"',
+    '"a"b',
+    '"tab\\t"',
+    "  padded  ",
+    "é",
+    "a  b",
+    "1.0.0",
+    "2024-01-01",
+    "0b101",
+  ];
+  /** A random document: nested maps, some values from the lists above, odd indents and comments now and then. */
+  function randomDoc(seed: number): string {
+    let s = seed;
+    const rnd = (n: number) => {
+      s = (s * 1103515245 + 12345) & 0x7fffffff;
+      return s % n;
+    };
+    const lines: string[] = [];
+    const walk = (indent: number, depth: number) => {
+      const n = 1 + rnd(4);
+      for (let i = 0; i < n; i++) {
+        const key = rnd(3) === 0 ? (KEYS[rnd(KEYS.length)] as string) : `k${rnd(1000)}`;
+        const pad = " ".repeat(indent + (rnd(40) === 0 ? 1 : 0));
+        if (rnd(15) === 0) lines.push(`${pad}# comment`);
+        if (rnd(20) === 0) lines.push("");
+        if (depth < 3 && rnd(4) === 0) {
+          lines.push(`${pad}${key}:${rnd(10) === 0 ? "   " : ""}`);
+          if (rnd(10) !== 0) walk(indent + 2 + 2 * rnd(2), depth + 1);
+        } else lines.push(`${pad}${key}: ${VALUES[rnd(VALUES.length)]}`);
+      }
+    };
+    walk(0, 0);
+    return `${lines.join("\n")}${rnd(2) ? "\n" : ""}`;
+  }
+
+  test("reads exactly what the yaml package reads, or leaves the text to it", () => {
+    const limits = { documentBudget: 10, maxAliases: 100, maxDepth: 200 };
+    let fast = 0;
+    for (let seed = 1; seed <= 3000; seed++) {
+      const text = randomDoc(seed);
+      const value = fastParseYaml(text, SCALAR_TAGS);
+      if (value === undefined) continue;
+      fast++;
+      const full = parseYamlWithPackage(text, limits);
+      expect(Array.isArray(full), text).toBe(true);
+      const docs = full as Array<{ value: unknown }>;
+      expect(docs.length, text).toBe(1);
+      expect(value, text).toEqual(docs[0]?.value as Record<string, unknown>);
+      // Same key order, and __proto__-like names as own properties in both.
+      expect(JSON.stringify(value), text).toBe(JSON.stringify(docs[0]?.value));
+    }
+    // The generator must exercise the fast path, not only its refusals.
+    expect(fast).toBeGreaterThan(300);
+  });
+
+  test("a big file takes it; a big file outside its shape gets the same answer from the yaml package", () => {
+    const limits = { documentBudget: 10, maxAliases: 100, maxDepth: 200 };
+    const big = hugeConfigMap(10_000);
+    expect(fastParseYaml(big, SCALAR_TAGS)).toBeDefined();
+    expect(parseYamlFile(big, limits)).toEqual(
+      (parseYamlWithPackage(big, limits) as Array<{ index: number; value: unknown }>).map((d) => ({
+        ...d,
+        at: expect.any(Function),
+      })),
+    );
+    const withList = `${big}list:\n  - a\n`;
+    expect(fastParseYaml(withList, SCALAR_TAGS)).toBeUndefined();
+    expect((parseYamlFile(withList, limits) as Array<{ value: { list: unknown } }>)[0]?.value.list).toEqual([
+      "a",
+    ]);
   });
 });

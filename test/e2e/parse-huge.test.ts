@@ -1,0 +1,151 @@
+/**
+ * A 150k-key ConfigMap (1.8 MB) never stalls the compiled binary's `berth run` (issue 12, item 4): /healthz
+ * answers while the file renders (the parse runs in a worker thread embedded in the binary), and SIGTERM during
+ * the render stops the agent and records the attempt as Interrupted. Figures are in scripts/bench/parse-huge.ts;
+ * the only bounds here are generous ones.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createServer } from "node:net";
+import { writeConfig } from "../support/berth.ts";
+import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
+import { eventually, type TestCluster, useCluster } from "../support/cluster.ts";
+import { GitFixture } from "../support/git.ts";
+
+let cluster: TestCluster;
+let git: GitFixture;
+let url: string;
+
+function hugeConfigMap(): string {
+  const lines = ["apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: huge", "data:"];
+  for (let i = 0; i < 150_000; i++) lines.push(`  k${i}: v`);
+  return `${lines.join("\n")}\n`;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const addr = s.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+beforeAll(async () => {
+  berthBinary();
+  cluster = await useCluster();
+  git = await GitFixture.start();
+  url = git.createRepo("huge");
+  git.commit("huge", { "app/huge.yaml": hugeConfigMap() });
+}, 600_000);
+
+afterAll(async () => {
+  await git?.close();
+});
+
+/** `berth run` on the repository, with its API on a free port (reads open, for the event stream). */
+async function startAgent() {
+  const port = await freePort();
+  const config = writeConfig(
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1h}\napps:\n  - {name: huge, path: app, namespace: default}\nledger: {path: $DIR/ledger.db}\napi:\n  listen: 127.0.0.1:${port}\n  anonymousRead: true\n`,
+  );
+  const run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
+  const base = `http://127.0.0.1:${port}`;
+  await eventually("the API to answer", 30_000, async () =>
+    (await fetch(`${base}/healthz`)).ok ? true : undefined,
+  );
+  return { run, base, config };
+}
+
+/** The render stage's start and end, by the agent's own clock (its event stream), once the render is over. */
+async function renderWindow(base: string, stop: AbortSignal): Promise<{ from: number; to: number }> {
+  const r = await fetch(`${base}/api/v1/events`, { signal: stop });
+  const reader = (r.body as ReadableStream<Uint8Array>).getReader();
+  let buf = "";
+  let from: number | undefined;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the event stream ended before the render did");
+    buf += new TextDecoder().decode(value);
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (!line.startsWith("data: ")) continue;
+      const e = JSON.parse(line.slice(6)) as { at?: string; type: string; stage?: string };
+      if (!e.at || (e.type !== "stage" && e.type !== "finished")) continue;
+      if (e.stage === "render") from = Date.parse(e.at);
+      else if (from !== undefined) return { from, to: Date.parse(e.at) };
+    }
+  }
+}
+
+describe("a 150k-key ConfigMap (compiled binary)", () => {
+  test("/healthz keeps answering while berth run renders it", async () => {
+    const { run, base } = await startAgent();
+    const stop = new AbortController();
+    try {
+      const window = renderWindow(base, stop.signal);
+      let over = false;
+      window.then(
+        () => {
+          over = true;
+        },
+        () => {
+          over = true;
+        },
+      );
+      const answers: Array<{ start: number; end: number }> = [];
+      const deadline = Date.now() + 120_000;
+      while (!over && Date.now() < deadline) {
+        const start = Date.now();
+        const r = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(30_000) });
+        expect(await r.json()).toEqual({ status: "ok" });
+        answers.push({ start, end: Date.now() });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const { from, to } = await window;
+      const during = answers.filter((a) => a.start >= from && a.end <= to);
+      // Parsed in this thread, the render would hold every request until it ended: none would fit inside it.
+      expect(to - from).toBeGreaterThan(0);
+      expect(during.length).toBeGreaterThanOrEqual(3);
+      // Generous: each answer within 2 s even on a loaded machine (the render itself takes seconds there).
+      expect(Math.max(...during.map((a) => a.end - a.start))).toBeLessThan(2_000);
+      expect(run.output()).not.toContain("parsing manifests in the main thread");
+    } finally {
+      stop.abort();
+      // The plan's dry-run of a 1.8 MB ConfigMap keeps the API server busy for a long while: no need to wait.
+      run.child.kill("SIGKILL");
+      await run.exited;
+    }
+  }, 180_000);
+
+  test("SIGTERM during the render stops the agent promptly and records the attempt as Interrupted", async () => {
+    const { run, base, config } = await startAgent();
+    try {
+      const stop = new AbortController();
+      const events = await fetch(`${base}/api/v1/events`, { signal: stop.signal });
+      const reader = (events.body as ReadableStream<Uint8Array>).getReader();
+      let seen = "";
+      while (!seen.includes('"stage":"render"')) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("the event stream ended before the render started");
+        seen += new TextDecoder().decode(value);
+      }
+      stop.abort();
+      const t0 = Date.now();
+      run.child.kill("SIGTERM");
+      expect(await run.exited).toBe(0);
+      // Generous: the issue's target is 2 s; before the worker it took 48 s on an 80k-key file.
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      const [entry] = JSON.parse(
+        (await runBerth(["ledger", "list", "--json", "--app", "huge", "--limit", "1", "--config", config]))
+          .stdout,
+      );
+      expect([entry.reason, entry.message]).toEqual(["Interrupted", "stopped while rendering"]);
+    } finally {
+      run.child.kill("SIGKILL");
+    }
+  }, 180_000);
+});
