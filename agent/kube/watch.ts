@@ -16,6 +16,8 @@ export type WatchUpdate =
 export interface KindWatchOptions {
   info: ResourceInfo;
   labelSelector: string;
+  /** Watch one namespace only (a namespaced kind); absent: across all namespaces. */
+  namespace?: string;
   onUpdate: (update: WatchUpdate) => void;
   /** Called when the watch connects (after a relist) or loses its connection. */
   onState?: (connected: boolean, error?: string) => void;
@@ -106,7 +108,7 @@ export class KindWatch {
       const page = (await this.client.request(
         "list",
         "GET",
-        `${this.client.collectionPath(info, "")}?${query}`,
+        `${this.client.collectionPath(info, this.options.namespace ?? "")}?${query}`,
       )) as { items?: KubeObject[]; metadata?: { continue?: string; resourceVersion?: string } };
       for (const item of page.items ?? []) objects.push({ ...item, apiVersion, kind: info.kind });
       cont = page.metadata?.continue ?? "";
@@ -131,7 +133,7 @@ export class KindWatch {
     });
     const body = await this.client.stream(
       "watch",
-      `${this.client.collectionPath(info, "")}?${query}`,
+      `${this.client.collectionPath(info, this.options.namespace ?? "")}?${query}`,
       signal,
     );
     const decoder = new TextDecoder();
