@@ -208,13 +208,16 @@ export function installManifests(input: InstallInput): KubeObject[] {
       );
     for (const g of input.grantedRules) rules.push(...g.rules);
     const name = `berth-${ns}`;
-    out.push({
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRole",
-      metadata: meta(name),
-      rules,
-    });
-    out.push(binding("ClusterRoleBinding", name, undefined, "ClusterRole", subjects, labels));
+    // Only tenant apps (synced as their ServiceAccounts): berth needs no cluster-wide rights at all.
+    if (rules.length > 0) {
+      out.push({
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRole",
+        metadata: meta(name),
+        rules,
+      });
+      out.push(binding("ClusterRoleBinding", name, undefined, "ClusterRole", subjects, labels));
+    }
     if (input.lease) {
       out.push({
         apiVersion: "rbac.authorization.k8s.io/v1",
