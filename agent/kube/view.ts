@@ -64,7 +64,8 @@ export class LiveView {
     for (const { info, namespace } of this.kindsOf(refs, this.perNamespace(client))) {
       const key = kindKey(app, info, namespace);
       let entry = this.kinds.get(key);
-      if (!entry) {
+      // A watch the server forbade has ended; try again now (RBAC may have changed since).
+      if (!entry || entry.watch.forbidden) {
         const objects = new Map<string, KubeObject>();
         const watch = new KindWatch(client, {
           info,

@@ -7,6 +7,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { appClients } from "../../agent/cli/wire.ts";
 import { parseConfig } from "../../agent/config/config.ts";
 import { KubeClient } from "../../agent/kube/client.ts";
+import { KindWatch } from "../../agent/kube/watch.ts";
 import type { KubeObject, ObjectRef } from "../../agent/object/object.ts";
 import { type PlanCluster, plan } from "../../agent/plan/plan.ts";
 import { outsideTenant } from "../../agent/plan/tenant.ts";
@@ -179,6 +180,11 @@ describe("the client impersonates", () => {
       fetch(req) {
         const path = new URL(req.url).pathname;
         seen.push({ path, as: req.headers.get("impersonate-user") });
+        if (path === "/api/v1/secrets")
+          return Response.json(
+            { kind: "Status", reason: "Forbidden", message: "secrets is forbidden" },
+            { status: 403 },
+          );
         if (path === "/api" || path === "/apis") {
           const items =
             path === "/api"
@@ -241,5 +247,25 @@ describe("the client impersonates", () => {
     expect(kube.counts.get).toBe(2);
     kube.mayWrite = () => false;
     await expect(team.delete(ref)).rejects.toThrow("HA standby");
+  });
+
+  test("a watch the server forbids ends instead of retrying every few seconds", async () => {
+    seen.length = 0;
+    const states: string[] = [];
+    const info = { group: "", version: "v1", kind: "Secret", plural: "secrets", namespaced: true, verbs: [] };
+    const watch = new KindWatch(kube.as("system:serviceaccount:tns:deployer"), {
+      info,
+      labelSelector: "a=b",
+      backoffMs: 10,
+      onUpdate: () => {},
+      onState: (connected, error) => states.push(`${connected} ${error}`),
+    });
+    watch.start();
+    await watch.synced;
+    await Bun.sleep(200);
+    await watch.stop();
+    expect(watch.forbidden).toBe(true);
+    expect(seen.map((s) => s.path)).toEqual(["/api/v1/secrets"]);
+    expect(states).toEqual(["false secrets is forbidden"]);
   });
 });
