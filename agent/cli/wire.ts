@@ -124,7 +124,7 @@ export function appClients(config: AgentConfig, kube: KubeClient): (app: string)
 
 /** A live view for one-shot commands: one list per kind instead of a GET (and dry-run) per object. */
 export function wireLiveView(w: Wired): { close(): Promise<void> } {
-  const view = new LiveView(w.kube, { clientFor: w.clientFor });
+  const view = new LiveView(w.kube, { clientFor: w.clientFor, defaultNamespace: namespaceOf(w.config) });
   w.deps.live = view;
   return {
     close: async () => {
@@ -170,6 +170,7 @@ export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => v
   });
   const view = new LiveView(w.kube, {
     clientFor: w.clientFor,
+    defaultNamespace: namespaceOf(w.config),
     onChange: (c) => watcher.observe(c),
     onState: (app, kind, connected, error) =>
       log.log(connected ? "info" : "warn", connected ? "watch connected" : "watch lost; reconnecting", {
@@ -192,6 +193,11 @@ export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => v
       await view.close();
     },
   };
+}
+
+/** Each app's default namespace, by app name. */
+function namespaceOf(config: AgentConfig): (app: string) => string | undefined {
+  return (app) => config.apps.find((a) => a.name === app)?.namespace;
 }
 
 /** Opens the ledger named by the config, with the Secret encryption key if one is configured. */

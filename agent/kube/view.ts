@@ -34,6 +34,8 @@ export interface LiveViewOptions {
    * impersonating client watches namespaced kinds per namespace, as a namespace Role allows no wider list.
    */
   clientFor?: (app: string) => KubeClient;
+  /** The app's default namespace, for rendered refs of namespaced kinds that name none yet. */
+  defaultNamespace?: (app: string) => string | undefined;
   onChange?: (change: ViewChange) => void;
   onState?: (app: string, kind: string, connected: boolean, error?: string) => void;
   backoffMs?: number;
@@ -61,7 +63,9 @@ export class LiveView {
     await this.client.discover();
     const client = this.clientOf(app);
     const waits: Promise<void>[] = [];
-    for (const { info, namespace } of this.kindsOf(refs, this.perNamespace(client))) {
+    const perNamespace = this.perNamespace(client);
+    const fallback = this.options.defaultNamespace?.(app) ?? "";
+    for (const { info, namespace } of this.kindsOf(refs, perNamespace, fallback)) {
       const key = kindKey(app, info, namespace);
       let entry = this.kinds.get(key);
       // A watch the server forbade has ended; try again now (RBAC may have changed since).
@@ -139,12 +143,15 @@ export class LiveView {
   private kindsOf(
     refs: ReadonlyArray<ObjectRef>,
     perNamespace: boolean,
+    fallback: string,
   ): Array<{ info: ResourceInfo; namespace: string }> {
     const out = new Map<string, { info: ResourceInfo; namespace: string }>();
     for (const ref of refs) {
       const info = this.client.resource(ref.group, ref.version, ref.kind);
       if (!info?.verbs.includes("watch")) continue;
-      const namespace = perNamespace && info.namespaced ? ref.namespace : "";
+      const namespace = perNamespace && info.namespaced ? ref.namespace || fallback : "";
+      // No namespace at all: the plan refuses the object, so there is nothing to watch.
+      if (perNamespace && info.namespaced && !namespace) continue;
       out.set(`${info.group}/${info.kind}/${namespace}`, { info, namespace });
     }
     return [...out.values()];
