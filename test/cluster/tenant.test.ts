@@ -206,6 +206,27 @@ describe("serviceAccountName: the API server's RBAC decides", () => {
       w.close();
     }
   }, 60_000);
+
+  test("a prune goes out as the ServiceAccount too", async () => {
+    const since = await quietSince();
+    const w = await wireFor(configPath, cluster.kubeconfigPath);
+    try {
+      // Two steps, so the prune stays under the mass-prune guard (half of the inventory at most).
+      git.commit("tenant", { "team/keep.yaml": cm("keep", "1") });
+      expect((await syncApp(w, "team")).message).toContain("1 created");
+      git.commit("tenant", { "team/app.yaml": null });
+      const r = await syncApp(w, "team");
+      expect(r.message).toContain("1 deleted");
+      expect(r.outcome).toBe("Succeeded");
+    } finally {
+      w.close();
+    }
+    expect(exists("configmap", "settings", "-n", ns)).toBe(false);
+    expect(writesAs(user(), since).map((e) => `${e.verb} ${e.requestURI.split("?")[0]}`)).toEqual([
+      `patch /api/v1/namespaces/${ns}/configmaps/keep`,
+      `delete /api/v1/namespaces/${ns}/configmaps/settings`,
+    ]);
+  }, 60_000);
 });
 
 describe("allowedNamespaces and clusterScoped: false refuse at plan time", () => {
