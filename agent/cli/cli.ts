@@ -300,7 +300,7 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
           ownerOf: (ref) => owners.get(objectId(ref)),
           fileExists: async (path) => (await snapshot.stat(path)) !== undefined,
         },
-        w.kube,
+        w.clientFor(app.name),
       );
       if (p.errors.length > 0) failed = true;
       // Sync rules judge the plan as a sync would: their verdicts show, and a blocked plan fails.

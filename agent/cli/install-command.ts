@@ -54,6 +54,11 @@ export interface InstallInput {
   image: string;
   /** The HA Lease, if configured: berth needs get/create/update on it. */
   lease?: { name: string; namespace: string } | undefined;
+  /**
+   * The apps' ServiceAccounts berth acts as: it gets `impersonate` on exactly these (resourceNames), and none
+   * of those apps' kinds, which the ServiceAccounts' own RBAC must allow.
+   */
+  impersonate?: Array<{ namespace: string; name: string }>;
 }
 
 const LEDGER_DIR = "/var/lib/berth";
@@ -74,7 +79,13 @@ export async function installCommand(
     await w.kube.discover();
     const kinds = new Map<string, ManagedKind>();
     const grantedRules: InstallInput["grantedRules"] = [];
+    const impersonate: NonNullable<InstallInput["impersonate"]> = [];
     for (const app of w.config.apps) {
+      // An app synced as its ServiceAccount needs no rights of berth's own: only leave to impersonate it.
+      if (app.serviceAccountName && app.namespace) {
+        impersonate.push({ namespace: app.namespace, name: app.serviceAccountName });
+        continue;
+      }
       const rendered = await w.deps.render(snapshot, app);
       if (rendered.errors.length > 0) {
         const first = rendered.errors[0];
@@ -110,6 +121,7 @@ export async function installCommand(
       namespaced: opts.namespaced,
       image: opts.image ?? `berth:${buildInfo().version}`,
       lease: leaseOf(w.config),
+      impersonate,
     });
     io.out(objects.map((o) => stringify(o)).join("---\n"));
     return 0;
@@ -196,13 +208,16 @@ export function installManifests(input: InstallInput): KubeObject[] {
       );
     for (const g of input.grantedRules) rules.push(...g.rules);
     const name = `berth-${ns}`;
-    out.push({
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRole",
-      metadata: meta(name),
-      rules,
-    });
-    out.push(binding("ClusterRoleBinding", name, undefined, "ClusterRole", subjects, labels));
+    // Only tenant apps (synced as their ServiceAccounts): berth needs no cluster-wide rights at all.
+    if (rules.length > 0) {
+      out.push({
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "ClusterRole",
+        metadata: meta(name),
+        rules,
+      });
+      out.push(binding("ClusterRoleBinding", name, undefined, "ClusterRole", subjects, labels));
+    }
     if (input.lease) {
       out.push({
         apiVersion: "rbac.authorization.k8s.io/v1",
@@ -212,6 +227,28 @@ export function installManifests(input: InstallInput): KubeObject[] {
       });
       out.push(binding("RoleBinding", `berth-${ns}-lease`, input.lease.namespace, "Role", subjects, labels));
     }
+  }
+
+  // `impersonate` on the apps' ServiceAccounts by name, one Role per namespace they live in.
+  const accounts = new Map<string, Set<string>>();
+  for (const sa of input.impersonate ?? [])
+    accounts.set(sa.namespace, (accounts.get(sa.namespace) ?? new Set()).add(sa.name));
+  for (const [n, names] of [...accounts].sort(([a], [b]) => a.localeCompare(b))) {
+    const name = `berth-${ns}-impersonate`;
+    out.push({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: meta(name, n),
+      rules: [
+        {
+          apiGroups: [""],
+          resources: ["serviceaccounts"],
+          verbs: ["impersonate"],
+          resourceNames: [...names].sort(),
+        },
+      ],
+    });
+    out.push(binding("RoleBinding", name, n, "Role", subjects, labels));
   }
 
   out.push({

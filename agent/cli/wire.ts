@@ -10,7 +10,7 @@ import type { Logger } from "../engine/log.ts";
 import { Metrics } from "../engine/metrics.ts";
 import type { EngineDeps, EngineEvent, RenderPort, SourcePort } from "../engine/ports.ts";
 import { defaultHealthChecker } from "../health/assess.ts";
-import { KubeClient, type KubeTarget } from "../kube/client.ts";
+import { KubeClient, type KubeTarget, serviceAccountUser } from "../kube/client.ts";
 import { LiveView } from "../kube/view.ts";
 import { Ledger } from "../ledger/ledger.ts";
 import { S3Store } from "../ledger/s3-store.ts";
@@ -37,7 +37,10 @@ export interface Wired {
   config: AgentConfig;
   deps: EngineDeps;
   ledger: Ledger;
+  /** The agent's own client; apps with a ServiceAccount must use clientFor. */
   kube: KubeClient;
+  /** The client acting for an app: its ServiceAccount impersonated, or the agent's own without one. */
+  clientFor(app: string): KubeClient;
   source: SourcePort & { readonly url: string };
   /** Every engine event, for the HTTP event stream. */
   events: EventBus;
@@ -61,6 +64,7 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
     ledger.close();
     throw err;
   }
+  const clientFor = appClients(config, kube);
   const events = new EventBus();
   const metrics = new Metrics();
   const cacheDir = join(dirname(config.ledger.path), "git-cache");
@@ -87,8 +91,9 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
     : git;
   const deps: EngineDeps = {
     source,
-    render: renderPortFor(config, kube, log),
+    render: renderPortFor(config, kube, clientFor, log),
     cluster: kube,
+    clusterFor: (app) => clientFor(app.name),
     ledger,
     health: new RuleHealthJudge(() => rules.health, defaultHealthChecker),
     policy: new RulePolicy(rules, undefined, (app, revision) => ledger.approvalFor(app, revision)),
@@ -99,12 +104,28 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
       events.emit(e);
     },
   };
-  return { config, deps, ledger, kube, source, events, metrics, close: () => ledger.close() };
+  return { config, deps, ledger, kube, clientFor, source, events, metrics, close: () => ledger.close() };
+}
+
+/**
+ * Per app, the client its syncs use: an app with a `serviceAccountName` acts as
+ * `system:serviceaccount:<app namespace>:<name>` for every read and write, so the API server's RBAC bounds what
+ * a push to its path can touch. Unknown names (not in the config) get the agent's own client.
+ */
+export function appClients(config: AgentConfig, kube: KubeClient): (app: string) => KubeClient {
+  const users = new Map<string, string>();
+  for (const a of config.apps)
+    if (a.serviceAccountName && a.namespace)
+      users.set(a.name, serviceAccountUser(a.namespace, a.serviceAccountName));
+  return (app) => {
+    const user = users.get(app);
+    return user ? kube.as(user) : kube;
+  };
 }
 
 /** A live view for one-shot commands: one list per kind instead of a GET (and dry-run) per object. */
 export function wireLiveView(w: Wired): { close(): Promise<void> } {
-  const view = new LiveView(w.kube);
+  const view = new LiveView(w.kube, { clientFor: w.clientFor, defaultNamespace: namespaceOf(w.config) });
   w.deps.live = view;
   return {
     close: async () => {
@@ -136,8 +157,8 @@ export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => v
     ]),
   );
   const watcher = new DriftWatcher({
-    get: (ref) => w.kube.get(ref),
-    apply: (obj, o) => w.kube.apply(obj, o),
+    get: (ref, app) => w.clientFor(app).get(ref),
+    apply: (obj, o, app) => w.clientFor(app).apply(obj, o),
     inventory: (app) => w.ledger.inventory(app),
     getManifest: (d) => w.ledger.getManifest(d),
     recordDrift: (e) => w.ledger.recordDrift(e),
@@ -149,6 +170,8 @@ export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => v
     log: (level, message, fields) => log.log(level, message, fields),
   });
   const view = new LiveView(w.kube, {
+    clientFor: w.clientFor,
+    defaultNamespace: namespaceOf(w.config),
     onChange: (c) => watcher.observe(c),
     onState: (app, kind, connected, error) =>
       log.log(connected ? "info" : "warn", connected ? "watch connected" : "watch lost; reconnecting", {
@@ -171,6 +194,11 @@ export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => v
       await view.close();
     },
   };
+}
+
+/** Each app's default namespace, by app name. */
+function namespaceOf(config: AgentConfig): (app: string) => string | undefined {
+  return (app) => config.apps.find((a) => a.name === app)?.namespace;
 }
 
 /** Opens the ledger named by the config, with the Secret encryption key if one is configured. */
@@ -234,7 +262,12 @@ function ledgerKey(config: AgentConfig): Uint8Array | undefined {
 }
 
 /** The render port: each app rendered with its kustomize/helm/variable settings, the tools and the age key. */
-export function renderPortFor(config: AgentConfig, kube?: KubeClient, log?: Logger): RenderPort {
+export function renderPortFor(
+  config: AgentConfig,
+  kube?: KubeClient,
+  clientFor?: (app: string) => KubeClient,
+  log?: Logger,
+): RenderPort {
   const settings = config.render;
   const tools = {
     paths: settings?.tools ?? {},
@@ -248,16 +281,22 @@ export function renderPortFor(config: AgentConfig, kube?: KubeClient, log?: Logg
     log?.log("warn", "parsing manifests in the main thread", { why }),
   ).parse;
   const env: RenderEnvironment = { tools, sops: { ageIdentities: ageIdentities(config), tools }, parser };
-  if (kube) {
-    env.readConfig = async ({ kind, namespace, name }) => {
-      await kube.discover();
-      const found = await kube.get({ group: "", version: "v1", kind, namespace, name });
-      return found ? valuesOfConfigObject(found) : undefined;
+  // varsFrom ConfigMaps and Secrets are read as the app (its ServiceAccount): no reading what it may not.
+  const envFor = (app: string): RenderEnvironment => {
+    if (!kube) return env;
+    const client = clientFor?.(app) ?? kube;
+    return {
+      ...env,
+      readConfig: async ({ kind, namespace, name }) => {
+        await client.discover();
+        const found = await client.get({ group: "", version: "v1", kind, namespace, name });
+        return found ? valuesOfConfigObject(found) : undefined;
+      },
     };
-  }
+  };
   return (snapshot, { name, path }, signal) => {
     const app: AppRenderSpec = config.apps.find((a) => a.name === name) ?? { name, path };
-    return renderApp(snapshot, app, env, signal);
+    return renderApp(snapshot, app, envFor(name), signal);
   };
 }
 

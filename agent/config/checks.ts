@@ -29,7 +29,7 @@ export function plaintextSecretProblems(data: unknown): ConfigProblem[] {
 
 /** Problems of a config that already passed the schema. */
 export function semanticProblems(data: Raw): ConfigProblem[] {
-  return [...sourceProblems(data), ...exclusiveProblems(data), ...appProblems(data)];
+  return [...sourceProblems(data), ...exclusiveProblems(data), ...appProblems(data), ...tenantProblems(data)];
 }
 
 function sourceProblems(data: Raw): ConfigProblem[] {
@@ -100,6 +100,47 @@ function exclusiveProblems(data: Raw): ConfigProblem[] {
     if (node && a in node && b in node)
       problems.push(problemAt(section.split("."), `expected only one of ${a}, ${b}`));
   }
+  return problems;
+}
+
+/** An app's tenant settings must agree: an impersonated ServiceAccount lives in the app's namespace. */
+function tenantProblems(data: Raw): ConfigProblem[] {
+  const apps = data.apps as {
+    namespace?: string;
+    serviceAccountName?: string;
+    allowedNamespaces?: string[];
+    varsFrom?: Array<{ namespace?: string }>;
+  }[];
+  const fallback = data.defaultServiceAccountName as string | undefined;
+  const problems: ConfigProblem[] = [];
+  apps.forEach((app, i) => {
+    if (app.namespace === undefined) {
+      if (app.serviceAccountName !== undefined)
+        problems.push(
+          problemAt(
+            ["apps", i, "serviceAccountName"],
+            "needs the app's namespace: the ServiceAccount is looked up there",
+          ),
+        );
+      else if (fallback !== undefined)
+        problems.push(
+          problemAt(
+            ["apps", i],
+            `defaultServiceAccountName "${fallback}" applies to this app, which sets no namespace to find it in; set namespace (or serviceAccountName and namespace)`,
+          ),
+        );
+    }
+    const allowed = app.allowedNamespaces;
+    if (!allowed) return;
+    if (app.namespace !== undefined && !allowed.includes(app.namespace))
+      problems.push(problemAt(["apps", i, "namespace"], `"${app.namespace}" is not in allowedNamespaces`));
+    (app.varsFrom ?? []).forEach((v, j) => {
+      if (v.namespace !== undefined && !allowed.includes(v.namespace))
+        problems.push(
+          problemAt(["apps", i, "varsFrom", j, "namespace"], `"${v.namespace}" is not in allowedNamespaces`),
+        );
+    });
+  });
   return problems;
 }
 

@@ -96,6 +96,15 @@ export interface AppConfig {
   >;
   /** What to do about drift (agent/drift/policy.ts); absent: heal everything. */
   drift?: DriftSettings;
+  /**
+   * The ServiceAccount (in the app's `namespace`) berth impersonates for everything it does for this app, so
+   * the API server's RBAC bounds it; the app's own setting, else `defaultServiceAccountName`.
+   */
+  serviceAccountName?: string;
+  /** Namespaces the app's namespaced objects may be in; anything else is a plan error. Absent: any. */
+  allowedNamespaces?: string[];
+  /** Whether the app may hold cluster-scoped objects; absent: true. */
+  clusterScoped?: boolean;
 }
 
 /** An app's drift policy, normalised from `drift: heal|alert` or its object form. */
@@ -157,6 +166,8 @@ export interface AgentConfig {
   render?: RenderConfig;
   /** Leader election between instances: only the Lease holder applies. */
   ha?: HaConfig;
+  /** The ServiceAccount every app without its own `serviceAccountName` is synced as (Flux's default SA). */
+  defaultServiceAccountName?: string;
 }
 
 /** `ha:` in berth.yaml; duration in milliseconds. */
@@ -287,6 +298,7 @@ interface RawConfig {
     webhook?: { secretFile?: string; secretEnv?: string; maxAge?: string };
   };
   ha?: { lease: string; namespace: string; duration?: string };
+  defaultServiceAccountName?: string;
 }
 
 function normalise(raw: RawConfig, configPath: string): AgentConfig {
@@ -317,6 +329,10 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
       force: app.force ?? false,
       allowEmpty: app.allowEmpty ?? false,
     };
+    if (app.clusterScoped !== undefined) out.clusterScoped = app.clusterScoped;
+    const serviceAccountName = app.serviceAccountName ?? raw.defaultServiceAccountName;
+    if (serviceAccountName !== undefined) out.serviceAccountName = serviceAccountName;
+    if (app.allowedNamespaces !== undefined) out.allowedNamespaces = app.allowedNamespaces;
     if (app.drift !== undefined) out.drift = driftSettings(app.drift);
     if (typeof app.prune === "object")
       out.pruneSafety = {
@@ -365,6 +381,9 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
     ledger,
     api,
     ...(raw.render ? { render: renderConfig(raw.render, abs, ms) } : {}),
+    ...(raw.defaultServiceAccountName !== undefined
+      ? { defaultServiceAccountName: raw.defaultServiceAccountName }
+      : {}),
     ...(raw.ha
       ? { ha: { lease: raw.ha.lease, namespace: raw.ha.namespace, duration: ms(raw.ha.duration, 15_000) } }
       : {}),

@@ -19,8 +19,9 @@ export interface DriftChange {
 
 /** What the watcher needs from the cluster, the ledger and the rest of the agent. */
 export interface DriftDeps {
-  get(ref: ObjectRef): Promise<KubeObject | undefined>;
-  apply(obj: KubeObject, options: { force?: boolean }): Promise<KubeObject>;
+  /** Reads and heals go out as the app's identity (its ServiceAccount), as its syncs do. */
+  get(ref: ObjectRef, app: string): Promise<KubeObject | undefined>;
+  apply(obj: KubeObject, options: { force?: boolean }, app: string): Promise<KubeObject>;
   inventory(app: string): Array<{ ref: ObjectRef; digest: string }>;
   getManifest(digest: string): Promise<KubeObject | undefined>;
   recordDrift(event: {
@@ -106,7 +107,7 @@ export class DriftWatcher {
     try {
       let after = change.after;
       // Gone from the watch: deleted, or relabelled out of berth's selector (then its fields tell who).
-      if (!after && change.before) after = await this.deps.get(ref);
+      if (!after && change.before) after = await this.deps.get(ref, app);
       const finding = detectDrift(ref, change.before, after);
       if (!finding) return;
       const owned = this.deps.inventory(app).find((i) => objectId(i.ref) === objectId(ref));
@@ -132,7 +133,7 @@ export class DriftWatcher {
           throw new Error("the ledger holds this Secret redacted (no ledger key), so it cannot be restored");
         }
         // Reclaim with force: the object is berth's, and the fields were taken out of band.
-        await this.deps.apply(manifest, { force: true });
+        await this.deps.apply(manifest, { force: true }, app);
         action = "healed";
       } catch (err) {
         action = "heal-failed";

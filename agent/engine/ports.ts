@@ -67,6 +67,16 @@ export interface AppSpec {
   timeout: number;
   dependsOn: string[];
   suspend: boolean;
+  /** Impersonated for everything done for the app (the wiring's clusterFor); absent: the agent's identity. */
+  serviceAccountName?: string;
+  /** The tenant boundary checked at plan time (agent/plan/tenant.ts). */
+  allowedNamespaces?: string[];
+  clusterScoped?: boolean;
+}
+
+/** The cluster port an app's sync must use: its own identity when the wiring gives one. */
+export function clusterOf(deps: Pick<EngineDeps, "cluster" | "clusterFor">, app: AppSpec): ClusterPort {
+  return deps.clusterFor?.(app) ?? deps.cluster;
 }
 
 /** Progress events, for logs, the CLI and (later) the HTTP event stream. */
@@ -99,6 +109,11 @@ export interface EngineDeps {
   source: SourcePort;
   render: RenderPort;
   cluster: ClusterPort;
+  /**
+   * The cluster as one app may see it (its ServiceAccount impersonated); absent: `cluster` for every app.
+   * converge() and replay use it for the app's plan, apply, prune and health reads.
+   */
+  clusterFor?: (app: AppSpec) => ClusterPort;
   ledger: LedgerPort;
   health: HealthJudge;
   /** Optional sync rules; without it every plan is applied as planned. */

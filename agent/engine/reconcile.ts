@@ -20,7 +20,7 @@ import type { InventoryItem, ObjectRecord } from "../object/records.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { hasWrites, type Plan, type PlannedChange, plan } from "../plan/plan.ts";
 import { type ObjectHealth, waitHealthy } from "../wait/wait.ts";
-import type { AppSpec, EngineDeps } from "./ports.ts";
+import { type AppSpec, clusterOf, type EngineDeps } from "./ports.ts";
 
 /** How one attempt ended. */
 export interface ReconcileResult {
@@ -137,7 +137,9 @@ export interface ConvergeRequest {
 }
 
 /** Plans, applies, prunes, waits for health and records one attempt's desired objects (sync and replay). */
-export async function converge(deps: EngineDeps, req: ConvergeRequest): Promise<ReconcileResult> {
+export async function converge(engine: EngineDeps, req: ConvergeRequest): Promise<ReconcileResult> {
+  // Every cluster request of this attempt goes out as the app's identity (its ServiceAccount), if it has one.
+  const deps: EngineDeps = { ...engine, cluster: clusterOf(engine, req.app) };
   const { app, revision, entry, timings } = req;
   const rendered = { objects: req.desired, digest: req.digest };
   const note = req.note ? { note: req.note } : {};

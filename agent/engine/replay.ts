@@ -10,7 +10,7 @@ import type { CommitInfo, KubeObject, ObjectRef, Reason } from "../object/object
 import { objectId, subject } from "../object/object.ts";
 import type { ObjectRecord } from "../object/records.ts";
 import { type Plan, plan } from "../plan/plan.ts";
-import type { AppSpec, EngineDeps, LedgerPort, PinState } from "./ports.ts";
+import { type AppSpec, clusterOf, type EngineDeps, type LedgerPort, type PinState } from "./ports.ts";
 import { converge, type ReconcileResult } from "./reconcile.ts";
 
 /** A recorded entry as replay reads it (the ledger's LedgerEntry satisfies it). */
@@ -253,7 +253,8 @@ export async function planReplay(
 ): Promise<{ plan: Plan; unrestored: Unrestored[] }> {
   const loaded = await loadEntry(deps.ledger, source);
   const unrestoredIds = new Set(loaded.unrestored.map((u) => objectId(u.ref)));
-  await deps.cluster.discover();
+  const cluster = clusterOf(deps, app);
+  await cluster.discover();
   const p = await plan(
     {
       app,
@@ -261,7 +262,7 @@ export async function planReplay(
       desired: loaded.desired,
       inventory: deps.ledger.inventory(app.name).filter((i) => !unrestoredIds.has(objectId(i.ref))),
     },
-    deps.cluster,
+    cluster,
   );
   return { plan: p, unrestored: loaded.unrestored };
 }

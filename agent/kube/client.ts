@@ -68,21 +68,51 @@ export function loadKubeConfig(target: KubeTarget = {}): KubeConfig {
   return kc;
 }
 
+/** The user name the API server gives a ServiceAccount (what `Impersonate-User` names). */
+export function serviceAccountUser(namespace: string, name: string): string {
+  return `system:serviceaccount:${namespace}:${name}`;
+}
+
 /** A thin, counted client for the Kubernetes REST API. */
 export class KubeClient {
-  readonly counts: RequestCounts = {};
+  readonly counts: RequestCounts;
   /** Request counters by "verb code" (HTTP status, or "error" when no answer came), for metrics. */
-  readonly codes: RequestCounts = {};
+  readonly codes: RequestCounts;
   private resources = new Map<string, ResourceInfo>();
   private discovered = false;
   private readonly server: string;
+  /** The agent's own client; an impersonating client shares its discovery, counters and write guard. */
+  private readonly root: KubeClient;
+  private readonly clients = new Map<string, KubeClient>();
   /** Sent as User-Agent; HA instances add their identity so audit logs tell them apart. */
   userAgent = USER_AGENT;
   /** When set and false, writes are refused (an HA standby must never write, whichever path asks). */
   mayWrite: (() => boolean) | undefined;
 
-  constructor(private readonly kc: KubeConfig) {
+  constructor(
+    private readonly kc: KubeConfig,
+    /** Every request is sent as this user (`Impersonate-User`), so the API server's RBAC judges it. */
+    readonly impersonate?: string,
+    root?: KubeClient,
+  ) {
     this.server = (kc.getCurrentCluster()?.server ?? "").replace(/\/+$/, "");
+    this.root = root ?? this;
+    this.counts = root?.counts ?? {};
+    this.codes = root?.codes ?? {};
+  }
+
+  /**
+   * A client acting as `user` for every request but discovery (which only says what kinds exist). It shares
+   * this client's counters, HA write guard and User-Agent; one instance per user.
+   */
+  as(user: string): KubeClient {
+    const root = this.root;
+    let client = root.clients.get(user);
+    if (!client) {
+      client = new KubeClient(root.kc, user, root);
+      root.clients.set(user, client);
+    }
+    return client;
   }
 
   /** A client for a kubeconfig resolved as kubectl does. */
@@ -97,6 +127,7 @@ export class KubeClient {
 
   /** Loads (or, with force, reloads) every resource type the API server serves, in two requests. */
   async discover(force = false): Promise<void> {
+    if (this.root !== this) return this.root.discover(force);
     if (this.discovered && !force) return;
     const accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
     const next = new Map<string, ResourceInfo>();
@@ -142,7 +173,7 @@ export class KubeClient {
 
   /** The resource type of a group/version/kind, or undefined if the server does not serve it. */
   resource(group: string, version: string, kind: string): ResourceInfo | undefined {
-    return this.resources.get(`${group}/${version}/${kind}`);
+    return this.root.resources.get(`${group}/${version}/${kind}`);
   }
 
   /** Every kind the server serves, in its preferred version. */
@@ -223,7 +254,8 @@ export class KubeClient {
   }
 
   private guardWrite(what: string): void {
-    if (this.mayWrite && !this.mayWrite())
+    const mayWrite = this.root.mayWrite;
+    if (mayWrite && !mayWrite())
       throw new BerthError("not written: this instance is an HA standby (another one holds the Lease)", {
         subject: what,
       });
@@ -238,7 +270,7 @@ export class KubeClient {
   private requireResource(ref: ObjectRef): ResourceInfo {
     const info = ref.version
       ? this.resource(ref.group, ref.version, ref.kind)
-      : this.resources.get(`${ref.group}//${ref.kind}`);
+      : this.root.resources.get(`${ref.group}//${ref.kind}`);
     if (!info) {
       throw new BerthError(
         `the API server does not serve ${apiVersionOf(ref) || ref.group}, kind ${ref.kind}`,
@@ -289,9 +321,11 @@ export class KubeClient {
     headers: Record<string, string> = {},
   ): Promise<Awaited<ReturnType<typeof fetch>>> {
     this.counts[verb] = (this.counts[verb] ?? 0) + 1;
+    // Discovery stays the agent's own: it says which kinds exist, not what anyone may do with them.
+    const as = this.impersonate && verb !== "discovery" ? { "Impersonate-User": this.impersonate } : {};
     const init = (await this.kc.applyToFetchOptions({
       method,
-      headers: { Accept: "application/json", "User-Agent": this.userAgent, ...headers },
+      headers: { Accept: "application/json", "User-Agent": this.root.userAgent, ...headers, ...as },
     })) as RequestInit;
     Object.assign(init, extra);
     try {

@@ -29,6 +29,13 @@ export interface ViewChange {
 
 /** How the view is set up. */
 export interface LiveViewOptions {
+  /**
+   * The client an app's watches use (its ServiceAccount impersonated); absent: the view's client. An
+   * impersonating client watches namespaced kinds per namespace, as a namespace Role allows no wider list.
+   */
+  clientFor?: (app: string) => KubeClient;
+  /** The app's default namespace, for rendered refs of namespaced kinds that name none yet. */
+  defaultNamespace?: (app: string) => string | undefined;
   onChange?: (change: ViewChange) => void;
   onState?: (app: string, kind: string, connected: boolean, error?: string) => void;
   backoffMs?: number;
@@ -54,14 +61,19 @@ export class LiveView {
   /** Watches every kind of `refs` for `app` (idempotent); resolves when each has listed once. */
   async track(app: string, refs: ReadonlyArray<ObjectRef>): Promise<void> {
     await this.client.discover();
+    const client = this.clientOf(app);
     const waits: Promise<void>[] = [];
-    for (const info of this.kindsOf(refs)) {
-      const key = kindKey(app, info);
+    const perNamespace = this.perNamespace(client);
+    const fallback = this.options.defaultNamespace?.(app) ?? "";
+    for (const { info, namespace } of this.kindsOf(refs, perNamespace, fallback)) {
+      const key = kindKey(app, info, namespace);
       let entry = this.kinds.get(key);
-      if (!entry) {
+      // A watch the server forbade has ended; try again now (RBAC may have changed since).
+      if (!entry || entry.watch.forbidden) {
         const objects = new Map<string, KubeObject>();
-        const watch = new KindWatch(this.client, {
+        const watch = new KindWatch(client, {
           info,
+          ...(namespace ? { namespace } : {}),
           labelSelector: `${APP_LABEL}=${app},${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
           onUpdate: (u) => this.apply(app, objects, u),
           onState: (connected, error) => this.options.onState?.(app, info.kind, connected, error),
@@ -81,7 +93,8 @@ export class LiveView {
   lookup(app: string, ref: ObjectRef): KubeObject | undefined {
     const info = this.client.resource(ref.group, ref.version, ref.kind);
     if (!info) return undefined;
-    const entry = this.kinds.get(kindKey(app, info));
+    const namespace = info.namespaced && this.perNamespace(this.clientOf(app)) ? ref.namespace : "";
+    const entry = this.kinds.get(kindKey(app, info, namespace));
     if (!entry?.watch.connected) return undefined;
     return entry.objects.get(objectId(ref));
   }
@@ -118,11 +131,28 @@ export class LiveView {
     this.kinds.clear();
   }
 
-  private kindsOf(refs: ReadonlyArray<ObjectRef>): ResourceInfo[] {
-    const out = new Map<string, ResourceInfo>();
+  private clientOf(app: string): KubeClient {
+    return this.options.clientFor?.(app) ?? this.client;
+  }
+
+  private perNamespace(client: KubeClient): boolean {
+    return client.impersonate !== undefined;
+  }
+
+  /** The watches refs need: one per kind, or per kind and namespace for namespaced kinds when perNamespace. */
+  private kindsOf(
+    refs: ReadonlyArray<ObjectRef>,
+    perNamespace: boolean,
+    fallback: string,
+  ): Array<{ info: ResourceInfo; namespace: string }> {
+    const out = new Map<string, { info: ResourceInfo; namespace: string }>();
     for (const ref of refs) {
       const info = this.client.resource(ref.group, ref.version, ref.kind);
-      if (info?.verbs.includes("watch")) out.set(`${info.group}/${info.kind}`, info);
+      if (!info?.verbs.includes("watch")) continue;
+      const namespace = perNamespace && info.namespaced ? ref.namespace || fallback : "";
+      // No namespace at all: the plan refuses the object, so there is nothing to watch.
+      if (perNamespace && info.namespaced && !namespace) continue;
+      out.set(`${info.group}/${info.kind}/${namespace}`, { info, namespace });
     }
     return [...out.values()];
   }
@@ -189,6 +219,6 @@ export function strip(obj: KubeObject): KubeObject {
   return copy;
 }
 
-function kindKey(app: string, info: ResourceInfo): string {
-  return `${app}\u0000${info.group}/${info.kind}`;
+function kindKey(app: string, info: ResourceInfo, namespace: string): string {
+  return `${app}\u0000${info.group}/${info.kind}\u0000${namespace}`;
 }

@@ -16,6 +16,8 @@ export type WatchUpdate =
 export interface KindWatchOptions {
   info: ResourceInfo;
   labelSelector: string;
+  /** Watch one namespace only (a namespaced kind); absent: across all namespaces. */
+  namespace?: string;
   onUpdate: (update: WatchUpdate) => void;
   /** Called when the watch connects (after a relist) or loses its connection. */
   onState?: (connected: boolean, error?: string) => void;
@@ -38,6 +40,11 @@ export class KindWatch {
   connected = false;
   /** Relists done (the first list included), for tests and metrics. */
   relists = 0;
+  /**
+   * True once the server answered 403: the watch has ended rather than retrying every few seconds (a tenant
+   * app's ServiceAccount may not list a kind at all); whoever tracks the kind next starts a new one.
+   */
+  forbidden = false;
 
   constructor(
     private readonly client: KubeClient,
@@ -78,6 +85,10 @@ export class KindWatch {
         // A failed first list (e.g. 403 Forbidden) must not block whoever awaits `synced`: they fall back to
         // asking the server, since lookups answer only while connected.
         this.resolveSynced?.();
+        if (err instanceof KubeApiError && err.status === 403) {
+          this.forbidden = true;
+          return;
+        }
         // 410 Gone: our resourceVersion is too old. Any other break: relist, since events may be lost.
         needList = true;
         await sleep(delay * (0.8 + Math.random() * 0.4), signal);
@@ -106,7 +117,7 @@ export class KindWatch {
       const page = (await this.client.request(
         "list",
         "GET",
-        `${this.client.collectionPath(info, "")}?${query}`,
+        `${this.client.collectionPath(info, this.options.namespace ?? "")}?${query}`,
       )) as { items?: KubeObject[]; metadata?: { continue?: string; resourceVersion?: string } };
       for (const item of page.items ?? []) objects.push({ ...item, apiVersion, kind: info.kind });
       cont = page.metadata?.continue ?? "";
@@ -131,7 +142,7 @@ export class KindWatch {
     });
     const body = await this.client.stream(
       "watch",
-      `${this.client.collectionPath(info, "")}?${query}`,
+      `${this.client.collectionPath(info, this.options.namespace ?? "")}?${query}`,
       signal,
     );
     const decoder = new TextDecoder();

@@ -32,6 +32,7 @@ import {
   type PlanHold,
   type PruneSafetySettings,
 } from "./prune-guard.ts";
+import { outsideTenant, type TenantBounds } from "./tenant.ts";
 
 /** What the plan needs to know about a kind. */
 export interface KindInfo {
@@ -49,7 +50,7 @@ export interface PlanCluster {
 }
 
 /** The app settings planning reads. */
-export interface PlanApp {
+export interface PlanApp extends TenantBounds {
   name: string;
   namespace?: string;
   prune: boolean;
@@ -157,6 +158,12 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
     const badName = invalidNameMessage(obj);
     if (badName) {
       errors.push({ subject: subject(refOf(obj)), source, message: badName });
+      continue;
+    }
+    // The tenant boundary: refused before any request, so nothing outside it is even dry-run.
+    const outside = outsideTenant(input.app, obj.metadata.namespace ?? "");
+    if (outside) {
+      errors.push({ subject: subject(refOf(obj)), source, message: outside });
       continue;
     }
     // The digest covers the final manifest (namespace defaulted), so a replay of it digests the same.
@@ -380,6 +387,9 @@ async function planPrune(
 ): Promise<PlannedChange | undefined> {
   const base = { id: objectId(ref), ref, subject: subject(ref), stage: stageOf(ref), diff: [], owned: true };
   if (!cluster.resource(ref.group, ref.version, ref.kind)) return undefined; // its kind is gone, so is it
+  // Outside the tenant boundary berth neither reads nor deletes it (and stops tracking it).
+  const outside = outsideTenant(app, ref.namespace);
+  if (outside) return { ...base, action: "skipped", note: `left Git; not pruned because it ${outside}` };
   const live = await cluster.get(ref);
   if (!live) return undefined;
   const labels = live.metadata.labels ?? {};

@@ -18,6 +18,8 @@ const rand = () => Math.random().toString(16).slice(2, 8);
 const demoNs = `demo-${rand()}`;
 const installNs = `berth-${rand()}`;
 const namespacedInstall = `berthns-${rand()}`;
+const tenantInstall = `bertht-${rand()}`;
+const tenantNs = `tenant-${rand()}`;
 
 let cluster: TestCluster;
 let git: GitFixture;
@@ -93,12 +95,19 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await git?.close();
-  for (const ns of [demoNs, installNs, namespacedInstall])
+  for (const ns of [demoNs, installNs, namespacedInstall, tenantInstall, tenantNs])
     try {
       kubectl(cluster, "delete", "namespace", ns, "--wait=false", "--ignore-not-found");
     } catch {}
   try {
     kubectl(cluster, "delete", "clusterrole,clusterrolebinding", `berth-${installNs}`, "--ignore-not-found");
+    kubectl(
+      cluster,
+      "delete",
+      "clusterrole,clusterrolebinding",
+      `berth-${tenantInstall}`,
+      "--ignore-not-found",
+    );
   } catch {}
 });
 
@@ -264,5 +273,71 @@ describe("berth install manifests --namespaced", () => {
     expect(canI(kubeconfig, "list", "configmaps", "-n", "default")).toBe(false);
     expect(canI(kubeconfig, "create", "namespaces")).toBe(false);
     expect(canI(kubeconfig, "patch", "configmaps", "-n", demoNs)).toBe(true);
+  }, 120_000);
+});
+
+describe("berth install manifests with a tenant app (serviceAccountName)", () => {
+  const TENANT_APP = `  - {name: team, path: team, namespace: ${tenantNs}, serviceAccountName: deployer, timeout: 30s}\n`;
+
+  test("grants impersonate on exactly that ServiceAccount and none of its kinds; berth syncs the app as it", async () => {
+    // The tenant's ServiceAccount and Role are the cluster admin's: ConfigMaps in its namespace only.
+    applyManifests(`apiVersion: v1
+kind: Namespace
+metadata: {name: ${tenantNs}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: deployer, namespace: ${tenantNs}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: deployer, namespace: ${tenantNs}}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [get, list, watch, create, patch, delete]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: deployer, namespace: ${tenantNs}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}
+subjects: [{kind: ServiceAccount, name: deployer, namespace: ${tenantNs}}]
+`);
+    git.commit("demo", {
+      "team/settings.yaml":
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: team-settings\ndata: {a: b}\n",
+    });
+    const cfg = config(TENANT_APP);
+    const r = await runBerth(
+      ["install", "manifests", "--namespace", tenantInstall, "--config", cfg],
+      admin(),
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const objs = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj);
+    // berth itself gets no rights on the app's kinds, so no cluster-wide RBAC at all.
+    expect(objs.filter((o) => o.kind.startsWith("Cluster"))).toEqual([]);
+    const roles = objs.filter((o) => o.kind === "Role");
+    expect(roles.map((o) => `${o.metadata.namespace}/${o.metadata.name}`)).toEqual([
+      `${tenantNs}/berth-${tenantInstall}-impersonate`,
+    ]);
+    expect(roles[0]?.rules).toEqual([
+      {
+        apiGroups: [""],
+        resources: ["serviceaccounts"],
+        verbs: ["impersonate"],
+        resourceNames: ["deployer"],
+      },
+    ]);
+    applyManifests(r.stdout);
+    const kubeconfig = serviceAccountKubeconfig(tenantInstall);
+    expect(canI(kubeconfig, "impersonate", "serviceaccounts/deployer", "-n", tenantNs)).toBe(true);
+    expect(canI(kubeconfig, "impersonate", "serviceaccounts/default", "-n", tenantNs)).toBe(false);
+    expect(canI(kubeconfig, "impersonate", "serviceaccounts/deployer", "-n", "kube-system")).toBe(false);
+    expect(canI(kubeconfig, "create", "configmaps", "-n", tenantNs)).toBe(false);
+    const sync = await runBerth(["sync", "--config", cfg, "--kubeconfig", kubeconfig]);
+    expect(sync.stderr).not.toContain("forbidden");
+    expect(sync.stdout).toMatch(/✓ team .*Succeeded/);
+    expect(sync.code).toBe(0);
+    expect(
+      kubectl(cluster, "get", "configmap", "team-settings", "-n", tenantNs, "-o", "jsonpath={.data.a}"),
+    ).toBe("b");
   }, 120_000);
 });
