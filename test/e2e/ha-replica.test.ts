@@ -120,7 +120,9 @@ describe("HA with a ledger replica", () => {
       const theirs = chain(old.config).map((e) => e.revision);
       return theirs.length >= 2 && JSON.stringify(mine) === JSON.stringify(theirs) ? true : undefined;
     }).catch((err) => {
-      throw new Error(`${err}\nstandby: ${JSON.stringify(chain(standby.config))}\nleader: ${JSON.stringify(chain(old.config))}\n${standby.run.output().slice(-3000)}`);
+      throw new Error(
+        `${err}\nstandby: ${JSON.stringify(chain(standby.config))}\nleader: ${JSON.stringify(chain(old.config))}\n${standby.run.output().slice(-3000)}`,
+      );
     });
     const before = chain(old.config);
 
