@@ -74,6 +74,8 @@ export class SyncLoop {
   /** Apps whose first attempt has ended or been held back, for readiness. */
   private readonly settled = new Set<string>();
   private passes = 0;
+  /** When Git was last asked for the ref (ms). */
+  private lastPoll = Number.NEGATIVE_INFINITY;
   private wake: (() => void) | undefined;
   private stopping = false;
   private readonly abort = new AbortController();
@@ -212,7 +214,7 @@ export class SyncLoop {
 
   /** When the next pass is needed; an attempt ending, a trigger or stop() wakes the loop sooner. */
   private nextWake(): number {
-    let next = Date.now() + this.options.interval;
+    let next = this.lastPoll + this.options.interval;
     if (this.inFlight.size >= this.concurrency) return next;
     for (const app of this.order) {
       if (this.inFlight.has(app.name) || this.states.get(app.name)?.suspended) continue;
@@ -229,7 +231,10 @@ export class SyncLoop {
   private async pass(): Promise<void> {
     const now = Date.now();
     const dueApps = this.order.filter((a) => this.isDue(a.name, now));
-    if (dueApps.length === 0) return;
+    // Git is polled every source interval even when no app is due (app intervals are longer, commit-only
+    // apps, every app mid-attempt): a new commit must not wait for some app's resync.
+    const pollDue = now >= this.lastPoll + this.options.interval;
+    if (dueApps.length === 0 && !pollDue) return;
     if (this.options.mayApply && !this.options.mayApply()) {
       // A standby checks again each second; becoming leader calls trigger() to start at once.
       for (const a of dueApps) {
@@ -246,6 +251,7 @@ export class SyncLoop {
     }
     // One ref request tells whether anything changed; a snapshot is fetched only for a new commit.
     // Attempts in flight keep their snapshot: the object cache only grows, so it stays readable.
+    this.lastPoll = now;
     try {
       const sha = await this.deps.source.resolve();
       if (sha !== this.lastSha || !this.snapshot) {

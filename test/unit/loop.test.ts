@@ -257,6 +257,25 @@ describe("SyncLoop", () => {
     await running;
   });
 
+  test("Git is polled every source interval even when no app is due: commit-only apps get new commits", async () => {
+    const h = await harness();
+    const loop = new SyncLoop(h.deps, [app("a"), app("b")], {
+      interval: 20,
+      commitOnly: new Set(["a", "b"]),
+    });
+    const running = loop.start();
+    await until("both synced", () => loop.status().every((s) => s.status === "Synced"));
+    const polls = h.resolveCalls();
+    await until("more polls with nothing due", () => h.resolveCalls() >= polls + 3);
+    h.setSha("d".repeat(40));
+    await until("the new commit applied to both", () =>
+      loop.status().every((s) => s.lastResult?.revision === `main@sha1:${"d".repeat(40)}`),
+    );
+    expect(h.order.filter((p) => p === "a")).toHaveLength(2);
+    await loop.stop();
+    await running;
+  });
+
   test("stop() ends a sleeping loop promptly", async () => {
     const h = await harness();
     const loop = new SyncLoop(h.deps, [app("base")], { interval: 3_600_000 });
