@@ -463,7 +463,9 @@ export async function syncPass(
         done.set(app.name, undefined);
         options.onSkip?.(
           app.name,
-          failed ? `its dependency ${failed} did not sync` : "the sync was stopped before it started",
+          options.signal?.aborted
+            ? "the sync was stopped before it started"
+            : `its dependency ${failed} did not sync`,
         );
         continue;
       }
