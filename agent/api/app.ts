@@ -12,7 +12,7 @@ import type { Metrics } from "../engine/metrics.ts";
 import { MAX_LIST_LIMIT } from "../ledger/ledger.ts";
 import { BerthError } from "../object/errors.ts";
 import { type AppView, appView, type GitView, type LedgerView } from "./app-view.ts";
-import { authorize, type TokenEntry } from "./auth.ts";
+import { authorize, type Caller, type TokenEntry } from "./auth.ts";
 import { HttpError } from "./http-error.ts";
 import { openApiDocument } from "./openapi.ts";
 import { validateBody } from "./schemas.ts";
@@ -36,11 +36,12 @@ const SSE_HEARTBEAT_MS = 10_000;
 /** What the API reads and drives in the run loop. */
 export interface LoopControl extends GitView {
   status(): AppState[];
-  triggerAndWait(app: string): Promise<TriggerOutcome>;
+  /** `by` is recorded as the attempt's trigger: `api:<token name>`, `webhook:<provider>`. */
+  triggerAndWait(app: string, by?: string): Promise<TriggerOutcome>;
   suspend(app: string): boolean;
-  resume(app: string): boolean;
+  resume(app: string, by?: string): boolean;
   /** Asks for an attempt now without waiting (after an approval, pin or unpin); optional for fakes. */
-  trigger?(app: string): void;
+  trigger?(app: string, by?: string): void;
   /** Completed passes; readiness needs one. */
   readonly ticks: number;
 }
@@ -64,9 +65,12 @@ export interface ApiDeps {
   log?: Logger;
 }
 
+/** What a route knows about its request: who is calling (set by the token check under /api). */
+type ApiEnv = { Variables: { caller: Caller } };
+
 /** Builds the Hono app. */
-export function createApi(deps: ApiDeps): Hono {
-  const app = new Hono();
+export function createApi(deps: ApiDeps): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
   const deliveries = new DeliveryLog();
   const specOf = (name: string) => {
     const spec = deps.apps.find((a) => a.name === name);
@@ -116,14 +120,17 @@ export function createApi(deps: ApiDeps): Hono {
 
   // Everything under /api needs a token: read for GET, operate for POST.
   app.use("/api/*", async (c, next) => {
-    authorize(
+    const caller = authorize(
       c.req.header("authorization"),
       c.req.method === "GET" ? "read" : "operate",
       deps.tokens,
       deps.anonymousRead,
     );
+    c.set("caller", caller);
     await next();
   });
+  // Syncs an API call starts are recorded under the token's name.
+  const byCaller = (caller: Caller) => `api:${caller.name}`;
   app.get("/api/v1/openapi.json", (c) => c.json(openApiDocument()));
   app.get("/api/v1/apps", (c) => c.json({ apps: views() }));
   app.get("/api/v1/apps/:name", (c) => {
@@ -158,10 +165,10 @@ export function createApi(deps: ApiDeps): Hono {
       return c.json({ app: spec.name, syncStatus: "Suspended" });
     }
     if (action === "resume") {
-      deps.loop.resume(spec.name);
+      deps.loop.resume(spec.name, byCaller(c.get("caller")));
       return c.json({ app: spec.name, syncStatus: stateOf(spec.name)?.status ?? "Pending" });
     }
-    const outcome = await deps.loop.triggerAndWait(spec.name);
+    const outcome = await deps.loop.triggerAndWait(spec.name, byCaller(c.get("caller")));
     if (!outcome.started)
       throw new HttpError(
         outcome.reason === "FetchFailed" ? 503 : 409,
@@ -203,7 +210,7 @@ export function createApi(deps: ApiDeps): Hono {
       }),
     );
     deps.log?.log("info", "sync approved", { app: spec.name, revision, by: approval.by });
-    deps.loop.trigger?.(spec.name);
+    deps.loop.trigger?.(spec.name, byCaller(c.get("caller")));
     return c.json(approval);
   });
   app.post("/api/v1/apps/:name/:action{pin|unpin}", async (c) => {
@@ -219,7 +226,7 @@ export function createApi(deps: ApiDeps): Hono {
       ledgerWrite(`app ${spec.name}`, () => unpin(spec.name));
     }
     // The next attempt replays the pinned entry (or, after unpin, catches up with Git).
-    deps.loop.trigger?.(spec.name);
+    deps.loop.trigger?.(spec.name, byCaller(c.get("caller")));
     const pinned = deps.ledger.pinOf?.(spec.name);
     return c.json({ app: spec.name, ...(pinned ? { pinned } : {}) });
   });
@@ -275,7 +282,7 @@ export function createApi(deps: ApiDeps): Hono {
     const apps = hook.app ? [specOf(hook.app).name] : deps.apps.map((a) => a.name);
     const triggered = apps.filter((a) => !stateOf(a)?.suspended);
     // Fire and forget: the sender only needs to know we took it.
-    for (const a of triggered) void deps.loop.triggerAndWait(a);
+    for (const a of triggered) void deps.loop.triggerAndWait(a, `webhook:${provider}`);
     deps.log?.log("info", "webhook triggered a sync", { provider, ref: hook.ref, apps: triggered });
     return c.json({ triggered }, 202);
   });

@@ -5,15 +5,22 @@ import { HttpError } from "./http-error.ts";
 /** What a token may do: `read` the API, or also `operate` (sync, suspend, resume). */
 export type Scope = "read" | "operate";
 
-/** One accepted token, kept only as its SHA-256 digest. */
+/** One accepted token, kept only as its SHA-256 digest, with the name syncs it starts are recorded under. */
 export interface TokenEntry {
   digest: Buffer;
   scope: Scope;
+  name: string;
 }
 
 /** Keeps a token as its digest, so the plaintext is not held longer than needed. */
-export function tokenEntry(token: string, scope: Scope): TokenEntry {
-  return { digest: sha256(token.trim()), scope };
+export function tokenEntry(token: string, scope: Scope, name: string = scope): TokenEntry {
+  return { digest: sha256(token.trim()), scope, name };
+}
+
+/** Who a request acts as: the matched token's scope and name (`anonymous` for tokenless reads). */
+export interface Caller {
+  scope: Scope;
+  name: string;
 }
 
 /** True when two secrets are equal; compares fixed-length digests so neither content nor length leaks through timing. */
@@ -33,23 +40,23 @@ export function authorize(
   needed: Scope,
   tokens: readonly TokenEntry[],
   anonymousRead: boolean,
-): Scope {
+): Caller {
   if (!header) {
-    if (needed === "read" && anonymousRead) return "read";
+    if (needed === "read" && anonymousRead) return { scope: "read", name: "anonymous" };
     throw new HttpError(401, "Unauthorized", "a bearer token is required (Authorization: Bearer …)");
   }
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match?.[1]) throw new HttpError(401, "Unauthorized", "the Authorization header is not a bearer token");
   const digest = sha256(match[1]);
   // Check every token, so the time taken does not say which one (if any) matched.
-  let scope: Scope | undefined;
+  let found: TokenEntry | undefined;
   for (const t of tokens) {
-    if (timingSafeEqual(digest, t.digest) && (scope === undefined || t.scope === "operate")) scope = t.scope;
+    if (timingSafeEqual(digest, t.digest) && (found === undefined || t.scope === "operate")) found = t;
   }
-  if (!scope) throw new HttpError(401, "Unauthorized", "the bearer token is not valid");
-  if (needed === "operate" && scope !== "operate")
+  if (!found) throw new HttpError(401, "Unauthorized", "the bearer token is not valid");
+  if (needed === "operate" && found.scope !== "operate")
     throw new HttpError(403, "Forbidden", "this token has the read scope; the operate scope is needed");
-  return scope;
+  return { scope: found.scope, name: found.name };
 }
 
 function sha256(s: string): Buffer {

@@ -1,4 +1,5 @@
 /** Starts the API for `berth run`: reads tokens and the webhook secret from their files, then serves. */
+import { basename } from "node:path";
 import type { ApiConfig } from "../config/config.ts";
 import { readSecretEnv, readSecretFile } from "../config/credentials.ts";
 import type { EventBus } from "../engine/events.ts";
@@ -23,16 +24,22 @@ export interface ApiStart {
   log: Logger;
 }
 
-/** Reads the configured tokens (files and env), each with its scope; values never leave this process. */
+/**
+ * Reads the configured tokens (files and env), each with its scope and name (the configured one, else the
+ * file's name or the variable's): syncs a token starts are recorded as `api:<name>`. Values never leave
+ * this process.
+ */
 export function loadTokens(api: ApiConfig, env: NodeJS.ProcessEnv = process.env): TokenEntry[] {
   const tokens: TokenEntry[] = [];
-  const add = (text: string, scope: "read" | "operate", where: string) => {
+  const add = (text: string, scope: "read" | "operate", where: string, name: string) => {
     if (text.trim() === "") throw new BerthError("the API token is empty", { subject: where });
-    tokens.push(tokenEntry(text, scope));
+    tokens.push(tokenEntry(text, scope, name));
   };
-  if (api.tokenFile) add(readSecretFile(api.tokenFile, "API token"), "operate", api.tokenFile);
-  if (api.tokenEnv) add(readSecretEnv(api.tokenEnv, "API token", env), "operate", api.tokenEnv);
-  for (const t of api.tokens ?? []) add(readSecretFile(t.file, "API token"), t.scope, t.file);
+  if (api.tokenFile)
+    add(readSecretFile(api.tokenFile, "API token"), "operate", api.tokenFile, basename(api.tokenFile));
+  if (api.tokenEnv) add(readSecretEnv(api.tokenEnv, "API token", env), "operate", api.tokenEnv, api.tokenEnv);
+  for (const t of api.tokens ?? [])
+    add(readSecretFile(t.file, "API token"), t.scope, t.file, t.name ?? basename(t.file));
   return tokens;
 }
 

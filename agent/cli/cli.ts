@@ -8,9 +8,9 @@ import { loadConfig } from "../config/config.ts";
 import { readSecretFile } from "../config/credentials.ts";
 import { LeaderElector, leaderIdentity } from "../engine/leader.ts";
 import { createLogger, type Logger, silentLogger } from "../engine/log.ts";
-import { SyncLoop, topoOrder } from "../engine/loop.ts";
+import { SyncLoop, syncPass } from "../engine/loop.ts";
 import type { EngineEvent } from "../engine/ports.ts";
-import { type ReconcileResult, reconcile } from "../engine/reconcile.ts";
+import type { ReconcileResult } from "../engine/reconcile.ts";
 import { KubeLeases } from "../kube/lease.ts";
 import { LedgerFollower, LedgerReplica } from "../ledger/replica.ts";
 import { messageOf } from "../object/errors.ts";
@@ -245,19 +245,25 @@ async function syncCommand(flags: GlobalFlags, values: Values, io: Io, log: Logg
   const live = wireLiveView(w);
   try {
     w.ledger.markInterrupted();
-    const apps = topoOrder(selectApps(w.config.apps, values.app));
+    const apps = selectApps(w.config.apps, values.app);
     const snapshot = await w.source.snapshot(await w.source.resolve()).catch(() => undefined);
-    const results: ReconcileResult[] = [];
-    for (const app of apps) {
-      if (app.suspend) continue;
-      const blocked = app.dependsOn.find((d) =>
-        results.some((r) => r.app === d && r.outcome !== "Succeeded"),
-      );
-      if (blocked) {
-        io.err(`  skipped ${app.name}: its dependency ${blocked} did not sync\n`);
-        continue;
-      }
-      results.push(await reconcile(w.deps, { app, trigger: "cli", ...(snapshot ? { snapshot } : {}) }));
+    // SIGTERM/Ctrl-C: health waits end (recorded as Interrupted), nothing more starts, the watches close.
+    const stopping = new AbortController();
+    const stop = () => stopping.abort();
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+    let results: ReconcileResult[];
+    try {
+      results = await syncPass(w.deps, apps, {
+        concurrency: w.config.concurrency,
+        trigger: "cli",
+        signal: stopping.signal,
+        ...(snapshot ? { snapshot } : {}),
+        onSkip: (app, why) => io.err(`  skipped ${app}: ${why}\n`),
+      });
+    } finally {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
     }
     if (values.json)
       io.out(
@@ -399,6 +405,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
   );
   const loop = new SyncLoop(w.deps, w.config.apps, {
     interval: w.config.source.interval,
+    concurrency: w.config.concurrency,
     appIntervals,
     commitOnly,
     ...(leader ? { mayApply: () => leader.isLeader() && tookOver } : {}),

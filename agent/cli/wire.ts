@@ -192,6 +192,8 @@ export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => v
       unsubscribe?.();
       delete w.deps.live;
       await view.close();
+      // Drift being handled still reads and writes the ledger: let it finish before the caller closes it.
+      await watcher.idle();
     },
   };
 }

@@ -142,8 +142,8 @@ export interface ApiConfig {
   /** A token with the `operate` scope. */
   tokenFile?: string;
   tokenEnv?: string;
-  /** More tokens, each from a file with its scope. */
-  tokens?: Array<{ file: string; scope: "read" | "operate" }>;
+  /** More tokens, each from a file with its scope and a name (recorded as `api:<name>` on syncs it starts). */
+  tokens?: Array<{ file: string; scope: "read" | "operate"; name?: string }>;
   /** Tokenless reads; honoured only on a loopback listener. */
   anonymousRead?: boolean;
   /** The webhook secret's source; maxAge in milliseconds. */
@@ -158,6 +158,8 @@ export interface AgentConfig {
   configPath: string;
   source: SourceConfig;
   apps: AppConfig[];
+  /** Attempts of different apps at once (`berth run`, `berth sync`). */
+  concurrency: number;
   /** Extra rule files or directories (a directory: its *.yaml/*.yml, not recursive), absolute. */
   rules: string[];
   ledger: LedgerConfig;
@@ -186,6 +188,7 @@ export const CONFIG_DEFAULTS = {
   ledgerPath: "berth-ledger.db",
   listen: "127.0.0.1:7420",
   webhookMaxAge: 300_000,
+  concurrency: 4,
 } as const;
 
 /** Reads and parses a config file; errors name the file. */
@@ -293,12 +296,13 @@ interface RawConfig {
     listen?: string;
     tokenFile?: string;
     tokenEnv?: string;
-    tokens?: Array<{ file: string; scope: "read" | "operate" }>;
+    tokens?: Array<{ file: string; scope: "read" | "operate"; name?: string }>;
     anonymousRead?: boolean;
     webhook?: { secretFile?: string; secretEnv?: string; maxAge?: string };
   };
   ha?: { lease: string; namespace: string; duration?: string };
   defaultServiceAccountName?: string;
+  concurrency?: number;
 }
 
 function normalise(raw: RawConfig, configPath: string): AgentConfig {
@@ -361,7 +365,12 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
     };
   }
   const api: ApiConfig = { listen: raw.api?.listen ?? CONFIG_DEFAULTS.listen };
-  if (raw.api?.tokens) api.tokens = raw.api.tokens.map((t) => ({ file: abs(t.file), scope: t.scope }));
+  if (raw.api?.tokens)
+    api.tokens = raw.api.tokens.map((t) => ({
+      file: abs(t.file),
+      scope: t.scope,
+      ...(t.name !== undefined ? { name: t.name } : {}),
+    }));
   if (raw.api?.anonymousRead !== undefined) api.anonymousRead = raw.api.anonymousRead;
   if (raw.api?.tokenFile !== undefined) api.tokenFile = abs(raw.api.tokenFile);
   if (raw.api?.tokenEnv !== undefined) api.tokenEnv = raw.api.tokenEnv;
@@ -377,6 +386,7 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
     configPath,
     source,
     apps,
+    concurrency: raw.concurrency ?? CONFIG_DEFAULTS.concurrency,
     rules: (raw.rules ?? []).map(abs),
     ledger,
     api,

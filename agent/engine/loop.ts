@@ -1,8 +1,9 @@
 /**
  * The continuous loop behind `berth run`: polls Git (one ref request when
  * nothing changed), re-plans every app each interval so drift is corrected,
- * respects dependsOn, backs off with jitter on failure, runs one attempt at a
- * time (single-flight), and stops gracefully.
+ * respects dependsOn, backs off with jitter on failure, runs independent apps
+ * in parallel but one attempt per app at a time (single-flight), and stops
+ * gracefully. `syncPass` is the same for one pass (`berth sync`).
  */
 import { messageOf } from "../object/errors.ts";
 import type { Snapshot } from "../object/snapshot.ts";
@@ -47,12 +48,34 @@ export interface LoopOptions {
   commitOnly?: ReadonlySet<string>;
   /** False while another instance holds the HA Lease: this one stands by and applies nothing. */
   mayApply?: () => boolean;
+  /** Attempts of different apps at once (default 4); one app never has two at once. */
+  concurrency?: number;
 }
 
-/** Runs reconcile for every app, forever, until stop(). */
+/** Attempts of different apps at once unless the config says otherwise. */
+export const DEFAULT_CONCURRENCY = 4;
+
+/**
+ * Runs reconcile for every app, forever, until stop(). Independent apps run in parallel (up to
+ * `concurrency`), so one app's health wait or slow API never holds back another app's fetch, plan or apply;
+ * an app starts only when its dependencies are healthy at the same revision and not mid-attempt.
+ */
 export class SyncLoop {
   private readonly states = new Map<string, AppState>();
   private readonly due = new Map<string, number>();
+  private readonly order: AppSpec[];
+  private readonly concurrency: number;
+  /** Attempts in flight, by app: one per app at most (single-flight), `concurrency` in all. */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  /** Apps asked for another attempt (a trigger, a new commit) while one was in flight. */
+  private readonly again = new Set<string>();
+  /** Who asked for an app's next attempt (the entry's trigger); absent: the loop itself. */
+  private readonly requestedBy = new Map<string, string>();
+  /** Apps whose first attempt has ended or been held back, for readiness. */
+  private readonly settled = new Set<string>();
+  private passes = 0;
+  /** When Git was last asked for the ref (ms). */
+  private lastPoll = Number.NEGATIVE_INFINITY;
   private wake: (() => void) | undefined;
   private stopping = false;
   private readonly abort = new AbortController();
@@ -61,8 +84,6 @@ export class SyncLoop {
   private snapshot: Snapshot | undefined;
   gitUnreachableSince: string | undefined;
   gitError: string | undefined;
-  /** Completed passes over the apps; 0 until the first attempt (readiness). */
-  ticks = 0;
   /** Callers of triggerAndWait, per app, resolved when the next attempt starts (or cannot). */
   private readonly waiters = new Map<string, Array<(o: TriggerOutcome) => void>>();
 
@@ -71,7 +92,9 @@ export class SyncLoop {
     private readonly apps: AppSpec[],
     private readonly options: LoopOptions,
   ) {
-    for (const app of topoOrder(apps)) {
+    this.order = topoOrder(apps);
+    this.concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_CONCURRENCY));
+    for (const app of this.order) {
       this.states.set(app.name, {
         name: app.name,
         suspended: app.suspend,
@@ -82,20 +105,35 @@ export class SyncLoop {
     }
   }
 
+  /** Passes over the apps so far; 0 until every app's first attempt has ended or been held (readiness). */
+  get ticks(): number {
+    const first = [...this.states.values()].every((s) => s.suspended || this.settled.has(s.name));
+    return first ? Math.max(1, this.passes) : 0;
+  }
+
   /** Starts the loop; resolves when it has stopped. */
   start(): Promise<void> {
     this.running ??= this.run();
     return this.running;
   }
 
-  /** Asks for an immediate attempt of one app (or all). */
-  trigger(app?: string): void {
-    for (const name of app ? [app] : this.states.keys()) this.due.set(name, 0);
+  /**
+   * Asks for an immediate attempt of one app (or all); `by` names who asked (`api:<token>`, `webhook:github`)
+   * and is recorded as that attempt's trigger. An app mid-attempt gets one more attempt after it.
+   */
+  trigger(app?: string, by?: string): void {
+    for (const name of app ? [app] : this.states.keys()) {
+      if (!this.states.has(name)) continue;
+      this.due.set(name, 0);
+      if (this.inFlight.has(name)) this.again.add(name);
+      // The first unanswered request names the attempt; more requests before it starts share it.
+      if (by && !this.requestedBy.has(name)) this.requestedBy.set(name, by);
+    }
     this.wake?.();
   }
 
   /** Triggers one app now; resolves with the ledger entry of the attempt once it starts, or why it did not. */
-  triggerAndWait(app: string): Promise<TriggerOutcome> {
+  triggerAndWait(app: string, by?: string): Promise<TriggerOutcome> {
     const state = this.states.get(app);
     if (!state) return Promise.resolve({ started: false, reason: "Stopped", message: `no app ${app}` });
     if (state.suspended)
@@ -103,7 +141,7 @@ export class SyncLoop {
     if (this.stopping) return Promise.resolve({ started: false, reason: "Stopped", message: "stopping" });
     return new Promise((resolve) => {
       this.waiters.set(app, [...(this.waiters.get(app) ?? []), resolve]);
-      this.trigger(app);
+      this.trigger(app, by);
     });
   }
 
@@ -119,14 +157,14 @@ export class SyncLoop {
   }
 
   /** Resumes a suspended app and schedules an attempt now. */
-  resume(app: string): boolean {
+  resume(app: string, by?: string): boolean {
     const state = this.states.get(app);
     if (!state) return false;
     if (state.suspended) {
       state.suspended = false;
       state.status = "Pending";
     }
-    this.trigger(app);
+    this.trigger(app, by);
     return true;
   }
 
@@ -135,13 +173,15 @@ export class SyncLoop {
     return this.snapshot?.revision;
   }
 
+  /** Tells an app's waiting callers that no attempt starts for them; their request lapses. */
   private settle(app: string, outcome: TriggerOutcome): void {
     const waiting = this.waiters.get(app);
     this.waiters.delete(app);
+    this.requestedBy.delete(app);
     for (const resolve of waiting ?? []) resolve(outcome);
   }
 
-  /** Stops after the current step: an attempt in flight is recorded, then the loop exits. */
+  /** Stops after the current step: every attempt in flight is recorded, then the loop exits. */
   async stop(): Promise<void> {
     this.stopping = true;
     this.abort.abort();
@@ -163,25 +203,44 @@ export class SyncLoop {
 
   private async run(): Promise<void> {
     while (!this.stopping) {
-      await this.tick();
-      this.ticks++;
+      await this.pass();
+      this.passes++;
       if (this.stopping) break;
-      const next = Math.min(...[...this.due.values()], Date.now() + this.options.interval);
-      await this.sleep(Math.max(0, next - Date.now()));
+      await this.sleep(Math.max(0, this.nextWake() - Date.now()));
     }
+    // Attempts in flight see the abort (a health wait ends as Interrupted) and record their entry first.
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight.values()]);
   }
 
-  private async tick(): Promise<void> {
+  /** When the next pass is needed; an attempt ending, a trigger or stop() wakes the loop sooner. */
+  private nextWake(): number {
+    let next = this.lastPoll + this.options.interval;
+    if (this.inFlight.size >= this.concurrency) return next;
+    for (const app of this.order) {
+      if (this.inFlight.has(app.name) || this.states.get(app.name)?.suspended) continue;
+      next = Math.min(next, this.due.get(app.name) ?? next);
+    }
+    return next;
+  }
+
+  private isDue(app: string, now: number): boolean {
+    return !this.states.get(app)?.suspended && !this.inFlight.has(app) && (this.due.get(app) ?? 0) <= now;
+  }
+
+  /** One pass: fetch when something is due, then start every due app whose dependencies allow it. */
+  private async pass(): Promise<void> {
     const now = Date.now();
-    const dueApps = topoOrder(this.apps).filter(
-      (a) => !this.states.get(a.name)?.suspended && (this.due.get(a.name) ?? 0) <= now,
-    );
-    if (dueApps.length === 0) return;
+    const dueApps = this.order.filter((a) => this.isDue(a.name, now));
+    // Git is polled every source interval even when no app is due (app intervals are longer, commit-only
+    // apps, every app mid-attempt): a new commit must not wait for some app's resync.
+    const pollDue = now >= this.lastPoll + this.options.interval;
+    if (dueApps.length === 0 && !pollDue) return;
     if (this.options.mayApply && !this.options.mayApply()) {
       // A standby checks again each second; becoming leader calls trigger() to start at once.
       for (const a of dueApps) {
         (this.states.get(a.name) as AppState).status = "Standby";
         this.due.set(a.name, now + Math.min(1000, this.options.interval));
+        this.settled.add(a.name);
         this.settle(a.name, {
           started: false,
           reason: "Standby",
@@ -191,12 +250,17 @@ export class SyncLoop {
       return;
     }
     // One ref request tells whether anything changed; a snapshot is fetched only for a new commit.
+    // Attempts in flight keep their snapshot: the object cache only grows, so it stays readable.
+    this.lastPoll = now;
     try {
       const sha = await this.deps.source.resolve();
       if (sha !== this.lastSha || !this.snapshot) {
         this.snapshot = await this.deps.source.snapshot(sha);
         this.lastSha = sha;
-        for (const a of this.apps) this.due.set(a.name, 0);
+        for (const a of this.apps) {
+          this.due.set(a.name, 0);
+          if (this.inFlight.has(a.name)) this.again.add(a.name);
+        }
       }
       if (this.gitUnreachableSince)
         this.deps.log.log("info", "Git is reachable again", { since: this.gitUnreachableSince });
@@ -212,77 +276,122 @@ export class SyncLoop {
       }
       if (!this.snapshot) {
         for (const a of dueApps) {
+          if (this.inFlight.has(a.name)) continue;
           this.due.set(a.name, Date.now() + this.backoff(a.name));
+          this.settled.add(a.name);
           this.settle(a.name, { started: false, reason: "FetchFailed", message: this.gitError });
         }
         return;
       }
     }
     const snapshot = this.snapshot;
-    for (const app of topoOrder(this.apps)) {
+    for (const app of this.order) {
       if (this.stopping) return;
+      if (!this.isDue(app.name, Date.now())) continue;
       const state = this.states.get(app.name) as AppState;
-      if (state.suspended || (this.due.get(app.name) ?? 0) > Date.now()) continue;
-      const blocker = app.dependsOn.find((d) => !this.healthyAt(d, snapshot.revision));
+      const blocker = app.dependsOn.find(
+        (d) => this.inFlight.has(d) || !this.healthyAt(d, snapshot.revision),
+      );
       if (blocker) {
         state.status = "WaitingOnDependency";
+        // The dependency's attempt ending makes this app due again; the timer covers pins changed elsewhere.
         this.due.set(app.name, Date.now() + Math.min(2000, this.options.interval));
-        this.settle(app.name, {
-          started: false,
-          reason: "WaitingOnDependency",
-          message: `${app.name} waits for ${blocker} to be healthy at ${snapshot.revision}`,
-        });
+        // A dependency that is about to run (mid-attempt, or due) may yet become healthy: callers keep waiting.
+        const coming = this.inFlight.has(blocker) || this.isDue(blocker, Date.now());
+        if (!coming) {
+          this.settled.add(app.name);
+          this.settle(app.name, {
+            started: false,
+            reason: "WaitingOnDependency",
+            message: `${app.name} waits for ${blocker} to be healthy at ${snapshot.revision}`,
+          });
+        }
         continue;
       }
-      state.lastAttemptAt = new Date().toISOString();
-      // Callers waiting now learn the entry of this attempt; later triggers wait for the next one.
-      const waiting = this.waiters.get(app.name) ?? [];
-      this.waiters.delete(app.name);
-      const emit = this.deps.emit;
-      const deps: EngineDeps = {
-        ...this.deps,
-        emit: (e) => {
-          emit?.(e);
-          if (e.type === "started" && e.app === app.name)
-            for (const resolve of waiting.splice(0))
-              resolve({ started: true, entry: e.entry, revision: e.revision });
-        },
-      };
+      if (this.inFlight.size >= this.concurrency) continue;
+      this.launch(app, snapshot);
+    }
+  }
+
+  /** Starts one attempt in the background; the loop is woken when it ends. */
+  private launch(app: AppSpec, snapshot: Snapshot): void {
+    const state = this.states.get(app.name) as AppState;
+    state.lastAttemptAt = new Date().toISOString();
+    this.again.delete(app.name);
+    const trigger = this.requestedBy.get(app.name) ?? "loop";
+    this.requestedBy.delete(app.name);
+    // Callers waiting now learn the entry of this attempt; later triggers wait for the next one.
+    const waiting = this.waiters.get(app.name) ?? [];
+    this.waiters.delete(app.name);
+    const attempt = this.attempt(app, snapshot, trigger, waiting).finally(() => {
+      this.inFlight.delete(app.name);
+      this.wake?.();
+    });
+    this.inFlight.set(app.name, attempt);
+  }
+
+  private async attempt(
+    app: AppSpec,
+    snapshot: Snapshot,
+    trigger: string,
+    waiting: Array<(o: TriggerOutcome) => void>,
+  ): Promise<void> {
+    const state = this.states.get(app.name) as AppState;
+    const emit = this.deps.emit;
+    const deps: EngineDeps = {
+      ...this.deps,
+      emit: (e) => {
+        emit?.(e);
+        if (e.type === "started" && e.app === app.name)
+          for (const resolve of waiting.splice(0))
+            resolve({ started: true, entry: e.entry, revision: e.revision });
+      },
+    };
+    let result: ReconcileResult | undefined;
+    try {
       // A pinned app replays its pinned entry instead of Git; the revision it skips is recorded as pending.
       const pin = this.deps.ledger.pinOf?.(app.name);
       const replayed = pin
         ? await replayPinned(deps, app, pin, snapshot.revision, this.abort.signal)
         : undefined;
-      const result =
-        replayed ??
-        (await reconcile(deps, {
-          app,
-          trigger: "loop",
-          snapshot,
-          signal: this.abort.signal,
-        }));
-      state.lastResult = result;
-      if (result.outcome === "Succeeded") {
-        state.failures = 0;
-        state.status = "Synced";
-        const resync = this.options.commitOnly?.has(app.name)
-          ? Number.POSITIVE_INFINITY
-          : this.intervalOf(app.name);
-        this.due.set(app.name, Date.now() + resync);
-      } else {
-        state.failures++;
-        state.status = "Failed";
-        this.due.set(app.name, Date.now() + this.backoff(app.name));
-      }
-      for (const resolve of waiting.splice(0))
-        resolve({ started: true, entry: result.entry, revision: result.revision });
-      // A trigger that arrived during this attempt gets an attempt of its own.
-      if (this.waiters.has(app.name)) this.due.set(app.name, 0);
-      const due = this.due.get(app.name) ?? Date.now();
-      // A commit-only app has no scheduled attempt until the next commit or trigger.
-      if (Number.isFinite(due)) state.nextAttemptAt = new Date(due).toISOString();
-      else delete state.nextAttemptAt;
+      result = replayed ?? (await reconcile(deps, { app, trigger, snapshot, signal: this.abort.signal }));
+    } catch (err) {
+      // reconcile records every failure itself; this is a bug or a broken ledger, and must not end the loop.
+      this.deps.log.log("error", "sync attempt failed before it could be recorded", {
+        app: app.name,
+        error: messageOf(err),
+      });
     }
+    this.settled.add(app.name);
+    if (result) state.lastResult = result;
+    if (result?.outcome === "Succeeded") {
+      state.failures = 0;
+      state.status = "Synced";
+      const resync = this.options.commitOnly?.has(app.name)
+        ? Number.POSITIVE_INFINITY
+        : this.intervalOf(app.name);
+      this.due.set(app.name, Date.now() + resync);
+    } else {
+      state.failures++;
+      state.status = "Failed";
+      this.due.set(app.name, Date.now() + this.backoff(app.name));
+    }
+    for (const resolve of waiting.splice(0))
+      resolve(
+        result
+          ? { started: true, entry: result.entry, revision: result.revision }
+          : { started: false, reason: "Stopped", message: `${app.name}: the attempt failed unrecorded` },
+      );
+    // A trigger or a new commit that arrived during this attempt gets an attempt of its own.
+    if (this.again.has(app.name) || this.waiters.has(app.name)) this.due.set(app.name, 0);
+    // Dependants held back by this attempt may start now rather than at their next check.
+    for (const other of this.order)
+      if (other.dependsOn.includes(app.name) && this.states.get(other.name)?.status === "WaitingOnDependency")
+        this.due.set(other.name, 0);
+    const due = this.due.get(app.name) ?? Date.now();
+    // A commit-only app has no scheduled attempt until the next commit or trigger.
+    if (Number.isFinite(due)) state.nextAttemptAt = new Date(due).toISOString();
+    else delete state.nextAttemptAt;
   }
 
   private healthyAt(app: string, revision: string): boolean {
@@ -314,6 +423,71 @@ export class SyncLoop {
       this.wake = done;
     });
   }
+}
+
+/** What one pass of `berth sync` runs with. */
+export interface PassOptions {
+  /** Attempts at once. */
+  concurrency: number;
+  /** Recorded as each entry's trigger. */
+  trigger: string;
+  /** The commit to sync (fetched once for every app); absent: each attempt fetches and records why not. */
+  snapshot?: Snapshot;
+  /** Aborting ends health waits (Interrupted) and starts nothing more. */
+  signal?: AbortSignal;
+  /** An app not attempted, and why. */
+  onSkip?: (app: string, why: string) => void;
+}
+
+/**
+ * One pass over the apps (`berth sync`): each non-suspended app once, independent apps in parallel, an app
+ * only after the dependencies in the pass succeeded (skipped if one did not). Results in dependsOn order.
+ */
+export async function syncPass(
+  deps: EngineDeps,
+  apps: readonly AppSpec[],
+  options: PassOptions,
+): Promise<ReconcileResult[]> {
+  const order = topoOrder(apps).filter((a) => !a.suspend);
+  const inPass = new Set(order.map((a) => a.name));
+  const done = new Map<string, ReconcileResult | undefined>();
+  const running = new Map<string, Promise<void>>();
+  const limit = Math.max(1, Math.floor(options.concurrency));
+  while (done.size < order.length) {
+    // Dependencies come first in `order`, so a skip reaches every dependant within one sweep.
+    for (const app of order) {
+      if (done.has(app.name) || running.has(app.name)) continue;
+      const needs = app.dependsOn.filter((d) => inPass.has(d));
+      const failed = needs.find((d) => done.has(d) && done.get(d)?.outcome !== "Succeeded");
+      if (failed || options.signal?.aborted) {
+        done.set(app.name, undefined);
+        options.onSkip?.(
+          app.name,
+          options.signal?.aborted
+            ? "the sync was stopped before it started"
+            : `its dependency ${failed} did not sync`,
+        );
+        continue;
+      }
+      if (needs.some((d) => !done.has(d)) || running.size >= limit) continue;
+      const attempt = reconcile(deps, {
+        app,
+        trigger: options.trigger,
+        ...(options.snapshot ? { snapshot: options.snapshot } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      }).then((r) => {
+        done.set(app.name, r);
+        running.delete(app.name);
+      });
+      running.set(app.name, attempt);
+    }
+    if (running.size === 0) break;
+    await Promise.race(running.values());
+  }
+  return order.flatMap((a) => {
+    const r = done.get(a.name);
+    return r ? [r] : [];
+  });
 }
 
 /** Apps ordered so that every app comes after what it depends on (config validation rejects cycles). */

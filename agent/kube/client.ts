@@ -80,6 +80,9 @@ export class KubeClient {
   readonly codes: RequestCounts;
   private resources = new Map<string, ResourceInfo>();
   private discovered = false;
+  private discovering: Promise<void> | undefined;
+  private discoveryStarted = 0;
+  private discoveryApplied = 0;
   private readonly server: string;
   /** The agent's own client; an impersonating client shares its discovery, counters and write guard. */
   private readonly root: KubeClient;
@@ -129,6 +132,20 @@ export class KubeClient {
   async discover(force = false): Promise<void> {
     if (this.root !== this) return this.root.discover(force);
     if (this.discovered && !force) return;
+    // Apps syncing in parallel share one discovery; a forced one (after new CRDs) always asks again.
+    if (this.discovering && !force) return this.discovering;
+    const run = this.discoverNow();
+    this.discovering = run;
+    try {
+      await run;
+    } finally {
+      if (this.discovering === run) this.discovering = undefined;
+    }
+  }
+
+  private async discoverNow(): Promise<void> {
+    // Runs may overlap (a forced one beside a plain one): the later-started run saw the newer server state.
+    const seq = ++this.discoveryStarted;
     const accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
     const next = new Map<string, ResourceInfo>();
     for (const root of ["/api", "/apis"]) {
@@ -167,6 +184,8 @@ export class KubeClient {
         }
       }
     }
+    if (seq < this.discoveryApplied) return;
+    this.discoveryApplied = seq;
     this.resources = next;
     this.discovered = true;
   }

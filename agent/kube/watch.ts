@@ -95,7 +95,8 @@ export class KindWatch {
         delay = Math.min(delay * 2, this.options.maxBackoffMs ?? 5000);
       }
     }
-    this.setConnected(false);
+    // Stopped on purpose: nothing was lost, so no onState (it would read as "watch lost; reconnecting").
+    this.connected = false;
   }
 
   private setConnected(connected: boolean, error?: string): void {

@@ -66,7 +66,7 @@ export async function waitHealthy(
     if (pending.some((o) => o.status === "Failed")) return { healthy: false, objects, timedOut: false };
     if (Date.now() >= deadline || options.signal?.aborted) return { healthy: false, objects, timedOut: true };
     options.onProgress?.(pending);
-    await new Promise((r) => setTimeout(r, Math.min(interval, Math.max(0, deadline - Date.now()))));
+    await pause(Math.min(interval, Math.max(0, deadline - Date.now())), options.signal);
     interval = Math.min(interval * 1.5, 2000);
   }
 }
@@ -80,4 +80,18 @@ function olderThan(held: KubeObject, appliedVersion: string | undefined): boolea
   const have = held.metadata.resourceVersion ?? "";
   if (!/^\d+$/.test(have) || !/^\d+$/.test(appliedVersion)) return true;
   return BigInt(have) < BigInt(appliedVersion);
+}
+
+/** Sleeps `ms`, or less when `signal` aborts (a stopping agent should not sit out a poll interval). */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }

@@ -125,7 +125,7 @@ describe("berth run serves the API", () => {
       app: "app",
       revision: `main@sha1:${sha}`,
       outcome: "Succeeded",
-      trigger: "loop",
+      trigger: "webhook:github",
     });
     const entry = (await get(`/api/v1/ledger/${newest.id}`)).body;
     expect(entry.objects).toContainEqual(
@@ -175,7 +175,8 @@ describe("berth run serves the API", () => {
       const e = (await get(`/api/v1/ledger/${entry}`)).body;
       return e.outcome === "Succeeded" ? e : undefined;
     });
-    expect((await get(`/api/v1/ledger/${entry}`)).body.trigger).toBe("loop");
+    // The operate token comes from api.tokenFile `token`: its name is the file's.
+    expect((await get(`/api/v1/ledger/${entry}`)).body.trigger).toBe("api:token");
     const s = await fetch(`${base}/api/v1/apps/app/suspend`, {
       method: "POST",
       headers: { Authorization: `Bearer ${TOKEN}` },

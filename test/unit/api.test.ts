@@ -1,13 +1,14 @@
 /** The HTTP API through app.request(), without a socket: routes, auth, body limits, webhooks, metrics, OpenAPI. */
 import { beforeEach, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ajv } from "ajv";
 import { createApi, type LoopControl } from "../../agent/api/app.ts";
-import { isLoopback, tokenEntry } from "../../agent/api/auth.ts";
+import { authorize, isLoopback, tokenEntry } from "../../agent/api/auth.ts";
 import { API_SCHEMAS } from "../../agent/api/schemas.ts";
+import { loadTokens } from "../../agent/api/start.ts";
 import { EventBus } from "../../agent/engine/events.ts";
 import type { AppState, TriggerOutcome } from "../../agent/engine/loop.ts";
 import { Metrics } from "../../agent/engine/metrics.ts";
@@ -19,6 +20,8 @@ const ref = { group: "", version: "v1", kind: "ConfigMap", namespace: "ns", name
 
 class FakeLoop implements LoopControl {
   triggered: string[] = [];
+  /** Who each trigger names (recorded as the entry's trigger). */
+  triggeredBy: Array<string | undefined> = [];
   suspended = new Set<string>();
   ticks = 1;
   seenRevision: string | undefined = REV;
@@ -32,8 +35,9 @@ class FakeLoop implements LoopControl {
       failures: 0,
     }));
   }
-  async triggerAndWait(app: string): Promise<TriggerOutcome> {
+  async triggerAndWait(app: string, by?: string): Promise<TriggerOutcome> {
     this.triggered.push(app);
+    this.triggeredBy.push(by);
     return { started: true, entry: 42, revision: REV };
   }
   suspend(app: string) {
@@ -85,7 +89,7 @@ beforeEach(async () => {
     metrics,
     kubeCodes: () => ({ "get 200": 3, "apply 409": 1 }),
     events,
-    tokens: [tokenEntry("reader-token", "read"), tokenEntry("operator-token", "operate")],
+    tokens: [tokenEntry("reader-token", "read"), tokenEntry("operator-token", "operate", "ops")],
     anonymousRead: false,
     webhook: { secret: SECRET, maxAge: 300_000 },
   });
@@ -150,6 +154,8 @@ describe("createApi() routes", () => {
     expect(r.status).toBe(202);
     expect(await r.json()).toEqual({ app: "web", entry: 42, revision: REV });
     expect(loop.triggered).toEqual(["web"]);
+    // The attempt is recorded under the token's name.
+    expect(loop.triggeredBy).toEqual(["api:ops"]);
     expect(
       (await api.request("/api/v1/apps/web/suspend", { method: "POST", headers: operator })).status,
     ).toBe(200);
@@ -167,6 +173,35 @@ describe("createApi() routes", () => {
 });
 
 describe("auth", () => {
+  test("tokens are named by their `name`, else their file's or variable's name; the match says which", () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-tokens-"));
+    writeFileSync(join(dir, "operate-token"), "tok-a\n");
+    writeFileSync(join(dir, "dash"), "tok-b\n");
+    writeFileSync(join(dir, "ci.token"), "tok-c\n");
+    const tokens = loadTokens(
+      {
+        listen: "127.0.0.1:0",
+        tokenFile: join(dir, "operate-token"),
+        tokenEnv: "BERTH_OPS_TOKEN",
+        tokens: [
+          { file: join(dir, "dash"), scope: "read", name: "dashboard" },
+          { file: join(dir, "ci.token"), scope: "operate" },
+        ],
+      },
+      { BERTH_OPS_TOKEN: "tok-d" },
+    );
+    expect(tokens.map((t) => [t.name, t.scope])).toEqual([
+      ["operate-token", "operate"],
+      ["BERTH_OPS_TOKEN", "operate"],
+      ["dashboard", "read"],
+      ["ci.token", "operate"],
+    ]);
+    const who = (token: string) => authorize(`Bearer ${token}`, "read", tokens, false);
+    expect(who("tok-b")).toEqual({ scope: "read", name: "dashboard" });
+    expect(who("tok-d")).toEqual({ scope: "operate", name: "BERTH_OPS_TOKEN" });
+    expect(authorize(undefined, "read", tokens, true)).toEqual({ scope: "read", name: "anonymous" });
+  });
+
   test("every failure answers 401/403/413/422 and triggers nothing", async () => {
     const cases: Array<[string, RequestInit, number, string]> = [
       ["/api/v1/apps", {}, 401, "Unauthorized"],
@@ -257,6 +292,7 @@ describe("webhooks", () => {
     expect(r.status).toBe(202);
     expect(await r.json()).toEqual({ triggered: ["base", "web"] });
     expect(loop.triggered).toEqual(["base", "web"]);
+    expect(loop.triggeredBy).toEqual(["webhook:github", "webhook:github"]);
   });
 
   test("a push to another ref triggers nothing", async () => {
@@ -287,6 +323,7 @@ describe("webhooks", () => {
     });
     expect(r2.status).toBe(202);
     expect(loop.triggered).toEqual(["base", "web", "web"]);
+    expect(loop.triggeredBy).toEqual(["webhook:gitlab", "webhook:gitlab", "webhook:generic"]);
   });
 
   test("unsigned, wrongly signed, replayed, too old, oversized and malformed deliveries trigger nothing", async () => {

@@ -88,6 +88,7 @@ describe("parseConfig()", () => {
           allowEmpty: false,
         },
       ],
+      concurrency: 4,
       rules: [],
       ledger: { path: join(dir, "state/ledger.db"), secretKeyEnv: "BERTH_KEY" },
       api: { listen: "0.0.0.0:8080" },
@@ -123,6 +124,13 @@ describe("parseConfig()", () => {
       "berth.yaml: apps[1].namespace: expected a lowercase name",
     ],
     ["kind: Agent", "kind: Agnet", 'berth.yaml: kind: expected "Agent", got "Agnet"'],
+    ["kind: Agent", "kind: Agent\nconcurrency: 0", "berth.yaml: concurrency: expected"],
+    ["kind: Agent", "kind: Agent\nconcurrency: two", "berth.yaml: concurrency: expected"],
+    [
+      'api: { listen: "0.0.0.0:8080" }',
+      'api: { listen: "0.0.0.0:8080", tokens: [{ file: t, scope: operate, name: "ops team" }] }',
+      "berth.yaml: api.tokens[0].name: expected",
+    ],
     [
       "  url: https://git.example.com/infra.git",
       "  url: ssh://git@example.com/infra.git",

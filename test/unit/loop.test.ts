@@ -1,10 +1,13 @@
-/** SyncLoop with fake ports: dependsOn, Git outages, backoff and stopping. Real reconcile and ledger. */
+/**
+ * SyncLoop and syncPass with fake ports: dependsOn, Git outages, backoff, stopping, concurrency limits,
+ * single-flight and recorded triggers. Real reconcile and ledger.
+ */
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../agent/engine/log.ts";
-import { SyncLoop } from "../../agent/engine/loop.ts";
+import { SyncLoop, syncPass } from "../../agent/engine/loop.ts";
 import type { AppSpec, EngineDeps, RenderPort } from "../../agent/engine/ports.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
@@ -44,6 +47,14 @@ interface Harness {
   setGitDown(down: boolean): void;
   setBroken(app: string, broken: boolean): void;
   resolveCalls: () => number;
+  /** Holds an app's render until the returned function is called. */
+  hold(app: string): () => void;
+  /** Keeps an app's object unhealthy (its health wait runs until the app's timeout). */
+  setUnhealthy(app: string, unhealthy: boolean): void;
+  /** Renders running now, per app, and the most ever running at once (all apps, and per app). */
+  active: Map<string, number>;
+  maxActive: () => number;
+  maxActiveOf: (app: string) => number;
 }
 
 const ledgers: Ledger[] = [];
@@ -60,8 +71,24 @@ async function harness(): Promise<Harness> {
   const broken = new Set<string>();
   const order: string[] = [];
   const live = new Map<string, KubeObject>();
+  const gates = new Map<string, Promise<void>>();
+  const unhealthy = new Set<string>();
+  const active = new Map<string, number>();
+  let maxActive = 0;
+  const maxOf = new Map<string, number>();
   const render: RenderPort = async (_snapshot, { path }) => {
     order.push(path);
+    active.set(path, (active.get(path) ?? 0) + 1);
+    maxActive = Math.max(
+      maxActive,
+      [...active.values()].reduce((a, b) => a + b, 0),
+    );
+    maxOf.set(path, Math.max(maxOf.get(path) ?? 0, active.get(path) ?? 0));
+    try {
+      await gates.get(path);
+    } finally {
+      active.set(path, (active.get(path) ?? 1) - 1);
+    }
     if (broken.has(path)) {
       return {
         objects: [],
@@ -98,7 +125,12 @@ async function harness(): Promise<Harness> {
       delete: async (ref) => live.delete(`${ref.namespace}/${ref.name}`),
     },
     ledger,
-    health: { assess: () => ({ status: "Current", message: "ok" }) },
+    health: {
+      assess: (obj) =>
+        unhealthy.has(obj.metadata.name)
+          ? { status: "InProgress", message: "never ready" }
+          : { status: "Current", message: "ok" },
+    },
     log: silentLogger,
   };
   return {
@@ -116,6 +148,26 @@ async function harness(): Promise<Harness> {
       else broken.delete(a);
     },
     resolveCalls: () => resolves,
+    hold: (a) => {
+      let release = () => {};
+      gates.set(
+        a,
+        new Promise<void>((r) => {
+          release = () => {
+            gates.delete(a);
+            r();
+          };
+        }),
+      );
+      return release;
+    },
+    setUnhealthy: (a, u) => {
+      if (u) unhealthy.add(a);
+      else unhealthy.delete(a);
+    },
+    active,
+    maxActive: () => maxActive,
+    maxActiveOf: (a) => maxOf.get(a) ?? 0,
   };
 }
 
@@ -205,6 +257,25 @@ describe("SyncLoop", () => {
     await running;
   });
 
+  test("Git is polled every source interval even when no app is due: commit-only apps get new commits", async () => {
+    const h = await harness();
+    const loop = new SyncLoop(h.deps, [app("a"), app("b")], {
+      interval: 20,
+      commitOnly: new Set(["a", "b"]),
+    });
+    const running = loop.start();
+    await until("both synced", () => loop.status().every((s) => s.status === "Synced"));
+    const polls = h.resolveCalls();
+    await until("more polls with nothing due", () => h.resolveCalls() >= polls + 3);
+    h.setSha("d".repeat(40));
+    await until("the new commit applied to both", () =>
+      loop.status().every((s) => s.lastResult?.revision === `main@sha1:${"d".repeat(40)}`),
+    );
+    expect(h.order.filter((p) => p === "a")).toHaveLength(2);
+    await loop.stop();
+    await running;
+  });
+
   test("stop() ends a sleeping loop promptly", async () => {
     const h = await harness();
     const loop = new SyncLoop(h.deps, [app("base")], { interval: 3_600_000 });
@@ -214,5 +285,155 @@ describe("SyncLoop", () => {
     await loop.stop();
     await running;
     expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  test("apps run in parallel up to `concurrency`, never more", async () => {
+    const h = await harness();
+    const names = ["a", "b", "c", "d", "e"];
+    const releases = names.map((n) => h.hold(n));
+    const loop = new SyncLoop(
+      h.deps,
+      names.map((n) => app(n)),
+      { interval: 60_000, concurrency: 2 },
+    );
+    const running = loop.start();
+    await until("two renders running", () => h.maxActive() === 2);
+    await Bun.sleep(50);
+    // The other three wait for a slot, not for each other.
+    expect(h.order).toEqual(["a", "b"]);
+    for (const r of releases) r();
+    await until("every app synced", () => loop.status().every((s) => s.status === "Synced"));
+    expect(h.maxActive()).toBe(2);
+    await loop.stop();
+    await running;
+  });
+
+  test("one app's health wait delays no other app: a new commit reaches the others while it waits", async () => {
+    const h = await harness();
+    h.setUnhealthy("slow", true);
+    const slow = { ...app("slow"), timeout: 5_000 };
+    const loop = new SyncLoop(h.deps, [slow, app("fast")], { interval: 60_000, backoffBase: 50 });
+    const running = loop.start();
+    const status = (n: string) => loop.status().find((s) => s.name === n);
+    await until("fast synced", () => status("fast")?.status === "Synced");
+    expect(status("slow")?.lastResult).toBeUndefined(); // still waiting for health
+    h.setSha("b".repeat(40));
+    const fastEntry = await loop.triggerAndWait("fast");
+    expect(fastEntry).toMatchObject({ started: true, revision: `main@sha1:${"b".repeat(40)}` });
+    await until(
+      "fast synced at the new commit",
+      () => status("fast")?.lastResult?.revision === `main@sha1:${"b".repeat(40)}`,
+    );
+    expect(status("slow")?.lastResult).toBeUndefined();
+    expect(h.ledger.list({ app: "slow" })[0]?.outcome).toBe("Running");
+    // stop() waits for the attempt in flight, which records itself as Interrupted.
+    await loop.stop();
+    await running;
+    expect(h.ledger.list({ app: "slow" })[0]).toMatchObject({ outcome: "Failed", reason: "Interrupted" });
+    expect(h.ledger.list().every((e) => e.outcome !== "Running")).toBe(true);
+  });
+
+  test("single-flight: triggers during an attempt never start a second one; they share one more attempt", async () => {
+    const h = await harness();
+    const release = h.hold("base");
+    const loop = new SyncLoop(h.deps, [app("base")], { interval: 60_000, concurrency: 4 });
+    const running = loop.start();
+    await until("the first attempt rendering", () => h.order.length === 1);
+    const waits = [loop.triggerAndWait("base"), loop.triggerAndWait("base")];
+    loop.trigger("base");
+    loop.trigger();
+    await Bun.sleep(100);
+    expect(h.order).toHaveLength(1);
+    release();
+    const [first, second] = await Promise.all(waits);
+    // Both callers are answered by the one attempt after the one in flight.
+    expect(first).toEqual(second as NonNullable<typeof second>);
+    await until("two attempts recorded", () =>
+      h.ledger.list({ app: "base" }).every((e) => e.outcome !== "Running"),
+    );
+    await Bun.sleep(100);
+    expect(h.order).toEqual(["base", "base"]);
+    expect(h.maxActiveOf("base")).toBe(1);
+    await loop.stop();
+    await running;
+  });
+
+  test("a dependant never starts while its dependency's attempt runs, and starts as soon as it is healthy", async () => {
+    const h = await harness();
+    let release = h.hold("base");
+    const loop = new SyncLoop(h.deps, [app("web", ["base"]), app("base"), app("other")], {
+      interval: 60_000,
+    });
+    const running = loop.start();
+    const status = (n: string) => loop.status().find((s) => s.name === n)?.status;
+    await until("other synced", () => status("other") === "Synced");
+    expect(h.order).not.toContain("web");
+    expect(status("web")).toBe("WaitingOnDependency");
+    release();
+    await until("web synced", () => status("web") === "Synced");
+    expect(h.order.indexOf("web")).toBeGreaterThan(h.order.indexOf("base"));
+    // Healthy at this revision, but mid-attempt again: web waits for that attempt too.
+    release = h.hold("base");
+    loop.trigger("base");
+    await until("base resyncing", () => h.order.filter((p) => p === "base").length === 2);
+    // A caller asking for web now is answered once base is done, not refused.
+    const asked = loop.triggerAndWait("web", "api:ops");
+    await Bun.sleep(50);
+    expect(h.order.filter((p) => p === "web")).toHaveLength(1);
+    release();
+    const outcome = await asked;
+    expect(outcome.started).toBe(true);
+    const base = h.ledger.list({ app: "base" })[0];
+    const web = outcome.started ? h.ledger.get(outcome.entry) : undefined;
+    expect(Date.parse(web?.startedAt ?? "")).toBeGreaterThanOrEqual(Date.parse(base?.finishedAt ?? ""));
+    expect(web?.trigger).toBe("api:ops");
+    await loop.stop();
+    await running;
+  });
+
+  test("the entry records who asked for the attempt; the loop's own attempts say loop", async () => {
+    const h = await harness();
+    const loop = new SyncLoop(h.deps, [app("base")], { interval: 60_000 });
+    const running = loop.start();
+    await until("first sync", () => loop.status()[0]?.status === "Synced");
+    const byApi = await loop.triggerAndWait("base", "api:ops");
+    const byHook = await loop.triggerAndWait("base", "webhook:gitea");
+    await until("all finished", () => h.ledger.list().every((e) => e.outcome !== "Running"));
+    const trigger = (o: typeof byApi) => (o.started ? h.ledger.get(o.entry)?.trigger : undefined);
+    expect(h.ledger.list({ app: "base" }).at(-1)?.trigger).toBe("loop");
+    expect(trigger(byApi)).toBe("api:ops");
+    expect(trigger(byHook)).toBe("webhook:gitea");
+    await loop.stop();
+    await running;
+  });
+
+  test("syncPass runs independent apps in parallel, dependants after, skips those whose dependency failed", async () => {
+    const h = await harness();
+    h.setBroken("broken", true);
+    const release = h.hold("a");
+    const skipped: string[] = [];
+    const pass = syncPass(
+      h.deps,
+      [app("a"), app("b"), app("c", ["a", "b"]), app("broken"), app("d", ["broken"]), app("e", ["d"])],
+      {
+        concurrency: 3,
+        trigger: "cli",
+        snapshot: snapshotAt("a".repeat(40)),
+        onSkip: (a, why) => skipped.push(`${a}: ${why}`),
+      },
+    );
+    await until("a, b and broken started together", () => h.maxActive() === 3 || h.order.length >= 3);
+    expect(h.order).not.toContain("c");
+    release();
+    const results = await pass;
+    expect(results.map((r) => [r.app, r.outcome])).toEqual([
+      ["a", "Succeeded"],
+      ["b", "Succeeded"],
+      ["c", "Succeeded"],
+      ["broken", "Failed"],
+    ]);
+    expect(skipped).toEqual(["d: its dependency broken did not sync", "e: its dependency d did not sync"]);
+    expect(h.order.indexOf("c")).toBeGreaterThan(h.order.indexOf("a"));
+    expect(h.ledger.list().every((e) => e.trigger === "cli")).toBe(true);
   });
 });
