@@ -55,7 +55,7 @@ describe("object names", () => {
     expect(result.message).toContain(`metadata.name "team/settings" is not a valid ConfigMap name`);
     expect(w.ledger.get(result.entry)?.reason).toBe("PlanRejected");
     await quietSince();
-    const requests = auditEvents(cluster, since, "berth");
+    const requests = auditEvents(cluster, since, "berth", ns);
     expect(requests.length).toBeGreaterThan(0); // berth did talk to the server (dry-runs of the marker)
     expect(writesIn(requests)).toEqual([]);
     expect(kubectl(cluster, "get", "configmaps", "-n", ns, "-o", "name").trim().split("\n").sort()).toEqual([

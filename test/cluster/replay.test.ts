@@ -135,7 +135,7 @@ describe("berth replay", () => {
     expect(r.out).toContain(`- Deployment/${ns}/worker  deleted`);
     expect(r.out).toContain(`~ ConfigMap/${ns}/settings  configured`);
     await new Promise((res) => setTimeout(res, 300)); // the audit log is written asynchronously
-    const events = auditEvents(cluster, since, "berth");
+    const events = auditEvents(cluster, since, "berth", ns);
     expect(events.some((e) => e.requestURI.includes("dryRun=All"))).toBe(true);
     expect(writesIn(events)).toEqual([]);
     expect(w.ledger.list({ limit: 1000 }).length).toBe(before);
@@ -181,7 +181,7 @@ describe("berth replay", () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/0 created, 0 configured, 6 unchanged, 0 deleted/);
     await new Promise((res) => setTimeout(res, 300));
-    expect(writesIn(auditEvents(cluster, since, "berth"))).toEqual([]);
+    expect(writesIn(auditEvents(cluster, since, "berth", ns))).toEqual([]);
   }, 60_000);
 
   test("pin holds the app at an entry while new commits arrive; unpin catches up to Git", async () => {

@@ -123,7 +123,7 @@ describe("berth sync against the real control plane", () => {
     expect(r.outcome).toBe("Succeeded");
     expect(r.message).toMatch(/^0 created, 0 configured, 7 unchanged, 0 deleted/);
     await new Promise((res) => setTimeout(res, 300)); // the audit log is written asynchronously
-    const events = auditEvents(cluster, since, "berth");
+    const events = auditEvents(cluster, since, "berth", ns);
     expect(events.some((e) => e.verb === "patch" && e.requestURI.includes("dryRun=All"))).toBe(true);
     expect(writesIn(events)).toEqual([]);
   }, 60_000);

@@ -86,7 +86,7 @@ describe("the compiled binary", () => {
     ]);
     expect(changed[0].diff).toContainEqual({ path: "/data/greeting", before: "tampered", after: "hello" });
     expect(plan.stdout).not.toContain("e2e-plaintext-never-stored");
-    expect(writesIn(auditEvents(cluster, since, "berth"))).toEqual([]);
+    expect(writesIn(auditEvents(cluster, since, "berth", ns))).toEqual([]);
 
     const sync = await runBerth(["sync", "--config", config, "--app", "app"], env());
     expect(sync.code).toBe(0);

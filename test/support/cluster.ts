@@ -124,8 +124,17 @@ export interface AuditEvent {
   responseStatus?: { code?: number };
 }
 
-/** Audit events received at or after `since` (a Date), optionally only those sent by `userAgent`. */
-export function auditEvents(cluster: TestCluster, since: Date, userAgent?: string): AuditEvent[] {
+/**
+ * Audit events received at or after `since` (a Date), optionally only those sent by `userAgent` and only those
+ * about `namespace` (its objects and the Namespace itself): other test files may run berth against the same
+ * control plane at the same time.
+ */
+export function auditEvents(
+  cluster: TestCluster,
+  since: Date,
+  userAgent?: string,
+  namespace?: string,
+): AuditEvent[] {
   const path = join(cluster.kubeconfigPath, "..", "audit.log");
   const text = readFileSync(path, "utf8");
   const out: AuditEvent[] = [];
@@ -134,6 +143,8 @@ export function auditEvents(cluster: TestCluster, since: Date, userAgent?: strin
     const e = JSON.parse(line) as AuditEvent;
     if (new Date(e.requestReceivedTimestamp) < since) continue;
     if (userAgent !== undefined && e.userAgent !== userAgent) continue;
+    if (namespace !== undefined && !new RegExp(`/namespaces/${namespace}(/|\\?|$)`).test(e.requestURI))
+      continue;
     out.push(e);
   }
   return out;
