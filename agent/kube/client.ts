@@ -40,6 +40,9 @@ export class KubeApiError extends Error {
 /** The User-Agent of every request, so audit logs attribute them to berth. */
 export const USER_AGENT = "berth";
 
+/** Default timeout of one API request, ms: kube-apiserver's own limit is 60 s, most answers take milliseconds. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 /** Request counters by verb; `apply` is a real write, `apply-dry-run` is not. */
 export type RequestCounts = Record<string, number>;
 
@@ -91,6 +94,8 @@ export class KubeClient {
   userAgent = USER_AGENT;
   /** When set and false, writes are refused (an HA standby must never write, whichever path asks). */
   mayWrite: (() => boolean) | undefined;
+  /** How long one request may take, ms (for a watch: until its headers); then it fails naming the server. */
+  requestTimeoutMs = REQUEST_TIMEOUT_MS;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -308,13 +313,20 @@ export class KubeClient {
     return `${base}${ns}/${info.plural}`;
   }
 
-  /** Opens a streaming GET (a watch); the body is returned unread. Throws KubeApiError on a failure status. */
+  /**
+   * Opens a streaming GET (a watch); the body is returned unread. The request timeout covers only the wait for
+   * the response headers: the caller bounds the body (KindWatch's idle timer). Throws KubeApiError on a failure status.
+   */
   async stream(verb: string, path: string, signal: AbortSignal): Promise<AsyncIterable<Uint8Array | string>> {
-    const res = await this.send(verb, "GET", path, { signal: signal as NonNullable<RequestInit["signal"]> });
-    if (!res.ok) throw apiError(res.status, parseBody(await res.text()));
-    if (!res.body)
+    const sent = await this.send(verb, "GET", path, { signal }, {});
+    try {
+      if (!sent.res.ok) throw apiError(sent.res.status, parseBody(await sent.read()));
+    } finally {
+      sent.settled();
+    }
+    if (!sent.res.body)
       throw new BerthError("the API server sent a watch response without a body", { subject: path });
-    return res.body as unknown as AsyncIterable<Uint8Array | string>;
+    return sent.res.body as unknown as AsyncIterable<Uint8Array | string>;
   }
 
   /** Sends one request with the kubeconfig's TLS and credentials; parses JSON; throws KubeApiError on failure. */
@@ -325,20 +337,29 @@ export class KubeClient {
     body?: string,
     headers: Record<string, string> = {},
   ): Promise<unknown> {
-    const res = await this.send(verb, method, path, body === undefined ? {} : { body }, headers);
-    const parsed = parseBody(await res.text());
-    if (!res.ok) throw apiError(res.status, parsed);
+    const sent = await this.send(verb, method, path, body === undefined ? {} : { body }, headers);
+    let text: string;
+    try {
+      text = await sent.read();
+    } finally {
+      sent.settled();
+    }
+    const parsed = parseBody(text);
+    if (!sent.res.ok) throw apiError(sent.res.status, parsed);
     return parsed;
   }
 
-  /** Counts and sends one request; a transport failure becomes a BerthError naming the server. */
+  /**
+   * Counts and sends one request under the request timeout (until `settled()`); a transport failure or timeout
+   * becomes a BerthError naming the server.
+   */
   private async send(
     verb: string,
     method: string,
     path: string,
-    extra: Pick<RequestInit, "body" | "signal">,
+    extra: { body?: string; signal?: AbortSignal },
     headers: Record<string, string> = {},
-  ): Promise<Awaited<ReturnType<typeof fetch>>> {
+  ): Promise<{ res: Awaited<ReturnType<typeof fetch>>; read(): Promise<string>; settled(): void }> {
     this.counts[verb] = (this.counts[verb] ?? 0) + 1;
     // Discovery stays the agent's own: it says which kinds exist, not what anyone may do with them.
     const as = this.impersonate && verb !== "discovery" ? { "Impersonate-User": this.impersonate } : {};
@@ -346,18 +367,50 @@ export class KubeClient {
       method,
       headers: { Accept: "application/json", "User-Agent": this.root.userAgent, ...headers, ...as },
     })) as RequestInit;
-    Object.assign(init, extra);
-    try {
-      const res = await fetch(`${this.server}${path}`, init);
-      this.codes[`${verb} ${res.status}`] = (this.codes[`${verb} ${res.status}`] ?? 0) + 1;
-      return res;
-    } catch (err) {
-      this.codes[`${verb} error`] = (this.codes[`${verb} error`] ?? 0) + 1;
-      throw new BerthError(`cannot reach the API server at ${this.server}: ${(err as Error).message}`, {
+    // A server (or a path to it) that accepts the connection and then says nothing must not hang a sync.
+    const limit = new AbortController();
+    const timeoutMs = this.requestTimeoutMs;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      limit.abort();
+    }, timeoutMs);
+    const callerAbort = () => limit.abort();
+    extra.signal?.addEventListener("abort", callerAbort, { once: true });
+    if (extra.signal?.aborted) limit.abort();
+    const settled = () => {
+      clearTimeout(timer);
+      extra.signal?.removeEventListener("abort", callerAbort);
+    };
+    if (extra.body !== undefined) init.body = extra.body;
+    init.signal = limit.signal as NonNullable<RequestInit["signal"]>;
+    const failure = (err: unknown, counted = false) => {
+      settled();
+      if (!counted) this.codes[`${verb} error`] = (this.codes[`${verb} error`] ?? 0) + 1;
+      const why = timedOut ? `no answer within ${timeoutMs / 1000}s` : (err as Error).message;
+      return new BerthError(`cannot reach the API server at ${this.server}: ${why}`, {
         subject: "kubernetes",
         cause: err,
       });
+    };
+    let res: Awaited<ReturnType<typeof fetch>>;
+    try {
+      res = await fetch(`${this.server}${path}`, init);
+    } catch (err) {
+      throw failure(err);
     }
+    this.codes[`${verb} ${res.status}`] = (this.codes[`${verb} ${res.status}`] ?? 0) + 1;
+    return {
+      res,
+      read: async () => {
+        try {
+          return await res.text();
+        } catch (err) {
+          throw failure(err, true); // counted by its status already
+        }
+      },
+      settled,
+    };
   }
 }
 
