@@ -319,11 +319,13 @@ export class KubeClient {
    */
   async stream(verb: string, path: string, signal: AbortSignal): Promise<AsyncIterable<Uint8Array | string>> {
     const sent = await this.send(verb, "GET", path, { signal }, {});
-    try {
-      if (!sent.res.ok) throw apiError(sent.res.status, parseBody(await sent.read()));
-    } finally {
+    if (!sent.res.ok) {
+      const text = await sent.read(); // settles itself when it fails
       sent.settled();
+      throw apiError(sent.res.status, parseBody(text));
     }
+    // The body streams on: the caller's signal still aborts it (closing the connection); the timer stops here.
+    sent.answered();
     if (!sent.res.body)
       throw new BerthError("the API server sent a watch response without a body", { subject: path });
     return sent.res.body as unknown as AsyncIterable<Uint8Array | string>;
@@ -338,19 +340,16 @@ export class KubeClient {
     headers: Record<string, string> = {},
   ): Promise<unknown> {
     const sent = await this.send(verb, method, path, body === undefined ? {} : { body }, headers);
-    let text: string;
-    try {
-      text = await sent.read();
-    } finally {
-      sent.settled();
-    }
+    const text = await sent.read(); // settles itself when it fails
+    sent.settled();
     const parsed = parseBody(text);
     if (!sent.res.ok) throw apiError(sent.res.status, parsed);
     return parsed;
   }
 
   /**
-   * Counts and sends one request under the request timeout (until `settled()`); a transport failure or timeout
+   * Counts and sends one request under the request timeout (until `answered()` or `settled()`, which also unlinks
+   * the caller's signal); a transport failure or timeout
    * becomes a BerthError naming the server.
    */
   private async send(
@@ -359,7 +358,12 @@ export class KubeClient {
     path: string,
     extra: { body?: string; signal?: AbortSignal },
     headers: Record<string, string> = {},
-  ): Promise<{ res: Awaited<ReturnType<typeof fetch>>; read(): Promise<string>; settled(): void }> {
+  ): Promise<{
+    res: Awaited<ReturnType<typeof fetch>>;
+    read(): Promise<string>;
+    answered(): void;
+    settled(): void;
+  }> {
     this.counts[verb] = (this.counts[verb] ?? 0) + 1;
     // Discovery stays the agent's own: it says which kinds exist, not what anyone may do with them.
     const as = this.impersonate && verb !== "discovery" ? { "Impersonate-User": this.impersonate } : {};
@@ -378,8 +382,9 @@ export class KubeClient {
     const callerAbort = () => limit.abort();
     extra.signal?.addEventListener("abort", callerAbort, { once: true });
     if (extra.signal?.aborted) limit.abort();
+    const answered = () => clearTimeout(timer);
     const settled = () => {
-      clearTimeout(timer);
+      answered();
       extra.signal?.removeEventListener("abort", callerAbort);
     };
     if (extra.body !== undefined) init.body = extra.body;
@@ -409,6 +414,7 @@ export class KubeClient {
           throw failure(err, true); // counted by its status already
         }
       },
+      answered,
       settled,
     };
   }
