@@ -96,6 +96,8 @@ export class KubeClient {
   mayWrite: (() => boolean) | undefined;
   /** How long one request may take, ms (for a watch: until its headers); then it fails naming the server. */
   requestTimeoutMs = REQUEST_TIMEOUT_MS;
+  /** Until when (ms since epoch) pooled connections are not reused: one went silent, the others may too. */
+  private freshUntil = 0;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -247,6 +249,14 @@ export class KubeClient {
     return items;
   }
 
+  /**
+   * Stops reusing pooled connections for a while: after a watch stalled or a request timed out, idle pooled
+   * connections over the same path are likely dead too, and a request sent on one would wait out its timeout.
+   */
+  distrustPool(forMs = 2 * REQUEST_TIMEOUT_MS): void {
+    this.freshUntil = Math.max(this.freshUntil, Date.now() + forMs);
+  }
+
   /** Server-side applies an object as field manager `berth`; dryRun asks the server what it would store. */
   async apply(obj: KubeObject, options: { dryRun?: boolean; force?: boolean } = {}): Promise<KubeObject> {
     const ref = refFromObject(obj);
@@ -389,9 +399,12 @@ export class KubeClient {
     };
     if (extra.body !== undefined) init.body = extra.body;
     init.signal = limit.signal as NonNullable<RequestInit["signal"]>;
+    // A fresh connection (Bun pools them otherwise): watches always, every request while the pool is suspect.
+    if (extra.signal || Date.now() < this.freshUntil) (init as { keepalive?: boolean }).keepalive = false;
     const failure = (err: unknown, counted = false) => {
       settled();
       if (!counted) this.codes[`${verb} error`] = (this.codes[`${verb} error`] ?? 0) + 1;
+      if (timedOut) this.distrustPool();
       const why = timedOut ? `no answer within ${timeoutMs / 1000}s` : (err as Error).message;
       return new BerthError(`cannot reach the API server at ${this.server}: ${why}`, {
         subject: "kubernetes",

@@ -97,6 +97,7 @@ export class KindWatch {
         }
       } catch (err) {
         if (signal.aborted) break;
+        if (err instanceof StalledWatch) this.client.distrustPool();
         this.setConnected(false, messageOf(err));
         // A failed first list (e.g. 403 Forbidden) must not block whoever awaits `synced`: they fall back to
         // asking the server, since lookups answer only while connected.
@@ -171,7 +172,7 @@ export class KindWatch {
         timer = setTimeout(
           () =>
             reject(
-              new Error(
+              new StalledWatch(
                 `watch of ${info.kind} stalled: nothing received for ${Math.round(idleMs / 1000)}s; relisting`,
               ),
             ),
@@ -236,6 +237,9 @@ export class KindWatch {
     }
   }
 }
+
+/** A watch connection that stayed open but forwarded nothing. */
+class StalledWatch extends Error {}
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

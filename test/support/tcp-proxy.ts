@@ -9,6 +9,8 @@ interface Connection {
   client: Socket;
   upstream: Socket;
   stalled: boolean;
+  /** The client side closed (berth gave up on the connection). */
+  clientClosed: boolean;
 }
 
 export class StallingProxy {
@@ -23,7 +25,7 @@ export class StallingProxy {
     const conns = new Set<Connection>();
     const server = createServer((client) => {
       const upstream = connect(port, host);
-      const conn: Connection = { client, upstream, stalled: false };
+      const conn: Connection = { client, upstream, stalled: false, clientClosed: false };
       conns.add(conn);
       // Stalled: bytes are swallowed and ends are not passed on; the sockets stay open.
       client.on("data", (d) => {
@@ -43,6 +45,7 @@ export class StallingProxy {
         upstream.destroy();
       };
       client.on("close", () => {
+        conn.clientClosed = true;
         if (!conn.stalled) gone();
       });
       upstream.on("close", () => {
@@ -65,6 +68,11 @@ export class StallingProxy {
       c.stalled = true;
     }
     return n;
+  }
+
+  /** Stalled connections the client has not closed yet (a client that gives up closes them). */
+  get stalledOpen(): number {
+    return [...this.open].filter((c) => c.stalled && !c.clientClosed).length;
   }
 
   /** Connections open and forwarding. */

@@ -20,8 +20,11 @@ const bookmark = (rv: number) =>
 
 /** A client whose lists answer at once and whose watches send what `body` yields. */
 function fakeClient(body: (signal: AbortSignal) => AsyncIterable<string>) {
-  const calls = { lists: 0, watches: 0 };
+  const calls = { lists: 0, watches: 0, distrusted: 0 };
   const client = {
+    distrustPool: () => {
+      calls.distrusted++;
+    },
     collectionPath: () => "/api/v1/configmaps",
     request: async () => {
       calls.lists++;
@@ -57,6 +60,8 @@ describe("KindWatch idle timer", () => {
     await watch.stop();
     expect(calls.lists).toBeGreaterThanOrEqual(3);
     expect(watch.relists).toBe(calls.lists);
+    // Pooled connections over the same path are not trusted for the relist.
+    expect(calls.distrusted).toBeGreaterThanOrEqual(calls.lists - 1);
     expect(states).toContainEqual([false, "watch of ConfigMap stalled: nothing received for 0s; relisting"]);
   });
 
@@ -76,7 +81,7 @@ describe("KindWatch idle timer", () => {
     watch.start();
     await sleep(700);
     await watch.stop();
-    expect(calls).toEqual({ lists: 1, watches: 1 });
+    expect(calls).toEqual({ lists: 1, watches: 1, distrusted: 0 });
   });
 
   test("a watch the server ends resumes without a relist; one ended at once backs off instead of spinning", async () => {
