@@ -1,7 +1,9 @@
 /** What the API says about an app: the loop's state joined with the ledger's newest entries. */
+
 import type { AppState } from "../engine/loop.ts";
 import type { DriftEvent } from "../ledger/entry.ts";
 import type { EntrySummary, LedgerEntry } from "../ledger/ledger.ts";
+import { capMessage } from "../object/message.ts";
 
 /** The loop facts one view needs. */
 export interface GitView {
@@ -145,7 +147,8 @@ export function appView(
     view.lastError = {
       entry: finished.id,
       reason: finished.reason ?? "Unknown",
-      message: finished.message ?? "",
+      // Entries written before messages were bounded may be huge.
+      message: capMessage(finished.message ?? ""),
     };
     if (finished.finishedAt) view.lastError.at = finished.finishedAt;
   }

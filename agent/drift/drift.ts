@@ -176,5 +176,6 @@ function isRedacted(secret: KubeObject): boolean {
     ...Object.values((secret.data as Record<string, string> | undefined) ?? {}),
     ...Object.values((secret.stringData as Record<string, string> | undefined) ?? {}),
   ];
-  return values.some((v) => typeof v === "string" && v.startsWith("sha256:"));
+  // hmac-sha256: under the ledger's digest key; sha256: in ledgers written before it.
+  return values.some((v) => typeof v === "string" && /^(hmac-sha256|sha256):/.test(v));
 }

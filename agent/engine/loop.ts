@@ -6,6 +6,7 @@
  * gracefully. `syncPass` is the same for one pass (`berth sync`).
  */
 import { messageOf } from "../object/errors.ts";
+import { capMessage } from "../object/message.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import type { AppSpec, EngineDeps, PinState } from "./ports.ts";
 import { type ReconcileResult, reconcile } from "./reconcile.ts";
@@ -267,7 +268,7 @@ export class SyncLoop {
       this.gitUnreachableSince = undefined;
       this.gitError = undefined;
     } catch (err) {
-      this.gitError = messageOf(err);
+      this.gitError = capMessage(messageOf(err));
       if (!this.gitUnreachableSince) {
         this.gitUnreachableSince = new Date().toISOString();
         this.deps.log.log("warn", "Git unreachable; the last good commit stays applied", {

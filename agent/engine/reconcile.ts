@@ -6,6 +6,7 @@
 import { applyStaged } from "../apply/apply.ts";
 import { pruneStaged } from "../apply/prune.ts";
 import { messageOf } from "../object/errors.ts";
+import { capMessage, joinMessages, MESSAGE_LIMIT } from "../object/message.ts";
 import type { VerdictRecord } from "../object/object.ts";
 import {
   type CommitInfo,
@@ -87,7 +88,10 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
   // Every skip is said in the entry (and so in `berth sync` and the API), not only in the log.
   const note = skippedNote(rendered.skipped);
   if (rendered.errors.length > 0) {
-    const message = rendered.errors.map((e) => `${e.path}: ${e.message}`).join("; ");
+    const message = joinMessages(
+      rendered.errors.map((e) => ({ subject: e.path, message: e.message })),
+      { noun: "files" },
+    );
     return finish(deps, entry, app, revision, "BuildFailed", message, {
       timings,
       digest: rendered.digest,
@@ -179,13 +183,24 @@ export async function converge(engine: EngineDeps, req: ConvergeRequest): Promis
     });
   }
   if (thePlan.errors.length > 0) {
-    const message = thePlan.errors
-      .map((e) => `${e.subject}${e.source ? ` (${e.source})` : ""}: ${e.message}`)
-      .join("; ");
+    const message = joinMessages(
+      thePlan.errors.map((e) => ({
+        subject: `${e.subject}${e.source ? ` (${e.source})` : ""}`,
+        message: e.message,
+      })),
+    );
+    // The message is bounded; each object's own error stays in its record.
+    const failed = new Map(thePlan.errors.map((e) => [e.subject, e.message]));
+    const records = new Map<string, ObjectRecord>();
+    for (const c of thePlan.changes) {
+      const why = failed.get(c.subject);
+      if (why !== undefined) records.set(c.id, { ref: c.ref, action: "skipped", message: why });
+    }
     return finish(deps, entry, app, revision, "PlanRejected", message, {
       timings,
       digest: rendered.digest,
       plan: thePlan,
+      records,
       ...note,
     });
   }
@@ -263,10 +278,9 @@ export async function converge(engine: EngineDeps, req: ConvergeRequest): Promis
     if (applied.failed) {
       const failedIds = new Set(applied.outcomes.filter((o) => !o.ok).map((o) => objectId(o.ref)));
       const appliedIds = new Set(applied.outcomes.filter((o) => o.ok).map((o) => objectId(o.ref)));
-      const message = applied.outcomes
-        .filter((o) => !o.ok)
-        .map((o) => `${o.subject}: ${o.error}`)
-        .join("; ");
+      const message = joinMessages(
+        applied.outcomes.filter((o) => !o.ok).map((o) => ({ subject: o.subject, message: `${o.error}` })),
+      );
       // What was written stays owned, so a later sync can still prune it.
       const inventory = mergeInventory(
         previous,
@@ -289,7 +303,7 @@ export async function converge(engine: EngineDeps, req: ConvergeRequest): Promis
       const inventory = desiredInventory(thePlan, digests).concat(
         previous.filter((p) => stillThere.has(objectId(p.ref))),
       );
-      const message = failed.map((o) => `${o.subject}: ${o.error}`).join("; ");
+      const message = joinMessages(failed.map((o) => ({ subject: o.subject, message: `${o.error}` })));
       return finish(deps, entry, app, revision, "PruneFailed", message, { ...ctx, inventory });
     }
   }
@@ -334,7 +348,10 @@ export async function converge(engine: EngineDeps, req: ConvergeRequest): Promis
   if (!waited.healthy) {
     const bad = waited.objects.filter((o) => o.status !== "Current");
     const why = waited.timedOut ? `not healthy after ${Math.round(app.timeout / 1000)}s` : "failed";
-    const message = `${why}: ${bad.map((o) => `${o.subject} is ${o.status}: ${o.message}`).join("; ")}`;
+    const message = joinMessages(
+      bad.map((o) => ({ subject: `${o.subject} is ${o.status}`, message: o.message })),
+      { prefix: `${why}: ` },
+    );
     return finish(deps, entry, app, revision, "HealthCheckFailed", message, {
       ...ctx,
       inventory,
@@ -384,12 +401,15 @@ function finish(
   app: AppSpec,
   revision: string,
   reason: Reason,
-  message: string,
+  fullMessage: string,
   ctx: FinishContext,
 ): ReconcileResult {
+  // Stored, logged, emitted and served: bounded (the per-object records keep the detail); a note keeps 1 KB.
+  const message = ctx.note
+    ? capMessage(`${capMessage(fullMessage, MESSAGE_LIMIT - 1024)}; ${ctx.note}`)
+    : capMessage(fullMessage);
   const outcome = reason === "Succeeded" ? "Succeeded" : "Failed";
   const health = ctx.health ?? [];
-  if (ctx.note) message = `${message}; ${ctx.note}`;
   try {
     deps.ledger.finish(entry, {
       outcome,

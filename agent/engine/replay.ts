@@ -6,6 +6,7 @@
  */
 import { digestOf } from "../object/canonical.ts";
 import { BerthError, messageOf } from "../object/errors.ts";
+import { capMessage } from "../object/message.ts";
 import type { CommitInfo, KubeObject, ObjectRef, Reason } from "../object/object.ts";
 import { objectId, subject } from "../object/object.ts";
 import type { ObjectRecord } from "../object/records.ts";
@@ -220,7 +221,7 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
     finish: (id, r) =>
       base.finish(id, {
         ...r,
-        message: `${label}: ${r.message}${note}`,
+        message: capMessage(`${label}: ${r.message}${note}`),
         objects: [...r.objects, ...loaded.carried],
         ...(r.inventory ? { inventory: [...r.inventory, ...retained] } : {}),
       }),
@@ -239,7 +240,7 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
   );
   return {
     ...result,
-    message: `${label}: ${result.message}${note}`,
+    message: capMessage(`${label}: ${result.message}${note}`),
     source: source.id,
     unrestored: loaded.unrestored,
   };
@@ -294,9 +295,10 @@ function refused(
   app: AppSpec,
   entry: number,
   source: ReplayEntry,
-  message: string,
+  fullMessage: string,
   timings: Record<string, number>,
 ): ReplayResult {
+  const message = capMessage(fullMessage);
   // BuildFailed: like a render error, the desired state could not be produced, so nothing was applied.
   const reason: Reason = "BuildFailed";
   try {

@@ -40,6 +40,9 @@ export class KubeApiError extends Error {
 /** The User-Agent of every request, so audit logs attribute them to berth. */
 export const USER_AGENT = "berth";
 
+/** Default timeout of one API request, ms: kube-apiserver's own limit is 60 s, most answers take milliseconds. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 /** Request counters by verb; `apply` is a real write, `apply-dry-run` is not. */
 export type RequestCounts = Record<string, number>;
 
@@ -91,6 +94,10 @@ export class KubeClient {
   userAgent = USER_AGENT;
   /** When set and false, writes are refused (an HA standby must never write, whichever path asks). */
   mayWrite: (() => boolean) | undefined;
+  /** How long one request may take, ms (for a watch: until its headers); then it fails naming the server. */
+  requestTimeoutMs = REQUEST_TIMEOUT_MS;
+  /** Until when (ms since epoch) pooled connections are not reused: one went silent, the others may too. */
+  private freshUntil = 0;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -242,6 +249,14 @@ export class KubeClient {
     return items;
   }
 
+  /**
+   * Stops reusing pooled connections for a while: after a watch stalled or a request timed out, idle pooled
+   * connections over the same path are likely dead too, and a request sent on one would wait out its timeout.
+   */
+  distrustPool(forMs = 2 * REQUEST_TIMEOUT_MS): void {
+    this.freshUntil = Math.max(this.freshUntil, Date.now() + forMs);
+  }
+
   /** Server-side applies an object as field manager `berth`; dryRun asks the server what it would store. */
   async apply(obj: KubeObject, options: { dryRun?: boolean; force?: boolean } = {}): Promise<KubeObject> {
     const ref = refFromObject(obj);
@@ -308,13 +323,22 @@ export class KubeClient {
     return `${base}${ns}/${info.plural}`;
   }
 
-  /** Opens a streaming GET (a watch); the body is returned unread. Throws KubeApiError on a failure status. */
+  /**
+   * Opens a streaming GET (a watch); the body is returned unread. The request timeout covers only the wait for
+   * the response headers: the caller bounds the body (KindWatch's idle timer). Throws KubeApiError on a failure status.
+   */
   async stream(verb: string, path: string, signal: AbortSignal): Promise<AsyncIterable<Uint8Array | string>> {
-    const res = await this.send(verb, "GET", path, { signal: signal as NonNullable<RequestInit["signal"]> });
-    if (!res.ok) throw apiError(res.status, parseBody(await res.text()));
-    if (!res.body)
+    const sent = await this.send(verb, "GET", path, { signal }, {});
+    if (!sent.res.ok) {
+      const text = await sent.read(); // settles itself when it fails
+      sent.settled();
+      throw apiError(sent.res.status, parseBody(text));
+    }
+    // The body streams on: the caller's signal still aborts it (closing the connection); the timer stops here.
+    sent.answered();
+    if (!sent.res.body)
       throw new BerthError("the API server sent a watch response without a body", { subject: path });
-    return res.body as unknown as AsyncIterable<Uint8Array | string>;
+    return sent.res.body as unknown as AsyncIterable<Uint8Array | string>;
   }
 
   /** Sends one request with the kubeconfig's TLS and credentials; parses JSON; throws KubeApiError on failure. */
@@ -325,20 +349,31 @@ export class KubeClient {
     body?: string,
     headers: Record<string, string> = {},
   ): Promise<unknown> {
-    const res = await this.send(verb, method, path, body === undefined ? {} : { body }, headers);
-    const parsed = parseBody(await res.text());
-    if (!res.ok) throw apiError(res.status, parsed);
+    const sent = await this.send(verb, method, path, body === undefined ? {} : { body }, headers);
+    const text = await sent.read(); // settles itself when it fails
+    sent.settled();
+    const parsed = parseBody(text);
+    if (!sent.res.ok) throw apiError(sent.res.status, parsed);
     return parsed;
   }
 
-  /** Counts and sends one request; a transport failure becomes a BerthError naming the server. */
+  /**
+   * Counts and sends one request under the request timeout (until `answered()` or `settled()`, which also unlinks
+   * the caller's signal); a transport failure or timeout
+   * becomes a BerthError naming the server.
+   */
   private async send(
     verb: string,
     method: string,
     path: string,
-    extra: Pick<RequestInit, "body" | "signal">,
+    extra: { body?: string; signal?: AbortSignal },
     headers: Record<string, string> = {},
-  ): Promise<Awaited<ReturnType<typeof fetch>>> {
+  ): Promise<{
+    res: Awaited<ReturnType<typeof fetch>>;
+    read(): Promise<string>;
+    answered(): void;
+    settled(): void;
+  }> {
     this.counts[verb] = (this.counts[verb] ?? 0) + 1;
     // Discovery stays the agent's own: it says which kinds exist, not what anyone may do with them.
     const as = this.impersonate && verb !== "discovery" ? { "Impersonate-User": this.impersonate } : {};
@@ -346,18 +381,55 @@ export class KubeClient {
       method,
       headers: { Accept: "application/json", "User-Agent": this.root.userAgent, ...headers, ...as },
     })) as RequestInit;
-    Object.assign(init, extra);
-    try {
-      const res = await fetch(`${this.server}${path}`, init);
-      this.codes[`${verb} ${res.status}`] = (this.codes[`${verb} ${res.status}`] ?? 0) + 1;
-      return res;
-    } catch (err) {
-      this.codes[`${verb} error`] = (this.codes[`${verb} error`] ?? 0) + 1;
-      throw new BerthError(`cannot reach the API server at ${this.server}: ${(err as Error).message}`, {
+    // A server (or a path to it) that accepts the connection and then says nothing must not hang a sync.
+    const limit = new AbortController();
+    const timeoutMs = this.requestTimeoutMs;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      limit.abort();
+    }, timeoutMs);
+    const callerAbort = () => limit.abort();
+    extra.signal?.addEventListener("abort", callerAbort, { once: true });
+    if (extra.signal?.aborted) limit.abort();
+    const answered = () => clearTimeout(timer);
+    const settled = () => {
+      answered();
+      extra.signal?.removeEventListener("abort", callerAbort);
+    };
+    if (extra.body !== undefined) init.body = extra.body;
+    init.signal = limit.signal as NonNullable<RequestInit["signal"]>;
+    // A fresh connection (Bun pools them otherwise): watches always, every request while the pool is suspect.
+    if (extra.signal || Date.now() < this.freshUntil) (init as { keepalive?: boolean }).keepalive = false;
+    const failure = (err: unknown, counted = false) => {
+      settled();
+      if (!counted) this.codes[`${verb} error`] = (this.codes[`${verb} error`] ?? 0) + 1;
+      if (timedOut) this.distrustPool();
+      const why = timedOut ? `no answer within ${timeoutMs / 1000}s` : (err as Error).message;
+      return new BerthError(`cannot reach the API server at ${this.server}: ${why}`, {
         subject: "kubernetes",
         cause: err,
       });
+    };
+    let res: Awaited<ReturnType<typeof fetch>>;
+    try {
+      res = await fetch(`${this.server}${path}`, init);
+    } catch (err) {
+      throw failure(err);
     }
+    this.codes[`${verb} ${res.status}`] = (this.codes[`${verb} ${res.status}`] ?? 0) + 1;
+    return {
+      res,
+      read: async () => {
+        try {
+          return await res.text();
+        } catch (err) {
+          throw failure(err, true); // counted by its status already
+        }
+      },
+      answered,
+      settled,
+    };
   }
 }
 

@@ -1,11 +1,18 @@
 /**
  * A list-then-watch of one kind, scoped by a label selector: resourceVersion tracking, bookmarks,
  * a relist on 410 Gone or after any broken connection (so changes made while it was down are seen),
- * and reconnects with capped exponential backoff.
+ * and reconnects with capped exponential backoff. A connection that stays open but forwards nothing
+ * (a dead NAT entry, a stuck proxy) counts as broken: each watch request asks the server to end it after
+ * `timeoutSeconds` (it sends a bookmark just before), so silence for longer than that means a stall.
  */
 import { messageOf } from "../object/errors.ts";
 import type { KubeObject } from "../object/object.ts";
 import { KubeApiError, type KubeClient, type ResourceInfo } from "./client.ts";
+
+/** Server-side timeout of one watch request, seconds: short, so that silence soon means a stall. */
+export const WATCH_TIMEOUT_SECONDS = 20;
+/** Slack over the server's timeout before a silent watch is declared stalled, ms. */
+const IDLE_SLACK_MS = 5_000;
 
 /** What a watch reports: a full relist (replacing what was known), or one change. */
 export type WatchUpdate =
@@ -26,6 +33,8 @@ export interface KindWatchOptions {
   maxBackoffMs?: number;
   /** Server-side timeout of one watch request, seconds; the watch then resumes from its resourceVersion. */
   timeoutSeconds?: number;
+  /** Silence (no event, bookmark or end) after which the watch is dropped and relisted, ms. Default: timeout + 5 s. */
+  idleTimeoutMs?: number;
 }
 
 /** Watches one kind until stop(); `synced` resolves after the first list attempt, successful or not. */
@@ -77,10 +86,18 @@ export class KindWatch {
           needList = false;
         }
         this.setConnected(true);
+        const opened = Date.now();
         await this.watchOnce(signal);
-        delay = this.options.backoffMs ?? 200; // a clean end (server timeout): resume from resourceVersion
+        // A clean end (server timeout): resume from resourceVersion. One that came at once is not a timeout
+        // (a proxy answering and closing): back off, so it cannot turn into a busy loop of requests.
+        if (Date.now() - opened >= 1000) delay = this.options.backoffMs ?? 200;
+        else {
+          await sleep(delay, signal);
+          delay = Math.min(delay * 2, this.options.maxBackoffMs ?? 5000);
+        }
       } catch (err) {
         if (signal.aborted) break;
+        if (err instanceof StalledWatch) this.client.distrustPool();
         this.setConnected(false, messageOf(err));
         // A failed first list (e.g. 403 Forbidden) must not block whoever awaits `synced`: they fall back to
         // asking the server, since lookups answer only while connected.
@@ -130,56 +147,99 @@ export class KindWatch {
     this.resolveSynced?.();
   }
 
-  /** One watch request from the current resourceVersion; returns when the server ends it. */
+  /** One watch request from the current resourceVersion; returns when the server ends it, throws on a stall. */
   private async watchOnce(signal: AbortSignal): Promise<void> {
     const { info, labelSelector } = this.options;
     const apiVersion = info.group ? `${info.group}/${info.version}` : info.version;
+    const timeoutSeconds = this.options.timeoutSeconds ?? WATCH_TIMEOUT_SECONDS;
+    const idleMs = this.options.idleTimeoutMs ?? timeoutSeconds * 1000 + IDLE_SLACK_MS;
     const query = new URLSearchParams({
       watch: "1",
       allowWatchBookmarks: "true",
       resourceVersion: this.resourceVersion,
       labelSelector,
-      timeoutSeconds: String(this.options.timeoutSeconds ?? 300),
+      timeoutSeconds: String(timeoutSeconds),
     });
-    const body = await this.client.stream(
-      "watch",
-      `${this.client.collectionPath(info, this.options.namespace ?? "")}?${query}`,
-      signal,
-    );
-    const decoder = new TextDecoder();
-    let buffered = "";
-    for await (const chunk of body) {
-      buffered += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
-      let nl = buffered.indexOf("\n");
-      while (nl !== -1) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        nl = buffered.indexOf("\n");
-        if (!line) continue;
-        const event = JSON.parse(line) as { type: string; object: KubeObject & { code?: number } };
-        if (event.type === "ERROR") {
-          const status = event.object as unknown as { code?: number; reason?: string; message?: string };
-          throw new KubeApiError(
-            status.message ?? "watch error",
-            status.code ?? 500,
-            status.reason ?? "",
-            undefined,
-          );
-        }
-        const rv = event.object?.metadata?.resourceVersion;
-        if (rv) this.resourceVersion = rv;
-        if (event.type === "BOOKMARK") continue;
-        if (event.type === "ADDED" || event.type === "MODIFIED" || event.type === "DELETED") {
-          this.options.onUpdate({
-            type: event.type,
-            object: { ...event.object, apiVersion, kind: info.kind },
-          });
+    // Its own abort: dropping a stalled request must close its connection, not stop the whole watch.
+    const request = new AbortController();
+    const stop = () => request.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let rearm = () => {};
+    const stalled = new Promise<never>((_, reject) => {
+      rearm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(
+          () =>
+            reject(
+              new StalledWatch(
+                `watch of ${info.kind} stalled: nothing received for ${Math.round(idleMs / 1000)}s; relisting`,
+              ),
+            ),
+          idleMs,
+        );
+      };
+    });
+    try {
+      rearm();
+      const body = await Promise.race([
+        this.client.stream(
+          "watch",
+          `${this.client.collectionPath(info, this.options.namespace ?? "")}?${query}`,
+          request.signal,
+        ),
+        stalled,
+      ]);
+      const chunks = body[Symbol.asyncIterator]();
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for (;;) {
+        const next = await Promise.race([chunks.next(), stalled]);
+        if (next.done) break;
+        rearm();
+        const chunk = next.value;
+        buffered += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+        let nl = buffered.indexOf("\n");
+        while (nl !== -1) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          nl = buffered.indexOf("\n");
+          if (!line) continue;
+          this.handleEvent(line, apiVersion);
         }
       }
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", stop);
+      request.abort();
     }
-    if (signal.aborted) return;
+  }
+
+  /** One line of a watch stream: an event to forward, a bookmark to remember, or an error to throw. */
+  private handleEvent(line: string, apiVersion: string): void {
+    const event = JSON.parse(line) as { type: string; object: KubeObject & { code?: number } };
+    if (event.type === "ERROR") {
+      const status = event.object as unknown as { code?: number; reason?: string; message?: string };
+      throw new KubeApiError(
+        status.message ?? "watch error",
+        status.code ?? 500,
+        status.reason ?? "",
+        undefined,
+      );
+    }
+    const rv = event.object?.metadata?.resourceVersion;
+    if (rv) this.resourceVersion = rv;
+    if (event.type === "ADDED" || event.type === "MODIFIED" || event.type === "DELETED") {
+      this.options.onUpdate({
+        type: event.type,
+        object: { ...event.object, apiVersion, kind: this.options.info.kind },
+      });
+    }
   }
 }
+
+/** A watch connection that stayed open but forwarded nothing. */
+class StalledWatch extends Error {}
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

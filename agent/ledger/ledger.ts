@@ -22,7 +22,9 @@ import {
 } from "./entry.ts";
 import { configure, migrate } from "./schema.ts";
 import {
+  DigestKeyFile,
   deriveKeys,
+  digestKeyPathOf,
   isSecret,
   keyedDigestOf,
   redactSecret,
@@ -101,6 +103,8 @@ export class Ledger {
   readonly path: string;
   private readonly db: Driver;
   private readonly keys: SecretKeys | undefined;
+  /** Without a secret key: the key redacted Secret values are digested with (a file beside the ledger). */
+  private readonly digestKey: DigestKeyFile;
   private readonly now: () => Date;
   private readonly subject: string;
 
@@ -110,6 +114,7 @@ export class Ledger {
     this.keys = keys;
     this.now = now;
     this.subject = `ledger ${path}`;
+    this.digestKey = new DigestKeyFile(path === ":memory:" ? undefined : digestKeyPathOf(path));
   }
 
   /** Opens (creating if missing) a ledger file, migrating its schema; errors name the path. */
@@ -622,7 +627,7 @@ export class Ledger {
       };
     }
     if (!this.keys) {
-      const redacted = redactSecret(obj);
+      const redacted = await redactSecret(obj, await this.digestKey.get());
       return {
         digest: digestOf(redacted),
         encoding: "redacted",

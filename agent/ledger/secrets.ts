@@ -1,8 +1,11 @@
 /**
  * Keeps Secret data out of the ledger in plaintext: with a key, a Secret manifest is encrypted whole
- * (AES-256-GCM, WebCrypto) and addressed by a keyed HMAC; without one, its values are replaced by hashes.
+ * (AES-256-GCM, WebCrypto) and addressed by a keyed HMAC; without one, its values are replaced by HMACs under
+ * a digest key kept in a file beside the ledger (not in it).
  */
+import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { canonicalJson, sha256Hex } from "../object/canonical.ts";
+import { BerthError, messageOf } from "../object/errors.ts";
 import type { KubeObject } from "../object/object.ts";
 
 /** Bytes of the secret key the ledger takes: exactly an AES-256 key. */
@@ -92,24 +95,103 @@ export async function unseal(keys: SecretKeys, sealed: Sealed, digest: string): 
   return JSON.parse(new TextDecoder().decode(plain)) as KubeObject;
 }
 
-/** A copy of a Secret whose data, stringData and last-applied annotation values read `sha256:<hex of value>`. */
-export function redactSecret(obj: KubeObject): KubeObject {
+/** Prefix of a redacted Secret value: the HMAC-SHA-256 of the value under the ledger's digest key. */
+export const REDACTED_PREFIX = "hmac-sha256:";
+/** Prefix of values redacted by earlier versions (an unsalted SHA-256); such rows stay as they are. */
+export const LEGACY_REDACTED_PREFIX = "sha256:";
+
+/**
+ * A copy of a Secret whose data, stringData and last-applied annotation values read `hmac-sha256:<hex>`, keyed
+ * by the digest key: equal values still give equal digests (so a change is recorded), but without the key a
+ * ledger or its backup gives no way to test a guessed value.
+ */
+export async function redactSecret(obj: KubeObject, digestKey: CryptoKey): Promise<KubeObject> {
   const copy = structuredClone(obj);
   for (const field of ["data", "stringData"]) {
     const values = copy[field];
     if (values === null || typeof values !== "object") continue;
     const redacted: Record<string, string> = {};
-    for (const [k, v] of Object.entries(values)) redacted[k] = hashValue(v);
+    for (const [k, v] of Object.entries(values)) redacted[k] = await macValue(digestKey, v);
     copy[field] = redacted;
   }
   const annotations = copy.metadata.annotations;
   const lastApplied = annotations?.[LAST_APPLIED];
-  if (annotations && lastApplied !== undefined) annotations[LAST_APPLIED] = hashValue(lastApplied);
+  if (annotations && lastApplied !== undefined)
+    annotations[LAST_APPLIED] = await macValue(digestKey, lastApplied);
   return copy;
 }
 
-function hashValue(value: unknown): string {
-  return `sha256:${sha256Hex(typeof value === "string" ? value : canonicalJson(value))}`;
+async function macValue(key: CryptoKey, value: unknown): Promise<string> {
+  const text = typeof value === "string" ? value : canonicalJson(value);
+  const mac = await globalThis.crypto.subtle.sign("HMAC", key, utf8.encode(text));
+  return `${REDACTED_PREFIX}${hex(new Uint8Array(mac))}`;
+}
+
+/** Where the digest key of a ledger file lives: beside it, never inside it (so not in `ledger export`). */
+export function digestKeyPathOf(ledgerPath: string): string {
+  return `${ledgerPath}.digest-key`;
+}
+
+/**
+ * The key that redacted Secret values are digested with when the ledger has no secret key: 32 random bytes
+ * (64 hex digits) in a 0600 file beside the ledger, made on first use. Losing it only means later digests of
+ * the same values differ once; nothing can be restored from a redacted Secret anyway.
+ */
+export class DigestKeyFile {
+  private key: Promise<CryptoKey> | undefined;
+  constructor(readonly path: string | undefined) {}
+
+  /** The key, read from the file or created there (atomically: concurrent openers agree on one key). */
+  get(): Promise<CryptoKey> {
+    this.key ??= this.load().catch((err) => {
+      this.key = undefined;
+      throw err;
+    });
+    return this.key;
+  }
+
+  private async load(): Promise<CryptoKey> {
+    const raw = this.path === undefined ? randomKey() : readOrCreateKey(this.path);
+    return globalThis.crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  }
+}
+
+function randomKey(): Uint8Array {
+  return globalThis.crypto.getRandomValues(new Uint8Array(SECRET_KEY_BYTES));
+}
+
+function readOrCreateKey(path: string): Uint8Array {
+  if (!existsSync(path)) {
+    // Written whole to a private temporary file, then linked into place: a reader never sees half a key, and
+    // of two agents starting at once the first link wins and the other reads it.
+    const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+    try {
+      writeFileSync(tmp, `${Buffer.from(randomKey()).toString("hex")}\n`, { mode: 0o600, flag: "wx" });
+      try {
+        linkSync(tmp, path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+    } catch (cause) {
+      throw new BerthError(`cannot create the Secret digest key: ${messageOf(cause)}`, {
+        subject: path,
+        cause,
+      });
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8").trim();
+  } catch (cause) {
+    throw new BerthError(`cannot read the Secret digest key: ${messageOf(cause)}`, { subject: path, cause });
+  }
+  if (!/^[0-9a-f]{64}$/.test(text))
+    throw new BerthError("the Secret digest key must be 64 hex digits (delete the file to make a new one)", {
+      subject: path,
+    });
+  return Uint8Array.from(Buffer.from(text, "hex"));
 }
 
 function hex(bytes: Uint8Array): string {

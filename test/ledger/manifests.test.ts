@@ -1,8 +1,10 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { createHash, createHmac } from "node:crypto";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ledger } from "../../agent/ledger/ledger.ts";
-import { keyIdOf } from "../../agent/ledger/secrets.ts";
-import { digestOf, sha256Hex } from "../../agent/object/canonical.ts";
+import { digestKeyPathOf, keyIdOf } from "../../agent/ledger/secrets.ts";
+import { canonicalJson, digestOf, sha256Hex } from "../../agent/object/canonical.ts";
 import { BerthError } from "../../agent/object/errors.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import { configMap, keyOf, rawDatabaseBytes, tempDir, withRawDb } from "../support/ledger-fixtures.ts";
@@ -78,17 +80,39 @@ describe("plain manifests", () => {
   });
 });
 
+/** HMAC-SHA-256 of a value under the digest key beside the ledger, as the ledger writes it. */
+function macUnder(keyFile: string, value: string): string {
+  const key = Buffer.from(readFileSync(keyFile, "utf8").trim(), "hex");
+  return `hmac-sha256:${createHmac("sha256", key).update(value).digest("hex")}`;
+}
+
+/** What a guesser would look for: the unsalted SHA-256 of each value, as hex and as base64. */
+const GUESSABLE = [PASSWORD, TOKEN, TOKEN_B64].flatMap((v) => [
+  sha256Hex(v),
+  createHash("sha256").update(v).digest("base64"),
+]);
+
+function expectNothingGuessable(file: string): void {
+  const raw = rawDatabaseBytes(file);
+  expect(raw.includes(VISIBLE)).toBe(true);
+  for (const leak of [...LEAKS, ...GUESSABLE])
+    expect({ leak, found: raw.includes(leak) }).toEqual({ leak, found: false });
+}
+
 describe("Secrets without a key", () => {
-  test("are stored redacted: values become sha256:<hex>, and no plaintext reaches the file", async () => {
+  test("are stored redacted by HMAC under a 0600 key file beside the ledger; nothing guessable reaches the file", async () => {
     const ledger = await Ledger.open(path);
+    const keyFile = digestKeyPathOf(path);
     try {
+      expect(existsSync(keyFile)).toBe(false); // made on first use, not by opening
       const digests = await ledger.putManifests([secret(), configMap("cfg", VISIBLE)]);
+      expect(statSync(keyFile).mode & 0o777).toBe(0o600);
       const digest = digests.get("prod_creds__Secret") ?? "";
       const stored = await ledger.getManifest(digest);
-      expect(stored?.data).toEqual({ token: `sha256:${sha256Hex(TOKEN_B64)}` });
-      expect(stored?.stringData).toEqual({ password: `sha256:${sha256Hex(PASSWORD)}` });
+      expect(stored?.data).toEqual({ token: macUnder(keyFile, TOKEN_B64) });
+      expect(stored?.stringData).toEqual({ password: macUnder(keyFile, PASSWORD) });
       expect(stored?.metadata.annotations?.["kubectl.kubernetes.io/last-applied-configuration"]).toMatch(
-        /^sha256:[0-9a-f]{64}$/,
+        /^hmac-sha256:[0-9a-f]{64}$/,
       );
       expect(stored?.metadata.name).toBe("creds");
       expect(stored?.type).toBe("Opaque");
@@ -96,13 +120,79 @@ describe("Secrets without a key", () => {
       expect(digest).toBe(digestOf(stored));
       expect(digest).not.toBe(digestOf(secret()));
       expect(ledger.blobInfo(digest)).toEqual({ encoding: "redacted" });
-      expectNoPlaintext();
+      expectNothingGuessable(path);
+      // The export is the database alone: no key travels with it, and it holds nothing guessable either.
+      const exported = join(dir, "export.db");
+      await ledger.backup(exported);
+      expectNothingGuessable(exported);
+      expect(existsSync(digestKeyPathOf(exported))).toBe(false);
+      expect(ledger.verify().ok).toBe(true);
     } finally {
       ledger.close();
     }
     // Also after the WAL is checkpointed into the main file.
     await withRawDb(path, (db) => db.get("PRAGMA wal_checkpoint(TRUNCATE)"));
-    expectNoPlaintext();
+    expectNothingGuessable(path);
+  });
+
+  test("an unchanged value keeps its digest across restarts; a changed value changes it", async () => {
+    const first = await Ledger.open(path);
+    const before = (await first.putManifests([secret()])).get("prod_creds__Secret");
+    first.close();
+    const again = await Ledger.open(path);
+    try {
+      expect((await again.putManifests([secret()])).get("prod_creds__Secret")).toBe(before);
+      const changed = secret();
+      changed.stringData = { password: `${PASSWORD}-rotated` };
+      const after = (await again.putManifests([changed])).get("prod_creds__Secret");
+      expect(after).toMatch(/^sha256:/);
+      expect(after).not.toBe(before);
+    } finally {
+      again.close();
+    }
+    // Another ledger (another key) digests the same value differently: the digest says nothing by itself.
+    const other = await Ledger.open(join(dir, "other.db"));
+    try {
+      expect((await other.putManifests([secret()])).get("prod_creds__Secret")).not.toBe(before);
+    } finally {
+      other.close();
+    }
+  });
+
+  test("a damaged key file is an error naming it; nothing is stored", async () => {
+    writeFileSync(digestKeyPathOf(path), "not a key\n", { mode: 0o600 });
+    const ledger = await Ledger.open(path);
+    try {
+      await expect(ledger.putManifests([secret()])).rejects.toThrow(
+        `${digestKeyPathOf(path)}: the Secret digest key must be 64 hex digits`,
+      );
+      expect(await withRawDb(path, (db) => db.get("SELECT count(*) AS n FROM blobs"))).toEqual({ n: 0 });
+    } finally {
+      ledger.close();
+    }
+  });
+
+  test("a ledger with Secrets redacted the old way (unsalted sha256:) still verifies and reads", async () => {
+    const old: KubeObject = { ...secret(), data: { token: `sha256:${sha256Hex(TOKEN_B64)}` } };
+    delete old.stringData;
+    delete old.metadata.annotations;
+    const content = new TextEncoder().encode(canonicalJson(old));
+    const ledger = await Ledger.open(path);
+    try {
+      await withRawDb(path, (db) =>
+        db.run(
+          "INSERT INTO blobs (digest, encoding, content, content_hash, key_id, iv, created_at) VALUES (?, 'redacted', ?, ?, NULL, NULL, ?)",
+          [digestOf(old), content, sha256Hex(content), new Date().toISOString()],
+        ),
+      );
+      expect(ledger.verify()).toMatchObject({ ok: true, blobs: 1 });
+      expect(await ledger.getManifest(digestOf(old))).toEqual(old);
+      // New writes use the keyed form beside it.
+      await ledger.putManifests([secret()]);
+      expect(ledger.verify()).toMatchObject({ ok: true, blobs: 2 });
+    } finally {
+      ledger.close();
+    }
   });
 });
 

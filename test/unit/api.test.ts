@@ -9,6 +9,7 @@ import { createApi, type LoopControl } from "../../agent/api/app.ts";
 import { authorize, isLoopback, tokenEntry } from "../../agent/api/auth.ts";
 import { API_SCHEMAS } from "../../agent/api/schemas.ts";
 import { loadTokens } from "../../agent/api/start.ts";
+import { DeliveryLog, parseTimestamp } from "../../agent/api/webhooks.ts";
 import { EventBus } from "../../agent/engine/events.ts";
 import type { AppState, TriggerOutcome } from "../../agent/engine/loop.ts";
 import { Metrics } from "../../agent/engine/metrics.ts";
@@ -361,6 +362,136 @@ describe("webhooks", () => {
       expect((await errorOf(r)).reason).toBe(reason);
     }
     expect(loop.triggered).toEqual([]);
+  });
+});
+
+describe("webhook replays and timestamps", () => {
+  const hook = (provider: string, headers: Record<string, string>, body: string) =>
+    api.request(`/hooks/${provider}`, { method: "POST", headers, body });
+  const expectRefused = async (r: Response, reason: string) => {
+    expect(r.status).toBe(403);
+    const error = await errorOf(r);
+    expect(error.reason).toBe(reason);
+    return error.message;
+  };
+  const seconds = (offset = 0) => Math.floor(Date.now() / 1000) + offset;
+
+  test("the same signed body is a replay without a delivery id, and with a new one", async () => {
+    const body = push({ after: "1".repeat(40) });
+    expect((await hook("github", { "X-Hub-Signature-256": sign(body) }, body)).status).toBe(202);
+    const again = await hook("github", { "X-Hub-Signature-256": sign(body) }, body);
+    expect(await expectRefused(again, "Replayed")).toContain("the same signed body was already received");
+    const newId = await hook(
+      "github",
+      { "X-Hub-Signature-256": sign(body), "X-GitHub-Delivery": "fresh" },
+      body,
+    );
+    expect(await expectRefused(newId, "Replayed")).toContain("now as delivery fresh");
+    // Sent to another provider's route with the same signature: still the same bytes.
+    await expectRefused(await hook("gitea", { "X-Gitea-Signature": sign(body).slice(7) }, body), "Replayed");
+    // GitLab (no timestamp in its payload) and the generic hook are de-duplicated the same way.
+    const gl = JSON.stringify({ object_kind: "push", ref: "refs/heads/main", after: "2".repeat(40) });
+    expect((await hook("gitlab", { "X-Gitlab-Token": SECRET }, gl)).status).toBe(202);
+    await expectRefused(
+      await hook("gitlab", { "X-Gitlab-Token": SECRET, "X-Gitlab-Event-UUID": "u-2" }, gl),
+      "Replayed",
+    );
+    const ts = String(seconds());
+    const g = JSON.stringify({ ref: "main" });
+    const generic = { "X-Berth-Timestamp": ts, "X-Berth-Signature": sign(`${ts}.${g}`) };
+    expect((await hook("generic", generic, g)).status).toBe(202);
+    await expectRefused(await hook("generic", { ...generic, "X-Berth-Delivery": "g-2" }, g), "Replayed");
+    expect(loop.triggered).toEqual(["base", "web", "base", "web", "base", "web"]);
+  });
+
+  test("a delivery id seen before is a replay even with another body", async () => {
+    const one = push({ after: "3".repeat(40) });
+    const two = push({ after: "4".repeat(40) });
+    const headers = (b: string) => ({ "X-Hub-Signature-256": sign(b), "X-GitHub-Delivery": "same-id" });
+    expect((await hook("github", headers(one), one)).status).toBe(202);
+    expect(await expectRefused(await hook("github", headers(two), two), "Replayed")).toContain(
+      "delivery same-id was already received",
+    );
+  });
+
+  test("Gitea's string and numeric pushed_at are checked: in range 202, too old or ahead 403", async () => {
+    const gitea = (pushedAt: unknown, after: string) => {
+      const body = JSON.stringify({ ref: "refs/heads/main", after, repository: { pushed_at: pushedAt } });
+      return hook("gitea", { "X-Gitea-Signature": sign(body).slice(7), "X-Gitea-Event": "push" }, body);
+    };
+    const iso = (offsetSeconds: number) => new Date((seconds() + offsetSeconds) * 1000).toISOString();
+    expect((await gitea(iso(-10), "a1")).status).toBe(202);
+    expect((await gitea(iso(-10).replace("Z", "+00:00"), "a2")).status).toBe(202);
+    expect((await gitea(String(seconds(-10)), "a3")).status).toBe(202);
+    expect((await gitea(seconds(-10), "a4")).status).toBe(202);
+    expect(await expectRefused(await gitea(iso(-3600), "b1"), "TooOld")).toContain("repository.pushed_at");
+    await expectRefused(await gitea(String(seconds(-3600)), "b2"), "TooOld");
+    expect(await expectRefused(await gitea(iso(3600), "c1"), "FromTheFuture")).toMatch(
+      /is 3[56]\d\ds in the future; at most 60s of clock skew/,
+    );
+    await expectRefused(await gitea(seconds(365 * 86400), "c2"), "FromTheFuture");
+    // Within the 60 s of clock skew allowed.
+    expect((await gitea(seconds(30), "c3")).status).toBe(202);
+    for (const bad of ["yesterday", "2024-02-31T10:00:00Z", "1e99", "", 1e99, -5, 1.5e9 + 0.5]) {
+      const r = await gitea(bad, `d-${String(bad)}`);
+      if (typeof bad === "number" && !Number.isInteger(bad)) expect(r.status).toBe(422);
+      else expect(await expectRefused(r, "BadTimestamp")).toContain("repository.pushed_at");
+    }
+    expect(loop.triggered).toHaveLength(2 * 5);
+  });
+
+  test("the generic hook's timestamp: 1e99, a year ahead and non-numbers are refused", async () => {
+    const g = JSON.stringify({ ref: "main" });
+    const signed = (ts: string) => ({ "X-Berth-Timestamp": ts, "X-Berth-Signature": sign(`${ts}.${g}`) });
+    const message = await expectRefused(await hook("generic", signed("1e99"), g), "BadTimestamp");
+    expect(message).toBe('generic webhook: X-Berth-Timestamp "1e99" is not unix seconds');
+    await expectRefused(await hook("generic", signed(String(seconds(365 * 86400))), g), "FromTheFuture");
+    await expectRefused(await hook("generic", signed(String(seconds(120))), g), "FromTheFuture");
+    await expectRefused(await hook("generic", signed("17e8"), g), "BadTimestamp");
+    await expectRefused(await hook("generic", signed("1700000000.5"), g), "BadTimestamp");
+    expect(loop.triggered).toEqual([]);
+  });
+});
+
+describe("DeliveryLog and parseTimestamp", () => {
+  test("keys are forgotten once expired, and never more than the capacity are kept", () => {
+    const log = new DeliveryLog(3);
+    expect(log.check(["a"], 0, 100)).toBeUndefined();
+    expect(log.check(["a"], 50, 150)).toBe("a");
+    expect(log.check(["a"], 100, 200)).toBeUndefined(); // expired at 100
+    for (const k of ["b", "c", "d", "e"]) expect(log.check([k], 110, 1000)).toBeUndefined();
+    expect(log.size).toBe(3);
+    expect(log.check(["a"], 120, 1000)).toBeUndefined(); // evicted as the oldest
+    expect(log.check(["e"], 120, 1000)).toBe("e");
+    expect(log.check(["x", "d"], 120, 1000)).toBe("d");
+    expect(log.check(["x"], 120, 1000)).toBeUndefined(); // nothing is recorded on a hit
+    expect(log.check(["e"], 5000, 6000)).toBeUndefined();
+    expect(log.size).toBe(1);
+  });
+
+  test("parses unix seconds, RFC 3339 and GitLab's dates; rejects the rest", () => {
+    const t = Date.UTC(2024, 4, 1, 10, 20, 30);
+    expect(parseTimestamp(t / 1000)).toBe(t);
+    expect(parseTimestamp(String(t / 1000))).toBe(t);
+    expect(parseTimestamp("2024-05-01T10:20:30Z")).toBe(t);
+    expect(parseTimestamp("2024-05-01T10:20:30.250Z")).toBe(t + 250);
+    expect(parseTimestamp("2024-05-01T12:20:30+02:00")).toBe(t);
+    expect(parseTimestamp("2024-05-01 10:20:30 UTC")).toBe(t);
+    expect(parseTimestamp("2024-05-01 05:20:30 -0500")).toBe(t);
+    for (const bad of [
+      1e99,
+      Number.NaN,
+      -1,
+      1.5,
+      "1e9",
+      "0x10",
+      "2024-13-01T00:00:00Z",
+      "2024-05-01",
+      null,
+      {},
+      [],
+    ])
+      expect([bad, parseTimestamp(bad)]).toEqual([bad, undefined]);
   });
 });
 

@@ -1,5 +1,8 @@
 /** Drift detection on managed fields, the drift policy and the plan's untouched check, without I/O. */
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { detectDrift } from "../../agent/drift/detect.ts";
 import { fieldPaths } from "../../agent/drift/fields.ts";
 import { DriftPolicy } from "../../agent/drift/policy.ts";
@@ -171,5 +174,72 @@ describe("untouchedSinceApplied()", () => {
         desired,
       ),
     ).toBe(false);
+  });
+});
+
+describe("DriftWatcher on a Secret the ledger holds redacted", () => {
+  test("drift is found and recorded, but never healed with digests in place of the values", async () => {
+    const { Ledger } = await import("../../agent/ledger/ledger.ts");
+    const { DriftWatcher } = await import("../../agent/drift/drift.ts");
+    const dir = mkdtempSync(join(tmpdir(), "berth-drift-secret-"));
+    const ledger = await Ledger.open(join(dir, "ledger.db"));
+    try {
+      const secretRef = { group: "", version: "v1", kind: "Secret", namespace: "ns", name: "creds" };
+      const manifest: KubeObject = {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "creds", namespace: "ns" },
+        stringData: { password: "hunter2-but-longer" },
+      };
+      const digest = (await ledger.putManifests([manifest])).get("ns_creds__Secret") ?? "";
+      const owned: ManagedFieldsEntry = {
+        manager: "berth",
+        operation: "Apply",
+        time: "2026-01-01T00:00:00Z",
+        fieldsV1: { "f:data": { "f:password": {} } },
+      };
+      const live = (managedFields: ManagedFieldsEntry[]): KubeObject => ({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "creds", namespace: "ns", managedFields },
+      });
+      const applied: KubeObject[] = [];
+      const recorded: Array<{ action: string; message?: string; fields: string[] }> = [];
+      const watcher = new DriftWatcher({
+        get: async () => undefined,
+        apply: async (obj) => {
+          applied.push(obj);
+          return obj;
+        },
+        inventory: () => [{ ref: secretRef, digest }],
+        getManifest: (d) => ledger.getManifest(d),
+        recordDrift: (e) => recorded.push(e),
+        policyOf: () => DriftPolicy.compile({ action: "heal", ignore: {}, rules: [] }, "test"),
+      });
+      watcher.observe({
+        app: "a",
+        ref: secretRef,
+        before: live([owned]),
+        after: live([
+          { ...owned, fieldsV1: {} },
+          { manager: "kubectl-edit", operation: "Update", fieldsV1: { "f:data": { "f:password": {} } } },
+        ]),
+      });
+      await watcher.idle();
+      expect(recorded).toEqual([
+        {
+          app: "a",
+          ref: secretRef,
+          manager: "kubectl-edit",
+          fields: ["/data/password"],
+          action: "heal-failed",
+          message: "the ledger holds this Secret redacted (no ledger key), so it cannot be restored",
+        } as never,
+      ]);
+      expect(applied).toEqual([]);
+    } finally {
+      ledger.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

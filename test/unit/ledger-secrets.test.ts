@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { createHmac } from "node:crypto";
 import {
   deriveKeys,
   isSecret,
@@ -28,21 +29,30 @@ describe("isSecret", () => {
 });
 
 describe("redactSecret", () => {
-  test("replaces every data and stringData value by its sha256 and leaves the input untouched", () => {
+  const digestKey = () =>
+    globalThis.crypto.subtle.importKey(
+      "raw",
+      new Uint8Array(32).fill(7),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+  const mac = (value: string) =>
+    `hmac-sha256:${createHmac("sha256", new Uint8Array(32).fill(7)).update(value).digest("hex")}`;
+
+  test("replaces every data and stringData value by its HMAC under the digest key and leaves the input untouched", async () => {
     const before = structuredClone(SECRET);
-    const out = redactSecret(SECRET);
+    const out = await redactSecret(SECRET, await digestKey());
     expect(SECRET).toEqual(before);
-    expect(out.data).toEqual({ one: `sha256:${sha256Hex("MQ==")}` });
-    expect(out.stringData).toEqual({
-      two: `sha256:${sha256Hex("2")}`,
-      nested: `sha256:${sha256Hex('{"not":"a string"}')}`,
-    });
+    expect(out.data).toEqual({ one: mac("MQ==") });
+    expect(out.stringData).toEqual({ two: mac("2"), nested: mac('{"not":"a string"}') });
+    expect(JSON.stringify(out)).not.toContain(sha256Hex("2"));
     expect(out.metadata).toEqual(SECRET.metadata);
   });
 
-  test("a Secret without data is returned as is", () => {
+  test("a Secret without data is returned as is", async () => {
     const bare: KubeObject = { apiVersion: "v1", kind: "Secret", metadata: { name: "x" }, type: "Opaque" };
-    expect(redactSecret(bare)).toEqual(bare);
+    expect(await redactSecret(bare, await digestKey())).toEqual(bare);
   });
 });
 
