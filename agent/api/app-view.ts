@@ -71,7 +71,7 @@ export interface AppView {
   git: { reachable: boolean; unreachableSince?: string; error?: string };
   /** Set while the app is held at a ledger entry (berth pin). */
   pinned?: { entry: number; pinnedAt: string; pendingRevision?: string };
-  objects?: Array<{ subject: string; action: string; health?: string; message?: string }>;
+  objects?: Array<{ subject: string; action: string; status?: string; health?: string; message?: string }>;
   drift?: DriftSummary;
 }
 
@@ -163,10 +163,11 @@ export function appView(
   if (detail && recent[0]) {
     const entry = ledger.get(recent[0].id);
     view.objects = (entry?.objects ?? []).map((o) => {
-      const out: { subject: string; action: string; health?: string; message?: string } = {
+      const out: { subject: string; action: string; status?: string; health?: string; message?: string } = {
         subject: `${o.ref.kind}/${o.ref.namespace ? `${o.ref.namespace}/` : ""}${o.ref.name}`,
         action: o.action,
       };
+      if (o.status) out.status = o.status;
       if (o.health) out.health = o.health;
       if (o.message) out.message = o.message;
       return out;

@@ -578,10 +578,11 @@ async function ledgerCommand(flags: GlobalFlags, values: Values, rest: string[],
         io.out(formatVerdicts(entry.verdicts ?? []));
         io.out(
           table(
-            ["ACTION", "OBJECT", "HEALTH", "NOTE"],
+            ["ACTION", "OBJECT", "WRITE", "HEALTH", "NOTE"],
             entry.objects.map((o) => [
               o.action,
               `${o.ref.kind}/${o.ref.namespace ? `${o.ref.namespace}/` : ""}${o.ref.name}`,
+              o.status ?? "",
               o.health ?? "",
               o.message ?? "",
             ]),

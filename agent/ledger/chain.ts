@@ -40,7 +40,11 @@ export function contentHashOf(
     row.finished_at,
     row.chain_seq,
   ];
-  const rows = objects.map((o) => [o.seq, o.object_id, o.ref_json, o.action, o.health, o.message, o.digest]);
+  // A write status joins a row's hash only when set, so rows written before the column existed still verify.
+  const rows = objects.map((o) => {
+    const row = [o.seq, o.object_id, o.ref_json, o.action, o.health, o.message, o.digest];
+    return o.status === null || o.status === undefined ? row : [...row, o.status];
+  });
   // Verdicts join the hash only when there are some, so entries written before they existed still verify.
   if (verdicts.length === 0) return sha256Hex(canonicalJson({ entry, objects: rows }));
   const judged = verdicts.map((v) => [

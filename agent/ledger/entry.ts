@@ -1,6 +1,6 @@
 /** The ledger's record types and how they map to and from table rows. */
 import type { Action, CommitInfo, HealthStatus, ObjectRef, Reason, VerdictRecord } from "../object/object.ts";
-import type { ObjectRecord } from "../object/records.ts";
+import type { ObjectRecord, WriteStatus } from "../object/records.ts";
 
 /** Where a sync attempt stands; "Running" until `finish` (or `markInterrupted`). */
 export type Outcome = "Running" | "Succeeded" | "Failed";
@@ -85,6 +85,8 @@ export interface ObjectRow {
   health: string | null;
   message: string | null;
   digest: string | null;
+  /** Added by schema version 6: NULL on older rows and on objects the sync did not write. */
+  status?: string | null;
 }
 
 /** A row of `entry_verdicts`, exactly as stored. */
@@ -146,5 +148,6 @@ export function objectRecordOf(row: ObjectRow): ObjectRecord {
   if (row.health !== null) out.health = row.health as HealthStatus;
   if (row.message !== null) out.message = row.message;
   if (row.digest !== null) out.digest = row.digest;
+  if (row.status !== null && row.status !== undefined) out.status = row.status as WriteStatus;
   return out;
 }

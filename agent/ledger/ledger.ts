@@ -560,6 +560,7 @@ export class Ledger {
       health: o.health ?? null,
       message: o.message ?? null,
       digest: o.digest ?? null,
+      status: o.status ?? null,
     }));
     const verdicts: VerdictRow[] = (result.verdicts ?? []).map((v, seq) => ({
       entry_id: row.id,
@@ -594,8 +595,18 @@ export class Ledger {
     if (changed !== 1) throw new BerthError(`entry ${row.id} changed while being finished`, this.err());
     for (const o of objects) {
       this.db.run(
-        "INSERT INTO entry_objects (entry_id, seq, object_id, ref_json, action, health, message, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [o.entry_id, o.seq, o.object_id, o.ref_json, o.action, o.health, o.message, o.digest],
+        "INSERT INTO entry_objects (entry_id, seq, object_id, ref_json, action, health, message, digest, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+          o.entry_id,
+          o.seq,
+          o.object_id,
+          o.ref_json,
+          o.action,
+          o.health,
+          o.message,
+          o.digest,
+          o.status ?? null,
+        ],
       );
     }
     for (const v of verdicts) {

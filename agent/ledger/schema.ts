@@ -108,6 +108,10 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE inventory ADD COLUMN source TEXT;
   `,
+  // Whether each planned write reached the cluster; NULL on rows written before (and on objects not written).
+  `
+  ALTER TABLE entry_objects ADD COLUMN status TEXT CHECK (status IN ('applied', 'failed', 'not-attempted'));
+  `,
 ];
 
 /** The schema version this code writes. */

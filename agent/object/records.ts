@@ -1,10 +1,19 @@
 /** The records a sync attempt leaves in the ledger: shared by the engine (which writes them) and the ledger. */
 import type { Action, CommitInfo, HealthStatus, ObjectRef, Reason, VerdictRecord } from "./object.ts";
 
+/**
+ * Whether a planned write (apply or delete) reached the cluster: `applied` when the API server acknowledged
+ * it, `failed` when it answered with an error or no answer came (then `message` says which), `not-attempted`
+ * when the sync stopped before sending it. Objects the plan does not write carry none.
+ */
+export type WriteStatus = "applied" | "failed" | "not-attempted";
+
 /** What a sync did to one object. */
 export interface ObjectRecord {
   ref: ObjectRef;
+  /** What the plan decided; `status` says whether the write happened. */
   action: Action;
+  status?: WriteStatus;
   health?: HealthStatus;
   message?: string;
   /** Digest of the manifest applied (from `putManifests`). */
