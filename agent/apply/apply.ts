@@ -1,16 +1,22 @@
 /**
  * Staged server-side apply of a plan: definitions (CRDs, Namespaces, cluster
  * RBAC) first, then wait until the CRDs are Established, then classes,
- * workloads, and admission webhooks last. A failing stage stops the ones after it.
+ * workloads, and admission webhooks last. A failing write stops the apply: writes
+ * in flight finish, nothing else is sent, and every planned write is accounted for.
  */
 import { messageOf } from "../object/errors.ts";
 import type { KubeObject, ObjectRef } from "../object/object.ts";
 import { STAGES } from "../object/order.ts";
-import { mapLimit } from "../object/pool.ts";
+import { attempt, notAttempted, WRITE_TIMEOUT_MS, type WriteOutcome, writeBatch } from "./writes.ts";
+
+export type { WriteOutcome } from "./writes.ts";
 
 /** The cluster operations apply needs (KubeClient satisfies it). */
 export interface ApplyCluster {
-  apply(obj: KubeObject, options: { dryRun?: boolean; force?: boolean }): Promise<KubeObject>;
+  apply(
+    obj: KubeObject,
+    options: { dryRun?: boolean; force?: boolean; signal?: AbortSignal },
+  ): Promise<KubeObject>;
   get(ref: ObjectRef): Promise<KubeObject | undefined>;
   discover(force?: boolean): Promise<void>;
 }
@@ -25,62 +31,88 @@ export interface ApplyChange {
   owned: boolean;
 }
 
-/** One object apply wrote, or failed to. */
-export interface ApplyOutcome {
-  subject: string;
-  ref: ObjectRef;
-  ok: boolean;
+/** What became of one planned apply; `result` is what the server stored when it acknowledged the write. */
+export interface ApplyOutcome extends WriteOutcome {
   result?: KubeObject;
-  error?: string;
 }
 
 export interface ApplyOptions {
   force: boolean;
   concurrency?: number;
   crdTimeoutMs?: number;
+  /** Per write: how long to wait for the API server's answer. */
+  writeTimeoutMs?: number;
+  /** Aborted when the agent stops: writes not yet sent are not sent. */
+  signal?: AbortSignal;
   onApplied?: (outcome: ApplyOutcome) => void;
 }
 
-/** Applies every created/configured change stage by stage; returns per-object outcomes. */
+/** How a staged apply ended. */
+export interface ApplyResult {
+  /** One per planned write (created/configured), in apply order: applied, failed or not attempted. */
+  outcomes: ApplyOutcome[];
+  /** A write failed or a CRD never became Established; later writes were not attempted. */
+  failed: boolean;
+  /** The signal stopped the apply before every write was sent. */
+  interrupted: boolean;
+  /** Failures that are not a write's own (a CRD applied but not Established), by object. */
+  problems: Array<{ subject: string; ref: ObjectRef; message: string }>;
+}
+
+/** Applies every created/configured change stage by stage; returns what became of each. */
 export async function applyStaged(
   changes: readonly ApplyChange[],
   cluster: ApplyCluster,
   options: ApplyOptions,
-): Promise<{ outcomes: ApplyOutcome[]; failed: boolean }> {
+): Promise<ApplyResult> {
   const outcomes: ApplyOutcome[] = [];
-  for (const stage of STAGES) {
-    const batch = changes.filter(
-      (c) => c.stage === stage && (c.action === "created" || c.action === "configured"),
-    );
+  const problems: ApplyResult["problems"] = [];
+  const writes = (stage: string) =>
+    changes.filter((c) => c.stage === stage && (c.action === "created" || c.action === "configured"));
+  const stop = (i: number, failed: boolean): ApplyResult => {
+    // Every write of the stages after the one that stopped is accounted for as never sent.
+    for (const stage of STAGES.slice(i + 1)) outcomes.push(...writes(stage).map(notAttempted));
+    return { outcomes, failed, interrupted: !failed, problems };
+  };
+  for (const [i, stage] of STAGES.entries()) {
+    const batch = writes(stage);
     if (batch.length === 0) continue;
-    const results = await mapLimit(batch, options.concurrency ?? 8, async (change) => {
-      const outcome = await applyOne(change, cluster, options.force || change.owned);
+    const results = await writeBatch(batch, options.concurrency ?? 8, options.signal, async (change) => {
+      const outcome = await applyOne(change, cluster, options.force || change.owned, options);
       options.onApplied?.(outcome);
       return outcome;
     });
     outcomes.push(...results);
-    if (results.some((r) => !r.ok)) return { outcomes, failed: true };
+    if (results.some((r) => r.status === "failed")) return stop(i, true);
+    if (results.some((r) => r.status === "not-attempted")) return stop(i, false);
     const crds = results.filter((r) => r.ref.kind === "CustomResourceDefinition");
     if (crds.length > 0) {
-      const waited = await waitEstablished(crds, cluster, options.crdTimeoutMs ?? 60_000);
+      const waited = await waitEstablished(crds, cluster, options.crdTimeoutMs ?? 60_000, options.signal);
+      if (waited === "interrupted") return stop(i, false);
       if (waited) {
-        outcomes.push(waited);
-        return { outcomes, failed: true };
+        problems.push(waited);
+        return stop(i, true);
       }
       // The new kinds must be known before objects of them are applied.
       await cluster.discover(true);
     }
+    if (options.signal?.aborted && i < STAGES.length - 1) return stop(i, false);
   }
-  return { outcomes, failed: false };
+  return { outcomes, failed: false, interrupted: false, problems };
 }
 
-async function applyOne(change: ApplyChange, cluster: ApplyCluster, force: boolean): Promise<ApplyOutcome> {
-  try {
-    const result = await cluster.apply(change.desired as KubeObject, { force });
-    return { subject: change.subject, ref: change.ref, ok: true, result };
-  } catch (err) {
-    return { subject: change.subject, ref: change.ref, ok: false, error: explainApplyError(err) };
-  }
+async function applyOne(
+  change: ApplyChange,
+  cluster: ApplyCluster,
+  force: boolean,
+  options: ApplyOptions,
+): Promise<ApplyOutcome> {
+  return attempt(
+    change,
+    options.writeTimeoutMs ?? WRITE_TIMEOUT_MS,
+    (signal) => cluster.apply(change.desired as KubeObject, { force, signal }),
+    explainApplyError,
+  );
 }
 
 /** Turns an API error into a message a user can act on. */
@@ -94,12 +126,13 @@ export function explainApplyError(err: unknown): string {
   return message;
 }
 
-/** Waits until every applied CRD reports Established=True; returns a failed outcome on timeout. */
+/** Waits until every applied CRD reports Established=True; returns the problem on timeout. */
 async function waitEstablished(
-  crds: readonly ApplyOutcome[],
+  crds: readonly WriteOutcome[],
   cluster: ApplyCluster,
   timeoutMs: number,
-): Promise<ApplyOutcome | undefined> {
+  signal: AbortSignal | undefined,
+): Promise<ApplyResult["problems"][number] | "interrupted" | undefined> {
   const deadline = Date.now() + timeoutMs;
   const pending = new Set(crds);
   while (pending.size > 0) {
@@ -111,9 +144,14 @@ async function waitEstablished(
       if (conditions?.some((c) => c.type === "Established" && c.status === "True")) pending.delete(crd);
     }
     if (pending.size === 0) return undefined;
+    if (signal?.aborted) return "interrupted";
     if (Date.now() > deadline) {
-      const first = [...pending][0] as ApplyOutcome;
-      return { ...first, ok: false, error: `not Established after ${Math.round(timeoutMs / 1000)}s` };
+      const first = [...pending][0] as WriteOutcome;
+      return {
+        subject: first.subject,
+        ref: first.ref,
+        message: `applied, but not Established after ${Math.round(timeoutMs / 1000)}s`,
+      };
     }
     await new Promise((r) => setTimeout(r, 100));
   }

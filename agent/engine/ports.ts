@@ -30,6 +30,11 @@ export type RenderPort = (
 /** Every cluster operation the pipeline uses. */
 export interface ClusterPort extends PlanCluster, ApplyCluster, PruneCluster, WaitCluster {
   discover(force?: boolean): Promise<void>;
+  /** A write may carry a signal (its deadline); planning's dry-runs do not. */
+  apply(
+    obj: KubeObject,
+    options: { dryRun?: boolean; force?: boolean; signal?: AbortSignal },
+  ): Promise<KubeObject>;
 }
 
 /** The ledger operations a sync uses. */

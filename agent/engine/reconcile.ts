@@ -3,7 +3,7 @@
  * fetch → render → plan → apply → prune → wait for health → record. Every
  * failure becomes a reason and a ledger entry; nothing throws past here.
  */
-import { applyStaged } from "../apply/apply.ts";
+import { applyStaged, type WriteOutcome } from "../apply/apply.ts";
 import { pruneStaged } from "../apply/prune.ts";
 import { messageOf } from "../object/errors.ts";
 import { capMessage, joinMessages, MESSAGE_LIMIT } from "../object/message.ts";
@@ -257,13 +257,14 @@ export async function converge(engine: EngineDeps, req: ConvergeRequest): Promis
     const applied = await timed("apply", () =>
       applyStaged(thePlan.changes, deps.cluster, {
         force: app.force,
+        ...(req.signal ? { signal: req.signal } : {}),
         onApplied: (o) => {
           deps.emit?.({
             type: "applied",
             app: app.name,
             subject: o.subject,
             action: records.get(objectId(o.ref))?.action ?? "configured",
-            ok: o.ok,
+            ok: o.status === "applied",
             ...(o.error ? { error: o.error } : {}),
           });
         },
@@ -272,39 +273,53 @@ export async function converge(engine: EngineDeps, req: ConvergeRequest): Promis
     for (const o of applied.outcomes) {
       const version = o.result?.metadata.resourceVersion;
       if (version) appliedVersions.set(objectId(o.ref), version);
-      const rec = records.get(objectId(o.ref));
-      if (rec && !o.ok) rec.message = o.error ?? "apply failed";
     }
-    if (applied.failed) {
-      const failedIds = new Set(applied.outcomes.filter((o) => !o.ok).map((o) => objectId(o.ref)));
-      const appliedIds = new Set(applied.outcomes.filter((o) => o.ok).map((o) => objectId(o.ref)));
-      const message = joinMessages(
-        applied.outcomes.filter((o) => !o.ok).map((o) => ({ subject: o.subject, message: `${o.error}` })),
+    noteWrites(records, applied.outcomes);
+    for (const p of applied.problems) {
+      const rec = records.get(objectId(p.ref));
+      if (rec) rec.message = p.message;
+    }
+    if (applied.failed || applied.interrupted) {
+      // Nothing is pruned after a failed or stopped apply.
+      const deletions: WriteOutcome[] = thePlan.changes
+        .filter((c) => c.action === "deleted")
+        .map((c) => ({ subject: c.subject, ref: c.ref, status: "not-attempted" }));
+      noteWrites(records, deletions);
+      // The inventory keeps what was owned plus what the server acknowledged (or may have stored without
+      // answering): claims of writes never sent are dropped, and nothing that may exist is orphaned.
+      const mayExist = new Set(
+        applied.outcomes.filter((o) => o.status === "applied" || o.uncertain).map((o) => objectId(o.ref)),
       );
-      // What was written stays owned, so a later sync can still prune it.
-      const inventory = mergeInventory(
-        previous,
-        thePlan,
-        digests,
-        (id) => appliedIds.has(id) && !failedIds.has(id),
-      );
-      return finish(deps, entry, app, revision, "ApplyFailed", message, { ...ctx, inventory });
+      const inventory = mergeInventory(previous, thePlan, digests, (id) => mayExist.has(id));
+      const message = writesMessage([...applied.outcomes, ...deletions], applied.problems);
+      return applied.failed
+        ? finish(deps, entry, app, revision, "ApplyFailed", message, { ...ctx, inventory })
+        : finish(deps, entry, app, revision, "Interrupted", `stopped by the agent; ${message}`, {
+            ...ctx,
+            inventory,
+          });
     }
 
     // 5. Prune what left Git and is still ours, in reverse order.
-    const pruned = await timed("prune", () => pruneStaged(thePlan.changes, deps.cluster));
-    if (pruned.failed) {
-      const failed = pruned.outcomes.filter((o) => !o.ok);
-      for (const o of failed) {
-        const rec = records.get(objectId(o.ref));
-        if (rec) rec.message = o.error ?? "delete failed";
-      }
-      const stillThere = new Set(failed.map((o) => objectId(o.ref)));
+    const pruned = await timed("prune", () =>
+      pruneStaged(thePlan.changes, deps.cluster, req.signal ? { signal: req.signal } : {}),
+    );
+    noteWrites(records, pruned.outcomes);
+    if (pruned.failed || pruned.interrupted) {
+      // Whatever was not acknowledged as deleted stays owned, so a later sync prunes it.
+      const stillThere = new Set(
+        pruned.outcomes.filter((o) => o.status !== "applied").map((o) => objectId(o.ref)),
+      );
       const inventory = desiredInventory(thePlan, digests).concat(
         previous.filter((p) => stillThere.has(objectId(p.ref))),
       );
-      const message = joinMessages(failed.map((o) => ({ subject: o.subject, message: `${o.error}` })));
-      return finish(deps, entry, app, revision, "PruneFailed", message, { ...ctx, inventory });
+      const message = writesMessage([...applied.outcomes, ...pruned.outcomes], []);
+      return pruned.failed
+        ? finish(deps, entry, app, revision, "PruneFailed", message, { ...ctx, inventory })
+        : finish(deps, entry, app, revision, "Interrupted", `stopped by the agent; ${message}`, {
+            ...ctx,
+            inventory,
+          });
     }
   }
   // Objects skipped by prune (opt-out, prune: false) are no longer tracked: they are not ours any more.
@@ -446,6 +461,43 @@ function finish(
     health,
     timings: ctx.timings,
   };
+}
+
+/** Records on each object whether its write was acknowledged, failed (and why) or never sent. */
+function noteWrites(records: Map<string, ObjectRecord>, outcomes: readonly WriteOutcome[]): void {
+  for (const o of outcomes) {
+    const rec = records.get(objectId(o.ref));
+    if (!rec) continue;
+    rec.status = o.status;
+    if (o.error) rec.message = o.error;
+  }
+}
+
+/**
+ * "partially applied: 40 of 600 (8 failed, 552 not attempted): <errors>" over every planned write, within the
+ * message limit (each object's error is on its own record).
+ */
+function writesMessage(
+  outcomes: readonly WriteOutcome[],
+  problems: ReadonlyArray<{ subject: string; message: string }>,
+): string {
+  const done = outcomes.filter((o) => o.status === "applied").length;
+  const failed = outcomes.filter((o) => o.status === "failed");
+  const unsent = outcomes.filter((o) => o.status === "not-attempted").length;
+  const total = outcomes.length;
+  const head =
+    done === total
+      ? `applied ${done} of ${total}`
+      : done === 0
+        ? `nothing applied: 0 of ${total}`
+        : `partially applied: ${done} of ${total}`;
+  const counts = [
+    ...(failed.length > 0 ? [`${failed.length} failed`] : []),
+    ...(unsent > 0 ? [`${unsent} not attempted`] : []),
+  ].join(", ");
+  const errors = [...failed.map((o) => ({ subject: o.subject, message: o.error ?? "failed" })), ...problems];
+  const prefix = `${head}${counts ? ` (${counts})` : ""}`;
+  return errors.length === 0 ? prefix : joinMessages(errors, { prefix: `${prefix}: ` });
 }
 
 /** The inventory after a full apply: every desired object with its manifest digest. */
