@@ -4,8 +4,9 @@ import { driftSummary } from "../api/app-view.ts";
 import { fetchApps } from "../api/client.ts";
 import type { Served } from "../api/serve.ts";
 import { startApi } from "../api/start.ts";
-import { loadConfig } from "../config/config.ts";
+import { type AppConfig, loadConfig } from "../config/config.ts";
 import { readSecretFile } from "../config/credentials.ts";
+import { dependenciesOf } from "../config/dependency-order.ts";
 import { LeaderElector, leaderIdentity } from "../engine/leader.ts";
 import { createLogger, type Logger, silentLogger } from "../engine/log.ts";
 import { SyncLoop, syncPass } from "../engine/loop.ts";
@@ -15,6 +16,7 @@ import { KubeLeases } from "../kube/lease.ts";
 import { LedgerFollower, LedgerReplica } from "../ledger/replica.ts";
 import { messageOf } from "../object/errors.ts";
 import { objectId } from "../object/object.ts";
+import { fromDependencies } from "../plan/dependencies.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
 import { sharedParsePool } from "../render/parse-pool.ts";
@@ -289,14 +291,31 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
     await w.kube.discover();
     let failed = false;
     const plans = [];
+    // Each app renders once; dependencies render too, even when not selected, for what they create.
+    const renders = new Map<string, ReturnType<typeof w.deps.render>>();
+    const renderOf = (app: AppConfig) => {
+      const cached = renders.get(app.name) ?? w.deps.render(snapshot, app);
+      renders.set(app.name, cached);
+      return cached;
+    };
     for (const app of selectApps(w.config.apps, values.app)) {
-      const rendered = await w.deps.render(snapshot, app);
+      const rendered = await renderOf(app);
       if (rendered.errors.length > 0) {
         failed = true;
         io.err(rendered.errors.map((e) => `✗ ${app.name}: ${e.path}: ${e.message}\n`).join(""));
         continue;
       }
       const owners = w.ledger.inventoryOwners(app.name);
+      // Nothing is applied between plans: what an earlier app in dependsOn order creates is validated after it.
+      const dependencies = dependenciesOf(app, w.config.apps);
+      const after = fromDependencies(
+        await Promise.all(
+          dependencies.map(async (d) => ({
+            app: d.name,
+            objects: (await renderOf(d)).objects.map((o) => o.object),
+          })),
+        ),
+      );
       const p = await plan(
         {
           app,
@@ -305,6 +324,7 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
           inventory: w.ledger.inventory(app.name),
           ownerOf: (ref) => owners.get(objectId(ref)),
           fileExists: async (path) => (await snapshot.stat(path)) !== undefined,
+          after,
         },
         w.clientFor(app.name),
       );

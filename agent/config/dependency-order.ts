@@ -52,3 +52,21 @@ export function dependencyOrder<T extends DependencyNode>(apps: readonly T[]): T
   for (const app of apps) place(app);
   return out;
 }
+
+/** Every app `app` depends on, directly or through others, dependencies first. Unknown names are ignored. */
+export function dependenciesOf<T extends DependencyNode>(app: T, apps: readonly T[]): T[] {
+  const byName = new Map(apps.map((a) => [a.name, a]));
+  const out: T[] = [];
+  const seen = new Set([app.name]);
+  const visit = (node: T): void => {
+    for (const name of node.dependsOn) {
+      const dep = byName.get(name);
+      if (!dep || seen.has(name)) continue;
+      seen.add(name);
+      visit(dep);
+      out.push(dep);
+    }
+  };
+  visit(app);
+  return out;
+}

@@ -23,6 +23,7 @@ import {
 } from "../object/object.ts";
 import { compareApplyOrder, type Stage, stageOf } from "../object/order.ts";
 import { mapLimit } from "../object/pool.ts";
+import { type FromDependencies, kindsDefinedByCrds } from "./dependencies.ts";
 import { type DiffEntry, diffObjects } from "./diff.ts";
 import {
   type CascadeCluster,
@@ -73,6 +74,11 @@ export interface PlanInput {
   ownerOf?: (ref: ObjectRef) => string | undefined;
   /** Whether a file exists at the revision planned, to say why an object is deleted. */
   fileExists?: (path: string) => Promise<boolean>;
+  /**
+   * Kinds and namespaces this app's dependencies create but may not have applied yet (`berth plan` plans
+   * every app first): objects needing them are planned as "will be validated after <app>", not rejected.
+   */
+  after?: FromDependencies;
 }
 
 /** Annotation with the digest of the manifest berth applied (without this annotation); Secrets get none. */
@@ -124,8 +130,9 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
   for (const { object, source } of input.desired) {
     const obj = withOwnership(structuredClone(object), input.app.name);
     const { group, version } = splitApiVersion(obj.apiVersion);
+    const gvk = `${group}/${version}/${obj.kind}`;
     const info =
-      cluster.resource(group, version, obj.kind) ?? crdKinds.get(`${group}/${version}/${obj.kind}`);
+      cluster.resource(group, version, obj.kind) ?? crdKinds.get(gvk) ?? input.after?.kinds.get(gvk);
     const ref0 = refOf(obj);
     if (!info) {
       errors.push({
@@ -203,7 +210,10 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
   const missingNamespaces = new Set<string>();
   await mapLimit(desired, concurrency, async (change) => {
     try {
-      await compareWithLive(change, cluster, input.app.force, input.live, missingNamespaces);
+      await compareWithLive(change, cluster, input.app.force, input.live, missingNamespaces, {
+        after: input.after,
+        namespaces: new Set(desired.filter((d) => d.ref.kind === "Namespace").map((d) => d.ref.name)),
+      });
       const conflict = ownershipConflict(change, input.app.name, input.ownerOf);
       if (conflict) throw new Error(conflict);
     } catch (err) {
@@ -306,6 +316,7 @@ async function compareWithLive(
   force: boolean,
   known: ((ref: ObjectRef) => KubeObject | undefined) | undefined,
   missingNamespaces: Set<string>,
+  creates: { after: FromDependencies | undefined; namespaces: ReadonlySet<string> },
 ): Promise<void> {
   const desired = change.desired as KubeObject;
   // No dry-run when the live object carries this manifest's digest and nobody but berth wrote it since.
@@ -316,8 +327,12 @@ async function compareWithLive(
     return;
   }
   if (!cluster.resource(change.ref.group, change.ref.version, change.ref.kind)) {
+    const { group, version, kind } = change.ref;
+    const dependency = creates.after?.kinds.get(`${group}/${version}/${kind}`)?.app;
     change.action = "created";
-    change.note = "not validated: its CustomResourceDefinition is created by this plan";
+    change.note = dependency
+      ? `will be validated after ${dependency}: its CustomResourceDefinition comes from app ${dependency}`
+      : "not validated: its CustomResourceDefinition is created by this plan";
     change.diff = diffObjects(undefined, desired);
     return;
   }
@@ -326,8 +341,11 @@ async function compareWithLive(
   // Once the server said a namespace is missing, its other objects can neither exist nor be validated.
   const ns = change.ref.namespace;
   const notValidated = () => {
+    const dependency = creates.namespaces.has(ns) ? undefined : creates.after?.namespaces.get(ns);
     change.action = "created";
-    change.note = "not validated: depends on an object this plan creates";
+    change.note = dependency
+      ? `will be validated after ${dependency}: its Namespace ${ns} comes from app ${dependency}`
+      : "not validated: depends on an object this plan creates";
     change.diff = diffObjects(undefined, desired);
   };
   if (ns && missingNamespaces.has(ns)) return notValidated();
@@ -450,23 +468,6 @@ export function untouchedSinceApplied(live: KubeObject, desired: KubeObject): bo
       // managedFields times have one-second resolution: a write in the same second is not known to be older.
       (m.time !== undefined && m.time !== null && m.time < appliedAt),
   );
-}
-
-/** Kinds the CRDs in a set define, keyed `group/version/kind`. */
-function kindsDefinedByCrds(objects: readonly KubeObject[]): Map<string, KindInfo> {
-  const out = new Map<string, KindInfo>();
-  for (const o of objects) {
-    if (o.kind !== "CustomResourceDefinition" || !o.apiVersion.startsWith("apiextensions.k8s.io/")) continue;
-    const spec = o.spec as
-      | { group?: string; scope?: string; names?: { kind?: string }; versions?: Array<{ name?: string }> }
-      | undefined;
-    if (!spec?.group || !spec.names?.kind) continue;
-    for (const v of spec.versions ?? []) {
-      if (v.name)
-        out.set(`${spec.group}/${v.name}/${spec.names.kind}`, { namespaced: spec.scope !== "Cluster" });
-    }
-  }
-  return out;
 }
 
 function stripTimes(obj: KubeObject): KubeObject {
