@@ -72,7 +72,8 @@ export async function applyStaged(
   const stop = (i: number, failed: boolean): ApplyResult => {
     // Every write of the stages after the one that stopped is accounted for as never sent.
     for (const stage of STAGES.slice(i + 1)) outcomes.push(...writes(stage).map(notAttempted));
-    return { outcomes, failed, interrupted: !failed, problems };
+    const interrupted = !failed && outcomes.some((o) => o.status === "not-attempted");
+    return { outcomes, failed, interrupted, problems };
   };
   for (const [i, stage] of STAGES.entries()) {
     const batch = writes(stage);
@@ -96,7 +97,7 @@ export async function applyStaged(
       // The new kinds must be known before objects of them are applied.
       await cluster.discover(true);
     }
-    if (options.signal?.aborted && i < STAGES.length - 1) return stop(i, false);
+    if (options.signal?.aborted) return stop(i, false);
   }
   return { outcomes, failed: false, interrupted: false, problems };
 }

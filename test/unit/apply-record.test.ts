@@ -311,6 +311,17 @@ describe("applyStaged and pruneStaged", () => {
     expect(cluster.received).toEqual(["Namespace//a"]);
   });
 
+  test("a stop that comes after the last write leaves a complete apply", async () => {
+    const cluster = new FakeCluster();
+    const stop = new AbortController();
+    cluster.onAck = (n) => {
+      if (n === 3) stop.abort();
+    };
+    const applied = await applyStaged(many(3).map(change), cluster, { force: false, signal: stop.signal });
+    expect(applied).toMatchObject({ failed: false, interrupted: false });
+    expect(applied.outcomes.map((o) => o.status)).toEqual(["applied", "applied", "applied"]);
+  });
+
   test("an already stopped apply or prune sends nothing", async () => {
     const cluster = new FakeCluster();
     const stop = new AbortController();
