@@ -3,7 +3,7 @@
  * test run by scripts/cluster/cluster.sh (reused if already up), with a fresh
  * namespace per test.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,6 +36,11 @@ export interface PrivateCluster extends TestCluster {
   dir: string;
   /** Runs a cluster.sh command (e.g. restart-apiserver) against this control plane. */
   script(command: string): string;
+  /**
+   * The same without blocking this process, so code under test keeps running (and writing) meanwhile,
+   * e.g. while the API server restarts; resolves when the command has finished.
+   */
+  scriptAsync(command: string): Promise<void>;
   /** Stops every component and removes the state directory. */
   down(): void;
 }
@@ -53,7 +58,19 @@ export function privateCluster(env: Record<string, string> = {}): PrivateCluster
       env: fullEnv,
       stdio: ["ignore", "pipe", "inherit"],
     });
-  return { ...connect(fullEnv), dir, script, down: () => void script("down") };
+  const scriptAsync = (command: string) =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn("bash", [SCRIPT, command], { env: fullEnv, stdio: ["ignore", "ignore", "pipe"] });
+      let err = "";
+      child.stderr.on("data", (d) => {
+        err += String(d);
+      });
+      child.on("error", reject);
+      child.on("exit", (code) =>
+        code === 0 ? resolve() : reject(new Error(`cluster.sh ${command} exited ${code}: ${err}`)),
+      );
+    });
+  return { ...connect(fullEnv), dir, script, scriptAsync, down: () => void script("down") };
 }
 
 function connect(env: NodeJS.ProcessEnv): TestCluster {
