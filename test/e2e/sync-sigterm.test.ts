@@ -1,0 +1,104 @@
+/**
+ * SIGTERM to `berth sync` (compiled binary) mid-apply of 200 ConfigMaps: it stops after the writes in flight,
+ * exits 1, and the entry (Interrupted) lists as applied exactly the objects the cluster holds and the API
+ * server's audit log shows as written; the rest as not attempted. The next sync completes.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeConfig } from "../support/berth.ts";
+import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
+import {
+  auditEvents,
+  eventually,
+  freshNamespace,
+  kubectl,
+  quietSince,
+  type TestCluster,
+  useCluster,
+  writesIn,
+} from "../support/cluster.ts";
+import { GitFixture } from "../support/git.ts";
+
+const COUNT = 200;
+let cluster: TestCluster;
+let git: GitFixture;
+let ns: string;
+let config: string;
+
+beforeAll(async () => {
+  berthBinary();
+  cluster = await useCluster();
+  git = await GitFixture.start();
+  ns = await freshNamespace(cluster, "term");
+  const url = git.createRepo("big");
+  git.commit("big", {
+    "app/all.yaml": Array.from(
+      { length: COUNT },
+      (_, i) =>
+        `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-${String(i).padStart(3, "0")}}\ndata: {i: "${i}"}\n`,
+    ).join("---\n"),
+  });
+  config = writeConfig(
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}"}\napps:\n  - {name: big, path: app, namespace: ${ns}, timeout: 60s}\nledger: {path: $DIR/ledger.db}\n`,
+  );
+}, 600_000);
+
+afterAll(async () => {
+  await git?.close();
+  try {
+    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
+  } catch {}
+});
+
+const env = () => ({ KUBECONFIG: cluster.kubeconfigPath });
+const liveNames = () =>
+  kubectl(cluster, "get", "configmaps", "-n", ns, "-l", "berth.dev/app=big", "-o", "name")
+    .split("\n")
+    .filter(Boolean)
+    .map((n) => n.replace("configmap/", ""));
+
+describe("SIGTERM to berth sync mid-apply", () => {
+  test("the entry lists exactly what was written; the next sync completes", async () => {
+    const since = await quietSince();
+    const run = startBerth(["sync", "--config", config], env());
+    let exited = false;
+    void run.exited.then(() => {
+      exited = true;
+    });
+    await eventually("20 applied writes", 60_000, async () => {
+      if (exited) throw new Error(`berth sync ended before 20 writes: ${run.output().slice(-2000)}`);
+      return (run.output().match(/ applied /g)?.length ?? 0) >= 20 ? true : undefined;
+    });
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(1);
+    const out = run.output();
+    const line =
+      /✗ big \S+: Interrupted — stopped by the agent; partially applied: (\d+) of 200 \((\d+) not attempted\)/.exec(
+        out,
+      );
+    expect(line).not.toBeNull();
+    const applied = Number(line?.[1]);
+    expect(applied + Number(line?.[2])).toBe(COUNT);
+    expect(applied).toBeLessThan(COUNT);
+
+    const entryId = /\[entry (\d+);/.exec(out)?.[1] ?? "";
+    const shown = await runBerth(["ledger", "show", entryId, "--json", "--config", config], env());
+    const entry = JSON.parse(shown.stdout) as {
+      reason: string;
+      objects: Array<{ ref: { name: string }; status?: string }>;
+    };
+    expect(entry.reason).toBe("Interrupted");
+    const appliedNames = entry.objects.filter((o) => o.status === "applied").map((o) => o.ref.name);
+    expect(appliedNames).toHaveLength(applied);
+    expect(entry.objects.filter((o) => o.status === "not-attempted")).toHaveLength(COUNT - applied);
+    // The cluster and the API server's audit log agree with the entry.
+    expect(liveNames().sort()).toEqual([...appliedNames].sort());
+    const written = writesIn(auditEvents(cluster, since, "berth"))
+      .filter((e) => e.requestURI.includes(`/namespaces/${ns}/configmaps/`))
+      .map((e) => /\/configmaps\/([^/?]+)/.exec(e.requestURI)?.[1]);
+    expect(written.sort()).toEqual([...appliedNames].sort());
+
+    const next = await runBerth(["sync", "--config", config], env());
+    expect(next.code).toBe(0);
+    expect(liveNames()).toHaveLength(COUNT);
+  }, 180_000);
+});
