@@ -36,7 +36,8 @@ export interface ClusterPort extends PlanCluster, ApplyCluster, PruneCluster, Wa
 export interface LedgerPort {
   begin(start: BeginInput): number;
   putManifests(objects: KubeObject[]): Promise<Map<string, string>>;
-  finish(id: number, result: FinishInput): void;
+  /** Returns the id the attempt is recorded under: a no-op repeat folds into the app's last entry. */
+  finish(id: number, result: FinishInput): number | void;
   inventory(app: string): InventoryItem[];
   /** Object id → app, for every object in an inventory other than this app's; optional for fakes. */
   inventoryOwners?(app: string): Map<string, string>;

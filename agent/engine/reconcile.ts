@@ -390,8 +390,9 @@ function finish(
   const outcome = reason === "Succeeded" ? "Succeeded" : "Failed";
   const health = ctx.health ?? [];
   if (ctx.note) message = `${message}; ${ctx.note}`;
+  let recorded = entry;
   try {
-    deps.ledger.finish(entry, {
+    const folded = deps.ledger.finish(entry, {
       outcome,
       reason,
       message,
@@ -402,6 +403,7 @@ function finish(
       ...(ctx.inventory ? { inventory: ctx.inventory } : {}),
       ...(ctx.verdicts && ctx.verdicts.length > 0 ? { verdicts: ctx.verdicts } : {}),
     });
+    if (typeof folded === "number") recorded = folded;
   } catch (err) {
     deps.log.log("error", "could not record the sync in the ledger", {
       app: app.name,
@@ -412,10 +414,16 @@ function finish(
   // A resync that changed nothing is routine; say it only at debug level.
   const noop = outcome === "Succeeded" && ctx.plan !== undefined && !hasWrites(ctx.plan);
   const level = outcome === "Succeeded" ? (noop ? "debug" : "info") : "error";
-  deps.log.log(level, `sync ${outcome.toLowerCase()}`, { app: app.name, revision, reason, message, entry });
-  deps.emit?.({ type: "finished", app: app.name, entry, outcome, reason, message });
+  deps.log.log(level, `sync ${outcome.toLowerCase()}`, {
+    app: app.name,
+    revision,
+    reason,
+    message,
+    entry: recorded,
+  });
+  deps.emit?.({ type: "finished", app: app.name, entry: recorded, outcome, reason, message });
   return {
-    entry,
+    entry: recorded,
     app: app.name,
     revision,
     outcome,
