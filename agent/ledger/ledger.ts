@@ -5,6 +5,7 @@
 import { canonicalJson, digestOf, sha256Hex } from "../object/canonical.ts";
 import { BerthError, messageOf } from "../object/errors.ts";
 import { type KubeObject, objectId, refOf } from "../object/object.ts";
+import { compareApplyOrder } from "../object/order.ts";
 import {
   chainHashOf,
   contentHashOf,
@@ -46,10 +47,12 @@ import {
   type BuiltSnapshot,
   bucketItems,
   buildSnapshot,
+  fitsSnapshot,
   itemOf,
   loadSnapshot,
   mergeRecords,
   readRoot,
+  refJson,
   type SnapshotItem,
   storeSnapshot,
 } from "./snapshot.ts";
@@ -144,6 +147,8 @@ interface NewBlob {
   digest: string;
   encoding: BlobEncoding;
   content: Uint8Array;
+  /** sha256 hex of content, when already known. */
+  contentHash?: string;
   keyId: string | null;
   iv: Uint8Array | null;
 }
@@ -243,7 +248,15 @@ export class Ledger {
         for (const b of blobs) {
           this.db.run(
             "INSERT OR IGNORE INTO blobs (digest, encoding, content, content_hash, key_id, iv, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [b.digest, b.encoding, b.content, sha256Hex(b.content), b.keyId, b.iv, createdAt],
+            [
+              b.digest,
+              b.encoding,
+              b.content,
+              b.contentHash ?? sha256Hex(b.content),
+              b.keyId,
+              b.iv,
+              createdAt,
+            ],
           );
         }
       }),
@@ -372,16 +385,17 @@ export class Ledger {
   private replaceInventory(app: string, items: readonly InventoryItem[]): void {
     const current = new Map(
       this.db
-        .all<{ object_id: string; ref_json: string; digest: string }>(
-          "SELECT object_id, ref_json, digest FROM inventory WHERE app = ?",
+        .all<{ object_id: string; ref_json: string; digest: string; source: string | null }>(
+          "SELECT object_id, ref_json, digest, source FROM inventory WHERE app = ?",
           [app],
         )
-        .map((r) => [r.object_id, `${r.ref_json}\n${r.digest}`]),
+        .map((r) => [r.object_id, `${r.ref_json}\n${r.digest}\n${r.source ?? ""}`]),
     );
     const changed: InventoryItem[] = [];
     for (const item of items) {
       const id = objectId(item.ref);
-      if (current.get(id) !== `${canonicalJson(item.ref)}\n${item.digest}`) changed.push(item);
+      if (current.get(id) !== `${refJson(item.ref)}\n${item.digest}\n${item.source ?? ""}`)
+        changed.push(item);
       current.delete(id);
     }
     for (const id of current.keys())
@@ -393,7 +407,7 @@ export class Ledger {
     for (const item of items) {
       this.db.run(
         "INSERT OR REPLACE INTO inventory (app, object_id, ref_json, digest, source) VALUES (?, ?, ?, ?, ?)",
-        [app, objectId(item.ref), canonicalJson(item.ref), item.digest, item.source ?? null],
+        [app, objectId(item.ref), refJson(item.ref), item.digest, item.source ?? null],
       );
     }
   }
@@ -841,18 +855,21 @@ export class Ledger {
       }
       return items.get(id);
     };
+    // The rebuild sorts into apply order: records in strictly that order (as a plan makes them) come back
+    // exactly; any other order is kept by storing every row.
+    for (let i = 1; i < records.length; i++) {
+      if (compareApplyOrder((records[i - 1] as ObjectRecord).ref, (records[i] as ObjectRecord).ref) >= 0)
+        return { rows: [...records], snapshot: undefined };
+    }
     const rows = records.filter((r) => {
-      if (r.action !== "unchanged") return true;
+      if (r.action !== "unchanged" || !fitsSnapshot(r)) return true;
       const item = itemOf(r);
       const bucket = snapshot.bucketOf(item[0]);
       if (prev && prev.n === snapshot.n && prev.buckets.get(bucket) === snapshot.buckets.get(bucket))
         return false;
       const before = prevItem(item[0], bucket);
-      return !before || canonicalJson(before) !== canonicalJson(item);
+      return !before || JSON.stringify(before) !== JSON.stringify(item);
     });
-    const all = [...snapshot.items.values()].flat();
-    if (canonicalJson(mergeRecords(rows, all)) !== canonicalJson(records))
-      return { rows: [...records], snapshot: undefined };
     return { rows, snapshot };
   }
 
@@ -896,10 +913,14 @@ export class Ledger {
   private async blobOf(obj: KubeObject): Promise<NewBlob> {
     const utf8 = new TextEncoder();
     if (!isSecret(obj)) {
+      // digestOf(obj) is the sha256 of this canonical JSON: hash it once for both digest and content hash.
+      const json = canonicalJson(obj);
+      const hex = sha256Hex(json);
       return {
-        digest: digestOf(obj),
+        digest: `sha256:${hex}`,
         encoding: "plain",
-        content: utf8.encode(canonicalJson(obj)),
+        content: utf8.encode(json),
+        contentHash: hex,
         keyId: null,
         iv: null,
       };

@@ -48,8 +48,14 @@ function bucketCount(objects: number): number {
   return n;
 }
 
+/** FNV-1a of the id: stable, cheap, spread well enough for ~16-object buckets (not a security boundary). */
 function bucketOf(id: string, n: number): number {
-  return Number.parseInt(sha256Hex(id).slice(0, 4), 16) % n;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % n;
 }
 
 function blobOf(value: unknown): SnapshotBlob {
@@ -57,11 +63,26 @@ function blobOf(value: unknown): SnapshotBlob {
   return { digest: `sha256:${sha256Hex(content)}`, content };
 }
 
+/** canonicalJson of a reference, without the generic key sort for the usual five-field one. */
+export function refJson(ref: ObjectRef): string {
+  if (Object.keys(ref).length !== 5) return canonicalJson(ref);
+  const { group, kind, name, namespace, version } = ref;
+  return JSON.stringify({ group, kind, name, namespace, version });
+}
+
+/** Fields of a record a snapshot keeps; a record with any other field is stored as a row. */
+const ITEM_FIELDS = new Set(["ref", "action", "health", "message", "digest"]);
+
+/** Whether the snapshot item of a record gives the record back (as "unchanged"). */
+export function fitsSnapshot(record: ObjectRecord): boolean {
+  return Object.keys(record).every((k) => ITEM_FIELDS.has(k));
+}
+
 /** The snapshot item of a record (everything but its action). */
 export function itemOf(record: ObjectRecord): SnapshotItem {
   return [
     objectId(record.ref),
-    canonicalJson(record.ref),
+    refJson(record.ref),
     record.digest ?? null,
     record.health ?? null,
     record.message ?? null,
