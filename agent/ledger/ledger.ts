@@ -332,9 +332,11 @@ export class Ledger {
         if (mode === 2) this.db.exec("PRAGMA incremental_vacuum");
         else this.db.exec("PRAGMA auto_vacuum = INCREMENTAL; VACUUM");
         this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-        this.db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_gc_at', ?)", [
-          this.now().toISOString(),
-        ]);
+        // A gc that could not collect blobs (a sync was running) is not the day's gc: `run` tries again.
+        if (!report.blobsSkipped)
+          this.db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_gc_at', ?)", [
+            this.now().toISOString(),
+          ]);
       });
     }
     return report;
