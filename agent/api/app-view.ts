@@ -13,6 +13,8 @@ export interface GitView {
 /** The ledger reads the API needs. */
 export interface LedgerView {
   list(query?: { app?: string; limit?: number; before?: number }): EntrySummary[];
+  /** Why the ledger cannot record right now (disk full, I/O error); optional for fakes. */
+  writeProblem?(): string | undefined;
   get(id: number): LedgerEntry | undefined;
   /** Operator writes (the Ledger has them; read-only fakes may not: those routes then answer 503). */
   approve?(

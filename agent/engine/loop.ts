@@ -30,7 +30,13 @@ export type TriggerOutcome =
   | { started: true; entry: number; revision: string }
   | {
       started: false;
-      reason: "Suspended" | "WaitingOnDependency" | "FetchFailed" | "Stopped" | "Standby";
+      reason:
+        | "Suspended"
+        | "WaitingOnDependency"
+        | "FetchFailed"
+        | "Stopped"
+        | "Standby"
+        | "LedgerUnavailable";
       message: string;
     };
 
@@ -84,6 +90,8 @@ export class SyncLoop {
   private snapshot: Snapshot | undefined;
   gitUnreachableSince: string | undefined;
   gitError: string | undefined;
+  /** Why the ledger cannot record (disk full, I/O error); no app syncs until it can. */
+  ledgerError: string | undefined;
   /** Callers of triggerAndWait, per app, resolved when the next attempt starts (or cannot). */
   private readonly waiters = new Map<string, Array<(o: TriggerOutcome) => void>>();
 
@@ -246,6 +254,23 @@ export class SyncLoop {
           reason: "Standby",
           message: "this instance is a standby: the HA Lease holder applies",
         });
+      }
+      return;
+    }
+    // The ledger first: a sync it cannot record must not start (and a full disk is the ledger's, not Git's).
+    try {
+      this.deps.ledger.preflight?.();
+      if (this.ledgerError)
+        this.deps.log.log("info", "the ledger can record again", { was: this.ledgerError });
+      this.ledgerError = undefined;
+    } catch (err) {
+      const message = messageOf(err);
+      if (message !== this.ledgerError)
+        this.deps.log.log("error", "the ledger cannot record; no app syncs until it can", { error: message });
+      this.ledgerError = message;
+      for (const a of dueApps) {
+        this.due.set(a.name, Date.now() + this.backoff(a.name));
+        this.settle(a.name, { started: false, reason: "LedgerUnavailable", message });
       }
       return;
     }

@@ -45,6 +45,11 @@ export interface LedgerPort {
   claimInventory(app: string, items: readonly InventoryItem[]): void;
   /** The entry an operator pinned the app to (the loop replays it instead of Git); optional for fakes. */
   pinOf?(app: string): PinState | undefined;
+  /**
+   * Throws (naming the ledger: "ledger: disk full at <path>") when the ledger cannot record a sync now, so
+   * nothing is applied unrecorded; optional for fakes.
+   */
+  preflight?(): void;
 }
 
 /** An app held at a ledger entry; `pendingRevision` is the Git revision seen but not applied. */

@@ -232,6 +232,12 @@ export async function converge(engine: EngineDeps, req: ConvergeRequest): Promis
   const appliedVersions = new Map<string, string>();
   // 4. Apply in stages; only what the plan says changed is written.
   if (hasWrites(thePlan)) {
+    // Nothing is applied that the ledger could not record: check it can still write right before applying.
+    try {
+      deps.ledger.preflight?.();
+    } catch (err) {
+      return finish(deps, entry, app, revision, "ApplyFailed", `nothing applied: ${messageOf(err)}`, ctx);
+    }
     // Claim first: if the process dies mid-apply, what it wrote stays owned and a later sync can prune it.
     deps.ledger.claimInventory(
       app.name,

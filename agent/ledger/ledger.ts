@@ -360,11 +360,11 @@ export class Ledger {
    * write that succeeds. Throws "ledger: disk full at <path>" (or the I/O error) otherwise, so nothing is
    * applied that could not be recorded. `minFree` is in bytes.
    */
-  preflight(minFree = 1024 * 1024): void {
+  preflight(minFree = 4 * 1024 * 1024): void {
     const fault = ledgerFault(this.path, undefined, minFree);
     if (fault) {
       this.fault = fault;
-      throw new BerthError(fault, { reason: "FetchFailed" });
+      throw new BerthError(fault);
     }
     this.write("cannot write", () =>
       this.db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_write_check', ?)", [
