@@ -10,8 +10,11 @@ import { compareApplyOrder } from "../object/order.ts";
 import type { Driver } from "./driver.ts";
 import type { ObjectRecord } from "./entry.ts";
 
-/** One object of a snapshot: [object id, canonical ref JSON, digest, health, message]. */
-export type SnapshotItem = [string, string, string | null, string | null, string | null];
+/**
+ * One object of a snapshot: [object id, canonical ref JSON, digest, health, message, other fields of the
+ * record as canonical JSON (or null)] — everything but the action, so a record comes back whole.
+ */
+export type SnapshotItem = [string, string, string | null, string | null, string | null, (string | null)?];
 
 /** A root or bucket ready to insert. */
 export interface SnapshotBlob {
@@ -70,12 +73,19 @@ export function refJson(ref: ObjectRef): string {
   return JSON.stringify({ group, kind, name, namespace, version });
 }
 
-/** Fields of a record a snapshot keeps; a record with any other field is stored as a row. */
+/** Fields of a record with a place of their own in a snapshot item; any other goes into its last element. */
 const ITEM_FIELDS = new Set(["ref", "action", "health", "message", "digest"]);
 
-/** Whether the snapshot item of a record gives the record back (as "unchanged"). */
+/** Whether the snapshot item of a record gives the record back (as "unchanged"): JSON values only. */
 export function fitsSnapshot(record: ObjectRecord): boolean {
-  return Object.keys(record).every((k) => ITEM_FIELDS.has(k));
+  return Object.values(record).every((v) => v === null || typeof v !== "function");
+}
+
+function extraOf(record: ObjectRecord): string | null {
+  const extra = Object.fromEntries(
+    Object.entries(record).filter(([k, v]) => !ITEM_FIELDS.has(k) && v !== undefined),
+  );
+  return Object.keys(extra).length > 0 ? canonicalJson(extra) : null;
 }
 
 /** The snapshot item of a record (everything but its action). */
@@ -86,6 +96,7 @@ export function itemOf(record: ObjectRecord): SnapshotItem {
     record.digest ?? null,
     record.health ?? null,
     record.message ?? null,
+    extraOf(record),
   ];
 }
 
@@ -161,9 +172,13 @@ export function loadSnapshot(db: Driver, root: string): SnapshotItem[] {
 export function mergeRecords(rows: readonly ObjectRecord[], items: readonly SnapshotItem[]): ObjectRecord[] {
   const explicit = new Set(rows.map((r) => objectId(r.ref)));
   const out: ObjectRecord[] = [...rows];
-  for (const [id, refJson, digest, health, message] of items) {
+  for (const [id, refJson, digest, health, message, extra] of items) {
     if (explicit.has(id)) continue;
-    const rec: ObjectRecord = { ref: JSON.parse(refJson) as ObjectRef, action: "unchanged" };
+    const rec: ObjectRecord = {
+      ...(extra ? (JSON.parse(extra) as object) : {}),
+      ref: JSON.parse(refJson) as ObjectRef,
+      action: "unchanged",
+    };
     if (health !== null) rec.health = health as NonNullable<ObjectRecord["health"]>;
     if (message !== null) rec.message = message;
     if (digest !== null) rec.digest = digest;
