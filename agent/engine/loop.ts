@@ -379,7 +379,16 @@ export class SyncLoop {
       const replayed = pin
         ? await replayPinned(deps, app, pin, snapshot.revision, this.abort.signal)
         : undefined;
-      result = replayed ?? (await reconcile(deps, { app, trigger, snapshot, signal: this.abort.signal }));
+      result =
+        replayed ??
+        (await reconcile(deps, {
+          app,
+          trigger,
+          snapshot,
+          signal: this.abort.signal,
+          // Whoever waits holds this attempt's entry id: it must stay an entry, not fold into the last one.
+          ...(waiting.length > 0 ? { requested: true } : {}),
+        }));
     } catch (err) {
       // reconcile records every failure itself; this is a bug or a broken ledger, and must not end the loop.
       this.deps.log.log("error", "sync attempt failed before it could be recorded", {

@@ -44,6 +44,8 @@ export interface ReconcileRequest {
   snapshot?: Snapshot;
   /** Revision to record when fetching fails (the last one seen). */
   lastRevision?: string;
+  /** Someone waits for this attempt's entry (API sync, webhook): never folded into the entry before it. */
+  requested?: boolean;
   signal?: AbortSignal;
 }
 
@@ -63,6 +65,7 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
         app: app.name,
         revision: req.lastRevision ?? "unknown",
         trigger: req.trigger,
+        ...(req.requested ? { requested: true } : {}),
       });
       return finish(deps, entry, app, req.lastRevision ?? "unknown", "FetchFailed", messageOf(err), {
         timings,
@@ -70,7 +73,13 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
     }
   }
   const revision = snapshot.revision;
-  const entry = deps.ledger.begin({ app: app.name, revision, commit: snapshot.commit, trigger: req.trigger });
+  const entry = deps.ledger.begin({
+    app: app.name,
+    revision,
+    commit: snapshot.commit,
+    trigger: req.trigger,
+    ...(req.requested ? { requested: true } : {}),
+  });
   deps.emit?.({ type: "started", app: app.name, entry, revision, trigger: req.trigger });
 
   // 2. Render: any render error applies nothing.

@@ -163,6 +163,8 @@ export class Ledger {
   private readonly subject: string;
   /** Set by a failed write of a full disk or an I/O error; cleared by the next write that succeeds. */
   private fault: string | undefined;
+  /** Running entries someone asked for (BeginInput.requested): never folded. In memory: a crash ends them anyway. */
+  private readonly requested = new Set<number>();
 
   private constructor(path: string, db: Driver, keys: SecretKeys | undefined, now: () => Date) {
     this.path = path;
@@ -228,6 +230,7 @@ export class Ledger {
           this.now().toISOString(),
         ],
       );
+      if (start.requested) this.requested.add(result.lastInsertRowid);
       return result.lastInsertRowid;
     });
   }
@@ -709,7 +712,8 @@ export class Ledger {
     );
     const { rows: explicit, snapshot } = this.compact(row.app, result.objects);
     const root = snapshot?.root ?? null;
-    if (previous && this.isRepeat(row, result, previous, explicit.length, root)) {
+    const requested = this.requested.delete(row.id);
+    if (previous && !requested && this.isRepeat(row, result, previous, explicit.length, root)) {
       this.db.run("DELETE FROM entries WHERE id = ? AND outcome = 'Running'", [row.id]);
       const v = this.db.get<VerificationRow>("SELECT * FROM verifications WHERE entry_id = ?", [previous.id]);
       const next = {

@@ -119,6 +119,37 @@ describe("compact no-op resyncs", () => {
     expect(ledger.verify().ok).toBe(true);
   });
 
+  test("an attempt someone asked for (API sync, webhook) stays an entry of its own", async () => {
+    const app = new SimApp("web", 5);
+    const first = await simSync(ledger, app, { first: true });
+    const commit = {
+      sha: app.rev.slice(-40),
+      author: "dev <dev@x>",
+      message: "change",
+      time: "2026-01-01T00:00:00Z",
+    };
+    const id = ledger.begin({ app: "web", revision: app.rev, commit, trigger: "loop", requested: true });
+    const digests = await ledger.putManifests(app.objects());
+    const records = first.records.map((r) => ({
+      ...r,
+      action: "unchanged" as const,
+      digest: digests.get(objectId(r.ref)) ?? "",
+    }));
+    const finish = {
+      outcome: "Succeeded" as const,
+      reason: "Succeeded" as const,
+      message: "m",
+      renderedDigest: `sha256:${app.rev.slice(-40).padStart(64, "0")}`,
+      objects: records,
+      health: "Current" as const,
+      timings: {},
+    };
+    expect(ledger.finish(id, finish)).toBe(id);
+    expect(ledger.get(id)?.objects).toEqual(records);
+    // The next periodic one folds into it as usual.
+    expect((await simSync(ledger, app)).entry).toBe(id);
+  });
+
   test("an operator's sync or a different outcome is never folded", async () => {
     const app = new SimApp("web", 5);
     const first = await simSync(ledger, app, { first: true });
