@@ -484,6 +484,8 @@ export class Ledger {
       this.db.transaction(() => {
         const running = this.db.all<EntryRow>("SELECT * FROM entries WHERE outcome = 'Running' ORDER BY id");
         for (const row of running) {
+          // A crash is worth an entry of its own, never a fold into the one before.
+          this.requested.add(row.id);
           this.writeFinished(row, {
             outcome: "Failed",
             reason: "Interrupted",
