@@ -139,7 +139,7 @@ export function appView(
   };
   if (applied) view.revision.applied = applied.revision;
   if (seen) view.revision.seen = seen;
-  const lastAttempt = state?.lastAttemptAt ?? recent[0]?.startedAt;
+  const lastAttempt = state?.lastAttemptAt ?? recent[0]?.verified?.lastAt ?? recent[0]?.startedAt;
   if (lastAttempt) view.lastAttemptAt = lastAttempt;
   if (state?.nextAttemptAt && !state.suspended) view.nextAttemptAt = state.nextAttemptAt;
   if (recent[0]) view.lastEntry = recent[0].id;

@@ -498,7 +498,8 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
             last?.reason ?? "",
             last?.health ?? "",
             String(drift?.recent ?? 0),
-            last?.finishedAt ?? "",
+            // A folded no-op resync finished later than the entry it verified.
+            last?.verified?.lastAt ?? last?.finishedAt ?? "",
             pin ? `entry ${pin.entry}${pin.pendingRevision ? ` (Git: ${pin.pendingRevision})` : ""}` : "",
             (last?.message ?? "").slice(0, 80),
           ]),
