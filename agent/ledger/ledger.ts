@@ -715,7 +715,7 @@ export class Ledger {
     const { rows: explicit, snapshot } = this.compact(row.app, result.objects);
     const root = snapshot?.root ?? null;
     const requested = this.requested.delete(row.id);
-    if (previous && !requested && this.isRepeat(row, result, previous, explicit.length, root)) {
+    if (previous && !requested && this.isRepeat(row, result, previous, explicit, root)) {
       this.db.run("DELETE FROM entries WHERE id = ? AND outcome = 'Running'", [row.id]);
       const v = this.db.get<VerificationRow>("SELECT * FROM verifications WHERE entry_id = ?", [previous.id]);
       const next = {
@@ -886,10 +886,25 @@ export class Ledger {
     row: EntryRow,
     result: Omit<FinishInput, "inventory">,
     previous: EntryRow,
-    rows: number,
+    rows: readonly ObjectRecord[],
     root: string | null,
   ): boolean {
-    if (rows > 0 || (result.verdicts?.length ?? 0) > 0) return false;
+    if ((result.verdicts?.length ?? 0) > 0) return false;
+    // Rows mean something changed, except "skipped" ones (not written) repeating the previous entry's exactly:
+    // a pinned replay that leaves the same undecryptable Secret alone each time.
+    if (rows.length > 0) {
+      if (!rows.every((r) => r.action === "skipped")) return false;
+      const key = (r: ObjectRecord) =>
+        JSON.stringify([objectId(r.ref), r.action, r.health, r.message, r.digest]);
+      // Its other rows are covered by the equal snapshot root checked below.
+      const before = this.db
+        .all<ObjectRow>(
+          "SELECT * FROM entry_objects WHERE entry_id = ? AND action = 'skipped' ORDER BY seq",
+          [previous.id],
+        )
+        .map((o) => key(objectRecordOf(o)));
+      if (JSON.stringify(before) !== JSON.stringify(rows.map(key))) return false;
+    }
     if (!FOLDABLE_TRIGGERS.has(row.trigger) || row.trigger !== previous.trigger) return false;
     const same =
       previous.outcome === result.outcome &&

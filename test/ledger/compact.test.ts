@@ -150,6 +150,33 @@ describe("compact no-op resyncs", () => {
     expect((await simSync(ledger, app)).entry).toBe(id);
   });
 
+  test("repeats with the same skipped objects (a pinned replay leaving a Secret alone) fold", async () => {
+    const app = new SimApp("web", 4);
+    await simSync(ledger, app, { first: true });
+    const objects = app.objects();
+    const digests = await ledger.putManifests(objects);
+    const attempt = (note: string) => {
+      const id = ledger.begin({ app: "web", revision: app.rev, trigger: "pin" });
+      const records = objects.map((o, i) => ({
+        ref: refOf(o),
+        action: i === 1 ? ("skipped" as const) : ("unchanged" as const),
+        digest: digests.get(objectId(refOf(o))) ?? "",
+        ...(i === 1 ? { message: note } : {}),
+      }));
+      return ledger.finish(id, {
+        outcome: "Succeeded",
+        reason: "Succeeded",
+        message: "m",
+        objects: records,
+        timings: {},
+      });
+    };
+    const first = attempt("not restored: stored redacted");
+    expect(attempt("not restored: stored redacted")).toBe(first);
+    expect(attempt("not restored: another reason")).not.toBe(first);
+    expect(ledger.verify().ok).toBe(true);
+  });
+
   test("an operator's sync or a different outcome is never folded", async () => {
     const app = new SimApp("web", 5);
     const first = await simSync(ledger, app, { first: true });
