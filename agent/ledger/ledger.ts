@@ -330,16 +330,22 @@ export class Ledger {
     const report = this.guard("cannot collect garbage", () => collectGarbage(this.db, options, this.now()));
     if (!options.dryRun) {
       this.guard("cannot return space to the file system", () => {
-        // An older file has no incremental vacuum yet: one full VACUUM switches it over.
+        // An older file has no incremental vacuum yet: one full VACUUM switches it over — unless a replica
+        // ships rows by rowid (agent/ledger/replica.ts): VACUUM may renumber rowids, so such a file keeps
+        // its freed pages for reuse instead.
         const mode = Number(this.db.get<{ auto_vacuum: number }>("PRAGMA auto_vacuum")?.auto_vacuum ?? 0);
+        const replicated = this.db.get(
+          "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'replica_log'",
+        );
         if (mode === 2) this.db.exec("PRAGMA incremental_vacuum");
-        else this.db.exec("PRAGMA auto_vacuum = INCREMENTAL; VACUUM");
+        else if (!replicated) this.db.exec("PRAGMA auto_vacuum = INCREMENTAL; VACUUM");
         this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
         // A gc that could not collect blobs (a sync was running) is not the day's gc: `run` tries again.
         if (!report.blobsSkipped)
-          this.db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_gc_at', ?)", [
-            this.now().toISOString(),
-          ]);
+          this.db.run(
+            "INSERT INTO meta (key, value) VALUES ('last_gc_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [this.now().toISOString()],
+          );
       });
     }
     return report;
@@ -370,9 +376,10 @@ export class Ledger {
       throw new BerthError(fault);
     }
     this.write("cannot write", () =>
-      this.db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_write_check', ?)", [
-        this.now().toISOString(),
-      ]),
+      this.db.run(
+        "INSERT INTO meta (key, value) VALUES ('last_write_check', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [this.now().toISOString()],
+      ),
     );
   }
 
@@ -408,10 +415,12 @@ export class Ledger {
     this.insertInventory(app, changed);
   }
 
+  // Upserts, never INSERT OR REPLACE, here and below: REPLACE deletes the row without a delete trigger and
+  // inserts it under a new rowid, which the replica (agent/ledger/replica.ts, rows by rowid) cannot follow.
   private insertInventory(app: string, items: readonly InventoryItem[]): void {
     for (const item of items) {
       this.db.run(
-        "INSERT OR REPLACE INTO inventory (app, object_id, ref_json, digest, source) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO inventory (app, object_id, ref_json, digest, source) VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, object_id) DO UPDATE SET ref_json = excluded.ref_json, digest = excluded.digest, source = excluded.source",
         [app, objectId(item.ref), refJson(item.ref), item.digest, item.source ?? null],
       );
     }
@@ -513,7 +522,7 @@ export class Ledger {
         if (row.outcome === "Running") throw new BerthError(`entry ${entryId} is still Running`, this.err());
         const pinnedAt = this.now().toISOString();
         this.db.run(
-          "INSERT OR REPLACE INTO pins (app, entry_id, pinned_at, pending_revision) VALUES (?, ?, ?, NULL)",
+          "INSERT INTO pins (app, entry_id, pinned_at, pending_revision) VALUES (?, ?, ?, NULL) ON CONFLICT (app) DO UPDATE SET entry_id = excluded.entry_id, pinned_at = excluded.pinned_at, pending_revision = NULL",
           [app, entryId, pinnedAt],
         );
         return { app, entry: entryId, pinnedAt };
@@ -575,7 +584,7 @@ export class Ledger {
     };
     this.guard(`cannot approve app ${app}`, () =>
       this.db.run(
-        "INSERT OR REPLACE INTO approvals (app, revision, approved_by, approved_at, expires_at, override_window) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO approvals (app, revision, approved_by, approved_at, expires_at, override_window) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app, revision) DO UPDATE SET approved_by = excluded.approved_by, approved_at = excluded.approved_at, expires_at = excluded.expires_at, override_window = excluded.override_window",
         [app, revision, by, approval.approvedAt, approval.expiresAt, approval.overrideWindow ? 1 : 0],
       ),
     );
@@ -725,7 +734,7 @@ export class Ledger {
         health: result.health ?? null,
       };
       this.db.run(
-        "INSERT OR REPLACE INTO verifications (entry_id, count, first_at, last_at, health, hash) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO verifications (entry_id, count, first_at, last_at, health, hash) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id) DO UPDATE SET count = excluded.count, first_at = excluded.first_at, last_at = excluded.last_at, health = excluded.health, hash = excluded.hash",
         [
           previous.id,
           next.count,

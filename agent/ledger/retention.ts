@@ -124,7 +124,7 @@ function run(db: Driver, keepLast: number, cutoff: string, at: string): GcReport
       previous: previous?.hash ?? null,
     };
     db.run(
-      "INSERT OR REPLACE INTO checkpoints (id, chain_seq, head_hash, kept_json, dropped, created_at, previous, hash) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO checkpoints (id, chain_seq, head_hash, kept_json, dropped, created_at, previous, hash) VALUES (1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET chain_seq = excluded.chain_seq, head_hash = excluded.head_hash, kept_json = excluded.kept_json, dropped = excluded.dropped, created_at = excluded.created_at, previous = excluded.previous, hash = excluded.hash",
       [
         row.chain_seq,
         row.head_hash,
