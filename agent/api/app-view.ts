@@ -15,6 +15,8 @@ export interface GitView {
 /** The ledger reads the API needs. */
 export interface LedgerView {
   list(query?: { app?: string; limit?: number; before?: number }): EntrySummary[];
+  /** Why the ledger cannot record right now (disk full, I/O error); optional for fakes. */
+  writeProblem?(): string | undefined;
   get(id: number): LedgerEntry | undefined;
   /** Operator writes (the Ledger has them; read-only fakes may not: those routes then answer 503). */
   approve?(
@@ -139,7 +141,7 @@ export function appView(
   };
   if (applied) view.revision.applied = applied.revision;
   if (seen) view.revision.seen = seen;
-  const lastAttempt = state?.lastAttemptAt ?? recent[0]?.startedAt;
+  const lastAttempt = state?.lastAttemptAt ?? recent[0]?.verified?.lastAt ?? recent[0]?.startedAt;
   if (lastAttempt) view.lastAttemptAt = lastAttempt;
   if (state?.nextAttemptAt && !state.suspended) view.nextAttemptAt = state.nextAttemptAt;
   if (recent[0]) view.lastEntry = recent[0].id;

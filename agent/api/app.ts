@@ -10,7 +10,7 @@ import type { Logger } from "../engine/log.ts";
 import type { AppState, TriggerOutcome } from "../engine/loop.ts";
 import type { Metrics } from "../engine/metrics.ts";
 import { MAX_LIST_LIMIT } from "../ledger/ledger.ts";
-import { BerthError } from "../object/errors.ts";
+import { BerthError, messageOf } from "../object/errors.ts";
 import { type AppView, appView, type GitView, type LedgerView } from "./app-view.ts";
 import { authorize, type Caller, type TokenEntry } from "./auth.ts";
 import { HttpError } from "./http-error.ts";
@@ -44,6 +44,8 @@ export interface LoopControl extends GitView {
   trigger?(app: string, by?: string): void;
   /** Completed passes; readiness needs one. */
   readonly ticks: number;
+  /** Why the loop found the ledger unable to record (optional for fakes). */
+  readonly ledgerError?: string | undefined;
 }
 
 /** Everything the API is built from. */
@@ -95,14 +97,22 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", (c) => {
     let ledgerOpen = true;
+    let problem: string | undefined;
     try {
       deps.ledger.list({ limit: 1 });
-    } catch {
+      // Readable is not enough: a ledger that cannot record (disk full, I/O error) stops every sync.
+      problem = deps.ledger.writeProblem?.() ?? deps.loop.ledgerError;
+      if (problem) ledgerOpen = false;
+    } catch (err) {
       ledgerOpen = false;
+      problem = messageOf(err);
     }
     const checks = { ledger: ledgerOpen, config: true, firstReconcile: deps.loop.ticks > 0 };
     const ready = Object.values(checks).every(Boolean);
-    return c.json({ status: ready ? "ready" : "not ready", checks }, ready ? 200 : 503);
+    return c.json(
+      { status: ready ? "ready" : "not ready", checks, ...(problem ? { problem } : {}) },
+      ready ? 200 : 503,
+    );
   });
   app.get("/metrics", (c) => {
     const text = deps.metrics.render({

@@ -83,8 +83,17 @@ async function timeline(app) {
     return '<li class="' + esc(e.outcome) + '"><div><b class="' + esc(e.outcome) + '">' + esc(e.outcome) + '</b> <span class="rev">' + esc(short(e.revision)) + '</span> <span class="when">' + esc(ago(e.startedAt)) + ' · ' + esc(e.trigger) + (e.reason && e.reason !== "Succeeded" ? " · " + esc(e.reason) : "") + '</span></div>' +
       (e.commit ? '<div class="when">' + esc((e.commit.message || "").split("\n")[0]) + ' — ' + esc(e.commit.author) + '</div>' : "") +
       (e.outcome === "Failed" && e.message ? '<div class="err">' + esc(e.message) + '</div>' : "") +
-      (changed.length ? '<ul class="objs">' + objs + more + '</ul>' : e.outcome === "Failed" ? "" : '<div class="when">no changes</div>') + '</li>';
+      (changed.length ? '<ul class="objs">' + objs + more + '</ul>' : e.outcome === "Failed" ? "" : '<div class="when">no changes</div>') +
+      (e.verified ? '<div class="when verified">' + esc(verifiedLine(e)) + '</div>' : "") + '</li>';
   }).join("") + '</ol>';
+}
+// The no-op resyncs folded into an entry, as one line: "verified 1,440× since 09:00, healthy" (local time).
+function verifiedLine(e) {
+  const v = e.verified, first = new Date(v.firstAt), last = new Date(v.lastAt);
+  const hm = first.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const since = first.toDateString() === last.toDateString() ? hm : first.toLocaleDateString() + " " + hm;
+  const tail = e.outcome !== "Succeeded" ? ", failed" : v.health === "Current" ? ", healthy" : v.health ? ", " + v.health : "";
+  return (e.outcome === "Succeeded" ? "verified " : "repeated ") + v.count.toLocaleString("en-US") + "× since " + since + tail;
 }
 function driftBadge(a) {
   if (!a.drift || !a.drift.recent) return "";

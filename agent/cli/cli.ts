@@ -4,7 +4,7 @@ import { driftSummary } from "../api/app-view.ts";
 import { fetchApps } from "../api/client.ts";
 import type { Served } from "../api/serve.ts";
 import { startApi } from "../api/start.ts";
-import { type AppConfig, loadConfig } from "../config/config.ts";
+import { type AppConfig, loadConfig, type RetentionConfig } from "../config/config.ts";
 import { readSecretFile } from "../config/credentials.ts";
 import { dependenciesOf } from "../config/dependency-order.ts";
 import { LeaderElector, leaderIdentity } from "../engine/leader.ts";
@@ -13,6 +13,7 @@ import { SyncLoop, syncPass } from "../engine/loop.ts";
 import type { EngineEvent } from "../engine/ports.ts";
 import type { ReconcileResult } from "../engine/reconcile.ts";
 import { KubeLeases } from "../kube/lease.ts";
+import type { Ledger } from "../ledger/ledger.ts";
 import { LedgerFollower, LedgerReplica } from "../ledger/replica.ts";
 import { messageOf } from "../object/errors.ts";
 import { objectId } from "../object/object.ts";
@@ -21,7 +22,15 @@ import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
 import { sharedParsePool } from "../render/parse-pool.ts";
 import { buildInfo } from "../version.ts";
-import { formatPlan, formatResult, formatSkipped, formatVerdicts, table } from "./format.ts";
+import {
+  describeVerified,
+  formatGc,
+  formatPlan,
+  formatResult,
+  formatSkipped,
+  formatVerdicts,
+  table,
+} from "./format.ts";
 import { installCommand } from "./install-command.ts";
 import { Progress } from "./progress.ts";
 import {
@@ -67,6 +76,7 @@ commands:
   ledger list [--app NAME] [--limit N] [--before ID]
   ledger show ID            one entry with its objects
   ledger verify             check the hash chain and every stored manifest; exit 1 naming the first bad entry
+  ledger gc [--dry-run]     drop entries past ledger.retention (kept: last healthy, pinned, approved), collect blobs
   ledger export FILE        consistent backup of the ledger, safe while berth runs
   ledger import FILE [--force]   verify a backup and install it at ledger.path
   ledger restore [--from s3://BUCKET/PREFIX] [--force]
@@ -462,7 +472,9 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     ledger: w.config.ledger.path,
     api: `http://${w.config.api.listen.replace(/:\d+$/, "")}:${server.port}`,
   });
+  const gc = scheduleGc(w.ledger, w.config.ledger.retention, log);
   await loop.start();
+  gc.stop();
   await leader?.stop();
   await server.close();
   await drift.close();
@@ -506,7 +518,8 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
             last?.reason ?? "",
             last?.health ?? "",
             String(drift?.recent ?? 0),
-            last?.finishedAt ?? "",
+            // A folded no-op resync finished later than the entry it verified.
+            last?.verified?.lastAt ?? last?.finishedAt ?? "",
             pin ? `entry ${pin.entry}${pin.pendingRevision ? ` (Git: ${pin.pendingRevision})` : ""}` : "",
             (last?.message ?? "").slice(0, 80),
           ]),
@@ -566,17 +579,30 @@ async function ledgerCommand(flags: GlobalFlags, values: Values, rest: string[],
         io.out(
           table(
             ["ID", "APP", "REVISION", "OUTCOME", "REASON", "STARTED", "MESSAGE"],
-            entries.map((e) => [
-              String(e.id),
-              e.app,
-              e.revision,
-              e.outcome,
-              e.reason ?? "",
-              e.startedAt,
-              (e.message ?? "").slice(0, 70),
-            ]),
+            entries.flatMap((e) => {
+              const row = [
+                String(e.id),
+                e.app,
+                e.revision,
+                e.outcome,
+                e.reason ?? "",
+                e.startedAt,
+                (e.message ?? "").slice(0, 70),
+              ];
+              // The no-op resyncs folded into the entry: one line for the whole run.
+              return e.verified
+                ? [row, ["", "", "", "", "", "", `↳ ${describeVerified(e.verified, e.outcome)}`]]
+                : [row];
+            }),
           ),
         );
+      return EXIT.ok;
+    }
+    if (sub === "gc") {
+      const dryRun = values["dry-run"] === true;
+      const report = ledger.gc({ ...config.ledger.retention, dryRun });
+      if (values.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
+      else io.out(formatGc(report));
       return EXIT.ok;
     }
     if (sub === "show" && arg) {
@@ -611,7 +637,7 @@ async function ledgerCommand(flags: GlobalFlags, values: Values, rest: string[],
       }
       return EXIT.ok;
     }
-    io.err("berth: usage: berth ledger list|show ID\n");
+    io.err("berth: usage: berth ledger list|show ID|gc [--dry-run]|verify|export FILE|import FILE\n");
     return EXIT.usage;
   } finally {
     ledger.close();
@@ -636,4 +662,29 @@ async function validateCommand(flags: GlobalFlags, values: Values, io: Io): Prom
   const inline = sharedParsePool().fallback;
   if (inline) io.err(`note: manifests were parsed in the main thread: ${inline}\n`);
   return failed ? EXIT.failed : EXIT.ok;
+}
+
+/** `berth run` collects the ledger's garbage once a day (checked hourly; the last run is kept in the ledger). */
+function scheduleGc(ledger: Ledger, retention: RetentionConfig, log: Logger): { stop(): void } {
+  const DAY = 86_400_000;
+  const check = () => {
+    try {
+      const last = ledger.lastGcAt();
+      if (last !== undefined && Date.now() - Date.parse(last) < DAY) return;
+      const report = ledger.gc(retention);
+      log.log("info", "ledger gc", { ...report });
+    } catch (err) {
+      log.log("error", "ledger gc failed", { error: messageOf(err) });
+    }
+  };
+  // First look a minute after start-up, so gc never competes with the first syncs.
+  const first = setTimeout(check, 60_000);
+  const hourly = setInterval(check, 3_600_000);
+  for (const t of [first, hourly]) (t as { unref?: () => void }).unref?.();
+  return {
+    stop: () => {
+      clearTimeout(first);
+      clearInterval(hourly);
+    },
+  };
 }

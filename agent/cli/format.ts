@@ -1,5 +1,6 @@
 /** Human-readable output of plans, sync results and ledger entries. */
 import type { ReconcileResult } from "../engine/reconcile.ts";
+import type { GcReport, VerifiedRun } from "../ledger/ledger.ts";
 import type { VerdictRecord } from "../object/object.ts";
 import type { Plan } from "../plan/plan.ts";
 
@@ -72,4 +73,32 @@ export function table(headers: string[], rows: string[][]): string {
       .join("  ")
       .trimEnd();
   return `${[line(headers), ...rows.map(line)].join("\n")}\n`;
+}
+
+/**
+ * One line for the no-op resyncs folded into an entry: "verified 1,440× since 09:00, healthy" (the date
+ * too when the run started on another day than it last ran; times in UTC).
+ */
+export function describeVerified(v: VerifiedRun, outcome: string): string {
+  const first =
+    v.firstAt.slice(0, 10) === v.lastAt.slice(0, 10)
+      ? v.firstAt.slice(11, 16)
+      : `${v.firstAt.slice(0, 10)} ${v.firstAt.slice(11, 16)}`;
+  const health = v.health === undefined ? "" : v.health === "Current" ? ", healthy" : `, ${v.health}`;
+  const what = outcome === "Succeeded" ? "verified" : "repeated";
+  return `${what} ${v.count.toLocaleString("en-US")}× since ${first}${outcome === "Succeeded" ? health : ", failed"}`;
+}
+
+/** What `ledger gc` did (or would do). */
+export function formatGc(r: GcReport): string {
+  const verb = r.dryRun ? "would drop" : "dropped";
+  const lines = [
+    `${verb} ${r.entriesDropped} entries (${r.entriesKept} kept, ${r.protectedKept} old ones kept as last healthy, pinned or approved)`,
+    r.blobsSkipped
+      ? "blobs not collected: a sync is running (try again later)"
+      : `${verb} ${r.blobsDropped} manifests and ${r.snapshotsDropped} inventory snapshots no entry uses`,
+    `${verb} ${r.driftEventsDropped} drift events`,
+  ];
+  if (r.checkpoint > 0) lines.push(`chain checkpoint at position ${r.checkpoint}`);
+  return `${lines.join("\n")}\n`;
 }

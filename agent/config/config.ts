@@ -119,6 +119,8 @@ export interface LedgerConfig {
   path: string;
   secretKeyFile?: string;
   secretKeyEnv?: string;
+  /** What gc drops: entries older than maxAgeMs beyond each app's newest keepLast. */
+  retention: RetentionConfig;
   replica?: ReplicaConfig;
 }
 
@@ -135,6 +137,18 @@ export interface ReplicaConfig {
   /** Milliseconds between shipments. */
   interval: number;
 }
+
+/** `ledger.retention`; maxAge in milliseconds. */
+export interface RetentionConfig {
+  maxAgeMs: number;
+  keepLast: number;
+}
+
+/**
+ * 90 days and 500 entries an app: a quarter of history for audits and `replay --to`, and with no-op
+ * resyncs folded into one entry, 500 entries are months of real changes for a busy app.
+ */
+export const DEFAULT_RETENTION: RetentionConfig = { maxAgeMs: 90 * 86_400_000, keepLast: 500 };
 
 /** The HTTP API listener and its token source; paths absolute. */
 export interface ApiConfig {
@@ -291,6 +305,7 @@ interface RawConfig {
     secretKeyFile?: string;
     secretKeyEnv?: string;
     replica?: Omit<ReplicaConfig, "interval"> & { interval?: string };
+    retention?: { maxAge?: string; keepLast?: number };
   };
   api?: {
     listen?: string;
@@ -351,7 +366,13 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
       out.varsFrom = app.varsFrom.map((v) => ("file" in v ? { file: abs(v.file) } : v));
     return out;
   });
-  const ledger: LedgerConfig = { path: abs(raw.ledger?.path ?? CONFIG_DEFAULTS.ledgerPath) };
+  const ledger: LedgerConfig = {
+    path: abs(raw.ledger?.path ?? CONFIG_DEFAULTS.ledgerPath),
+    retention: {
+      maxAgeMs: ms(raw.ledger?.retention?.maxAge, DEFAULT_RETENTION.maxAgeMs),
+      keepLast: raw.ledger?.retention?.keepLast ?? DEFAULT_RETENTION.keepLast,
+    },
+  };
   if (raw.ledger?.secretKeyFile !== undefined) ledger.secretKeyFile = abs(raw.ledger.secretKeyFile);
   if (raw.ledger?.secretKeyEnv !== undefined) ledger.secretKeyEnv = raw.ledger.secretKeyEnv;
   const replica = raw.ledger?.replica;

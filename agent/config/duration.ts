@@ -1,8 +1,8 @@
-/** Durations as written in berth.yaml ("500ms", "30s", "2m", "1h", "1m30s") → milliseconds. */
+/** Durations as written in berth.yaml ("500ms", "30s", "2m", "1h", "1m30s", "90d") → milliseconds. */
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const WHOLE = /^(\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
-const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const WHOLE = /^(\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
 
 /** Milliseconds of a duration string, or undefined if it is not one. */
 export function parseDuration(text: string): number | undefined {

@@ -31,7 +31,13 @@ export type TriggerOutcome =
   | { started: true; entry: number; revision: string }
   | {
       started: false;
-      reason: "Suspended" | "WaitingOnDependency" | "FetchFailed" | "Stopped" | "Standby";
+      reason:
+        | "Suspended"
+        | "WaitingOnDependency"
+        | "FetchFailed"
+        | "Stopped"
+        | "Standby"
+        | "LedgerUnavailable";
       message: string;
     };
 
@@ -85,6 +91,8 @@ export class SyncLoop {
   private snapshot: Snapshot | undefined;
   gitUnreachableSince: string | undefined;
   gitError: string | undefined;
+  /** Why the ledger cannot record (disk full, I/O error); no app syncs until it can. */
+  ledgerError: string | undefined;
   /** Callers of triggerAndWait, per app, resolved when the next attempt starts (or cannot). */
   private readonly waiters = new Map<string, Array<(o: TriggerOutcome) => void>>();
 
@@ -250,6 +258,23 @@ export class SyncLoop {
       }
       return;
     }
+    // The ledger first: a sync it cannot record must not start (and a full disk is the ledger's, not Git's).
+    try {
+      this.deps.ledger.preflight?.();
+      if (this.ledgerError)
+        this.deps.log.log("info", "the ledger can record again", { was: this.ledgerError });
+      this.ledgerError = undefined;
+    } catch (err) {
+      const message = messageOf(err);
+      if (message !== this.ledgerError)
+        this.deps.log.log("error", "the ledger cannot record; no app syncs until it can", { error: message });
+      this.ledgerError = message;
+      for (const a of dueApps) {
+        this.due.set(a.name, Date.now() + this.backoff(a.name));
+        this.settle(a.name, { started: false, reason: "LedgerUnavailable", message });
+      }
+      return;
+    }
     // One ref request tells whether anything changed; a snapshot is fetched only for a new commit.
     // Attempts in flight keep their snapshot: the object cache only grows, so it stays readable.
     this.lastPoll = now;
@@ -355,7 +380,16 @@ export class SyncLoop {
       const replayed = pin
         ? await replayPinned(deps, app, pin, snapshot.revision, this.abort.signal)
         : undefined;
-      result = replayed ?? (await reconcile(deps, { app, trigger, snapshot, signal: this.abort.signal }));
+      result =
+        replayed ??
+        (await reconcile(deps, {
+          app,
+          trigger,
+          snapshot,
+          signal: this.abort.signal,
+          // Whoever waits holds this attempt's entry id: it must stay an entry, not fold into the last one.
+          ...(waiting.length > 0 ? { requested: true } : {}),
+        }));
     } catch (err) {
       // reconcile records every failure itself; this is a bug or a broken ledger, and must not end the loop.
       this.deps.log.log("error", "sync attempt failed before it could be recorded", {

@@ -41,7 +41,8 @@ export interface ClusterPort extends PlanCluster, ApplyCluster, PruneCluster, Wa
 export interface LedgerPort {
   begin(start: BeginInput): number;
   putManifests(objects: KubeObject[]): Promise<Map<string, string>>;
-  finish(id: number, result: FinishInput): void;
+  /** Returns the id the attempt is recorded under: a no-op repeat folds into the app's last entry. */
+  finish(id: number, result: FinishInput): number | void;
   inventory(app: string): InventoryItem[];
   /** Object id → app, for every object in an inventory other than this app's; optional for fakes. */
   inventoryOwners?(app: string): Map<string, string>;
@@ -49,6 +50,11 @@ export interface LedgerPort {
   claimInventory(app: string, items: readonly InventoryItem[]): void;
   /** The entry an operator pinned the app to (the loop replays it instead of Git); optional for fakes. */
   pinOf?(app: string): PinState | undefined;
+  /**
+   * Throws (naming the ledger: "ledger: disk full at <path>") when the ledger cannot record a sync now, so
+   * nothing is applied unrecorded; optional for fakes.
+   */
+  preflight?(): void;
 }
 
 /** An app held at a ledger entry; `pendingRevision` is the Git revision seen but not applied. */

@@ -45,6 +45,8 @@ export interface ReconcileRequest {
   snapshot?: Snapshot;
   /** Revision to record when fetching fails (the last one seen). */
   lastRevision?: string;
+  /** Someone waits for this attempt's entry (API sync, webhook): never folded into the entry before it. */
+  requested?: boolean;
   signal?: AbortSignal;
 }
 
@@ -64,6 +66,7 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
         app: app.name,
         revision: req.lastRevision ?? "unknown",
         trigger: req.trigger,
+        ...(req.requested ? { requested: true } : {}),
       });
       return finish(deps, entry, app, req.lastRevision ?? "unknown", "FetchFailed", messageOf(err), {
         timings,
@@ -71,7 +74,13 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
     }
   }
   const revision = snapshot.revision;
-  const entry = deps.ledger.begin({ app: app.name, revision, commit: snapshot.commit, trigger: req.trigger });
+  const entry = deps.ledger.begin({
+    app: app.name,
+    revision,
+    commit: snapshot.commit,
+    trigger: req.trigger,
+    ...(req.requested ? { requested: true } : {}),
+  });
   deps.emit?.({ type: "started", app: app.name, entry, revision, trigger: req.trigger });
 
   // 2. Render: any render error applies nothing.
@@ -247,6 +256,12 @@ export async function converge(engine: EngineDeps, req: ConvergeRequest): Promis
   const appliedVersions = new Map<string, string>();
   // 4. Apply in stages; only what the plan says changed is written.
   if (hasWrites(thePlan)) {
+    // Nothing is applied that the ledger could not record: check it can still write right before applying.
+    try {
+      deps.ledger.preflight?.();
+    } catch (err) {
+      return finish(deps, entry, app, revision, "ApplyFailed", `nothing applied: ${messageOf(err)}`, ctx);
+    }
     // Claim first: if the process dies mid-apply, what it wrote stays owned and a later sync can prune it.
     deps.ledger.claimInventory(
       app.name,
@@ -425,8 +440,9 @@ function finish(
     : capMessage(fullMessage);
   const outcome = reason === "Succeeded" ? "Succeeded" : "Failed";
   const health = ctx.health ?? [];
+  let recorded = entry;
   try {
-    deps.ledger.finish(entry, {
+    const folded = deps.ledger.finish(entry, {
       outcome,
       reason,
       message,
@@ -437,6 +453,7 @@ function finish(
       ...(ctx.inventory ? { inventory: ctx.inventory } : {}),
       ...(ctx.verdicts && ctx.verdicts.length > 0 ? { verdicts: ctx.verdicts } : {}),
     });
+    if (typeof folded === "number") recorded = folded;
   } catch (err) {
     deps.log.log("error", "could not record the sync in the ledger", {
       app: app.name,
@@ -447,10 +464,16 @@ function finish(
   // A resync that changed nothing is routine; say it only at debug level.
   const noop = outcome === "Succeeded" && ctx.plan !== undefined && !hasWrites(ctx.plan);
   const level = outcome === "Succeeded" ? (noop ? "debug" : "info") : "error";
-  deps.log.log(level, `sync ${outcome.toLowerCase()}`, { app: app.name, revision, reason, message, entry });
-  deps.emit?.({ type: "finished", app: app.name, entry, outcome, reason, message });
+  deps.log.log(level, `sync ${outcome.toLowerCase()}`, {
+    app: app.name,
+    revision,
+    reason,
+    message,
+    entry: recorded,
+  });
+  deps.emit?.({ type: "finished", app: app.name, entry: recorded, outcome, reason, message });
   return {
-    entry,
+    entry: recorded,
     app: app.name,
     revision,
     outcome,

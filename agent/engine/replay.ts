@@ -293,7 +293,7 @@ export async function replayPinned(
 function refused(
   deps: ReplayDeps,
   app: AppSpec,
-  entry: number,
+  begun: number,
   source: ReplayEntry,
   fullMessage: string,
   timings: Record<string, number>,
@@ -301,8 +301,11 @@ function refused(
   const message = capMessage(fullMessage);
   // BuildFailed: like a render error, the desired state could not be produced, so nothing was applied.
   const reason: Reason = "BuildFailed";
+  let entry = begun;
   try {
-    deps.ledger.finish(entry, { outcome: "Failed", reason, message, objects: [], timings });
+    // A repeat of the same refusal (a pinned app, every interval) folds into the entry before it.
+    const folded = deps.ledger.finish(begun, { outcome: "Failed", reason, message, objects: [], timings });
+    if (typeof folded === "number") entry = folded;
   } catch (err) {
     deps.log.log("error", "could not record the replay in the ledger", {
       app: app.name,

@@ -94,8 +94,13 @@ export function wrapRaw(name: DriverName, path: string, raw: RawConnection): Dri
         return result;
       } catch (err) {
         depth--;
-        if (depth === 0) exec("ROLLBACK");
-        else exec(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
+        try {
+          if (depth === 0) exec("ROLLBACK");
+          else exec(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
+        } catch {
+          // SQLite already rolled back on its own (SQLITE_FULL, an I/O error): report what went wrong, not
+          // "no transaction is active".
+        }
         throw err;
       }
     },

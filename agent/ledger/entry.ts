@@ -38,6 +38,17 @@ export interface EntrySummary {
   startedAt: string;
   /** ISO 8601; absent while Running. */
   finishedAt?: string;
+  /** No-op resyncs folded into this entry since it was written (the compact "verified" record). */
+  verified?: VerifiedRun;
+}
+
+/** The compact record of the no-op resyncs after an entry: nothing written, health unchanged. */
+export interface VerifiedRun {
+  count: number;
+  /** ISO 8601: first and last folded resync. */
+  firstAt: string;
+  lastAt: string;
+  health?: HealthStatus;
 }
 
 /** One entry with everything recorded about it. */
@@ -52,6 +63,8 @@ export interface LedgerEntry extends EntrySummary {
   prevHash?: string;
   /** sha256 over prevHash and this entry's content hash; absent while Running. */
   hash?: string;
+  /** Digest of the inventory snapshot the unchanged objects were rebuilt from (hash-chained). */
+  inventoryRoot?: string;
 }
 
 /** A row of `entries`, exactly as stored: the chain hashes these values. */
@@ -73,6 +86,27 @@ export interface EntryRow {
   prev_hash: string | null;
   content_hash: string | null;
   hash: string | null;
+  /** Schema 5: the inventory snapshot root; NULL for entries whose rows list every object. */
+  inventory_root?: string | null;
+  /** Schema 5: the previous entry's verified record as it stood when this entry superseded it. */
+  sealed_json?: string | null;
+}
+
+/** A row of `verifications`, exactly as stored. */
+export interface VerificationRow {
+  entry_id: number;
+  count: number;
+  first_at: string;
+  last_at: string;
+  health: string | null;
+  hash: string;
+}
+
+/** The run of a stored verification row. */
+export function verifiedRunOf(row: VerificationRow): VerifiedRun {
+  const out: VerifiedRun = { count: Number(row.count), firstAt: row.first_at, lastAt: row.last_at };
+  if (row.health !== null) out.health = row.health as HealthStatus;
+  return out;
 }
 
 /** A row of `entry_objects`, exactly as stored. */
@@ -127,13 +161,14 @@ export function summaryOf(row: EntryRow): EntrySummary {
   return out;
 }
 
-/** The full entry of a stored row and its object rows. */
-export function entryOf(row: EntryRow, objects: ObjectRow[], verdicts: VerdictRow[] = []): LedgerEntry {
+/** The full entry of a stored row and its object records (rebuilt from its snapshot when it has one). */
+export function entryOf(row: EntryRow, objects: ObjectRecord[], verdicts: VerdictRow[] = []): LedgerEntry {
   const out: LedgerEntry = {
     ...summaryOf(row),
     timings: row.timings_json === null ? {} : (JSON.parse(row.timings_json) as Record<string, number>),
-    objects: objects.map(objectRecordOf),
+    objects,
   };
+  if (row.inventory_root) out.inventoryRoot = row.inventory_root;
   if (verdicts.length > 0) out.verdicts = verdicts.map(verdictRecordOf);
   if (row.commit_json !== null) out.commit = JSON.parse(row.commit_json) as CommitInfo;
   if (row.rendered_digest !== null) out.renderedDigest = row.rendered_digest;

@@ -5,7 +5,15 @@
 import { canonicalJson, digestOf, sha256Hex } from "../object/canonical.ts";
 import { BerthError, messageOf } from "../object/errors.ts";
 import { type KubeObject, objectId, refOf } from "../object/object.ts";
-import { chainHashOf, contentHashOf, GENESIS_HASH, type VerifyResult, verifyLedger } from "./chain.ts";
+import { compareApplyOrder } from "../object/order.ts";
+import {
+  chainHashOf,
+  contentHashOf,
+  GENESIS_HASH,
+  type VerifyResult,
+  verificationHashOf,
+  verifyLedger,
+} from "./chain.ts";
 import { type Driver, openDriver, type SqlValue } from "./driver.ts";
 import {
   type BeginInput,
@@ -16,10 +24,15 @@ import {
   type FinishInput,
   type InventoryItem,
   type LedgerEntry,
+  type ObjectRecord,
   type ObjectRow,
+  objectRecordOf,
   summaryOf,
   type VerdictRow,
+  type VerificationRow,
+  verifiedRunOf,
 } from "./entry.ts";
+import { collectGarbage, type GcOptions, type GcReport } from "./retention.ts";
 import { configure, migrate } from "./schema.ts";
 import {
   DigestKeyFile,
@@ -32,6 +45,20 @@ import {
   seal,
   unseal,
 } from "./secrets.ts";
+import {
+  type BuiltSnapshot,
+  bucketItems,
+  buildSnapshot,
+  fitsSnapshot,
+  itemOf,
+  loadSnapshot,
+  mergeRecords,
+  readRoot,
+  refJson,
+  type SnapshotItem,
+  storeSnapshot,
+} from "./snapshot.ts";
+import { ledgerFault } from "./storage.ts";
 
 export type { VerifyResult } from "./chain.ts";
 export type {
@@ -44,7 +71,9 @@ export type {
   ObjectRecord,
   Outcome,
   VerdictRecord,
+  VerifiedRun,
 } from "./entry.ts";
+export type { GcOptions, GcReport } from "./retention.ts";
 
 /** Options of `Ledger.open`. */
 export interface LedgerOptions {
@@ -79,6 +108,33 @@ export type BlobEncoding = "plain" | "redacted" | "aes-256-gcm";
 export const MAX_LIST_LIMIT = 1000;
 const DEFAULT_LIST_LIMIT = 50;
 const INTERRUPTED_MESSAGE = "the agent stopped before this sync attempt finished";
+/** Triggers whose no-op repeats fold into the entry before them (an operator's own sync or replay never does). */
+const FOLDABLE_TRIGGERS = new Set(["loop", "pin"]);
+
+/** An entry row with its verified record joined in. */
+type JoinedRow = EntryRow & {
+  v_count: number | null;
+  v_first: string | null;
+  v_last: string | null;
+  v_health: string | null;
+};
+const JOINED =
+  "SELECT e.*, v.count AS v_count, v.first_at AS v_first, v.last_at AS v_last, v.health AS v_health FROM entries e LEFT JOIN verifications v ON v.entry_id = e.id";
+
+function joinedSummaryOf(row: JoinedRow): EntrySummary {
+  const out = summaryOf(row);
+  if (row.v_count !== null && row.v_first !== null && row.v_last !== null) {
+    out.verified = verifiedRunOf({
+      entry_id: row.id,
+      count: row.v_count,
+      first_at: row.v_first,
+      last_at: row.v_last,
+      health: row.v_health,
+      hash: "",
+    });
+  }
+  return out;
+}
 
 interface BlobRow {
   digest: string;
@@ -93,6 +149,8 @@ interface NewBlob {
   digest: string;
   encoding: BlobEncoding;
   content: Uint8Array;
+  /** sha256 hex of content, when already known. */
+  contentHash?: string;
   keyId: string | null;
   iv: Uint8Array | null;
 }
@@ -107,6 +165,10 @@ export class Ledger {
   private readonly digestKey: DigestKeyFile;
   private readonly now: () => Date;
   private readonly subject: string;
+  /** Set by a failed write of a full disk or an I/O error; cleared by the next write that succeeds. */
+  private fault: string | undefined;
+  /** Running entries someone asked for (BeginInput.requested): never folded. In memory: a crash ends them anyway. */
+  private readonly requested = new Set<number>();
 
   private constructor(path: string, db: Driver, keys: SecretKeys | undefined, now: () => Date) {
     this.path = path;
@@ -162,7 +224,7 @@ export class Ledger {
 
   /** Records the start of a sync attempt as "Running" and returns its entry id. */
   begin(start: BeginInput): number {
-    return this.guard("cannot begin an entry", () => {
+    return this.write("cannot begin an entry", () => {
       const result = this.db.run(
         "INSERT INTO entries (app, revision, commit_json, trigger, outcome, started_at) VALUES (?, ?, ?, ?, 'Running', ?)",
         [
@@ -173,6 +235,7 @@ export class Ledger {
           this.now().toISOString(),
         ],
       );
+      if (start.requested) this.requested.add(result.lastInsertRowid);
       return result.lastInsertRowid;
     });
   }
@@ -188,12 +251,20 @@ export class Ledger {
       blobs.push(blob);
     }
     const createdAt = this.now().toISOString();
-    this.guard("cannot store manifests", () =>
+    this.write("cannot store manifests", () =>
       this.db.transaction(() => {
         for (const b of blobs) {
           this.db.run(
             "INSERT OR IGNORE INTO blobs (digest, encoding, content, content_hash, key_id, iv, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [b.digest, b.encoding, b.content, sha256Hex(b.content), b.keyId, b.iv, createdAt],
+            [
+              b.digest,
+              b.encoding,
+              b.content,
+              b.contentHash ?? sha256Hex(b.content),
+              b.keyId,
+              b.iv,
+              createdAt,
+            ],
           );
         }
       }),
@@ -239,20 +310,81 @@ export class Ledger {
     return row.key_id === null ? { encoding: row.encoding } : { encoding: row.encoding, keyId: row.key_id };
   }
 
-  /** Finishes a Running entry: entry, object rows and (if given) the app's inventory, in one transaction. */
-  finish(id: number, result: FinishInput): void {
-    this.guard(`cannot finish entry ${id}`, () =>
+  /**
+   * Finishes a Running entry: entry, changed object rows, inventory snapshot and (if given) the app's
+   * inventory, in one transaction. A no-op repeat of the app's last entry (same outcome, revision and
+   * health, nothing written, no object changed) is folded into that entry's verified record instead and the
+   * Running row removed. Returns the id the attempt is recorded under.
+   */
+  finish(id: number, result: FinishInput): number {
+    return this.write(`cannot finish entry ${id}`, () =>
       this.db.transaction(() => {
         const row = this.db.get<EntryRow>("SELECT * FROM entries WHERE id = ?", [id]);
         if (!row) throw new BerthError(`entry ${id} does not exist`, this.err());
         if (row.outcome !== "Running")
           throw new BerthError(`entry ${id} is already ${row.outcome}`, this.err());
-        this.writeFinished(row, result);
-        if (result.inventory) {
-          this.db.run("DELETE FROM inventory WHERE app = ?", [row.app]);
-          this.insertInventory(row.app, result.inventory);
-        }
+        const recorded = this.writeFinished(row, result);
+        if (result.inventory) this.replaceInventory(row.app, result.inventory);
+        return recorded;
       }),
+    );
+  }
+
+  /** Drops old entries (keeping protected ones behind a chain checkpoint), collects unreferenced blobs and returns space. */
+  gc(options: GcOptions): GcReport {
+    const report = this.guard("cannot collect garbage", () => collectGarbage(this.db, options, this.now()));
+    if (!options.dryRun) {
+      this.guard("cannot return space to the file system", () => {
+        // An older file has no incremental vacuum yet: one full VACUUM switches it over — unless a replica
+        // ships rows by rowid (agent/ledger/replica.ts): VACUUM may renumber rowids, so such a file keeps
+        // its freed pages for reuse instead.
+        const mode = Number(this.db.get<{ auto_vacuum: number }>("PRAGMA auto_vacuum")?.auto_vacuum ?? 0);
+        const replicated = this.db.get(
+          "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'replica_log'",
+        );
+        if (mode === 2) this.db.exec("PRAGMA incremental_vacuum");
+        else if (!replicated) this.db.exec("PRAGMA auto_vacuum = INCREMENTAL; VACUUM");
+        this.db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+        // A gc that could not collect blobs (a sync was running) is not the day's gc: `run` tries again.
+        if (!report.blobsSkipped)
+          this.db.run(
+            "INSERT INTO meta (key, value) VALUES ('last_gc_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [this.now().toISOString()],
+          );
+      });
+    }
+    return report;
+  }
+
+  /** When gc last ran (ISO 8601), or undefined. */
+  lastGcAt(): string | undefined {
+    return this.guard(
+      "cannot read ledger state",
+      () => this.db.get<{ value: string }>("SELECT value FROM meta WHERE key = 'last_gc_at'")?.value,
+    );
+  }
+
+  /** Why the ledger cannot record right now (disk full, I/O error), or undefined. */
+  writeProblem(): string | undefined {
+    return this.fault;
+  }
+
+  /**
+   * Checks that the ledger can record a sync before one starts: enough free space beside the file and a
+   * write that succeeds. Throws "ledger: disk full at <path>" (or the I/O error) otherwise, so nothing is
+   * applied that could not be recorded. `minFree` is in bytes.
+   */
+  preflight(minFree = 4 * 1024 * 1024): void {
+    const fault = ledgerFault(this.path, undefined, minFree);
+    if (fault) {
+      this.fault = fault;
+      throw new BerthError(fault);
+    }
+    this.write("cannot write", () =>
+      this.db.run(
+        "INSERT INTO meta (key, value) VALUES ('last_write_check', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [this.now().toISOString()],
+      ),
     );
   }
 
@@ -261,16 +393,40 @@ export class Ledger {
    * (and prunable) rather than orphaned; the next finish replaces the inventory as usual.
    */
   claimInventory(app: string, items: readonly InventoryItem[]): void {
-    this.guard(`cannot claim inventory for app ${app}`, () =>
+    this.write(`cannot claim inventory for app ${app}`, () =>
       this.db.transaction(() => this.insertInventory(app, items)),
     );
   }
 
+  /** Makes the app's inventory equal `items`, writing only the rows that differ (a resync rewrites nothing). */
+  private replaceInventory(app: string, items: readonly InventoryItem[]): void {
+    const current = new Map(
+      this.db
+        .all<{ object_id: string; ref_json: string; digest: string; source: string | null }>(
+          "SELECT object_id, ref_json, digest, source FROM inventory WHERE app = ?",
+          [app],
+        )
+        .map((r) => [r.object_id, `${r.ref_json}\n${r.digest}\n${r.source ?? ""}`]),
+    );
+    const changed: InventoryItem[] = [];
+    for (const item of items) {
+      const id = objectId(item.ref);
+      if (current.get(id) !== `${refJson(item.ref)}\n${item.digest}\n${item.source ?? ""}`)
+        changed.push(item);
+      current.delete(id);
+    }
+    for (const id of current.keys())
+      this.db.run("DELETE FROM inventory WHERE app = ? AND object_id = ?", [app, id]);
+    this.insertInventory(app, changed);
+  }
+
+  // Upserts, never INSERT OR REPLACE, here and below: REPLACE deletes the row without a delete trigger and
+  // inserts it under a new rowid, which the replica (agent/ledger/replica.ts, rows by rowid) cannot follow.
   private insertInventory(app: string, items: readonly InventoryItem[]): void {
     for (const item of items) {
       this.db.run(
-        "INSERT OR REPLACE INTO inventory (app, object_id, ref_json, digest, source) VALUES (?, ?, ?, ?, ?)",
-        [app, objectId(item.ref), canonicalJson(item.ref), item.digest, item.source ?? null],
+        "INSERT INTO inventory (app, object_id, ref_json, digest, source) VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, object_id) DO UPDATE SET ref_json = excluded.ref_json, digest = excluded.digest, source = excluded.source",
+        [app, objectId(item.ref), refJson(item.ref), item.digest, item.source ?? null],
       );
     }
   }
@@ -316,16 +472,23 @@ export class Ledger {
     }
     const limit = Math.min(Math.max(Math.trunc(query.limit ?? DEFAULT_LIST_LIMIT), 1), MAX_LIST_LIMIT);
     params.push(limit);
-    const sql = `SELECT * FROM entries ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
-    return this.guard("cannot list entries", () => this.db.all<EntryRow>(sql, params).map(summaryOf));
+    const sql = `${JOINED} ${where.length ? `WHERE ${where.map((w) => `e.${w}`).join(" AND ")}` : ""} ORDER BY e.id DESC LIMIT ?`;
+    return this.guard("cannot list entries", () => this.db.all<JoinedRow>(sql, params).map(joinedSummaryOf));
   }
 
-  /** One entry with its object rows, or undefined. */
+  /** One entry with every object record (rebuilt from its inventory snapshot), or undefined. */
   get(id: number): LedgerEntry | undefined {
     return this.guard(`cannot read entry ${id}`, () => {
-      const row = this.db.get<EntryRow>("SELECT * FROM entries WHERE id = ?", [id]);
+      const row = this.db.get<JoinedRow>(`${JOINED} WHERE e.id = ?`, [id]);
       if (!row) return undefined;
-      return entryOf(row, this.objectRows(id), this.verdictRows(id));
+      const rows = this.objectRows(id).map(objectRecordOf);
+      const objects = row.inventory_root
+        ? mergeRecords(rows, loadSnapshot(this.db, row.inventory_root))
+        : rows;
+      const entry = entryOf(row, objects, this.verdictRows(id));
+      const verified = joinedSummaryOf(row).verified;
+      if (verified) entry.verified = verified;
+      return entry;
     });
   }
 
@@ -335,6 +498,8 @@ export class Ledger {
       this.db.transaction(() => {
         const running = this.db.all<EntryRow>("SELECT * FROM entries WHERE outcome = 'Running' ORDER BY id");
         for (const row of running) {
+          // A crash is worth an entry of its own, never a fold into the one before.
+          this.requested.add(row.id);
           this.writeFinished(row, {
             outcome: "Failed",
             reason: "Interrupted",
@@ -362,7 +527,7 @@ export class Ledger {
         if (row.outcome === "Running") throw new BerthError(`entry ${entryId} is still Running`, this.err());
         const pinnedAt = this.now().toISOString();
         this.db.run(
-          "INSERT OR REPLACE INTO pins (app, entry_id, pinned_at, pending_revision) VALUES (?, ?, ?, NULL)",
+          "INSERT INTO pins (app, entry_id, pinned_at, pending_revision) VALUES (?, ?, ?, NULL) ON CONFLICT (app) DO UPDATE SET entry_id = excluded.entry_id, pinned_at = excluded.pinned_at, pending_revision = NULL",
           [app, entryId, pinnedAt],
         );
         return { app, entry: entryId, pinnedAt };
@@ -424,7 +589,7 @@ export class Ledger {
     };
     this.guard(`cannot approve app ${app}`, () =>
       this.db.run(
-        "INSERT OR REPLACE INTO approvals (app, revision, approved_by, approved_at, expires_at, override_window) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO approvals (app, revision, approved_by, approved_at, expires_at, override_window) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app, revision) DO UPDATE SET approved_by = excluded.approved_by, approved_at = excluded.approved_at, expires_at = excluded.expires_at, override_window = excluded.override_window",
         [app, revision, by, approval.approvedAt, approval.expiresAt, approval.overrideWindow ? 1 : 0],
       ),
     );
@@ -505,14 +670,30 @@ export class Ledger {
 
   /** Ids of the entries whose objects reference a blob, oldest first (to name who a bad blob affects). */
   entriesWithBlob(digest: string): number[] {
-    return this.guard("cannot read entry objects", () =>
-      this.db
-        .all<{ entry_id: number }>(
-          "SELECT DISTINCT entry_id FROM entry_objects WHERE digest = ? ORDER BY entry_id",
-          [digest],
-        )
-        .map((r) => r.entry_id),
-    );
+    return this.guard("cannot read entry objects", () => {
+      const ids = new Set(
+        this.db
+          .all<{ entry_id: number }>("SELECT DISTINCT entry_id FROM entry_objects WHERE digest = ?", [digest])
+          .map((r) => r.entry_id),
+      );
+      // Unchanged objects live in snapshots: buckets naming the digest, roots naming those buckets.
+      const like = (s: string) => `%"${s.replace(/[%_]/g, "")}"%`;
+      for (const bucket of this.db.all<{ digest: string }>(
+        "SELECT digest FROM snapshots WHERE content LIKE ?",
+        [like(digest)],
+      )) {
+        for (const root of this.db.all<{ digest: string }>(
+          "SELECT digest FROM snapshots WHERE content LIKE ?",
+          [like(bucket.digest)],
+        )) {
+          for (const e of this.db.all<{ id: number }>("SELECT id FROM entries WHERE inventory_root = ?", [
+            root.digest,
+          ]))
+            ids.add(e.id);
+        }
+      }
+      return [...ids].sort((a, b) => a - b);
+    });
   }
 
   /** Id of the secret key this ledger was opened with (never the key), or undefined. */
@@ -534,11 +715,59 @@ export class Ledger {
     }
   }
 
-  /** Updates a Running entry as finished, appends it to the chain and inserts its object rows (caller holds the transaction). */
-  private writeFinished(row: EntryRow, result: Omit<FinishInput, "inventory">): void {
+  /**
+   * Finishes a Running entry (caller holds the transaction): folds a no-op repeat into the app's last entry,
+   * or appends the entry to the chain with its changed object rows and inventory snapshot. Returns the id
+   * the attempt is recorded under.
+   */
+  private writeFinished(row: EntryRow, result: Omit<FinishInput, "inventory">): number {
+    const at = this.now().toISOString();
+    const previous = this.db.get<EntryRow>(
+      "SELECT * FROM entries WHERE app = ? AND chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1",
+      [row.app],
+    );
+    const { rows: explicit, snapshot } = this.compact(row.app, result.objects);
+    const root = snapshot?.root ?? null;
+    const requested = this.requested.delete(row.id);
+    if (previous && !requested && this.isRepeat(row, result, previous, explicit, root)) {
+      this.db.run("DELETE FROM entries WHERE id = ? AND outcome = 'Running'", [row.id]);
+      const v = this.db.get<VerificationRow>("SELECT * FROM verifications WHERE entry_id = ?", [previous.id]);
+      const next = {
+        count: Number(v?.count ?? 0) + 1,
+        first_at: v?.first_at ?? at,
+        last_at: at,
+        health: result.health ?? null,
+      };
+      this.db.run(
+        "INSERT INTO verifications (entry_id, count, first_at, last_at, health, hash) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id) DO UPDATE SET count = excluded.count, first_at = excluded.first_at, last_at = excluded.last_at, health = excluded.health, hash = excluded.hash",
+        [
+          previous.id,
+          next.count,
+          next.first_at,
+          next.last_at,
+          next.health,
+          verificationHashOf(previous.hash ?? "", next),
+        ],
+      );
+      return previous.id;
+    }
     const last = this.db.get<{ chain_seq: number; hash: string }>(
       "SELECT chain_seq, hash FROM entries WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1",
     );
+    // The verified record of the entry this one supersedes is final now: seal it into the chain.
+    const sealedRow = previous
+      ? this.db.get<VerificationRow>("SELECT * FROM verifications WHERE entry_id = ?", [previous.id])
+      : undefined;
+    const sealed = sealedRow
+      ? canonicalJson({
+          entry: sealedRow.entry_id,
+          count: Number(sealedRow.count),
+          firstAt: sealedRow.first_at,
+          lastAt: sealedRow.last_at,
+          health: sealedRow.health,
+          hash: sealedRow.hash,
+        })
+      : null;
     const finished: EntryRow = {
       ...row,
       outcome: result.outcome,
@@ -547,11 +776,13 @@ export class Ledger {
       rendered_digest: result.renderedDigest ?? null,
       health: result.health ?? null,
       timings_json: canonicalJson(result.timings),
-      finished_at: this.now().toISOString(),
+      finished_at: at,
       chain_seq: (last?.chain_seq ?? 0) + 1,
       prev_hash: last?.hash ?? GENESIS_HASH,
+      inventory_root: root,
+      sealed_json: sealed,
     };
-    const objects: ObjectRow[] = result.objects.map((o, seq) => ({
+    const objects: ObjectRow[] = explicit.map((o, seq) => ({
       entry_id: row.id,
       seq,
       object_id: objectId(o.ref),
@@ -572,11 +803,13 @@ export class Ledger {
       message: v.message,
       approved_by: v.approvedBy ?? null,
     }));
+    if (snapshot) storeSnapshot(this.db, snapshot, at);
     const contentHash = contentHashOf(finished, objects, verdicts);
     const prevHash = finished.prev_hash ?? GENESIS_HASH;
     const changed = this.db.run(
       `UPDATE entries SET outcome = ?, reason = ?, message = ?, rendered_digest = ?, health = ?, timings_json = ?,
-         finished_at = ?, chain_seq = ?, prev_hash = ?, content_hash = ?, hash = ? WHERE id = ? AND outcome = 'Running'`,
+         finished_at = ?, chain_seq = ?, prev_hash = ?, content_hash = ?, hash = ?, inventory_root = ?, sealed_json = ?
+         WHERE id = ? AND outcome = 'Running'`,
       [
         finished.outcome,
         finished.reason,
@@ -589,6 +822,8 @@ export class Ledger {
         prevHash,
         contentHash,
         chainHashOf(prevHash, contentHash),
+        root,
+        sealed,
         row.id,
       ],
     ).changes;
@@ -615,6 +850,103 @@ export class Ledger {
         [v.entry_id, v.seq, v.rule, v.rule_at, v.verdict, v.subject, v.message, v.approved_by],
       );
     }
+    return row.id;
+  }
+
+  /**
+   * Splits an attempt's records into the rows to store (objects whose action is not "unchanged" or whose
+   * digest, health or message differ from the app's previous snapshot) and the snapshot the rest are
+   * rebuilt from. If the rebuild would not give back exactly these records (say, not in apply order), every
+   * record is stored as a row and there is no snapshot, as before schema 5.
+   */
+  private compact(
+    app: string,
+    records: readonly ObjectRecord[],
+  ): { rows: ObjectRecord[]; snapshot: BuiltSnapshot | undefined } {
+    if (records.length === 0) return { rows: [], snapshot: undefined };
+    const snapshot = buildSnapshot(records);
+    const prevRoot = this.db.get<{ inventory_root: string }>(
+      "SELECT inventory_root FROM entries WHERE app = ? AND inventory_root IS NOT NULL ORDER BY chain_seq DESC LIMIT 1",
+      [app],
+    )?.inventory_root;
+    const prev = prevRoot ? readRoot(this.db, prevRoot) : undefined;
+    let prevAll: Map<string, SnapshotItem> | undefined;
+    const prevBuckets = new Map<number, Map<string, SnapshotItem>>();
+    const prevItem = (id: string, bucket: number): SnapshotItem | undefined => {
+      if (!prev) return undefined;
+      if (prev.n !== snapshot.n) {
+        prevAll ??= new Map(
+          [...prev.buckets.values()].flatMap((d) => bucketItems(this.db, d)).map((i) => [i[0], i]),
+        );
+        return prevAll.get(id);
+      }
+      let items = prevBuckets.get(bucket);
+      if (!items) {
+        const digest = prev.buckets.get(bucket);
+        items = new Map(digest ? bucketItems(this.db, digest).map((i) => [i[0], i]) : []);
+        prevBuckets.set(bucket, items);
+      }
+      return items.get(id);
+    };
+    // The rebuild sorts into apply order: records in strictly that order (as a plan makes them) come back
+    // exactly; any other order is kept by storing every row.
+    for (let i = 1; i < records.length; i++) {
+      if (compareApplyOrder((records[i - 1] as ObjectRecord).ref, (records[i] as ObjectRecord).ref) >= 0)
+        return { rows: [...records], snapshot: undefined };
+    }
+    const rows = records.filter((r) => {
+      if (r.action !== "unchanged" || !fitsSnapshot(r)) return true;
+      const item = itemOf(r);
+      const bucket = snapshot.bucketOf(item[0]);
+      if (prev && prev.n === snapshot.n && prev.buckets.get(bucket) === snapshot.buckets.get(bucket))
+        return false;
+      const before = prevItem(item[0], bucket);
+      return !before || JSON.stringify(before) !== JSON.stringify(item);
+    });
+    return { rows, snapshot };
+  }
+
+  /** Whether a finished attempt repeats the app's last entry exactly, having written and changed nothing. */
+  private isRepeat(
+    row: EntryRow,
+    result: Omit<FinishInput, "inventory">,
+    previous: EntryRow,
+    rows: readonly ObjectRecord[],
+    root: string | null,
+  ): boolean {
+    if ((result.verdicts?.length ?? 0) > 0) return false;
+    // Rows mean something changed, except "skipped" ones (not written) repeating the previous entry's exactly:
+    // a pinned replay that leaves the same undecryptable Secret alone each time.
+    if (rows.length > 0) {
+      if (!rows.every((r) => r.action === "skipped")) return false;
+      const key = (r: ObjectRecord) =>
+        JSON.stringify([objectId(r.ref), r.action, r.health, r.message, r.digest]);
+      // Its other rows are covered by the equal snapshot root checked below.
+      const before = this.db
+        .all<ObjectRow>(
+          "SELECT * FROM entry_objects WHERE entry_id = ? AND action = 'skipped' ORDER BY seq",
+          [previous.id],
+        )
+        .map((o) => key(objectRecordOf(o)));
+      if (JSON.stringify(before) !== JSON.stringify(rows.map(key))) return false;
+    }
+    if (!FOLDABLE_TRIGGERS.has(row.trigger) || row.trigger !== previous.trigger) return false;
+    const same =
+      previous.outcome === result.outcome &&
+      previous.reason === result.reason &&
+      // A success's message counts what it wrote ("1 configured"): a no-op differs from it by nature.
+      (result.outcome === "Succeeded" || previous.message === result.message) &&
+      previous.revision === row.revision &&
+      previous.commit_json === row.commit_json &&
+      previous.rendered_digest === (result.renderedDigest ?? null) &&
+      previous.health === (result.health ?? null) &&
+      (previous.inventory_root ?? null) === root;
+    if (!same) return false;
+    if (this.db.get("SELECT 1 AS x FROM entry_verdicts WHERE entry_id = ? LIMIT 1", [previous.id]))
+      return false;
+    // Without a snapshot both recorded no objects at all (a legacy entry lists every object as a row).
+    if (root !== null) return true;
+    return !this.db.get("SELECT 1 AS x FROM entry_objects WHERE entry_id = ? LIMIT 1", [previous.id]);
   }
 
   private verdictRows(id: number): VerdictRow[] {
@@ -629,10 +961,14 @@ export class Ledger {
   private async blobOf(obj: KubeObject): Promise<NewBlob> {
     const utf8 = new TextEncoder();
     if (!isSecret(obj)) {
+      // digestOf(obj) is the sha256 of this canonical JSON: hash it once for both digest and content hash.
+      const json = canonicalJson(obj);
+      const hex = sha256Hex(json);
       return {
-        digest: digestOf(obj),
+        digest: `sha256:${hex}`,
         encoding: "plain",
-        content: utf8.encode(canonicalJson(obj)),
+        content: utf8.encode(json),
+        contentHash: hex,
         keyId: null,
         iv: null,
       };
@@ -658,17 +994,34 @@ export class Ledger {
     };
   }
 
+  /** guard() for a write: one that succeeds shows the ledger can record again. */
+  private write<T>(what: string, fn: () => T): T {
+    const out = this.guard(what, fn);
+    this.fault = undefined;
+    return out;
+  }
+
   /** Options for a BerthError about this ledger. */
   private err(cause?: unknown): { subject: string; cause?: unknown } {
     return cause === undefined ? { subject: this.subject } : { subject: this.subject, cause };
   }
 
-  /** Runs fn, turning a driver error into a BerthError that names the ledger file and what was being done. */
+  /**
+   * Runs fn, turning a driver error into a BerthError that names the ledger file and what was being done;
+   * a full disk or an I/O error is named as such ("ledger: disk full at <path>") and remembered until a
+   * later call succeeds, so readiness can report it.
+   */
   private guard<T>(what: string, fn: () => T): T {
     try {
-      return fn();
+      const out = fn();
+      return out;
     } catch (cause) {
       if (cause instanceof BerthError) throw cause;
+      const fault = ledgerFault(this.path, cause);
+      if (fault) {
+        this.fault = fault;
+        throw new BerthError(`${fault} (${what}: ${messageOf(cause)})`, { cause });
+      }
       throw new BerthError(`${what}: ${messageOf(cause)}`, this.err(cause));
     }
   }

@@ -108,6 +108,43 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE inventory ADD COLUMN source TEXT;
   `,
+  // Bounded growth (one step, so a ledger migrates atomically): entries keep rows only for objects that
+  // changed and point at a content-addressed inventory snapshot (inventory_root, chained); a no-op resync
+  // updates the verified record of the app's last entry; sealed_json chains the final verified record of the
+  // entry before; gc leaves one checkpoint of the chain it dropped; meta holds small state (last gc).
+  `
+  ALTER TABLE entries ADD COLUMN inventory_root TEXT;
+  ALTER TABLE entries ADD COLUMN sealed_json TEXT;
+  CREATE INDEX entries_app_seq ON entries (app, chain_seq);
+  CREATE INDEX entry_objects_digest ON entry_objects (digest);
+  CREATE TABLE snapshots (
+    digest TEXT PRIMARY KEY,
+    content TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE verifications (
+    entry_id INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+    count INTEGER NOT NULL,
+    first_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    health TEXT,
+    hash TEXT NOT NULL
+  );
+  CREATE TABLE checkpoints (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    chain_seq INTEGER NOT NULL,
+    head_hash TEXT NOT NULL,
+    kept_json TEXT NOT NULL,
+    dropped INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    previous TEXT,
+    hash TEXT NOT NULL
+  );
+  CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
   // Whether each planned write reached the cluster; NULL on rows written before (and on objects not written).
   `
   ALTER TABLE entry_objects ADD COLUMN status TEXT CHECK (status IN ('applied', 'failed', 'not-attempted'));
@@ -121,6 +158,9 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 export function configure(db: Driver): void {
   // busy_timeout first: switching to WAL needs a lock another process may hold.
   db.exec("PRAGMA busy_timeout = 5000");
+  // Takes effect only on a new, empty file (an older ledger switches at its first gc, which VACUUMs once):
+  // lets gc hand freed pages back to the file system with an incremental vacuum.
+  db.exec("PRAGMA auto_vacuum = INCREMENTAL");
   const mode = db.get<{ journal_mode: string }>("PRAGMA journal_mode = WAL")?.journal_mode;
   if (mode !== "wal" && mode !== "memory") throw new Error(`cannot switch to WAL (journal_mode is ${mode})`);
   db.exec("PRAGMA foreign_keys = ON");

@@ -35,6 +35,11 @@ export interface BeginInput {
   commit?: CommitInfo;
   /** What started the attempt: "poll", "webhook", "manual", … */
   trigger: string;
+  /**
+   * Someone asked for this attempt (an API sync, a webhook) and holds its entry id: it is recorded as an
+   * entry of its own even when it repeats the last one, instead of being folded into it.
+   */
+  requested?: boolean;
 }
 
 /** What `finish` records. */

@@ -40,14 +40,20 @@ describe("opening", () => {
       expect(tables.map((t) => t.name)).toEqual([
         "approvals",
         "blobs",
+        "checkpoints",
         "drift_events",
         "entries",
         "entry_objects",
         "entry_verdicts",
         "inventory",
+        "meta",
         "pins",
+        "snapshots",
         "sqlite_sequence",
+        "verifications",
       ]);
+      // A new file returns freed pages to the file system on gc (incremental vacuum).
+      expect(db.get("PRAGMA auto_vacuum")).toEqual({ auto_vacuum: 2 });
     });
   });
 

@@ -285,6 +285,52 @@ export const CONFORMANCE: ConformanceCase[] = [
       }
     },
   },
+  {
+    name: "compact entries, folded no-ops, gc with a checkpoint and incremental vacuum work on this driver",
+    run: async (_open, dir) => {
+      let t = Date.parse("2026-01-01T00:00:00Z");
+      const ledger = await Ledger.open(join(dir, "compact.db"), { now: () => new Date(t) });
+      try {
+        const objects: KubeObject[] = ["a", "b", "c"].map((name) => ({
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name, namespace: "default" },
+          data: { v: name },
+        }));
+        const sync = async (action: "created" | "unchanged", trigger = "loop") => {
+          const id = ledger.begin({ app: "web", revision: "main@sha1:abc", trigger });
+          const digests = await ledger.putManifests(objects);
+          const records = objects.map((o) => ({
+            ref: { group: "", version: "v1", kind: "ConfigMap", namespace: "default", name: o.metadata.name },
+            action,
+            digest: digests.get(`default_${o.metadata.name}__ConfigMap`) ?? "",
+          }));
+          return {
+            id: ledger.finish(id, {
+              outcome: "Succeeded",
+              reason: "Succeeded",
+              message: "m",
+              objects: records,
+              timings: {},
+            }),
+            records,
+          };
+        };
+        const first = await sync("created");
+        t += 60_000;
+        checkEqual((await sync("unchanged")).id, first.id, "a no-op folds into the entry before it");
+        checkEqual(ledger.list()[0]?.verified?.count, 1, "verified count");
+        const second = await sync("unchanged", "cli");
+        checkEqual(ledger.get(second.id)?.objects, second.records, "records rebuilt from the snapshot");
+        t += 400 * 86_400_000;
+        const report = ledger.gc({ maxAgeMs: 86_400_000, keepLast: 1 });
+        checkEqual(report.entriesDropped, 1, "gc dropped the older entry");
+        checkEqual(ledger.verify().ok, true, "verifies after gc");
+      } finally {
+        ledger.close();
+      }
+    },
+  },
 ];
 
 /** Runs every case, each in its own subdirectory; never throws. */

@@ -90,7 +90,11 @@ describe("parseConfig()", () => {
       ],
       concurrency: 4,
       rules: [],
-      ledger: { path: join(dir, "state/ledger.db"), secretKeyEnv: "BERTH_KEY" },
+      ledger: {
+        path: join(dir, "state/ledger.db"),
+        secretKeyEnv: "BERTH_KEY",
+        retention: { maxAgeMs: 90 * 86_400_000, keepLast: 500 },
+      },
       api: { listen: "0.0.0.0:8080" },
     });
   });
@@ -106,8 +110,26 @@ describe("parseConfig()", () => {
       interval: 60_000,
       timeout: 60_000,
     });
-    expect(config.ledger).toEqual({ path: "/etc/berth/berth-ledger.db" });
+    expect(config.ledger).toEqual({
+      path: "/etc/berth/berth-ledger.db",
+      retention: { maxAgeMs: 90 * 86_400_000, keepLast: 500 },
+    });
     expect(config.api).toEqual({ listen: "127.0.0.1:7420" });
+  });
+
+  test("reads ledger.retention; rejects an unknown key and a bad duration in it", () => {
+    const base = "apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: { url: http://git/x.git }\napps: []\n";
+    const config = parseConfig(
+      `${base}ledger: { retention: { maxAge: 30d, keepLast: 50 } }\n`,
+      "/b/berth.yaml",
+    );
+    expect(config.ledger.retention).toEqual({ maxAgeMs: 30 * 86_400_000, keepLast: 50 });
+    expect(() => parseConfig(`${base}ledger: { retention: { maxAge: soon } }\n`, "/b/berth.yaml")).toThrow(
+      "ledger.retention.maxAge",
+    );
+    expect(() => parseConfig(`${base}ledger: { retention: { keep: 5 } }\n`, "/b/berth.yaml")).toThrow(
+      "ledger.retention",
+    );
   });
 
   test.each([
@@ -287,8 +309,9 @@ describe("resolveGitCredentials()", () => {
 });
 
 describe("helpers", () => {
-  test("parseDuration() reads ms, s, m, h and sums", () => {
-    expect(["500ms", "30s", "2m", "1h", "1m30s", "1.5s", "soon", "30", ""].map(parseDuration)).toEqual([
+  test("parseDuration() reads ms, s, m, h, d and sums", () => {
+    expect(["7d", "500ms", "30s", "2m", "1h", "1m30s", "1.5s", "soon", "30", ""].map(parseDuration)).toEqual([
+      7 * 86_400_000,
       500,
       30_000,
       120_000,
