@@ -11,7 +11,8 @@ import { parseConfig } from "../../agent/config/config.ts";
 import { compileWhen, type ReceiverConfig } from "../../agent/config/notify.ts";
 import { ConfigError } from "../../agent/config/problems.ts";
 import type { LedgerEntry } from "../../agent/ledger/entry.ts";
-import { driftEvent, type NotifyEvent } from "../../agent/notify/event.ts";
+import { driftEvent, entryEvent, type NotifyEvent, reasonOfEntry } from "../../agent/notify/event.ts";
+import { alertmanager } from "../../agent/notify/formats.ts";
 import { Notifier, type Receiver } from "../../agent/notify/notifier.ts";
 import { startReceiver, type Receiver as TestReceiver } from "../support/receiver.ts";
 
@@ -282,3 +283,45 @@ describe("outbox", () => {
 });
 
 type J = Record<string, unknown>;
+
+describe("events", () => {
+  test("a finished entry's reason: health, hold, deny, plain failure, replay, routine", () => {
+    const held = entry("Failed", "r", {
+      reason: "PlanRejected",
+      verdicts: [{ rule: "no-pvc-delete", at: "rules.yaml:3", verdict: "hold", message: "held" }],
+    });
+    const denied = entry("Failed", "r", {
+      reason: "PlanRejected",
+      verdicts: [{ rule: "no-latest", at: "rules.yaml:9", verdict: "deny", message: "denied" }],
+    });
+    expect(reasonOfEntry(held)).toBe("HeldForApproval");
+    expect(reasonOfEntry(denied)).toBe("DeniedByRule");
+    expect(reasonOfEntry(entry("Failed", "r", { reason: "HealthCheckFailed" }))).toBe("HealthDegraded");
+    expect(reasonOfEntry(entry("Failed", "r", { reason: "FetchFailed" }))).toBe("SyncFailed");
+    expect(reasonOfEntry(entry("Failed", "r", { reason: "Interrupted" }))).toBeUndefined();
+    expect(reasonOfEntry(entry("Succeeded", "r", { trigger: "replay" }))).toBe("ReplayDone");
+    expect(reasonOfEntry(entry("Succeeded"))).toBeUndefined();
+  });
+
+  test("an Alertmanager alert keeps its labels from firing to resolved; endsAt renews or resolves it", () => {
+    const failing = entryEvent(
+      entry("Failed"),
+      "SyncFailed",
+      "https://b/#app=web",
+      "2026-01-01T00:00:00Z",
+      false,
+    );
+    const now = Date.parse("2026-01-01T01:00:00Z");
+    const [fire] = alertmanager(failing, 7_200_000, now) as Array<Record<string, unknown>>;
+    const [resolve] = alertmanager(
+      { ...failing, reason: "SyncRecovered", severity: "info" },
+      7_200_000,
+      now,
+    ) as Array<Record<string, unknown>>;
+    expect(fire?.labels).toEqual({ alertname: "BerthAppFailing", app: "web" });
+    expect(resolve?.labels).toEqual(fire?.labels);
+    expect(fire?.endsAt).toBe("2026-01-01T03:00:00.000Z");
+    expect(resolve?.endsAt).toBe("2026-01-01T01:00:00.000Z");
+    expect(fire?.startsAt).toBe("2026-01-01T00:00:00Z");
+  });
+});
