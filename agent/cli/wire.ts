@@ -347,7 +347,7 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
         if (file !== undefined) return readSecretFile(file, what);
         if (env !== undefined) return readSecretEnv(env, what, process.env);
       } catch (err) {
-        throw new BerthError(`${messageOf(err)} (${file ?? `$${env}`})`, {
+        throw new BerthError(messageOf(err), {
           subject: field(file !== undefined ? fileKey : envKey),
         });
       }
