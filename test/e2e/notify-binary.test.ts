@@ -28,6 +28,7 @@ let config: string;
 let run: ReturnType<typeof startBerth> | undefined;
 const SECRET = "notify-hook-secret";
 
+const CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: safe\n";
 const service = (p: number) =>
   `apiVersion: v1\nkind: Service\nmetadata:\n  name: api\nspec:\n  selector: {app: api}\n  ports: [{port: ${p}}]\n`;
 
@@ -111,7 +112,11 @@ test("a failing sync notifies once over many intervals; the fix notifies recover
   expect(await webAlerts()).toHaveLength(1);
   for (const r of rx.received) expect(r.problems).toEqual([]);
 
-  git.commit("infra", { "web/svc.yaml": service(8080) }, { message: "Use port 8080" });
+  git.commit(
+    "infra",
+    { "web/svc.yaml": service(8080), "web/cm.yaml": CONFIGMAP },
+    { message: "Use port 8080" },
+  );
   await eventually("the recovered message", 60_000, async () =>
     slackTexts().length >= 2 ? true : undefined,
   );
@@ -132,11 +137,51 @@ test("a failing sync notifies once over many intervals; the fix notifies recover
   for (const r of rx.received) expect(r.problems).toEqual([]);
 }, 240_000);
 
+test("a change made behind berth's back is healed and notified as drift", async () => {
+  const before = slackTexts().length;
+  kubectl(
+    cluster,
+    "patch",
+    "configmap",
+    "settings",
+    "-n",
+    ns,
+    "--type=merge",
+    "-p",
+    '{"data":{"mode":"fast"}}',
+  );
+  await eventually("the drift message", 30_000, async () =>
+    slackTexts()
+      .slice(before)
+      .some((t) => t.startsWith(`web: drift healed on ConfigMap/${ns}/settings`))
+      ? true
+      : undefined,
+  );
+  await eventually("the value restored", 30_000, async () =>
+    kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.mode}") === "safe"
+      ? true
+      : undefined,
+  );
+  const hook = got("/hook/").at(-1)?.body as
+    | { event?: { reason?: string; objects?: Array<{ subject: string }> } }
+    | undefined;
+  expect(hook?.event?.reason).toBe("DriftHealed");
+  expect(hook?.event?.objects?.[0]?.subject).toBe(`ConfigMap/${ns}/settings`);
+  // Info news is not an alert, and `when: event.severity == "error"` keeps it from Teams.
+  expect(await webAlerts()).toHaveLength(0);
+  expect(got("/teams/")).toHaveLength(2);
+  for (const r of rx.received) expect(r.problems).toEqual([]);
+}, 90_000);
+
 test("killed with SIGKILL while the receiver is down, berth delivers the pending notification once after a restart", async () => {
   if (!run) throw new Error("the first test starts berth");
   await rx.stop();
   const before = slackTexts().length;
-  git.commit("infra", { "web/svc.yaml": service(70001) }, { message: "Open port 70001" });
+  git.commit(
+    "infra",
+    { "web/svc.yaml": service(70001), "web/cm.yaml": CONFIGMAP },
+    { message: "Open port 70001" },
+  );
   await eventually("a failed delivery to Slack", 60_000, async () =>
     /notify: delivery failed; will retry[^\n]*ops-slack|ops-slack[^\n]*notify: delivery failed/.test(
       run?.output() ?? "",
