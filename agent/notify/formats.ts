@@ -93,13 +93,15 @@ function json(url: string, value: unknown): OutgoingRequest {
 /** Slack incoming webhook: `text` (the notification fallback) and Block Kit blocks (section text ≤ 3000). */
 export function slack(e: NotifyEvent): unknown {
   const title = `${EMOJI[e.severity]} *${e.summary}*`;
-  const lines = facts(e).map(([k, v]) => `*${k}:* ${v.replace(/[<>&]/g, "")}`);
+  // Slack's mrkdwn reads <…> as links and mentions: escape &, < and > as its docs say.
+  const esc = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+  const lines = facts(e).map(([k, v]) => `*${k}:* ${esc(v)}`);
   return {
     text: cut(`${e.summary} (${e.revision || "unknown revision"})`, 3000),
     blocks: [
       { type: "section", text: { type: "mrkdwn", text: cut(`${title}\n${lines.join("\n")}`, 3000) } },
       ...(e.message
-        ? [{ type: "section", text: { type: "mrkdwn", text: cut(`\`\`\`${e.message}\`\`\``, 3000) } }]
+        ? [{ type: "section", text: { type: "mrkdwn", text: `\`\`\`${cut(esc(e.message), 2990)}\`\`\`` } }]
         : []),
       { type: "context", elements: [{ type: "mrkdwn", text: cut(`<${e.link}|Status page>`, 3000) }] },
     ],
