@@ -12,9 +12,15 @@ import { compileWhen, type ReceiverConfig } from "../../agent/config/notify.ts";
 import { ConfigError } from "../../agent/config/problems.ts";
 import type { LedgerEntry } from "../../agent/ledger/entry.ts";
 import { driftEvent, entryEvent, type NotifyEvent, reasonOfEntry } from "../../agent/notify/event.ts";
-import { alertmanager } from "../../agent/notify/formats.ts";
+import { alertmanager, discord, slack, teams } from "../../agent/notify/formats.ts";
 import { Notifier, type Receiver } from "../../agent/notify/notifier.ts";
-import { startReceiver, type Receiver as TestReceiver } from "../support/receiver.ts";
+import {
+  checkDiscord,
+  checkSlack,
+  checkTeams,
+  startReceiver,
+  type Receiver as TestReceiver,
+} from "../support/receiver.ts";
 
 const HEAD = `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "https://git.example/infra.git"}\napps: [{name: web, path: web}]\n`;
 
@@ -323,5 +329,24 @@ describe("events", () => {
     expect(fire?.endsAt).toBe("2026-01-01T03:00:00.000Z");
     expect(resolve?.endsAt).toBe("2026-01-01T01:00:00.000Z");
     expect(fire?.startsAt).toBe("2026-01-01T00:00:00Z");
+  });
+});
+
+describe("formats", () => {
+  test("a 20,000-character failure with <, > and & stays within each service's documented limits", () => {
+    const e = entryEvent(
+      entry("Failed", "main@sha1:dddd", { message: `<!channel> a & b > c ${"x".repeat(20_000)}` }),
+      "SyncFailed",
+      "https://b/#app=web",
+      "2026-01-01T00:00:00Z",
+      false,
+    );
+    expect(checkSlack(slack(e))).toEqual([]);
+    expect(checkDiscord(discord(e))).toEqual([]);
+    expect(checkTeams(teams(e))).toEqual([]);
+    const text = JSON.stringify(slack(e));
+    expect(text).toContain("&lt;!channel&gt; a &amp; b &gt; c");
+    expect(text).not.toContain("<!channel>");
+    expect(text).toContain("x…```");
   });
 });
