@@ -50,6 +50,7 @@ import {
   wire,
   wireDrift,
   wireLiveView,
+  wireNotify,
 } from "./wire.ts";
 
 /** Exit codes: documented in the README. */
@@ -396,7 +397,9 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     });
   const appIntervals = Object.fromEntries(w.config.apps.map((a) => [a.name, a.interval]));
   // Watches feed the plan (no GET per object) and drift detection (heal or alert within a second).
-  const drift = wireDrift(w, log);
+  // Notifications: secrets read and `when` compiled before anything runs (a bad receiver is exit 2).
+  const notify = await wireNotify(w, log);
+  const drift = wireDrift(w, log, notify?.onDrift);
   // HA: only the Lease holder applies (the loop stands by, the client refuses writes); the read API stays up.
   const ha = w.config.ha;
   const identity = leaderIdentity();
@@ -478,6 +481,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
   await leader?.stop();
   await server.close();
   await drift.close();
+  await notify?.close();
   await replica?.then((r) => r.close()).catch(() => {});
   await following?.then((f) => f.close()).catch(() => {});
   w.close();

@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type AgentConfig, loadConfig } from "../config/config.ts";
 import { readSecretEnv, readSecretFile, resolveGitCredentials } from "../config/credentials.ts";
+import { compileWhen } from "../config/notify.ts";
 import { type DriftReport, DriftWatcher } from "../drift/drift.ts";
 import { DriftPolicy } from "../drift/policy.ts";
 import { EventBus } from "../engine/events.ts";
@@ -14,7 +15,9 @@ import { KubeClient, type KubeTarget, serviceAccountUser } from "../kube/client.
 import { LiveView } from "../kube/view.ts";
 import { Ledger } from "../ledger/ledger.ts";
 import { S3Store } from "../ledger/s3-store.ts";
-import { BerthError } from "../object/errors.ts";
+import { driftEvent } from "../notify/event.ts";
+import { Notifier, type Receiver } from "../notify/notifier.ts";
+import { BerthError, messageOf } from "../object/errors.ts";
 import { RuleHealthJudge } from "../policy/health-rules.ts";
 import { RulePolicy } from "../policy/policy.ts";
 import { RuleSet } from "../policy/rule-set.ts";
@@ -319,4 +322,88 @@ function ageIdentities(config: AgentConfig): string[] {
     });
   }
   return keys;
+}
+
+/** The notifier of `berth run` and the drift listener that feeds it; close() stops delivery. */
+export interface NotifyWiring {
+  notifier: Notifier;
+  onDrift: (r: DriftReport) => void;
+  close(): Promise<void>;
+}
+
+/**
+ * Notifications (`notify:`), or undefined when none are configured. Secrets are read now: a missing file or
+ * variable is an input error naming the receiver's field. Finished syncs and drift reports feed the outbox.
+ */
+export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | undefined> {
+  const list = w.config.notify ?? [];
+  if (list.length === 0) return undefined;
+  const receivers = list.map((c, i): Receiver => {
+    const field = (key: string) => `${w.config.configPath}: notify[${i}].${key}`;
+    const read = (fileKey: "urlFile" | "secretFile", envKey: "urlEnv" | "secretEnv", what: string) => {
+      const file = c[fileKey];
+      const env = c[envKey];
+      try {
+        if (file !== undefined) return readSecretFile(file, what);
+        if (env !== undefined) return readSecretEnv(env, what, process.env);
+      } catch (err) {
+        throw new BerthError(messageOf(err), {
+          subject: field(file !== undefined ? fileKey : envKey),
+        });
+      }
+      return undefined;
+    };
+    const url = c.url ?? read("urlFile", "urlEnv", `${c.type} URL`) ?? "";
+    if (!/^https?:\/\//i.test(url))
+      throw new BerthError("the receiver URL must be an http or https URL", {
+        subject: field(c.urlFile !== undefined ? "urlFile" : c.urlEnv !== undefined ? "urlEnv" : "url"),
+      });
+    const secret = read("secretFile", "secretEnv", `${c.type} secret`);
+    return {
+      config: c,
+      url,
+      ...(secret !== undefined ? { secret } : {}),
+      ...(c.when !== undefined ? { when: compileWhen(c.when) } : {}),
+    };
+  });
+  const api = w.config.api;
+  const externalURL = api.externalURL ?? `http://${api.listen}`;
+  const notifier = await Notifier.open(w.config.ledger.path, receivers, {
+    externalURL,
+    log: (level, message, fields) => log.log(level, message, fields),
+    count: (receiver, result) => w.metrics.notification(receiver, result),
+  });
+  w.metrics.notifyPending = () => notifier.pending();
+  const unsubscribe = w.events.subscribe(({ event }) => {
+    if (event.type !== "finished") return;
+    try {
+      const entry = w.ledger.get(event.entry);
+      if (entry) notifier.onEntry(entry);
+    } catch (err) {
+      // A notification problem is never a sync failure: say it and go on.
+      log.log("error", "notify: could not queue a notification", { app: event.app, error: messageOf(err) });
+    }
+  });
+  const onDrift = (r: DriftReport) => {
+    try {
+      const last = w.ledger.list({ app: r.app, limit: 1 })[0];
+      const full = last ? w.ledger.get(last.id) : undefined;
+      const commit = {
+        sha: full?.commit?.sha ?? "",
+        subject: (full?.commit?.message ?? "").split("\n")[0] ?? "",
+        author: full?.commit?.author ?? "",
+      };
+      notifier.onEvent(driftEvent(r, last?.revision ?? "", commit, notifier.link(r.app)));
+    } catch (err) {
+      log.log("error", "notify: could not queue a notification", { app: r.app, error: messageOf(err) });
+    }
+  };
+  return {
+    notifier,
+    onDrift,
+    close: async () => {
+      unsubscribe?.();
+      await notifier.close();
+    },
+  };
 }

@@ -12,6 +12,7 @@ import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
 import { messageOf } from "../object/errors.ts";
 import { normaliseAppPath, plaintextSecretProblems, semanticProblems } from "./checks.ts";
 import { parseDuration } from "./duration.ts";
+import { normaliseNotify, notifyPlaintextProblems, notifyProblems, type ReceiverConfig } from "./notify.ts";
 import { ConfigError, type ConfigProblem, problemAt } from "./problems.ts";
 import { schemaProblems } from "./schema-check.ts";
 
@@ -162,6 +163,8 @@ export interface ApiConfig {
   anonymousRead?: boolean;
   /** The webhook secret's source; maxAge in milliseconds. */
   webhook?: { secretFile?: string; secretEnv?: string; maxAge: number };
+  /** The URL people reach the status page at; notifications link to it. */
+  externalURL?: string;
 }
 
 /** A loaded, checked and normalised berth.yaml. */
@@ -184,6 +187,8 @@ export interface AgentConfig {
   ha?: HaConfig;
   /** The ServiceAccount every app without its own `serviceAccountName` is synced as (Flux's default SA). */
   defaultServiceAccountName?: string;
+  /** Notification receivers (agent/notify); absent or empty: none. */
+  notify?: ReceiverConfig[];
 }
 
 /** `ha:` in berth.yaml; duration in milliseconds. */
@@ -238,10 +243,14 @@ export function parseConfig(text: string, file: string): AgentConfig {
     const problem = problemAt([], "expected a mapping with apiVersion, kind, source and apps");
     throw new ConfigError(file, [problem]);
   }
-  const secrets = plaintextSecretProblems(data);
+  const secrets = [...plaintextSecretProblems(data), ...notifyPlaintextProblems(data)];
   const secretFields = new Set(secrets.map((p) => p.field));
   let problems = [...secrets, ...schemaProblems(data).filter((p) => !secretFields.has(p.field))];
-  if (problems.length === 0) problems = semanticProblems(data as Record<string, unknown>);
+  if (problems.length === 0)
+    problems = [
+      ...semanticProblems(data as Record<string, unknown>),
+      ...notifyProblems(data as Record<string, unknown>),
+    ];
   if (problems.length > 0)
     throw new ConfigError(
       file,
@@ -314,7 +323,9 @@ interface RawConfig {
     tokens?: Array<{ file: string; scope: "read" | "operate"; name?: string }>;
     anonymousRead?: boolean;
     webhook?: { secretFile?: string; secretEnv?: string; maxAge?: string };
+    externalURL?: string;
   };
+  notify?: Record<string, unknown>[];
   ha?: { lease: string; namespace: string; duration?: string };
   defaultServiceAccountName?: string;
   concurrency?: number;
@@ -395,6 +406,7 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
   if (raw.api?.anonymousRead !== undefined) api.anonymousRead = raw.api.anonymousRead;
   if (raw.api?.tokenFile !== undefined) api.tokenFile = abs(raw.api.tokenFile);
   if (raw.api?.tokenEnv !== undefined) api.tokenEnv = raw.api.tokenEnv;
+  if (raw.api?.externalURL !== undefined) api.externalURL = raw.api.externalURL.replace(/\/+$/, "");
   const hook = raw.api?.webhook;
   if (hook) {
     api.webhook = { maxAge: ms(hook.maxAge, CONFIG_DEFAULTS.webhookMaxAge) };
@@ -418,6 +430,7 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
     ...(raw.ha
       ? { ha: { lease: raw.ha.lease, namespace: raw.ha.namespace, duration: ms(raw.ha.duration, 15_000) } }
       : {}),
+    ...(raw.notify && raw.notify.length > 0 ? { notify: normaliseNotify(raw.notify, abs) } : {}),
   };
 }
 

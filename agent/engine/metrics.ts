@@ -27,6 +27,7 @@ export class Metrics {
   private readonly syncs = new Map<string, number>();
   private readonly git = new Map<string, number>();
   private readonly drift = new Map<string, number>();
+  private readonly notify = new Map<string, number>();
   private readonly startTime = Date.now() / 1000;
 
   /** Feeds one engine event: an attempt's start and finish make a duration and a sync count. */
@@ -65,6 +66,15 @@ export class Metrics {
   driftCorrected(app: string): void {
     this.drift.set(app, (this.drift.get(app) ?? 0) + 1);
   }
+
+  /** Counts one notification delivery attempt's result: delivered, failed (will retry) or dropped. */
+  notification(receiver: string, result: "delivered" | "failed" | "dropped"): void {
+    const key = `${receiver}\u0000${result}`;
+    this.notify.set(key, (this.notify.get(key) ?? 0) + 1);
+  }
+
+  /** Notifications waiting in the outbox, when `notify:` is set. */
+  notifyPending: (() => number) | undefined;
 
   /** The exposition text: engine metrics, then process metrics. */
   render(snap: MetricsSnapshot): string {
@@ -124,6 +134,20 @@ export class Metrics {
         "Age of the oldest ledger change not yet in the off-box replica (0: caught up).",
       );
       out.push(`berth_ledger_replica_lag_seconds ${this.replicaLag()}`);
+    }
+
+    if (this.notifyPending) {
+      family(
+        "berth_notifications_total",
+        "counter",
+        "Notification delivery attempts, per receiver and result (delivered, failed: will retry, dropped).",
+      );
+      for (const [key, n] of [...this.notify].sort()) {
+        const [receiver = "", result = ""] = key.split("\u0000");
+        out.push(`berth_notifications_total${labels({ receiver, result })} ${n}`);
+      }
+      family("berth_notifications_pending", "gauge", "Notifications waiting in the outbox for delivery.");
+      out.push(`berth_notifications_pending ${this.notifyPending()}`);
     }
 
     const mem = process.memoryUsage();

@@ -1,0 +1,98 @@
+/**
+ * A real Prometheus Alertmanager for the notification tests, built from the Go module proxy by
+ * scripts/alertmanager/build.sh, on a free loopback port with clustering off and a route to nowhere:
+ * the tests read what it holds through its v2 API.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+let built: Promise<string> | undefined;
+
+/** The alertmanager binary (built the first time: a few minutes cold, 0 s cached). */
+export function alertmanagerBinary(): Promise<string> {
+  built ??= new Promise((resolve, reject) =>
+    execFile(
+      "bash",
+      [join(import.meta.dir, "../../scripts/alertmanager/build.sh")],
+      { maxBuffer: 1 << 20 },
+      (err, out) => (err ? reject(err) : resolve(out.trim().split("\n").at(-1) ?? "")),
+    ),
+  );
+  return built;
+}
+
+/** One alert as GET /api/v2/alerts returns it (the fields the tests read). */
+export interface GettableAlert {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+  endsAt: string;
+  generatorURL?: string;
+  status: { state: string };
+}
+
+export interface AlertmanagerServer {
+  url: string;
+  /** Alerts Alertmanager holds as not resolved (GET /api/v2/alerts). */
+  alerts(): Promise<GettableAlert[]>;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export async function startAlertmanager(): Promise<AlertmanagerServer> {
+  const binary = await alertmanagerBinary();
+  const dir = mkdtempSync(join(tmpdir(), "berth-am-"));
+  writeFileSync(join(dir, "am.yml"), 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child: ChildProcess = spawn(
+    binary,
+    [
+      `--config.file=${join(dir, "am.yml")}`,
+      `--storage.path=${join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      "--cluster.listen-address=",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) })
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) break;
+    if (child.exitCode !== null) throw new Error(`alertmanager exited (${child.exitCode}): ${stderr}`);
+    if (Date.now() > deadline) throw new Error(`alertmanager did not get ready on ${url}: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    alerts: async () => {
+      const r = await fetch(`${url}/api/v2/alerts`);
+      if (!r.ok) throw new Error(`GET /api/v2/alerts: HTTP ${r.status}`);
+      return (await r.json()) as GettableAlert[];
+    },
+    close: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once("exit", r));
+        child.kill("SIGKILL");
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,352 @@
+/**
+ * Notifications without a cluster: config errors naming the field, and the outbox against a real local
+ * receiver on a real SQLite file — de-duplication and reminders (on an injected clock), recoveries, `when`,
+ * the rate limit, retries and delivery after a restart.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "../../agent/config/config.ts";
+import { compileWhen, type ReceiverConfig } from "../../agent/config/notify.ts";
+import { ConfigError } from "../../agent/config/problems.ts";
+import type { LedgerEntry } from "../../agent/ledger/entry.ts";
+import { driftEvent, entryEvent, type NotifyEvent, reasonOfEntry } from "../../agent/notify/event.ts";
+import { alertmanager, discord, slack, teams } from "../../agent/notify/formats.ts";
+import { Notifier, type Receiver } from "../../agent/notify/notifier.ts";
+import {
+  checkDiscord,
+  checkSlack,
+  checkTeams,
+  startReceiver,
+  type Receiver as TestReceiver,
+} from "../support/receiver.ts";
+
+const HEAD = `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "https://git.example/infra.git"}\napps: [{name: web, path: web}]\n`;
+
+function problemsOf(yaml: string): string[] {
+  try {
+    parseConfig(HEAD + yaml, "/etc/berth/berth.yaml");
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems.map((p) => `${p.field}: ${p.message}`);
+    throw err;
+  }
+  return [];
+}
+
+describe("notify config", () => {
+  test("a good receiver list loads, with defaults", () => {
+    const c = parseConfig(
+      `${HEAD}api: {externalURL: "https://berth.example/"}\nnotify:\n  - {name: ops, type: slack, urlFile: slack.url, when: 'event.severity == "error"'}\n  - {name: am, type: alertmanager, url: "http://am:9093", repeatInterval: 1h}\n`,
+      "/etc/berth/berth.yaml",
+    );
+    expect(c.api.externalURL).toBe("https://berth.example");
+    expect(c.notify?.[0]).toMatchObject({ name: "ops", urlFile: "/etc/berth/slack.url", rateLimit: 30 });
+    expect(c.notify?.[1]?.repeatInterval).toBe(3_600_000);
+  });
+
+  test("an unknown type, invalid CEL, a plaintext secret URL and a missing signing secret name their fields", () => {
+    expect(problemsOf("notify: [{name: x, type: pager, url: 'http://a'}]\n").join("\n")).toContain(
+      "notify[0].type",
+    );
+    const cel = problemsOf("notify: [{name: x, type: slack, urlEnv: U, when: 'event.app =='}]\n");
+    expect(cel).toHaveLength(1);
+    expect(cel[0]).toStartWith("notify[0].when: invalid CEL");
+    expect(problemsOf("notify: [{name: x, type: slack, urlEnv: U, when: 'nope.app == 1'}]\n")[0]).toStartWith(
+      "notify[0].when:",
+    );
+    expect(
+      problemsOf("notify: [{name: x, type: discord, url: 'https://discord.com/api/webhooks/1/t'}]\n")[0],
+    ).toContain("notify[0].url: a discord webhook URL is a secret");
+    expect(problemsOf("notify: [{name: x, type: webhook, url: 'https://h'}]\n")[0]).toStartWith(
+      "notify[0].secretFile:",
+    );
+    expect(
+      problemsOf("notify: [{name: x, type: webhook, url: 'https://h', secret: s3cr3t}]\n")[0],
+    ).toStartWith("notify[0].secret: plaintext secrets are not allowed");
+    expect(
+      problemsOf("notify: [{name: x, type: slack, urlEnv: U}, {name: x, type: slack, urlEnv: V}]\n")[0],
+    ).toStartWith("notify[1].name:");
+  });
+});
+
+let dir: string;
+let rx: TestReceiver;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "berth-notify-"));
+  rx = await startReceiver({ webhookSecret: "hook-secret" });
+});
+afterAll(async () => {
+  await rx.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let entryId = 0;
+function entry(
+  outcome: "Succeeded" | "Failed",
+  revision = "main@sha1:aaaa",
+  extra: Partial<LedgerEntry> = {},
+): LedgerEntry {
+  const at = new Date().toISOString();
+  return {
+    id: ++entryId,
+    app: "web",
+    revision,
+    trigger: "loop",
+    outcome,
+    ...(outcome === "Failed"
+      ? {
+          reason: "ApplyFailed" as const,
+          message: "Service/web/api: spec.ports[0].port: Invalid value: 70000",
+        }
+      : { reason: "Succeeded" as const, message: "synced" }),
+    commit: { sha: "aaaa1111bbbb2222", author: "dev", message: "Open port 70000\n\nbody", time: at },
+    startedAt: at,
+    finishedAt: at,
+    timings: {},
+    objects: [
+      {
+        ref: { group: "", version: "v1", kind: "Service", namespace: "web", name: "api" },
+        action: "configured",
+      },
+    ],
+    ...extra,
+  };
+}
+
+function receiver(
+  config: Partial<ReceiverConfig> & Pick<ReceiverConfig, "name" | "type"> & { secret?: string },
+  path: string,
+): Receiver {
+  const { secret, ...rest } = config;
+  const c: ReceiverConfig = { repeatInterval: 3_600_000, rateLimit: 30, timeout: 2000, ...rest };
+  return {
+    config: c,
+    url: `${rx.url}${path}`,
+    ...(secret ? { secret } : {}),
+    ...(c.when ? { when: compileWhen(c.when) } : {}),
+  };
+}
+
+async function until<T>(what: string, f: () => T | undefined, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const slackTexts = (path: string) =>
+  rx.received.filter((r) => r.path === path).map((r) => String((r.body as { text: string }).text));
+
+describe("outbox", () => {
+  test("the same failure notifies once, a reminder after repeatInterval, then the recovery", async () => {
+    let clock = Date.parse("2026-01-01T00:00:00Z");
+    const n = await Notifier.open(
+      join(dir, "dedup.db"),
+      [
+        receiver({ name: "s", type: "slack", repeatInterval: 3_600_000 }, "/slack/dedup"),
+        // `when` picks only warnings: it never hears of this failure, so not of its recovery either.
+        receiver({ name: "quiet", type: "slack", when: 'event.severity == "warning"' }, "/slack/quiet"),
+      ],
+      { externalURL: "https://berth.example", log: () => {}, pollMs: 50, now: () => clock },
+    );
+    try {
+      for (let i = 0; i < 10; i++) {
+        n.onEntry(entry("Failed"));
+        clock += 60_000; // one interval
+      }
+      await until("the first message", () => slackTexts("/slack/dedup").length === 1);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(slackTexts("/slack/dedup")).toEqual(["web: sync failed (main@sha1:aaaa)"]);
+      clock += 3_600_000;
+      n.onEntry(entry("Failed"));
+      n.onEntry(entry("Failed"));
+      await until("the reminder", () => slackTexts("/slack/dedup").length === 2);
+      expect(slackTexts("/slack/dedup")[1]).toContain("reminder");
+      n.onEntry(entry("Succeeded"));
+      n.onEntry(entry("Succeeded"));
+      await until("the recovery", () => slackTexts("/slack/dedup").length === 3);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(slackTexts("/slack/dedup")[2]).toBe("web: sync recovered (main@sha1:aaaa)");
+      expect(slackTexts("/slack/dedup")).toHaveLength(3);
+      expect(slackTexts("/slack/quiet")).toHaveLength(0);
+      for (const r of rx.received) expect(r.problems).toEqual([]);
+      const block = JSON.stringify(
+        (rx.received.find((r) => r.path === "/slack/dedup")?.body as J | undefined)?.blocks,
+      );
+      expect(block).toContain("Open port 70000");
+      expect(block).toContain("https://berth.example/#app=web");
+    } finally {
+      await n.close();
+    }
+  });
+
+  test("a receiver that is down gets the notification after a restart, once", async () => {
+    const path = join(dir, "restart.db");
+    const logs: string[] = [];
+    const log = (_l: string, m: string) => logs.push(m);
+    await rx.stop();
+    const counts: string[] = [];
+    const a = await Notifier.open(
+      path,
+      [receiver({ name: "h", type: "webhook", secret: "hook-secret" }, "/hook/r")],
+      {
+        externalURL: "https://berth.example",
+        log,
+        count: (_r, result) => counts.push(result),
+        pollMs: 50,
+      },
+    );
+    a.onEntry(entry("Failed", "main@sha1:bbbb"));
+    await until("a failed attempt", () => counts.includes("failed"));
+    expect(a.pending()).toBe(1);
+    expect(logs).toContain("notify: delivery failed; will retry");
+    await a.close();
+    await rx.start();
+    const b = await Notifier.open(
+      path,
+      [receiver({ name: "h", type: "webhook", secret: "hook-secret" }, "/hook/r")],
+      {
+        externalURL: "https://berth.example",
+        log,
+        pollMs: 50,
+      },
+    );
+    try {
+      // The same failure again after the restart: already notified, so not queued again.
+      b.onEntry(entry("Failed", "main@sha1:bbbb"));
+      await until("the delivery", () => rx.received.some((r) => r.path === "/hook/r"), 20_000);
+      await until("an empty outbox", () => b.pending() === 0);
+      await new Promise((r) => setTimeout(r, 300));
+      const got = rx.received.filter((r) => r.path === "/hook/r");
+      expect(got).toHaveLength(1);
+      expect(got[0]?.problems).toEqual([]);
+      expect((got[0]?.body as { event: NotifyEvent } | undefined)?.event).toMatchObject({
+        reason: "SyncFailed",
+        app: "web",
+        revision: "main@sha1:bbbb",
+        commit: { subject: "Open port 70000" },
+      });
+    } finally {
+      await b.close();
+    }
+  }, 30_000);
+
+  test("the rate limit holds the rest in the outbox; `when` sees the event's fields", async () => {
+    const n = await Notifier.open(
+      join(dir, "rate.db"),
+      [
+        receiver({ name: "d", type: "discord", rateLimit: 2 }, "/discord/rate"),
+        receiver(
+          {
+            name: "t",
+            type: "msteams",
+            when: 'event.reason == "DriftHealed" && event.objects[0].kind == "ConfigMap"',
+          },
+          "/teams/rate",
+        ),
+      ],
+      { externalURL: "https://berth.example", log: () => {}, pollMs: 50 },
+    );
+    try {
+      const commit = { sha: "c0ffee", subject: "x", author: "dev" };
+      for (let i = 0; i < 5; i++)
+        n.onEvent(
+          driftEvent(
+            {
+              app: "web",
+              subject: `ConfigMap/web/c${i}`,
+              fields: ["/data/x"],
+              action: "healed",
+              manager: "kubectl",
+            },
+            "main@sha1:cccc",
+            commit,
+            "https://berth.example/#app=web",
+          ),
+        );
+      n.onEvent(
+        driftEvent(
+          { app: "web", subject: "Secret/web/s", fields: ["/data/x"], action: "alerted", manager: "kubectl" },
+          "main@sha1:cccc",
+          commit,
+          "https://berth.example/#app=web",
+        ),
+      );
+      await until("teams", () => rx.received.filter((r) => r.path === "/teams/rate").length === 5);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(rx.received.filter((r) => r.path === "/discord/rate")).toHaveLength(2);
+      expect(rx.received.filter((r) => r.path === "/teams/rate")).toHaveLength(5);
+      expect(n.pending()).toBe(4);
+      for (const r of rx.received) expect(r.problems).toEqual([]);
+    } finally {
+      await n.close();
+    }
+  });
+});
+
+type J = Record<string, unknown>;
+
+describe("events", () => {
+  test("a finished entry's reason: health, hold, deny, plain failure, replay, routine", () => {
+    const held = entry("Failed", "r", {
+      reason: "PlanRejected",
+      verdicts: [{ rule: "no-pvc-delete", at: "rules.yaml:3", verdict: "hold", message: "held" }],
+    });
+    const denied = entry("Failed", "r", {
+      reason: "PlanRejected",
+      verdicts: [{ rule: "no-latest", at: "rules.yaml:9", verdict: "deny", message: "denied" }],
+    });
+    expect(reasonOfEntry(held)).toBe("HeldForApproval");
+    expect(reasonOfEntry(denied)).toBe("DeniedByRule");
+    expect(reasonOfEntry(entry("Failed", "r", { reason: "HealthCheckFailed" }))).toBe("HealthDegraded");
+    expect(reasonOfEntry(entry("Failed", "r", { reason: "FetchFailed" }))).toBe("SyncFailed");
+    expect(reasonOfEntry(entry("Failed", "r", { reason: "Interrupted" }))).toBeUndefined();
+    expect(reasonOfEntry(entry("Succeeded", "r", { trigger: "replay" }))).toBe("ReplayDone");
+    expect(reasonOfEntry(entry("Succeeded"))).toBeUndefined();
+  });
+
+  test("an Alertmanager alert keeps its labels from firing to resolved; endsAt renews or resolves it", () => {
+    const failing = entryEvent(
+      entry("Failed"),
+      "SyncFailed",
+      "https://b/#app=web",
+      "2026-01-01T00:00:00Z",
+      false,
+    );
+    const now = Date.parse("2026-01-01T01:00:00Z");
+    const [fire] = alertmanager(failing, 7_200_000, now) as Array<Record<string, unknown>>;
+    const [resolve] = alertmanager(
+      { ...failing, reason: "SyncRecovered", severity: "info" },
+      7_200_000,
+      now,
+    ) as Array<Record<string, unknown>>;
+    expect(fire?.labels).toEqual({ alertname: "BerthAppFailing", app: "web" });
+    expect(resolve?.labels).toEqual(fire?.labels);
+    expect(fire?.endsAt).toBe("2026-01-01T03:00:00.000Z");
+    expect(resolve?.endsAt).toBe("2026-01-01T01:00:00.000Z");
+    expect(fire?.startsAt).toBe("2026-01-01T00:00:00Z");
+  });
+});
+
+describe("formats", () => {
+  test("a 20,000-character failure with <, > and & stays within each service's documented limits", () => {
+    const e = entryEvent(
+      entry("Failed", "main@sha1:dddd", { message: `<!channel> a & b > c ${"x".repeat(20_000)}` }),
+      "SyncFailed",
+      "https://b/#app=web",
+      "2026-01-01T00:00:00Z",
+      false,
+    );
+    expect(checkSlack(slack(e))).toEqual([]);
+    expect(checkDiscord(discord(e))).toEqual([]);
+    expect(checkTeams(teams(e))).toEqual([]);
+    const text = JSON.stringify(slack(e));
+    expect(text).toContain("&lt;!channel&gt; a &amp; b &gt; c");
+    expect(text).not.toContain("<!channel>");
+    expect(text).toContain("x…```");
+  });
+});
