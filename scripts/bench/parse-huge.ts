@@ -15,13 +15,13 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { ParsePool } from "../../agent/render/parse-pool.ts";
 import { DEFAULT_RENDER_LIMITS } from "../../agent/render/render.ts";
 import { renderFileBytes } from "../../agent/render/render-file.ts";
 import { GitFixture } from "../../test/support/git.ts";
+import { freePort } from "../../test/support/ports.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const arg = (name: string) => process.argv.indexOf(name);
@@ -93,18 +93,6 @@ const command = FROM_SOURCE
         execFileSync("bash", [join(ROOT, "scripts/build.sh")], { cwd: ROOT, encoding: "utf8" }).trim(),
       ),
     ];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const addr = s.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startRun(url: string) {
   const ws = mkdtempSync(join(tmpdir(), "berth-bench-parse-"));

@@ -5,12 +5,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
 import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
+import { freePort } from "../support/ports.ts";
 
 let cluster: TestCluster;
 let git: GitFixture;
@@ -23,17 +23,6 @@ const TOKEN = "e2e-operate-token";
 const READ_TOKEN = "e2e-read-token";
 const cm = (greeting: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: ${ns}\ndata:\n  greeting: ${greeting}\n`;
-
-/** A free loopback port. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const get = async (path: string, token = READ_TOKEN) => {
   const r = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${token}` } });

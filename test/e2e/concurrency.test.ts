@@ -9,12 +9,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
 import { eventually, freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
+import { freePort } from "../support/ports.ts";
 
 let cluster: TestCluster;
 let git: GitFixture;
@@ -38,16 +38,6 @@ const cm = (name: string, greeting: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${ns}\ndata:\n  greeting: ${greeting}\n`;
 const stuckDeployment = () =>
   `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck\n  namespace: ${ns}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    spec:\n      nodeSelector: {"${NODE_LABEL}": "yes"}\n      containers: [{name: c, image: "nginx:1.27"}]\n`;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const api = async (path: string, init: RequestInit = {}) => {
   const r = await fetch(`${base}${path}`, init);

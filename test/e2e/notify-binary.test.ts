@@ -8,13 +8,13 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { type AlertmanagerServer, startAlertmanager } from "../support/alertmanager.ts";
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
 import { eventually, freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
+import { freePort } from "../support/ports.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 
 let cluster: TestCluster;
@@ -31,14 +31,6 @@ const SECRET = "notify-hook-secret";
 const CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: safe\n";
 const service = (p: number) =>
   `apiVersion: v1\nkind: Service\nmetadata:\n  name: api\nspec:\n  selector: {app: api}\n  ports: [{port: ${p}}]\n`;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const p = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 beforeAll(async () => {
   berthBinary();

@@ -5,11 +5,11 @@
  * the only bounds here are generous ones.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createServer } from "node:net";
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
 import { eventually, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
+import { freePort } from "../support/ports.ts";
 
 let cluster: TestCluster;
 let git: GitFixture;
@@ -19,18 +19,6 @@ function hugeConfigMap(): string {
   const lines = ["apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: huge", "data:"];
   for (let i = 0; i < 150_000; i++) lines.push(`  k${i}: v`);
   return `${lines.join("\n")}\n`;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const addr = s.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 beforeAll(async () => {

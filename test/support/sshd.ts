@@ -1,9 +1,9 @@
 /** A real OpenSSH server on a loopback port serving bare Git repositories to one authorized deploy key. */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./ports.ts";
 
 // os.userInfo() says "unknown" under Bun in some containers; id(1) asks the system.
 const USER = execFileSync("id", ["-un"], { encoding: "utf8" }).trim();
@@ -19,18 +19,6 @@ export function makeKey(dir: string, name: string): KeyPair {
   const file = join(dir, name);
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", file]);
   return { file, publicKey: readFileSync(`${file}.pub`, "utf8").trim() };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 /** A running sshd, its host key, a deploy key it accepts, and a directory of bare repositories. */
