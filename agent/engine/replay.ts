@@ -24,6 +24,7 @@ export interface ReplayEntry {
   commitSha?: string;
   renderedDigest?: string;
   objects: ObjectRecord[];
+  message?: string;
 }
 
 /** What replay reads from the ledger beyond a sync's needs (the Ledger class satisfies it). */
@@ -236,6 +237,8 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
       digest: source.renderedDigest ?? digestOf(loaded.desired.map((d) => d.object)),
       timings,
       ...(req.signal ? { signal: req.signal } : {}),
+      // The remote chart the source entry applied: its manifests are what is re-applied, never a new pull.
+      ...(chartOf(source.message) ? { note: chartOf(source.message) as string } : {}),
     },
   );
   return {
@@ -244,6 +247,11 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
     source: source.id,
     unrestored: loaded.unrestored,
   };
+}
+
+/** `chart name version sha256:…` as reconcile records it in an entry's message. */
+function chartOf(message: string | undefined): string | undefined {
+  return /; (chart \S+ \S+ sha256:[0-9a-f]{64})(?:;|$)/.exec(message ?? "")?.[1];
 }
 
 /** The plan a replay would carry out, writing nothing (server-side dry-run only, no ledger entry). */
