@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../../agent/render/tools-render.ts";
-import { HelmRepoFixture } from "../support/helm-repo.ts";
+import { HelmRepoFixture, OciRegistryFixture } from "../support/helm-repo.ts";
 import { toolPaths } from "../support/tools.ts";
 
 let repo: HelmRepoFixture;
@@ -138,5 +138,62 @@ describe("charts from an HTTPS Helm repository", () => {
     expect(none.errors[0]?.message).toContain(
       `helm repository ${repo.url}: cannot fetch the chart and none is cached`,
     );
+  }, 60_000);
+});
+
+describe("charts from an OCI registry (docker-registry, TLS, htpasswd)", () => {
+  let registry: OciRegistryFixture;
+  const oci = (helm: Partial<NonNullable<AppRenderSpec["helm"]>> = {}): AppRenderSpec => ({
+    name: "cache",
+    path: "apps/demo",
+    namespace: "web",
+    helm: {
+      chart: `oci://${registry.host}/charts/demo`,
+      version: "1.x",
+      auth: { username: "pusher", passwordFile: join(work, "oci-password") },
+      caFile: registry.caFile,
+      values: ["apps/demo/values.yaml"],
+      ...helm,
+    },
+  });
+  beforeAll(async () => {
+    registry = await OciRegistryFixture.start({ username: "pusher", password: "oci-s3cret" });
+    writeFileSync(join(work, "oci-password"), "oci-s3cret\n");
+  }, 60_000);
+  afterAll(async () => {
+    await registry?.close();
+  });
+
+  test("1.x resolves among the pushed tags; pushing 1.1.0 upgrades; origin names version and digest", async () => {
+    const v100 = registry.push("demo", "1.0.0");
+    registry.push("demo", "2.0.0");
+    const r = await renderApp(snapshot, oci(), env);
+    expect(r.errors).toEqual([]);
+    expect(data(r)).toMatchObject({ chartVersion: "1.0.0", greeting: "from-git" });
+    expect(r.origin).toBe(`chart demo 1.0.0 ${sha(v100)}`);
+    const v110 = registry.push("demo", "1.1.0");
+    const s = await renderApp(snapshot, oci(), env);
+    expect(data(s).chartVersion).toBe("1.1.0");
+    expect(s.origin).toBe(`chart demo 1.1.0 ${sha(v110)}`);
+  }, 60_000);
+
+  test("a wrong password is an error naming the registry; nothing renders", async () => {
+    writeFileSync(join(work, "oci-wrong"), "nope\n");
+    const r = await renderApp(
+      snapshot,
+      oci({ auth: { username: "pusher", passwordFile: join(work, "oci-wrong") } }),
+      env,
+    );
+    expect(r.objects).toEqual([]);
+    expect(r.errors[0]?.message).toContain(
+      `OCI registry oci://${registry.host}/charts/demo: authentication failed`,
+    );
+  }, 60_000);
+
+  test("1.1.0 pushed again with other content is detected and not rendered", async () => {
+    registry.push("demo", "1.1.0", { extra: "changed" });
+    const r = await renderApp(snapshot, oci(), env);
+    expect(r.objects).toEqual([]);
+    expect(r.errors[0]?.message).toContain("chart demo 1.1.0 was republished with different content");
   }, 60_000);
 });

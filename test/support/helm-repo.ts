@@ -3,10 +3,10 @@
  * `helm repo index`, served over HTTPS (a CA made with openssl, as scripts/cluster/cluster.sh does) with basic
  * auth by a small node:https static file server.
  */
-import { execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, normalize } from "node:path";
 import { toolPaths } from "./tools.ts";
@@ -128,26 +128,13 @@ export class HelmRepoFixture {
       HELM_CONFIG_HOME: join(work, "config"),
       HELM_DATA_HOME: join(work, "data"),
     };
-    const helm = (...args: string[]) => execFileSync(this.helm, args, { cwd: work, env, stdio: "pipe" });
     try {
-      helm("create", name);
-      const chartYaml = join(work, name, "Chart.yaml");
-      writeFileSync(
-        chartYaml,
-        readFileSync(chartYaml, "utf8").replace(/^version: .*$/m, `version: ${version}`),
-      );
-      rmSync(join(work, name, "templates"), { recursive: true });
-      mkdirSync(join(work, name, "templates"));
-      const lines = Object.entries({ chartVersion: "{{ .Chart.Version }}", ...data }).map(
-        ([k, v]) => `  ${k}: ${JSON.stringify(v)}`,
-      );
-      writeFileSync(
-        join(work, name, "templates", "configmap.yaml"),
-        `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-{{ .Values.suffix | default "settings" }}\ndata:\n${lines.join("\n")}\n  greeting: {{ .Values.greeting | default "hello" | quote }}\n`,
-      );
-      writeFileSync(join(work, name, "values.yaml"), "greeting: hello\n");
-      helm("package", join(work, name), "--destination", this.charts);
-      helm("repo", "index", this.charts, "--url", this.url);
+      packageChart(this.helm, env, work, name, version, data, this.charts);
+      execFileSync(this.helm, ["repo", "index", this.charts, "--url", this.url], {
+        cwd: work,
+        env,
+        stdio: "pipe",
+      });
       return join(this.charts, `${name}-${version}.tgz`);
     } finally {
       rmSync(work, { recursive: true, force: true });
@@ -167,4 +154,145 @@ export class HelmRepoFixture {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Debian's docker-registry (distribution) on loopback with TLS (a self-made CA) and htpasswd basic auth. */
+export class OciRegistryFixture {
+  private constructor(
+    readonly dir: string,
+    readonly host: string,
+    readonly caFile: string,
+    private readonly child: ChildProcess,
+    private readonly helm: string,
+    private readonly auth: { username: string; password: string },
+  ) {}
+
+  static async start(auth: { username: string; password: string }): Promise<OciRegistryFixture> {
+    const dir = mkdtempSync(join(tmpdir(), "berth-oci-"));
+    const tls = makeTls(dir);
+    const htpasswd = execFileSync("htpasswd", ["-Bbn", auth.username, auth.password], { encoding: "utf8" });
+    writeFileSync(join(dir, "htpasswd"), htpasswd);
+    const port = await freePort();
+    writeFileSync(
+      join(dir, "config.yml"),
+      [
+        "version: 0.1",
+        "log: {level: warn}",
+        `storage: {filesystem: {rootdirectory: ${join(dir, "data")}}, delete: {enabled: true}}`,
+        `http: {addr: "127.0.0.1:${port}", tls: {certificate: ${tls.cert}, key: ${tls.key}}}`,
+        `auth: {htpasswd: {realm: berth-test, path: ${join(dir, "htpasswd")}}}`,
+        "",
+      ].join("\n"),
+    );
+    const child = spawn("docker-registry", ["serve", join(dir, "config.yml")], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const { helm } = await toolPaths();
+    const host = `127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr}`);
+      const up = await new Promise<boolean>((resolve) => {
+        const s = connect(port, "127.0.0.1", () => {
+          s.end();
+          resolve(true);
+        });
+        s.on("error", () => resolve(false));
+      });
+      if (up) break;
+      if (i > 100) throw new Error(`docker-registry did not listen on ${host}: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return new OciRegistryFixture(dir, host, tls.caFile, child, helm, auth);
+  }
+
+  /** Packages chart `name` at `version` (as HelmRepoFixture.publish) and pushes it with `helm push`. */
+  push(name: string, version: string, data: Record<string, string> = {}): string {
+    const work = mkdtempSync(join(tmpdir(), "berth-ocipush-"));
+    const env = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: work,
+      HELM_CACHE_HOME: join(work, "cache"),
+      HELM_CONFIG_HOME: join(work, "config"),
+      HELM_DATA_HOME: join(work, "data"),
+    };
+    const helm = (args: string[], input?: string) =>
+      execFileSync(this.helm, args, { cwd: work, env, stdio: "pipe", ...(input ? { input } : {}) });
+    try {
+      const archive = packageChart(this.helm, env, work, name, version, data, work);
+      helm(
+        [
+          "registry",
+          "login",
+          this.host,
+          "--username",
+          this.auth.username,
+          "--password-stdin",
+          "--ca-file",
+          this.caFile,
+        ],
+        this.auth.password,
+      );
+      helm(["push", archive, `oci://${this.host}/charts`, "--ca-file", this.caFile]);
+      const kept = join(this.dir, `${name}-${version}.tgz`);
+      writeFileSync(kept, readFileSync(archive));
+      return kept;
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode === null) {
+      const exited = new Promise((r) => this.child.once("exit", r));
+      this.child.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+/**
+ * `helm create` a chart `name` at `version` in `work`, its templates replaced by one ConfigMap holding the chart
+ * version, `data` and a `greeting` value; `helm package` it into `dest`. Returns the archive's path.
+ */
+function packageChart(
+  helmBin: string,
+  env: Record<string, string>,
+  work: string,
+  name: string,
+  version: string,
+  data: Record<string, string>,
+  dest: string,
+): string {
+  const helm = (...args: string[]) => execFileSync(helmBin, args, { cwd: work, env, stdio: "pipe" });
+  helm("create", name);
+  const chartYaml = join(work, name, "Chart.yaml");
+  writeFileSync(chartYaml, readFileSync(chartYaml, "utf8").replace(/^version: .*$/m, `version: ${version}`));
+  rmSync(join(work, name, "templates"), { recursive: true });
+  mkdirSync(join(work, name, "templates"));
+  const lines = Object.entries({ chartVersion: "{{ .Chart.Version }}", ...data }).map(
+    ([k, v]) => `  ${k}: ${JSON.stringify(v)}`,
+  );
+  writeFileSync(
+    join(work, name, "templates", "configmap.yaml"),
+    `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n${lines.join("\n")}\n  greeting: {{ .Values.greeting | default "hello" | quote }}\n`,
+  );
+  writeFileSync(join(work, name, "values.yaml"), "greeting: hello\n");
+  helm("package", join(work, name), "--destination", dest);
+  return join(dest, `${name}-${version}.tgz`);
 }
