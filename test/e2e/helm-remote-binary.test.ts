@@ -2,7 +2,8 @@
  * The compiled binary with a chart from a real HTTPS Helm repository (helm create/package/repo index, basic
  * auth, a private CA) on the real control plane: `1.x` syncs, publishing 1.1 upgrades, the ledger entry records
  * version and digest, replay re-applies 1.0 with the repository stopped, a wrong password applies nothing, and
- * a 1.1 republished with other content is reported, not applied.
+ * a 1.1 republished with other content is reported, not applied. Then the same from an OCI registry (Debian's
+ * docker-registry with TLS and htpasswd, charts pushed by `helm push`).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
@@ -12,7 +13,7 @@ import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth } from "../support/binary.ts";
 import { kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
-import { HelmRepoFixture } from "../support/helm-repo.ts";
+import { HelmRepoFixture, OciRegistryFixture } from "../support/helm-repo.ts";
 import { toolPaths } from "../support/tools.ts";
 
 let cluster: TestCluster;
@@ -134,4 +135,49 @@ describe("a chart from an HTTPS Helm repository, compiled binary", () => {
     expect(live("chartVersion")).toBe("1.1.0");
     expect(live("extra")).toBe("");
   }, 120_000);
+});
+
+describe("a chart from an OCI registry with auth, compiled binary", () => {
+  let registry: OciRegistryFixture;
+  let oci: string;
+  let ociWrong: string;
+  const cm = (field: string) =>
+    kubectl(cluster, "get", "configmap", "cache-settings", "-n", ns, "-o", `jsonpath={.data.${field}}`);
+  beforeAll(async () => {
+    registry = await OciRegistryFixture.start({ username: "pusher", password: "oci-s3cret" });
+    const { helm } = await toolPaths();
+    // The namespace is the first describe's (base app); this config has the chart app only.
+    const yaml = `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${git.url("infra")}"\n  auth: {tokenEnv: E2E_GIT_TOKEN}\nrender: {helm: "${helm}"}\napps:\n  - name: cache\n    path: apps/demo\n    namespace: ${ns}\n    timeout: 60s\n    helm:\n      chart: "oci://${registry.host}/charts/demo"\n      version: "1.x"\n      auth: {username: pusher, passwordFile: registry-password}\n      caFile: "${registry.caFile}"\nledger: {path: $DIR/ledger.db}\n`;
+    oci = writeConfig(yaml);
+    writeFileSync(join(dirname(oci), "registry-password"), "oci-s3cret\n");
+    ociWrong = writeConfig(yaml);
+    writeFileSync(join(dirname(ociWrong), "registry-password"), "wrong-one\n");
+  }, 120_000);
+  afterAll(async () => {
+    await registry?.close();
+  });
+
+  test("a wrong password is a clear error naming the registry; nothing is applied", async () => {
+    registry.push("demo", "1.0.0");
+    const r = await runBerth(["sync", "--config", ociWrong], env());
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`OCI registry oci://${registry.host}/charts/demo: authentication failed`);
+    expect(r.stdout + r.stderr).not.toContain("wrong-one");
+    expect(() => cm("chartVersion")).toThrow();
+  }, 120_000);
+
+  test("1.x syncs 1.0.0 with version and digest in the ledger; pushing 1.1.0 upgrades", async () => {
+    const v100 = join(registry.dir, "demo-1.0.0.tgz");
+    const r = await runBerth(["sync", "--config", oci], env());
+    expect(r.code).toBe(0);
+    expect(cm("chartVersion")).toBe("1.0.0");
+    const list = async (): Promise<Entry[]> =>
+      JSON.parse((await runBerth(["ledger", "list", "--json", "--app", "cache", "--config", oci])).stdout);
+    expect((await list())[0]?.message).toContain(`chart demo 1.0.0 ${sha(v100)}`);
+    const v110 = registry.push("demo", "1.1.0");
+    const s = await runBerth(["sync", "--config", oci], env());
+    expect(s.code).toBe(0);
+    expect(cm("chartVersion")).toBe("1.1.0");
+    expect((await list())[0]?.message).toContain(`chart demo 1.1.0 ${sha(v110)}`);
+  }, 180_000);
 });
