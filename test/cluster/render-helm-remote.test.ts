@@ -196,4 +196,16 @@ describe("charts from an OCI registry (docker-registry, TLS, htpasswd)", () => {
     expect(r.objects).toEqual([]);
     expect(r.errors[0]?.message).toContain("chart demo 1.1.0 was republished with different content");
   }, 60_000);
+
+  test("a stopped registry renders the last chart pulled from the cache, and says so", async () => {
+    const pinned = oci({ version: "1.0.0" });
+    const first = await renderApp(snapshot, pinned, env);
+    expect(first.errors).toEqual([]);
+    await registry.close();
+    logs.length = 0;
+    const r = await renderApp(snapshot, pinned, env);
+    expect(r.errors).toEqual([]);
+    expect(r.origin).toBe(first.origin as string);
+    expect(logs.map((l) => l.fields.source)).toContain(`OCI registry oci://${registry.host}/charts/demo`);
+  }, 60_000);
 });
