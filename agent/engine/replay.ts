@@ -9,7 +9,7 @@ import { BerthError, messageOf } from "../object/errors.ts";
 import { capMessage } from "../object/message.ts";
 import type { CommitInfo, KubeObject, ObjectRef, Reason } from "../object/object.ts";
 import { objectId, subject } from "../object/object.ts";
-import type { ObjectRecord } from "../object/records.ts";
+import { chartOfMessage, type ObjectRecord } from "../object/records.ts";
 import { type Plan, plan } from "../plan/plan.ts";
 import { type AppSpec, clusterOf, type EngineDeps, type LedgerPort, type PinState } from "./ports.ts";
 import { converge, type ReconcileResult } from "./reconcile.ts";
@@ -238,7 +238,7 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
       timings,
       ...(req.signal ? { signal: req.signal } : {}),
       // The remote chart the source entry applied: its manifests are what is re-applied, never a new pull.
-      ...(chartOf(source.message) ? { note: chartOf(source.message) as string } : {}),
+      ...(chartOfMessage(source.message) ? { note: chartOfMessage(source.message) as string } : {}),
     },
   );
   return {
@@ -247,11 +247,6 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
     source: source.id,
     unrestored: loaded.unrestored,
   };
-}
-
-/** `chart name version sha256:…` as reconcile records it in an entry's message. */
-function chartOf(message: string | undefined): string | undefined {
-  return /; (chart \S+ \S+ sha256:[0-9a-f]{64})(?:;|$)/.exec(message ?? "")?.[1];
 }
 
 /** The plan a replay would carry out, writing nothing (server-side dry-run only, no ledger entry). */
