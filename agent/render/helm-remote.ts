@@ -217,7 +217,9 @@ function offlineOr(err: unknown, chart: RemoteChart, resolvedKey: string, cacheD
   // The tool's label (its command line) is not the subject the operator knows: the repository is.
   const full = messageOf(err);
   const subject = err instanceof BerthError ? err.subject : undefined;
-  const message = subject && full.startsWith(`${subject}: `) ? full.slice(subject.length + 2) : full;
+  const message = (
+    subject && full.startsWith(`${subject}: `) ? full.slice(subject.length + 2) : full
+  ).replace(/^exited with code \d+: (Error: )?/, "");
   if (/\b(401|403)\b|unauthorized|forbidden|denied/i.test(message))
     return new BerthError(`authentication failed (check auth.username and auth.passwordFile): ${message}`, {
       subject: chartSource(chart),

@@ -107,6 +107,14 @@ describe("charts from an HTTPS Helm repository", () => {
     expect(JSON.stringify(r)).not.toContain("not-the-password");
   }, 60_000);
 
+  test("without caFile the private CA is not trusted: an error naming the repository, not a cache fallback", async () => {
+    const spec = app();
+    if (spec.helm) delete spec.helm.caFile;
+    const r = await renderApp(snapshot, spec, env);
+    expect(r.objects).toEqual([]);
+    expect(r.errors[0]?.message).toContain(`helm repository ${repo.url}: TLS verification failed`);
+  }, 60_000);
+
   test("a version that does not exist is an error naming chart, constraint and repository", async () => {
     const r = await renderApp(snapshot, app({ version: "3.x" }), env);
     expect(r.errors[0]?.message).toContain(`helm repository ${repo.url}: no chart demo matching version 3.x`);
