@@ -8,7 +8,7 @@
  * be reached, the last chart resolved for the same (repository, chart, range) is rendered from the cache.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -87,20 +87,10 @@ export async function fetchChart(
     // The index's digest is the archive's sha256 (`helm repo index`): a changed one is a republished chart.
     if (known && resolved.digest && known.digest !== resolved.digest)
       throw republished(chart, resolved.name, resolved.version, known.digest, resolved.digest, cacheDir);
-    const cached = known && resolved.digest ? blobPath(cacheDir, known.digest) : undefined;
-    if (cached && existsSync(cached)) {
-      await remember(resolvedKey, {
-        name: resolved.name,
-        version: resolved.version,
-        digest: known?.digest ?? "",
-      });
-      return {
-        archive: cached,
-        name: resolved.name,
-        version: resolved.version,
-        digest: known?.digest ?? "",
-        via: "cache",
-      };
+    if (known && resolved.digest && (await intact(cacheDir, known.digest))) {
+      const hit = { name: resolved.name, version: resolved.version, digest: known.digest };
+      await remember(resolvedKey, hit);
+      return { ...hit, archive: blobPath(cacheDir, known.digest), via: "cache" };
     }
     const out = join(home.dir, "out");
     await mkdir(out, { mode: 0o700 });
@@ -116,7 +106,7 @@ export async function fetchChart(
         reason: "BuildFailed",
       });
     const bytes = await readFile(join(out, file));
-    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    const digest = sha256Of(bytes);
     const version = resolved.version !== "" ? resolved.version : versionOfArchive(file, resolved.name);
     if (resolved.digest && resolved.digest !== digest)
       throw new BerthError(
@@ -234,7 +224,7 @@ function offlineOr(err: unknown, chart: RemoteChart, resolvedKey: string, cacheD
       cause: err,
     });
   const last = readJsonSync<{ name: string; version: string; digest: string }>(resolvedKey);
-  if (last && existsSync(blobPath(cacheDir, last.digest)))
+  if (last && intactSync(cacheDir, last.digest))
     return new OfflineChart({
       archive: blobPath(cacheDir, last.digest),
       name: last.name,
@@ -306,6 +296,27 @@ function keyOf(...parts: string[]): string {
 
 function versionFile(cacheDir: string, chart: RemoteChart, name: string, version: string): string {
   return join(cacheDir, "versions", `${keyOf(sourceId(chart), name, version)}.json`);
+}
+
+/** Whether the cached archive is there and still hashes to its name (a damaged one is pulled again). */
+async function intact(cacheDir: string, digest: string): Promise<boolean> {
+  try {
+    return sha256Of(await readFile(blobPath(cacheDir, digest))) === digest;
+  } catch {
+    return false;
+  }
+}
+
+function intactSync(cacheDir: string, digest: string): boolean {
+  try {
+    return sha256Of(readFileSync(blobPath(cacheDir, digest))) === digest;
+  } catch {
+    return false;
+  }
+}
+
+function sha256Of(bytes: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
 function blobPath(cacheDir: string, digest: string): string {

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
@@ -75,6 +75,16 @@ describe("charts from an HTTPS Helm repository", () => {
     const paths = repo.requests.slice(before).map((q) => q.path);
     expect(paths).toContain("/index.yaml");
     expect(paths.filter((p) => p.endsWith(".tgz"))).toEqual([]);
+  }, 60_000);
+
+  test("a damaged archive in the cache is not rendered: it is pulled again", async () => {
+    const blobs = join(work, "chart-cache", "sha256");
+    for (const f of readdirSync(blobs)) writeFileSync(join(blobs, f), "damaged");
+    const before = repo.requests.length;
+    const r = await renderApp(snapshot, app(), env);
+    expect(r.errors).toEqual([]);
+    expect(data(r).chartVersion).toBe("1.0.0");
+    expect(repo.requests.slice(before).some((q) => q.path.endsWith(".tgz"))).toBe(true);
   }, 60_000);
 
   test("values files are repository paths of the Git tree; set wins over them", async () => {
