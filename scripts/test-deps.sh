@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the full test suite needs beyond Node, Go and git: Debian's chromium (the status page is
-# tested in headless Chromium), openssh-server (SSH sources are tested against a real sshd), curl, openssl.
+# tested in headless Chromium), openssh-server (SSH sources are tested against a real sshd), curl, openssl, docker-registry and
+# apache2-utils (charts from an OCI registry with htpasswd auth).
 # Runs before `npm test` (npm's pretest); installs what is missing with apt-get when run as root.
 set -euo pipefail
 missing=()
@@ -9,6 +10,9 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v curl >/dev/null || missing+=(curl)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v flock >/dev/null || missing+=(util-linux)
+# An OCI registry (distribution) with htpasswd auth, for charts pulled from oci://.
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v htpasswd >/dev/null || missing+=(apache2-utils)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing test dependencies: ${missing[*]}" >&2

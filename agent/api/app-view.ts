@@ -4,6 +4,7 @@ import type { AppState } from "../engine/loop.ts";
 import type { DriftEvent } from "../ledger/entry.ts";
 import type { EntrySummary, LedgerEntry } from "../ledger/ledger.ts";
 import { capMessage } from "../object/message.ts";
+import { chartOfMessage } from "../object/records.ts";
 
 /** The loop facts one view needs. */
 export interface GitView {
@@ -65,7 +66,8 @@ export interface AppView {
   dependsOn: string[];
   syncStatus: "Synced" | "OutOfSync" | "Failed" | "Suspended" | "WaitingOnDependency";
   healthStatus: string;
-  revision: { applied?: string; seen?: string };
+  /** `chart`: the remote Helm chart of the last successful sync (`chart name version sha256:…`). */
+  revision: { applied?: string; seen?: string; chart?: string };
   lastAttemptAt?: string;
   nextAttemptAt?: string;
   lastEntry?: number;
@@ -140,6 +142,8 @@ export function appView(
     git: { reachable: git.gitUnreachableSince === undefined },
   };
   if (applied) view.revision.applied = applied.revision;
+  const chart = chartOfMessage(applied?.message);
+  if (chart) view.revision.chart = chart;
   if (seen) view.revision.seen = seen;
   const lastAttempt = state?.lastAttemptAt ?? recent[0]?.verified?.lastAt ?? recent[0]?.startedAt;
   if (lastAttempt) view.lastAttemptAt = lastAttempt;

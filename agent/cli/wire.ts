@@ -285,7 +285,14 @@ export function renderPortFor(
   const parser = sharedParsePool((why) =>
     log?.log("warn", "parsing manifests in the main thread", { why }),
   ).parse;
-  const env: RenderEnvironment = { tools, sops: { ageIdentities: ageIdentities(config), tools }, parser };
+  const env: RenderEnvironment = {
+    tools,
+    sops: { ageIdentities: ageIdentities(config), tools },
+    parser,
+    // Beside the Git cache: charts from Helm repositories and OCI registries, content-addressed.
+    chartCache: chartCacheDir(config),
+    ...(log ? { log: (level, message, fields) => log.log(level, message, fields) } : {}),
+  };
   // varsFrom ConfigMaps and Secrets are read as the app (its ServiceAccount): no reading what it may not.
   const envFor = (app: string): RenderEnvironment => {
     if (!kube) return env;
@@ -303,6 +310,11 @@ export function renderPortFor(
     const app: AppRenderSpec = config.apps.find((a) => a.name === name) ?? { name, path };
     return renderApp(snapshot, app, envFor(name), signal);
   };
+}
+
+/** Where remote charts are cached: beside the Git cache, next to the ledger. */
+export function chartCacheDir(config: AgentConfig): string {
+  return join(dirname(config.ledger.path), "chart-cache");
 }
 
 /** Age identities from render.ageKeyFile/ageKeyEnv (AGE-SECRET-KEY-1… lines); never logged. */

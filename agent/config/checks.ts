@@ -155,6 +155,7 @@ function appProblems(data: Raw): ConfigProblem[] {
       problems.push(problemAt(["apps", i, "name"], `"${app.name}" is already the name of apps[${earlier}]`));
     const pathProblem = appPathProblem(app.path);
     if (pathProblem) problems.push(problemAt(["apps", i, "path"], pathProblem));
+    problems.push(...helmProblems((app as { helm?: Raw }).helm, i));
   });
   apps.forEach((app, i) => {
     (app.dependsOn ?? []).forEach((dep, j) => {
@@ -168,6 +169,31 @@ function appProblems(data: Raw): ConfigProblem[] {
     problems.push(problemAt(["apps", at, "dependsOn"], `dependency cycle: ${cycle.join(" → ")}`));
   }
   return problems;
+}
+
+/** A remote chart's fields make sense together: `repo` or `oci://`, not both; version/auth/caFile only for one. */
+function helmProblems(helm: Raw | undefined, i: number): ConfigProblem[] {
+  if (helm === undefined) return [];
+  const at = (field: string) => ["apps", i, "helm", field];
+  const oci = String(helm.chart).startsWith("oci://");
+  if (helm.repo !== undefined && oci)
+    return [problemAt(at("repo"), "not used with an oci:// chart; the chart reference names the registry")];
+  if (helm.repo !== undefined || oci) {
+    if (!oci && String(helm.chart).includes("/"))
+      return [
+        problemAt(
+          at("chart"),
+          `expected the chart's name in the repository's index, got "${String(helm.chart)}"`,
+        ),
+      ];
+    return [];
+  }
+  for (const field of ["version", "auth", "caFile"])
+    if (helm[field] !== undefined)
+      return [
+        problemAt(at(field), "only used with a chart from a Helm repository (repo) or an oci:// chart"),
+      ];
+  return [];
 }
 
 /** Why an app path is unusable, or undefined: it must be relative, "/"-separated and stay inside the repository. */

@@ -82,9 +82,16 @@ export interface AppConfig {
   allowEmpty: boolean;
   /** Kustomize settings, when the app path holds a kustomization. */
   kustomize?: { allowRemoteBases?: boolean };
-  /** A chart in the repository rendered with `helm template` (repository paths). */
+  /**
+   * A chart rendered with `helm template`: a chart directory in the repository, a chart from the Helm repository
+   * `repo`, or an `oci://` chart (auth.passwordFile and caFile absolute). Values files are repository paths.
+   */
   helm?: {
     chart: string;
+    repo?: string;
+    version?: string;
+    auth?: { username: string; passwordFile: string };
+    caFile?: string;
     values?: string[];
     set?: Record<string, string | number | boolean>;
     releaseName?: string;
@@ -371,7 +378,14 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
       };
     if (app.namespace !== undefined) out.namespace = app.namespace;
     if (app.kustomize !== undefined) out.kustomize = app.kustomize;
-    if (app.helm !== undefined) out.helm = app.helm;
+    if (app.helm !== undefined) {
+      const { auth, caFile, ...helm } = app.helm;
+      out.helm = {
+        ...helm,
+        ...(auth ? { auth: { username: auth.username, passwordFile: abs(auth.passwordFile) } } : {}),
+        ...(caFile !== undefined ? { caFile: abs(caFile) } : {}),
+      };
+    }
     if (app.vars !== undefined) out.vars = app.vars;
     if (app.varsFrom !== undefined)
       out.varsFrom = app.varsFrom.map((v) => ("file" in v ? { file: abs(v.file) } : v));

@@ -25,6 +25,8 @@ export type RenderPort = (
   skipped: ReadonlyArray<{ path: string; message: string }>;
   errors: ReadonlyArray<{ path: string; message: string }>;
   digest: string;
+  /** What a remote chart resolved to (`chart name version sha256:…`), recorded with the entry. */
+  origin?: string;
 }>;
 
 /** Every cluster operation the pipeline uses. */

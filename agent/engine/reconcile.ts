@@ -95,7 +95,9 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
   for (const s of rendered.skipped)
     deps.log.log("info", "skipped a file", { app: app.name, path: s.path, why: s.message });
   // Every skip is said in the entry (and so in `berth sync` and the API), not only in the log.
-  const note = skippedNote(rendered.skipped);
+  // A remote chart's version and digest come first: replay and the API read them back (chartOfMessage).
+  const notes = [rendered.origin, skippedNote(rendered.skipped)].filter((n): n is string => n !== undefined);
+  const note = notes.length > 0 ? notes.join("; ") : undefined;
   if (rendered.errors.length > 0) {
     const message = joinMessages(
       rendered.errors.map((e) => ({ subject: e.path, message: e.message })),
@@ -107,6 +109,8 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
       ...(note ? { note } : {}),
     });
   }
+  if (rendered.origin)
+    deps.log.log("info", "rendered a remote chart", { app: app.name, chart: rendered.origin });
 
   // 3–7. Plan, apply, prune, wait for health and record: shared with replay (agent/engine/replay.ts).
   return converge(deps, {

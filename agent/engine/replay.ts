@@ -9,7 +9,7 @@ import { BerthError, messageOf } from "../object/errors.ts";
 import { capMessage } from "../object/message.ts";
 import type { CommitInfo, KubeObject, ObjectRef, Reason } from "../object/object.ts";
 import { objectId, subject } from "../object/object.ts";
-import type { ObjectRecord } from "../object/records.ts";
+import { chartOfMessage, type ObjectRecord } from "../object/records.ts";
 import { type Plan, plan } from "../plan/plan.ts";
 import { type AppSpec, clusterOf, type EngineDeps, type LedgerPort, type PinState } from "./ports.ts";
 import { converge, type ReconcileResult } from "./reconcile.ts";
@@ -24,6 +24,7 @@ export interface ReplayEntry {
   commitSha?: string;
   renderedDigest?: string;
   objects: ObjectRecord[];
+  message?: string;
 }
 
 /** What replay reads from the ledger beyond a sync's needs (the Ledger class satisfies it). */
@@ -236,6 +237,8 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
       digest: source.renderedDigest ?? digestOf(loaded.desired.map((d) => d.object)),
       timings,
       ...(req.signal ? { signal: req.signal } : {}),
+      // The remote chart the source entry applied: its manifests are what is re-applied, never a new pull.
+      ...(chartOfMessage(source.message) ? { note: chartOfMessage(source.message) as string } : {}),
     },
   );
   return {

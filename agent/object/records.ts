@@ -57,3 +57,11 @@ export interface FinishInput {
   /** The sync rules' verdicts (hash-chained with the entry). */
   verdicts?: VerdictRecord[];
 }
+
+/**
+ * The remote chart an entry applied, as the engine records it at the end of the entry's message
+ * (`…; chart <name> <version> sha256:<hex>`), or undefined for an entry without one.
+ */
+export function chartOfMessage(message: string | undefined): string | undefined {
+  return /; (chart \S+ \S+ sha256:[0-9a-f]{64})(?:;|$)/.exec(message ?? "")?.[1];
+}

@@ -5,9 +5,18 @@ import { BerthError } from "../object/errors.ts";
 import type { KubeObject } from "../object/object.ts";
 import { requireTool, runTool, type ToolSettings } from "./tools.ts";
 
-/** An app's chart: paths are repository paths. */
+/** An app's chart: paths are repository paths, or the chart comes from a Helm repository / OCI registry. */
 export interface HelmOptions {
+  /** A chart directory in the repository, a chart's name in `repo`, or `oci://host/path/name`. */
   chart: string;
+  /** HTTP(S) Helm repository the chart is pulled from. */
+  repo?: string;
+  /** Version or semver constraint of a remote chart. */
+  version?: string;
+  /** Basic auth of the repository or registry; the password is read from the file. */
+  auth?: { username: string; passwordFile: string };
+  /** CA bundle for the repository's or registry's certificate. */
+  caFile?: string;
   /** Values files, applied in order. */
   values?: string[];
   /** `--set` values: dotted keys as helm reads them. */
@@ -22,10 +31,12 @@ export async function helmTemplate(
   helm: HelmOptions,
   release: { name: string; namespace: string },
   tools: ToolSettings,
+  /** A fetched remote chart's archive (absolute), rendered instead of a chart directory in the repository. */
+  archive?: string,
 ): Promise<string> {
   const binary = requireTool("helm", tools);
-  for (const path of [helm.chart, ...(helm.values ?? [])]) refuseEscape(path);
-  const args = ["template", release.name, helm.chart, "--namespace", release.namespace];
+  for (const path of [...(archive ? [] : [helm.chart]), ...(helm.values ?? [])]) refuseEscape(path);
+  const args = ["template", release.name, archive ?? helm.chart, "--namespace", release.namespace];
   for (const file of helm.values ?? []) args.push("--values", file);
   for (const [key, value] of Object.entries(helm.set ?? {})) {
     // helm splits --set on unescaped commas; a value is one value.

@@ -11,6 +11,7 @@ import { type KubeObject, refOf } from "../object/object.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { FsSnapshot } from "./fs-snapshot.ts";
 import { type HelmOptions, helmHooksOf, helmTemplate } from "./helm.ts";
+import { chartSource, type FetchedChart, fetchChartOrCached, isRemoteChart } from "./helm-remote.ts";
 import { isKustomization, type KustomizeOptions, kustomizeBuild } from "./kustomize.ts";
 import {
   type DesiredObject,
@@ -47,7 +48,14 @@ export interface RenderEnvironment {
   limits?: Partial<RenderLimits>;
   /** Where manifest files are parsed (the parse worker in the agent; default: this thread). */
   parser?: FileParser;
+  /** Where charts from Helm repositories and OCI registries are cached (content-addressed). */
+  chartCache?: string;
+  /** Where a render says something worth an operator's attention (a chart rendered from the cache). */
+  log?: (level: "info" | "warn", message: string, fields: Record<string, unknown>) => void;
 }
+
+/** A render result, with what a remote chart resolved to (recorded with the ledger entry). */
+export type AppRenderResult = RenderResult & { origin?: string };
 
 /** Renders one app; rejects only when `signal` aborts: problems land in `errors`, and any error means nothing is applied. */
 export async function renderApp(
@@ -55,12 +63,12 @@ export async function renderApp(
   app: AppRenderSpec,
   env: RenderEnvironment = {},
   signal?: AbortSignal,
-): Promise<RenderResult> {
+): Promise<AppRenderResult> {
   const source = new SopsSnapshot(
     snapshot,
     env.sops ?? { ageIdentities: [], ...(env.tools ? { tools: env.tools } : {}) },
   );
-  let result: RenderResult;
+  let result: AppRenderResult;
   try {
     if (app.helm) result = await renderWithTool(source, app, env, "helm", signal);
     else if (await isKustomization(source, app.path))
@@ -98,22 +106,41 @@ async function renderWithTool(
   env: RenderEnvironment,
   tool: "helm" | "kustomize",
   signal: AbortSignal | undefined,
-): Promise<RenderResult> {
+): Promise<AppRenderResult> {
   const tools = env.tools ?? {};
+  const remote = tool === "helm" && app.helm && isRemoteChart(app.helm) ? app.helm : undefined;
+  let chart: FetchedChart | undefined;
+  if (remote) {
+    if (!env.chartCache) throw new Error(`${chartSource(remote)}: no chart cache directory is configured`);
+    chart = await fetchChartOrCached(remote, env.chartCache, tools);
+    if (chart.via === "offline")
+      env.log?.("warn", "chart source unreachable; rendering the last chart pulled from the cache", {
+        app: app.name,
+        source: chartSource(remote),
+        chart: chart.name,
+        version: chart.version,
+        digest: chart.digest,
+        error: chart.unreachable,
+      });
+  }
   const tmp = await privateTempDir(tool);
   try {
     const repo = join(tmp.dir, "repo");
     await mkdir(repo, { mode: 0o700 });
     // The app's own tree (its path, or its chart) must be sound; a bad link elsewhere only fails apps that read it.
-    const own = tool === "helm" && app.helm ? app.helm.chart.replace(/^\.\/|\/$/g, "") : app.path;
+    const own = remote
+      ? undefined
+      : tool === "helm" && app.helm
+        ? app.helm.chart.replace(/^\.\/|\/$/g, "")
+        : app.path;
     const { leftOut } = await materialise(snapshot, repo, undefined, own);
     let output: string;
     let label: string;
     try {
       if (tool === "helm" && app.helm) {
         const release = { name: app.helm.releaseName ?? app.name, namespace: app.namespace ?? "default" };
-        output = await helmTemplate(repo, app.helm, release, tools);
-        label = `helm template ${app.helm.chart}`;
+        output = await helmTemplate(repo, app.helm, release, tools, chart?.archive);
+        label = chart ? `helm template ${chart.name} ${chart.version}` : `helm template ${app.helm.chart}`;
       } else {
         output = await kustomizeBuild(repo, app.path, app.kustomize ?? {}, tools);
         label = `kustomize build ${app.path === "" ? "." : app.path}`;
@@ -152,6 +179,7 @@ async function renderWithTool(
       errors: parsed.errors.map((p) => ({ ...p, path: relabel(p.path) })),
       digest: digestOfObjects(objects.map((o) => o.object)),
       files: parsed.files,
+      ...(chart ? { origin: `chart ${chart.name} ${chart.version} ${chart.digest}` } : {}),
     };
   } finally {
     await tmp.dispose();

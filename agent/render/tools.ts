@@ -139,6 +139,8 @@ export function runTool(
     /** Timeout, output, memory and CPU limits (defaults: TOOL_DEFAULTS). */
     settings?: ToolSettings;
     label: string;
+    /** Written to the tool's stdin (a password for `--password-stdin`, never an argument others can read). */
+    input?: string;
   },
 ): Promise<ToolOutput> {
   const settings = options.settings ?? {};
@@ -156,9 +158,14 @@ export function runTool(
     const child = spawn(run.command, run.args, {
       cwd: options.cwd,
       env,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
       detached: true,
     });
+    if (options.input !== undefined && child.stdin) {
+      // A tool that exits before reading stdin must not crash the agent with EPIPE.
+      child.stdin.on("error", () => {});
+      child.stdin.end(options.input);
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outBytes = 0;
@@ -184,12 +191,12 @@ export function runTool(
               );
           }, 50)
         : undefined;
-    child.stdout.on("data", (chunk: Buffer) => {
+    child.stdout?.on("data", (chunk: Buffer) => {
       outBytes += chunk.length;
       if (outBytes > maxOutput) stop(`printed more than ${maxOutput} bytes`);
       else out.push(chunk);
     });
-    child.stderr.on("data", (chunk: Buffer) => {
+    child.stderr?.on("data", (chunk: Buffer) => {
       // Only the start of stderr is kept for the message.
       if (errBytes < 64 * 1024) err.push(chunk);
       errBytes += chunk.length;

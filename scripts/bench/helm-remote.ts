@@ -1,0 +1,72 @@
+/**
+ * Render time of a chart from a remote HTTPS Helm repository (basic auth, private CA; the test support's real
+ * repository made by helm create/package/repo index): cold (empty chart cache: index fetch, search, pull,
+ * template) and warm (archive in the cache: index fetch, search, template, no download). Medians of 7 runs,
+ * helm processes included. Needs the tools: bash scripts/tools/build.sh. Run: bun scripts/bench/helm-remote.ts
+ */
+import { execSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
+import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../../agent/render/tools-render.ts";
+import { HelmRepoFixture } from "../../test/support/helm-repo.ts";
+import { toolPaths } from "../../test/support/tools.ts";
+
+const commit = execSync("git rev-parse --short HEAD").toString().trim();
+const print = (metric: string, value: number, unit: string) =>
+  console.log(
+    JSON.stringify({
+      bench: "helm-remote",
+      metric,
+      value: Math.round(value * 10) / 10,
+      unit,
+      runtime: "bun",
+      commit,
+    }),
+  );
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+const RUNS = 7;
+const repo = await HelmRepoFixture.start({ username: "bench", password: "bench-pw" });
+const work = mkdtempSync(join(tmpdir(), "berth-bench-helmremote-"));
+try {
+  repo.publish("demo", "1.0.0");
+  repo.publish("demo", "1.1.0");
+  writeFileSync(join(work, "password"), "bench-pw\n");
+  const tools = { paths: await toolPaths() };
+  const snapshot = new FsSnapshot(work);
+  const app: AppRenderSpec = {
+    name: "demo",
+    path: "",
+    helm: {
+      chart: "demo",
+      repo: repo.url,
+      version: "1.x",
+      auth: { username: "bench", passwordFile: join(work, "password") },
+      caFile: repo.caFile,
+    },
+  };
+  const once = async (env: RenderEnvironment): Promise<number> => {
+    const t0 = performance.now();
+    const r = await renderApp(snapshot, app, env);
+    if (r.errors.length > 0) throw new Error(JSON.stringify(r.errors));
+    return performance.now() - t0;
+  };
+  const cold: number[] = [];
+  const warm: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const chartCache = join(work, `cache-${i}`);
+    cold.push(await once({ tools, chartCache }));
+    warm.push(await once({ tools, chartCache }));
+    rmSync(chartCache, { recursive: true, force: true });
+  }
+  const downloads = repo.requests.filter((q) => q.path.endsWith(".tgz")).length;
+  if (downloads !== RUNS)
+    throw new Error(`expected ${RUNS} archive downloads (cold runs only), saw ${downloads}`);
+  print("cold_render_ms", median(cold), "ms");
+  print("warm_render_ms", median(warm), "ms");
+} finally {
+  await repo.close();
+  rmSync(work, { recursive: true, force: true });
+}
