@@ -187,7 +187,7 @@ export function runTool(
             const rss = residentBytes(child.pid as number);
             if (rss !== undefined && rss > limits.maxMemoryBytes)
               stop(
-                `needed more than ${formatBytes(limits.maxMemoryBytes)} of memory (render.maxMemory) and was stopped`,
+                `needed more than ${formatBytes(limits.maxMemoryBytes)} of memory (render.maxMemory) and was stopped at ${Math.round(rss / 2 ** 20)} MiB resident`,
               );
           }, 50)
         : undefined;

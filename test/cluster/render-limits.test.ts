@@ -58,12 +58,31 @@ beforeAll(async () => {
   }
 }, 600_000);
 
+/**
+ * The tool was stopped near the ceiling (the watchdog reads its resident memory every 50 ms, so it may pass it
+ * by what it allocates in that time), and the agent itself (this process) did not grow with it.
+ */
+function expectPeaksUnderCeiling(message: string, agentRssBefore: number): void {
+  const stoppedAt = /stopped at (\d+) MiB resident/.exec(message)?.[1];
+  if (stoppedAt !== undefined) {
+    console.log(
+      JSON.stringify({ tool_stopped_at_mib: Number(stoppedAt), ceiling_mib: MAX_MEMORY / 2 ** 20 }),
+    );
+    expect(Number(stoppedAt) * 2 ** 20).toBeLessThan(MAX_MEMORY * 1.5);
+  }
+  // The tool's output never reaches the agent: its resident memory stays where it was.
+  const grew = process.memoryUsage().rss - agentRssBefore;
+  console.log(JSON.stringify({ agent_rss_growth_mib: Math.round(grew / 2 ** 20) }));
+  expect(grew).toBeLessThan(64 * 2 ** 20);
+}
+
 const limits = () => ({
   tools: { paths: tools, timeoutMs: 60_000, maxMemoryBytes: MAX_MEMORY, maxCpuSeconds: 30 },
 });
 
 describe("render tools under a memory and CPU ceiling", () => {
   test("a Helm template looping 50 million times is stopped by a limit, named, within the timeout", async () => {
+    const rss0 = process.memoryUsage().rss;
     const t0 = performance.now();
     const r = await renderApp(
       new FsSnapshot(repo),
@@ -75,15 +94,18 @@ describe("render tools under a memory and CPU ceiling", () => {
     expect(r.errors.length).toBe(1);
     expect(r.errors[0]?.message).toMatch(/helm template charts\/loop.*render\.max(Memory|Cpu)/);
     expect(seconds).toBeLessThan(60);
+    expectPeaksUnderCeiling(r.errors[0]?.message ?? "", rss0);
   }, 120_000);
 
   test("a Kustomize tree that doubles 16 times (64 KiB objects) is stopped by a limit, named, within the timeout", async () => {
+    const rss0 = process.memoryUsage().rss;
     const t0 = performance.now();
     const r = await renderApp(new FsSnapshot(repo), { name: "doubling", path: "doubling/l16" }, limits());
     const seconds = (performance.now() - t0) / 1000;
     expect(r.objects).toEqual([]);
     expect(r.errors[0]?.message).toMatch(/kustomize build doubling\/l16.*render\.max(Memory|Cpu)/);
     expect(seconds).toBeLessThan(60);
+    expectPeaksUnderCeiling(r.errors[0]?.message ?? "", rss0);
   }, 120_000);
 
   test("a normal chart renders under the same ceilings", async () => {
