@@ -98,7 +98,7 @@ export async function render(
       const done = await parser(file.path, bytes, { ...limits, budget }, options.signal);
       for (const o of done.objects) {
         objects.push({ object: o.object, ref: refOf(o.object), source: o.source });
-        canonical.push(o.canonical);
+        canonical.push(isSecret(o.object) ? canonicalJson(secretShape(o.object)) : o.canonical);
       }
       skipped.push(...done.skipped);
       errors.push(...done.errors);
@@ -112,9 +112,29 @@ export async function render(
   return { objects, skipped, errors, digest: digestOfCanonical(canonical), files };
 }
 
-/** digestOf the objects sorted by canonical JSON, so neither file layout nor order changes it. */
+/**
+ * digestOf the objects sorted by canonical JSON, so neither file layout nor order changes it. Secret values are
+ * left out (their keys stay): the digest is stored in the ledger in plain, and a plain hash over a Secret's value
+ * could be guessed from a ledger backup; a changed value still shows as a changed object (keyed per-object digest).
+ */
 export function digestOfObjects(objects: readonly KubeObject[]): string {
-  return digestOfCanonical(objects.map((object) => canonicalJson(object)));
+  return digestOfCanonical(
+    objects.map((object) => canonicalJson(isSecret(object) ? secretShape(object) : object)),
+  );
+}
+
+function isSecret(object: KubeObject): boolean {
+  return object.kind === "Secret" && object.apiVersion === "v1";
+}
+
+/** A Secret with every `data`/`stringData` value blanked, keys kept. */
+function secretShape(object: KubeObject): KubeObject {
+  const blank = (m: unknown) =>
+    m && typeof m === "object" ? Object.fromEntries(Object.keys(m).map((k) => [k, ""])) : m;
+  const out: Record<string, unknown> = { ...object };
+  if ("data" in out) out.data = blank(out.data);
+  if ("stringData" in out) out.stringData = blank(out.stringData);
+  return out as KubeObject;
 }
 
 /** digestOfObjects from the objects' canonical JSON: the array's canonical JSON is theirs, joined. */

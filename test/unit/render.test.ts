@@ -7,7 +7,7 @@ import { fastParseYaml } from "../../agent/render/fast-yaml.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { parseYamlFile, parseYamlWithPackage, SCALAR_TAGS } from "../../agent/render/parse-manifests.ts";
 import { ParsePool } from "../../agent/render/parse-pool.ts";
-import { DEFAULT_RENDER_LIMITS, parseInline, render } from "../../agent/render/render.ts";
+import { DEFAULT_RENDER_LIMITS, digestOfObjects, parseInline, render } from "../../agent/render/render.ts";
 
 const roots: string[] = [];
 afterAll(() => {
@@ -591,5 +591,28 @@ describe("the fast path for big simple YAML", () => {
     expect((parseYamlFile(withList, limits) as Array<{ value: { list: unknown } }>)[0]?.value.list).toEqual([
       "a",
     ]);
+  });
+});
+
+describe("the rendered digest", () => {
+  const secret = (value: string, keys = "password") =>
+    `apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: ns}\nstringData:\n${keys
+      .split(",")
+      .map((k) => `  ${k}: ${value}`)
+      .join("\n")}\n`;
+
+  test("holds no Secret value: a guess cannot be checked against it", async () => {
+    const a = await render(repo({ "s.yaml": secret("hunter2") }).snapshot, "");
+    const b = await render(repo({ "s.yaml": secret("correct-horse") }).snapshot, "");
+    expect(a.errors).toEqual([]);
+    expect(a.digest).toBe(b.digest);
+    expect(digestOfObjects(a.objects.map((o) => o.object))).toBe(a.digest);
+  });
+
+  test("still changes with a Secret's keys and with every other object", async () => {
+    const one = await render(repo({ "s.yaml": secret("x") }).snapshot, "");
+    const two = await render(repo({ "s.yaml": secret("x", "password,user") }).snapshot, "");
+    const three = await render(repo({ "s.yaml": secret("x"), "c.yaml": cm("c") }).snapshot, "");
+    expect(new Set([one.digest, two.digest, three.digest]).size).toBe(3);
   });
 });
