@@ -417,6 +417,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
   // the same chain and inventory go on (it prunes what the old leader applied). Until then it applies nothing.
   let following =
     ha && store ? LedgerFollower.start(w.config.ledger.path, store, { log: logTo(log) }) : undefined;
+  following?.catch((err) => log.log("error", "cannot follow the ledger replica", { error: messageOf(err) }));
   let tookOver = following === undefined;
   const takeOver = async () => {
     const f = following;
