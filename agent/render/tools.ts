@@ -51,12 +51,7 @@ export function findTool(
 ): string | undefined {
   const configured = settings.paths?.[name];
   if (configured !== undefined) return isExecutable(configured) ? configured : undefined;
-  for (const dir of path.split(delimiter)) {
-    if (dir === "") continue;
-    const candidate = join(dir, name);
-    if (isExecutable(candidate)) return candidate;
-  }
-  return undefined;
+  return findOnPath(name, path);
 }
 
 /** findTool, or a BerthError naming what to install. */
