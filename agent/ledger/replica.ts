@@ -340,25 +340,17 @@ export class LedgerFollower {
 
   private async pass(): Promise<void> {
     const keys = await this.store.list("gen/");
-    const newestBase = keys
-      .filter((k) => /^gen\/[^/]+\/base\/\d+\.db$/.test(k))
-      .sort()
-      .at(-1);
-    if (!newestBase) return; // nothing shipped yet
-    const [, generation = ""] = newestBase.split("/");
+    const base = newestBase(keys);
+    if (!base) return; // nothing shipped yet
+    const { generation } = base;
     let seq = this.position?.generation === generation ? this.position.seq : undefined;
     if (seq === undefined) {
-      const baseSeq = Number.parseInt(newestBase.split("/").at(-1) ?? "", 10);
-      await this.copyBase(newestBase);
-      seq = baseSeq;
+      await this.copyBase(base.key);
+      seq = base.seq;
       this.remember(generation, seq);
     }
-    const segments = keys
-      .filter((k) => k.startsWith(`gen/${generation}/seg/`))
-      .map((k) => ({ k, n: Number.parseInt(k.split("/").at(-1) ?? "", 10) }))
-      .filter((x) => x.n > (seq as number))
-      .sort((a, b) => a.n - b.n);
-    for (const { k, n } of segments) {
+    const segments = segmentsAfter(keys, generation, seq);
+    for (const { key: k, seq: n } of segments) {
       const raw = await this.store.get(k);
       if (!raw) break; // superseded by a newer base meanwhile: the next pass starts from it
       this.db.exec("PRAGMA foreign_keys = OFF");
@@ -393,7 +385,7 @@ export class LedgerFollower {
               this.db.run(`DELETE FROM ${quote(t)}`);
               for (const row of base.all(`SELECT rowid AS "__rowid", * FROM ${quote(t)}`)) {
                 const { __rowid, ...values } = row;
-                upsert(this.db, { t, r: Number(__rowid), v: encodeRow(values) });
+                upsert(this.db, t, Number(__rowid), values);
               }
             }
           });
@@ -426,20 +418,13 @@ export async function restoreFromReplica(
   target: string,
 ): Promise<{ generation: string; base: number; segments: number }> {
   const keys = await store.list("gen/");
-  const bases = keys.filter((k) => /^gen\/[^/]+\/base\/\d+\.db$/.test(k));
-  const newest = bases.sort().at(-1);
-  if (!newest) throw new Error(`${store.where} holds no ledger replica (no base under gen/)`);
-  const [, generation = "", , name = ""] = newest.split("/");
-  const genBases = bases.filter((k) => k.startsWith(`gen/${generation}/base/`)).sort();
-  const baseKey = genBases.at(-1) as string;
-  const baseSeq = Number.parseInt(baseKey.split("/").at(-1) ?? name, 10);
-  const bytes = await store.get(baseKey);
-  if (!bytes) throw new Error(`${store.where}${baseKey} vanished while restoring`);
+  const base = newestBase(keys);
+  if (!base) throw new Error(`${store.where} holds no ledger replica (no base under gen/)`);
+  const { generation, seq: baseSeq } = base;
+  const bytes = await store.get(base.key);
+  if (!bytes) throw new Error(`${store.where}${base.key} vanished while restoring`);
   writeFileSync(target, bytes, { flag: "wx", mode: 0o600 });
-  const segments = keys
-    .filter((k) => k.startsWith(`gen/${generation}/seg/`))
-    .filter((k) => Number.parseInt(k.split("/").at(-1) ?? "", 10) > baseSeq)
-    .sort();
+  const segments = segmentsAfter(keys, generation, baseSeq).map((x) => x.key);
   const db = await openDriver(target);
   try {
     // Rows are put back as they are: no cascade may delete an entry's objects when the entry's row is updated.
@@ -461,6 +446,33 @@ export async function restoreFromReplica(
   return { generation, base: baseSeq, segments: segments.length };
 }
 
+/**
+ * The newest generation's newest base: its key, generation and the log sequence it covers. Generations and
+ * sequence numbers are written so that key order is time order.
+ */
+function newestBase(keys: readonly string[]): { key: string; generation: string; seq: number } | undefined {
+  const key = keys
+    .filter((k) => /^gen\/[^/]+\/base\/\d+\.db$/.test(k))
+    .sort()
+    .at(-1);
+  if (!key) return undefined;
+  const [, generation = "", , name = ""] = key.split("/");
+  return { key, generation, seq: Number.parseInt(name, 10) };
+}
+
+/** A generation's segments after log sequence `seq`, oldest first. */
+function segmentsAfter(
+  keys: readonly string[],
+  generation: string,
+  seq: number,
+): Array<{ key: string; seq: number }> {
+  return keys
+    .filter((k) => k.startsWith(`gen/${generation}/seg/`))
+    .map((key) => ({ key, seq: Number.parseInt(key.split("/").at(-1) ?? "", 10) }))
+    .filter((x) => x.seq > seq)
+    .sort((a, b) => a.seq - b.seq);
+}
+
 /** Deletes first, then each row's newest image (update, else insert); a row blocked by another's old key goes last. */
 function applySegment(db: Driver, segment: Segment, key: string): void {
   db.transaction(() => {
@@ -472,7 +484,7 @@ function applySegment(db: Driver, segment: Segment, key: string): void {
       let lastError: unknown;
       for (const row of pending) {
         try {
-          upsert(db, row);
+          upsert(db, row.t, row.r, decodeRow(row.v ?? {}));
         } catch (err) {
           failed.push(row);
           lastError = err;
@@ -487,18 +499,18 @@ function applySegment(db: Driver, segment: Segment, key: string): void {
   });
 }
 
-function upsert(db: Driver, row: SegmentRow): void {
-  const values = decodeRow(row.v ?? {});
+/** Puts one row's values back under its rowid: an update, else an insert. */
+function upsert(db: Driver, table: string, rowid: number, values: Record<string, SqlValue>): void {
   const cols = Object.keys(values);
   const params = cols.map((c) => values[c] as SqlValue);
   const updated = db.run(
-    `UPDATE ${quote(row.t)} SET ${cols.map((c) => `${quote(c)} = ?`).join(", ")} WHERE rowid = ?`,
-    [...params, row.r],
+    `UPDATE ${quote(table)} SET ${cols.map((c) => `${quote(c)} = ?`).join(", ")} WHERE rowid = ?`,
+    [...params, rowid],
   );
   if (updated.changes === 0)
     db.run(
-      `INSERT INTO ${quote(row.t)} (rowid, ${cols.map(quote).join(", ")}) VALUES (?, ${cols.map(() => "?").join(", ")})`,
-      [row.r, ...params],
+      `INSERT INTO ${quote(table)} (rowid, ${cols.map(quote).join(", ")}) VALUES (?, ${cols.map(() => "?").join(", ")})`,
+      [rowid, ...params],
     );
 }
 
