@@ -2,7 +2,7 @@
  * The one HTTP client of notifications: a JSON POST with a timeout per attempt and a few quick retries on
  * network errors, 429 and 5xx. Longer outages are the outbox's business (backoff across minutes and restarts).
  */
-import { withRetries } from "../source/retry.ts";
+import { withRetries } from "../object/retry.ts";
 
 /** A delivery the receiver refused or never answered; `retryable` says whether a later attempt may succeed. */
 export class DeliveryError extends Error {

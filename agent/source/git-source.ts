@@ -10,6 +10,7 @@ import { join } from "node:path";
 import git, { type HttpClient, type ServerRef } from "isomorphic-git";
 import { BerthError } from "../object/errors.ts";
 import { revisionOf } from "../object/object.ts";
+import { withRetries } from "../object/retry.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { atomicFs } from "./atomic-fs.ts";
 import { fetchFailed, isRetryable } from "./fetch-errors.ts";
@@ -17,7 +18,6 @@ import { GitSnapshot } from "./git-snapshot.ts";
 import { fetchHttpClient, type RequestKind } from "./http-client.ts";
 import { serialized } from "./lock.ts";
 import { findRef, isFullSha, refNotFoundMessage } from "./refs.ts";
-import { withRetries } from "./retry.ts";
 import { cachePathFor, parseRepoUrl } from "./url.ts";
 
 /** Username and password (or token) for HTTP basic auth. */
