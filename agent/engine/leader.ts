@@ -6,9 +6,10 @@
  * not renewed for 2/3 of the duration — before any standby may take over — so two never apply at once.
  */
 import { hostname } from "node:os";
-import type { LeasePort, LeaseRecord } from "../kube/lease.ts";
 import { messageOf } from "../object/errors.ts";
+import type { LeaseRecord } from "../object/lease.ts";
 import type { Logger } from "./log.ts";
+import type { LeasePort } from "./ports.ts";
 
 /** Settings of one elector. */
 export interface LeaderOptions {

@@ -1,6 +1,7 @@
 /** What the engine needs from each stage and adapter; main.ts wires the concrete ones. */
 import type { ApplyCluster } from "../apply/apply.ts";
 import type { PruneCluster } from "../apply/prune.ts";
+import type { LeaseRecord, LeaseState } from "../object/lease.ts";
 import type { CommitInfo, KubeObject, ObjectRef, Reason, VerdictRecord } from "../object/object.ts";
 import type { BeginInput, FinishInput, InventoryItem } from "../object/records.ts";
 import type { Snapshot } from "../object/snapshot.ts";
@@ -135,4 +136,14 @@ export interface EngineDeps {
   live?: LivePort;
   log: Logger;
   emit?: (event: EngineEvent) => void;
+}
+
+/** What the leader elector needs; kube/lease.ts implements it against the API server. */
+export interface LeasePort {
+  /** The Lease, or undefined when it does not exist. */
+  get(): Promise<LeaseState | undefined>;
+  /** Creates it; false when someone else created it first. */
+  create(spec: LeaseRecord): Promise<boolean>;
+  /** Replaces it if still at `resourceVersion`; false when someone else changed it first. */
+  update(spec: LeaseRecord, resourceVersion: string): Promise<boolean>;
 }

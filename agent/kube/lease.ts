@@ -1,33 +1,9 @@
 /** coordination.k8s.io/v1 Lease calls for leader election, over KubeClient's counted raw-JSON requests. */
+import type { LeaseRecord, LeaseState } from "../object/lease.ts";
 import { KubeApiError, type KubeClient } from "./client.ts";
 
-/** The part of a Lease leader election reads and writes. */
-export interface LeaseRecord {
-  holderIdentity?: string;
-  leaseDurationSeconds?: number;
-  acquireTime?: string;
-  renewTime?: string;
-  leaseTransitions?: number;
-}
-
-/** A Lease as read: its spec and the resourceVersion an update must quote (optimistic concurrency). */
-export interface LeaseState {
-  spec: LeaseRecord;
-  resourceVersion: string;
-}
-
-/** What the leader elector needs; KubeLeases implements it against the API server. */
-export interface LeasePort {
-  /** The Lease, or undefined when it does not exist. */
-  get(): Promise<LeaseState | undefined>;
-  /** Creates it; false when someone else created it first. */
-  create(spec: LeaseRecord): Promise<boolean>;
-  /** Replaces it if still at `resourceVersion`; false when someone else changed it first. */
-  update(spec: LeaseRecord, resourceVersion: string): Promise<boolean>;
-}
-
-/** Lease calls for one Lease: namespace/name. */
-export class KubeLeases implements LeasePort {
+/** Lease calls for one Lease: namespace/name; the engine's `LeasePort`. */
+export class KubeLeases {
   constructor(
     private readonly kube: KubeClient,
     private readonly namespace: string,
