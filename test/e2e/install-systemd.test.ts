@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { berthBinary } from "../support/binary.ts";
+import { skipWithout } from "../support/required.ts";
 
 const UNIT = join(import.meta.dir, "..", "..", "scripts", "install", "berth.service");
 const analyze = Bun.which("systemd-analyze");
@@ -18,26 +19,29 @@ function verify(text: string) {
   return { code: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
-describe.skipIf(!analyze)("scripts/install/berth.service", () => {
-  const unit = readFileSync(UNIT, "utf8");
+describe.skipIf(skipWithout(analyze !== null, "systemd-analyze (Debian package systemd)"))(
+  "scripts/install/berth.service",
+  () => {
+    const unit = readFileSync(UNIT, "utf8");
 
-  test("systemd-analyze verify accepts it", () => {
-    const r = verify(unit);
-    expect(r.output).toBe("");
-    expect(r.code).toBe(0);
-  }, 60_000);
+    test("systemd-analyze verify accepts it", () => {
+      const r = verify(unit);
+      expect(r.output).toBe("");
+      expect(r.code).toBe(0);
+    }, 60_000);
 
-  test("runs `berth run` as its own user with the ledger in /var/lib/berth", () => {
-    expect(unit).toMatch(/^ExecStart=\/usr\/local\/bin\/berth run --config \/etc\/berth\/berth.yaml /m);
-    expect(unit).toMatch(/^DynamicUser=yes$/m);
-    expect(unit).toMatch(/^User=berth$/m);
-    expect(unit).toMatch(/^StateDirectory=berth$/m);
-    expect(unit).toMatch(/^RestartPreventExitStatus=2$/m);
-  });
+    test("runs `berth run` as its own user with the ledger in /var/lib/berth", () => {
+      expect(unit).toMatch(/^ExecStart=\/usr\/local\/bin\/berth run --config \/etc\/berth\/berth.yaml /m);
+      expect(unit).toMatch(/^DynamicUser=yes$/m);
+      expect(unit).toMatch(/^User=berth$/m);
+      expect(unit).toMatch(/^StateDirectory=berth$/m);
+      expect(unit).toMatch(/^RestartPreventExitStatus=2$/m);
+    });
 
-  test("a broken unit fails verification (the check can fail)", () => {
-    const r = verify(unit.replace("ExecStart=/usr/local/bin/berth", "ExecStart=/nonexistent/berth"));
-    expect(r.code).not.toBe(0);
-    expect(r.output).toContain("/nonexistent/berth");
-  });
-});
+    test("a broken unit fails verification (the check can fail)", () => {
+      const r = verify(unit.replace("ExecStart=/usr/local/bin/berth", "ExecStart=/nonexistent/berth"));
+      expect(r.code).not.toBe(0);
+      expect(r.output).toContain("/nonexistent/berth");
+    });
+  },
+);

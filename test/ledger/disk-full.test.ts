@@ -17,6 +17,7 @@ import type { EngineDeps } from "../../agent/engine/ports.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { skipWithout } from "../support/required.ts";
 
 const isRoot = process.getuid?.() === 0;
 let mnt = "";
@@ -64,7 +65,7 @@ const cm = (name: string, value: string): KubeObject => ({
   data: { value },
 });
 
-describe.skipIf(!isRoot)("ledger on a full disk", () => {
+describe.skipIf(skipWithout(isRoot, "root (to mount a small tmpfs)"))("ledger on a full disk", () => {
   test("named as the ledger's, readiness 503, nothing applied, and recovery when space returns", async () => {
     const path = join(mnt, "ledger.db");
     const ledger = await Ledger.open(path);

@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { currentRuntime, openDriver } from "../../agent/ledger/driver.ts";
 import { CONFORMANCE } from "../support/ledger-conformance.ts";
 import { tempDir } from "../support/ledger-fixtures.ts";
+import { skipWithout } from "../support/required.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const BIN = join(ROOT, "node_modules/.bin");
@@ -58,7 +59,7 @@ describe("driver conformance: bun:sqlite (in this process)", () => {
 describe("driver conformance in other runtimes", () => {
   const deno = join(BIN, "deno");
   // Skipped only where the binary is missing (npm did not run its install script); it is a devDependency.
-  test.skipIf(!existsSync(deno))(
+  test.skipIf(skipWithout(existsSync(deno), "node_modules/.bin/deno (npm devDependency deno)"))(
     "node:sqlite under Deno passes every case",
     () => {
       const { dir, cleanup } = tempDir();
@@ -82,7 +83,7 @@ describe("driver conformance in other runtimes", () => {
     ? Number(Bun.spawnSync([nodeBin, "-p", "process.versions.node.split('.')[0]"]).stdout.toString())
     : 0;
   // better-sqlite3 12.x is the driver for Node 20; under other majors its addon may not load.
-  test.skipIf(nodeMajor !== 20)(
+  test.skipIf(skipWithout(nodeMajor === 20, `Node 20 (found ${nodeMajor || "none"})`))(
     "better-sqlite3 under Node 20 passes every case (bundled: Node 20 cannot run TypeScript)",
     () => {
       const { dir, cleanup } = tempDir();
