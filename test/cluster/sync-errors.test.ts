@@ -3,11 +3,11 @@
  * nothing for the app, and is recorded in the ledger.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
 import { freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture, type TreeEntry } from "../support/git.ts";
+import { rawDatabaseBytes } from "../support/ledger-fixtures.ts";
 
 let cluster: TestCluster;
 let git: GitFixture;
@@ -45,7 +45,8 @@ async function syncRepo(
   try {
     const result = await syncApp(w, "app");
     const entry = w.ledger.get(result.entry);
-    const ledgerBytes = readFileSync(join(dir, "..", "ledger.db"));
+    // The open ledger's newest pages are still in -wal (and -shm): read all three.
+    const ledgerBytes = rawDatabaseBytes(join(dir, "..", "ledger.db"));
     return { result, entry, ledgerBytes };
   } finally {
     w.close();
