@@ -16,8 +16,10 @@ import { RulePolicy } from "../../agent/policy/policy.ts";
 import { parseRuleFile } from "../../agent/policy/rule-file.ts";
 
 const head = "apiVersion: berth.dev/v1alpha1\nkind: Rules\n";
-/** A deadline plus scheduling slack on a loaded 2-core machine. */
-const CUTOFF_MS = DEFAULT_BUDGET.deadlineMs + 400;
+/** The documented bound: an evaluation is cut off within twice its deadline. */
+const CUTOFF_MS = DEFAULT_BUDGET.deadlineMs * 2;
+/** A probe waits out at most one evaluation (one deadline), plus its own request on a loaded 2-core machine. */
+const PROBE_MS = DEFAULT_BUDGET.deadlineMs + 400;
 const TRIPLE = "status.items.all(a, status.items.all(b, status.items.all(c, a + b + c >= 0)))";
 
 /** An object whose 1,000-element list makes a triple comprehension 10^9 steps. */
@@ -38,21 +40,33 @@ function hostileHealthRule(expr: string) {
   return rule;
 }
 
-function timed<T>(fn: () => T): { value: T; ms: number } {
+function timed<T>(fn: () => T): { value: T; ms: number; cpuMs: number } {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const value = fn();
-  return { value, ms: performance.now() - t0 };
+  const c = process.cpuUsage(c0);
+  return { value, ms: performance.now() - t0, cpuMs: (c.user + c.system) / 1000 };
+}
+
+/**
+ * The documented bound: a hostile evaluation is cut off within twice its deadline. Asserted on the CPU time it
+ * burned, which a loaded machine cannot stretch (descheduled time passes the wall-clock deadline without work);
+ * the wall time only has to show it was cut off at all (10^9 steps would take minutes).
+ */
+function expectCutOff(t: { ms: number; cpuMs: number }): void {
+  expect(t.cpuMs).toBeLessThan(CUTOFF_MS);
+  expect(t.ms).toBeLessThan(2_000);
 }
 
 describe("parse-time limits", () => {
   test("100k nested parentheses are rejected at load, naming file:line", () => {
     const deep = `${"(".repeat(100_000)}true${")".repeat(100_000)}`;
-    const { ms } = timed(() =>
+    const t = timed(() =>
       expect(() =>
         parseRuleFile(`${head}health:\n  - apiVersion: v1\n    current: "${deep}"\n`, "d.yaml"),
       ).toThrow(/^d\.yaml:5: /),
     );
-    expect(ms).toBeLessThan(CUTOFF_MS);
+    expectCutOff(t);
     // Within the length limit, the depth limit (100) refuses it.
     const env = new CelEnvironment({ dynamicVariables: true });
     expect(() => env.compile(`${"(".repeat(8000)}true${")".repeat(8000)}`)).toThrow(/parse error/);
@@ -70,11 +84,11 @@ describe("parse-time limits", () => {
 describe("evaluation budget", () => {
   test("a 10^9-step comprehension over input data is cut off within the deadline; Unknown names the rule and file:line", () => {
     const rule = hostileHealthRule(TRIPLE);
-    const { value, ms } = timed(() => evaluateHealthRule(rule, bigObject));
-    expect(ms).toBeLessThan(CUTOFF_MS);
-    expect(value.status).toBe("Unknown");
-    expect(value.message).toMatch(/^health rule .+ \(rules\/hostile\.yaml:4\), current on Widget\/ns\/w: /);
-    expect(value.message).toMatch(/deadline of 100 ms exceeded|cost limit exceeded/);
+    const t = timed(() => evaluateHealthRule(rule, bigObject));
+    expectCutOff(t);
+    expect(t.value.status).toBe("Unknown");
+    expect(t.value.message).toMatch(/^health rule .+ \(rules\/hostile\.yaml:4\), current on Widget\/ns\/w: /);
+    expect(t.value.message).toMatch(/deadline of 100 ms exceeded|cost limit exceeded/);
   });
 
   test("the same rule on a small list evaluates normally (the budget is per evaluation, not per rule)", () => {
@@ -95,10 +109,8 @@ describe("evaluation budget", () => {
       "status.items.all(a, status.items.all(b, status.items.all(c, a + b + c >= 0) || true) || true)",
     ]) {
       const p = env.compile(src);
-      const { ms } = timed(() =>
-        expect(() => p.evaluate(vars)).toThrow(/deadline of 100 ms exceeded|cost limit/),
-      );
-      expect(ms).toBeLessThan(CUTOFF_MS);
+      const t = timed(() => expect(() => p.evaluate(vars)).toThrow(/deadline of 100 ms exceeded|cost limit/));
+      expectCutOff(t);
     }
   });
 
@@ -157,12 +169,12 @@ describe("regexes", () => {
     );
     expect(() => env.compile("'x'.findAll('(a|b+)+')")).toThrow(/refused/);
     const p = env.compile("status.s.matches(status.p)");
-    const { ms } = timed(() =>
+    const t = timed(() =>
       expect(() => p.evaluate({ status: { s: "aaaaaaaaaaaaaaaaaaaaaaaaaaaa!", p: "^(a+)+$" } })).toThrow(
         /refused/,
       ),
     );
-    expect(ms).toBeLessThan(CUTOFF_MS);
+    expectCutOff(t);
     expect(p.evaluate({ status: { s: "web-1", p: "^[a-z]+-[0-9]+$" } })).toBe(true);
   });
 
@@ -201,16 +213,16 @@ describe("the agent keeps serving", () => {
 
   test("a sync judged with a hostile rule is blocked within the deadline, naming the rule and file:line", () => {
     const policy = new RulePolicy({ sync: rules.sync });
-    const { value, ms } = timed(() =>
+    const t = timed(() =>
       policy.judge({
         app: { name: "web" },
         plan,
         commit: { sha: "abc", author: "a", message: "m", time: "" },
       }),
     );
-    expect(ms).toBeLessThan(CUTOFF_MS);
-    expect(value.blocked?.verdict).toBe("error");
-    expect(value.blocked?.message).toMatch(
+    expectCutOff(t);
+    expect(t.value.blocked?.verdict).toBe("error");
+    expect(t.value.blocked?.message).toMatch(
       /^rule cube at rules\/sync-hostile\.yaml:4 failed on Widget\/ns\/w: .*(deadline of 100 ms exceeded|cost limit exceeded)/,
     );
   });
@@ -263,7 +275,7 @@ describe("the agent keeps serving", () => {
         latencies.push(performance.now() - t0);
       }
       // Each evaluation gives the event loop back within its deadline, so a probe waits at most about one.
-      expect(Math.max(...latencies)).toBeLessThan(CUTOFF_MS);
+      expect(Math.max(...latencies)).toBeLessThan(PROBE_MS);
     } finally {
       running = false;
       await agent;
