@@ -6,7 +6,7 @@
 #                                     external: it is a native addon, resolved from node_modules beside dist/),
 #                                     and dist/parse-worker.mjs, the manifest parse worker it starts
 #   scripts/build.sh deno             dist/berth-deno, a launcher running agent/main.ts with `deno run` and the
-#                                     explicit permission list from the README (Deno runs the TypeScript as is)
+#                                     explicit permission list from scripts/install/README.md (Deno runs the TypeScript as is)
 # Each build prints the path it wrote on stdout (build logs go to stderr).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
