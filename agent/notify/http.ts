@@ -1,5 +1,5 @@
 /**
- * The one HTTP client of notifications: a JSON POST with a timeout per attempt and a few quick retries on
+ * The one HTTP client of notifications and forges: a JSON request with a timeout per attempt and a few quick retries on
  * network errors, 429 and 5xx. Longer outages are the outbox's business (backoff across minutes and restarts).
  */
 import { withRetries } from "../object/retry.ts";
@@ -22,20 +22,39 @@ export interface PostOptions {
   /** Quick retries inside one delivery attempt (default 2). */
   retries?: number;
   baseDelayMs?: number;
+  /** Name the URL's path in errors (API clients whose secret is a header, never the URL). */
+  showPath?: boolean;
 }
 
 /** POSTs a body (already serialised JSON); resolves on 2xx, throws DeliveryError otherwise. */
 export async function postJson(url: string, body: string, options: PostOptions): Promise<void> {
-  // The URL may carry a secret (Slack/Teams/Discord): errors name only its origin.
-  const where = originOf(url);
-  await withRetries(
+  await requestJson("POST", url, body, options);
+}
+
+/**
+ * Sends one JSON request (body already serialised, or none) and returns the parsed JSON answer (undefined when
+ * empty); throws DeliveryError on a network error, a timeout or a non-2xx status. The forge clients use it too.
+ */
+export async function requestJson(
+  method: "GET" | "POST" | "PATCH" | "PUT",
+  url: string,
+  body: string | undefined,
+  options: PostOptions,
+): Promise<unknown> {
+  // The URL may carry a secret (Slack/Teams/Discord): errors name only its origin (and the path for the API
+  // clients, whose secret is a header).
+  const where = options.showPath ? `${method} ${originOf(url)}${pathOf(url)}` : originOf(url);
+  return await withRetries(
     async () => {
       let res: Response;
       try {
         res = await fetch(url, {
-          method: "POST",
-          headers: { "content-type": "application/json", ...options.headers },
-          body,
+          method,
+          headers: {
+            ...(body !== undefined ? { "content-type": "application/json" } : {}),
+            ...options.headers,
+          },
+          ...(body !== undefined ? { body } : {}),
           redirect: "error",
           signal: AbortSignal.timeout(options.timeoutMs),
         });
@@ -49,7 +68,14 @@ export async function postJson(url: string, body: string, options: PostOptions):
         );
       }
       const text = await res.text().catch(() => "");
-      if (res.ok) return;
+      if (res.ok) {
+        if (!text) return undefined;
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          return text;
+        }
+      }
       const retryable = res.status === 429 || res.status === 408 || res.status >= 500;
       throw new DeliveryError(
         `${where}: HTTP ${res.status}${text ? `: ${text.slice(0, 200).replace(/\s+/g, " ")}` : ""}`,
@@ -63,6 +89,14 @@ export async function postJson(url: string, body: string, options: PostOptions):
       retryable: (err) => err instanceof DeliveryError && err.retryable,
     },
   );
+}
+
+function pathOf(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return "";
+  }
 }
 
 function originOf(url: string): string {
