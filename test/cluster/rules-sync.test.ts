@@ -34,7 +34,8 @@ sync:
     verdict: protect
     message: never delete the keepsake
 health:
-  - apiVersion: ${group}/v1
+  - name: gadget-phase
+    apiVersion: ${group}/v1
     kind: Gadget
     failed: status.?phase.orValue('') == 'Broken'
     current: status.?phase.orValue('') == 'Ready'
@@ -141,12 +142,19 @@ describe("sync rules against the real control plane", () => {
       { message: "add a gadget" },
     );
     const pending = syncApp(w, "app");
-    // Until the status says Ready the rule keeps the sync waiting.
+    let settled = false;
+    void pending.finally(() => {
+      settled = true;
+    });
+    // Until the status says Ready the rule keeps the sync waiting. Without the rule the Gadget (no status, no
+    // conditions) would be Current at once by the generic conditions pack, so a sync still waiting here is the
+    // custom rule's doing.
     let patched = false;
     for (let i = 0; i < 100 && !patched; i++) {
       await new Promise((r) => setTimeout(r, 200));
       if (exists(`gadgets.${group}`, "g1", "-n", ns)) {
         await new Promise((r) => setTimeout(r, 1000));
+        expect(settled).toBe(false);
         kubectl(
           cluster,
           "patch",
@@ -164,7 +172,9 @@ describe("sync rules against the real control plane", () => {
     expect(patched).toBe(true);
     const r = await pending;
     expect(r).toMatchObject({ outcome: "Succeeded" });
-    expect(r.health.find((h) => h.ref.kind === "Gadget")?.message).toContain("health rule");
+    expect(r.health.find((h) => h.ref.kind === "Gadget")?.message).toBe(
+      "current of health rule gadget-phase is true",
+    );
 
     // A Broken status fails the next sync's health check, naming the rule's verdict.
     kubectl(
@@ -181,5 +191,9 @@ describe("sync rules against the real control plane", () => {
     const again = await syncApp(w, "app");
     expect(again).toMatchObject({ outcome: "Failed", reason: "HealthCheckFailed" });
     expect(again.message).toContain("Gadget");
+    expect(again.health.find((h) => h.ref.kind === "Gadget")).toMatchObject({
+      status: "Failed",
+      message: "failed of health rule gadget-phase is true",
+    });
   }, 60_000);
 });
