@@ -1,11 +1,12 @@
 /**
  * Drift across an API-server restart, on a control plane of its own (the shared one is never restarted):
  * berth's watches lose their connection, kube-apiserver comes back on the same port, a kubectl change is
- * made at once, and the drift watcher still catches and heals it after the watches reconnect.
+ * made at once, and the drift watcher still catches and heals it after the watches reconnect; and, through a
+ * proxy the test cuts, an edit made while berth cannot reach the API server at all is healed after it can.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -15,6 +16,7 @@ import type { Logger } from "../../agent/engine/log.ts";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
 import { eventually } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
+import { StallingProxy } from "../support/tcp-proxy.ts";
 
 const SCRIPT = join(import.meta.dir, "..", "..", "scripts", "cluster", "cluster.sh");
 const clusterDir = mkdtempSync(join(tmpdir(), "berth-drift-restart-"));
@@ -28,6 +30,7 @@ let kubectlBin = "";
 let git: GitFixture;
 let w: Wired;
 let drift: DriftWiring;
+let proxy: StallingProxy;
 const reports: DriftReport[] = [];
 const states: Array<{ msg: string; kind: unknown }> = [];
 // Captures the view's "watch lost" / "watch connected" lines, to prove the watches really were cut.
@@ -69,7 +72,15 @@ beforeAll(async () => {
   const config = writeConfig(
     `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", ref: main, interval: 1h}\napps:\n  - {name: ${appName}, path: app, namespace: ${ns}, timeout: 60s, drift: heal}\nledger: {path: $DIR/ledger.db}\n`,
   );
-  w = await wireFor(config, kubeconfig);
+  // berth reaches the API server through a proxy the test can cut; kubectl goes direct.
+  const server = new URL(/server: (\S+)/.exec(readFileSync(kubeconfig, "utf8"))?.[1] ?? "");
+  proxy = await StallingProxy.start(server.hostname, Number(server.port));
+  const berthKubeconfig = join(clusterDir, "berth.kubeconfig");
+  writeFileSync(
+    berthKubeconfig,
+    readFileSync(kubeconfig, "utf8").replace(/server: \S+/, `server: https://127.0.0.1:${proxy.port}`),
+  );
+  w = await wireFor(config, berthKubeconfig);
   drift = wireDrift(w, logger, (r) => reports.push(r));
   const r = await syncApp(w, appName);
   expect(r.outcome).toBe("Succeeded");
@@ -82,6 +93,7 @@ afterAll(async () => {
   await drift?.close();
   w?.close();
   await git?.close();
+  await proxy?.close();
   await run("bash", [SCRIPT, "down"], { env }).catch(() => {});
 }, 60_000);
 
@@ -106,6 +118,30 @@ test("a change made right after kube-apiserver restarts is caught and healed onc
     action: "healed",
     fields: ["/data/greeting"],
   });
+}, 120_000);
+
+test("a change made while berth cannot reach the API server is caught by the relist when it can again", async () => {
+  // berth's own connection goes through a proxy that can make the API server look down; kubectl does not,
+  // so the edit provably happens while every watch is disconnected (not racing the reconnect).
+  const subject = `ConfigMap/${ns}/settings`;
+  const before = reports.length;
+  const lostBefore = states.filter((s) => s.msg.startsWith("watch lost")).length;
+  proxy.cut();
+  await eventually("the view to see its watches lost", 15_000, async () =>
+    states.filter((s) => s.msg.startsWith("watch lost")).length > lostBefore ? true : undefined,
+  );
+  await kubectl("patch", "configmap", "settings", "-n", ns, "-p", '{"data":{"greeting":"offline-edit"}}');
+  // Down for a while: nothing can be healed, and the edit stays.
+  await new Promise((r) => setTimeout(r, 2_000));
+  expect(drift.view.connected(appName)).toBe(false);
+  expect(reports.slice(before).filter((x) => x.subject === subject)).toEqual([]);
+  expect(await greeting()).toBe("offline-edit");
+  proxy.up();
+  const r = await eventually("a drift report after the API server is reachable again", 30_000, async () =>
+    reports.slice(before).find((x) => x.subject === subject),
+  );
+  expect(r).toMatchObject({ app: appName, action: "healed", fields: ["/data/greeting"] });
+  expect(await greeting()).toBe("hello");
 }, 120_000);
 
 test("after the reconnect the watch keeps delivering: a second change is healed too", async () => {

@@ -1,7 +1,8 @@
 /**
  * A TCP proxy on loopback that can go silent: `stall()` makes every connection open at that moment stop
  * forwarding in both directions without closing (as a dead NAT entry or a stuck middlebox does); connections
- * made afterwards are forwarded normally. TLS passes through untouched.
+ * made afterwards are forwarded normally. `cut()` makes the server look down (connections reset, new ones
+ * refused) until `up()`. TLS passes through untouched.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 
@@ -14,6 +15,9 @@ interface Connection {
 }
 
 export class StallingProxy {
+  /** While set, every connection is closed at once and new ones are refused (the server looks down). */
+  private down = false;
+
   private constructor(
     private readonly server: Server,
     readonly port: number,
@@ -23,7 +27,12 @@ export class StallingProxy {
   /** Starts a proxy on 127.0.0.1 (a free port) to host:port. */
   static async start(host: string, port: number): Promise<StallingProxy> {
     const conns = new Set<Connection>();
+    let proxy: StallingProxy | undefined;
     const server = createServer((client) => {
+      if (proxy?.down) {
+        client.destroy();
+        return;
+      }
       const upstream = connect(port, host);
       const conn: Connection = { client, upstream, stalled: false, clientClosed: false };
       conns.add(conn);
@@ -57,7 +66,8 @@ export class StallingProxy {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const address = server.address();
     if (!address || typeof address === "string") throw new Error("proxy: no port");
-    return new StallingProxy(server, address.port, conns);
+    proxy = new StallingProxy(server, address.port, conns);
+    return proxy;
   }
 
   /** Every connection open now stops forwarding, without closing; returns how many. */
@@ -68,6 +78,21 @@ export class StallingProxy {
       c.stalled = true;
     }
     return n;
+  }
+
+  /** The server goes away for the client: every connection is reset and new ones are refused until `up()`. */
+  cut(): void {
+    this.down = true;
+    for (const c of this.open) {
+      c.client.destroy();
+      c.upstream.destroy();
+    }
+    this.open.clear();
+  }
+
+  /** Accepts connections again after `cut()`. */
+  up(): void {
+    this.down = false;
   }
 
   /** Stalled connections the client has not closed yet (a client that gives up closes them). */
