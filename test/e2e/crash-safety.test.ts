@@ -9,7 +9,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
-import { freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
+import {
+  type AuditEvent,
+  auditTail,
+  freshNamespace,
+  kubectl,
+  type TestCluster,
+  useCluster,
+} from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
 import { type Load, startLoadIfAsked } from "../support/load.ts";
 
@@ -190,11 +197,32 @@ describe("kill -9 during a sync of 50 objects", () => {
   }, 300_000);
 
   test("during prune", async () => {
+    const before = { cms: Object.keys(live("configmaps")), deployments: Object.keys(live("deployments")) };
     commit({ ...range("cm", 0, 10, "v2"), "cm-0": "v3" }, { web: false });
-    // The one changed object is applied first; prune starts right after it.
-    const killed = await syncKilledWhen("the apply before the prune", async (out) =>
-      out.includes(`applied configured ConfigMap/${ns}/cm-0`),
-    );
+    const planned =
+      before.cms.filter((n) => !(n in gitCms)).length +
+      before.deployments.filter((n) => !(n in gitDeployments)).length;
+    expect(planned).toBeGreaterThan(30);
+    // Killed as soon as the API server's audit log shows berth's first prune DELETE in the namespace.
+    const tail = auditTail(cluster);
+    const deletes: AuditEvent[] = [];
+    const collect = () =>
+      deletes.push(
+        ...tail().filter(
+          (e) =>
+            e.verb === "delete" && e.userAgent === "berth" && e.requestURI.includes(`/namespaces/${ns}/`),
+        ),
+      );
+    const killed = await syncKilledWhen("berth's first prune DELETE", async () => {
+      collect();
+      return deletes.length > 0;
+    });
+    // Requests in flight at the kill still land; then the proof that the kill fell inside the prune: some of
+    // the planned deletions were made by the killed process, not all.
+    await new Promise((r) => setTimeout(r, 1_000));
+    collect();
+    expect(deletes.length).toBeGreaterThan(0);
+    expect(deletes.length).toBeLessThan(planned);
     await recoverAndCheck(killed);
   }, 300_000);
 

@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
@@ -165,6 +165,31 @@ export function auditEvents(
     out.push(e);
   }
   return out;
+}
+
+/**
+ * Audit events appended after this call, read incrementally: each call returns the events written since the
+ * previous one, cheap enough to poll every few milliseconds (a rotated log starts over from its beginning).
+ */
+export function auditTail(cluster: TestCluster): () => AuditEvent[] {
+  const path = join(cluster.kubeconfigPath, "..", "audit.log");
+  let offset = statSync(path).size;
+  let rest = "";
+  return () => {
+    const fd = openSync(path, "r");
+    try {
+      const size = fstatSync(fd).size;
+      if (size < offset) offset = 0;
+      const buf = Buffer.alloc(size - offset);
+      readSync(fd, buf, 0, buf.length, offset);
+      offset = size;
+      const lines = (rest + buf.toString("utf8")).split("\n");
+      rest = lines.pop() ?? "";
+      return lines.filter(Boolean).map((l) => JSON.parse(l) as AuditEvent);
+    } finally {
+      closeSync(fd);
+    }
+  };
 }
 
 /** Audit events that really wrote (create, update, patch, delete without dryRun). */
