@@ -231,14 +231,48 @@ describe("berth replay", () => {
   test("export while syncing, import on a fresh ledger path, verify, then replay from it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "berth-export-"));
     const file = join(dir, "export.db");
-    git.commit("infra", { "web/config.yaml": cm("settings", "five") }, { message: "five" });
-    const [synced, exported] = await Promise.all([
-      syncApp(w, "web"),
-      run("ledger", "export", file, "--config", configPath),
-    ]);
-    expect(synced.outcome).toBe("Succeeded");
+    // A LoadBalancer Service (no cloud controller here gives it an address) keeps the sync in its health wait
+    // until the test sets one: the export provably runs while the sync's entry is open.
+    git.commit(
+      "infra",
+      {
+        "web/config.yaml": cm("settings", "five"),
+        "web/held.yaml": `apiVersion: v1\nkind: Service\nmetadata:\n  name: held\nspec:\n  type: LoadBalancer\n  selector: {app: none}\n  ports: [{port: 80}]\n`,
+      },
+      { message: "five" },
+    );
+    const syncing = syncApp(w, "web");
+    const open = await eventually("the sync's entry to be open, waiting on the Service", 30_000, async () => {
+      const running = w.ledger.list({ app: "web", limit: 1 })[0];
+      return running?.outcome === "Running" && exists("service", "held") ? running : undefined;
+    });
+    const exported = await run("ledger", "export", file, "--config", configPath);
     expect(exported.code).toBe(0);
     expect(exported.out).toMatch(/ok — \d+ entries and \d+ blobs verified/);
+    kubectl(
+      cluster,
+      "patch",
+      "service",
+      "held",
+      "-n",
+      ns,
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      '{"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.10"}]}}}',
+    );
+    const synced = await syncing;
+    expect(synced.outcome).toBe("Succeeded");
+    expect(synced.entry).toBe(open.id);
+    // The export holds the attempt as it was mid-sync: begun, not finished.
+    const copy = new Database(file, { readonly: true });
+    try {
+      expect(copy.query("SELECT outcome FROM entries WHERE id = ?").get(open.id)).toEqual({
+        outcome: "Running",
+      });
+    } finally {
+      copy.close();
+    }
 
     const fresh = configFor(join(dir, "new", "ledger.db"), true);
     const imported = await run("ledger", "import", file, "--config", fresh);
