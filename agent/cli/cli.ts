@@ -31,6 +31,7 @@ import {
   formatVerdicts,
   table,
 } from "./format.ts";
+import { importCommand } from "./import-command.ts";
 import { installCommand } from "./install-command.ts";
 import { Progress } from "./progress.ts";
 import {
@@ -95,6 +96,8 @@ commands:
                             let a sync held by a hold rule through (with --override-window: also a deferred one)
   install manifests [--namespaced] [--namespace NS] [--image IMAGE]
                             in-cluster manifests with least-privilege RBAC for what the apps render
+  import flux FILE|DIR [--dir REPO_ROOT] [--out DIR] [--force]
+                            convert Flux Kustomizations, HelmReleases and sources into a berth.yaml
   version                   print the version, commit and runtime
 
 flags:
@@ -118,6 +121,7 @@ const OPTIONS = {
   "dry-run": { type: "boolean", default: false },
   force: { type: "boolean", default: false },
   dir: { type: "string" },
+  out: { type: "string" },
   server: { type: "string" },
   "token-file": { type: "string" },
   object: { type: "string" },
@@ -199,6 +203,8 @@ export async function cli(argv: string[], io: Io): Promise<number> {
         return await rulesCommand(flags, rulesFlags(values), rest, io);
       case "approve":
         return await approveCommand(flags, rulesFlags(values), io);
+      case "import":
+        return await importCommand(rest, { dir: values.dir, out: values.out, force: values.force }, io);
       case "install":
         return await installCommand(
           flags,

@@ -80,6 +80,8 @@ export interface AppConfig {
   suspend: boolean;
   force: boolean;
   allowEmpty: boolean;
+  /** Rendered objects left out (listed as skipped): by API group and optionally kind. */
+  exclude?: Array<{ group: string; kind?: string }>;
   /** Kustomize settings, when the app path holds a kustomization. */
   kustomize?: { allowRemoteBases?: boolean };
   /**
@@ -378,6 +380,7 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
       };
     if (app.namespace !== undefined) out.namespace = app.namespace;
     if (app.kustomize !== undefined) out.kustomize = app.kustomize;
+    if (app.exclude !== undefined) out.exclude = app.exclude;
     if (app.helm !== undefined) {
       const { auth, caFile, ...helm } = app.helm;
       out.helm = {

@@ -37,6 +37,8 @@ export interface AppRenderSpec {
   /** Substitution runs only when one of these is set (as Flux runs it only with `postBuild`). */
   vars?: Record<string, string>;
   varsFrom?: VarSource[];
+  /** Rendered objects left out, listed as skipped: by API group and optionally kind. */
+  exclude?: Array<{ group: string; kind?: string }>;
 }
 
 /** The agent-wide settings and adapters rendering may use. */
@@ -78,6 +80,8 @@ export async function renderApp(
     if (signal?.aborted) throw err;
     return failed(app.path, messageOf(err));
   }
+  if (app.exclude && app.exclude.length > 0 && result.errors.length === 0)
+    result = excluded(result, app.exclude);
   if (result.errors.length > 0 || (app.vars === undefined && app.varsFrom === undefined)) return result;
   try {
     const vars = await collectVars(app.vars ?? {}, app.varsFrom ?? [], env.readConfig, app.namespace);
@@ -206,4 +210,26 @@ function failed(path: string, message: string): RenderResult {
     digest: digestOfObjects([]),
     files: 0,
   };
+}
+
+/** Leaves out the objects `exclude` selects, each listed as skipped with the selector that matched. */
+function excluded(
+  result: AppRenderResult,
+  exclude: Array<{ group: string; kind?: string }>,
+): AppRenderResult {
+  const objects: DesiredObject[] = [];
+  const skipped = [...result.skipped];
+  for (const desired of result.objects) {
+    const { apiVersion, kind } = desired.object;
+    const group = apiVersion.includes("/") ? apiVersion.slice(0, apiVersion.indexOf("/")) : "";
+    const hit = exclude.find((e) => e.group === group && (e.kind === undefined || e.kind === kind));
+    if (hit) {
+      const what = hit.kind ? `${hit.group} ${hit.kind}` : `group ${hit.group || '""'}`;
+      skipped.push({
+        path: desired.source,
+        message: `${kind}/${desired.object.metadata.name}: excluded (${what})`,
+      });
+    } else objects.push(desired);
+  }
+  return { ...result, objects, skipped, digest: digestOfObjects(objects.map((o) => o.object)) };
 }
