@@ -7,10 +7,8 @@
 # Prints the binary's path on stdout; progress goes to stderr.
 set -euo pipefail
 V=${ALERTMANAGER_VERSION:-0.35.0}
-C=${BERTH_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-testenv}; mkdir -p "$C/alertmanager"
-export GOMODCACHE=$C/gomod GOCACHE=$C/gobuild GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-trimpath
-BIN=$C/alertmanager/alertmanager$V-$(go env GOVERSION)-$(go env GOARCH)
-exec 9>"$C/alertmanager/.lock"; flock 9
+. "$(dirname "${BASH_SOURCE[0]}")/../go-build-env.sh" alertmanager
+BIN=$D/alertmanager$V-$(go env GOVERSION)-$(go env GOARCH)
 if [ -f "$BIN/.complete" ]; then echo "$BIN/alertmanager"; exit 0; fi
 start=$(date +%s)
 T=$BIN.tmp; rm -rf "$T"; mkdir -p "$T"

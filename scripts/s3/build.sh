@@ -4,10 +4,8 @@
 # Prints the binary's path on stdout; progress goes to stderr.
 set -euo pipefail
 V=${VERSITYGW_VERSION:-1.8.0}
-C=${BERTH_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-testenv}; mkdir -p "$C/s3"
-export GOMODCACHE=$C/gomod GOCACHE=$C/gobuild GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-trimpath
-BIN=$C/s3/versitygw$V-$(go env GOVERSION)-$(go env GOARCH)
-exec 9>"$C/s3/.lock"; flock 9
+. "$(dirname "${BASH_SOURCE[0]}")/../go-build-env.sh" s3
+BIN=$D/versitygw$V-$(go env GOVERSION)-$(go env GOARCH)
 if [ -f "$BIN/.complete" ]; then echo "$BIN/versitygw"; exit 0; fi
 start=$(date +%s)
 T=$BIN.tmp; rm -rf "$T"; mkdir -p "$T"
