@@ -4,7 +4,7 @@ import { driftSummary } from "../api/app-view.ts";
 import { fetchApps } from "../api/client.ts";
 import type { Served } from "../api/serve.ts";
 import { startApi } from "../api/start.ts";
-import { type AppConfig, loadConfig, type RetentionConfig } from "../config/config.ts";
+import { type AppConfig, loadConfig, type RetentionConfig, sourceRefOf } from "../config/config.ts";
 import { readSecretFile } from "../config/credentials.ts";
 import { dependenciesOf } from "../config/dependency-order.ts";
 import { LeaderElector, leaderIdentity } from "../engine/leader.ts";
@@ -455,7 +455,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     server = await startApi({
       api: w.config.api,
       apps: w.config.apps,
-      sourceRef: w.config.source.ref,
+      sourceRef: sourceRefOf(w.config.source),
       loop,
       ledger: w.ledger,
       metrics: w.metrics,
@@ -477,7 +477,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
   process.once("SIGINT", () => stop("SIGINT"));
   log.log("info", "berth is running", {
     source: w.source.url,
-    ref: w.config.source.ref,
+    ref: sourceRefOf(w.config.source),
     apps: w.config.apps.map((a) => a.name),
     ledger: w.config.ledger.path,
     api: `http://${w.config.api.listen.replace(/:\d+$/, "")}:${server.port}`,

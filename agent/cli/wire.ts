@@ -1,7 +1,7 @@
 /** Builds the engine's dependencies from a loaded config: the one place concrete adapters meet. */
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { type AgentConfig, loadConfig } from "../config/config.ts";
+import { type AgentConfig, isOciSource, loadConfig, type OciSourceConfig } from "../config/config.ts";
 import { readSecretEnv, readSecretFile, resolveGitCredentials } from "../config/credentials.ts";
 import { compileWhen } from "../config/notify.ts";
 import { type DriftReport, DriftWatcher } from "../drift/drift.ts";
@@ -25,6 +25,7 @@ import { sharedParsePool } from "../render/parse-pool.ts";
 import { valuesOfConfigObject } from "../render/substitute.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../render/tools-render.ts";
 import { GitSource } from "../source/git-source.ts";
+import { OciSource } from "../source/oci-source.ts";
 import { isSshUrl, SshSource } from "../source/ssh-source.ts";
 import { VerifiedSource } from "../source/verify.ts";
 
@@ -70,28 +71,7 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
   const clientFor = appClients(config, kube);
   const events = new EventBus();
   const metrics = new Metrics();
-  const cacheDir = join(dirname(config.ledger.path), "git-cache");
-  const { ssh, verify } = config.source;
-  const git =
-    ssh && isSshUrl(config.source.url)
-      ? new SshSource({
-          url: config.source.url,
-          ref: config.source.ref,
-          cacheDir,
-          ssh,
-          timeoutMs: config.source.timeout,
-        })
-      : new GitSource({
-          url: config.source.url,
-          ref: config.source.ref,
-          cacheDir,
-          credentials: () => resolveGitCredentials(config.source.auth),
-          timeoutMs: config.source.timeout,
-          onRequest: (_kind, ok) => metrics.gitRequest(ok),
-        });
-  const source: SourcePort & { readonly url: string } = verify
-    ? new VerifiedSource(git, verify.allowedSignersFile)
-    : git;
+  const source = sourceFor(config, dirname(config.ledger.path), metrics);
   const deps: EngineDeps = {
     source,
     render: renderPortFor(config, kube, clientFor, log),
@@ -108,6 +88,58 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
     },
   };
   return { config, deps, ledger, kube, clientFor, source, events, metrics, close: () => ledger.close() };
+}
+
+/** The configured source: an OCI artifact, or a Git repository over HTTP(S) or SSH (signature-checked with verify). */
+export function sourceFor(
+  config: AgentConfig,
+  stateDir: string,
+  metrics?: Metrics,
+): SourcePort & { readonly url: string } {
+  const cfg = config.source;
+  if (isOciSource(cfg)) return ociSourceFor(cfg, join(stateDir, "oci-cache"), metrics);
+  const cacheDir = join(stateDir, "git-cache");
+  const git =
+    cfg.ssh && isSshUrl(cfg.url)
+      ? new SshSource({ url: cfg.url, ref: cfg.ref, cacheDir, ssh: cfg.ssh, timeoutMs: cfg.timeout })
+      : new GitSource({
+          url: cfg.url,
+          ref: cfg.ref,
+          cacheDir,
+          credentials: () => resolveGitCredentials(cfg.auth),
+          timeoutMs: cfg.timeout,
+          ...(metrics ? { onRequest: (_kind: unknown, ok: boolean) => metrics.gitRequest(ok) } : {}),
+        });
+  return cfg.verify ? new VerifiedSource(git, cfg.verify.allowedSignersFile) : git;
+}
+
+/** An OCI artifact source; the password file is read at every request, the CA once. */
+export function ociSourceFor(cfg: OciSourceConfig, cacheDir: string, metrics?: Metrics): OciSource {
+  const auth = cfg.auth;
+  return new OciSource({
+    url: cfg.oci,
+    ...(cfg.tag !== undefined ? { tag: cfg.tag } : {}),
+    ...(cfg.semver !== undefined ? { semver: cfg.semver } : {}),
+    ...(cfg.digest !== undefined ? { digest: cfg.digest } : {}),
+    cacheDir,
+    ...(auth
+      ? {
+          credentials: () => ({
+            username: auth.username,
+            password: readSecretFile(auth.passwordFile, "the OCI source's auth.passwordFile"),
+          }),
+        }
+      : {}),
+    ...(cfg.caFile !== undefined ? { ca: readSecretFile(cfg.caFile, "the OCI source's caFile") } : {}),
+    insecure: cfg.insecure,
+    timeoutMs: cfg.timeout,
+    ...(metrics
+      ? {
+          onRequest: (_m: string, _p: string, status: number | undefined) =>
+            metrics.gitRequest(status !== undefined && status < 400),
+        }
+      : {}),
+  });
 }
 
 /**

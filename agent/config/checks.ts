@@ -1,4 +1,6 @@
 /** Checks of berth.yaml that a JSON Schema cannot express: secrets, URLs, paths, app names and dependencies. */
+import { messageOf } from "../object/errors.ts";
+import { parseRange } from "../object/semver-range.ts";
 import { findCycle } from "./dependency-order.ts";
 import { type ConfigProblem, problemAt } from "./problems.ts";
 
@@ -34,6 +36,7 @@ export function semanticProblems(data: Raw): ConfigProblem[] {
 
 function sourceProblems(data: Raw): ConfigProblem[] {
   const source = data.source as Raw;
+  if (source.oci !== undefined) return ociSourceProblems(source, ["source"]);
   const url = String(source.url);
   // SSH (ssh:// or scp-like user@host:path) goes through the system git with a deploy key, never source.auth.
   if (/^ssh:\/\//i.test(url) || /^[^/:@\s]+@[^/:\s]+:/.test(url)) {
@@ -169,6 +172,35 @@ function appProblems(data: Raw): ConfigProblem[] {
     problems.push(problemAt(["apps", at, "dependsOn"], `dependency cycle: ${cycle.join(" → ")}`));
   }
   return problems;
+}
+
+/** An OCI source follows exactly one of tag, semver and digest, and a semver range must parse. */
+export function ociSourceProblems(source: Raw, at: (string | number)[]): ConfigProblem[] {
+  const set = ["tag", "semver", "digest"].filter((k) => source[k] !== undefined);
+  if (set.length === 0)
+    return [
+      problemAt([...at, "tag"], "an OCI source needs exactly one of tag, semver or digest; none is set"),
+    ];
+  if (set.length > 1)
+    return [
+      problemAt(
+        [...at, set[1] as string],
+        `an OCI source needs exactly one of tag, semver or digest; got ${set.join(" and ")}`,
+      ),
+    ];
+  if (source.semver !== undefined) {
+    try {
+      parseRange(String(source.semver));
+    } catch (err) {
+      return [
+        problemAt(
+          [...at, "semver"],
+          `expected a semver range like ">=1.0.0 <2.0.0" or "1.x": ${messageOf(err)}`,
+        ),
+      ];
+    }
+  }
+  return [];
 }
 
 /** A remote chart's fields make sense together: `repo` or `oci://`, not both; version/auth/caFile only for one. */

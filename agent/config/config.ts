@@ -27,6 +27,7 @@ export interface GitAuthConfig {
 
 /** The Git repository to follow. Durations in milliseconds. */
 export interface SourceConfig {
+  kind?: "git";
   url: string;
   ref: string;
   interval: number;
@@ -36,6 +37,39 @@ export interface SourceConfig {
   ssh?: { keyFile: string; knownHostsFile: string };
   /** Accept only commits signed by a key in this allowed-signers file (absolute). */
   verify?: { allowedSignersFile: string };
+}
+
+/**
+ * An OCI artifact to follow (`source: { oci: … }`, schema `#/definitions/ociSource`): exactly one of tag, semver
+ * and digest is set. Durations in milliseconds; file paths absolute.
+ */
+export interface OciSourceConfig {
+  kind: "oci";
+  /** `oci://host[:port]/repository`. */
+  oci: string;
+  tag?: string;
+  semver?: string;
+  digest?: string;
+  interval: number;
+  timeout: number;
+  /** Basic auth, as for remote charts: the password is read from the file at every request. */
+  auth?: { username: string; passwordFile: string };
+  caFile?: string;
+  /** Plain HTTP; false unless the config says `insecure: true`. */
+  insecure: boolean;
+}
+
+/** Any source berth can follow. */
+export type AnySourceConfig = SourceConfig | OciSourceConfig;
+
+/** Whether a source is an OCI artifact. */
+export function isOciSource(source: AnySourceConfig): source is OciSourceConfig {
+  return source.kind === "oci";
+}
+
+/** What a push webhook's ref is compared with: the Git ref, or the OCI tag (or "" for semver/digest). */
+export function sourceRefOf(source: AnySourceConfig): string {
+  return isOciSource(source) ? (source.tag ?? "") : source.ref;
 }
 
 /** `render:` in berth.yaml: tool binaries (absent: PATH), limits, and the age key source; paths absolute. */
@@ -182,7 +216,7 @@ export interface AgentConfig {
   kind: "Agent";
   /** Absolute path of the file this came from. */
   configPath: string;
-  source: SourceConfig;
+  source: AnySourceConfig;
   apps: AppConfig[];
   /** Attempts of different apps at once (`berth run`, `berth sync`). */
   concurrency: number;
@@ -283,16 +317,31 @@ function withLine(
   return problem;
 }
 
+/** `source:` as written for an OCI artifact. */
+interface RawOciSource {
+  oci: string;
+  tag?: string;
+  semver?: string;
+  digest?: string;
+  interval?: string;
+  timeout?: string;
+  auth?: { username: string; passwordFile: string };
+  caFile?: string;
+  insecure?: boolean;
+}
+
+interface RawGitSource {
+  url: string;
+  ref?: string;
+  interval?: string;
+  timeout?: string;
+  auth?: Record<string, string>;
+  ssh?: { keyFile: string; knownHostsFile: string };
+  verify?: { allowedSignersFile: string };
+}
+
 interface RawConfig {
-  source: {
-    url: string;
-    ref?: string;
-    interval?: string;
-    timeout?: string;
-    auth?: Record<string, string>;
-    ssh?: { keyFile: string; knownHostsFile: string };
-    verify?: { allowedSignersFile: string };
-  };
+  source: RawGitSource | RawOciSource;
   render?: {
     kustomize?: string;
     helm?: string;
@@ -345,17 +394,8 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
   const abs = (path: string): string => (isAbsolute(path) ? path : resolve(base, path));
   const ms = (text: string | undefined, fallback: number): number =>
     text === undefined ? fallback : (parseDuration(text) ?? fallback);
-  const interval = ms(raw.source.interval, CONFIG_DEFAULTS.interval);
-  const source: SourceConfig = {
-    url: raw.source.url,
-    ref: raw.source.ref ?? CONFIG_DEFAULTS.ref,
-    interval,
-    timeout: ms(raw.source.timeout, CONFIG_DEFAULTS.sourceTimeout),
-  };
-  if (raw.source.auth) source.auth = gitAuth(raw.source.auth, abs);
-  if (raw.source.ssh)
-    source.ssh = { keyFile: abs(raw.source.ssh.keyFile), knownHostsFile: abs(raw.source.ssh.knownHostsFile) };
-  if (raw.source.verify) source.verify = { allowedSignersFile: abs(raw.source.verify.allowedSignersFile) };
+  const source = "oci" in raw.source ? ociSource(raw.source, abs, ms) : gitSource(raw.source, abs, ms);
+  const interval = source.interval;
   const apps = raw.apps.map((app): AppConfig => {
     const out: AppConfig = {
       name: app.name,
@@ -489,4 +529,42 @@ function gitAuth(raw: Record<string, string>, abs: (path: string) => string): Gi
   if (raw.passwordFile !== undefined) auth.passwordFile = abs(raw.passwordFile);
   if (raw.passwordEnv !== undefined) auth.passwordEnv = raw.passwordEnv;
   return auth;
+}
+
+function gitSource(
+  raw: RawGitSource,
+  abs: (path: string) => string,
+  ms: (text: string | undefined, fallback: number) => number,
+): SourceConfig {
+  const source: SourceConfig = {
+    url: raw.url,
+    ref: raw.ref ?? CONFIG_DEFAULTS.ref,
+    interval: ms(raw.interval, CONFIG_DEFAULTS.interval),
+    timeout: ms(raw.timeout, CONFIG_DEFAULTS.sourceTimeout),
+  };
+  if (raw.auth) source.auth = gitAuth(raw.auth, abs);
+  if (raw.ssh) source.ssh = { keyFile: abs(raw.ssh.keyFile), knownHostsFile: abs(raw.ssh.knownHostsFile) };
+  if (raw.verify) source.verify = { allowedSignersFile: abs(raw.verify.allowedSignersFile) };
+  return source;
+}
+
+/** An OCI source's normalised form; the multi-source map uses it for its `oci:` entries too. */
+export function ociSource(
+  raw: RawOciSource,
+  abs: (path: string) => string,
+  ms: (text: string | undefined, fallback: number) => number,
+): OciSourceConfig {
+  const source: OciSourceConfig = {
+    kind: "oci",
+    oci: raw.oci.replace(/\/+$/, ""),
+    interval: ms(raw.interval, CONFIG_DEFAULTS.interval),
+    timeout: ms(raw.timeout, CONFIG_DEFAULTS.sourceTimeout),
+    insecure: raw.insecure === true,
+  };
+  if (raw.tag !== undefined) source.tag = raw.tag;
+  if (raw.semver !== undefined) source.semver = raw.semver;
+  if (raw.digest !== undefined) source.digest = raw.digest;
+  if (raw.auth) source.auth = { username: raw.auth.username, passwordFile: abs(raw.auth.passwordFile) };
+  if (raw.caFile !== undefined) source.caFile = abs(raw.caFile);
+  return source;
 }

@@ -17,12 +17,25 @@ const EXPECTED_BY_DEFINITION: Record<string, string> = {
   listen: 'host:port like "127.0.0.1:7420"',
 };
 
+/** What a single field's pattern expects, for messages (keyed by the field's schema node: a $ref hides its path). */
+const ociFields = (schema.definitions.ociSource.properties ?? {}) as Record<string, unknown>;
+const EXPECTED_BY_NODE = new Map<unknown, string>([
+  [
+    ociFields.oci,
+    "oci://<registry host[:port]>/<repository> (no tag or digest: those go in tag, semver or digest)",
+  ],
+  [ociFields.tag, "a tag (letters, digits, '_', '.', '-'; at most 128)"],
+  [ociFields.digest, "a manifest digest sha256:<64 lowercase hex>"],
+]);
+
 /** Every schema violation of a parsed config, one problem per field. */
 export function schemaProblems(data: unknown): ConfigProblem[] {
   if (validate(data)) return [];
   const problems: ConfigProblem[] = [];
   const seen = new Set<string>();
-  for (const error of withoutOneOfNoise(validate.errors ?? [])) {
+  // An `if`/`then` (source: Git or OCI) adds 'must match "then" schema' above the branch's own errors, which say more.
+  const errors = (validate.errors ?? []).filter((e) => e.keyword !== "if");
+  for (const error of withoutOneOfNoise(errors)) {
     const problem = problemOf(error, data);
     const key = `${problem.field}\0${problem.message}`;
     if (!seen.has(key)) {
@@ -81,6 +94,8 @@ function problemOf(error: ErrorObject, data: unknown): ConfigProblem {
 
 function expectation(error: ErrorObject): string {
   const params = error.params as Record<string, unknown>;
+  const byNode = error.keyword === "pattern" ? EXPECTED_BY_NODE.get(error.parentSchema) : undefined;
+  if (byNode !== undefined) return byNode;
   const definition = /#\/definitions\/(\w+)\//.exec(error.schemaPath)?.[1];
   const named = definition === undefined ? undefined : EXPECTED_BY_DEFINITION[definition];
   if (named !== undefined && (error.keyword === "pattern" || error.keyword === "maxLength")) return named;

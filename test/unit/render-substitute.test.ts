@@ -1,6 +1,6 @@
 /** substituteText/substituteObject (Flux postBuild semantics) and the config fields of rendering and sources. */
 import { describe, expect, test } from "bun:test";
-import { parseConfig } from "../../agent/config/config.ts";
+import { parseConfig, type SourceConfig } from "../../agent/config/config.ts";
 import { isRemoteReference } from "../../agent/render/kustomize.ts";
 import { substituteObject, substituteText } from "../../agent/render/substitute.ts";
 import { shellQuote, sshCommand } from "../../agent/source/ssh-git.ts";
@@ -99,8 +99,11 @@ describe("config", () => {
       `${base('{url: "git@git.example:infra.git", ssh: {keyFile: k, knownHostsFile: kh}, verify: {allowedSignersFile: s}}', ", helm: {chart: c, set: {x: 1}}, vars: {A: b}, varsFrom: [{file: v.env}, {kind: Secret, name: s}]")}render: {kustomize: bin/kustomize, timeout: 10s, ageKeyFile: age.key}\n`,
       "/etc/berth/berth.yaml",
     );
-    expect(c.source.ssh).toEqual({ keyFile: "/etc/berth/k", knownHostsFile: "/etc/berth/kh" });
-    expect(c.source.verify).toEqual({ allowedSignersFile: "/etc/berth/s" });
+    expect((c.source as SourceConfig).ssh).toEqual({
+      keyFile: "/etc/berth/k",
+      knownHostsFile: "/etc/berth/kh",
+    });
+    expect((c.source as SourceConfig).verify).toEqual({ allowedSignersFile: "/etc/berth/s" });
     expect(c.render).toEqual({
       tools: { kustomize: "/etc/berth/bin/kustomize" },
       timeout: 10_000,
