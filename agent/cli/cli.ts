@@ -265,7 +265,11 @@ async function syncCommand(flags: GlobalFlags, values: Values, io: Io, log: Logg
   try {
     w.ledger.markInterrupted();
     const apps = selectApps(w.config.apps, values.app);
-    const snapshot = await w.source.snapshot(await w.source.resolve()).catch(() => undefined);
+    // A source that cannot be read is recorded per app (FetchFailed) by the attempts; resolve() may throw too.
+    const snapshot = await w.source
+      .resolve()
+      .then((id) => w.source.snapshot(id))
+      .catch(() => undefined);
     // SIGTERM/Ctrl-C: health waits end (recorded as Interrupted), nothing more starts, the watches close.
     const stopping = new AbortController();
     const stop = () => stopping.abort();
