@@ -10,10 +10,14 @@ import type { PruneSafetySettings } from "../plan/prune-guard.ts";
 import type { HealthJudge, WaitCluster } from "../wait/wait.ts";
 import type { Logger } from "./log.ts";
 
-/** The Git source: cheap ref resolution, then a snapshot at a commit. */
+/**
+ * Where manifests come from: a Git repository (agent/source/git-source.ts, ssh-source.ts) or an OCI artifact
+ * (oci-source.ts). `resolve()` is the cheap poll (one ref or manifest request) naming what to apply: a commit
+ * SHA, or `<tag>@sha256:<digest>`; `snapshot()` reads that, from the source's cache when it has it.
+ */
 export interface SourcePort {
   resolve(): Promise<string>;
-  snapshot(sha: string): Promise<Snapshot>;
+  snapshot(id: string): Promise<Snapshot>;
 }
 
 /** Rendering one app's path of a snapshot; rejects only when `signal` aborts (the agent is stopping). */
