@@ -156,15 +156,21 @@ export class HelmRepoFixture {
   }
 }
 
-/** Debian's docker-registry (distribution) on loopback with TLS (a self-made CA) and htpasswd basic auth. */
+/**
+ * Debian's docker-registry (distribution) on loopback with TLS (a self-made CA) and htpasswd basic auth. Its
+ * access log is kept (`requests`), so tests can count what a poll asked for; `stop()` and `restart()` take it
+ * offline and back on the same port and storage.
+ */
 export class OciRegistryFixture {
+  /** Requests served, from the registry's access log: method, path (no query) and status. */
+  readonly requests: Array<{ method: string; path: string; status: number }> = [];
   private constructor(
     readonly dir: string,
     readonly host: string,
     readonly caFile: string,
-    private readonly child: ChildProcess,
+    private child: ChildProcess,
     private readonly helm: string,
-    private readonly auth: { username: string; password: string },
+    readonly auth: { username: string; password: string },
   ) {}
 
   static async start(auth: { username: string; password: string }): Promise<OciRegistryFixture> {
@@ -177,36 +183,35 @@ export class OciRegistryFixture {
       join(dir, "config.yml"),
       [
         "version: 0.1",
-        "log: {level: warn}",
+        "log: {level: warn, accesslog: {disabled: false}}",
         `storage: {filesystem: {rootdirectory: ${join(dir, "data")}}, delete: {enabled: true}}`,
         `http: {addr: "127.0.0.1:${port}", tls: {certificate: ${tls.cert}, key: ${tls.key}}}`,
         `auth: {htpasswd: {realm: berth-test, path: ${join(dir, "htpasswd")}}}`,
         "",
       ].join("\n"),
     );
-    const child = spawn("docker-registry", ["serve", join(dir, "config.yml")], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr?.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
     const { helm } = await toolPaths();
     const host = `127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr}`);
-      const up = await new Promise<boolean>((resolve) => {
-        const s = connect(port, "127.0.0.1", () => {
-          s.end();
-          resolve(true);
-        });
-        s.on("error", () => resolve(false));
-      });
-      if (up) break;
-      if (i > 100) throw new Error(`docker-registry did not listen on ${host}: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
+    let fixture: OciRegistryFixture | undefined;
+    const child = await serveRegistry(dir, port, (r) => fixture?.requests.push(r));
+    fixture = new OciRegistryFixture(dir, host, tls.caFile, child, helm, auth);
+    return fixture;
+  }
+
+  /** Takes the registry offline (connections refused until `restart()`). */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((r) => this.child.once("exit", r));
+      this.child.kill("SIGTERM");
+      await exited;
     }
-    return new OciRegistryFixture(dir, host, tls.caFile, child, helm, auth);
+  }
+
+  /** Starts the registry again on the same port and storage. */
+  async restart(): Promise<void> {
+    await this.stop();
+    const port = Number(this.host.split(":")[1]);
+    this.child = await serveRegistry(this.dir, port, (r) => this.requests.push(r));
   }
 
   /** Packages chart `name` at `version` (as HelmRepoFixture.publish) and pushes it with `helm push`. */
@@ -246,13 +251,50 @@ export class OciRegistryFixture {
   }
 
   async close(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      const exited = new Promise((r) => this.child.once("exit", r));
-      this.child.kill("SIGTERM");
-      await exited;
-    }
+    await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Runs docker-registry with the config in `dir` until it listens; access-log lines go to `onRequest`. */
+async function serveRegistry(
+  dir: string,
+  port: number,
+  onRequest: (r: { method: string; path: string; status: number }) => void,
+): Promise<ChildProcess> {
+  const child = spawn("docker-registry", ["serve", join(dir, "config.yml")], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  // The access log is in Apache combined format: `… "GET /v2/x/manifests/v1 HTTP/1.1" 200 …`.
+  let pending = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    pending += d.toString();
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) {
+      const m = /"([A-Z]+) ([^ ?"]+)[^"]*" (\d{3})/.exec(line);
+      if (m) onRequest({ method: m[1] as string, path: m[2] as string, status: Number(m[3]) });
+    }
+  });
+  const host = `127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr}`);
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(port, "127.0.0.1", () => {
+        s.end();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (up) break;
+    if (i > 100) throw new Error(`docker-registry did not listen on ${host}: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return child;
 }
 
 function freePort(): Promise<number> {
