@@ -20,7 +20,9 @@ import { objectId } from "../object/object.ts";
 import { fromDependencies } from "../plan/dependencies.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
+import { chartSource, isRemoteChart } from "../render/helm-remote.ts";
 import { sharedParsePool } from "../render/parse-pool.ts";
+import { privateTempDir } from "../render/tools.ts";
 import { buildInfo } from "../version.ts";
 import {
   describeVerified,
@@ -664,19 +666,54 @@ async function validateCommand(flags: GlobalFlags, values: Values, io: Io): Prom
   io.out(`${flags.config}: valid (${config.apps.length} apps)\n`);
   if (!values.dir) return EXIT.ok;
   const snapshot = new FsSnapshot(values.dir);
-  // Offline: Kustomize, Helm, SOPS and file/config variables render; variables from the cluster cannot.
-  const renderApp = renderPortFor(config);
+  // Kustomize, Helm, SOPS and file/config variables render; variables from the cluster cannot. Remote charts are
+  // pulled into a throw-away cache (validate writes nothing beside the agent's ledger).
+  const charts = await privateTempDir("validate-charts");
+  const renderApp = renderPortFor(config, undefined, undefined, undefined, charts.dir);
   let failed = false;
-  for (const app of config.apps) {
-    const r = await renderApp(snapshot, app);
-    for (const e of r.errors) io.err(`✗ ${app.name}: ${e.path}: ${e.message}\n`);
-    for (const s of r.skipped) io.err(`  ${app.name}: skipped ${s.path}: ${s.message}\n`);
-    if (r.errors.length > 0) failed = true;
-    else io.out(`✓ ${app.name}: ${r.objects.length} objects from ${app.path || "."}\n`);
+  try {
+    for (const app of config.apps) {
+      const r = await renderApp(snapshot, app);
+      const unreachable =
+        app.helm && isRemoteChart(app.helm) ? chartUnreachable(app.helm, r.errors) : undefined;
+      if (unreachable) {
+        io.err(`⚠ ${app.name}: not rendered: ${unreachable}\n`);
+        continue;
+      }
+      for (const e of r.errors) io.err(`✗ ${app.name}: ${e.path}: ${e.message}\n`);
+      for (const s of r.skipped) io.err(`  ${app.name}: skipped ${s.path}: ${s.message}\n`);
+      if (r.errors.length > 0) failed = true;
+      else
+        io.out(
+          `✓ ${app.name}: ${r.objects.length} objects from ${app.path || "."}${r.origin ? ` (${r.origin})` : ""}\n`,
+        );
+    }
+  } finally {
+    await charts.dispose();
   }
   const inline = sharedParsePool().fallback;
   if (inline) io.err(`note: manifests were parsed in the main thread: ${inline}\n`);
   return failed ? EXIT.failed : EXIT.ok;
+}
+
+/**
+ * Why a remote chart could not be fetched because its repository cannot be reached from here (down, no route, or
+ * its password file not on this machine), naming the repository; undefined for any other error (a wrong
+ * password, a missing version, a template error), which validate reports as a failure.
+ */
+function chartUnreachable(
+  helm: { repo?: string; chart: string },
+  errors: ReadonlyArray<{ path: string; message: string }>,
+): string | undefined {
+  const source = chartSource(helm);
+  const fetch = errors.find(
+    (e) =>
+      e.message.includes(`${source}: cannot fetch the chart and none is cached`) ||
+      e.message.includes(`${source}: cannot read auth.passwordFile`),
+  );
+  if (!fetch) return undefined;
+  const why = fetch.message.slice(fetch.message.indexOf(`${source}: `) + source.length + 2);
+  return `${source} cannot be reached from here, so its chart was not rendered (${why})`;
 }
 
 /** `berth run` collects the ledger's garbage once a day (checked hourly; the last run is kept in the ledger). */

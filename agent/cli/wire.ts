@@ -304,6 +304,7 @@ export function renderPortFor(
   kube?: KubeClient,
   clientFor?: (app: string) => KubeClient,
   log?: Logger,
+  chartCache: string = chartCacheDir(config),
 ): RenderPort {
   const settings = config.render;
   const tools = {
@@ -322,7 +323,7 @@ export function renderPortFor(
     sops: { ageIdentities: ageIdentities(config), tools },
     parser,
     // Beside the Git cache: charts from Helm repositories and OCI registries, content-addressed.
-    chartCache: chartCacheDir(config),
+    chartCache,
     ...(log ? { log: (level, message, fields) => log.log(level, message, fields) } : {}),
   };
   // varsFrom ConfigMaps and Secrets are read as the app (its ServiceAccount): no reading what it may not.
