@@ -101,7 +101,12 @@ export async function orasPush(
 
 /** A tar archive (ustar) of the given entries, gzipped: for layers no honest tar would write. */
 export function hostileTarGz(
-  entries: Array<{ path: string; body?: string | Uint8Array; type?: "0" | "2" | "5"; link?: string }>,
+  entries: Array<{
+    path: string;
+    body?: string | Uint8Array /** tar type flag: "0" file, "1" hard link, "2" symlink, "5" directory, … */;
+    type?: string;
+    link?: string;
+  }>,
 ): Uint8Array {
   const blocks: Uint8Array[] = [];
   for (const e of entries) {
