@@ -149,7 +149,7 @@ describe("OCI artifact source", () => {
       "a hard link",
       [
         { path: "a", body: "x" },
-        { path: "b", type: "1" as "0", link: "a" },
+        { path: "b", type: "1", link: "a" },
       ],
       /hard link/,
     ],
