@@ -28,6 +28,8 @@ const LAYER_TYPES = new Set([
   "application/x-gzip",
   "application/tar+gzip",
   "application/x-tar+gzip",
+  // `oras push ref file.tgz` or `oras push ref dir/` without a type: ORAS's default type, gzipped content.
+  "application/vnd.oci.image.layer.v1.tar",
 ]);
 
 /** Which version of the artifact to follow, and how to reach it. */
@@ -138,7 +140,14 @@ export class OciSource {
       if (!gz) gz = await this.call("pull", () => this.client.blob(layer.digest, maxLayer));
       const limits = this.options.limits ?? DEFAULT_UNPACK_LIMITS;
       // Unpacked before anything is cached: a hostile layer leaves nothing behind to be picked up later.
-      const tar = await gunzipBounded(gz, limits.maxBytes, artifact);
+      // Sniffed rather than trusted from the media type: ORAS's default type says tar for gzipped content.
+      const gzipped = gz[0] === 0x1f && gz[1] === 0x8b;
+      if (!gzipped && gz.byteLength > limits.maxBytes)
+        throw new BerthError(`the layer is more than ${limits.maxBytes} bytes (the limit)`, {
+          subject: artifact,
+          reason: "FetchFailed",
+        });
+      const tar = gzipped ? await gunzipBounded(gz, limits.maxBytes, artifact) : gz;
       const snapshot = snapshotFromTar(
         tar,
         limits,

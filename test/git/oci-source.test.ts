@@ -81,6 +81,16 @@ describe("OCI artifact source", () => {
     expect(await text(snap, "a.yaml")).toBe("x: 1\n");
   });
 
+  test("an untyped `oras push ref file.tgz` and an `oras push ref dir` are accepted too", async () => {
+    await orasPush(registry, "manifests/untyped:v1", { files: { "a.yaml": "u: 1\n" } }, "untyped");
+    const untyped = source("manifests/untyped", { tag: "v1" });
+    expect(await text(await untyped.snapshot(await untyped.resolve()), "a.yaml")).toBe("u: 1\n");
+    await orasPush(registry, "manifests/dir:v1", { files: { "apps/a.yaml": "d: 1\n" } }, "dir");
+    const dir = source("manifests/dir", { tag: "v1" });
+    // ORAS packs the directory under its own name.
+    expect(await text(await dir.snapshot(await dir.resolve()), "tree/apps/a.yaml")).toBe("d: 1\n");
+  });
+
   test("semver follows the highest matching tag, skipping pre-releases and other majors", async () => {
     for (const tag of ["1.0.0", "1.1.0", "2.0.0", "1.2.0-rc.1", "latest"])
       await orasPush(registry, `manifests/semver:${tag}`, { files: { "v.txt": tag } });

@@ -2,7 +2,8 @@
  * Pushes OCI artifacts with the real ORAS CLI (oras.land/oras, built from the Go module proxy by
  * scripts/oras/build.sh) to the test registry (OciRegistryFixture: docker-registry with TLS and htpasswd).
  * Shapes: Flux's (`flux push artifact`: Flux config and content media types), a generic ORAS push of one
- * `.tgz`, and `raw` (the layer bytes given as they are, for hostile archives).
+ * `.tgz` (typed tar+gzip, or `untyped`: ORAS's default layer type), `dir` (`oras push ref tree`: ORAS packs the
+ * directory itself) and `raw` (the layer bytes given as they are, for hostile archives).
  */
 import { execFile, execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -30,7 +31,7 @@ export const FLUX_CONFIG = "application/vnd.cncf.flux.config.v1+json";
 export const FLUX_CONTENT = "application/vnd.cncf.flux.content.v1.tar+gzip";
 
 /** How the artifact is shaped. */
-export type ArtifactShape = "flux" | "generic" | "raw";
+export type ArtifactShape = "flux" | "generic" | "untyped" | "dir" | "raw";
 
 /**
  * Pushes `files` (path → text), packed as a tar+gzip by the system's tar, to `<registry>/<repo>:<tags>` (tags
@@ -81,6 +82,10 @@ export async function orasPush(
         `config.json:${FLUX_CONFIG}`,
         `content.tgz:${FLUX_CONTENT}`,
       );
+    } else if (shape === "untyped") {
+      args.push("content.tgz");
+    } else if (shape === "dir") {
+      args.push("tree");
     } else {
       args.push("content.tgz:application/vnd.oci.image.layer.v1.tar+gzip");
     }
