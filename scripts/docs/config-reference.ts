@@ -15,6 +15,8 @@ type Schema = {
   const?: unknown;
   oneOf?: Schema[];
   anyOf?: Schema[];
+  then?: Schema;
+  else?: Schema;
   properties?: Record<string, Schema>;
   required?: string[];
   items?: Schema;
@@ -52,7 +54,8 @@ function typeOf(root: Schema, s: Schema): string {
     return `list of ${item}`;
   }
   if (Array.isArray(schema.type)) return schema.type.join(" or ");
-  if (schema.type) return schema.type === "object" && schema.properties ? "mapping" : schema.type;
+  if (schema.type)
+    return schema.type === "object" && (schema.properties || schema.then) ? "mapping" : schema.type;
   return "any";
 }
 
@@ -107,6 +110,19 @@ function section(root: Schema, heading: string, intro: string): string[] {
       const lines: string[] = [];
       keys(root, child, `${key}${isList(root, prop) ? "[]" : ""}.`, lines);
       out.push(...lines, "");
+    }
+    // `if`/`then`/`else` (source: Git or OCI): each branch's keys under its own description.
+    for (const branch of [schema.else, schema.then]) {
+      if (!branch) continue;
+      const resolved = resolve(root, branch);
+      const lines: string[] = [];
+      keys(root, resolved.schema, `${key}.`, lines);
+      out.push(
+        `**${resolved.ref ?? "otherwise"}**: ${oneLine(resolved.schema.description ?? "")}`,
+        "",
+        ...lines,
+        "",
+      );
     }
   }
   return out;
