@@ -21,8 +21,13 @@ export function plaintextSecretProblems(data: unknown): ConfigProblem[] {
   for (const { at, key, use } of PLAINTEXT_SECRETS) {
     const parent = at.reduce<unknown>((node, k) => (isMapping(node) ? node[k] : undefined), data);
     if (isMapping(parent) && key in parent) {
+      // An OCI source's password comes from a file only (as a remote chart's).
+      const oci = at[0] === "source" && isMapping(data) && isMapping(data.source) && "oci" in data.source;
       problems.push(
-        problemAt([...at, key], `plaintext secrets are not allowed in the config file; use ${use}`),
+        problemAt(
+          [...at, key],
+          `plaintext secrets are not allowed in the config file; use ${oci ? "passwordFile" : use}`,
+        ),
       );
     }
   }
