@@ -274,6 +274,12 @@ export class OciClient {
 
 function networkError(host: string, err: Error): Error {
   const code = (err as { code?: unknown }).code;
+  // A plain-HTTP server answering a TLS hello: say so, not OpenSSL's words.
+  if (/WRONG_VERSION_NUMBER|wrong version number|packet length too long/i.test(err.message))
+    return new RegistryError(
+      "the registry does not speak HTTPS (TLS handshake failed); set insecure: true only if plain HTTP is intended",
+      0,
+    );
   if (typeof code === "string" && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code))
     return new RegistryError(
       `TLS verification failed (${code}: ${err.message}); caFile names the CA to trust`,

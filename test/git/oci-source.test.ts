@@ -4,7 +4,8 @@
  * content-addressed cache, auth and outage errors, and hostile layers refused.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OciSource, type OciSourceOptions } from "../../agent/source/oci-source.ts";
@@ -42,6 +43,31 @@ function source(
     ...pick,
     ...extra,
   });
+}
+
+/** `oras push --plain-http` (the support's orasPush speaks TLS). */
+async function plainPush(plain: OciRegistryFixture, dir: string): Promise<string> {
+  const oras = await orasBinary();
+  writeFileSync(join(dir, "a.yaml"), "p: 1\n");
+  execFileSync("tar", ["-czf", join(dir, "c.tgz"), "-C", dir, "a.yaml"]);
+  const out = execFileSync(
+    oras,
+    [
+      "push",
+      `${plain.host}/plain/app:v1`,
+      "--plain-http",
+      "--username",
+      auth.username,
+      "--password-stdin",
+      "--registry-config",
+      join(dir, "auth.json"),
+      "--format",
+      "go-template={{.digest}}",
+      "c.tgz:application/vnd.oci.image.layer.v1.tar+gzip",
+    ],
+    { cwd: dir, input: auth.password, encoding: "utf8", env: { PATH: process.env.PATH ?? "", HOME: dir } },
+  );
+  return /sha256:[0-9a-f]{64}/.exec(out)?.[0] ?? "";
 }
 
 const text = async (s: { readBlob(p: string): Promise<Uint8Array> }, p: string) =>
@@ -145,6 +171,30 @@ describe("OCI artifact source", () => {
     const err = await src.resolve().catch((e: Error) => e);
     expect(String(err)).toContain(`OCI registry ${registry.host}`);
     expect(String(err)).toMatch(/TLS verification failed/);
+  });
+
+  test("plain HTTP only with insecure: true; without it the TLS handshake fails, naming the registry", async () => {
+    const plain = await OciRegistryFixture.start(auth, { plainHttp: true });
+    try {
+      const work2 = mkdtempSync(join(tmpdir(), "berth-oci-plain-"));
+      const digest = await plainPush(plain, work2);
+      const base = {
+        url: `oci://${plain.host}/plain/app`,
+        tag: "v1",
+        cacheDir: join(work2, "cache"),
+        credentials: () => auth,
+        retries: 0,
+        timeoutMs: 5000,
+      };
+      const strict = await new OciSource(base).resolve().catch((e: Error) => e);
+      expect(String(strict)).toContain(`OCI registry ${plain.host}`);
+      expect(String(strict)).toContain("the registry does not speak HTTPS");
+      const insecure = new OciSource({ ...base, insecure: true });
+      expect(await insecure.resolve()).toBe(`v1@${digest}`);
+      expect(await text(await insecure.snapshot(`v1@${digest}`), "a.yaml")).toBe("p: 1\n");
+    } finally {
+      await plain.close();
+    }
   });
 
   const hostile: Array<[string, Parameters<typeof hostileTarGz>[0], RegExp]> = [

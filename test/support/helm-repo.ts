@@ -173,7 +173,11 @@ export class OciRegistryFixture {
     readonly auth: { username: string; password: string },
   ) {}
 
-  static async start(auth: { username: string; password: string }): Promise<OciRegistryFixture> {
+  /** `plainHttp`: no TLS (for `insecure: true`); the CA is still made, so `caFile` exists. */
+  static async start(
+    auth: { username: string; password: string },
+    options: { plainHttp?: boolean } = {},
+  ): Promise<OciRegistryFixture> {
     const dir = mkdtempSync(join(tmpdir(), "berth-oci-"));
     const tls = makeTls(dir);
     const htpasswd = execFileSync("htpasswd", ["-Bbn", auth.username, auth.password], { encoding: "utf8" });
@@ -185,7 +189,9 @@ export class OciRegistryFixture {
         "version: 0.1",
         "log: {level: warn, accesslog: {disabled: false}}",
         `storage: {filesystem: {rootdirectory: ${join(dir, "data")}}, delete: {enabled: true}}`,
-        `http: {addr: "127.0.0.1:${port}", tls: {certificate: ${tls.cert}, key: ${tls.key}}}`,
+        options.plainHttp
+          ? `http: {addr: "127.0.0.1:${port}"}`
+          : `http: {addr: "127.0.0.1:${port}", tls: {certificate: ${tls.cert}, key: ${tls.key}}}`,
         `auth: {htpasswd: {realm: berth-test, path: ${join(dir, "htpasswd")}}}`,
         "",
       ].join("\n"),
