@@ -162,7 +162,9 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.get("/api/v1/ledger", (c) => {
     const query: { app?: string; limit?: number; before?: number } = {};
     const appName = c.req.query("app");
-    if (appName !== undefined) query.app = specOf(appName).name;
+    // A retired generated app (its directory gone, its objects pruned) keeps its history in the ledger.
+    if (appName !== undefined)
+      query.app = deps.ledger.list({ app: appName, limit: 1 }).length > 0 ? appName : specOf(appName).name;
     const limit = intParam("limit", c.req.query("limit"), 1, MAX_LIST_LIMIT);
     const before = intParam("before", c.req.query("before"), 1, Number.MAX_SAFE_INTEGER);
     if (limit !== undefined) query.limit = limit;
