@@ -541,6 +541,7 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
       const drift = driftSummary(ledger, app.name, false);
       return {
         app: app.name,
+        source: app.source,
         last: ledger.list({ app: app.name, limit: 1 })[0],
         ...(pin ? { pin } : {}),
         ...(drift ? { drift } : {}),
@@ -550,9 +551,22 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
     else {
       io.out(
         table(
-          ["APP", "REVISION", "OUTCOME", "REASON", "HEALTH", "DRIFT", "FINISHED", "PINNED", "MESSAGE"],
-          rows.map(({ app, last, pin, drift }) => [
+          [
+            "APP",
+            "SOURCE",
+            "REVISION",
+            "OUTCOME",
+            "REASON",
+            "HEALTH",
+            "DRIFT",
+            "FINISHED",
+            "PINNED",
+            "MESSAGE",
+          ],
+          rows.map(({ app, source, last, pin, drift }) => [
             app,
+            // The source of the newest entry's revision (the configured one before the first sync).
+            last?.source ?? source,
             last?.revision ?? "-",
             last?.outcome ?? "never synced",
             last?.reason ?? "",
@@ -587,9 +601,10 @@ async function remoteStatus(server: string, values: Values, io: Io): Promise<num
   else
     io.out(
       table(
-        ["APP", "SYNC", "HEALTH", "DRIFT", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"],
+        ["APP", "SOURCE", "SYNC", "HEALTH", "DRIFT", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"],
         apps.map((a) => [
           a.name,
+          a.source ?? "default",
           a.syncStatus,
           a.healthStatus,
           String(a.drift?.recent ?? 0),
