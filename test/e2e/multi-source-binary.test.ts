@@ -9,7 +9,7 @@ import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
-import { berthBinary, startBerth } from "../support/binary.ts";
+import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
 import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
 import { freePort } from "../support/ports.ts";
@@ -18,6 +18,7 @@ let cluster: TestCluster;
 let git: GitFixture;
 let base: string;
 let run: ReturnType<typeof startBerth>;
+let configDir: string;
 const id = Math.random().toString(16).slice(2, 8);
 const ns = `msrc-${id}`;
 const SECRET = "multi-source-secret";
@@ -111,6 +112,7 @@ api:
   webhook: {secretFile: $DIR/hook-secret}
 `);
   const dir = dirname(config);
+  configDir = dir;
   writeFileSync(join(dir, "token"), `${TOKEN}\n`, { mode: 0o600 });
   writeFileSync(join(dir, "hook-secret"), `${SECRET}\n`, { mode: 0o600 });
   run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
@@ -149,6 +151,12 @@ describe("several sources", () => {
     const web = (await api("/api/v1/apps/web")).body;
     expect(web.source).toBe("apps");
     expect(web.revision.seen).toContain(git.head("apps"));
+    // `berth status --server` shows each app's source.
+    const status = await runBerth(["status", "--server", base, "--token-file", join(configDir, "token")]);
+    expect(status.code).toBe(0);
+    expect(status.stdout.split("\n")[0]).toMatch(/^APP\s+SOURCE\s+SYNC/);
+    expect(status.stdout).toMatch(/\nweb\s+apps\s+Synced/);
+    expect(status.stdout).toMatch(/\nlost\s+broken\s+/);
   });
 
   test("an unreachable source fails only its own app; the others stay synced and keep syncing", async () => {
