@@ -549,9 +549,12 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
     });
     if (values.json) io.out(`${JSON.stringify(rows, null, 2)}\n`);
     else {
+      // The SOURCE column only where there is more than the one source to tell apart.
+      const several = Object.keys(config.sources).length > 1;
+      const cut = <T>(row: T[]): T[] => (several ? row : [row[0] as T, ...row.slice(2)]);
       io.out(
         table(
-          [
+          cut([
             "APP",
             "SOURCE",
             "REVISION",
@@ -562,21 +565,23 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
             "FINISHED",
             "PINNED",
             "MESSAGE",
-          ],
-          rows.map(({ app, source, last, pin, drift }) => [
-            app,
-            // The source of the newest entry's revision (the configured one before the first sync).
-            last?.source ?? source,
-            last?.revision ?? "-",
-            last?.outcome ?? "never synced",
-            last?.reason ?? "",
-            last?.health ?? "",
-            String(drift?.recent ?? 0),
-            // A folded no-op resync finished later than the entry it verified.
-            last?.verified?.lastAt ?? last?.finishedAt ?? "",
-            pin ? `entry ${pin.entry}${pin.pendingRevision ? ` (Git: ${pin.pendingRevision})` : ""}` : "",
-            (last?.message ?? "").slice(0, 80),
           ]),
+          rows.map(({ app, source, last, pin, drift }) =>
+            cut([
+              app,
+              // The source of the newest entry's revision (the configured one before the first sync).
+              last?.source ?? source,
+              last?.revision ?? "-",
+              last?.outcome ?? "never synced",
+              last?.reason ?? "",
+              last?.health ?? "",
+              String(drift?.recent ?? 0),
+              // A folded no-op resync finished later than the entry it verified.
+              last?.verified?.lastAt ?? last?.finishedAt ?? "",
+              pin ? `entry ${pin.entry}${pin.pendingRevision ? ` (Git: ${pin.pendingRevision})` : ""}` : "",
+              (last?.message ?? "").slice(0, 80),
+            ]),
+          ),
         ),
       );
     }
@@ -598,23 +603,29 @@ async function remoteStatus(server: string, values: Values, io: Io): Promise<num
     return EXIT.failed;
   }
   if (values.json) io.out(`${JSON.stringify(apps, null, 2)}\n`);
-  else
+  else {
+    // The SOURCE column only where some app reads a named source.
+    const several = apps.some((a) => (a.source ?? "default") !== "default");
+    const cut = <T>(row: T[]): T[] => (several ? row : [row[0] as T, ...row.slice(2)]);
     io.out(
       table(
-        ["APP", "SOURCE", "SYNC", "HEALTH", "DRIFT", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"],
-        apps.map((a) => [
-          a.name,
-          a.source ?? "default",
-          a.syncStatus,
-          a.healthStatus,
-          String(a.drift?.recent ?? 0),
-          a.revision.applied ?? "-",
-          a.revision.seen ?? "-",
-          a.lastAttemptAt ?? "",
-          a.lastError ? `${a.lastError.reason}: ${a.lastError.message}`.slice(0, 80) : "",
-        ]),
+        cut(["APP", "SOURCE", "SYNC", "HEALTH", "DRIFT", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"]),
+        apps.map((a) =>
+          cut([
+            a.name,
+            a.source ?? "default",
+            a.syncStatus,
+            a.healthStatus,
+            String(a.drift?.recent ?? 0),
+            a.revision.applied ?? "-",
+            a.revision.seen ?? "-",
+            a.lastAttemptAt ?? "",
+            a.lastError ? `${a.lastError.reason}: ${a.lastError.message}`.slice(0, 80) : "",
+          ]),
+        ),
       ),
     );
+  }
   return EXIT.ok;
 }
 
