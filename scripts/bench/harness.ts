@@ -413,12 +413,14 @@ export async function cmValue(
   name: string,
   key: string,
 ): Promise<string | undefined> {
+  await kube.discover(); // once; later calls return at once
   const live = await kube.get({ group: "", version: "v1", kind: "ConfigMap", namespace: ns, name });
   return (live?.data as Record<string, string> | undefined)?.[key];
 }
 
 /** Edits a ConfigMap as another field manager (an out-of-band change berth should heal). */
 export async function tamper(kube: KubeClient, ns: string, name: string, key: string, value: string) {
+  await kube.discover();
   await kube.request(
     "patch",
     "PATCH",

@@ -154,7 +154,9 @@ const git = await GitFixture.start();
 const binary = binaryCopy(mkdtempSync(join(tmpdir(), "berth-ssa-bin-")));
 
 /** berth sync of a fresh namespace with the same ConfigMaps; seconds, apply-stage seconds. */
-async function berthFirstSync(run: number): Promise<{ seconds: number; applyS: number; planS: number }> {
+async function berthFirstSync(
+  run: number,
+): Promise<{ seconds: number; applyS: number; planS: number; timings: Record<string, number> }> {
   const ns = `berth-${run}-${Math.random().toString(16).slice(2, 8)}`;
   const repo = `ssa${run}`;
   const url = git.createRepo(repo);
@@ -202,7 +204,12 @@ const raw: Record<string, number[]> = {};
 const add = (key: string, x: number) => {
   raw[key] = [...(raw[key] ?? []), x];
 };
-const berth = { first: [] as number[], apply: [] as number[], plan: [] as number[] };
+const berth = {
+  first: [] as number[],
+  apply: [] as number[],
+  plan: [] as number[],
+  stagesMs: [] as Array<Record<string, number>>,
+};
 let h2Problem: string | undefined;
 try {
   for (let run = 0; run < RUNS; run++) {
@@ -224,6 +231,7 @@ try {
     berth.first.push(b.seconds);
     berth.apply.push(b.applyS);
     berth.plan.push(b.planS);
+    berth.stagesMs.push(b.timings);
     note(`run ${run} berth first sync ${round(b.seconds)} s (apply ${round(b.applyS)} s)`);
   }
 } finally {
@@ -252,6 +260,7 @@ console.log(
       planS: range(berth.plan),
       applyS: range(berth.apply),
       applyObjectsPerSecond: round(OBJECTS / med(berth.apply), 1),
+      stagesMs: berth.stagesMs,
     },
     ratio: {
       firstSyncVsLimit: round(med(berth.first) / rawSeconds),
