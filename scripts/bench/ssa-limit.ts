@@ -197,6 +197,7 @@ async function berthFirstSync(
     seconds,
     applyS: (timings.apply ?? Number.NaN) / 1000,
     planS: (timings.plan ?? Number.NaN) / 1000,
+    timings,
   };
 }
 
