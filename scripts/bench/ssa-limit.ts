@@ -16,8 +16,8 @@
 import { Database } from "bun:sqlite";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import https from "node:https";
 import http2 from "node:http2";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runToEnd } from "../../test/support/binary.ts";
