@@ -139,7 +139,7 @@ export function ownCluster(name: string) {
   const kubeconfig = /^KUBECONFIG=(.+)$/m.exec(sh("up"))?.[1] ?? "";
   const bin = /^BERTH_CLUSTER_BIN=(.+)$/m.exec(sh("env"))?.[1] ?? "";
   const kube = KubeClient.connect({ kubeconfig });
-  kube.userAgent = "berth-bench";
+  kube.userAgent = "bench-client"; // not "berth…": audit counts tell berth by its User-Agent
   onStop(() => {
     if (!process.env.BENCH_CLUSTER_DIR) sh("down");
   });

@@ -58,7 +58,7 @@ const cmPath = (ns: string, i: number) =>
 const applyHeaders = {
   "Content-Type": "application/apply-patch+yaml",
   Accept: "application/json",
-  "User-Agent": "berth-bench-ssa",
+  "User-Agent": "bench-ssa",
 };
 
 async function freshNamespace(prefix: string): Promise<string> {
