@@ -12,6 +12,7 @@
  * per-N objects/s (range over runs), the best, berth's first sync and apply stage, and the ratios
  * berth first sync ÷ raw best and berth apply stage ÷ raw best (both as times for the same object count).
  * Usage: bun scripts/bench/ssa-limit.ts [--runs 3] [--objects 1000] [--sweep 1,2,4,8,16,32] [--no-h2]
+ *        [--alt-binary PATH]   (a second build, synced after the worktree's in every run, reported beside it)
  */
 import { Database } from "bun:sqlite";
 import { spawn } from "node:child_process";
@@ -152,10 +153,13 @@ async function rawHttp2(n: number): Promise<number> {
 
 const git = await GitFixture.start();
 const binary = binaryCopy(mkdtempSync(join(tmpdir(), "berth-ssa-bin-")));
+// Another build to compare (e.g. a different apply concurrency): synced after the worktree's binary in each run.
+const ALT = stringFlag("--alt-binary");
 
 /** berth sync of a fresh namespace with the same ConfigMaps; seconds, apply-stage seconds. */
 async function berthFirstSync(
   run: number,
+  bin = binary,
 ): Promise<{ seconds: number; applyS: number; planS: number; timings: Record<string, number> }> {
   const ns = `berth-${run}-${Math.random().toString(16).slice(2, 8)}`;
   const repo = `ssa${run}`;
@@ -172,7 +176,7 @@ async function berthFirstSync(
   );
   const t0 = performance.now();
   const { code, stdout, stderr } = await runToEnd(
-    spawn(binary, ["sync", "--config", join(ws, "berth.yaml"), "--kubeconfig", cluster.kubeconfig], {
+    spawn(bin, ["sync", "--config", join(ws, "berth.yaml"), "--kubeconfig", cluster.kubeconfig], {
       stdio: ["ignore", "pipe", "pipe"],
       cwd: ws,
     }),
@@ -211,6 +215,7 @@ const berth = {
   plan: [] as number[],
   stagesMs: [] as Array<Record<string, number>>,
 };
+const alt = { first: [] as number[], apply: [] as number[] };
 let h2Problem: string | undefined;
 try {
   for (let run = 0; run < RUNS; run++) {
@@ -234,6 +239,12 @@ try {
     berth.plan.push(b.planS);
     berth.stagesMs.push(b.timings);
     note(`run ${run} berth first sync ${round(b.seconds)} s (apply ${round(b.applyS)} s)`);
+    if (ALT) {
+      const a = await berthFirstSync(run + 1000, ALT);
+      alt.first.push(a.seconds);
+      alt.apply.push(a.applyS);
+      note(`run ${run} alt binary first sync ${round(a.seconds)} s (apply ${round(a.applyS)} s)`);
+    }
   }
 } finally {
   load.stop();
@@ -267,6 +278,17 @@ console.log(
       firstSyncVsLimit: round(med(berth.first) / rawSeconds),
       applyStageVsLimit: round(med(berth.apply) / rawSeconds),
     },
+    ...(ALT
+      ? {
+          altBinary: {
+            path: ALT,
+            firstSyncS: range(alt.first),
+            applyS: range(alt.apply),
+            firstSyncVsLimit: round(med(alt.first) / rawSeconds),
+            applyStageVsLimit: round(med(alt.apply) / rawSeconds),
+          },
+        }
+      : {}),
     ...(h2Problem ? { http2: `not measured: ${h2Problem}` } : {}),
     load1: load.summary(),
   }),
