@@ -68,8 +68,10 @@ async function askSync(agent: Agent, app: string) {
   await until(`sync of ${app} accepted`, 120_000, () =>
     agent.api("POST", `/api/v1/apps/${app}/sync`).then(
       () => true,
-      (err: Error) => {
-        if (!/ 409 /.test(err.message)) throw err;
+      (err: Error & { code?: string }) => {
+        // 409: an attempt is running. ECONNRESET: the agent's HTTP server closed a request held longer than its
+        // idle timeout while the app waited its turn (many apps queued); asking again only re-queues it.
+        if (!/ 409 /.test(err.message) && err.code !== "ECONNRESET") throw err;
         return false;
       },
     ),
