@@ -1,12 +1,22 @@
 /** The command-line shell: parses flags, runs a command over the engine, decides the exit code. */
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { driftSummary } from "../api/app-view.ts";
 import { fetchApps } from "../api/client.ts";
 import type { Served } from "../api/serve.ts";
 import { startApi } from "../api/start.ts";
-import { type AppConfig, loadConfig, type RetentionConfig, sourceRefOf } from "../config/config.ts";
+import {
+  type AgentConfig,
+  type AnySourceConfig,
+  type AppConfig,
+  DEFAULT_SOURCE,
+  loadConfig,
+  type RetentionConfig,
+  sourceRefOf,
+} from "../config/config.ts";
 import { readSecretFile } from "../config/credentials.ts";
 import { dependenciesOf } from "../config/dependency-order.ts";
+import { expandGenerators } from "../config/generate.ts";
 import { LeaderElector, leaderIdentity } from "../engine/leader.ts";
 import { createLogger, type Logger, silentLogger } from "../engine/log.ts";
 import { SyncLoop, syncPass } from "../engine/loop.ts";
@@ -15,8 +25,9 @@ import type { ReconcileResult } from "../engine/reconcile.ts";
 import { KubeLeases } from "../kube/lease.ts";
 import type { Ledger } from "../ledger/ledger.ts";
 import { LedgerFollower, LedgerReplica } from "../ledger/replica.ts";
-import { messageOf } from "../object/errors.ts";
+import { BerthError, messageOf } from "../object/errors.ts";
 import { objectId } from "../object/object.ts";
+import type { Snapshot } from "../object/snapshot.ts";
 import { fromDependencies } from "../plan/dependencies.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
@@ -50,6 +61,8 @@ import {
   openLedger,
   renderPortFor,
   replicaStore,
+  sourceFor,
+  type Wired,
   wire,
   wireDrift,
   wireLiveView,
@@ -266,12 +279,9 @@ async function syncCommand(flags: GlobalFlags, values: Values, io: Io, log: Logg
   const live = wireLiveView(w);
   try {
     w.ledger.markInterrupted();
-    const apps = selectApps(w.config.apps, values.app);
-    // A source that cannot be read is recorded per app (FetchFailed) by the attempts; resolve() may throw too.
-    const snapshot = await w.source
-      .resolve()
-      .then((id) => w.source.snapshot(id))
-      .catch(() => undefined);
+    // Each source fetched once (an unreachable one: its apps fetch again and record why not).
+    const snapshots = await fetchSnapshots(w);
+    const apps = selectApps(await appsWithGenerated(w.config, snapshots), values.app);
     // SIGTERM/Ctrl-C: health waits end (recorded as Interrupted), nothing more starts, the watches close.
     const stopping = new AbortController();
     const stop = () => stopping.abort();
@@ -283,7 +293,7 @@ async function syncCommand(flags: GlobalFlags, values: Values, io: Io, log: Logg
         concurrency: w.config.concurrency,
         trigger: "cli",
         signal: stopping.signal,
-        ...(snapshot ? { snapshot } : {}),
+        snapshots,
         onSkip: (app, why) => io.err(`  skipped ${app}: ${why}\n`),
       });
     } finally {
@@ -310,18 +320,21 @@ async function syncCommand(flags: GlobalFlags, values: Values, io: Io, log: Logg
 async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<number> {
   const w = await wire(flags, silentLogger);
   try {
-    const snapshot = await w.source.snapshot(await w.source.resolve());
+    const snapshots = await fetchSnapshots(w, true);
+    const allApps = await appsWithGenerated(w.config, snapshots);
+    const snapshotOf = (app: AppConfig) => snapshots.get(app.source) as Snapshot;
     await w.kube.discover();
     let failed = false;
     const plans = [];
     // Each app renders once; dependencies render too, even when not selected, for what they create.
     const renders = new Map<string, ReturnType<typeof w.deps.render>>();
     const renderOf = (app: AppConfig) => {
-      const cached = renders.get(app.name) ?? w.deps.render(snapshot, app);
+      const cached = renders.get(app.name) ?? w.deps.render(snapshotOf(app), app);
       renders.set(app.name, cached);
       return cached;
     };
-    for (const app of selectApps(w.config.apps, values.app)) {
+    for (const app of selectApps(allApps, values.app)) {
+      const snapshot = snapshotOf(app);
       const rendered = await renderOf(app);
       if (rendered.errors.length > 0) {
         failed = true;
@@ -330,7 +343,7 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
       }
       const owners = w.ledger.inventoryOwners(app.name);
       // Nothing is applied between plans: what an earlier app in dependsOn order creates is validated after it.
-      const dependencies = dependenciesOf(app, w.config.apps);
+      const dependencies = dependenciesOf(app, allApps);
       const after = fromDependencies(
         await Promise.all(
           dependencies.map(async (d) => ({
@@ -449,8 +462,13 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
       .filter((a) => a.drift && (a.drift.action !== "heal" || a.drift.rules.length > 0))
       .map((a) => a.name),
   );
+  const sourceIntervals = Object.fromEntries(
+    Object.entries(w.config.sources).map(([name, s]) => [name, s.interval]),
+  );
   const loop = new SyncLoop(w.deps, w.config.apps, {
-    interval: w.config.source.interval,
+    interval: Math.min(...Object.values(sourceIntervals)),
+    sourceIntervals,
+    ...(w.config.generate.length > 0 ? { expand: (of) => expandGenerators(w.config, of) } : {}),
     concurrency: w.config.concurrency,
     appIntervals,
     commitOnly,
@@ -461,7 +479,8 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     server = await startApi({
       api: w.config.api,
       apps: w.config.apps,
-      sourceRef: sourceRefOf(w.config.source),
+      sourceRef: sourceRefOf(primarySource(w.config)),
+      sources: w.config.sources,
       loop,
       ledger: w.ledger,
       metrics: w.metrics,
@@ -482,9 +501,14 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
   log.log("info", "berth is running", {
-    source: w.source.url,
-    ref: sourceRefOf(w.config.source),
+    sources: Object.fromEntries(
+      [...w.sources].map(([name, s]) => [
+        name,
+        `${s.url}@${sourceRefOf(w.config.sources[name] as AnySourceConfig)}`,
+      ]),
+    ),
     apps: w.config.apps.map((a) => a.name),
+    ...(w.config.generate.length > 0 ? { generators: w.config.generate.length } : {}),
     ledger: w.config.ledger.path,
     api: `http://${w.config.api.listen.replace(/:\d+$/, "")}:${server.port}`,
   });
@@ -500,6 +524,11 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
   w.close();
   log.log("info", "stopped");
   return EXIT.ok;
+}
+
+/** The `default` source, or the first named one: what single-source settings fall back to. */
+function primarySource(config: AgentConfig): AnySourceConfig {
+  return (config.sources[DEFAULT_SOURCE] ?? Object.values(config.sources)[0]) as AnySourceConfig;
 }
 
 /** The replica's log callback over the agent's logger. */
@@ -518,6 +547,7 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
       const drift = driftSummary(ledger, app.name, false);
       return {
         app: app.name,
+        source: app.source,
         last: ledger.list({ app: app.name, limit: 1 })[0],
         ...(pin ? { pin } : {}),
         ...(drift ? { drift } : {}),
@@ -525,21 +555,39 @@ async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promis
     });
     if (values.json) io.out(`${JSON.stringify(rows, null, 2)}\n`);
     else {
+      // The SOURCE column only where there is more than the one source to tell apart.
+      const several = Object.keys(config.sources).length > 1;
+      const cut = <T>(row: T[]): T[] => (several ? row : [row[0] as T, ...row.slice(2)]);
       io.out(
         table(
-          ["APP", "REVISION", "OUTCOME", "REASON", "HEALTH", "DRIFT", "FINISHED", "PINNED", "MESSAGE"],
-          rows.map(({ app, last, pin, drift }) => [
-            app,
-            last?.revision ?? "-",
-            last?.outcome ?? "never synced",
-            last?.reason ?? "",
-            last?.health ?? "",
-            String(drift?.recent ?? 0),
-            // A folded no-op resync finished later than the entry it verified.
-            last?.verified?.lastAt ?? last?.finishedAt ?? "",
-            pin ? `entry ${pin.entry}${pin.pendingRevision ? ` (Git: ${pin.pendingRevision})` : ""}` : "",
-            (last?.message ?? "").slice(0, 80),
+          cut([
+            "APP",
+            "SOURCE",
+            "REVISION",
+            "OUTCOME",
+            "REASON",
+            "HEALTH",
+            "DRIFT",
+            "FINISHED",
+            "PINNED",
+            "MESSAGE",
           ]),
+          rows.map(({ app, source, last, pin, drift }) =>
+            cut([
+              app,
+              // The source of the newest entry's revision (the configured one before the first sync).
+              last?.source ?? source,
+              last?.revision ?? "-",
+              last?.outcome ?? "never synced",
+              last?.reason ?? "",
+              last?.health ?? "",
+              String(drift?.recent ?? 0),
+              // A folded no-op resync finished later than the entry it verified.
+              last?.verified?.lastAt ?? last?.finishedAt ?? "",
+              pin ? `entry ${pin.entry}${pin.pendingRevision ? ` (Git: ${pin.pendingRevision})` : ""}` : "",
+              (last?.message ?? "").slice(0, 80),
+            ]),
+          ),
         ),
       );
     }
@@ -561,22 +609,29 @@ async function remoteStatus(server: string, values: Values, io: Io): Promise<num
     return EXIT.failed;
   }
   if (values.json) io.out(`${JSON.stringify(apps, null, 2)}\n`);
-  else
+  else {
+    // The SOURCE column only where some app reads a named source.
+    const several = apps.some((a) => (a.source ?? "default") !== "default");
+    const cut = <T>(row: T[]): T[] => (several ? row : [row[0] as T, ...row.slice(2)]);
     io.out(
       table(
-        ["APP", "SYNC", "HEALTH", "DRIFT", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"],
-        apps.map((a) => [
-          a.name,
-          a.syncStatus,
-          a.healthStatus,
-          String(a.drift?.recent ?? 0),
-          a.revision.applied ?? "-",
-          a.revision.seen ?? "-",
-          a.lastAttemptAt ?? "",
-          a.lastError ? `${a.lastError.reason}: ${a.lastError.message}`.slice(0, 80) : "",
-        ]),
+        cut(["APP", "SOURCE", "SYNC", "HEALTH", "DRIFT", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"]),
+        apps.map((a) =>
+          cut([
+            a.name,
+            a.source ?? "default",
+            a.syncStatus,
+            a.healthStatus,
+            String(a.drift?.recent ?? 0),
+            a.revision.applied ?? "-",
+            a.revision.seen ?? "-",
+            a.lastAttemptAt ?? "",
+            a.lastError ? `${a.lastError.reason}: ${a.lastError.message}`.slice(0, 80) : "",
+          ]),
+        ),
       ),
     );
+  }
   return EXIT.ok;
 }
 
@@ -664,6 +719,34 @@ async function ledgerCommand(flags: GlobalFlags, values: Values, rest: string[],
 async function validateCommand(flags: GlobalFlags, values: Values, io: Io): Promise<number> {
   const config = loadConfig(flags.config);
   io.out(`${flags.config}: valid (${config.apps.length} apps)\n`);
+  // Generated apps need a listing: the directory given (for every source), else each generator's source.
+  let generated: AppConfig[] = [];
+  if (config.generate.length > 0) {
+    const dir = values.dir;
+    const snapshots = new Map<string, Snapshot>();
+    for (const g of config.generate) {
+      if (snapshots.has(g.source)) continue;
+      if (dir) {
+        snapshots.set(g.source, new FsSnapshot(dir));
+        continue;
+      }
+      const source = config.sources[g.source] as AnySourceConfig;
+      const port = sourceFor(source, dirname(config.ledger.path));
+      try {
+        snapshots.set(g.source, await port.snapshot(await port.resolve()));
+      } catch (err) {
+        io.err(`✗ generate[${g.index}]: cannot list source ${g.source}: ${messageOf(err)}\n`);
+        return EXIT.failed;
+      }
+    }
+    generated = await expandGenerators(config, (name) => snapshots.get(name));
+    for (const g of config.generate) {
+      const mine = generated.filter((a) => a.generated?.index === g.index);
+      io.out(
+        `generate[${g.index}] (source ${g.source}, dirs ${g.dirs}): ${mine.length} apps${mine.length > 0 ? `: ${mine.map((a) => `${a.name} (${a.path})`).join(", ")}` : ""}\n`,
+      );
+    }
+  }
   if (!values.dir) return EXIT.ok;
   const snapshot = new FsSnapshot(values.dir);
   // Kustomize, Helm, SOPS and file/config variables render; variables from the cluster cannot. Remote charts are
@@ -672,7 +755,7 @@ async function validateCommand(flags: GlobalFlags, values: Values, io: Io): Prom
   const renderApp = renderPortFor(config, undefined, undefined, undefined, charts.dir);
   let failed = false;
   try {
-    for (const app of config.apps) {
+    for (const app of [...config.apps, ...generated]) {
       const r = await renderApp(snapshot, app);
       const unreachable =
         app.helm && isRemoteChart(app.helm) ? chartUnreachable(app.helm, r.errors) : undefined;
@@ -694,6 +777,33 @@ async function validateCommand(flags: GlobalFlags, values: Values, io: Io): Prom
   const inline = sharedParsePool().fallback;
   if (inline) io.err(`note: manifests were parsed in the main thread: ${inline}\n`);
   return failed ? EXIT.failed : EXIT.ok;
+}
+
+/**
+ * Every source's newest snapshot, fetched in parallel; a source that cannot be fetched is left out (its apps
+ * then fetch on their own and record why not), unless `strict`: then the error names the source.
+ */
+async function fetchSnapshots(w: Wired, strict = false): Promise<Map<string, Snapshot>> {
+  const out = new Map<string, Snapshot>();
+  await Promise.all(
+    [...w.sources].map(async ([name, port]) => {
+      try {
+        out.set(name, await port.snapshot(await port.resolve()));
+      } catch (err) {
+        if (strict) throw new BerthError(messageOf(err), { subject: `source ${name}`, cause: err });
+      }
+    }),
+  );
+  return out;
+}
+
+/** The configured apps and, when generators are configured, the apps they make from the snapshots. */
+async function appsWithGenerated(
+  config: AgentConfig,
+  snapshots: Map<string, Snapshot>,
+): Promise<AppConfig[]> {
+  if (config.generate.length === 0) return config.apps;
+  return [...config.apps, ...(await expandGenerators(config, (name) => snapshots.get(name)))];
 }
 
 /**

@@ -1,7 +1,16 @@
 /** Builds the engine's dependencies from a loaded config: the one place concrete adapters meet. */
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { type AgentConfig, isOciSource, loadConfig, type OciSourceConfig } from "../config/config.ts";
+import {
+  type AgentConfig,
+  type AnySourceConfig,
+  type AppConfig,
+  DEFAULT_SOURCE,
+  isOciSource,
+  loadConfig,
+  type OciSourceConfig,
+  type SourceConfig,
+} from "../config/config.ts";
 import { readSecretEnv, readSecretFile, resolveGitCredentials } from "../config/credentials.ts";
 import { compileWhen } from "../config/notify.ts";
 import { type DriftReport, DriftWatcher } from "../drift/drift.ts";
@@ -22,6 +31,7 @@ import { RuleHealthJudge } from "../policy/health-rules.ts";
 import { RulePolicy } from "../policy/policy.ts";
 import { RuleSet } from "../policy/rule-set.ts";
 import { sharedParsePool } from "../render/parse-pool.ts";
+import { RenderCache, renderKey } from "../render/render-cache.ts";
 import { valuesOfConfigObject } from "../render/substitute.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../render/tools-render.ts";
 import { GitSource } from "../source/git-source.ts";
@@ -45,7 +55,10 @@ export interface Wired {
   kube: KubeClient;
   /** The client acting for an app: its ServiceAccount impersonated, or the agent's own without one. */
   clientFor(app: string): KubeClient;
+  /** The `default` source (or, without one, the first named). */
   source: SourcePort & { readonly url: string };
+  /** Every source by name. */
+  sources: ReadonlyMap<string, SourcePort & { readonly url: string }>;
   /** Every engine event, for the HTTP event stream. */
   events: EventBus;
   metrics: Metrics;
@@ -71,12 +84,25 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
   const clientFor = appClients(config, kube);
   const events = new EventBus();
   const metrics = new Metrics();
-  const source = sourceFor(config, dirname(config.ledger.path), metrics);
+  const stateDir = dirname(config.ledger.path);
+  // Every source its own port: each is fetched and polled on its own (the loop asks them independently).
+  const sources = new Map<string, SourcePort & { readonly url: string }>();
+  for (const [name, s] of Object.entries(config.sources)) sources.set(name, sourceFor(s, stateDir, metrics));
+  const source = (sources.get(DEFAULT_SOURCE) ?? sources.values().next().value) as SourcePort & {
+    readonly url: string;
+  };
   const deps: EngineDeps = {
     source,
+    sources,
     render: renderPortFor(config, kube, clientFor, log),
     cluster: kube,
-    clusterFor: (app) => clientFor(app.name),
+    clusterFor: (app) => {
+      // A generated app is not among the configured ones clientFor knows: its own spec names its identity.
+      const a = app as Partial<AppConfig>;
+      return a.generated && a.serviceAccountName && a.namespace
+        ? kube.as(serviceAccountUser(a.namespace, a.serviceAccountName))
+        : clientFor(app.name);
+    },
     ledger,
     health: new RuleHealthJudge(() => rules.health, defaultHealthChecker),
     policy: new RulePolicy(rules, undefined, (app, revision) => ledger.approvalFor(app, revision)),
@@ -87,30 +113,49 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
       events.emit(e);
     },
   };
-  return { config, deps, ledger, kube, clientFor, source, events, metrics, close: () => ledger.close() };
+  return {
+    config,
+    deps,
+    ledger,
+    kube,
+    clientFor,
+    source,
+    sources,
+    events,
+    metrics,
+    close: () => ledger.close(),
+  };
 }
 
-/** The configured source: an OCI artifact, or a Git repository over HTTP(S) or SSH (signature-checked with verify). */
+/** The port of one Git source: HTTP(S) or SSH, behind signature verification when configured. */
+export function gitSourceFor(
+  s: SourceConfig,
+  cacheDir: string,
+  metrics?: Metrics,
+): SourcePort & { readonly url: string } {
+  const git =
+    s.ssh && isSshUrl(s.url)
+      ? new SshSource({ url: s.url, ref: s.ref, cacheDir, ssh: s.ssh, timeoutMs: s.timeout })
+      : new GitSource({
+          url: s.url,
+          ref: s.ref,
+          cacheDir,
+          credentials: () => resolveGitCredentials(s.auth),
+          timeoutMs: s.timeout,
+          ...(metrics ? { onRequest: (_kind: string, ok: boolean) => metrics.gitRequest(ok) } : {}),
+        });
+  return s.verify ? new VerifiedSource(git, s.verify.allowedSignersFile) : git;
+}
+
+/** The port of one source: an OCI artifact, or a Git repository (gitSourceFor). */
 export function sourceFor(
-  config: AgentConfig,
+  cfg: AnySourceConfig,
   stateDir: string,
   metrics?: Metrics,
 ): SourcePort & { readonly url: string } {
-  const cfg = config.source;
+  // OCI blobs are cached by digest, so every OCI source shares one directory.
   if (isOciSource(cfg)) return ociSourceFor(cfg, join(stateDir, "oci-cache"), metrics);
-  const cacheDir = join(stateDir, "git-cache");
-  const git =
-    cfg.ssh && isSshUrl(cfg.url)
-      ? new SshSource({ url: cfg.url, ref: cfg.ref, cacheDir, ssh: cfg.ssh, timeoutMs: cfg.timeout })
-      : new GitSource({
-          url: cfg.url,
-          ref: cfg.ref,
-          cacheDir,
-          credentials: () => resolveGitCredentials(cfg.auth),
-          timeoutMs: cfg.timeout,
-          ...(metrics ? { onRequest: (_kind: unknown, ok: boolean) => metrics.gitRequest(ok) } : {}),
-        });
-  return cfg.verify ? new VerifiedSource(git, cfg.verify.allowedSignersFile) : git;
+  return gitSourceFor(cfg, join(stateDir, "git-cache"), metrics);
 }
 
 /** An OCI artifact source; the password file is read at every request, the CA once. */
@@ -339,9 +384,18 @@ export function renderPortFor(
       },
     };
   };
-  return (snapshot, { name, path }, signal) => {
-    const app: AppRenderSpec = config.apps.find((a) => a.name === name) ?? { name, path };
-    return renderApp(snapshot, app, envFor(name), signal);
+  // An unchanged app (same commit, settings and variable files) is not rendered again (render-cache.ts).
+  const cache = new RenderCache<Awaited<ReturnType<RenderPort>>>(Math.max(64, config.apps.length));
+  return async (snapshot, spec, signal) => {
+    const { name } = spec;
+    // A generated app is not in config.apps: the spec the engine passes is its full AppConfig.
+    const app: AppRenderSpec = config.apps.find((a) => a.name === name) ?? (spec as AppRenderSpec);
+    const key = renderKey(snapshot, app);
+    const hit = key === undefined ? undefined : cache.get(name, key);
+    if (hit) return hit;
+    const result = await renderApp(snapshot, app, envFor(name), signal);
+    if (key !== undefined && result.errors.length === 0) cache.set(name, key, result);
+    return result;
   };
 }
 

@@ -40,7 +40,7 @@ describe("an OCI artifact as source", () => {
       `${FILE}: source.ref: unknown field (allowed here: oci, tag, semver, digest, interval, timeout, auth, caFile, insecure) (line 3)`,
     );
     expect(problem("{url: https://git.example/x.git, tag: v1}")).toContain(
-      "source.tag: unknown field (allowed here: url, ssh, verify, ref, interval, timeout, auth)",
+      "source.tag: unknown field (allowed here: url, ssh, verify, ref, interval, timeout, auth, webhook)",
     );
   });
 
@@ -70,6 +70,84 @@ describe("an OCI artifact as source", () => {
     );
     expect(problem("{oci: oci://reg.example/app, tag: v1, auth: {username: u, password: p}}")).toContain(
       "source.auth.password",
+    );
+  });
+});
+
+describe("an OCI artifact as an entry of sources", () => {
+  const named = (sources: string, top = "") =>
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\n${top}sources:\n${sources}apps:\n  - {name: a, path: a, source: git}\n  - {name: b, path: b, source: art}\n`;
+  const problemOf = (text: string): string => {
+    try {
+      parseConfig(text, FILE);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error("expected a config error");
+  };
+
+  test("loads next to a Git source, each app on its own", () => {
+    const c = parseConfig(
+      named(
+        "  git: {url: https://git.example/infra.git}\n  art: {oci: oci://reg.example/team/app, tag: v1, interval: 20s}\n",
+      ),
+      FILE,
+    );
+    expect(c.sources.git).toEqual({
+      url: "https://git.example/infra.git",
+      ref: "main",
+      interval: 60_000,
+      timeout: 60_000,
+    });
+    expect(c.sources.art).toEqual({
+      kind: "oci",
+      oci: "oci://reg.example/team/app",
+      tag: "v1",
+      interval: 20_000,
+      timeout: 60_000,
+      insecure: false,
+    });
+    expect(c.apps.map((a) => [a.name, a.source, a.interval])).toEqual([
+      ["a", "git", 60_000],
+      ["b", "art", 20_000],
+    ]);
+  });
+
+  test("errors name the entry's field, against the form it was meant as", () => {
+    const text = named(
+      "  git: {url: https://git.example/infra.git}\n  art: {oci: oci://reg.example/team/app}\n",
+    );
+    expect(problemOf(text)).toBe(
+      `${FILE}: sources.art.tag: an OCI source needs exactly one of tag, semver or digest; none is set (line 5)`,
+    );
+    const wrong = problemOf(
+      named("  git: {url: https://git.example/infra.git, tag: v1}\n  art: {oci: 'https://x/y', tag: v1}\n"),
+    );
+    expect(wrong).toContain("sources.git.tag: unknown field (allowed here: url, ssh, verify, ref,");
+    expect(wrong).toContain("sources.art.oci: expected oci://<registry host[:port]>/<repository>");
+    expect(wrong).not.toContain("sources.art.url");
+    expect(
+      problemOf(
+        named(
+          "  git: {url: https://git.example/infra.git}\n  art: {oci: oci://reg.example/team/app, tag: v1, auth: {username: u, password: p}}\n",
+        ),
+      ),
+    ).toContain(
+      "sources.art.auth.password: plaintext secrets are not allowed in the config file; use passwordFile",
+    );
+  });
+
+  test("a webhook on an OCI source is refused, saying why", () => {
+    const msg = problemOf(
+      named(
+        "  git: {url: https://git.example/infra.git, webhook: {secretFile: h}}\n  art: {oci: oci://reg.example/team/app, tag: v1, webhook: {secretFile: h}}\n",
+      ),
+    );
+    expect(msg).toBe(
+      `${FILE}: sources.art.webhook: push webhooks do not apply to an OCI source (a registry sends no push event); drop webhook: the source is polled every interval, and \`berth sync\` fetches it at once (line 5)`,
+    );
+    expect(problem("{oci: oci://reg.example/team/app, tag: v1, webhook: {secretFile: h}}")).toContain(
+      "source.webhook: push webhooks do not apply to an OCI source",
     );
   });
 });
