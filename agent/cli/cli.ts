@@ -1,5 +1,5 @@
 /** The command-line shell: parses flags, runs a command over the engine, decides the exit code. */
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { driftSummary } from "../api/app-view.ts";
 import { fetchApps } from "../api/client.ts";

@@ -307,6 +307,48 @@ describe("webhooks", () => {
     expect(loop.triggered).toEqual([]);
   });
 
+  test("a hook naming an OCI source is refused (422) saying webhooks do not apply; a Git source's still triggers", async () => {
+    const multi = createApi({
+      loop,
+      ledger,
+      apps: [
+        { name: "base", path: "base", dependsOn: [], source: "infra" },
+        { name: "web", path: "web", dependsOn: [], source: "art" },
+      ],
+      sourceRef: "main",
+      sources: {
+        infra: { ref: "main" },
+        art: { ref: "v1", oci: "oci://reg.example/team/app" },
+      },
+      metrics,
+      kubeCodes: () => ({}),
+      events,
+      tokens: [],
+      anonymousRead: false,
+      webhook: { secret: SECRET, maxAge: 300_000 },
+    });
+    const hook = (source: string, delivery: string) => {
+      const body = push();
+      return multi.request(`/hooks/github/${source}`, {
+        method: "POST",
+        headers: {
+          "X-Hub-Signature-256": sign(body),
+          "X-GitHub-Event": "push",
+          "X-GitHub-Delivery": delivery,
+        },
+        body,
+      });
+    };
+    const r = await hook("art", "oci-1");
+    expect(r.status).toBe(422);
+    expect((await errorOf(r)).message).toBe(
+      "source art is an OCI artifact (oci://reg.example/team/app): push webhooks do not apply; it is polled every interval (POST /api/v1/apps/<app>/sync fetches it at once)",
+    );
+    expect(loop.triggered).toEqual([]);
+    expect((await hook("infra", "oci-2")).status).toBe(202);
+    expect(loop.triggered).toEqual(["base"]);
+  });
+
   test("GitLab token and generic HMAC with a timestamp are accepted", async () => {
     const gl = JSON.stringify({ object_kind: "push", ref: "refs/heads/main" });
     const r1 = await api.request("/hooks/gitlab", {
