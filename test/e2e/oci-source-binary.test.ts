@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
 import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
+import { GitFixture } from "../support/git.ts";
 import { OciRegistryFixture } from "../support/helm-repo.ts";
 import { hostileTarGz, orasBinary, orasPush } from "../support/oras.ts";
 import { freePort } from "../support/ports.ts";
@@ -20,6 +21,7 @@ let cluster: TestCluster;
 let registry: OciRegistryFixture;
 let config: string;
 let port: number;
+let git: GitFixture | undefined;
 const ns = `ociart-${Math.random().toString(16).slice(2, 8)}`;
 const env = () => ({ KUBECONFIG: cluster.kubeconfigPath });
 
@@ -71,9 +73,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await registry?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
+  await git?.close();
+  for (const n of [ns, `${ns}-mix`])
+    try {
+      kubectl(cluster, "delete", "namespace", n, "--wait=false");
+    } catch {}
 });
 
 describe("an OCI artifact as the source, compiled binary", () => {
@@ -178,5 +182,48 @@ describe("an OCI artifact as the source, compiled binary", () => {
     } finally {
       run.child.kill("SIGKILL");
     }
+  }, 180_000);
+
+  test("in sources: an OCI source syncs next to a Git source; an app on one depends on an app on the other", async () => {
+    const mix = `${ns}-mix`;
+    const cm = (value: string) =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-${value}\n  namespace: ${mix}\ndata:\n  value: ${value}\n`;
+    git = await GitFixture.start();
+    const repo = git.createRepo("platform");
+    const sha = git.commit("platform", {
+      "base/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${mix}\n`,
+      "base/cm.yaml": cm("git"),
+    });
+    const digest = await orasPush(registry, "team/mixed:v1", { files: { "web/cm.yaml": cm("oci") } }, "flux");
+    const cfg = withPassword(
+      writeConfig(`apiVersion: berth.dev/v1alpha1
+kind: Agent
+sources:
+  platform: {url: "${repo}"}
+  art:
+    oci: "oci://${registry.host}/team/mixed"
+    tag: v1
+    auth: {username: ${auth.username}, passwordFile: registry-password}
+    caFile: "${registry.caFile}"
+apps:
+  - {name: base, source: platform, path: base, timeout: 60s}
+  - {name: web, source: art, path: web, dependsOn: [base], timeout: 60s}
+ledger: {path: $DIR/ledger.db}
+`),
+      auth.password,
+    );
+    const r = await runBerth(["sync", "--config", cfg], env());
+    expect(r.stderr + r.stdout).not.toContain("✗");
+    expect(r.code).toBe(0);
+    const value = (name: string) =>
+      kubectl(cluster, "get", "configmap", name, "-n", mix, "-o", "jsonpath={.data.value}");
+    expect(value("from-git")).toBe("git");
+    expect(value("from-oci")).toBe("oci");
+    const [web] = await entries(cfg, "web");
+    const [base] = await entries(cfg, "base");
+    expect(web?.outcome).toBe("Succeeded");
+    expect(web?.revision).toBe(`v1@${digest}`);
+    expect(base?.outcome).toBe("Succeeded");
+    expect(base?.revision).toBe(sha);
   }, 180_000);
 });
