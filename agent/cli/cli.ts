@@ -484,12 +484,16 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
       kubeCodes: () => w.kube.codes,
       events: w.events,
       log,
+      ...(notify
+        ? { onApproved: notify.onApproved, failingDeliveries: () => notify.notifier.failing() }
+        : {}),
     });
   } catch (err) {
     w.close();
     throw err;
   }
   if (!ha) startReplica();
+  notify?.watchSource(loop);
   leader?.start();
   const stop = (signal: string) => {
     log.log("info", `received ${signal}; stopping after the current step`);

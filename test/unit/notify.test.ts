@@ -119,7 +119,13 @@ function receiver(
   path: string,
 ): Receiver {
   const { secret, ...rest } = config;
-  const c: ReceiverConfig = { repeatInterval: 3_600_000, rateLimit: 30, timeout: 2000, ...rest };
+  const c: ReceiverConfig = {
+    repeatInterval: 3_600_000,
+    rateLimit: 30,
+    timeout: 2000,
+    sourceUnreachableAfter: 600_000,
+    ...rest,
+  };
   return {
     config: c,
     url: `${rx.url}${path}`,
