@@ -216,10 +216,19 @@ export async function startGitea(): Promise<GiteaServer> {
       git(workTree, "push", "--quiet", "--force", remote.toString(), ref);
     },
     openPull: async (repo, head, base, title) => {
-      const pr = (await api("POST", `/repos/${path(repo)}/pulls`, { head, base, title })) as {
-        number: number;
-      };
-      return pr.number;
+      // Gitea records pushed branches from a queue: a just-pushed head may be "not found" for a moment.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try {
+          const pr = (await api("POST", `/repos/${path(repo)}/pulls`, { head, base, title })) as {
+            number: number;
+          };
+          return pr.number;
+        } catch (err) {
+          if (!/HTTP 404/.test(String(err)) || Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
     },
     statuses: async (repo, sha) => {
       const all: GiteaStatus[] = [];
