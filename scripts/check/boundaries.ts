@@ -26,7 +26,7 @@ export const LAYERS: Record<string, readonly string[]> = {
   policy: ["object", "cel", "plan:type"],
   config: ["object", "cel"],
   notify: ["object", "cel", "config:type", "ledger"],
-  forge: ["object", "notify"],
+  forge: ["object", "notify", "ledger"],
   engine: ["object", "apply", "plan", "wait", "health:type", "policy:type", "config:type"],
   api: ["object", "config", "engine", "ledger"],
   runtime: ["object"],
