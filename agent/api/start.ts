@@ -6,10 +6,10 @@ import type { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
 import type { Metrics } from "../engine/metrics.ts";
 import { BerthError } from "../object/errors.ts";
+import { type Served, serve } from "../runtime/serve.ts";
 import { type ApiDeps, createApi, type LoopControl } from "./app.ts";
 import type { AppSpecView, LedgerView } from "./app-view.ts";
 import { isLoopback, type TokenEntry, tokenEntry } from "./auth.ts";
-import { type Served, serve } from "./serve.ts";
 
 /** What `berth run` hands the API. */
 export interface ApiStart {

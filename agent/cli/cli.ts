@@ -3,7 +3,6 @@ import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { driftSummary } from "../api/app-view.ts";
 import { fetchApps } from "../api/client.ts";
-import type { Served } from "../api/serve.ts";
 import { startApi } from "../api/start.ts";
 import {
   type AgentConfig,
@@ -31,6 +30,7 @@ import { fromDependencies } from "../plan/dependencies.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
 import { sharedParsePool } from "../render/parse-pool.ts";
+import type { Served } from "../runtime/serve.ts";
 import { buildInfo } from "../version.ts";
 import {
   describeVerified,
