@@ -6,10 +6,10 @@ import type { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
 import type { Metrics } from "../engine/metrics.ts";
 import { BerthError } from "../object/errors.ts";
-import { createApi, type LoopControl } from "./app.ts";
+import { type Served, serve } from "../runtime/serve.ts";
+import { type ApiDeps, createApi, type LoopControl } from "./app.ts";
 import type { AppSpecView, LedgerView } from "./app-view.ts";
 import { isLoopback, type TokenEntry, tokenEntry } from "./auth.ts";
-import { type Served, serve } from "./serve.ts";
 
 /** What `berth run` hands the API. */
 export interface ApiStart {
@@ -24,6 +24,8 @@ export interface ApiStart {
   kubeCodes: () => Readonly<Record<string, number>>;
   events: EventBus;
   log: Logger;
+  onApproved?: ApiDeps["onApproved"];
+  failingDeliveries?: ApiDeps["failingDeliveries"];
 }
 
 /**
@@ -87,6 +89,8 @@ export async function startApi(s: ApiStart): Promise<Served> {
     anonymousRead,
     ...(webhookSecret && hook ? { webhook: { secret: webhookSecret, maxAge: hook.maxAge } } : {}),
     log: s.log,
+    ...(s.onApproved ? { onApproved: s.onApproved } : {}),
+    ...(s.failingDeliveries ? { failingDeliveries: s.failingDeliveries } : {}),
   });
   try {
     return await serve(app.fetch, s.api.listen);

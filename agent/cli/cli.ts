@@ -3,7 +3,6 @@ import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { driftSummary } from "../api/app-view.ts";
 import { fetchApps } from "../api/client.ts";
-import type { Served } from "../api/serve.ts";
 import { startApi } from "../api/start.ts";
 import {
   type AgentConfig,
@@ -34,6 +33,7 @@ import { FsSnapshot } from "../render/fs-snapshot.ts";
 import { chartSource, isRemoteChart } from "../render/helm-remote.ts";
 import { sharedParsePool } from "../render/parse-pool.ts";
 import { privateTempDir } from "../render/tools.ts";
+import type { Served } from "../runtime/serve.ts";
 import { buildInfo } from "../version.ts";
 import {
   describeVerified,
@@ -487,12 +487,16 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
       kubeCodes: () => w.kube.codes,
       events: w.events,
       log,
+      ...(notify
+        ? { onApproved: notify.onApproved, failingDeliveries: () => notify.notifier.failing() }
+        : {}),
     });
   } catch (err) {
     w.close();
     throw err;
   }
   if (!ha) startReplica();
+  notify?.watchSource(loop);
   leader?.start();
   const stop = (signal: string) => {
     log.log("info", `received ${signal}; stopping after the current step`);

@@ -258,6 +258,16 @@ export interface AgentConfig {
   defaultServiceAccountName?: string;
   /** Notification receivers (agent/notify); absent or empty: none. */
   notify?: ReceiverConfig[];
+  /** Commit statuses on the forge (agent/forge); absent: none. */
+  status?: StatusConfig;
+}
+
+/** `status:` in berth.yaml: where commit statuses go; tokenFile absolute, timeout in milliseconds. */
+export interface StatusConfig {
+  provider: "github" | "gitlab" | "gitea";
+  url: string;
+  tokenFile: string;
+  timeout: number;
 }
 
 /** `ha:` in berth.yaml; duration in milliseconds. */
@@ -448,6 +458,7 @@ interface RawConfig {
     externalURL?: string;
   };
   notify?: Record<string, unknown>[];
+  status?: { provider: StatusConfig["provider"]; url: string; tokenFile: string; timeout?: string };
   ha?: { lease: string; namespace: string; duration?: string };
   defaultServiceAccountName?: string;
   concurrency?: number;
@@ -528,6 +539,16 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
       ? { ha: { lease: raw.ha.lease, namespace: raw.ha.namespace, duration: ms(raw.ha.duration, 15_000) } }
       : {}),
     ...(raw.notify && raw.notify.length > 0 ? { notify: normaliseNotify(raw.notify, abs) } : {}),
+    ...(raw.status
+      ? {
+          status: {
+            provider: raw.status.provider,
+            url: raw.status.url.replace(/\/+$/, ""),
+            tokenFile: abs(raw.status.tokenFile),
+            timeout: ms(raw.status.timeout, 10_000),
+          },
+        }
+      : {}),
   };
 }
 

@@ -4,9 +4,11 @@
 # Prints the binary's path on stdout; progress goes to stderr.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-. "$HERE/../go-build-env.sh" kstatus
+C=${BERTH_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-testenv}; mkdir -p "$C/kstatus"
+export GOMODCACHE=$C/gomod GOCACHE=$C/gobuild GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-trimpath
 KEY=$(cat "$HERE/go.mod" "$HERE/go.sum" "$HERE/main.go" | sha256sum | cut -c1-16)
-BIN=$D/kstatus-oracle-$KEY-$(go env GOVERSION)-$(go env GOARCH)
+BIN=$C/kstatus/kstatus-oracle-$KEY-$(go env GOVERSION)-$(go env GOARCH)
+exec 9>"$C/kstatus/.lock"; flock 9
 if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 start=$(date +%s)
 echo "[kstatus-build] kstatus oracle (cli-utils v0.37.2)" >&2
