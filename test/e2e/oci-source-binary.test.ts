@@ -224,6 +224,6 @@ ledger: {path: $DIR/ledger.db}
     expect(web?.outcome).toBe("Succeeded");
     expect(web?.revision).toBe(`v1@${digest}`);
     expect(base?.outcome).toBe("Succeeded");
-    expect(base?.revision).toBe(sha);
+    expect(base?.revision).toBe(`main@sha1:${sha}`);
   }, 180_000);
 });
