@@ -1,15 +1,19 @@
 /** The command-line shell: parses flags, runs a command over the engine, decides the exit code. */
 import { parseArgs } from "node:util";
-import { createLogger, silentLogger } from "../engine/log.ts";
+import { loadConfig } from "../config/config.ts";
+import { createLogger } from "../engine/log.ts";
 import { messageOf } from "../object/errors.ts";
 import { buildInfo } from "../version.ts";
+import { diffCommand } from "./commands/diff.ts";
 import { ledgerCommand } from "./commands/ledger.ts";
 import { planCommand } from "./commands/plan.ts";
 import { runCommand } from "./commands/run.ts";
 import { statusCommand } from "./commands/status.ts";
 import { syncCommand } from "./commands/sync.ts";
 import { validateCommand } from "./commands/validate.ts";
-import { EXIT, type Io, OPTIONS, progress, type Values } from "./common.ts";
+import { type Ctx, EXIT, type Io, OPTIONS, printData, progress, UsageError, type Values } from "./common.ts";
+import { completionScript } from "./completion.ts";
+import { type CommandSpec, commandHelp, commandSpec, GLOBAL_FLAGS, overview } from "./help.ts";
 import { importCommand } from "./import-command.ts";
 import { installCommand } from "./install-command.ts";
 import {
@@ -25,130 +29,170 @@ import type { GlobalFlags } from "./wire.ts";
 
 export { EXIT, type Io } from "./common.ts";
 
-const USAGE = `berth — a GitOps agent for small teams
-
-usage: berth <command> [flags]
-
-commands:
-  run                       sync every app continuously (Ctrl-C or SIGTERM stops after the current step)
-  sync [--app NAME]         one sync pass; exit code 1 if any app failed
-  plan [--app NAME]         show what a sync would change, without writing
-  status                    last ledger entry per app
-  status --server URL       ask a running agent (token: --token-file FILE or $BERTH_TOKEN)
-  ledger list [--app NAME] [--limit N] [--before ID]
-  ledger show ID            one entry with its objects
-  ledger verify             check the hash chain and every stored manifest; exit 1 naming the first bad entry
-  ledger gc [--dry-run]     drop entries past ledger.retention (kept: last healthy, pinned, approved), collect blobs
-  ledger export FILE        consistent backup of the ledger, safe while berth runs
-  ledger import FILE [--force]   verify a backup and install it at ledger.path
-  ledger restore [--from s3://BUCKET/PREFIX] [--force]
-                            rebuild the ledger at ledger.path from its off-box replica (ledger.replica)
-  replay --app NAME --to ENTRY|COMMIT|last-healthy [--dry-run]
-                            re-apply the manifests an entry recorded, without Git
-  replay --all [--dry-run]  restore every app at its last healthy entry, in dependsOn order
-  pin --app NAME --to ENTRY hold an app at an entry (replayed instead of Git) until unpin
-  unpin --app NAME          release the pin; the next sync catches up to Git
-  validate [--dir DIR]      check the config, and render every app (from DIR instead of Git)
-  rules check [FILE|DIR...] compile rule files (default: the config's rules); exit 1 naming file:line and rule
-  rules test [DIR|FILE...]  run rule fixtures (*.test.yaml); exit 1 if a case fails
-  rules eval EXPR --object FILE   evaluate a CEL expression over an object
-  approve --app NAME [--revision REV] [--expires 1h] [--override-window] [--by WHO]
-                            let a sync held by a hold rule through (with --override-window: also a deferred one)
-  install manifests [--namespaced] [--namespace NS] [--image IMAGE]
-                            in-cluster manifests with least-privilege RBAC for what the apps render
-  import flux FILE|DIR [--dir REPO_ROOT] [--out DIR] [--force]
-                            convert Flux Kustomizations, HelmReleases and sources into a berth.yaml
-  version                   print the version, commit and runtime
-
-flags:
-  --config FILE             default ./berth.yaml
-  --kubeconfig FILE         default: $KUBECONFIG, ~/.kube/config, then in-cluster
-  --context NAME            kubeconfig context
-  --json                    machine-readable output (read commands)
-`;
-
 /** Runs one command line; resolves to the exit code. */
 export async function cli(argv: string[], io: Io): Promise<number> {
+  // The command is the first word that names one: flags may come before it.
+  const named = argv.find((a) => commandSpec(a) !== undefined || a === "__apps");
+  const hint = named && named !== "help" ? `berth ${named} --help` : "berth --help";
   let values: Values;
   let positionals: string[];
+  let given: string[];
   try {
-    ({ values, positionals } = parseArgs({
+    const parsed = parseArgs({
       args: argv,
       options: OPTIONS,
       allowPositionals: true,
       strict: true,
-    }));
+      tokens: true,
+    });
+    ({ values, positionals } = parsed);
+    given = parsed.tokens.flatMap((t) => (t.kind === "option" ? [t.name] : []));
   } catch (err) {
-    io.err(`berth: ${messageOf(err)}\n\n${USAGE}`);
+    io.err(`berth: ${parseError(err)}; see \`${hint}\`\n`);
     return EXIT.usage;
   }
   const [command, ...rest] = positionals;
-  if (values.help || command === undefined || command === "help") {
-    io.out(USAGE);
+  if (command === undefined || (command === "help" && rest[0] === undefined)) {
+    if (command === undefined && !values.help && argv.length > 0) {
+      io.err(`berth: no command given; see \`berth --help\`\n`);
+      return EXIT.usage;
+    }
+    io.out(overview());
     return EXIT.ok;
   }
+  if (command === "__apps") return appNamesForCompletion(values.config, io);
+  const spec = commandSpec(command === "help" ? rest[0] : command);
+  if (!spec) {
+    const what = command === "help" ? rest[0] : command;
+    io.err(`berth: unknown command "${what}"; see \`berth --help\`\n`);
+    return EXIT.usage;
+  }
+  if (values.help || command === "help") {
+    io.out(commandHelp(spec));
+    return EXIT.ok;
+  }
+  const allowed = new Set<string>([...GLOBAL_FLAGS, ...spec.flags]);
+  const stray = given.find((f) => !allowed.has(f));
+  if (stray !== undefined) {
+    io.err(`berth: ${command} does not take --${stray}; see \`berth ${command} --help\`\n`);
+    return EXIT.usage;
+  }
+  const output = outputOf(values, spec);
+  if (typeof output !== "string") {
+    io.err(`berth: ${output.error}; see \`berth ${command} --help\`\n`);
+    return EXIT.usage;
+  }
+  const format = values["log-format"] ?? (io.tty ? "text" : "json");
+  if (format !== "json" && format !== "text") {
+    io.err(`berth: --log-format ${format}: use json or text; see \`berth ${command} --help\`\n`);
+    return EXIT.usage;
+  }
+  if (output === "json") values.json = true;
   const flags: GlobalFlags = { config: values.config };
   if (values.kubeconfig) flags.kubeconfig = values.kubeconfig;
   if (values.context) flags.context = values.context;
-  const log = values.json ? silentLogger : createLogger({ human: io.tty, write: io.err });
+  // Machine output on stdout keeps stderr for warnings and errors.
+  const machine = output === "json" || output === "yaml";
+  const log = createLogger({
+    human: format === "text",
+    level: values.quiet || machine ? "warn" : "info",
+    write: io.err,
+  });
+  const ctx: Ctx = { values, args: rest, log, output, logJson: format === "json" };
+  if (!spec.apps && !spec.subcommands && !["rules", "completion"].includes(command) && rest.length > 0) {
+    io.err(
+      `berth: ${command} takes no arguments (got "${rest.join(" ")}"); see \`berth ${command} --help\`\n`,
+    );
+    return EXIT.usage;
+  }
   try {
     switch (command) {
       case "version": {
         const info = buildInfo();
-        io.out(
-          values.json
-            ? `${JSON.stringify(info)}\n`
-            : `berth ${info.version} (commit ${info.commit}, ${info.runtime})\n`,
-        );
+        if (machine) printData(io, output, info);
+        else io.out(`berth ${info.version} (commit ${info.commit}, ${info.runtime})\n`);
+        return EXIT.ok;
+      }
+      case "completion": {
+        const script = completionScript(rest[0] ?? "");
+        if (!script) throw new UsageError("usage: berth completion bash|zsh|fish");
+        io.out(script);
         return EXIT.ok;
       }
       case "sync":
-        return await syncCommand(flags, values, io, log);
+        return await syncCommand(flags, ctx, io);
       case "plan":
-        return await planCommand(flags, values, io);
+        return await planCommand(flags, ctx, io);
+      case "diff":
+        return await diffCommand(flags, ctx, io);
       case "run":
-        return await runCommand(flags, io, log);
+        return await runCommand(flags, ctx, io);
       case "status":
-        return await statusCommand(flags, values, io);
+        return await statusCommand(flags, ctx, io);
       case "ledger":
         if (LEDGER_ADMIN_COMMANDS.has(rest[0] ?? ""))
           return await ledgerAdminCommand(flags, replayFlags(values), rest, io);
-        return await ledgerCommand(flags, values, rest, io);
+        return await ledgerCommand(flags, ctx, io);
       case "replay":
-        return await replayCommand(
-          flags,
-          replayFlags(values),
-          io,
-          log,
-          values.json ? undefined : progress(io),
-        );
+        return await replayCommand(flags, replayFlags(values), io, log, progress(io, ctx));
       case "pin":
         return await pinCommand(flags, replayFlags(values), io, log);
       case "unpin":
         return await unpinCommand(flags, replayFlags(values), io);
       case "validate":
-        return await validateCommand(flags, values, io);
+        return await validateCommand(flags, ctx, io);
       case "rules":
         return await rulesCommand(flags, rulesFlags(values), rest, io);
       case "approve":
         return await approveCommand(flags, rulesFlags(values), io);
       case "import":
         return await importCommand(rest, { dir: values.dir, out: values.out, force: values.force }, io);
-      case "install":
+      default:
         return await installCommand(
           flags,
           { namespace: values.namespace, namespaced: values.namespaced, image: values.image },
           rest,
           io,
         );
-      default:
-        io.err(`berth: unknown command "${command}"\n\n${USAGE}`);
-        return EXIT.usage;
     }
   } catch (err) {
     // Config, kubeconfig and ledger problems: the user must fix an input.
     io.err(`berth: ${messageOf(err)}\n`);
     return EXIT.usage;
+  }
+}
+
+/** parseArgs' message in one line: "unknown flag --x", "--app needs a value". */
+function parseError(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  const msg = messageOf(err);
+  const flag = /'(-{1,2}[^' ]+)/.exec(msg)?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && flag) return `unknown flag ${flag}`;
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && flag)
+    return /argument missing/.test(msg) ? `${flag} needs a value` : `${flag} takes no value`;
+  return msg.split(/\.\s/)[0] ?? msg;
+}
+
+/** -o/--json as one output format, checked against what the command offers. */
+function outputOf(values: Values, spec: CommandSpec): Ctx["output"] | { error: string } {
+  const o = values.output ?? (values.json ? "json" : "text");
+  if (o === "text") return "text";
+  if (o !== "json" && o !== "yaml" && o !== "wide") return { error: `-o ${o}: use json, yaml or wide` };
+  const offered = spec.output ?? (spec.flags.includes("json") ? ["json"] : []);
+  if (!offered.includes(o))
+    return {
+      error: `${spec.name} has no -o ${o}${offered.length ? ` (it offers ${offered.join(", ")})` : ""}`,
+    };
+  return o;
+}
+
+/** `berth __apps`: the config's app names, for shell completion; silent when the config cannot be read. */
+function appNamesForCompletion(configPath: string, io: Io): number {
+  try {
+    for (const app of loadConfig(configPath).apps) io.out(`${app.name}\n`);
+    return EXIT.ok;
+  } catch {
+    return EXIT.failed;
   }
 }
 

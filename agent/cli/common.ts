@@ -1,10 +1,13 @@
 /** What every command shares: the flags, where output goes, exit codes and app selection. */
 import type { parseArgs } from "node:util";
+import { stringify } from "yaml";
+import type { Logger } from "../engine/log.ts";
 import type { EngineEvent } from "../engine/ports.ts";
+import { BerthError } from "../object/errors.ts";
 import { Progress } from "./progress.ts";
 
 /** Exit codes: documented in agent/cli/README.md. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, held: 3 } as const;
 
 /** Where a command writes. */
 export interface Io {
@@ -12,13 +15,21 @@ export interface Io {
   err: (s: string) => void;
   /** Standard error is a terminal: human logs and progress lines. */
   tty: boolean;
+  /** Standard output is a terminal: symbols in colour (unless NO_COLOR is set). */
+  color?: boolean;
 }
+
+/** A mistake in what was typed (flag, argument, app name): exit 2, one line. */
+export class UsageError extends BerthError {}
 
 export const OPTIONS = {
   config: { type: "string", default: "berth.yaml" },
   kubeconfig: { type: "string" },
   context: { type: "string" },
   json: { type: "boolean", default: false },
+  output: { type: "string", short: "o" },
+  "log-format": { type: "string" },
+  quiet: { type: "boolean", short: "q", default: false },
   app: { type: "string" },
   limit: { type: "string" },
   before: { type: "string" },
@@ -47,14 +58,51 @@ export type Values = ReturnType<
   typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
 >["values"];
 
-export function selectApps<T extends { name: string }>(apps: T[], name: string | undefined): T[] {
-  if (!name) return apps;
-  const found = apps.filter((a) => a.name === name);
-  if (found.length === 0)
-    throw new Error(`--app ${name}: no such app (apps: ${apps.map((a) => a.name).join(", ")})`);
-  return found;
+/** What a command was asked for beyond its flags: the app names given (positional or --app). */
+export interface Ctx {
+  values: Values;
+  /** Positional arguments after the command (app names for sync, plan, diff, status). */
+  args: string[];
+  log: Logger;
+  /** json|yaml|wide from -o (or --json), "text" otherwise. */
+  output: "text" | "json" | "yaml" | "wide";
+  /** Logs are JSON lines (--log-format json, or stderr is not a terminal). */
+  logJson: boolean;
 }
 
-export function progress(io: Io): (e: EngineEvent) => void {
-  return new Progress(io.err).onEvent;
+/** The apps named on the command line (positional names and --app), or all; an unknown name is exit 2. */
+export function selectApps<T extends { name: string }>(apps: T[], names: readonly string[]): T[] {
+  if (names.length === 0) return apps;
+  const known = new Set(apps.map((a) => a.name));
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0)
+    throw new UsageError(
+      `unknown app${unknown.length > 1 ? "s" : ""} ${unknown.map((n) => `"${n}"`).join(", ")} (known apps: ${[...known].join(", ") || "none"})`,
+    );
+  const wanted = new Set(names);
+  return apps.filter((a) => wanted.has(a.name));
+}
+
+/** The app names a command line gives: positional names, then --app. */
+export function appNames(ctx: Ctx): string[] {
+  return [...ctx.args, ...(ctx.values.app ? [ctx.values.app] : [])];
+}
+
+/** Prints data as JSON or YAML (the -o formats every read command shares). */
+export function printData(io: Io, format: "json" | "yaml", data: unknown): void {
+  io.out(format === "yaml" ? stringify(data) : `${JSON.stringify(data, null, 2)}\n`);
+}
+
+/**
+ * Progress lines for sync, run and replay: none with --quiet or -o json|yaml (a script reads stdout), log
+ * records with --log-format json (stderr stays one format), plain lines otherwise.
+ */
+export function progress(io: Io, ctx: Ctx): ((e: EngineEvent) => void) | undefined {
+  if (ctx.values.quiet || ctx.output === "json" || ctx.output === "yaml") return undefined;
+  const write = ctx.logJson
+    ? (text: string) => {
+        for (const line of text.split("\n")) if (line.trim()) ctx.log.log("info", line.trim());
+      }
+    : io.err;
+  return new Progress(write).onEvent;
 }

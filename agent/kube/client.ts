@@ -3,6 +3,8 @@
  * auth) and of its HTTP client. Requests go out as raw JSON so objects keep
  * their exact shape for diffs and digests, and every request is counted by verb.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import fetch, { type RequestInit } from "node-fetch";
 import { BerthError } from "../object/errors.ts";
@@ -49,25 +51,58 @@ export type RequestCounts = Record<string, number>;
 /** Loads a kubeconfig: explicit path, then KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
 export function loadKubeConfig(target: KubeTarget = {}): KubeConfig {
   const kc = new KubeConfig();
+  const home = process.env.HOME ?? process.env.USERPROFILE;
+  const defaultFile = home ? join(home, ".kube", "config") : undefined;
+  // What loadFromDefault would read, to name it in errors (it silently falls back to http://localhost:8080).
+  const file =
+    target.kubeconfig ??
+    (process.env.KUBECONFIG || undefined) ??
+    (defaultFile && existsSync(defaultFile) ? defaultFile : undefined);
+  const inCluster = !file && Boolean(process.env.KUBERNETES_SERVICE_HOST);
+  if (!file && !inCluster)
+    throw new BerthError(
+      `no kubeconfig found: KUBECONFIG is not set, ${defaultFile ?? "~/.kube/config"} does not exist and this is not a pod (KUBERNETES_SERVICE_HOST is not set); pass --kubeconfig FILE or set KUBECONFIG`,
+      { subject: "kubeconfig" },
+    );
+  const where = file ?? "in-cluster config";
   try {
     if (target.kubeconfig) kc.loadFromFile(target.kubeconfig);
     else kc.loadFromDefault();
   } catch (err) {
-    throw new BerthError(`cannot load kubeconfig: ${(err as Error).message}`, {
-      subject: target.kubeconfig ?? "kubeconfig",
-      cause: err,
-    });
+    throw new BerthError(
+      `cannot load kubeconfig: ${(err as Error).message}; pass --kubeconfig FILE or set KUBECONFIG`,
+      {
+        subject: where,
+        cause: err,
+      },
+    );
   }
   if (target.context) {
     if (!kc.getContextObject(target.context)) {
-      throw new BerthError(`context "${target.context}" not found`, {
-        subject: target.kubeconfig ?? "kubeconfig",
-      });
+      throw new BerthError(
+        `context "${target.context}" not found (contexts: ${
+          kc
+            .getContexts()
+            .map((c) => c.name)
+            .join(", ") || "none"
+        }); check --context`,
+        { subject: where },
+      );
     }
     kc.setCurrentContext(target.context);
   }
-  if (!kc.getCurrentCluster())
-    throw new BerthError("no current cluster", { subject: target.kubeconfig ?? "kubeconfig" });
+  const cluster = kc.getCurrentCluster();
+  const context = kc.getCurrentContext();
+  if (!cluster)
+    throw new BerthError(
+      `context "${context}" names no cluster; set current-context in the file or pass --context NAME`,
+      { subject: where },
+    );
+  if (/^http:\/\//i.test(cluster.server) && !cluster.skipTLSVerify)
+    throw new BerthError(
+      `cluster "${cluster.name}" (context "${context}") has server ${cluster.server}: plain HTTP is refused; use its https:// address, or set insecure-skip-tls-verify: true on the cluster`,
+      { subject: where },
+    );
   return kc;
 }
 

@@ -24,6 +24,8 @@ export interface HealthVerdict {
 /** What judges one object's health without rules (agent/health's kstatus checks satisfy it). */
 export interface HealthFallback {
   assess(obj: KubeObject): HealthVerdict;
+  /** What an object still in progress waits for, in plain words (progress lines), if known. */
+  describe?(obj: KubeObject): string | undefined;
 }
 
 /** Picks per rule list and group/kind, cached: a RuleSet keeps one array until it reloads. */
@@ -121,6 +123,10 @@ export class RuleHealthJudge {
   /** The health of one live object. */
   assess(obj: KubeObject): HealthVerdict {
     const rule = ruleFor(this.rules(), obj);
-    return rule ? evaluateHealthRule(rule, obj) : this.fallback.assess(obj);
+    const verdict = rule ? evaluateHealthRule(rule, obj) : this.fallback.assess(obj);
+    // "no condition of health rule apps-deployment is true yet" says nothing to a reader: say what it waits for.
+    if (verdict.status !== "InProgress") return verdict;
+    const words = this.fallback.describe?.(obj);
+    return words ? { status: verdict.status, message: words } : verdict;
   }
 }

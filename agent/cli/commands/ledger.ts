@@ -1,26 +1,36 @@
 /** `berth ledger list|show|gc`: reading and collecting the ledger (verify/export/import/restore: replay-command.ts). */
 import { loadConfig } from "../../config/config.ts";
-import { EXIT, type Io, type Values } from "../common.ts";
+import { type Ctx, EXIT, type Io, printData, UsageError } from "../common.ts";
 import { describeVerified, formatGc, formatVerdicts, table } from "../format.ts";
 import { type GlobalFlags, openLedger } from "../wire.ts";
 
-export async function ledgerCommand(
-  flags: GlobalFlags,
-  values: Values,
-  rest: string[],
-  io: Io,
-): Promise<number> {
-  const [sub, arg] = rest;
+const USAGE = "usage: berth ledger list|show ID|gc [--dry-run]|verify|export FILE|import FILE|restore";
+
+/** A positive whole number from a flag or argument, or a usage error naming it. */
+function positive(value: string, what: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new UsageError(`${what} ${value}: expected a whole number ≥ 1`);
+  return Number(value);
+}
+
+export async function ledgerCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
+  const values = ctx.values;
+  const [sub, arg] = ctx.args;
+  // Bad arguments are usage errors before the ledger opens.
+  if (sub !== "list" && sub !== "gc" && sub !== "show") throw new UsageError(USAGE);
+  if (sub === "show" && arg === undefined) throw new UsageError("usage: berth ledger show ID");
+  const id = sub === "show" ? positive(arg ?? "", "entry") : 0;
+  const query: { app?: string; limit?: number; before?: number } = {};
+  if (values.app) query.app = values.app;
+  if (values.limit !== undefined) query.limit = positive(values.limit, "--limit");
+  if (values.before !== undefined) query.before = positive(values.before, "--before");
+  const machine = ctx.output === "json" || ctx.output === "yaml" ? ctx.output : undefined;
   const config = loadConfig(flags.config);
   const ledger = await openLedger(config);
   try {
     if (sub === "list") {
-      const query: { app?: string; limit?: number; before?: number } = {};
-      if (values.app) query.app = values.app;
-      if (values.limit) query.limit = Number(values.limit);
-      if (values.before) query.before = Number(values.before);
       const entries = ledger.list(query);
-      if (values.json) io.out(`${JSON.stringify(entries, null, 2)}\n`);
+      if (machine) printData(io, machine, entries);
       else
         io.out(
           table(
@@ -47,17 +57,17 @@ export async function ledgerCommand(
     if (sub === "gc") {
       const dryRun = values["dry-run"] === true;
       const report = ledger.gc({ ...config.ledger.retention, dryRun });
-      if (values.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
+      if (machine) printData(io, machine, report);
       else io.out(formatGc(report));
       return EXIT.ok;
     }
-    if (sub === "show" && arg) {
-      const entry = ledger.get(Number(arg));
+    if (sub === "show") {
+      const entry = ledger.get(id);
       if (!entry) {
         io.err(`berth: ledger entry ${arg} not found\n`);
         return EXIT.failed;
       }
-      if (values.json) io.out(`${JSON.stringify(entry, null, 2)}\n`);
+      if (machine) printData(io, machine, entry);
       else {
         io.out(
           `entry ${entry.id}: ${entry.app} ${entry.revision} — ${entry.outcome} ${entry.reason ?? ""}\n`,
@@ -83,8 +93,7 @@ export async function ledgerCommand(
       }
       return EXIT.ok;
     }
-    io.err("berth: usage: berth ledger list|show ID|gc [--dry-run]|verify|export FILE|import FILE\n");
-    return EXIT.usage;
+    throw new UsageError(USAGE);
   } finally {
     ledger.close();
   }

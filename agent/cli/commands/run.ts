@@ -9,11 +9,12 @@ import { KubeLeases } from "../../kube/lease.ts";
 import type { Ledger } from "../../ledger/ledger.ts";
 import { LedgerFollower, LedgerReplica } from "../../ledger/replica.ts";
 import { messageOf } from "../../object/errors.ts";
-import { EXIT, type Io, progress } from "../common.ts";
+import { type Ctx, EXIT, type Io, progress } from "../common.ts";
 import { type GlobalFlags, replicaStore, wire, wireDrift, wireNotify } from "../wire.ts";
 
-export async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<number> {
-  const w = await wire(flags, log, progress(io));
+export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
+  const log = ctx.log;
+  const w = await wire(flags, log, progress(io, ctx));
   // The off-box replica ships what the ledger records; its store being down never stops a sync. With HA only
   // the Lease holder ships (from its first term on), so the replica's newest generation is the leader's.
   const store = replicaStore(w.config);
@@ -106,6 +107,7 @@ export async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promi
   leader?.start();
   const stop = (signal: string) => {
     log.log("info", `received ${signal}; stopping after the current step`);
+    drift.stopping();
     void loop.stop();
   };
   process.once("SIGTERM", () => stop("SIGTERM"));

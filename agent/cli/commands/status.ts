@@ -4,16 +4,18 @@ import { fetchApps } from "../../api/client.ts";
 import { loadConfig } from "../../config/config.ts";
 import { readSecretFile } from "../../config/credentials.ts";
 import { messageOf } from "../../object/errors.ts";
-import { EXIT, type Io, type Values } from "../common.ts";
-import { table } from "../format.ts";
+import { appNames, type Ctx, EXIT, type Io, printData, selectApps, type Values } from "../common.ts";
+import { ago, shortRevision, table, tableFitting } from "../format.ts";
 import { type GlobalFlags, openLedger } from "../wire.ts";
 
-export async function statusCommand(flags: GlobalFlags, values: Values, io: Io): Promise<number> {
-  if (values.server) return remoteStatus(values.server, values, io);
+export async function statusCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
+  const values = ctx.values;
+  if (values.server) return remoteStatus(values.server, ctx, io);
   const config = loadConfig(flags.config);
+  const apps = selectApps(config.apps, appNames(ctx));
   const ledger = await openLedger(config);
   try {
-    const rows = config.apps.map((app) => {
+    const rows = apps.map((app) => {
       const pin = ledger.pinOf(app.name);
       const drift = driftSummary(ledger, app.name, false);
       return {
@@ -23,8 +25,30 @@ export async function statusCommand(flags: GlobalFlags, values: Values, io: Io):
         ...(drift ? { drift } : {}),
       };
     });
-    if (values.json) io.out(`${JSON.stringify(rows, null, 2)}\n`);
-    else {
+    if (ctx.output === "json" || ctx.output === "yaml") printData(io, ctx.output, rows);
+    else if (ctx.output !== "wide") {
+      // 100 columns: short revisions, relative times, the message cut to what is left.
+      const now = Date.now();
+      io.out(
+        tableFitting(
+          ["APP", "REVISION", "STATUS", "HEALTH", "DRIFT", "AGE", "MESSAGE"],
+          rows.map(({ app, last, pin, drift }) => [
+            app,
+            last ? `${shortRevision(last.revision)}${pin ? " (pinned)" : ""}` : "-",
+            last
+              ? last.outcome === "Succeeded"
+                ? "Succeeded"
+                : (last.reason ?? last.outcome)
+              : "never synced",
+            last?.health ?? "",
+            String(drift?.recent ?? 0),
+            ago(last?.verified?.lastAt ?? last?.finishedAt, now),
+            last?.message ?? "",
+          ]),
+          100,
+        ),
+      );
+    } else {
       io.out(
         table(
           ["APP", "REVISION", "OUTCOME", "REASON", "HEALTH", "DRIFT", "FINISHED", "PINNED", "MESSAGE"],
@@ -50,7 +74,8 @@ export async function statusCommand(flags: GlobalFlags, values: Values, io: Io):
 }
 
 /** `berth status --server`: the running agent's view; exit 1 when it cannot be asked. */
-async function remoteStatus(server: string, values: Values, io: Io): Promise<number> {
+async function remoteStatus(server: string, ctx: Ctx, io: Io): Promise<number> {
+  const values: Values = ctx.values;
   const tokenFile = values["token-file"];
   const token = tokenFile ? readSecretFile(tokenFile, "API token").trim() : process.env.BERTH_TOKEN;
   let apps: Awaited<ReturnType<typeof fetchApps>>;
@@ -60,8 +85,25 @@ async function remoteStatus(server: string, values: Values, io: Io): Promise<num
     io.err(`berth: ${messageOf(err)}\n`);
     return EXIT.failed;
   }
-  if (values.json) io.out(`${JSON.stringify(apps, null, 2)}\n`);
-  else
+  if (ctx.output === "json" || ctx.output === "yaml") printData(io, ctx.output, apps);
+  else if (ctx.output !== "wide") {
+    const now = Date.now();
+    io.out(
+      tableFitting(
+        ["APP", "SYNC", "HEALTH", "DRIFT", "APPLIED", "AGE", "ERROR"],
+        apps.map((a) => [
+          a.name,
+          a.syncStatus,
+          a.healthStatus,
+          String(a.drift?.recent ?? 0),
+          a.revision.applied ? shortRevision(a.revision.applied) : "-",
+          ago(a.lastAttemptAt ?? undefined, now),
+          a.lastError ? `${a.lastError.reason}: ${a.lastError.message}` : "",
+        ]),
+        100,
+      ),
+    );
+  } else
     io.out(
       table(
         ["APP", "SYNC", "HEALTH", "DRIFT", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"],

@@ -1,17 +1,19 @@
-/** `berth sync`: one sync pass over the selected apps. */
-import type { Logger } from "../../engine/log.ts";
+/** `berth sync [APP...]`: one sync pass over every app or the ones named. */
+import { loadConfig } from "../../config/config.ts";
 import { syncPass } from "../../engine/loop.ts";
 import type { ReconcileResult } from "../../engine/reconcile.ts";
-import { EXIT, type Io, progress, selectApps, type Values } from "../common.ts";
+import { appNames, type Ctx, EXIT, type Io, printData, progress, selectApps } from "../common.ts";
 import { formatResult } from "../format.ts";
 import { type GlobalFlags, wire, wireLiveView } from "../wire.ts";
 
-export async function syncCommand(flags: GlobalFlags, values: Values, io: Io, log: Logger): Promise<number> {
-  const w = await wire(flags, log, values.json ? undefined : progress(io));
+export async function syncCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
+  // Unknown app names are an input error before anything connects.
+  selectApps(loadConfig(flags.config).apps, appNames(ctx));
+  const w = await wire(flags, ctx.log, progress(io, ctx));
   const live = wireLiveView(w);
   try {
     w.ledger.markInterrupted();
-    const apps = selectApps(w.config.apps, values.app);
+    const apps = selectApps(w.config.apps, appNames(ctx));
     const snapshot = await w.source.snapshot(await w.source.resolve()).catch(() => undefined);
     // SIGTERM/Ctrl-C: health waits end (recorded as Interrupted), nothing more starts, the watches close.
     const stopping = new AbortController();
@@ -31,19 +33,24 @@ export async function syncCommand(flags: GlobalFlags, values: Values, io: Io, lo
       process.off("SIGTERM", stop);
       process.off("SIGINT", stop);
     }
-    if (values.json)
-      io.out(
-        `${JSON.stringify(
-          results.map(({ plan: _p, ...r }) => r),
-          null,
-          2,
-        )}\n`,
+    if (ctx.output === "json" || ctx.output === "yaml")
+      printData(
+        io,
+        ctx.output,
+        results.map(({ plan: _p, ...r }) => r),
       );
-    else for (const r of results) io.out(formatResult(r));
-    const skipped = apps.filter((a) => !a.suspend).length - results.length;
-    return results.every((r) => r.outcome === "Succeeded") && skipped === 0 ? EXIT.ok : EXIT.failed;
+    else for (const r of results) io.out(formatResult(r, io.color === true));
+    return syncExit(results, apps.filter((a) => !a.suspend).length - results.length);
   } finally {
     await live.close();
     w.close();
   }
+}
+
+/** 0 all synced; 3 when the only ones that did not are held or deferred; 1 when one failed or was skipped. */
+export function syncExit(results: readonly ReconcileResult[], skipped: number): number {
+  if (skipped > 0) return EXIT.failed;
+  const notSynced = results.filter((r) => r.outcome !== "Succeeded");
+  if (notSynced.length === 0) return EXIT.ok;
+  return notSynced.every((r) => r.held) ? EXIT.held : EXIT.failed;
 }

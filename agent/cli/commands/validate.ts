@@ -1,26 +1,136 @@
-/** `berth validate`: check the config, and render every app offline. */
-import { loadConfig } from "../../config/config.ts";
+/**
+ * `berth validate [--dir DIR]`: check the config, warn about settings that are valid but probably not meant,
+ * and (with --dir) render every app offline.
+ */
+import { type AgentConfig, loadConfig } from "../../config/config.ts";
 import { FsSnapshot } from "../../render/fs-snapshot.ts";
 import { sharedParsePool } from "../../render/parse-pool.ts";
-import { EXIT, type Io, type Values } from "../common.ts";
+import { type Ctx, EXIT, type Io, printData } from "../common.ts";
 import { type GlobalFlags, renderPortFor } from "../wire.ts";
 
-export async function validateCommand(flags: GlobalFlags, values: Values, io: Io): Promise<number> {
+/** Core kinds whose health says more than "it exists" (custom resources count too: they may have conditions). */
+const JUDGED_KINDS = new Set([
+  "Deployment",
+  "StatefulSet",
+  "DaemonSet",
+  "ReplicaSet",
+  "Job",
+  "Pod",
+  "PersistentVolumeClaim",
+  "Service",
+  "CustomResourceDefinition",
+  "PodDisruptionBudget",
+]);
+
+/** Groups of built-in kinds: a kind of any other group is a custom resource. */
+const BUILTIN_GROUPS = new Set([
+  "",
+  "apps",
+  "batch",
+  "policy",
+  "rbac.authorization.k8s.io",
+  "networking.k8s.io",
+  "storage.k8s.io",
+  "scheduling.k8s.io",
+  "autoscaling",
+  "coordination.k8s.io",
+  "admissionregistration.k8s.io",
+  "apiextensions.k8s.io",
+  "discovery.k8s.io",
+  "node.k8s.io",
+  "certificates.k8s.io",
+]);
+
+interface AppReport {
+  name: string;
+  objects?: number;
+  errors: Array<{ path: string; message: string }>;
+  skipped: Array<{ path: string; message: string }>;
+}
+
+export async function validateCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
   const config = loadConfig(flags.config);
-  io.out(`${flags.config}: valid (${config.apps.length} apps)\n`);
-  if (!values.dir) return EXIT.ok;
-  const snapshot = new FsSnapshot(values.dir);
-  // Offline: Kustomize, Helm, SOPS and file/config variables render; variables from the cluster cannot.
-  const renderApp = renderPortFor(config);
+  const warnings = configWarnings(config);
+  const apps: AppReport[] = [];
   let failed = false;
-  for (const app of config.apps) {
-    const r = await renderApp(snapshot, app);
-    for (const e of r.errors) io.err(`✗ ${app.name}: ${e.path}: ${e.message}\n`);
-    for (const s of r.skipped) io.err(`  ${app.name}: skipped ${s.path}: ${s.message}\n`);
-    if (r.errors.length > 0) failed = true;
-    else io.out(`✓ ${app.name}: ${r.objects.length} objects from ${app.path || "."}\n`);
+  const dir = ctx.values.dir;
+  if (dir) {
+    const snapshot = new FsSnapshot(dir);
+    // Offline: Kustomize, Helm, SOPS and file/config variables render; variables from the cluster cannot.
+    const renderApp = renderPortFor(config);
+    for (const app of config.apps) {
+      const r = await renderApp(snapshot, app);
+      const report: AppReport = {
+        name: app.name,
+        errors: r.errors.map((e) => ({ path: e.path, message: e.message })),
+        skipped: r.skipped.map((s) => ({ path: s.path, message: s.message })),
+      };
+      if (r.errors.length > 0) failed = true;
+      else {
+        report.objects = r.objects.length;
+        const objects = r.objects.map((o) => o.object);
+        if (objects.length === 0 && !app.allowEmpty)
+          warnings.push(`app ${app.name}: renders no objects from ${app.path || "."}`);
+        else if (
+          objects.length > 0 &&
+          !objects.some((o) => JUDGED_KINDS.has(o.kind) || !BUILTIN_GROUPS.has(groupOf(o.apiVersion)))
+        )
+          warnings.push(
+            `app ${app.name}: none of its ${objects.length} objects is a kind health can judge (Deployment, StatefulSet, Job, PersistentVolumeClaim, a custom resource, …): its syncs succeed as soon as they are applied`,
+          );
+      }
+      apps.push(report);
+    }
   }
   const inline = sharedParsePool().fallback;
+  if (ctx.output === "json" || ctx.output === "yaml") {
+    printData(io, ctx.output, {
+      config: config.configPath,
+      valid: !failed,
+      apps: dir ? apps : config.apps.map((a) => ({ name: a.name })),
+      warnings,
+    });
+    return failed ? EXIT.failed : EXIT.ok;
+  }
+  io.out(`${flags.config}: valid (${config.apps.length} apps)\n`);
+  for (const w of warnings) io.err(`warning: ${w}\n`);
+  for (const a of apps) {
+    for (const e of a.errors) io.err(`✗ ${a.name}: ${e.path}: ${e.message}\n`);
+    for (const s of a.skipped) io.err(`  ${a.name}: skipped ${s.path}: ${s.message}\n`);
+    if (a.errors.length === 0) {
+      const app = config.apps.find((x) => x.name === a.name);
+      io.out(`✓ ${a.name}: ${a.objects} objects from ${app?.path || "."}\n`);
+    }
+  }
   if (inline) io.err(`note: manifests were parsed in the main thread: ${inline}\n`);
   return failed ? EXIT.failed : EXIT.ok;
+}
+
+/** Settings that are valid but probably not what was meant, each naming its key. */
+export function configWarnings(config: AgentConfig): string[] {
+  const out: string[] = [];
+  const { ledger, api, source } = config;
+  if (!ledger.secretKeyFile && !ledger.secretKeyEnv)
+    out.push(
+      "ledger: neither secretKeyFile nor secretKeyEnv is set: Secret manifests are not kept, so replay and restore cannot bring Secrets back",
+    );
+  if (!api.tokenFile && (api.tokens ?? []).length === 0)
+    out.push(
+      `api: neither tokenFile nor tokens is set: the HTTP API on ${api.listen} serves ${api.anonymousRead ? "anonymous reads only" : "no reads, syncs or approvals"} (webhooks and /healthz still answer)`,
+    );
+  if (api.anonymousRead && !/^(127\.|localhost|\[::1\])/.test(api.listen))
+    out.push(`api.anonymousRead: ignored: ${api.listen} is not a loopback address`);
+  if (/^http:\/\//i.test(source.url) && source.auth && !/^http:\/\/(localhost|127\.)/i.test(source.url))
+    out.push(
+      `source.url: ${source.url} is plain HTTP: source.auth credentials cross the network unencrypted`,
+    );
+  for (const app of config.apps) {
+    if (app.suspend) out.push(`app ${app.name}: suspended: sync and run skip it`);
+  }
+  return out;
+}
+
+function groupOf(apiVersion: string): string {
+  const slash = apiVersion.indexOf("/");
+  return slash < 0 ? "" : apiVersion.slice(0, slash);
 }
