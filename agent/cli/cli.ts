@@ -52,7 +52,7 @@ export async function cli(argv: string[], io: Io): Promise<number> {
     return EXIT.usage;
   }
   const [command, ...rest] = positionals;
-  if (command === undefined || (command === "help" && rest[0] === undefined)) {
+  if (command === undefined || (command === "help" && rest[0] === undefined && !values.help)) {
     if (command === undefined && !values.help && argv.length > 0) {
       io.err(`berth: no command given; see \`berth --help\`\n`);
       return EXIT.usage;
@@ -61,7 +61,7 @@ export async function cli(argv: string[], io: Io): Promise<number> {
     return EXIT.ok;
   }
   if (command === "__apps") return appNamesForCompletion(values.config, io);
-  const spec = commandSpec(command === "help" ? rest[0] : command);
+  const spec = commandSpec(command === "help" ? (rest[0] ?? "help") : command);
   if (!spec) {
     const what = command === "help" ? rest[0] : command;
     io.err(`berth: unknown command "${what}"; see \`berth --help\`\n`);

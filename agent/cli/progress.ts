@@ -1,7 +1,7 @@
 /**
  * Progress lines of `berth sync`, `run` and `replay` on standard error: every write as it happens, and,
  * while a stage of an app takes longer than a few seconds, what it is waiting for — first after
- * `quietMs`, then every `everyMs` — so a slow sync is never silent, with or without a terminal.
+ * `quietMs`, then every `everyMs` (5 s) — so a slow sync is never silent, with or without a terminal.
  */
 import type { EngineEvent } from "../engine/ports.ts";
 
@@ -45,7 +45,7 @@ export class Progress {
     options: ProgressOptions = {},
   ) {
     this.quietMs = options.quietMs ?? 3000;
-    this.everyMs = options.everyMs ?? 10_000;
+    this.everyMs = options.everyMs ?? 5000;
     this.now = options.now ?? Date.now;
   }
 

@@ -16,6 +16,8 @@ export function waitingWords(obj: KubeObject): string | undefined {
       const ready = intField(obj, "status.readyReplicas", 0);
       if (obj.kind !== "ReplicaSet" && updated < want) return replicas("updated", updated);
       if (ready < want) return replicas("ready", ready);
+      const available = intField(obj, "status.availableReplicas", 0);
+      if (obj.kind !== "StatefulSet" && available < want) return replicas("available", available);
       const current = intField(obj, "status.replicas", 0);
       if (current > want) return `${current - want} old replicas still terminating`;
       return undefined;

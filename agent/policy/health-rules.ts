@@ -125,8 +125,9 @@ export class RuleHealthJudge {
     const rule = ruleFor(this.rules(), obj);
     const verdict = rule ? evaluateHealthRule(rule, obj) : this.fallback.assess(obj);
     // "no condition of health rule apps-deployment is true yet" says nothing to a reader: say what it waits for.
-    if (verdict.status !== "InProgress") return verdict;
-    const words = this.fallback.describe?.(obj);
-    return words ? { status: verdict.status, message: words } : verdict;
+    if (verdict.status !== "InProgress" || !this.fallback.describe) return verdict;
+    const words = this.fallback.describe(obj) ?? (rule ? this.fallback.assess(obj) : undefined);
+    if (typeof words === "string") return { status: verdict.status, message: words };
+    return words?.status === "InProgress" ? { status: verdict.status, message: words.message } : verdict;
   }
 }

@@ -1,5 +1,5 @@
 /** `berth plan [APP...]`: what a sync would change, without writing. */
-import type { AppConfig } from "../../config/config.ts";
+import { type AppConfig, loadConfig } from "../../config/config.ts";
 import { dependenciesOf } from "../../config/dependency-order.ts";
 import { silentLogger } from "../../engine/log.ts";
 import type { VerdictRecord } from "../../object/object.ts";
@@ -18,6 +18,8 @@ export type ShownPlan = Plan & {
 };
 
 export async function planCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
+  // Unknown app names are an input error before anything connects.
+  selectApps(loadConfig(flags.config).apps, appNames(ctx));
   const w = await wire(flags, silentLogger);
   try {
     const { plans, failed } = await planApps(w, appNames(ctx), io, false);
