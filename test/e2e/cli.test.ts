@@ -139,7 +139,7 @@ describe("help and flags (no cluster needed)", () => {
     const text = await berth(["validate"]);
     expect(text.code).toBe(0);
     expect(text.stderr).toContain("warning: ledger: neither secretKeyFile nor secretKeyEnv is set");
-    expect(text.stderr).toContain("warning: api: neither tokenFile nor tokens is set");
+    expect(text.stderr).toContain("warning: api: none of tokenFile, tokenEnv or tokens is set");
     const json = await berth(["validate", "--json"]);
     expect(json.code).toBe(0);
     const report = JSON.parse(json.stdout) as { valid: boolean; warnings: string[] };

@@ -112,11 +112,11 @@ export function configWarnings(config: AgentConfig): string[] {
   const { ledger, api, source } = config;
   if (!ledger.secretKeyFile && !ledger.secretKeyEnv)
     out.push(
-      "ledger: neither secretKeyFile nor secretKeyEnv is set: Secret manifests are not kept, so replay and restore cannot bring Secrets back",
+      "ledger: neither secretKeyFile nor secretKeyEnv is set: Secret manifests are not kept, so replay cannot restore Secrets",
     );
-  if (!api.tokenFile && (api.tokens ?? []).length === 0)
+  if (!api.tokenFile && !api.tokenEnv && (api.tokens ?? []).length === 0)
     out.push(
-      `api: neither tokenFile nor tokens is set: the HTTP API on ${api.listen} serves ${api.anonymousRead ? "anonymous reads only" : "no reads, syncs or approvals"} (webhooks and /healthz still answer)`,
+      `api: none of tokenFile, tokenEnv or tokens is set: the HTTP API on ${api.listen} serves ${api.anonymousRead ? "anonymous reads only" : "no reads, syncs or approvals"} (webhooks and /healthz still answer)`,
     );
   if (api.anonymousRead && !/^(127\.|localhost|\[::1\])/.test(api.listen))
     out.push(`api.anonymousRead: ignored: ${api.listen} is not a loopback address`);
