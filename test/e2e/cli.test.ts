@@ -241,6 +241,21 @@ describe("against the control plane", () => {
     expect(plan.stdout).not.toContain("berth.dev");
   }, 60_000);
 
+  test("replay without a ledger key is not reported as a success: the Secret it could not restore fails it", async () => {
+    git.commit("cli", {
+      "secret/s.yaml": `apiVersion: v1\nkind: Secret\nmetadata: {name: token}\nstringData: {t: "x"}\n---\n${configMap("beside", "1")}`,
+    });
+    const url = git.url("cli");
+    const own = writeConfig(
+      `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1h}\napps:\n  - {name: secret, path: secret, namespace: ${ns}, timeout: 30s}\nledger: {path: $DIR/ledger.db}\n`,
+    );
+    expect((await runBerth(["sync", "--config", own], env())).code).toBe(0);
+    const r = await runBerth(["replay", "--app", "secret", "--to", "last-healthy", "--config", own], env());
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain("✓");
+    expect(r.stdout).toMatch(/✗ secret \S+: incomplete — applied, but 1 Secret\(s\) could not be restored/);
+  }, 60_000);
+
   test("a clean stop of berth run is quiet: no lost-watch warnings, exit 0", async () => {
     const run = startBerth(["run", "--config", config, "--log-format", "json"], env());
     await eventually("berth run watching", 60_000, async () =>
