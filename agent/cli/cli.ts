@@ -130,8 +130,10 @@ export async function cli(argv: string[], io: Io): Promise<number> {
       case "status":
         return await statusCommand(flags, ctx, io);
       case "ledger":
-        if (LEDGER_ADMIN_COMMANDS.has(rest[0] ?? ""))
+        if (LEDGER_ADMIN_COMMANDS.has(rest[0] ?? "")) {
+          if (output === "yaml") throw new UsageError(`ledger ${rest[0]} has no -o yaml (it offers json)`);
           return await ledgerAdminCommand(flags, replayFlags(values), rest, io);
+        }
         return await ledgerCommand(flags, ctx, io);
       case "replay":
         return await replayCommand(flags, replayFlags(values), io, log, progress(io, ctx));

@@ -59,8 +59,9 @@ const berth = (args: string[], extra: Record<string, string> = {}) =>
 
 describe("help and flags (no cluster needed)", () => {
   test("every command has its own help with usage, flags and examples; `help CMD` is the same", async () => {
-    for (const c of COMMANDS) {
-      const r = await runBerth([c.name, "--help"]);
+    const helps = await Promise.all(COMMANDS.map((c) => runBerth([c.name, "--help"])));
+    for (const [i, c] of COMMANDS.entries()) {
+      const r = helps[i] as Awaited<ReturnType<typeof runBerth>>;
       expect(r.code).toBe(0);
       expect(r.stdout).toStartWith(`berth ${c.name} — `);
       expect(r.stdout).toContain(`  berth ${c.usage[0]}`);
@@ -72,7 +73,7 @@ describe("help and flags (no cluster needed)", () => {
     expect((await runBerth(["help", "sync"])).stdout).toBe(sync.stdout);
     const overview = await runBerth(["--help"]);
     expect(overview.stdout).toContain("diff ");
-  });
+  }, 300_000);
 
   test("an unknown flag is one line pointing at the command's help; so is a flag of another command", async () => {
     const r = await runBerth(["sync", "--frobnicate"]);
@@ -85,7 +86,7 @@ describe("help and flags (no cluster needed)", () => {
     const cmd = await runBerth(["frobnicate"]);
     expect(cmd.code).toBe(2);
     expect(cmd.stderr).toBe('berth: unknown command "frobnicate"; see `berth --help`\n');
-  });
+  }, 300_000);
 
   test("the bash completion script loads and completes commands, flags and the config's app names", async () => {
     const bin = dirname(berthBinary());
@@ -116,7 +117,7 @@ describe("help and flags (no cluster needed)", () => {
       expect(r.stdout).toContain("berth");
     }
     expect((await runBerth(["completion", "tcsh"])).code).toBe(2);
-  });
+  }, 300_000);
 
   test("an unknown app is exit 2 naming the known ones, before anything connects", async () => {
     for (const cmd of ["sync", "plan", "diff", "status"]) {
@@ -124,7 +125,7 @@ describe("help and flags (no cluster needed)", () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toBe('berth: unknown app "nope" (known apps: web, extra, held)\n');
     }
-  });
+  }, 300_000);
 
   test("ledger usage errors are exit 2: a non-numeric entry, --limit 0", async () => {
     const show = await berth(["ledger", "show", "abc"]);
@@ -133,7 +134,7 @@ describe("help and flags (no cluster needed)", () => {
     const limit = await berth(["ledger", "list", "--limit", "0"]);
     expect(limit.code).toBe(2);
     expect(limit.stderr).toContain("--limit 0");
-  });
+  }, 300_000);
 
   test("validate warns (no ledger key, no API tokens) and honours --json and -o yaml", async () => {
     const text = await berth(["validate"]);
@@ -146,7 +147,7 @@ describe("help and flags (no cluster needed)", () => {
     expect(report.valid).toBe(true);
     expect(report.warnings.some((w) => w.includes("Secret"))).toBe(true);
     expect(parse((await berth(["validate", "-o", "yaml"])).stdout).warnings).toEqual(report.warnings);
-  });
+  }, 300_000);
 
   test("no kubeconfig names what was looked at and what to set; a ledger path that cannot be made names ledger.path", async () => {
     const home = mkdtempSync(join(tmpdir(), "berth-home-"));
@@ -161,7 +162,7 @@ describe("help and flags (no cluster needed)", () => {
     expect(l.code).toBe(2);
     expect(l.stderr).toContain("ledger.path");
     expect(l.stderr).toContain("/proc/berth");
-  });
+  }, 300_000);
 });
 
 describe("against the control plane", () => {
@@ -178,7 +179,7 @@ describe("against the control plane", () => {
     expect(kubectl(cluster, "get", "configmaps", "-n", ns, "-o", "name")).not.toContain("extra");
     const list = JSON.parse((await berth(["ledger", "list", "--json"])).stdout) as Array<{ app: string }>;
     expect(list.map((e) => e.app)).toEqual(["web"]);
-  }, 120_000);
+  }, 180_000);
 
   test("--quiet prints no progress; -o json prints the results", async () => {
     const r = await berth(["sync", "extra", "--quiet", "-o", "json"]);
@@ -188,7 +189,7 @@ describe("against the control plane", () => {
       app: "extra",
       outcome: "Succeeded",
     });
-  }, 60_000);
+  }, 180_000);
 
   test("a hold is exit 3 and logged as a warning, not as a failed sync", async () => {
     const r = await berth(["sync", "held", "--log-format", "json"]);
@@ -202,7 +203,7 @@ describe("against the control plane", () => {
     expect(logs.some((l) => l.level === "error")).toBe(false);
     // Beside a failure it is exit 1: nothing hides a failed app.
     expect(kubectl(cluster, "get", "configmaps", "-n", ns, "-o", "name")).not.toContain("gated");
-  }, 60_000);
+  }, 180_000);
 
   test("status fits 100 columns with short revisions; -o wide, json and yaml carry the rest", async () => {
     const r = await berth(["status"]);
@@ -220,7 +221,7 @@ describe("against the control plane", () => {
     const yaml = parse((await berth(["status", "-o", "yaml"])).stdout) as Array<{ app: string }>;
     expect(yaml.map((x) => x.app)).toEqual(["web", "extra", "held"]);
     expect((await berth(["sync", "-o", "wide"])).code).toBe(2);
-  }, 60_000);
+  }, 180_000);
 
   test("diff is a unified diff of live vs desired without berth's bookkeeping; exit 0 none, 1 some", async () => {
     const same = await berth(["diff", "web", "extra"]);
@@ -239,7 +240,7 @@ describe("against the control plane", () => {
     const plan = await berth(["plan", "extra"]);
     expect(plan.stdout).toContain('+ /data/a: "2"');
     expect(plan.stdout).not.toContain("berth.dev");
-  }, 60_000);
+  }, 180_000);
 
   test("replay without a ledger key is not reported as a success: the Secret it could not restore fails it", async () => {
     git.commit("cli", {
@@ -254,7 +255,7 @@ describe("against the control plane", () => {
     expect(r.code).toBe(1);
     expect(r.stdout).not.toContain("✓");
     expect(r.stdout).toMatch(/✗ secret \S+: incomplete — applied, but 1 Secret\(s\) could not be restored/);
-  }, 60_000);
+  }, 180_000);
 
   test("a clean stop of berth run is quiet: no lost-watch warnings, exit 0", async () => {
     const run = startBerth(["run", "--config", config, "--log-format", "json"], env());
@@ -265,5 +266,5 @@ describe("against the control plane", () => {
     expect(await run.exited).toBe(0);
     expect(run.output()).toContain('"msg":"stopped"');
     expect(run.output()).not.toContain("watch lost");
-  }, 120_000);
+  }, 180_000);
 });

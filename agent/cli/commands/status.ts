@@ -85,6 +85,9 @@ async function remoteStatus(server: string, ctx: Ctx, io: Io): Promise<number> {
     io.err(`berth: ${messageOf(err)}\n`);
     return EXIT.failed;
   }
+  // The local config is not read here: the agent's list names the known apps.
+  const names = appNames(ctx);
+  if (names.length > 0) apps = selectApps(apps, names);
   if (ctx.output === "json" || ctx.output === "yaml") printData(io, ctx.output, apps);
   else if (ctx.output !== "wide") {
     const now = Date.now();
