@@ -63,6 +63,10 @@ export interface DriftSummary {
 export interface AppView {
   name: string;
   path: string;
+  /** The source the app reads (`git` and `revision.seen` are this source's). */
+  source?: string;
+  /** The generator and directory a generated app was made from; `gone` once the directory left. */
+  generated?: { index: number; dir: string; gone?: boolean };
   dependsOn: string[];
   syncStatus: "Synced" | "OutOfSync" | "Failed" | "Suspended" | "WaitingOnDependency";
   healthStatus: string;
@@ -117,12 +121,22 @@ export function driftSummary(
   return summary;
 }
 
+/** The app settings a view shows. */
+export interface AppSpecView {
+  name: string;
+  path: string;
+  dependsOn: readonly string[];
+  source?: string;
+  generated?: { index: number; dir: string };
+  gone?: boolean;
+}
+
 /** How many recent entries are searched for the last successful one. */
 const LOOKBACK = 50;
 
 /** Builds the view of one app; `detail` adds per-object actions and health of the newest entry. */
 export function appView(
-  spec: { name: string; path: string; dependsOn: readonly string[] },
+  spec: AppSpecView,
   state: AppState | undefined,
   git: GitView,
   ledger: LedgerView,
@@ -135,6 +149,16 @@ export function appView(
   const view: AppView = {
     name: spec.name,
     path: spec.path,
+    ...(spec.source !== undefined ? { source: spec.source } : {}),
+    ...(spec.generated
+      ? {
+          generated: {
+            index: spec.generated.index,
+            dir: spec.generated.dir,
+            ...(spec.gone ? { gone: true } : {}),
+          },
+        }
+      : {}),
     dependsOn: [...spec.dependsOn],
     syncStatus: syncStatusOf(state, applied?.revision, seen, finished),
     healthStatus: finished?.health ?? (finished ? "Unknown" : "NotFound"),

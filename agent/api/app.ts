@@ -2,7 +2,7 @@
  * The HTTP API as a Hono app, built from the engine's dependencies and testable with `app.request()`.
  * Errors are HttpError, turned into `{error: {reason, message}}` by the one onError below.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { parseDuration } from "../config/duration.ts";
 import type { EventBus } from "../engine/events.ts";
@@ -11,7 +11,7 @@ import type { AppState, TriggerOutcome } from "../engine/loop.ts";
 import type { Metrics } from "../engine/metrics.ts";
 import { MAX_LIST_LIMIT } from "../ledger/ledger.ts";
 import { BerthError, messageOf } from "../object/errors.ts";
-import { type AppView, appView, type GitView, type LedgerView } from "./app-view.ts";
+import { type AppSpecView, type AppView, appView, type GitView, type LedgerView } from "./app-view.ts";
 import { authorize, type Caller, type TokenEntry } from "./auth.ts";
 import { HttpError } from "./http-error.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -42,6 +42,10 @@ export interface LoopControl extends GitView {
   resume(app: string, by?: string): boolean;
   /** Asks for an attempt now without waiting (after an approval, pin or unpin); optional for fakes. */
   trigger?(app: string, by?: string): void;
+  /** The apps run now, generated ones included (optional for fakes: then ApiDeps.apps). */
+  appSpecs?(): ReadonlyArray<AppSpecView>;
+  /** One source's revision and reachability (optional for fakes: then the loop's own GitView). */
+  sourceView?(name: string): GitView | undefined;
   /** Completed passes; readiness needs one. */
   readonly ticks: number;
   /** Why the loop found the ledger unable to record (optional for fakes). */
@@ -52,9 +56,14 @@ export interface LoopControl extends GitView {
 export interface ApiDeps {
   loop: LoopControl;
   ledger: LedgerView;
-  apps: ReadonlyArray<{ name: string; path: string; dependsOn: readonly string[] }>;
+  apps: ReadonlyArray<AppSpecView>;
   /** The ref berth follows; webhooks for other refs trigger nothing. */
   sourceRef: string;
+  /**
+   * Every source by name with its ref and its own webhook secret (absent: `webhook`). With it, POST
+   * /hooks/<provider>/<source> triggers only that source's apps, and /hooks/<provider> is the `default` source's.
+   */
+  sources?: Readonly<Record<string, { ref: string; webhook?: WebhookSettings }>>;
   metrics: Metrics;
   /** Kubernetes request counts keyed "verb code". */
   kubeCodes: () => Readonly<Record<string, number>>;
@@ -74,14 +83,17 @@ type ApiEnv = { Variables: { caller: Caller } };
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const deliveries = new DeliveryLog();
+  // Generated apps come and go with their directories: the loop's list is the current one.
+  const appsNow = (): ReadonlyArray<AppSpecView> => deps.loop.appSpecs?.() ?? deps.apps;
   const specOf = (name: string) => {
-    const spec = deps.apps.find((a) => a.name === name);
+    const spec = appsNow().find((a) => a.name === name);
     if (!spec) throw new HttpError(404, "NotFound", `app ${name}: no such app`);
     return spec;
   };
   const stateOf = (name: string) => deps.loop.status().find((s) => s.name === name);
+  const gitOf = (spec: AppSpecView): GitView => deps.loop.sourceView?.(spec.source ?? "default") ?? deps.loop;
   const views = (): AppView[] =>
-    deps.apps.map((a) => appView(a, stateOf(a.name), deps.loop, deps.ledger, false));
+    appsNow().map((a) => appView(a, stateOf(a.name), gitOf(a), deps.ledger, false));
 
   app.onError((err, c) => {
     if (err instanceof HttpError)
@@ -145,12 +157,14 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.get("/api/v1/apps", (c) => c.json({ apps: views() }));
   app.get("/api/v1/apps/:name", (c) => {
     const spec = specOf(c.req.param("name"));
-    return c.json(appView(spec, stateOf(spec.name), deps.loop, deps.ledger, true));
+    return c.json(appView(spec, stateOf(spec.name), gitOf(spec), deps.ledger, true));
   });
   app.get("/api/v1/ledger", (c) => {
     const query: { app?: string; limit?: number; before?: number } = {};
     const appName = c.req.query("app");
-    if (appName !== undefined) query.app = specOf(appName).name;
+    // A retired generated app (its directory gone, its objects pruned) keeps its history in the ledger.
+    if (appName !== undefined)
+      query.app = deps.ledger.list({ app: appName, limit: 1 }).length > 0 ? appName : specOf(appName).name;
     const limit = intParam("limit", c.req.query("limit"), 1, MAX_LIST_LIMIT);
     const before = intParam("before", c.req.query("before"), 1, Number.MAX_SAFE_INTEGER);
     if (limit !== undefined) query.limit = limit;
@@ -277,25 +291,65 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
     });
   });
 
-  // Webhooks authenticate by signature, not by bearer token.
-  app.post("/hooks/:provider", async (c) => {
+  // Webhooks authenticate by signature, not by bearer token. A hook names its source in the path: a URL in a
+  // payload comes in many spellings (ssh, https, .git, mirrors), a path is exact and each source has its secret.
+  const hook = async (c: Context<ApiEnv>, sourceName: string | undefined) => {
     const provider = c.req.param("provider") as Provider;
     if (!PROVIDERS.includes(provider))
       throw new HttpError(404, "NotFound", `webhook provider ${provider}: unknown`);
-    if (!deps.webhook)
-      throw new HttpError(404, "WebhooksDisabled", "webhooks are not configured (api.webhook.secretFile)");
+    let ref = deps.sourceRef;
+    let settings = deps.webhook;
+    let apps = () => appsNow().map((a) => a.name);
+    if (deps.sources) {
+      const name = sourceName ?? "default";
+      const source = deps.sources[name];
+      if (!source)
+        throw new HttpError(
+          404,
+          "NotFound",
+          sourceName === undefined
+            ? `there is no default source: name one, POST /hooks/${provider}/<source> (sources: ${Object.keys(deps.sources).join(", ")})`
+            : `source ${name}: no such source (sources: ${Object.keys(deps.sources).join(", ")})`,
+        );
+      ref = source.ref;
+      settings = source.webhook ?? deps.webhook;
+      apps = () =>
+        appsNow()
+          .filter((a) => (a.source ?? "default") === name)
+          .map((a) => a.name);
+    } else if (sourceName !== undefined && sourceName !== "default")
+      throw new HttpError(404, "NotFound", `source ${sourceName}: no such source (sources: default)`);
+    if (!settings)
+      throw new HttpError(
+        404,
+        "WebhooksDisabled",
+        "webhooks are not configured (api.webhook.secretFile, or the source's webhook.secretFile)",
+      );
     const body = await readBody(c.req.raw, MAX_HOOK_BODY);
-    const hook = verifyWebhook(provider, (n) => c.req.header(n), body, deps.webhook, deliveries);
-    if ("ignored" in hook) return c.json({ triggered: [], ignored: hook.ignored }, 202);
-    if (!refMatches(hook.ref, deps.sourceRef))
-      return c.json({ triggered: [], ignored: `ref ${hook.ref} is not ${deps.sourceRef}` }, 202);
-    const apps = hook.app ? [specOf(hook.app).name] : deps.apps.map((a) => a.name);
-    const triggered = apps.filter((a) => !stateOf(a)?.suspended);
+    const push = verifyWebhook(provider, (n) => c.req.header(n), body, settings, deliveries);
+    if ("ignored" in push) return c.json({ triggered: [], ignored: push.ignored }, 202);
+    if (!refMatches(push.ref, ref))
+      return c.json({ triggered: [], ignored: `ref ${push.ref} is not ${ref}` }, 202);
+    const ofSource = apps();
+    if (push.app !== undefined && !ofSource.includes(specOf(push.app).name))
+      throw new HttpError(
+        422,
+        "InvalidRequest",
+        `app ${push.app} does not read source ${sourceName ?? "default"}; its hook is that of its own source`,
+      );
+    const triggered = (push.app !== undefined ? [push.app] : ofSource).filter((a) => !stateOf(a)?.suspended);
     // Fire and forget: the sender only needs to know we took it.
     for (const a of triggered) void deps.loop.triggerAndWait(a, `webhook:${provider}`);
-    deps.log?.log("info", "webhook triggered a sync", { provider, ref: hook.ref, apps: triggered });
+    deps.log?.log("info", "webhook triggered a sync", {
+      provider,
+      ...(sourceName !== undefined ? { source: sourceName } : {}),
+      ref: push.ref,
+      apps: triggered,
+    });
     return c.json({ triggered }, 202);
-  });
+  };
+  app.post("/hooks/:provider", (c) => hook(c, undefined));
+  app.post("/hooks/:provider/:source", (c) => hook(c, c.req.param("source")));
   return app;
 }
 

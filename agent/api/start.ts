@@ -1,21 +1,23 @@
 /** Starts the API for `berth run`: reads tokens and the webhook secret from their files, then serves. */
 import { basename } from "node:path";
-import type { ApiConfig } from "../config/config.ts";
+import type { ApiConfig, SourceConfig } from "../config/config.ts";
 import { readSecretEnv, readSecretFile } from "../config/credentials.ts";
 import type { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
 import type { Metrics } from "../engine/metrics.ts";
 import { BerthError } from "../object/errors.ts";
 import { createApi, type LoopControl } from "./app.ts";
-import type { LedgerView } from "./app-view.ts";
+import type { AppSpecView, LedgerView } from "./app-view.ts";
 import { isLoopback, type TokenEntry, tokenEntry } from "./auth.ts";
 import { type Served, serve } from "./serve.ts";
 
 /** What `berth run` hands the API. */
 export interface ApiStart {
   api: ApiConfig;
-  apps: ReadonlyArray<{ name: string; path: string; dependsOn: readonly string[] }>;
+  apps: ReadonlyArray<AppSpecView>;
   sourceRef: string;
+  /** Every configured source by name (refs and webhook secrets); absent: the one source of `sourceRef`. */
+  sources?: Readonly<Record<string, SourceConfig>>;
   loop: LoopControl;
   ledger: LedgerView;
   metrics: Metrics;
@@ -56,7 +58,23 @@ export async function startApi(s: ApiStart): Promise<Served> {
   if (hook?.secretFile) webhookSecret = readSecretFile(hook.secretFile, "webhook secret").trim();
   else if (hook?.secretEnv)
     webhookSecret = readSecretEnv(hook.secretEnv, "webhook secret", process.env).trim();
+  const maxAge = hook?.maxAge ?? 300_000;
+  // Each source's own secret (read now: a missing file is an input error naming the field).
+  const sources = s.sources
+    ? Object.fromEntries(
+        Object.entries(s.sources).map(([name, source]) => {
+          const own = source.webhook;
+          const secret = own?.secretFile
+            ? readSecretFile(own.secretFile, `source ${name} webhook secret`).trim()
+            : own?.secretEnv
+              ? readSecretEnv(own.secretEnv, `source ${name} webhook secret`, process.env).trim()
+              : undefined;
+          return [name, { ref: source.ref, ...(secret ? { webhook: { secret, maxAge } } : {}) }];
+        }),
+      )
+    : undefined;
   const app = createApi({
+    ...(sources ? { sources } : {}),
     loop: s.loop,
     ledger: s.ledger,
     apps: s.apps,

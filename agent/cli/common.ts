@@ -1,10 +1,14 @@
 /** What every command shares: the flags, where output goes, exit codes and app selection. */
 import type { parseArgs } from "node:util";
 import { stringify } from "yaml";
+import { type AgentConfig, type AppConfig, DEFAULT_SOURCE, type SourceConfig } from "../config/config.ts";
+import { expandGenerators } from "../config/generate.ts";
 import type { Logger } from "../engine/log.ts";
 import type { EngineEvent } from "../engine/ports.ts";
-import { BerthError } from "../object/errors.ts";
+import { BerthError, messageOf } from "../object/errors.ts";
+import type { Snapshot } from "../object/snapshot.ts";
 import { Progress } from "./progress.ts";
+import type { Wired } from "./wire.ts";
 
 /** Exit codes: documented in agent/cli/README.md. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, held: 3 } as const;
@@ -105,4 +109,44 @@ export function progress(io: Io, ctx: Ctx): ((e: EngineEvent) => void) | undefin
       }
     : io.err;
   return new Progress(write).onEvent;
+}
+
+/** The `default` source, or the first named one: what single-source settings fall back to. */
+export function primarySource(config: AgentConfig): SourceConfig {
+  return (config.sources[DEFAULT_SOURCE] ?? Object.values(config.sources)[0]) as SourceConfig;
+}
+
+/**
+ * Every source's newest snapshot, fetched in parallel; a source that cannot be fetched is left out (its apps
+ * then fetch on their own and record why not), unless `strict`: then the error names the source.
+ */
+export async function fetchSnapshots(w: Wired, strict = false): Promise<Map<string, Snapshot>> {
+  const out = new Map<string, Snapshot>();
+  await Promise.all(
+    [...w.sources].map(async ([name, port]) => {
+      try {
+        out.set(name, await port.snapshot(await port.resolve()));
+      } catch (err) {
+        if (strict) throw new BerthError(messageOf(err), { subject: `source ${name}`, cause: err });
+      }
+    }),
+  );
+  return out;
+}
+
+/** The configured apps and, when generators are configured, the apps they make from the snapshots. */
+export async function appsWithGenerated(
+  config: AgentConfig,
+  snapshots: Map<string, Snapshot>,
+): Promise<AppConfig[]> {
+  if (config.generate.length === 0) return config.apps;
+  return [...config.apps, ...(await expandGenerators(config, (name) => snapshots.get(name)))];
+}
+
+/**
+ * Checks the app names given against the config before anything connects; with generators, a name may be a
+ * generated app only the source listing knows, so the check waits for selectApps over the expanded list.
+ */
+export function precheckApps(config: AgentConfig, names: readonly string[]): void {
+  if (config.generate.length === 0) selectApps(config.apps, names);
 }

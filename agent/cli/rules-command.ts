@@ -147,10 +147,6 @@ export async function approveCommand(flags: GlobalFlags, opts: RulesFlags, io: O
     io.err("berth: usage: berth approve --app NAME [--revision REV] [--expires 1h] [--override-window]\n");
     return 2;
   }
-  if (!config.apps.some((a) => a.name === opts.app))
-    throw new BerthError(`no such app (apps: ${config.apps.map((a) => a.name).join(", ")})`, {
-      subject: `--app ${opts.app}`,
-    });
   const ms = parseDuration(opts.expires ?? "1h");
   if (ms === undefined || ms <= 0)
     throw new BerthError("expected a positive duration such as 30m or 2h", {
@@ -158,6 +154,13 @@ export async function approveCommand(flags: GlobalFlags, opts: RulesFlags, io: O
     });
   const ledger = await openLedger(config);
   try {
+    // A generated app is in no config list: the ledger knows it (its held prune is what gets approved).
+    const app = opts.app;
+    if (!config.apps.some((a) => a.name === app) && ledger.list({ app, limit: 1 }).length === 0)
+      throw new BerthError(
+        `no such app (apps: ${config.apps.map((a) => a.name).join(", ")}; a generated app needs a ledger entry)`,
+        { subject: `--app ${app}` },
+      );
     // Without --revision: the revision of the app's newest attempt (the one being held).
     const revision = opts.revision ?? ledger.list({ app: opts.app, limit: 1 })[0]?.revision;
     if (!revision)

@@ -1,7 +1,13 @@
 /** Builds the engine's dependencies from a loaded config: the one place concrete adapters meet. */
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { type AgentConfig, loadConfig } from "../config/config.ts";
+import {
+  type AgentConfig,
+  type AppConfig,
+  DEFAULT_SOURCE,
+  loadConfig,
+  type SourceConfig,
+} from "../config/config.ts";
 import { readSecretEnv, readSecretFile, resolveGitCredentials } from "../config/credentials.ts";
 import { compileWhen } from "../config/notify.ts";
 import { type DriftReport, DriftWatcher } from "../drift/drift.ts";
@@ -45,7 +51,10 @@ export interface Wired {
   kube: KubeClient;
   /** The client acting for an app: its ServiceAccount impersonated, or the agent's own without one. */
   clientFor(app: string): KubeClient;
+  /** The `default` source (or, without one, the first named). */
   source: SourcePort & { readonly url: string };
+  /** Every source by name. */
+  sources: ReadonlyMap<string, SourcePort & { readonly url: string }>;
   /** Every engine event, for the HTTP event stream. */
   events: EventBus;
   metrics: Metrics;
@@ -72,32 +81,25 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
   const events = new EventBus();
   const metrics = new Metrics();
   const cacheDir = join(dirname(config.ledger.path), "git-cache");
-  const { ssh, verify } = config.source;
-  const git =
-    ssh && isSshUrl(config.source.url)
-      ? new SshSource({
-          url: config.source.url,
-          ref: config.source.ref,
-          cacheDir,
-          ssh,
-          timeoutMs: config.source.timeout,
-        })
-      : new GitSource({
-          url: config.source.url,
-          ref: config.source.ref,
-          cacheDir,
-          credentials: () => resolveGitCredentials(config.source.auth),
-          timeoutMs: config.source.timeout,
-          onRequest: (_kind, ok) => metrics.gitRequest(ok),
-        });
-  const source: SourcePort & { readonly url: string } = verify
-    ? new VerifiedSource(git, verify.allowedSignersFile)
-    : git;
+  // Every source its own port: each is fetched and polled on its own (the loop asks them independently).
+  const sources = new Map<string, SourcePort & { readonly url: string }>();
+  for (const [name, s] of Object.entries(config.sources))
+    sources.set(name, gitSourceFor(s, cacheDir, metrics));
+  const source = (sources.get(DEFAULT_SOURCE) ?? sources.values().next().value) as SourcePort & {
+    readonly url: string;
+  };
   const deps: EngineDeps = {
     source,
+    sources,
     render: renderPortFor(config, kube, clientFor, log),
     cluster: kube,
-    clusterFor: (app) => clientFor(app.name),
+    clusterFor: (app) => {
+      // A generated app is not among the configured ones clientFor knows: its own spec names its identity.
+      const a = app as Partial<AppConfig>;
+      return a.generated && a.serviceAccountName && a.namespace
+        ? kube.as(serviceAccountUser(a.namespace, a.serviceAccountName))
+        : clientFor(app.name);
+    },
     ledger,
     health: new RuleHealthJudge(() => rules.health, { ...defaultHealthChecker, describe: waitingWords }),
     policy: new RulePolicy(rules, undefined, (app, revision) => ledger.approvalFor(app, revision)),
@@ -108,7 +110,38 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
       events.emit(e);
     },
   };
-  return { config, deps, ledger, kube, clientFor, source, events, metrics, close: () => ledger.close() };
+  return {
+    config,
+    deps,
+    ledger,
+    kube,
+    clientFor,
+    source,
+    sources,
+    events,
+    metrics,
+    close: () => ledger.close(),
+  };
+}
+
+/** The port of one Git source: HTTP(S) or SSH, behind signature verification when configured. */
+export function gitSourceFor(
+  s: SourceConfig,
+  cacheDir: string,
+  metrics?: Metrics,
+): SourcePort & { readonly url: string } {
+  const git =
+    s.ssh && isSshUrl(s.url)
+      ? new SshSource({ url: s.url, ref: s.ref, cacheDir, ssh: s.ssh, timeoutMs: s.timeout })
+      : new GitSource({
+          url: s.url,
+          ref: s.ref,
+          cacheDir,
+          credentials: () => resolveGitCredentials(s.auth),
+          timeoutMs: s.timeout,
+          ...(metrics ? { onRequest: (_kind: string, ok: boolean) => metrics.gitRequest(ok) } : {}),
+        });
+  return s.verify ? new VerifiedSource(git, s.verify.allowedSignersFile) : git;
 }
 
 /**
@@ -337,8 +370,10 @@ export function renderPortFor(
       },
     };
   };
-  return (snapshot, { name, path }, signal) => {
-    const app: AppRenderSpec = config.apps.find((a) => a.name === name) ?? { name, path };
+  return (snapshot, spec, signal) => {
+    const { name } = spec;
+    // A generated app is not in config.apps: the spec the engine passes is its full AppConfig.
+    const app: AppRenderSpec = config.apps.find((a) => a.name === name) ?? (spec as AppRenderSpec);
     return renderApp(snapshot, app, envFor(name), signal);
   };
 }

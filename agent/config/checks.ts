@@ -1,6 +1,6 @@
 /** Checks of berth.yaml that a JSON Schema cannot express: secrets, URLs, paths, app names and dependencies. */
 import { findCycle } from "./dependency-order.ts";
-import { type ConfigProblem, problemAt } from "./problems.ts";
+import { type ConfigProblem, fieldPath as fieldPathOf, problemAt } from "./problems.ts";
 
 type Raw = Record<string, unknown>;
 
@@ -16,7 +16,15 @@ const PLAINTEXT_SECRETS: { at: string[]; key: string; use: string }[] = [
 /** Plaintext secret fields (`source.auth.token`, …); each problem says which file/env field to use instead. */
 export function plaintextSecretProblems(data: unknown): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  for (const { at, key, use } of PLAINTEXT_SECRETS) {
+  const sources = isMapping(data) && isMapping(data.sources) ? Object.keys(data.sources) : [];
+  // Every named source takes the same secrets as the top-level one.
+  const perSource = sources.flatMap((name) => [
+    { at: ["sources", name, "auth"], key: "token", use: "tokenFile or tokenEnv" },
+    { at: ["sources", name, "auth"], key: "password", use: "passwordFile or passwordEnv" },
+    { at: ["sources", name, "webhook"], key: "secret", use: "secretFile or secretEnv" },
+  ]);
+  const top = [{ at: ["source", "webhook"], key: "secret", use: "secretFile or secretEnv" }];
+  for (const { at, key, use } of [...PLAINTEXT_SECRETS, ...top, ...perSource]) {
     const parent = at.reduce<unknown>((node, k) => (isMapping(node) ? node[k] : undefined), data);
     if (isMapping(parent) && key in parent) {
       problems.push(
@@ -29,56 +37,189 @@ export function plaintextSecretProblems(data: unknown): ConfigProblem[] {
 
 /** Problems of a config that already passed the schema. */
 export function semanticProblems(data: Raw): ConfigProblem[] {
-  return [...sourceProblems(data), ...exclusiveProblems(data), ...appProblems(data), ...tenantProblems(data)];
+  return [
+    ...sourcesProblems(data),
+    ...exclusiveProblems(data),
+    ...appProblems(data),
+    ...tenantProblems(data),
+    ...generateProblems(data),
+  ];
 }
 
-function sourceProblems(data: Raw): ConfigProblem[] {
-  const source = data.source as Raw;
+/** The names of every source: `default` for the top-level `source`, and the keys of `sources`. */
+export function sourceNames(data: Raw): string[] {
+  return [...(data.source !== undefined ? ["default"] : []), ...Object.keys((data.sources as Raw) ?? {})];
+}
+
+/** Each source's own checks, `source` or `sources`, never both for one name, and apps naming a known source. */
+function sourcesProblems(data: Raw): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const named = (data.sources as Raw | undefined) ?? {};
+  if (data.source === undefined && data.sources === undefined)
+    return [problemAt([], "expected `source` (one Git repository) or `sources` (named sources)")];
+  if (data.source !== undefined) problems.push(...sourceProblems(data.source as Raw, ["source"]));
+  if (data.source !== undefined && "default" in named)
+    problems.push(
+      problemAt(
+        ["sources", "default"],
+        "the top-level `source` is the source named default; name this one differently, or drop `source`",
+      ),
+    );
+  for (const [name, s] of Object.entries(named))
+    problems.push(...sourceProblems(s as Raw, ["sources", name]));
+  for (const [name, s] of Object.entries({ source: data.source, ...named })) {
+    const hook = (s as Raw | undefined)?.webhook as Raw | undefined;
+    if (hook && "secretFile" in hook && "secretEnv" in hook)
+      problems.push(
+        problemAt(
+          [...(name === "source" ? ["source"] : ["sources", name]), "webhook"],
+          "expected only one of secretFile, secretEnv",
+        ),
+      );
+  }
+  const names = sourceNames(data);
+  const apps = (data.apps as { source?: string; name: string }[]) ?? [];
+  apps.forEach((app, i) => {
+    const name = app.source ?? "default";
+    if (!names.includes(name))
+      problems.push(
+        problemAt(
+          app.source === undefined ? ["apps", i] : ["apps", i, "source"],
+          app.source === undefined
+            ? `app "${app.name}" names no source and there is no top-level \`source\` to default to; expected source: one of ${names.join(", ")}`
+            : `app "${app.name}": no source is named "${name}" (expected one of ${names.join(", ")})`,
+        ),
+      );
+  });
+  return problems;
+}
+
+/** A generator's source exists, its globs compile and its template expands to a valid app (checked on a sample). */
+function generateProblems(data: Raw): ConfigProblem[] {
+  const gens = (data.generate as Raw[] | undefined) ?? [];
+  const names = sourceNames(data);
+  const problems: ConfigProblem[] = [];
+  gens.forEach((g, i) => {
+    const source = (g.source as string | undefined) ?? "default";
+    if (!names.includes(source))
+      problems.push(
+        problemAt(
+          g.source === undefined ? ["generate", i] : ["generate", i, "source"],
+          g.source === undefined
+            ? `names no source and there is no top-level \`source\` to default to; expected source: one of ${names.join(", ")}`
+            : `no source is named "${source}" (expected one of ${names.join(", ")})`,
+        ),
+      );
+    const dirs = globProblem(String(g.dirs));
+    if (dirs) problems.push(problemAt(["generate", i, "dirs"], dirs));
+    ((g.exclude as string[] | undefined) ?? []).forEach((x, j) => {
+      const bad = globProblem(x);
+      if (bad) problems.push(problemAt(["generate", i, "exclude", j], bad));
+    });
+    const template = g.template as Raw;
+    if ("source" in template)
+      problems.push(
+        problemAt(["generate", i, "template", "source"], "not used here; the generator's `source` names it"),
+      );
+    const placeholders = templatePlaceholders(template);
+    for (const p of placeholders.unknown)
+      problems.push(
+        problemAt(
+          ["generate", i, "template", ...p.at],
+          `unknown placeholder {{${p.name}}}; expected {{dir}} or {{path}}`,
+        ),
+      );
+    if (!/\{\{\s*(dir|path)\s*\}\}/.test(String(template.name)))
+      problems.push(
+        problemAt(
+          ["generate", i, "template", "name"],
+          `expected a name using {{dir}} (every directory needs an app name of its own), got ${JSON.stringify(template.name)}`,
+        ),
+      );
+  });
+  return problems;
+}
+
+/** Why a directory glob cannot be used, or undefined. */
+export function globProblem(glob: string): string | undefined {
+  const shown = JSON.stringify(glob);
+  if (glob.startsWith("/")) return `expected a glob relative to the repository root, got ${shown}`;
+  if (glob.includes("\\")) return `expected "/" as separator, got ${shown}`;
+  if (glob.split("/").some((s) => s === ".." || s === "." || s === ""))
+    return `expected path segments without "", "." or "..", got ${shown}`;
+  let open = false;
+  for (const c of glob) {
+    if (c === "[") {
+      if (open) return `expected "]" before "[" in ${shown}`;
+      open = true;
+    } else if (c === "]") {
+      if (!open) return `unbalanced "]" in ${shown}`;
+      open = false;
+    }
+  }
+  if (open) return `unclosed "[" in ${shown}`;
+  if (/\*\*[^/]|[^/]\*\*/.test(glob)) return `expected "**" as a whole path segment, got ${shown}`;
+  return undefined;
+}
+
+/** Placeholders in a template's string values: those berth does not know, with where they are. */
+function templatePlaceholders(template: unknown): { unknown: { name: string; at: (string | number)[] }[] } {
+  const unknown: { name: string; at: (string | number)[] }[] = [];
+  const walk = (node: unknown, at: (string | number)[]) => {
+    if (typeof node === "string") {
+      for (const m of node.matchAll(/\{\{\s*([^}]*?)\s*\}\}/g))
+        if (m[1] !== "dir" && m[1] !== "path") unknown.push({ name: m[1] ?? "", at });
+    } else if (Array.isArray(node)) {
+      node.forEach((v, i) => {
+        walk(v, [...at, i]);
+      });
+    } else if (isMapping(node)) for (const [k, v] of Object.entries(node)) walk(v, [...at, k]);
+  };
+  walk(template, []);
+  return { unknown };
+}
+
+function sourceProblems(source: Raw, at: string[]): ConfigProblem[] {
   const url = String(source.url);
   // SSH (ssh:// or scp-like user@host:path) goes through the system git with a deploy key, never source.auth.
   if (/^ssh:\/\//i.test(url) || /^[^/:@\s]+@[^/:\s]+:/.test(url)) {
     if (source.ssh === undefined)
-      return [problemAt(["source", "ssh"], "an SSH URL needs ssh.keyFile and ssh.knownHostsFile")];
+      return [problemAt([...at, "ssh"], "an SSH URL needs ssh.keyFile and ssh.knownHostsFile")];
     if (source.auth !== undefined)
-      return [problemAt(["source", "auth"], "not used with an SSH URL; use ssh.keyFile")];
+      return [problemAt([...at, "auth"], "not used with an SSH URL; use ssh.keyFile")];
     return [];
   }
   if (source.ssh !== undefined)
-    return [problemAt(["source", "ssh"], "only used with an ssh:// or user@host:path URL")];
+    return [problemAt([...at, "ssh"], "only used with an ssh:// or user@host:path URL")];
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return [problemAt(["source", "url"], `expected an http or https URL, got ${JSON.stringify(url)}`)];
+    return [problemAt([...at, "url"], `expected an http or https URL, got ${JSON.stringify(url)}`)];
   }
   if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
     return [
       problemAt(
-        ["source", "url"],
+        [...at, "url"],
         `expected an http or https URL, got scheme "${parsed.protocol.slice(0, -1)}"`,
       ),
     ];
   }
   if (parsed.username !== "" || parsed.password !== "") {
-    return [problemAt(["source", "url"], "credentials in the URL are not allowed; use source.auth")];
+    return [problemAt([...at, "url"], `credentials in the URL are not allowed; use ${fieldPathOf(at)}.auth`)];
   }
   const auth = source.auth as Raw | undefined;
   if (auth === undefined) return [];
   const secrets = ["tokenFile", "tokenEnv", "passwordFile", "passwordEnv"].filter((k) => k in auth);
   if (secrets.length === 0) {
-    return [
-      problemAt(["source", "auth"], "expected one of tokenFile, tokenEnv, passwordFile or passwordEnv"),
-    ];
+    return [problemAt([...at, "auth"], "expected one of tokenFile, tokenEnv, passwordFile or passwordEnv")];
   }
   if (secrets.length > 1) {
-    return [problemAt(["source", "auth"], `expected only one of ${secrets.join(", ")}`)];
+    return [problemAt([...at, "auth"], `expected only one of ${secrets.join(", ")}`)];
   }
   if ("username" in auth && secrets[0]?.startsWith("token")) {
     return [
-      problemAt(
-        ["source", "auth", "username"],
-        `not used with ${secrets[0]}; use passwordFile or passwordEnv`,
-      ),
+      problemAt([...at, "auth", "username"], `not used with ${secrets[0]}; use passwordFile or passwordEnv`),
     ];
   }
   return [];

@@ -13,7 +13,7 @@ import { messageOf } from "../object/errors.ts";
 import { normaliseAppPath, plaintextSecretProblems, semanticProblems } from "./checks.ts";
 import { parseDuration } from "./duration.ts";
 import { normaliseNotify, notifyPlaintextProblems, notifyProblems, type ReceiverConfig } from "./notify.ts";
-import { ConfigError, type ConfigProblem, problemAt } from "./problems.ts";
+import { ConfigError, type ConfigProblem, fieldPath, problemAt } from "./problems.ts";
 import { schemaProblems } from "./schema-check.ts";
 
 /** Where the Git credentials come from; file paths are absolute. Exactly one secret source is set. */
@@ -36,6 +36,22 @@ export interface SourceConfig {
   ssh?: { keyFile: string; knownHostsFile: string };
   /** Accept only commits signed by a key in this allowed-signers file (absolute). */
   verify?: { allowedSignersFile: string };
+  /** This source's own webhook secret (file absolute); absent: `api.webhook`'s. */
+  webhook?: { secretFile?: string; secretEnv?: string };
+}
+
+/** The name of the top-level `source:`, which apps without `source:` use. */
+export const DEFAULT_SOURCE = "default";
+
+/** One `generate:` entry: an app per directory of `source` matching `dirs` (agent/config/generate.ts). */
+export interface GeneratorConfig {
+  /** Its index in `generate`, for messages. */
+  index: number;
+  source: string;
+  dirs: string;
+  exclude: string[];
+  /** The app fields with `{{dir}}` and `{{path}}` placeholders, as written. */
+  template: Record<string, unknown>;
 }
 
 /** `render:` in berth.yaml: tool binaries (absent: PATH), limits, and the age key source; paths absolute. */
@@ -67,6 +83,10 @@ export interface PruneSafety {
 export interface AppConfig {
   name: string;
   path: string;
+  /** The source the path is read from (a key of AgentConfig.sources). */
+  source: string;
+  /** Set on an app made by `generate[index]` from the directory `dir`. */
+  generated?: { index: number; dir: string };
   namespace?: string;
   dependsOn: string[];
   /** Delete objects that left Git (`prune: true|false`, or `prune: { enabled }`). */
@@ -182,8 +202,14 @@ export interface AgentConfig {
   kind: "Agent";
   /** Absolute path of the file this came from. */
   configPath: string;
-  source: SourceConfig;
+  /** The top-level `source:`, when written (also `sources.default`). */
+  source?: SourceConfig;
+  /** Every source by name: `default` for the top-level `source:`, and each entry of `sources:`. */
+  sources: Record<string, SourceConfig>;
+  /** The static apps (`apps:`); generated apps come from expandGenerators (agent/config/generate.ts). */
   apps: AppConfig[];
+  /** App generators; empty when none. */
+  generate: GeneratorConfig[];
   /** Attempts of different apps at once (`berth run`, `berth sync`). */
   concurrency: number;
   /** Extra rule files or directories (a directory: its *.yaml/*.yml, not recursive), absolute. */
@@ -265,7 +291,32 @@ export function parseConfig(text: string, file: string): AgentConfig {
       file,
       problems.map((p) => withLine(p, doc, lineCounter)),
     );
-  return normalise(data as RawConfig, resolve(file));
+  const config = normalise(data as RawConfig, resolve(file));
+  // A template is checked now on a sample directory, so a wrong field fails at start-up, not at the first poll.
+  const sample = config.generate.flatMap((g) => {
+    const fields = fillSample(g.template) as Record<string, unknown>;
+    const app = generatedApp(config, g, fields);
+    if (!Array.isArray(app)) return [];
+    return app.map((p) => {
+      const segments = ["generate", g.index, "template", ...p.segments];
+      const message = `${p.message} (checked with {{dir}} = example, {{path}} = apps/example)`;
+      return withLine({ field: fieldPath(segments), segments, message }, doc, lineCounter);
+    });
+  });
+  if (sample.length > 0) throw new ConfigError(file, sample);
+  return config;
+}
+
+/** A template filled for a made-up directory `apps/example`. */
+function fillSample(template: unknown): unknown {
+  if (typeof template === "string")
+    return template.replace(/\{\{\s*(dir|path)\s*\}\}/g, (_, n: string) =>
+      n === "dir" ? "example" : "apps/example",
+    );
+  if (Array.isArray(template)) return template.map(fillSample);
+  if (template !== null && typeof template === "object")
+    return Object.fromEntries(Object.entries(template).map(([k, v]) => [k, fillSample(v)]));
+  return template;
 }
 
 /** Adds the line of the offending node (or its nearest existing parent). */
@@ -283,16 +334,36 @@ function withLine(
   return problem;
 }
 
+interface RawSource {
+  url: string;
+  ref?: string;
+  interval?: string;
+  timeout?: string;
+  auth?: Record<string, string>;
+  ssh?: { keyFile: string; knownHostsFile: string };
+  verify?: { allowedSignersFile: string };
+  webhook?: { secretFile?: string; secretEnv?: string };
+}
+
+type RawApp = Omit<
+  AppConfig,
+  "dependsOn" | "prune" | "interval" | "timeout" | "suspend" | "force" | "allowEmpty" | "drift" | "source"
+> & {
+  source?: string;
+  drift?: "heal" | "alert" | Partial<DriftSettings>;
+  dependsOn?: string[];
+  prune?: boolean | { enabled?: boolean; cascade?: "allow" | "hold"; maxFraction?: number };
+  interval?: string;
+  timeout?: string;
+  suspend?: boolean;
+  force?: boolean;
+  allowEmpty?: boolean;
+};
+
 interface RawConfig {
-  source: {
-    url: string;
-    ref?: string;
-    interval?: string;
-    timeout?: string;
-    auth?: Record<string, string>;
-    ssh?: { keyFile: string; knownHostsFile: string };
-    verify?: { allowedSignersFile: string };
-  };
+  source?: RawSource;
+  sources?: Record<string, RawSource>;
+  generate?: Array<{ source?: string; dirs: string; exclude?: string[]; template: Record<string, unknown> }>;
   render?: {
     kustomize?: string;
     helm?: string;
@@ -304,19 +375,7 @@ interface RawConfig {
     ageKeyFile?: string;
     ageKeyEnv?: string;
   };
-  apps: (Omit<
-    AppConfig,
-    "dependsOn" | "prune" | "interval" | "timeout" | "suspend" | "force" | "allowEmpty" | "drift"
-  > & {
-    drift?: "heal" | "alert" | Partial<DriftSettings>;
-    dependsOn?: string[];
-    prune?: boolean | { enabled?: boolean; cascade?: "allow" | "hold"; maxFraction?: number };
-    interval?: string;
-    timeout?: string;
-    suspend?: boolean;
-    force?: boolean;
-    allowEmpty?: boolean;
-  })[];
+  apps: RawApp[];
   rules?: string[];
   ledger?: {
     path?: string;
@@ -345,55 +404,20 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
   const abs = (path: string): string => (isAbsolute(path) ? path : resolve(base, path));
   const ms = (text: string | undefined, fallback: number): number =>
     text === undefined ? fallback : (parseDuration(text) ?? fallback);
-  const interval = ms(raw.source.interval, CONFIG_DEFAULTS.interval);
-  const source: SourceConfig = {
-    url: raw.source.url,
-    ref: raw.source.ref ?? CONFIG_DEFAULTS.ref,
-    interval,
-    timeout: ms(raw.source.timeout, CONFIG_DEFAULTS.sourceTimeout),
-  };
-  if (raw.source.auth) source.auth = gitAuth(raw.source.auth, abs);
-  if (raw.source.ssh)
-    source.ssh = { keyFile: abs(raw.source.ssh.keyFile), knownHostsFile: abs(raw.source.ssh.knownHostsFile) };
-  if (raw.source.verify) source.verify = { allowedSignersFile: abs(raw.source.verify.allowedSignersFile) };
-  const apps = raw.apps.map((app): AppConfig => {
-    const out: AppConfig = {
-      name: app.name,
-      path: normaliseAppPath(app.path),
-      dependsOn: app.dependsOn ?? [],
-      prune: typeof app.prune === "object" ? (app.prune.enabled ?? true) : (app.prune ?? true),
-      interval: ms(app.interval, interval),
-      timeout: ms(app.timeout, CONFIG_DEFAULTS.appTimeout),
-      suspend: app.suspend ?? false,
-      force: app.force ?? false,
-      allowEmpty: app.allowEmpty ?? false,
-    };
-    if (app.clusterScoped !== undefined) out.clusterScoped = app.clusterScoped;
-    const serviceAccountName = app.serviceAccountName ?? raw.defaultServiceAccountName;
-    if (serviceAccountName !== undefined) out.serviceAccountName = serviceAccountName;
-    if (app.allowedNamespaces !== undefined) out.allowedNamespaces = app.allowedNamespaces;
-    if (app.drift !== undefined) out.drift = driftSettings(app.drift);
-    if (typeof app.prune === "object")
-      out.pruneSafety = {
-        cascade: app.prune.cascade ?? "hold",
-        maxFraction: app.prune.maxFraction ?? DEFAULT_PRUNE_MAX_FRACTION,
-      };
-    if (app.namespace !== undefined) out.namespace = app.namespace;
-    if (app.kustomize !== undefined) out.kustomize = app.kustomize;
-    if (app.exclude !== undefined) out.exclude = app.exclude;
-    if (app.helm !== undefined) {
-      const { auth, caFile, ...helm } = app.helm;
-      out.helm = {
-        ...helm,
-        ...(auth ? { auth: { username: auth.username, passwordFile: abs(auth.passwordFile) } } : {}),
-        ...(caFile !== undefined ? { caFile: abs(caFile) } : {}),
-      };
-    }
-    if (app.vars !== undefined) out.vars = app.vars;
-    if (app.varsFrom !== undefined)
-      out.varsFrom = app.varsFrom.map((v) => ("file" in v ? { file: abs(v.file) } : v));
-    return out;
-  });
+  const sources: Record<string, SourceConfig> = {};
+  if (raw.source) sources[DEFAULT_SOURCE] = sourceConfig(raw.source, abs, ms);
+  for (const [name, s] of Object.entries(raw.sources ?? {})) sources[name] = sourceConfig(s, abs, ms);
+  const context = { abs, ms, sources, defaultServiceAccountName: raw.defaultServiceAccountName };
+  const apps = raw.apps.map((app) => normaliseApp(app, context));
+  const generate = (raw.generate ?? []).map(
+    (g, index): GeneratorConfig => ({
+      index,
+      source: g.source ?? DEFAULT_SOURCE,
+      dirs: g.dirs,
+      exclude: g.exclude ?? [],
+      template: g.template,
+    }),
+  );
   const ledger: LedgerConfig = {
     path: abs(raw.ledger?.path ?? CONFIG_DEFAULTS.ledgerPath),
     retention: {
@@ -434,8 +458,10 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
     apiVersion: "berth.dev/v1alpha1",
     kind: "Agent",
     configPath,
-    source,
+    ...(sources[DEFAULT_SOURCE] && raw.source ? { source: sources[DEFAULT_SOURCE] } : {}),
+    sources,
     apps,
+    generate,
     concurrency: raw.concurrency ?? CONFIG_DEFAULTS.concurrency,
     rules: (raw.rules ?? []).map(abs),
     ledger,
@@ -449,6 +475,120 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
       : {}),
     ...(raw.notify && raw.notify.length > 0 ? { notify: normaliseNotify(raw.notify, abs) } : {}),
   };
+}
+
+/** What normalising one app needs from the rest of the config. */
+interface AppContext {
+  abs: (path: string) => string;
+  ms: (text: string | undefined, fallback: number) => number;
+  sources: Record<string, SourceConfig>;
+  defaultServiceAccountName: string | undefined;
+}
+
+function sourceConfig(
+  raw: RawSource,
+  abs: (path: string) => string,
+  ms: (text: string | undefined, fallback: number) => number,
+): SourceConfig {
+  const source: SourceConfig = {
+    url: raw.url,
+    ref: raw.ref ?? CONFIG_DEFAULTS.ref,
+    interval: ms(raw.interval, CONFIG_DEFAULTS.interval),
+    timeout: ms(raw.timeout, CONFIG_DEFAULTS.sourceTimeout),
+  };
+  if (raw.auth) source.auth = gitAuth(raw.auth, abs);
+  if (raw.ssh) source.ssh = { keyFile: abs(raw.ssh.keyFile), knownHostsFile: abs(raw.ssh.knownHostsFile) };
+  if (raw.verify) source.verify = { allowedSignersFile: abs(raw.verify.allowedSignersFile) };
+  if (raw.webhook)
+    source.webhook = {
+      ...(raw.webhook.secretFile !== undefined ? { secretFile: abs(raw.webhook.secretFile) } : {}),
+      ...(raw.webhook.secretEnv !== undefined ? { secretEnv: raw.webhook.secretEnv } : {}),
+    };
+  return source;
+}
+
+function normaliseApp(app: RawApp, ctx: AppContext): AppConfig {
+  const { abs, ms } = ctx;
+  const source = app.source ?? DEFAULT_SOURCE;
+  const out: AppConfig = {
+    name: app.name,
+    path: normaliseAppPath(app.path),
+    source,
+    dependsOn: app.dependsOn ?? [],
+    prune: typeof app.prune === "object" ? (app.prune.enabled ?? true) : (app.prune ?? true),
+    interval: ms(app.interval, ctx.sources[source]?.interval ?? CONFIG_DEFAULTS.interval),
+    timeout: ms(app.timeout, CONFIG_DEFAULTS.appTimeout),
+    suspend: app.suspend ?? false,
+    force: app.force ?? false,
+    allowEmpty: app.allowEmpty ?? false,
+  };
+  if (app.clusterScoped !== undefined) out.clusterScoped = app.clusterScoped;
+  const serviceAccountName = app.serviceAccountName ?? ctx.defaultServiceAccountName;
+  if (serviceAccountName !== undefined) out.serviceAccountName = serviceAccountName;
+  if (app.allowedNamespaces !== undefined) out.allowedNamespaces = app.allowedNamespaces;
+  if (app.drift !== undefined) out.drift = driftSettings(app.drift);
+  if (typeof app.prune === "object")
+    out.pruneSafety = {
+      cascade: app.prune.cascade ?? "hold",
+      maxFraction: app.prune.maxFraction ?? DEFAULT_PRUNE_MAX_FRACTION,
+    };
+  if (app.namespace !== undefined) out.namespace = app.namespace;
+  if (app.kustomize !== undefined) out.kustomize = app.kustomize;
+  if (app.exclude !== undefined) out.exclude = app.exclude;
+  if (app.helm !== undefined) {
+    const { auth, caFile, ...helm } = app.helm;
+    out.helm = {
+      ...helm,
+      ...(auth ? { auth: { username: auth.username, passwordFile: abs(auth.passwordFile) } } : {}),
+      ...(caFile !== undefined ? { caFile: abs(caFile) } : {}),
+    };
+  }
+  if (app.vars !== undefined) out.vars = app.vars;
+  if (app.varsFrom !== undefined)
+    out.varsFrom = app.varsFrom.map((v) => ("file" in v ? { file: abs(v.file) } : v));
+  return out;
+}
+
+/**
+ * One generated app from its already substituted fields: checked like an app in `apps` (schema, path, chart
+ * and tenant checks; its dependsOn is checked once every app is known), then normalised. Problems come back
+ * with fields relative to the app (`namespace`, `helm.chart`).
+ */
+export function generatedApp(
+  config: AgentConfig,
+  generator: GeneratorConfig,
+  fields: Record<string, unknown>,
+): AppConfig | ConfigProblem[] {
+  const { dependsOn, ...rest } = fields;
+  // The app alone in a config of its own: the same schema and checks as a written app, fields under apps[0].
+  const wrapper: Record<string, unknown> = {
+    apiVersion: "berth.dev/v1alpha1",
+    kind: "Agent",
+    source: { url: "https://generated.invalid/" },
+    apps: [rest],
+    ...(config.defaultServiceAccountName !== undefined
+      ? { defaultServiceAccountName: config.defaultServiceAccountName }
+      : {}),
+  };
+  let problems = schemaProblems(wrapper);
+  if (dependsOn !== undefined && (!Array.isArray(dependsOn) || dependsOn.some((d) => typeof d !== "string")))
+    problems.push(problemAt(["apps", 0, "dependsOn"], "expected a list of app names"));
+  if (problems.length === 0) problems = semanticProblems(wrapper);
+  if (problems.length > 0)
+    return problems.map((p) => {
+      const segments = p.segments.slice(2);
+      return { ...p, segments, field: fieldPath(segments) };
+    });
+  const base = dirname(config.configPath);
+  return normaliseApp(
+    { ...(rest as RawApp), source: generator.source, dependsOn: (dependsOn as string[]) ?? [] },
+    {
+      abs: (path) => (isAbsolute(path) ? path : resolve(base, path)),
+      ms: (text, fallback) => (text === undefined ? fallback : (parseDuration(text) ?? fallback)),
+      sources: config.sources,
+      defaultServiceAccountName: config.defaultServiceAccountName,
+    },
+  );
 }
 
 function driftSettings(raw: "heal" | "alert" | Partial<DriftSettings>): DriftSettings {

@@ -8,7 +8,13 @@
 import { messageOf } from "../object/errors.ts";
 import { capMessage } from "../object/message.ts";
 import type { Snapshot } from "../object/snapshot.ts";
-import type { AppSpec, EngineDeps, PinState } from "./ports.ts";
+import {
+  type AppSpec,
+  DEFAULT_SOURCE_NAME,
+  type EngineDeps,
+  type PinState,
+  type SourcePort,
+} from "./ports.ts";
 import { type ReconcileResult, reconcile } from "./reconcile.ts";
 import { replayPinned } from "./replay.ts";
 
@@ -42,8 +48,15 @@ export type TriggerOutcome =
     };
 
 export interface LoopOptions {
-  /** Poll and resync interval, ms. */
+  /** Poll and resync interval, ms (of every source without its own in `sourceIntervals`). */
   interval: number;
+  /** Each named source's poll interval, ms. */
+  sourceIntervals?: Record<string, number>;
+  /**
+   * The generated apps (berth.yaml `generate:`) over the sources' current snapshots; called after a source
+   * brings a new revision. Throws (a ConfigError naming generator, directory and field) to keep the last set.
+   */
+  expand?: (snapshotOf: (source: string) => Snapshot | undefined) => Promise<AppSpec[]>;
   /** First retry delay after a failure, ms (doubles up to the interval). */
   backoffBase?: number;
   /** Per-app intervals override the source interval. */
@@ -59,6 +72,29 @@ export interface LoopOptions {
   concurrency?: number;
 }
 
+/** What the loop knows about one source: its port, when it was last asked, the newest snapshot it gave. */
+interface SourceState {
+  name: string;
+  port: SourcePort;
+  interval: number;
+  /** When the last poll started (ms). */
+  lastPoll: number;
+  /** The poll in flight: a source is asked once at a time, in the background, so a slow one holds back no other. */
+  polling?: Promise<void> | undefined;
+  lastSha?: string;
+  snapshot?: Snapshot;
+  unreachableSince?: string | undefined;
+  error?: string | undefined;
+}
+
+/** One source as status and the API show it. */
+export interface SourceView {
+  name: string;
+  seenRevision: string | undefined;
+  gitUnreachableSince: string | undefined;
+  gitError: string | undefined;
+}
+
 /** Attempts of different apps at once unless the config says otherwise. */
 export const DEFAULT_CONCURRENCY = 4;
 
@@ -70,7 +106,17 @@ export const DEFAULT_CONCURRENCY = 4;
 export class SyncLoop {
   private readonly states = new Map<string, AppState>();
   private readonly due = new Map<string, number>();
-  private readonly order: AppSpec[];
+  private order: AppSpec[];
+  private readonly apps: AppSpec[];
+  private readonly sources = new Map<string, SourceState>();
+  /** Names of the apps the generators made last (gone ones included until they are pruned). */
+  private generated = new Set<string>();
+  /** When each app was last asked for (trigger), so a poll begun before that does not serve it. */
+  private readonly askedAt = new Map<string, number>();
+  /** Generator expansions run one at a time (two sources may bring revisions at once). */
+  private generating: Promise<void> = Promise.resolve();
+  /** Why the last expansion of the generators failed (the last good set stays). */
+  generateError: string | undefined;
   private readonly concurrency: number;
   /** Attempts in flight, by app: one per app at most (single-flight), `concurrency` in all. */
   private readonly inFlight = new Map<string, Promise<void>>();
@@ -81,16 +127,10 @@ export class SyncLoop {
   /** Apps whose first attempt has ended or been held back, for readiness. */
   private readonly settled = new Set<string>();
   private passes = 0;
-  /** When Git was last asked for the ref (ms). */
-  private lastPoll = Number.NEGATIVE_INFINITY;
   private wake: (() => void) | undefined;
   private stopping = false;
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
-  private lastSha: string | undefined;
-  private snapshot: Snapshot | undefined;
-  gitUnreachableSince: string | undefined;
-  gitError: string | undefined;
   /** Why the ledger cannot record (disk full, I/O error); no app syncs until it can. */
   ledgerError: string | undefined;
   /** Callers of triggerAndWait, per app, resolved when the next attempt starts (or cannot). */
@@ -98,20 +138,74 @@ export class SyncLoop {
 
   constructor(
     private readonly deps: EngineDeps,
-    private readonly apps: AppSpec[],
+    apps: AppSpec[],
     private readonly options: LoopOptions,
   ) {
-    this.order = topoOrder(apps);
+    this.apps = [...apps];
+    this.order = topoOrder(this.apps);
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_CONCURRENCY));
-    for (const app of this.order) {
-      this.states.set(app.name, {
-        name: app.name,
-        suspended: app.suspend,
-        status: app.suspend ? "Suspended" : "Pending",
-        failures: 0,
+    for (const app of this.order) this.addState(app);
+    const ports = deps.sources ?? new Map([[DEFAULT_SOURCE_NAME, deps.source]]);
+    for (const [name, port] of ports)
+      this.sources.set(name, {
+        name,
+        port,
+        interval: options.sourceIntervals?.[name] ?? options.interval,
+        lastPoll: Number.NEGATIVE_INFINITY,
       });
-      this.due.set(app.name, 0);
-    }
+  }
+
+  private addState(app: AppSpec): void {
+    this.states.set(app.name, {
+      name: app.name,
+      suspended: app.suspend,
+      status: app.suspend ? "Suspended" : "Pending",
+      failures: 0,
+    });
+    this.due.set(app.name, 0);
+  }
+
+  /** The apps the loop runs now: the configured ones and the generated ones (removed directories until pruned). */
+  appSpecs(): AppSpec[] {
+    return [...this.apps];
+  }
+
+  /** The names of the apps reading `source`. */
+  appsOf(source: string): string[] {
+    return this.apps.filter((a) => srcOf(a) === source).map((a) => a.name);
+  }
+
+  /** The source an app reads, as status shows it (the app's own newest revision, reachability). */
+  sourceView(name: string): SourceView | undefined {
+    const s = this.sources.get(name);
+    if (!s) return undefined;
+    return {
+      name,
+      seenRevision: s.snapshot?.revision,
+      gitUnreachableSince: s.unreachableSince,
+      gitError: s.error,
+    };
+  }
+
+  /** The source of one app by app name. */
+  sourceOfApp(app: string): string | undefined {
+    const spec = this.apps.find((a) => a.name === app);
+    return spec ? srcOf(spec) : undefined;
+  }
+
+  /** The `default` source (or else the first): what a single-source view shows. */
+  private get primary(): SourceState | undefined {
+    return this.sources.get(DEFAULT_SOURCE_NAME) ?? this.sources.values().next().value;
+  }
+
+  /** Since when the default source is unreachable (undefined while it answers). */
+  get gitUnreachableSince(): string | undefined {
+    return this.primary?.unreachableSince;
+  }
+
+  /** Why the default source could not be fetched last time. */
+  get gitError(): string | undefined {
+    return this.primary?.error;
   }
 
   /** Passes over the apps so far; 0 until every app's first attempt has ended or been held (readiness). */
@@ -134,6 +228,7 @@ export class SyncLoop {
     for (const name of app ? [app] : this.states.keys()) {
       if (!this.states.has(name)) continue;
       this.due.set(name, 0);
+      this.askedAt.set(name, Date.now());
       if (this.inFlight.has(name)) this.again.add(name);
       // The first unanswered request names the attempt; more requests before it starts share it.
       if (by && !this.requestedBy.has(name)) this.requestedBy.set(name, by);
@@ -177,9 +272,9 @@ export class SyncLoop {
     return true;
   }
 
-  /** The revision last seen in Git (undefined before the first successful fetch). */
+  /** The revision last seen in the default source (undefined before the first successful fetch). */
   get seenRevision(): string | undefined {
-    return this.snapshot?.revision;
+    return this.primary?.snapshot?.revision;
   }
 
   /** Tells an app's waiting callers that no attempt starts for them; their request lapses. */
@@ -218,15 +313,20 @@ export class SyncLoop {
       await this.sleep(Math.max(0, this.nextWake() - Date.now()));
     }
     // Attempts in flight see the abort (a health wait ends as Interrupted) and record their entry first.
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight.values()]);
+    const polls = () => [...this.sources.values()].flatMap((s) => (s.polling ? [s.polling] : []));
+    while (this.inFlight.size > 0 || polls().length > 0)
+      await Promise.all([...this.inFlight.values(), ...polls()]);
   }
 
-  /** When the next pass is needed; an attempt ending, a trigger or stop() wakes the loop sooner. */
+  /** When the next pass is needed; an attempt or a poll ending, a trigger or stop() wakes the loop sooner. */
   private nextWake(): number {
-    let next = this.lastPoll + this.options.interval;
+    let next = Date.now() + 2 ** 30;
+    for (const s of this.sources.values()) if (!s.polling) next = Math.min(next, s.lastPoll + s.interval);
     if (this.inFlight.size >= this.concurrency) return next;
     for (const app of this.order) {
       if (this.inFlight.has(app.name) || this.states.get(app.name)?.suspended) continue;
+      // An app whose source is being asked starts when the answer comes (the poll wakes the loop).
+      if (this.sources.get(srcOf(app))?.polling) continue;
       next = Math.min(next, this.due.get(app.name) ?? next);
     }
     return next;
@@ -236,13 +336,16 @@ export class SyncLoop {
     return !this.states.get(app)?.suspended && !this.inFlight.has(app) && (this.due.get(app) ?? 0) <= now;
   }
 
-  /** One pass: fetch when something is due, then start every due app whose dependencies allow it. */
+  /**
+   * One pass: ask each source that is due (its interval passed) or has an app due, in the background; the
+   * answer starts that source's due apps whose dependencies allow it. Sources never wait for each other.
+   */
   private async pass(): Promise<void> {
     const now = Date.now();
     const dueApps = this.order.filter((a) => this.isDue(a.name, now));
     // Git is polled every source interval even when no app is due (app intervals are longer, commit-only
     // apps, every app mid-attempt): a new commit must not wait for some app's resync.
-    const pollDue = now >= this.lastPoll + this.options.interval;
+    const pollDue = [...this.sources.values()].some((s) => !s.polling && now >= s.lastPoll + s.interval);
     if (dueApps.length === 0 && !pollDue) return;
     if (this.options.mayApply && !this.options.mayApply()) {
       // A standby checks again each second; becoming leader calls trigger() to start at once.
@@ -275,50 +378,79 @@ export class SyncLoop {
       }
       return;
     }
-    // One ref request tells whether anything changed; a snapshot is fetched only for a new commit.
-    // Attempts in flight keep their snapshot: the object cache only grows, so it stays readable.
-    this.lastPoll = now;
-    try {
-      const sha = await this.deps.source.resolve();
-      if (sha !== this.lastSha || !this.snapshot) {
-        this.snapshot = await this.deps.source.snapshot(sha);
-        this.lastSha = sha;
-        for (const a of this.apps) {
-          this.due.set(a.name, 0);
-          if (this.inFlight.has(a.name)) this.again.add(a.name);
-        }
-      }
-      if (this.gitUnreachableSince)
-        this.deps.log.log("info", "Git is reachable again", { since: this.gitUnreachableSince });
-      this.gitUnreachableSince = undefined;
-      this.gitError = undefined;
-    } catch (err) {
-      this.gitError = capMessage(messageOf(err));
-      if (!this.gitUnreachableSince) {
-        this.gitUnreachableSince = new Date().toISOString();
-        this.deps.log.log("warn", "Git unreachable; the last good commit stays applied", {
-          error: this.gitError,
-        });
-      }
-      if (!this.snapshot) {
-        for (const a of dueApps) {
-          if (this.inFlight.has(a.name)) continue;
-          this.due.set(a.name, Date.now() + this.backoff(a.name));
-          this.settled.add(a.name);
-          this.settle(a.name, { started: false, reason: "FetchFailed", message: this.gitError });
-        }
-        return;
-      }
+    // A due app asks its source first (a webhook's push must be fetched), unless no attempt could start now.
+    const room = this.inFlight.size < this.concurrency;
+    for (const s of this.sources.values()) {
+      if (s.polling) continue;
+      if (now >= s.lastPoll + s.interval || (room && dueApps.some((a) => srcOf(a) === s.name))) this.poll(s);
     }
-    const snapshot = this.snapshot;
+  }
+
+  /**
+   * Asks one source for its ref (one request when nothing changed; a snapshot only for a new commit), then
+   * starts its due apps. Attempts in flight keep their snapshot: the object cache only grows.
+   */
+  private poll(s: SourceState): void {
+    const started = Date.now();
+    s.lastPoll = started;
+    const fields = this.sources.size > 1 ? { source: s.name } : {};
+    s.polling = (async () => {
+      try {
+        const sha = await s.port.resolve();
+        if (sha !== s.lastSha || !s.snapshot) {
+          s.snapshot = await s.port.snapshot(sha);
+          s.lastSha = sha;
+          for (const a of this.apps) {
+            if (srcOf(a) !== s.name) continue;
+            this.due.set(a.name, 0);
+            if (this.inFlight.has(a.name)) this.again.add(a.name);
+          }
+          if (this.options.expand) await this.regenerate();
+        }
+        if (s.unreachableSince)
+          this.deps.log.log("info", "Git is reachable again", { ...fields, since: s.unreachableSince });
+        s.unreachableSince = undefined;
+        s.error = undefined;
+      } catch (err) {
+        s.error = capMessage(messageOf(err));
+        if (!s.unreachableSince) {
+          s.unreachableSince = new Date().toISOString();
+          this.deps.log.log("warn", "Git unreachable; the last good commit stays applied", {
+            ...fields,
+            error: s.error,
+          });
+        }
+        if (!s.snapshot) {
+          const now = Date.now();
+          for (const a of this.order) {
+            if (srcOf(a) !== s.name || !this.isDue(a.name, now)) continue;
+            this.due.set(a.name, Date.now() + this.backoff(a.name));
+            this.settled.add(a.name);
+            this.settle(a.name, { started: false, reason: "FetchFailed", message: s.error });
+          }
+          return;
+        }
+      }
+      this.launchDue(s, started);
+    })().finally(() => {
+      s.polling = undefined;
+      this.wake?.();
+    });
+  }
+
+  /** Starts every due app of a source whose dependencies allow it, with the source's newest snapshot. */
+  private launchDue(s: SourceState, polledAt: number): void {
+    const snapshot = s.snapshot;
+    if (!snapshot) return;
     for (const app of this.order) {
       if (this.stopping) return;
-      if (!this.isDue(app.name, Date.now())) continue;
+      if (srcOf(app) !== s.name || !this.isDue(app.name, Date.now())) continue;
+      // Asked for after this poll began (a webhook for a newer push): the next poll serves it.
+      if ((this.askedAt.get(app.name) ?? 0) > polledAt) continue;
       const state = this.states.get(app.name) as AppState;
-      const blocker = app.dependsOn.find(
-        (d) => this.inFlight.has(d) || !this.healthyAt(d, snapshot.revision),
-      );
+      const blocker = app.dependsOn.find((d) => this.inFlight.has(d) || !this.healthyAt(d));
       if (blocker) {
+        const at = this.revisionOf(blocker) ?? snapshot.revision;
         state.status = "WaitingOnDependency";
         // The dependency's attempt ending makes this app due again; the timer covers pins changed elsewhere.
         this.due.set(app.name, Date.now() + Math.min(2000, this.options.interval));
@@ -329,7 +461,7 @@ export class SyncLoop {
           this.settle(app.name, {
             started: false,
             reason: "WaitingOnDependency",
-            message: `${app.name} waits for ${blocker} to be healthy at ${snapshot.revision}`,
+            message: `${app.name} waits for ${blocker} to be healthy at ${at}`,
           });
         }
         continue;
@@ -337,6 +469,79 @@ export class SyncLoop {
       if (this.inFlight.size >= this.concurrency) continue;
       this.launch(app, snapshot);
     }
+  }
+
+  /** Expands the generators over the current snapshots and adds, updates or retires generated apps. */
+  private regenerate(): Promise<void> {
+    const expand = this.options.expand;
+    if (!expand) return Promise.resolve();
+    this.generating = this.generating.then(async () => {
+      let apps: AppSpec[];
+      try {
+        apps = await expand((name) => this.sources.get(name)?.snapshot);
+      } catch (err) {
+        const message = messageOf(err);
+        if (message !== this.generateError)
+          this.deps.log.log("error", "generate: cannot expand; the generated apps stay as they were", {
+            error: message,
+          });
+        this.generateError = message;
+        return;
+      }
+      this.generateError = undefined;
+      const now = new Set(apps.map((a) => a.name));
+      for (const app of apps) {
+        const i = this.apps.findIndex((a) => a.name === app.name);
+        if (i < 0) {
+          this.apps.push(app);
+          this.addState(app);
+          this.deps.log.log("info", "generate: a new app", { app: app.name, source: srcOf(app) });
+        } else {
+          const before = this.apps[i] as AppSpec;
+          this.apps[i] = app;
+          if (JSON.stringify(before) !== JSON.stringify(app)) this.due.set(app.name, 0);
+        }
+      }
+      for (const name of this.generated) {
+        if (now.has(name)) continue;
+        const i = this.apps.findIndex((a) => a.name === name);
+        const spec = this.apps[i];
+        if (!spec) continue;
+        // Only a source that answered can say a directory is gone.
+        if (!this.sources.get(srcOf(spec))?.snapshot) {
+          now.add(name);
+          continue;
+        }
+        if (this.deps.ledger.inventory(name).length === 0) {
+          this.retire(name);
+          continue;
+        }
+        now.add(name);
+        if (!spec.gone) {
+          this.apps[i] = { ...spec, gone: true };
+          this.due.set(name, 0);
+          this.deps.log.log("warn", "generate: the app's directory is gone; pruning what it owns", {
+            app: name,
+          });
+        }
+      }
+      this.generated = now;
+      this.order = topoOrder(this.apps);
+    });
+    return this.generating;
+  }
+
+  /** Drops an app the loop no longer runs (a generated app whose directory is gone and which owns nothing). */
+  private retire(name: string): void {
+    const i = this.apps.findIndex((a) => a.name === name);
+    if (i >= 0) this.apps.splice(i, 1);
+    this.generated.delete(name);
+    this.states.delete(name);
+    this.due.delete(name);
+    this.askedAt.delete(name);
+    this.order = topoOrder(this.apps);
+    this.settle(name, { started: false, reason: "Stopped", message: `${name}: its directory is gone` });
+    this.deps.log.log("info", "generate: retired an app whose directory is gone", { app: name });
   }
 
   /** Starts one attempt in the background; the loop is woken when it ends. */
@@ -399,6 +604,14 @@ export class SyncLoop {
     }
     this.settled.add(app.name);
     if (result) state.lastResult = result;
+    // A generated app whose directory is gone leaves once it owns nothing any more.
+    const spec = this.apps.find((a) => a.name === app.name);
+    if (spec?.gone && result?.outcome === "Succeeded" && this.deps.ledger.inventory(app.name).length === 0) {
+      for (const resolve of waiting.splice(0))
+        resolve({ started: true, entry: result.entry, revision: result.revision });
+      this.retire(app.name);
+      return;
+    }
     if (result?.outcome === "Succeeded") {
       state.failures = 0;
       state.status = "Synced";
@@ -429,15 +642,26 @@ export class SyncLoop {
     else delete state.nextAttemptAt;
   }
 
-  private healthyAt(app: string, revision: string): boolean {
+  /** The revision an app's source is at now. */
+  private revisionOf(app: string): string | undefined {
+    const spec = this.apps.find((a) => a.name === app);
+    return spec ? this.sources.get(srcOf(spec))?.snapshot?.revision : undefined;
+  }
+
+  /** Whether an app's last attempt succeeded at its own source's newest revision (sources differ by app). */
+  private healthyAt(app: string): boolean {
     const r = this.states.get(app)?.lastResult;
     // A pinned dependency is healthy at the revision it is held at, not Git's.
     const pinned = this.deps.ledger.pinOf?.(app) !== undefined;
-    return r?.outcome === "Succeeded" && (r.revision === revision || pinned);
+    return r?.outcome === "Succeeded" && (r.revision === this.revisionOf(app) || pinned);
   }
 
+  /** The app's own interval, else (a generated app) its spec's, else its source's. */
   private intervalOf(app: string): number {
-    return this.options.appIntervals?.[app] ?? this.options.interval;
+    const own = this.options.appIntervals?.[app];
+    if (own !== undefined) return own;
+    const spec = this.apps.find((a) => a.name === app) as (AppSpec & { interval?: number }) | undefined;
+    return spec?.interval ?? this.sources.get(spec ? srcOf(spec) : "")?.interval ?? this.options.interval;
   }
 
   /** Exponential backoff with ±20% jitter, capped at the app's interval. */
@@ -468,6 +692,8 @@ export interface PassOptions {
   trigger: string;
   /** The commit to sync (fetched once for every app); absent: each attempt fetches and records why not. */
   snapshot?: Snapshot;
+  /** Per source (by name), the commit to sync; wins over `snapshot` for the apps of that source. */
+  snapshots?: ReadonlyMap<string, Snapshot>;
   /** Aborting ends health waits (Interrupted) and starts nothing more. */
   signal?: AbortSignal;
   /** An app not attempted, and why. */
@@ -505,10 +731,11 @@ export async function syncPass(
         continue;
       }
       if (needs.some((d) => !done.has(d)) || running.size >= limit) continue;
+      const snapshot = options.snapshots?.get(srcOf(app)) ?? options.snapshot;
       const attempt = reconcile(deps, {
         app,
         trigger: options.trigger,
-        ...(options.snapshot ? { snapshot: options.snapshot } : {}),
+        ...(snapshot ? { snapshot } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       }).then((r) => {
         done.set(app.name, r);
@@ -523,6 +750,11 @@ export async function syncPass(
     const r = done.get(a.name);
     return r ? [r] : [];
   });
+}
+
+/** The name of the source an app reads. */
+function srcOf(app: AppSpec): string {
+  return app.source ?? DEFAULT_SOURCE_NAME;
 }
 
 /** Apps ordered so that every app comes after what it depends on (config validation rejects cycles). */

@@ -71,6 +71,13 @@ export interface PinState {
 export interface AppSpec {
   name: string;
   path: string;
+  /** The source the path is read from (a key of EngineDeps.sources); absent: `default`. */
+  source?: string;
+  /**
+   * A generated app whose directory left its source: it renders nothing, so everything it owns is pruned
+   * (under the prune guards) before the loop lets it go.
+   */
+  gone?: boolean;
   namespace?: string;
   prune: boolean;
   /** When pruning needs an approval (agent/plan/prune-guard.ts defaults when absent). */
@@ -119,9 +126,20 @@ export interface LivePort {
   lookup(app: string, ref: ObjectRef): KubeObject | undefined;
 }
 
+/** The name of the source apps without `source` use. */
+export const DEFAULT_SOURCE_NAME = "default";
+
+/** The source an app reads: its named one from `sources`, else `source`. */
+export function sourceOf(deps: Pick<EngineDeps, "source" | "sources">, app: AppSpec): SourcePort {
+  return deps.sources?.get(app.source ?? DEFAULT_SOURCE_NAME) ?? deps.source;
+}
+
 /** Everything reconcile needs. */
 export interface EngineDeps {
+  /** The `default` source (and the one for apps whose source is not in `sources`). */
   source: SourcePort;
+  /** Every source by name (berth.yaml `sources:`, plus `default`); absent: `source` alone. */
+  sources?: ReadonlyMap<string, SourcePort>;
   render: RenderPort;
   cluster: ClusterPort;
   /**

@@ -21,7 +21,7 @@ import type { InventoryItem, ObjectRecord } from "../object/records.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { hasWrites, type Plan, type PlannedChange, plan } from "../plan/plan.ts";
 import { type ObjectHealth, waitHealthy } from "../wait/wait.ts";
-import { type AppSpec, clusterOf, type EngineDeps } from "./ports.ts";
+import { type AppSpec, clusterOf, DEFAULT_SOURCE_NAME, type EngineDeps, sourceOf } from "./ports.ts";
 
 /** How one attempt ended. */
 export interface ReconcileResult {
@@ -62,7 +62,8 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
   let snapshot = req.snapshot;
   if (!snapshot) {
     try {
-      snapshot = await timed("fetch", async () => deps.source.snapshot(await deps.source.resolve()));
+      const source = sourceOf(deps, app);
+      snapshot = await timed("fetch", async () => source.snapshot(await source.resolve()));
     } catch (err) {
       const entry = deps.ledger.begin({
         app: app.name,
@@ -76,19 +77,23 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
     }
   }
   const revision = snapshot.revision;
+  // Which source the revision is of goes with the commit (hash-chained with the entry).
+  const commit = { ...snapshot.commit, source: app.source ?? DEFAULT_SOURCE_NAME };
   const entry = deps.ledger.begin({
     app: app.name,
     revision,
-    commit: snapshot.commit,
+    commit,
     trigger: req.trigger,
     ...(req.requested ? { requested: true } : {}),
   });
   deps.emit?.({ type: "started", app: app.name, entry, revision, trigger: req.trigger });
 
-  // 2. Render: any render error applies nothing.
+  // 2. Render: any render error applies nothing. A generated app whose directory is gone renders nothing.
   let rendered: Awaited<ReturnType<EngineDeps["render"]>>;
   try {
-    rendered = await timed("render", () => deps.render(snapshot, app, req.signal));
+    rendered = app.gone
+      ? { objects: [], skipped: [], errors: [], digest: EMPTY_DIGEST }
+      : await timed("render", () => deps.render(snapshot, app, req.signal));
   } catch (err) {
     if (req.signal?.aborted)
       return finish(deps, entry, app, revision, "Interrupted", "stopped while rendering", { timings });
@@ -128,6 +133,9 @@ export async function reconcile(deps: EngineDeps, req: ReconcileRequest): Promis
     ...(note ? { note } : {}),
   });
 }
+
+/** The digest of an empty desired set (sha256 of nothing). */
+const EMPTY_DIGEST = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /** "skipped N document(s) that are not Kubernetes objects: path (why), …", or undefined when none was. */
 export function skippedNote(skipped: ReadonlyArray<{ path: string; message: string }>): string | undefined {

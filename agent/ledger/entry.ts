@@ -29,6 +29,8 @@ export interface EntrySummary {
   app: string;
   revision: string;
   commitSha?: string;
+  /** The configured source the revision is of (`default` for the top-level `source:`). */
+  source?: string;
   trigger: string;
   outcome: Outcome;
   reason?: Reason;
@@ -153,7 +155,11 @@ export function summaryOf(row: EntryRow): EntrySummary {
     outcome: row.outcome as Outcome,
     startedAt: row.started_at,
   };
-  if (row.commit_json !== null) out.commitSha = (JSON.parse(row.commit_json) as CommitInfo).sha;
+  if (row.commit_json !== null) {
+    const commit = JSON.parse(row.commit_json) as CommitInfo;
+    out.commitSha = commit.sha;
+    if (commit.source !== undefined) out.source = commit.source;
+  }
   if (row.reason !== null) out.reason = row.reason as Reason;
   if (row.message !== null) out.message = row.message;
   if (row.health !== null) out.health = row.health as HealthStatus;

@@ -117,6 +117,8 @@ export interface CommitInfo {
   message: string;
   /** ISO 8601 */
   time: string;
+  /** The configured source the commit came from (berth.yaml `sources:`; `default` for `source:`). */
+  source?: string;
 }
 
 /** A sync rule's verdict on an attempt: which rule (and where it is written), on what, and why. */

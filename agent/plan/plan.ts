@@ -59,6 +59,11 @@ export interface PlanApp extends TenantBounds {
   pruneSafety?: PruneSafetySettings;
   allowEmpty: boolean;
   force: boolean;
+  /**
+   * A generated app whose directory left its source: its empty render is expected, not an error, but unlike
+   * allowEmpty it is no consent to a mass prune (both prune guards still hold it for an approval).
+   */
+  gone?: boolean;
 }
 
 export interface PlanInput {
@@ -203,7 +208,7 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
     });
   }
 
-  if (input.desired.length === 0 && input.inventory.length > 0 && !input.app.allowEmpty) {
+  if (input.desired.length === 0 && input.inventory.length > 0 && !input.app.allowEmpty && !input.app.gone) {
     errors.push({
       subject: `app ${input.app.name}`,
       message: `the rendered app is empty; refusing to prune its ${input.inventory.length} objects (set allowEmpty: true to allow)`,
@@ -286,7 +291,7 @@ async function pruneHolds(
     }),
   );
   // allowEmpty is the consent to prune everything when the render is empty; the cascade guard still asks.
-  const emptyAllowed = input.desired.length === 0 && input.app.allowEmpty;
+  const emptyAllowed = input.desired.length === 0 && input.app.allowEmpty && !input.app.gone;
   const settings = emptyAllowed ? { ...input.app.pruneSafety, maxFraction: 1 } : input.app.pruneSafety;
   return guardPrunes({
     app: input.app.name,

@@ -10,15 +10,16 @@ import { join } from "node:path";
 import { applyStaged } from "../../agent/apply/apply.ts";
 import { pruneStaged } from "../../agent/apply/prune.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
-import type { AppSpec, ClusterPort, EngineDeps } from "../../agent/engine/ports.ts";
+import type { AppSpec, EngineDeps } from "../../agent/engine/ports.ts";
 import { reconcile } from "../../agent/engine/reconcile.ts";
 import { KubeApiError } from "../../agent/kube/client.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import { BerthError } from "../../agent/object/errors.ts";
-import { type KubeObject, type ObjectRef, refOf } from "../../agent/object/object.ts";
+import { type KubeObject, refOf } from "../../agent/object/object.ts";
 import { stageOf } from "../../agent/object/order.ts";
 import type { ObjectRecord } from "../../agent/object/records.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { FakeCluster, key } from "../support/fake-cluster.ts";
 
 const APP: AppSpec = {
   name: "big",
@@ -47,68 +48,6 @@ const configMap = (name: string): KubeObject => ({
   data: { v: name },
 });
 const namespace = (name: string): KubeObject => ({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
-const key = (ref: Pick<ObjectRef, "kind" | "namespace" | "name">) =>
-  `${ref.kind}/${ref.namespace}/${ref.name}`;
-const tick = () => new Promise((r) => setTimeout(r, 1));
-
-/**
- * A cluster that stores what it acknowledges. `fault` decides, per write about to be answered, whether it fails
- * (and how); `onAck` sees each acknowledgement (a test may stop the sync there); `hold` keeps writes unanswered.
- */
-class FakeCluster implements ClusterPort {
-  readonly live = new Map<string, KubeObject>();
-  /** Writes the server acknowledged, in order (apply and delete). */
-  readonly acked: string[] = [];
-  /** Every write that reached the server, answered or not. */
-  readonly received: string[] = [];
-  fault: ((obj: { kind: string; namespace: string; name: string }) => Error | undefined) | undefined;
-  onAck: ((n: number) => void) | undefined;
-  hold = false;
-
-  resource(_group: string, _version: string, kind: string) {
-    return { namespaced: kind !== "Namespace" };
-  }
-  async discover(): Promise<void> {}
-  async get(ref: ObjectRef): Promise<KubeObject | undefined> {
-    return this.live.get(key(ref));
-  }
-  async apply(
-    obj: KubeObject,
-    options: { dryRun?: boolean; force?: boolean; signal?: AbortSignal },
-  ): Promise<KubeObject> {
-    const k = key(refOf(obj));
-    if (options.dryRun) {
-      // As the server answers: an existing object comes back with its resourceVersion.
-      const rv = this.live.get(k)?.metadata.resourceVersion;
-      return rv ? { ...obj, metadata: { ...obj.metadata, resourceVersion: rv } } : obj;
-    }
-    await tick();
-    const err = this.fault?.({
-      kind: obj.kind,
-      namespace: obj.metadata.namespace ?? "",
-      name: obj.metadata.name,
-    });
-    if (err) throw err;
-    this.received.push(k);
-    if (this.hold) {
-      await new Promise((_r, reject) =>
-        options.signal?.addEventListener("abort", () => reject(new Error("The operation timed out."))),
-      );
-    }
-    const stored = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(this.acked.length + 1) } };
-    this.live.set(k, stored);
-    this.acked.push(k);
-    this.onAck?.(this.acked.length);
-    return stored;
-  }
-  async delete(ref: ObjectRef): Promise<boolean> {
-    await tick();
-    const err = this.fault?.(ref);
-    if (err) throw err;
-    this.acked.push(`delete ${key(ref)}`);
-    return this.live.delete(key(ref));
-  }
-}
 
 /** The API server went away: what a refused or reset connection looks like from the kube client. */
 const unreachable = () =>

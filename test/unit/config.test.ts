@@ -63,10 +63,21 @@ describe("parseConfig()", () => {
         timeout: 60_000,
         auth: { tokenFile: join(dir, "secrets/git-token") },
       },
+      sources: {
+        default: {
+          url: "https://git.example.com/infra.git",
+          ref: "main",
+          interval: 30_000,
+          timeout: 60_000,
+          auth: { tokenFile: join(dir, "secrets/git-token") },
+        },
+      },
+      generate: [],
       apps: [
         {
           name: "base",
           path: "clusters/prod/base",
+          source: "default",
           dependsOn: [],
           prune: false,
           interval: 30_000,
@@ -78,6 +89,7 @@ describe("parseConfig()", () => {
         {
           name: "web",
           path: "apps/web",
+          source: "default",
           namespace: "web",
           dependsOn: ["base"],
           prune: true,
@@ -207,7 +219,7 @@ describe("parseConfig()", () => {
   test("rejects unknown fields, naming the field and what is allowed", () => {
     const message = errorOf(replace("    suspend: true", "    suspnd: true"));
     expect(message).toContain(
-      "berth.yaml: apps[1].suspnd: unknown field (allowed here: name, path, namespace",
+      "berth.yaml: apps[1].suspnd: unknown field (allowed here: name, path, source, namespace",
     );
     expect(message).toContain("(line 16)");
     expect(errorOf(`${VALID}extra: 1\n`)).toContain("berth.yaml: extra: unknown field");
@@ -256,7 +268,7 @@ describe("loadConfig()", () => {
   test("reads the file and resolves paths against its directory", () => {
     const file = join(dir, "berth.yaml");
     writeFileSync(file, VALID);
-    expect(loadConfig(file).source.auth).toEqual({ tokenFile: join(dir, "secrets/git-token") });
+    expect(loadConfig(file).source?.auth).toEqual({ tokenFile: join(dir, "secrets/git-token") });
   });
 
   test("a missing file is a ConfigError naming it", () => {

@@ -276,6 +276,45 @@ describe("SyncLoop", () => {
     await running;
   });
 
+  test("a source that hangs holds back no app of another source; apps depend across sources", async () => {
+    const h = await harness();
+    let release = () => {};
+    const hanging = new Promise<string>((r) => {
+      release = () => r("b".repeat(40));
+    });
+    const slow = { resolve: () => hanging, snapshot: async (s: string) => snapshotAt(s) };
+    const deps: EngineDeps = {
+      ...h.deps,
+      sources: new Map([
+        ["default", h.deps.source],
+        ["slow", slow],
+      ]),
+    };
+    const web: AppSpec = { ...app("web", ["base"]), source: "slow" };
+    const loop = new SyncLoop(deps, [app("base"), web, app("other")], { interval: 100 });
+    const running = loop.start();
+    const status = (n: string) => loop.status().find((s) => s.name === n);
+    await until(
+      "base and other synced",
+      () => status("base")?.status === "Synced" && status("other")?.status === "Synced",
+    );
+    expect(status("web")?.status).toBe("Pending");
+    // A new commit of the default source reaches its apps while the other source still hangs.
+    h.setSha("c".repeat(40));
+    await until(
+      "base at the new commit",
+      () => status("base")?.lastResult?.revision === `main@sha1:${"c".repeat(40)}`,
+    );
+    expect(status("web")?.status).toBe("Pending");
+    release();
+    await until("web synced after base", () => status("web")?.status === "Synced");
+    expect(h.ledger.list({ app: "web" })[0]?.source).toBe("slow");
+    expect(h.ledger.list({ app: "base" })[0]?.source).toBe("default");
+    expect(loop.sourceView("slow")?.seenRevision).toBe(`main@sha1:${"b".repeat(40)}`);
+    await loop.stop();
+    await running;
+  });
+
   test("stop() ends a sleeping loop promptly", async () => {
     const h = await harness();
     const loop = new SyncLoop(h.deps, [app("base")], { interval: 3_600_000 });

@@ -99,8 +99,8 @@ describe("config", () => {
       `${base('{url: "git@git.example:infra.git", ssh: {keyFile: k, knownHostsFile: kh}, verify: {allowedSignersFile: s}}', ", helm: {chart: c, set: {x: 1}}, vars: {A: b}, varsFrom: [{file: v.env}, {kind: Secret, name: s}]")}render: {kustomize: bin/kustomize, timeout: 10s, ageKeyFile: age.key}\n`,
       "/etc/berth/berth.yaml",
     );
-    expect(c.source.ssh).toEqual({ keyFile: "/etc/berth/k", knownHostsFile: "/etc/berth/kh" });
-    expect(c.source.verify).toEqual({ allowedSignersFile: "/etc/berth/s" });
+    expect(c.source?.ssh).toEqual({ keyFile: "/etc/berth/k", knownHostsFile: "/etc/berth/kh" });
+    expect(c.source?.verify).toEqual({ allowedSignersFile: "/etc/berth/s" });
     expect(c.render).toEqual({
       tools: { kustomize: "/etc/berth/bin/kustomize" },
       timeout: 10_000,

@@ -9,14 +9,14 @@ import { loadConfig } from "../../config/config.ts";
 import { silentLogger } from "../../engine/log.ts";
 import type { KubeObject } from "../../object/object.ts";
 import type { PlannedChange } from "../../plan/plan.ts";
-import { appNames, type Ctx, EXIT, type Io, selectApps } from "../common.ts";
+import { appNames, type Ctx, EXIT, type Io, precheckApps } from "../common.ts";
 import { paint } from "../format.ts";
 import { unifiedDiff } from "../unified-diff.ts";
 import { type GlobalFlags, wire } from "../wire.ts";
 import { planApps } from "./plan.ts";
 
 export async function diffCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
-  selectApps(loadConfig(flags.config).apps, appNames(ctx));
+  precheckApps(loadConfig(flags.config), appNames(ctx));
   const w = await wire(flags, silentLogger);
   try {
     const { plans, failed } = await planApps(w, appNames(ctx), io, true);

@@ -2,11 +2,23 @@
 import { type AppConfig, loadConfig } from "../../config/config.ts";
 import { dependenciesOf } from "../../config/dependency-order.ts";
 import { silentLogger } from "../../engine/log.ts";
+import { clusterOf } from "../../engine/ports.ts";
 import type { VerdictRecord } from "../../object/object.ts";
 import { objectId } from "../../object/object.ts";
+import type { Snapshot } from "../../object/snapshot.ts";
 import { fromDependencies } from "../../plan/dependencies.ts";
 import { type Plan, plan } from "../../plan/plan.ts";
-import { appNames, type Ctx, EXIT, type Io, printData, selectApps } from "../common.ts";
+import {
+  appNames,
+  appsWithGenerated,
+  type Ctx,
+  EXIT,
+  fetchSnapshots,
+  type Io,
+  precheckApps,
+  printData,
+  selectApps,
+} from "../common.ts";
 import { bookkeeping, formatPlan, formatSkipped, formatVerdicts } from "../format.ts";
 import { type GlobalFlags, type Wired, wire } from "../wire.ts";
 
@@ -19,7 +31,7 @@ export type ShownPlan = Plan & {
 
 export async function planCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
   // Unknown app names are an input error before anything connects.
-  selectApps(loadConfig(flags.config).apps, appNames(ctx));
+  precheckApps(loadConfig(flags.config), appNames(ctx));
   const w = await wire(flags, silentLogger);
   try {
     const { plans, failed } = await planApps(w, appNames(ctx), io, false);
@@ -52,19 +64,22 @@ export async function planApps(
   io: Io,
   keepMerged: boolean,
 ): Promise<{ plans: ShownPlan[]; failed: boolean }> {
-  const selected = selectApps(w.config.apps, names);
-  const snapshot = await w.source.snapshot(await w.source.resolve());
+  const snapshots = await fetchSnapshots(w, true);
+  const allApps = await appsWithGenerated(w.config, snapshots);
+  const selected = selectApps(allApps, names);
+  const snapshotOf = (app: AppConfig) => snapshots.get(app.source) as Snapshot;
   await w.kube.discover();
   let failed = false;
   const plans: ShownPlan[] = [];
   // Each app renders once; dependencies render too, even when not selected, for what they create.
   const renders = new Map<string, ReturnType<typeof w.deps.render>>();
   const renderOf = (app: AppConfig) => {
-    const cached = renders.get(app.name) ?? w.deps.render(snapshot, app);
+    const cached = renders.get(app.name) ?? w.deps.render(snapshotOf(app), app);
     renders.set(app.name, cached);
     return cached;
   };
   for (const app of selected) {
+    const snapshot = snapshotOf(app);
     const rendered = await renderOf(app);
     if (rendered.errors.length > 0) {
       failed = true;
@@ -73,7 +88,7 @@ export async function planApps(
     }
     const owners = w.ledger.inventoryOwners(app.name);
     // Nothing is applied between plans: what an earlier app in dependsOn order creates is validated after it.
-    const dependencies = dependenciesOf(app, w.config.apps);
+    const dependencies = dependenciesOf(app, allApps);
     const after = fromDependencies(
       await Promise.all(
         dependencies.map(async (d) => ({
@@ -93,7 +108,8 @@ export async function planApps(
         after,
         keepMerged,
       },
-      w.clientFor(app.name),
+      // A generated app's identity comes from its own spec (the wiring's clusterFor knows both kinds).
+      clusterOf(w.deps, app),
     );
     if (p.errors.length > 0) failed = true;
     // Sync rules judge the plan as a sync would: their verdicts show, and a blocked plan fails.

@@ -2,6 +2,7 @@
 import type { Served } from "../../api/serve.ts";
 import { startApi } from "../../api/start.ts";
 import type { RetentionConfig } from "../../config/config.ts";
+import { expandGenerators } from "../../config/generate.ts";
 import { LeaderElector, leaderIdentity } from "../../engine/leader.ts";
 import type { Logger } from "../../engine/log.ts";
 import { SyncLoop } from "../../engine/loop.ts";
@@ -9,7 +10,7 @@ import { KubeLeases } from "../../kube/lease.ts";
 import type { Ledger } from "../../ledger/ledger.ts";
 import { LedgerFollower, LedgerReplica } from "../../ledger/replica.ts";
 import { messageOf } from "../../object/errors.ts";
-import { type Ctx, EXIT, type Io, progress } from "../common.ts";
+import { type Ctx, EXIT, type Io, primarySource, progress } from "../common.ts";
 import { type GlobalFlags, replicaStore, wire, wireDrift, wireNotify } from "../wire.ts";
 
 export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
@@ -79,8 +80,13 @@ export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<
       .filter((a) => a.drift && (a.drift.action !== "heal" || a.drift.rules.length > 0))
       .map((a) => a.name),
   );
+  const sourceIntervals = Object.fromEntries(
+    Object.entries(w.config.sources).map(([name, s]) => [name, s.interval]),
+  );
   const loop = new SyncLoop(w.deps, w.config.apps, {
-    interval: w.config.source.interval,
+    interval: Math.min(...Object.values(sourceIntervals)),
+    sourceIntervals,
+    ...(w.config.generate.length > 0 ? { expand: (of) => expandGenerators(w.config, of) } : {}),
     concurrency: w.config.concurrency,
     appIntervals,
     commitOnly,
@@ -91,7 +97,8 @@ export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<
     server = await startApi({
       api: w.config.api,
       apps: w.config.apps,
-      sourceRef: w.config.source.ref,
+      sourceRef: primarySource(w.config).ref,
+      sources: w.config.sources,
       loop,
       ledger: w.ledger,
       metrics: w.metrics,
@@ -113,9 +120,11 @@ export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
   log.log("info", "berth is running", {
-    source: w.source.url,
-    ref: w.config.source.ref,
+    sources: Object.fromEntries(
+      [...w.sources].map(([name, s]) => [name, `${s.url}@${w.config.sources[name]?.ref}`]),
+    ),
     apps: w.config.apps.map((a) => a.name),
+    ...(w.config.generate.length > 0 ? { generators: w.config.generate.length } : {}),
     ledger: w.config.ledger.path,
     api: `http://${w.config.api.listen.replace(/:\d+$/, "")}:${server.port}`,
   });

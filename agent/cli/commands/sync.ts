@@ -2,19 +2,31 @@
 import { loadConfig } from "../../config/config.ts";
 import { syncPass } from "../../engine/loop.ts";
 import type { ReconcileResult } from "../../engine/reconcile.ts";
-import { appNames, type Ctx, EXIT, type Io, printData, progress, selectApps } from "../common.ts";
+import {
+  appNames,
+  appsWithGenerated,
+  type Ctx,
+  EXIT,
+  fetchSnapshots,
+  type Io,
+  precheckApps,
+  printData,
+  progress,
+  selectApps,
+} from "../common.ts";
 import { formatResult } from "../format.ts";
 import { type GlobalFlags, wire, wireLiveView } from "../wire.ts";
 
 export async function syncCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
   // Unknown app names are an input error before anything connects.
-  selectApps(loadConfig(flags.config).apps, appNames(ctx));
+  precheckApps(loadConfig(flags.config), appNames(ctx));
   const w = await wire(flags, ctx.log, progress(io, ctx));
   const live = wireLiveView(w);
   try {
     w.ledger.markInterrupted();
-    const apps = selectApps(w.config.apps, appNames(ctx));
-    const snapshot = await w.source.snapshot(await w.source.resolve()).catch(() => undefined);
+    // Each source fetched once (an unreachable one: its apps fetch again and record why not).
+    const snapshots = await fetchSnapshots(w);
+    const apps = selectApps(await appsWithGenerated(w.config, snapshots), appNames(ctx));
     // SIGTERM/Ctrl-C: health waits end (recorded as Interrupted), nothing more starts, the watches close.
     const stopping = new AbortController();
     const stop = () => stopping.abort();
@@ -26,7 +38,7 @@ export async function syncCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise
         concurrency: w.config.concurrency,
         trigger: "cli",
         signal: stopping.signal,
-        ...(snapshot ? { snapshot } : {}),
+        snapshots,
         onSkip: (app, why) => io.err(`  skipped ${app}: ${why}\n`),
       });
     } finally {

@@ -1,0 +1,200 @@
+/**
+ * `sources:` and `generate:` in berth.yaml: named sources beside the top-level one, apps naming their source,
+ * generator globs and templates, and what a directory listing expands to. Bad inputs are ConfigErrors naming
+ * the file, the field and what was expected; `berth validate` exits 2 on them and lists generated apps.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cli } from "../../agent/cli/cli.ts";
+import { parseConfig } from "../../agent/config/config.ts";
+import { expandGenerators, globRegExp } from "../../agent/config/generate.ts";
+import { ConfigError } from "../../agent/config/problems.ts";
+import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
+
+const HEAD = "apiVersion: berth.dev/v1alpha1\nkind: Agent\n";
+const FILE = "/etc/berth/berth.yaml";
+
+function errorOf(yaml: string): string {
+  try {
+    parseConfig(yaml, FILE);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+/** A checkout with these directories (each holding one file). */
+function tree(dirs: string[]): string {
+  const root = mkdtempSync(join(tmpdir(), "berth-gen-"));
+  for (const d of dirs) {
+    mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(join(root, d, "cm.yaml"), "");
+  }
+  return root;
+}
+
+describe("sources", () => {
+  test("named sources beside the top-level one; apps pick theirs, default is `default`", () => {
+    const c = parseConfig(
+      `${HEAD}source: {url: https://git.example/a.git}\nsources:\n  infra: {url: https://git.example/infra.git, ref: prod, interval: 5m, webhook: {secretFile: hook}}\napps:\n  - {name: a, path: a}\n  - {name: b, path: b, source: infra, dependsOn: [a]}\n`,
+      FILE,
+    );
+    expect(Object.keys(c.sources)).toEqual(["default", "infra"]);
+    expect(c.sources.infra).toEqual({
+      url: "https://git.example/infra.git",
+      ref: "prod",
+      interval: 300_000,
+      timeout: 60_000,
+      webhook: { secretFile: "/etc/berth/hook" },
+    });
+    expect(c.apps.map((a) => [a.name, a.source, a.interval])).toEqual([
+      ["a", "default", 60_000],
+      ["b", "infra", 300_000],
+    ]);
+  });
+
+  test("an unknown source, a missing default, a clash with `default` and per-source checks name the field", () => {
+    const two = `${HEAD}sources:\n  infra: {url: https://git.example/infra.git}\n`;
+    expect(errorOf(`${two}apps:\n  - {name: a, path: a, source: infar}\n`)).toContain(
+      `${FILE}: apps[0].source: app "a": no source is named "infar" (expected one of infra)`,
+    );
+    expect(errorOf(`${two}apps:\n  - {name: a, path: a}\n`)).toContain(
+      `${FILE}: apps[0]: app "a" names no source and there is no top-level \`source\` to default to`,
+    );
+    expect(
+      errorOf(
+        `${HEAD}source: {url: https://git.example/a.git}\nsources:\n  default: {url: https://git.example/b.git}\napps: []\n`,
+      ),
+    ).toContain("sources.default: the top-level `source` is the source named default");
+    expect(errorOf(`${HEAD}apps: []\n`)).toContain("expected `source` (one Git repository) or `sources`");
+    expect(errorOf(`${HEAD}sources:\n  infra: {url: "ftp://x/y"}\napps: []\n`)).toContain(
+      'sources.infra.url: expected an http or https URL, got scheme "ftp"',
+    );
+    expect(errorOf(`${HEAD}sources:\n  infra: {url: https://x/y, auth: {token: abc}}\napps: []\n`)).toContain(
+      "sources.infra.auth.token: plaintext secrets are not allowed",
+    );
+    expect(errorOf(`${HEAD}sources:\n  Infra: {url: https://x/y}\napps: []\n`)).toContain("sources");
+  });
+});
+
+describe("generate", () => {
+  const GEN = (gen: string, apps = "[]") =>
+    `${HEAD}sources:\n  infra: {url: https://git.example/infra.git}\napps: ${apps}\ngenerate:\n  - ${gen}\n`;
+
+  test("bad globs, an unknown source, unknown placeholders and template fields name generator and field", () => {
+    expect(
+      errorOf(GEN(`{source: infra, dirs: "apps/[ab", template: {name: "{{dir}}", path: "{{path}}"}}`)),
+    ).toContain('generate[0].dirs: unclosed "[" in "apps/[ab"');
+    expect(
+      errorOf(GEN(`{source: infra, dirs: "../x/*", template: {name: "{{dir}}", path: "{{path}}"}}`)),
+    ).toContain("generate[0].dirs: expected path segments without");
+    expect(
+      errorOf(
+        GEN(`{source: infra, dirs: "a/*", exclude: ["/abs"], template: {name: "{{dir}}", path: "{{path}}"}}`),
+      ),
+    ).toContain("generate[0].exclude[0]: expected a glob relative to the repository root");
+    expect(
+      errorOf(GEN(`{source: nope, dirs: "a/*", template: {name: "{{dir}}", path: "{{path}}"}}`)),
+    ).toContain('generate[0].source: no source is named "nope"');
+    expect(
+      errorOf(GEN(`{source: infra, dirs: "a/*", template: {name: "{{name}}", path: "{{path}}"}}`)),
+    ).toContain("generate[0].template.name: unknown placeholder {{name}}");
+    expect(
+      errorOf(GEN(`{source: infra, dirs: "a/*", template: {name: "fixed", path: "{{path}}"}}`)),
+    ).toContain("generate[0].template.name: expected a name using {{dir}}");
+    expect(
+      errorOf(
+        GEN(`{source: infra, dirs: "a/*", template: {name: "{{dir}}", path: "{{path}}", timout: 30s}}`),
+      ),
+    ).toContain("generate[0].template.timout: unknown field");
+    expect(errorOf(GEN(`{source: infra, dirs: "a/*", template: {path: "{{path}}"}}`))).toContain(
+      "generate[0].template.name: required field is missing",
+    );
+  });
+
+  test("globs match directory paths: * within a segment, ** across, [set], exclude", () => {
+    expect(globRegExp("apps/*").test("apps/web")).toBe(true);
+    expect(globRegExp("apps/*").test("apps/web/x")).toBe(false);
+    expect(globRegExp("apps/**").test("apps/web/x")).toBe(true);
+    expect(globRegExp("**/base").test("a/b/base")).toBe(true);
+    expect(globRegExp("**/base").test("base")).toBe(true);
+    expect(globRegExp("env-[ab]").test("env-a")).toBe(true);
+    expect(globRegExp("env-[!ab]").test("env-a")).toBe(false);
+    expect(globRegExp("a.b/*").test("aXb/c")).toBe(false);
+  });
+
+  test("expands a listing into apps; a directory's invalid name or a collision names generator and directory", async () => {
+    const root = tree(["apps/web", "apps/api", "apps/skip", "apps/web/nested", "other/x"]);
+    const c = parseConfig(
+      GEN(
+        `{source: infra, dirs: "apps/*", exclude: ["apps/sk*"], template: {name: "{{dir}}", path: "{{path}}", namespace: "{{dir}}", dependsOn: [core]}}`,
+        "[{name: core, path: core, source: infra}]",
+      ),
+      FILE,
+    );
+    const snap = new FsSnapshot(root);
+    const apps = await expandGenerators(c, (s) => (s === "infra" ? snap : undefined));
+    expect(apps.map((a) => [a.name, a.path, a.namespace, a.source, a.dependsOn, a.generated])).toEqual([
+      ["api", "apps/api", "api", "infra", ["core"], { index: 0, dir: "apps/api" }],
+      ["web", "apps/web", "web", "infra", ["core"], { index: 0, dir: "apps/web" }],
+    ]);
+
+    const bad = tree(["apps/Web_1"]);
+    const err = await expandGenerators(c, () => new FsSnapshot(bad)).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain(
+      `${FILE}: generate[0].template.name: directory apps/Web_1: expected`,
+    );
+
+    const clash = parseConfig(
+      GEN(
+        `{source: infra, dirs: "apps/*", template: {name: "{{dir}}", path: "{{path}}"}}`,
+        "[{name: web, path: web, source: infra}]",
+      ),
+      FILE,
+    );
+    const collided = await expandGenerators(clash, () => snap).catch((e: Error) => e);
+    expect((collided as Error).message).toContain(
+      `${FILE}: generate[0].template.name: "web" from generate[0] directory apps/web is also the name of apps[0]`,
+    );
+  });
+
+  test("berth validate --dir lists the generated apps; a collision is exit 2 naming both", async () => {
+    const root = tree(["apps/web", "apps/api"]);
+    const dir = mkdtempSync(join(tmpdir(), "berth-gen-cfg-"));
+    const config = join(dir, "berth.yaml");
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (s: string) => out.push(s), err: (s: string) => err.push(s), tty: false };
+    writeFileSync(
+      config,
+      GEN(`{source: infra, dirs: "apps/*", template: {name: "{{dir}}", path: "{{path}}"}}`),
+    );
+    expect(await cli(["validate", "--config", config, "--dir", root], io)).toBe(0);
+    expect(out.join("")).toContain(
+      "generate[0] (source infra, dirs apps/*): 2 apps: api (apps/api), web (apps/web)",
+    );
+    writeFileSync(
+      config,
+      GEN(
+        `{source: infra, dirs: "apps/*", template: {name: "{{dir}}", path: "{{path}}"}}`,
+        "[{name: api, path: x, source: infra}]",
+      ),
+    );
+    err.length = 0;
+    expect(await cli(["validate", "--config", config, "--dir", root], io)).toBe(2);
+    expect(err.join("")).toContain(
+      'generate[0].template.name: "api" from generate[0] directory apps/api is also the name of apps[0]',
+    );
+    writeFileSync(
+      config,
+      `${HEAD}sources:\n  infra: {url: https://x/y}\napps:\n  - {name: a, path: a, source: nope}\n`,
+    );
+    err.length = 0;
+    expect(await cli(["validate", "--config", config], io)).toBe(2);
+    expect(err.join("")).toContain('apps[0].source: app "a": no source is named "nope"');
+  });
+});

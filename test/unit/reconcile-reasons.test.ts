@@ -1,0 +1,230 @@
+/**
+ * Every outcome reason of reconcile(), without a cluster: the real plan, apply, prune, wait and ledger stages
+ * behind the engine's ports, with the one fake cluster of the unit tests (test/support/fake-cluster.ts). Each
+ * case asserts the reason, that its message names the subject, what the fake cluster holds afterwards, and what
+ * the ledger recorded.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { silentLogger } from "../../agent/engine/log.ts";
+import type { AppSpec, EngineDeps } from "../../agent/engine/ports.ts";
+import { reconcile } from "../../agent/engine/reconcile.ts";
+import { KubeApiError } from "../../agent/kube/client.ts";
+import { Ledger } from "../../agent/ledger/ledger.ts";
+import { BerthError } from "../../agent/object/errors.ts";
+import type { HealthStatus, KubeObject } from "../../agent/object/object.ts";
+import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { FakeCluster, key } from "../support/fake-cluster.ts";
+
+const APP: AppSpec = {
+  name: "shop",
+  path: "shop",
+  namespace: "shop",
+  prune: true,
+  allowEmpty: false,
+  force: false,
+  timeout: 300,
+  dependsOn: [],
+  suspend: false,
+};
+
+const snapshot: Snapshot = {
+  revision: `main@sha1:${"b".repeat(40)}`,
+  commit: { sha: "b".repeat(40), author: "T <t@example.test>", message: "m", time: "2026-11-01T00:00:00Z" },
+  readDir: async () => [],
+  readBlob: async () => new Uint8Array(),
+  stat: async () => undefined,
+};
+
+const cm = (name: string, v = name): KubeObject => ({
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  metadata: { name, namespace: "shop" },
+  data: { v },
+});
+
+const ledgers: Ledger[] = [];
+afterEach(() => {
+  for (const l of ledgers.splice(0)) l.close();
+});
+
+async function setup(objects: KubeObject[]) {
+  const ledger = await Ledger.open(join(mkdtempSync(join(tmpdir(), "berth-reasons-")), "ledger.db"));
+  ledgers.push(ledger);
+  const cluster = new FakeCluster();
+  const state = {
+    desired: objects,
+    renderErrors: [] as Array<{ path: string; message: string }>,
+    health: (_o: KubeObject): { status: HealthStatus; message: string } => ({
+      status: "Current",
+      message: "ok",
+    }),
+    fetchError: undefined as Error | undefined,
+  };
+  const deps: EngineDeps = {
+    source: {
+      resolve: async () => {
+        if (state.fetchError) throw state.fetchError;
+        return "b".repeat(40);
+      },
+      snapshot: async () => snapshot,
+    },
+    render: async () => ({
+      objects: state.desired.map((object, i) => ({ object, source: `shop/all.yaml#${i}` })),
+      skipped: [],
+      errors: state.renderErrors,
+      digest: "d",
+    }),
+    cluster,
+    ledger,
+    health: { assess: (o) => state.health(o) },
+    log: silentLogger,
+  };
+  return { ledger, cluster, deps, state };
+}
+
+const sync = (deps: EngineDeps, extra: Partial<Parameters<typeof reconcile>[1]> = {}) =>
+  reconcile(deps, { app: APP, trigger: "test", ...extra });
+
+describe("reconcile() reasons", () => {
+  test("Succeeded: every object applied and recorded", async () => {
+    const h = await setup([cm("a"), cm("b")]);
+    const r = await sync(h.deps);
+    expect(r.reason).toBe("Succeeded");
+    expect([...h.cluster.live.keys()].sort()).toEqual(["ConfigMap/shop/a", "ConfigMap/shop/b"]);
+    expect(h.ledger.get(r.entry)?.outcome).toBe("Succeeded");
+  });
+
+  test("FetchFailed: the source's error, nothing written, the entry recorded", async () => {
+    const h = await setup([cm("a")]);
+    h.state.fetchError = new BerthError(
+      "cannot reach https://git.example.test/infra.git: connection refused",
+      {
+        subject: "source",
+      },
+    );
+    const r = await sync(h.deps);
+    expect(r.reason).toBe("FetchFailed");
+    expect(r.message).toContain("git.example.test");
+    expect(h.cluster.received).toEqual([]);
+    expect(h.ledger.get(r.entry)).toMatchObject({ outcome: "Failed", reason: "FetchFailed" });
+  });
+
+  test("BuildFailed: a render error names the file; nothing written", async () => {
+    const h = await setup([cm("a")]);
+    h.state.renderErrors = [
+      { path: "shop/bad.yaml", message: "line 3: unknown field Kind (did you mean kind?)" },
+    ];
+    const r = await sync(h.deps);
+    expect(r.reason).toBe("BuildFailed");
+    expect(r.message).toContain("shop/bad.yaml");
+    expect(h.cluster.received).toEqual([]);
+  });
+
+  test("PlanRejected: a deny verdict of the sync rules stops before any write", async () => {
+    const h = await setup([cm("a")]);
+    h.deps.policy = {
+      judge: ({ plan }) => ({
+        plan,
+        blocked: { message: "rule no-friday denied ConfigMap/shop/a" },
+        verdicts: [],
+      }),
+    };
+    const r = await sync(h.deps);
+    expect(r.reason).toBe("PlanRejected");
+    expect(r.message).toContain("ConfigMap/shop/a");
+    expect(h.cluster.received).toEqual([]);
+  });
+
+  test("PlanRejected: the prune guard holds an unbound claim's deletion without a policy to approve it", async () => {
+    const claim: KubeObject = {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "data", namespace: "shop" },
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+    };
+    const h = await setup([cm("a"), claim]);
+    expect((await sync(h.deps)).reason).toBe("Succeeded");
+    h.state.desired = [cm("a")];
+    const r = await sync(h.deps);
+    expect(r.reason).toBe("PlanRejected");
+    expect(r.message).toContain("PersistentVolumeClaim/shop/data");
+    expect(h.cluster.live.has("PersistentVolumeClaim/shop/data")).toBe(true);
+  });
+
+  test("ApplyFailed: a rejected write names the object and its error; it is not in the cluster", async () => {
+    const h = await setup([cm("a"), cm("b")]);
+    h.cluster.fault = (o) =>
+      o.name === "a"
+        ? new KubeApiError('configmaps "a" is forbidden: quota exceeded', 403, "Forbidden", undefined)
+        : undefined;
+    const r = await sync(h.deps);
+    expect(r.reason).toBe("ApplyFailed");
+    expect(r.message).toContain("ConfigMap/shop/a");
+    expect(r.message).toContain("forbidden");
+    expect(h.cluster.live.has("ConfigMap/shop/a")).toBe(false);
+  });
+
+  test("PruneFailed: a refused deletion names the object; it stays owned for the next sync", async () => {
+    const h = await setup([cm("a"), cm("gone")]);
+    expect((await sync(h.deps)).reason).toBe("Succeeded");
+    h.state.desired = [cm("a")];
+    h.cluster.fault = (o) =>
+      o.name === "gone"
+        ? new KubeApiError('configmaps "gone" is forbidden', 403, "Forbidden", undefined)
+        : undefined;
+    const r = await sync(h.deps);
+    expect(r.reason).toBe("PruneFailed");
+    expect(r.message).toContain("ConfigMap/shop/gone");
+    expect(h.cluster.live.has("ConfigMap/shop/gone")).toBe(true);
+    expect(h.ledger.inventory(APP.name).map((i) => key(i.ref))).toContain("ConfigMap/shop/gone");
+    // The API server relents: the next sync prunes it.
+    h.cluster.fault = undefined;
+    expect((await sync(h.deps)).reason).toBe("Succeeded");
+    expect(h.cluster.live.has("ConfigMap/shop/gone")).toBe(false);
+  });
+
+  test("HealthCheckFailed: an object that never becomes healthy within the timeout is named", async () => {
+    const h = await setup([cm("a"), cm("slow")]);
+    h.state.health = (o) =>
+      o.metadata.name === "slow"
+        ? { status: "InProgress", message: "0 of 1 replicas ready" }
+        : { status: "Current", message: "ok" };
+    const r = await sync(h.deps);
+    expect(r.reason).toBe("HealthCheckFailed");
+    expect(r.message).toContain("ConfigMap/shop/slow");
+    expect(h.cluster.live.has("ConfigMap/shop/slow")).toBe(true); // applied, then judged
+  });
+
+  test("HealthCheckFailed at once: a Failed object does not wait out the timeout", async () => {
+    const h = await setup([cm("a")]);
+    h.state.health = () => ({ status: "Failed", message: "CrashLoopBackOff" });
+    const r = await sync(h.deps);
+    expect(r.reason).toBe("HealthCheckFailed");
+    expect(r.message).toContain("CrashLoopBackOff");
+  });
+
+  test("Interrupted: a stop during the apply records what landed and nothing after", async () => {
+    const h = await setup(Array.from({ length: 40 }, (_, i) => cm(`cm-${i}`)));
+    const stop = new AbortController();
+    h.cluster.onAck = (n) => {
+      if (n === 5) stop.abort();
+    };
+    const r = await sync(h.deps, { signal: stop.signal });
+    expect(r.reason).toBe("Interrupted");
+    const entry = h.ledger.get(r.entry);
+    const applied = entry?.objects.filter((o) => o.status === "applied").length ?? 0;
+    expect(applied).toBe(h.cluster.acked.length);
+    expect(h.cluster.live.size).toBeLessThan(40);
+  });
+
+  test("Interrupted after a crash: a Running entry left by a killed process is closed at the next start", async () => {
+    const h = await setup([cm("a")]);
+    const id = h.ledger.begin({ app: APP.name, revision: snapshot.revision, trigger: "test" });
+    expect(h.ledger.get(id)?.outcome).toBe("Running");
+    expect(h.ledger.markInterrupted()).toBe(1);
+    expect(h.ledger.get(id)).toMatchObject({ outcome: "Failed", reason: "Interrupted" });
+  });
+});
