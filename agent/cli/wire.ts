@@ -29,6 +29,7 @@ import { RuleHealthJudge } from "../policy/health-rules.ts";
 import { RulePolicy } from "../policy/policy.ts";
 import { RuleSet } from "../policy/rule-set.ts";
 import { sharedParsePool } from "../render/parse-pool.ts";
+import { RenderCache, renderKey } from "../render/render-cache.ts";
 import { valuesOfConfigObject } from "../render/substitute.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../render/tools-render.ts";
 import { GitSource } from "../source/git-source.ts";
@@ -370,11 +371,18 @@ export function renderPortFor(
       },
     };
   };
-  return (snapshot, spec, signal) => {
+  // An unchanged app (same commit, settings and variable files) is not rendered again (render-cache.ts).
+  const cache = new RenderCache<Awaited<ReturnType<RenderPort>>>(Math.max(64, config.apps.length));
+  return async (snapshot, spec, signal) => {
     const { name } = spec;
     // A generated app is not in config.apps: the spec the engine passes is its full AppConfig.
     const app: AppRenderSpec = config.apps.find((a) => a.name === name) ?? (spec as AppRenderSpec);
-    return renderApp(snapshot, app, envFor(name), signal);
+    const key = renderKey(snapshot, app);
+    const hit = key === undefined ? undefined : cache.get(name, key);
+    if (hit) return hit;
+    const result = await renderApp(snapshot, app, envFor(name), signal);
+    if (key !== undefined && result.errors.length === 0) cache.set(name, key, result);
+    return result;
   };
 }
 

@@ -1,14 +1,17 @@
 /**
- * The only importer of @kubernetes/client-node (kubeconfig resolution, TLS and
- * auth) and of its HTTP client. Requests go out as raw JSON so objects keep
- * their exact shape for diffs and digests, and every request is counted by verb.
+ * The only importer of @kubernetes/client-node (exec and auth-provider credentials, proxies: loaded only for a
+ * kubeconfig that needs them, kubeconfig.ts resolves the rest) and of the HTTP client. Requests go out as raw
+ * JSON so objects keep their exact shape for diffs and digests, and every request is counted by verb.
  */
 import { existsSync } from "node:fs";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import fetch, { type RequestInit } from "node-fetch";
 import { BerthError } from "../object/errors.ts";
 import { apiVersionOf, FIELD_MANAGER, type KubeObject, type ObjectRef, subject } from "../object/object.ts";
+import { authorizationOf, type KubeAccess, KubeconfigError, loadKubeAccess, tlsOf } from "./kubeconfig.ts";
 
 /** Where to find the cluster, resolved as kubectl does. */
 export interface KubeTarget {
@@ -49,60 +52,75 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 export type RequestCounts = Record<string, number>;
 
 /** Loads a kubeconfig: explicit path, then KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
-export function loadKubeConfig(target: KubeTarget = {}): KubeConfig {
-  const kc = new KubeConfig();
+export function loadKubeConfig(target: KubeTarget = {}): KubeAccess {
   const home = process.env.HOME ?? process.env.USERPROFILE;
   const defaultFile = home ? join(home, ".kube", "config") : undefined;
-  // What loadFromDefault would read, to name it in errors (it silently falls back to http://localhost:8080).
+  // What the loader would read, to name it in errors (without any it falls back to http://localhost:8080).
   const file =
     target.kubeconfig ??
     (process.env.KUBECONFIG || undefined) ??
     (defaultFile && existsSync(defaultFile) ? defaultFile : undefined);
-  const inCluster = !file && Boolean(process.env.KUBERNETES_SERVICE_HOST);
-  if (!file && !inCluster)
+  if (!file && !process.env.KUBERNETES_SERVICE_HOST)
     throw new BerthError(
       `no kubeconfig found: KUBECONFIG is not set, ${defaultFile ?? "~/.kube/config"} does not exist and this is not a pod (KUBERNETES_SERVICE_HOST is not set); pass --kubeconfig FILE or set KUBECONFIG`,
       { subject: "kubeconfig" },
     );
-  const where = file ?? "in-cluster config";
+  let access: KubeAccess;
   try {
-    if (target.kubeconfig) kc.loadFromFile(target.kubeconfig);
-    else kc.loadFromDefault();
+    access = loadKubeAccess(target);
   } catch (err) {
-    throw new BerthError(
-      `cannot load kubeconfig: ${(err as Error).message}; pass --kubeconfig FILE or set KUBECONFIG`,
-      {
-        subject: where,
-        cause: err,
-      },
-    );
+    const where = err instanceof KubeconfigError ? err.origin : (file ?? "in-cluster config");
+    const message =
+      err instanceof KubeconfigError
+        ? `${err.message}${err.message === "no current cluster" ? "; set current-context in the file or pass --context NAME" : ""}`
+        : `cannot load kubeconfig: ${(err as Error).message}; pass --kubeconfig FILE or set KUBECONFIG`;
+    throw new BerthError(message, { subject: where, cause: err });
   }
-  if (target.context) {
-    if (!kc.getContextObject(target.context)) {
-      throw new BerthError(
-        `context "${target.context}" not found (contexts: ${
-          kc
-            .getContexts()
-            .map((c) => c.name)
-            .join(", ") || "none"
-        }); check --context`,
-        { subject: where },
-      );
-    }
-    kc.setCurrentContext(target.context);
+  if (/^http:\/\//i.test(access.server) && !access.skipTLSVerify)
+    throw new BerthError(
+      `server ${access.server}${target.context ? ` (context "${target.context}")` : ""}: plain HTTP is refused; use its https:// address, or set insecure-skip-tls-verify: true on the cluster`,
+      { subject: access.origin },
+    );
+  return access;
+}
+
+/** Options of one request: TLS (an agent, as client-node made one per request) and the auth headers. */
+async function requestOptions(
+  access: KubeAccess,
+  delegate: () => Promise<KubeConfig>,
+  method: string,
+  headers: Record<string, string>,
+): Promise<RequestInit> {
+  if (access.delegated)
+    return (await (await delegate()).applyToFetchOptions({ method, headers })) as RequestInit;
+  const all: Record<string, string> = { ...headers };
+  const authorization = authorizationOf(access);
+  if (authorization) all.Authorization = authorization;
+  if (access.impersonateUser) all["Impersonate-User"] = access.impersonateUser;
+  let agent: HttpAgent | HttpsAgent;
+  if (access.server.startsWith("http:")) {
+    if (!access.skipTLSVerify)
+      throw new Error("HTTP protocol is not allowed when skipTLSVerify is not set or false");
+    agent = new HttpAgent();
+  } else {
+    agent = new HttpsAgent({
+      ...tlsOf(access),
+      ...(access.skipTLSVerify ? { rejectUnauthorized: false } : {}),
+      ...(access.tlsServerName ? { servername: access.tlsServerName } : {}),
+    });
   }
-  const cluster = kc.getCurrentCluster();
-  const context = kc.getCurrentContext();
-  if (!cluster)
-    throw new BerthError(
-      `context "${context}" names no cluster; set current-context in the file or pass --context NAME`,
-      { subject: where },
-    );
-  if (/^http:\/\//i.test(cluster.server) && !cluster.skipTLSVerify)
-    throw new BerthError(
-      `cluster "${cluster.name}" (context "${context}") has server ${cluster.server}: plain HTTP is refused; use its https:// address, or set insecure-skip-tls-verify: true on the cluster`,
-      { subject: where },
-    );
+  return { method, headers: all, agent } as RequestInit;
+}
+
+/** client-node's KubeConfig for the same file and context, for credentials only it can get (exec, auth-provider). */
+async function delegatedConfig(access: KubeAccess): Promise<KubeConfig> {
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const kc = new KubeConfig();
+  const how = access.delegated;
+  if (how?.inCluster) kc.loadFromCluster();
+  else if (how && how.files.length === 1) kc.loadFromFile(how.files[0] as string);
+  else kc.loadFromDefault();
+  if (how?.context) kc.setCurrentContext(how.context);
   return kc;
 }
 
@@ -131,16 +149,18 @@ export class KubeClient {
   mayWrite: (() => boolean) | undefined;
   /** How long one request may take, ms (for a watch: until its headers); then it fails naming the server. */
   requestTimeoutMs = REQUEST_TIMEOUT_MS;
+  /** client-node's KubeConfig, loaded on first use by a kubeconfig only it can serve (kubeconfig.ts). */
+  private delegatedKc: Promise<KubeConfig> | undefined;
   /** Until when (ms since epoch) pooled connections are not reused: one went silent, the others may too. */
   private freshUntil = 0;
 
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly access: KubeAccess,
     /** Every request is sent as this user (`Impersonate-User`), so the API server's RBAC judges it. */
     readonly impersonate?: string,
     root?: KubeClient,
   ) {
-    this.server = (kc.getCurrentCluster()?.server ?? "").replace(/\/+$/, "");
+    this.server = access.server.replace(/\/+$/, "");
     this.root = root ?? this;
     this.counts = root?.counts ?? {};
     this.codes = root?.codes ?? {};
@@ -154,10 +174,16 @@ export class KubeClient {
     const root = this.root;
     let client = root.clients.get(user);
     if (!client) {
-      client = new KubeClient(root.kc, user, root);
+      client = new KubeClient(root.access, user, root);
       root.clients.set(user, client);
     }
     return client;
+  }
+
+  /** client-node's KubeConfig for this kubeconfig, loaded once (the root client's). */
+  private delegated(): Promise<KubeConfig> {
+    this.delegatedKc ??= delegatedConfig(this.access);
+    return this.delegatedKc;
   }
 
   /** A client for a kubeconfig resolved as kubectl does. */
@@ -412,10 +438,12 @@ export class KubeClient {
     this.counts[verb] = (this.counts[verb] ?? 0) + 1;
     // Discovery stays the agent's own: it says which kinds exist, not what anyone may do with them.
     const as = this.impersonate && verb !== "discovery" ? { "Impersonate-User": this.impersonate } : {};
-    const init = (await this.kc.applyToFetchOptions({
-      method,
-      headers: { Accept: "application/json", "User-Agent": this.root.userAgent, ...headers, ...as },
-    })) as RequestInit;
+    const init = await requestOptions(this.access, () => this.root.delegated(), method, {
+      Accept: "application/json",
+      "User-Agent": this.root.userAgent,
+      ...headers,
+      ...as,
+    });
     // A server (or a path to it) that accepts the connection and then says nothing must not hang a sync.
     const limit = new AbortController();
     const timeoutMs = this.requestTimeoutMs;

@@ -2,12 +2,12 @@
  * Parses one rule file (YAML, schemas/rules.schema.json) and compiles every expression in it, so a bad
  * rule is a load error naming the file, the line, the rule and the position inside the expression.
  */
-import { Ajv } from "ajv";
+import type { ErrorObject } from "ajv";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
-import schema from "../../schemas/rules.schema.json" with { type: "json" };
 import { CelEnvironment, type CelError, type CelProgram } from "../cel/cel.ts";
 import { BerthError } from "../object/errors.ts";
 import { compileLogic, type LogicProgram } from "./json-logic.ts";
+import generated from "./rules-schema.generated.ts";
 
 /** Where a rule was written: `file:line`. */
 export interface RuleSource {
@@ -58,8 +58,8 @@ export const syncEnvironment = new CelEnvironment({
   variables: { change: "map", plan: "map", commit: "map", app: "map", now: "google.protobuf.Timestamp" },
 });
 
-const ajv = new Ajv({ allErrors: false, strict: false });
-const validate = ajv.compile(schema);
+/** schemas/rules.schema.json compiled ahead of time (scripts/gen-validators.ts), so no Ajv compile at start. */
+const validate = generated as ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
 /** Parses and compiles a rule file's text; throws a BerthError naming file:line and the rule. */
 export function parseRuleFile(text: string, file: string, builtin = false): RuleFile {

@@ -54,7 +54,15 @@ interface Slot {
   job: Job | undefined;
   /** Whether it said it started: one that dies before that could not start. */
   answered: boolean;
+  /** Set while the worker waits for work: it is stopped when this fires. */
+  idle?: ReturnType<typeof setTimeout> | undefined;
 }
+
+/**
+ * How long an idle worker is kept, ms. Each is a JavaScript VM of its own (megabytes resident); with the render
+ * cache an agent at rest parses nothing, so its workers go, and the next commit starts them again.
+ */
+export const WORKER_IDLE_MS = 30_000;
 
 /** A small pool of parse workers, started on first use, unreferenced while idle (they never keep a CLI alive). */
 export class ParsePool {
@@ -66,10 +74,14 @@ export class ParsePool {
   fallback: string | undefined;
 
   private readonly size: number;
+  private readonly idleMs: number;
   private readonly onFallback: ((why: string) => void) | undefined;
 
-  constructor(options: { size?: number; onFallback?: (why: string) => void; workerUrl?: URL } = {}) {
+  constructor(
+    options: { size?: number; idleMs?: number; onFallback?: (why: string) => void; workerUrl?: URL } = {},
+  ) {
     this.size = options.size ?? 2;
+    this.idleMs = options.idleMs ?? WORKER_IDLE_MS;
     this.onFallback = options.onFallback;
     this.url = options.workerUrl ?? workerUrl();
     if (!this.url) this.fallBack("the parse worker's module was not found");
@@ -100,6 +112,7 @@ export class ParsePool {
   async close(): Promise<void> {
     for (const job of this.queue.splice(0)) this.settle(job, new Error("the parse pool was closed"));
     for (const slot of this.slots.splice(0)) {
+      clearTimeout(slot.idle);
       if (slot.job) this.settle(slot.job, new Error("the parse pool was closed"));
       await slot.worker.terminate();
     }
@@ -111,6 +124,8 @@ export class ParsePool {
       if (!slot && this.slots.length < this.size) slot = this.start();
       if (!slot) return;
       const job = this.queue.shift() as Job;
+      clearTimeout(slot.idle);
+      slot.idle = undefined;
       slot.job = job;
       slot.worker.ref();
       // A copy, not a transfer: the snapshot may cache the blob's buffer.
@@ -136,6 +151,7 @@ export class ParsePool {
       slot.job = undefined;
       worker.unref();
       this.pump();
+      if (!slot.job) this.idleFrom(slot);
       const { result, detached } = msg;
       if (!result) return this.settle(job, new Error(msg.error ?? "the parse worker failed"));
       // Large maps and lists arrive in pieces, put back a piece per turn: no long stall on this thread.
@@ -150,6 +166,18 @@ export class ParsePool {
     worker.on("error", (err) => this.lost(slot, err));
     worker.on("exit", () => this.lost(slot, undefined));
     return slot;
+  }
+
+  /** Stops the slot's worker once it has waited `idleMs` for work. */
+  private idleFrom(slot: Slot): void {
+    clearTimeout(slot.idle);
+    slot.idle = setTimeout(() => {
+      const i = this.slots.indexOf(slot);
+      if (i < 0 || slot.job) return;
+      this.slots.splice(i, 1); // before terminate: its exit is not a loss
+      void slot.worker.terminate();
+    }, this.idleMs);
+    (slot.idle as { unref?: () => void }).unref?.();
   }
 
   /** A worker died: if it never answered, files are parsed in this thread from now on; else its file fails. */

@@ -7,7 +7,6 @@
 import { createHash } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { armor, Decrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
 import { parse } from "yaml";
 import { BerthError, messageOf } from "../object/errors.ts";
 import { findTool, privateTempDir, runTool, type ToolSettings } from "./tools.ts";
@@ -146,6 +145,8 @@ async function ageDataKey(
 ): Promise<Uint8Array | undefined> {
   const stanzas = Array.isArray(meta.age) ? meta.age : [];
   if (stanzas.length === 0 || identities.length === 0) return undefined;
+  // Loaded on the first SOPS file: an agent without any keeps ~10 MB less resident (scripts/bench/README.md).
+  const { armor, Decrypter } = await import("age-encryption");
   const decrypter = new Decrypter();
   for (const identity of identities) {
     try {
@@ -310,6 +311,7 @@ function bytesForMac(value: unknown): Uint8Array {
 
 /** A new age X25519 identity and its recipient (for `berth` key set-up and tests). */
 export async function newAgeIdentity(): Promise<{ identity: string; recipient: string }> {
+  const { generateX25519Identity, identityToRecipient } = await import("age-encryption");
   const identity = await generateX25519Identity();
   return { identity, recipient: await identityToRecipient(identity) };
 }

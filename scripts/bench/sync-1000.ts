@@ -111,12 +111,14 @@ try {
     results.peak?.push(first.peakMb);
     const since = new Date();
     const noop = await runBinary(args);
+    if (noop.code !== 0) throw new Error(`no-op sync exited ${noop.code}:\n${noop.out.slice(-2000)}`);
     results.noop?.push(noop.seconds);
     results.peak?.push(noop.peakMb);
     await new Promise((r) => setTimeout(r, 500));
     results.noopWrites?.push(writes(since));
     git.commit(repo, { "app/config/cm-0.yaml": tree(ns, "2")["app/config/cm-0.yaml"] as string });
     const change = await runBinary(args);
+    if (change.code !== 0) throw new Error(`change sync exited ${change.code}:\n${change.out.slice(-2000)}`);
     if (!change.out.includes("1 configured"))
       throw new Error(`change sync did not configure one object:\n${change.out}`);
     results.change?.push(change.seconds);

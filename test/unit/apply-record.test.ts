@@ -7,7 +7,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { applyStaged } from "../../agent/apply/apply.ts";
+import { APPLY_CONCURRENCY, applyStaged } from "../../agent/apply/apply.ts";
 import { pruneStaged } from "../../agent/apply/prune.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
 import type { AppSpec, EngineDeps } from "../../agent/engine/ports.ts";
@@ -107,7 +107,7 @@ describe("the ledger records what the API server acknowledged", () => {
     expect(byStatus(entry.objects, "applied").sort()).toEqual([...h.cluster.acked].sort());
     const failed = entry.objects.filter((o) => o.status === "failed");
     expect(failed.length).toBeGreaterThan(0);
-    expect(failed.length).toBeLessThanOrEqual(8); // only writes already in flight; then nothing more is sent
+    expect(failed.length).toBeLessThanOrEqual(APPLY_CONCURRENCY); // only writes already in flight; then nothing more is sent
     for (const f of failed) expect(f.message).toContain("cannot reach the API server");
     expect(byStatus(entry.objects, "not-attempted")).toHaveLength(600 - 40 - failed.length);
     expect(entry.objects.every((o) => o.status !== undefined)).toBe(true);
@@ -181,7 +181,7 @@ describe("the ledger records what the API server acknowledged", () => {
     expect(result.reason).toBe("Interrupted");
     const acked = h.cluster.acked.length;
     expect(acked).toBeGreaterThanOrEqual(40);
-    expect(acked).toBeLessThan(40 + 8);
+    expect(acked).toBeLessThan(40 + APPLY_CONCURRENCY);
     const entry = h.ledger.get(result.entry);
     if (!entry) throw new Error("no entry");
     expect(byStatus(entry.objects, "applied").sort()).toEqual([...h.cluster.acked].sort());

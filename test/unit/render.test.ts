@@ -389,6 +389,23 @@ describe("huge files", () => {
     }
   }, 120_000);
 
+  test("an idle worker is stopped after idleMs; the next parse starts one again", async () => {
+    const pool = new ParsePool({ size: 1, idleMs: 100 });
+    const workers = () => (pool as unknown as { slots: unknown[] }).slots.length;
+    try {
+      const first = await pool.parse("a.yaml", new TextEncoder().encode(cm("a")), FILE_LIMITS);
+      expect(first.objects.map((o) => o.source)).toEqual(["a.yaml#0"]);
+      expect(workers()).toBe(1);
+      await new Promise((r) => setTimeout(r, 400));
+      expect(workers()).toBe(0);
+      const second = await pool.parse("b.yaml", new TextEncoder().encode(cm("b")), FILE_LIMITS);
+      expect(second.objects.map((o) => o.source)).toEqual(["b.yaml#0"]);
+      expect(pool.fallback).toBeUndefined();
+    } finally {
+      await pool.close();
+    }
+  }, 60_000);
+
   test("an aborted parse stops its worker at once; the next parse gets a new one", async () => {
     const pool = new ParsePool({ size: 1 });
     try {

@@ -3,7 +3,6 @@
  * config's tenant keys, and the client sending `Impersonate-User` (but not for discovery).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { KubeConfig } from "@kubernetes/client-node";
 import { appClients } from "../../agent/cli/wire.ts";
 import { parseConfig } from "../../agent/config/config.ts";
 import { KubeClient } from "../../agent/kube/client.ts";
@@ -212,14 +211,7 @@ describe("the client impersonates", () => {
         return Response.json({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "c" } });
       },
     });
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "c", server: `http://127.0.0.1:${server.port}`, skipTLSVerify: true }],
-      users: [{ name: "u" }],
-      contexts: [{ name: "x", cluster: "c", user: "u" }],
-      currentContext: "x",
-    });
-    kube = new KubeClient(kc);
+    kube = new KubeClient({ server: `http://127.0.0.1:${server.port}`, origin: "test", skipTLSVerify: true });
   });
   afterAll(() => server.stop(true));
 
