@@ -15,6 +15,9 @@ interface Schema {
   $ref?: string;
   oneOf?: Schema[];
   anyOf?: Schema[];
+  /** A source's if/then/else: OCI (`then`) or Git (`else`). */
+  then?: Schema;
+  else?: Schema;
   definitions?: Record<string, Schema>;
 }
 
@@ -37,7 +40,12 @@ export function keyExists(path: string): boolean {
     const next: Schema[] = [];
     for (const n of nodes) {
       const d = deref(n);
-      const alts = [d, ...(d.oneOf ?? []), ...(d.anyOf ?? [])].map(deref);
+      const alts = [
+        d,
+        ...(d.oneOf ?? []),
+        ...(d.anyOf ?? []),
+        ...[d.then, d.else].filter((b) => b !== undefined),
+      ].map(deref);
       for (const a of alts) {
         const holder = a.items ? deref(a.items) : a;
         for (const h of [holder, ...(holder.oneOf ?? []), ...(holder.anyOf ?? [])].map(deref)) {
