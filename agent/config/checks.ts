@@ -1,7 +1,7 @@
 /** Checks of berth.yaml that a JSON Schema cannot express: secrets, URLs, paths, app names and dependencies. */
+import { findCycle } from "../object/dependency-order.ts";
 import { messageOf } from "../object/errors.ts";
 import { parseRange } from "../object/semver-range.ts";
-import { findCycle } from "./dependency-order.ts";
 import { type ConfigProblem, fieldPath as fieldPathOf, problemAt } from "./problems.ts";
 
 type Raw = Record<string, unknown>;
