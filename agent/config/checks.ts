@@ -43,7 +43,24 @@ export function semanticProblems(data: Raw): ConfigProblem[] {
     ...appProblems(data),
     ...tenantProblems(data),
     ...generateProblems(data),
+    ...previewProblems(data),
   ];
+}
+
+/** `previews:` follows some refs, and previews apps the config has. */
+function previewProblems(data: Raw): ConfigProblem[] {
+  const previews = data.previews as { refs?: string[]; branches?: string[]; apps: string[] } | undefined;
+  if (previews === undefined) return [];
+  const problems: ConfigProblem[] = [];
+  if (previews.refs === undefined && previews.branches === undefined)
+    problems.push(
+      problemAt(["previews", "refs"], "set refs (e.g. refs/pull/*/head) or branches (e.g. preview/*)"),
+    );
+  const names = new Set((data.apps as Array<{ name: string }>).map((a) => a.name));
+  previews.apps.forEach((name, i) => {
+    if (!names.has(name)) problems.push(problemAt(["previews", "apps", i], `no app is named "${name}"`));
+  });
+  return problems;
 }
 
 /** The names of every source: `default` for the top-level `source`, and the keys of `sources`. */
