@@ -6,7 +6,7 @@ import type { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
 import type { Metrics } from "../engine/metrics.ts";
 import { BerthError } from "../object/errors.ts";
-import { createApi, type LoopControl } from "./app.ts";
+import { createApi, type LoopControl, type PreviewView } from "./app.ts";
 import type { AppSpecView, LedgerView } from "./app-view.ts";
 import { isLoopback, type TokenEntry, tokenEntry } from "./auth.ts";
 import { type Served, serve } from "./serve.ts";
@@ -24,6 +24,7 @@ export interface ApiStart {
   kubeCodes: () => Readonly<Record<string, number>>;
   events: EventBus;
   log: Logger;
+  previews?: PreviewView;
 }
 
 /**
@@ -86,6 +87,7 @@ export async function startApi(s: ApiStart): Promise<Served> {
     anonymousRead,
     ...(webhookSecret && hook ? { webhook: { secret: webhookSecret, maxAge: hook.maxAge } } : {}),
     log: s.log,
+    ...(s.previews ? { previews: s.previews } : {}),
   });
   try {
     return await serve(app.fetch, s.api.listen);
