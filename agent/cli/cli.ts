@@ -64,6 +64,7 @@ import {
   wireDrift,
   wireLiveView,
   wireNotify,
+  wirePreviews,
 } from "./wire.ts";
 
 /** Exit codes: documented in the README. */
@@ -84,7 +85,8 @@ usage: berth <command> [flags]
 commands:
   run                       sync every app continuously (Ctrl-C or SIGTERM stops after the current step)
   sync [--app NAME]         one sync pass; exit code 1 if any app failed
-  plan [--app NAME]         show what a sync would change, without writing
+  plan [--app NAME] [--ref REF]
+                            show what a sync would change, without writing (--ref: of REF's head, e.g. refs/pull/7/head)
   status                    last ledger entry per app
   status --server URL       ask a running agent (token: --token-file FILE or $BERTH_TOKEN)
   ledger list [--app NAME] [--limit N] [--before ID]
@@ -138,6 +140,7 @@ const OPTIONS = {
   "token-file": { type: "string" },
   object: { type: "string" },
   revision: { type: "string" },
+  ref: { type: "string" },
   expires: { type: "string" },
   "override-window": { type: "boolean", default: false },
   by: { type: "string" },
@@ -318,6 +321,12 @@ async function planCommand(flags: GlobalFlags, values: Values, io: Io): Promise<
   const w = await wire(flags, silentLogger);
   try {
     const snapshots = await fetchSnapshots(w, true);
+    // --ref: another ref of the default source's repository (a pull request's head), planned as if merged.
+    if (values.ref) {
+      const name = snapshots.has(DEFAULT_SOURCE) ? DEFAULT_SOURCE : [...snapshots.keys()][0];
+      const other = w.repository(name).withRef(values.ref);
+      if (name !== undefined) snapshots.set(name, await other.snapshot(await other.resolve()));
+    }
     const allApps = await appsWithGenerated(w.config, snapshots);
     const snapshotOf = (app: AppConfig) => snapshots.get(app.source) as Snapshot;
     await w.kube.discover();
@@ -453,6 +462,8 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     w.kube.userAgent = `berth (${identity})`;
     w.kube.mayWrite = () => leader.isLeader() && tookOver;
   }
+  // Previews of unmerged heads run in a lane of their own: reads and dry-runs only, never delaying a sync.
+  const previews = wirePreviews(w, log, ha ? { active: () => leader?.isLeader() === true } : {});
   // Apps whose drift policy is not a plain `heal` leave drift to the watcher's policy between commits.
   const commitOnly = new Set(
     w.config.apps
@@ -484,6 +495,7 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
       kubeCodes: () => w.kube.codes,
       events: w.events,
       log,
+      ...(previews ? { previews } : {}),
     });
   } catch (err) {
     w.close();
@@ -507,8 +519,10 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     api: `http://${w.config.api.listen.replace(/:\d+$/, "")}:${server.port}`,
   });
   const gc = scheduleGc(w.ledger, w.config.ledger.retention, log);
+  previews?.start();
   await loop.start();
   gc.stop();
+  await previews?.stop();
   await leader?.stop();
   await server.close();
   await drift.close();

@@ -1,5 +1,5 @@
 /** Builds the engine's dependencies from a loaded config: the one place concrete adapters meet. */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
   type AgentConfig,
@@ -15,7 +15,15 @@ import { DriftPolicy } from "../drift/policy.ts";
 import { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
 import { Metrics } from "../engine/metrics.ts";
-import type { EngineDeps, EngineEvent, RenderPort, SourcePort } from "../engine/ports.ts";
+import type {
+  EngineDeps,
+  EngineEvent,
+  PreviewReporter,
+  RefPreview,
+  RenderPort,
+  SourcePort,
+} from "../engine/ports.ts";
+import { PreviewLane, type PreviewStore } from "../engine/previews.ts";
 import { defaultHealthChecker } from "../health/assess.ts";
 import { KubeClient, type KubeTarget, serviceAccountUser } from "../kube/client.ts";
 import { LiveView } from "../kube/view.ts";
@@ -32,6 +40,7 @@ import { RenderCache, renderKey } from "../render/render-cache.ts";
 import { valuesOfConfigObject } from "../render/substitute.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../render/tools-render.ts";
 import { GitSource } from "../source/git-source.ts";
+import { matchRefs, pullRequestOf } from "../source/refs.ts";
 import { isSshUrl, SshSource } from "../source/ssh-source.ts";
 import { VerifiedSource } from "../source/verify.ts";
 
@@ -55,6 +64,8 @@ export interface Wired {
   source: SourcePort & { readonly url: string };
   /** Every source by name. */
   sources: ReadonlyMap<string, SourcePort & { readonly url: string }>;
+  /** A source's repository itself, unverified (default: the `default` source): previews and `plan --ref` read other refs of it. */
+  repository(name?: string): GitSource | SshSource;
   /** Every engine event, for the HTTP event stream. */
   events: EventBus;
   metrics: Metrics;
@@ -118,6 +129,11 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
     clientFor,
     source,
     sources,
+    repository: (name) => {
+      const s = config.sources[name ?? DEFAULT_SOURCE] ?? Object.values(config.sources)[0];
+      if (!s) throw new BerthError("no source configured", { subject: config.configPath });
+      return repositoryFor(s, cacheDir, metrics);
+    },
     events,
     metrics,
     close: () => ledger.close(),
@@ -130,18 +146,22 @@ export function gitSourceFor(
   cacheDir: string,
   metrics?: Metrics,
 ): SourcePort & { readonly url: string } {
-  const git =
-    s.ssh && isSshUrl(s.url)
-      ? new SshSource({ url: s.url, ref: s.ref, cacheDir, ssh: s.ssh, timeoutMs: s.timeout })
-      : new GitSource({
-          url: s.url,
-          ref: s.ref,
-          cacheDir,
-          credentials: () => resolveGitCredentials(s.auth),
-          timeoutMs: s.timeout,
-          ...(metrics ? { onRequest: (_kind: string, ok: boolean) => metrics.gitRequest(ok) } : {}),
-        });
+  const git = repositoryFor(s, cacheDir, metrics);
   return s.verify ? new VerifiedSource(git, s.verify.allowedSignersFile) : git;
+}
+
+/** The repository of one source without signature verification (previews never apply what they read). */
+export function repositoryFor(s: SourceConfig, cacheDir: string, metrics?: Metrics): GitSource | SshSource {
+  return s.ssh && isSshUrl(s.url)
+    ? new SshSource({ url: s.url, ref: s.ref, cacheDir, ssh: s.ssh, timeoutMs: s.timeout })
+    : new GitSource({
+        url: s.url,
+        ref: s.ref,
+        cacheDir,
+        credentials: () => resolveGitCredentials(s.auth),
+        timeoutMs: s.timeout,
+        ...(metrics ? { onRequest: (_kind: string, ok: boolean) => metrics.gitRequest(ok) } : {}),
+      });
 }
 
 /**
@@ -377,6 +397,68 @@ function ageIdentities(config: AgentConfig): string[] {
     });
   }
   return keys;
+}
+
+/**
+ * The previews lane (`previews:`), or undefined when none are configured. It gets reads only: the ledger's
+ * inventories, the render port and each app's client behind agent/engine/preview.ts's dry-run-only wrapper.
+ */
+export function wirePreviews(
+  w: Wired,
+  log: Logger,
+  options: { reporters?: PreviewReporter[]; active?: () => boolean } = {},
+): PreviewLane | undefined {
+  const settings = w.config.previews;
+  if (!settings) return undefined;
+  const wanted = new Set(settings.apps);
+  // Previews follow the refs of the previewed apps' source (the first app's).
+  const first = w.config.apps.find((a) => wanted.has(a.name));
+  const repository = w.repository(first?.source);
+  const patterns = { refs: settings.refs, branches: settings.branches };
+  return new PreviewLane({
+    source: {
+      refs: () => repository.refs(),
+      snapshot: (ref, sha) => repository.withRef(ref).snapshot(sha),
+    },
+    match: (refs) => matchRefs(refs, patterns, settings.maxRefs),
+    pullRequestOf,
+    deps: {
+      render: w.deps.render,
+      clusterFor: (app) => w.clientFor(app.name),
+      inventory: (app) => w.ledger.inventory(app),
+      inventoryOwners: (app) => w.ledger.inventoryOwners(app),
+      ...(w.deps.policy ? { policy: w.deps.policy } : {}),
+    },
+    apps: w.config.apps.filter((a) => wanted.has(a.name)),
+    interval: settings.interval,
+    concurrency: settings.concurrency,
+    reporters: options.reporters ?? [],
+    store: jsonPreviewStore(join(dirname(w.config.ledger.path), "previews.json"), log),
+    ...(options.active ? { active: options.active } : {}),
+    log: log.child({ lane: "previews" }),
+  });
+}
+
+/** What the previews lane saw, in a JSON file beside the ledger (written whole, atomically). */
+function jsonPreviewStore(path: string, log: Logger): PreviewStore {
+  return {
+    load: () => {
+      if (!existsSync(path)) return [];
+      try {
+        const data = JSON.parse(readFileSync(path, "utf8")) as { previews?: RefPreview[] };
+        return Array.isArray(data.previews) ? data.previews : [];
+      } catch (err) {
+        // Only a cache: previewing the heads again is the cost of losing it.
+        log.log("warn", "previews: ignoring an unreadable previews file", { path, error: messageOf(err) });
+        return [];
+      }
+    },
+    save: (previews) => {
+      const temporary = `${path}.tmp`;
+      writeFileSync(temporary, JSON.stringify({ previews }));
+      renameSync(temporary, path);
+    },
+  };
 }
 
 /** The notifier of `berth run` and the drift listener that feeds it; close() stops delivery. */
