@@ -1,0 +1,288 @@
+/**
+ * Previews without a cluster: which refs are followed (newest first, at most maxRefs), the config's checks,
+ * the dry-run-only cluster wrapper, and the lane's bookkeeping (a head once, fetch failures retried, a
+ * failing reporter retried without planning again, a standby idle). The real thing: test/cluster/previews.test.ts.
+ */
+import { describe, expect, test } from "bun:test";
+import { createApi } from "../../agent/api/app.ts";
+import { parseConfig } from "../../agent/config/config.ts";
+import { EventBus } from "../../agent/engine/events.ts";
+import { silentLogger } from "../../agent/engine/log.ts";
+import { SyncLoop } from "../../agent/engine/loop.ts";
+import { Metrics } from "../../agent/engine/metrics.ts";
+import type { AppSpec, PreviewCluster, RefPreview } from "../../agent/engine/ports.ts";
+import { dryRunOnly } from "../../agent/engine/preview.ts";
+import { PreviewLane } from "../../agent/engine/previews.ts";
+import type { KubeObject } from "../../agent/object/object.ts";
+import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { matchRefs, pullRequestOf } from "../../agent/source/refs.ts";
+
+const sha = (n: number) => String(n).padStart(40, "0");
+
+describe("matchRefs()", () => {
+  const refs = [
+    { ref: "refs/heads/main", sha: sha(1) },
+    { ref: "refs/pull/9/head", sha: sha(2) },
+    { ref: "refs/pull/10/head", sha: sha(3) },
+    { ref: "refs/pull/10/merge", sha: sha(4) },
+    { ref: "refs/pull/2/head", sha: sha(5) },
+    { ref: "refs/heads/preview/b", sha: sha(6) },
+    { ref: "refs/heads/preview/a/deep", sha: sha(7) },
+    { ref: "refs/heads/previewx", sha: sha(8) },
+  ];
+  test("pull-request heads, highest number first, at most maxRefs", () => {
+    expect(matchRefs(refs, { refs: ["refs/pull/*/head"] }, 2).map((r) => r.ref)).toEqual([
+      "refs/pull/10/head",
+      "refs/pull/9/head",
+    ]);
+  });
+  test("branch patterns match under refs/heads/, `*` across slashes; other names by name", () => {
+    expect(matchRefs(refs, { branches: ["preview/*"] }, 20).map((r) => r.ref)).toEqual([
+      "refs/heads/preview/a/deep",
+      "refs/heads/preview/b",
+    ]);
+    expect(matchRefs(refs, { branches: ["refs/heads/main"], refs: ["refs/pull/2/*"] }, 20)).toEqual([
+      { ref: "refs/pull/2/head", sha: sha(5) },
+      { ref: "refs/heads/main", sha: sha(1) },
+    ]);
+  });
+  test("pullRequestOf reads GitHub/Gitea and GitLab names", () => {
+    expect(pullRequestOf("refs/pull/7/head")).toBe(7);
+    expect(pullRequestOf("refs/merge-requests/12/head")).toBe(12);
+    expect(pullRequestOf("refs/heads/preview/7")).toBeUndefined();
+  });
+});
+
+const BASE = `apiVersion: berth.dev/v1alpha1
+kind: Agent
+source: {url: "https://git.example/infra.git"}
+apps:
+  - {name: web, path: web}
+`;
+
+function configError(text: string): string {
+  try {
+    parseConfig(text, "/tmp/berth.yaml");
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error("expected a config error");
+}
+
+describe("previews: in berth.yaml", () => {
+  test("defaults: maxRefs 20, the source interval, one ref at a time, no comment", () => {
+    const c = parseConfig(`${BASE}previews: {refs: ["refs/pull/*/head"], apps: [web]}\n`, "/tmp/berth.yaml");
+    expect(c.previews).toEqual({
+      refs: ["refs/pull/*/head"],
+      branches: [],
+      apps: ["web"],
+      maxRefs: 20,
+      interval: 60_000,
+      concurrency: 1,
+      comment: false,
+    });
+  });
+  test("errors name the field", () => {
+    expect(configError(`${BASE}previews: {refs: ["refs/pull/*/head"], apps: [db]}\n`)).toContain(
+      'previews.apps[0]: no app is named "db"',
+    );
+    expect(configError(`${BASE}previews: {apps: [web]}\n`)).toContain("previews.refs: set refs");
+    expect(configError(`${BASE}previews: {refs: ["pull/*"], apps: [web]}\n`)).toContain("previews.refs[0]");
+    expect(configError(`${BASE}previews: {branches: ["a"], apps: [web], maxRefs: 0}\n`)).toContain(
+      "previews.maxRefs",
+    );
+    expect(configError(`${BASE}previews: {branches: ["a"], apps: [web], colour: red}\n`)).toContain("colour");
+  });
+});
+
+describe("dryRunOnly()", () => {
+  test("every apply goes out as a dry-run, whatever the caller asked", async () => {
+    const seen: Array<{ dryRun?: boolean; force?: boolean }> = [];
+    const inner: PreviewCluster = {
+      discover: async () => {},
+      resource: () => ({ namespaced: true }),
+      get: async () => undefined,
+      apply: async (obj, options) => {
+        seen.push(options);
+        return obj;
+      },
+    };
+    const ro = dryRunOnly(inner);
+    const obj = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" } } as KubeObject;
+    await ro.apply(obj, { dryRun: false, force: true });
+    await ro.apply(obj, {});
+    expect(seen).toEqual([{ dryRun: true, force: true }, { dryRun: true }]);
+    expect("delete" in ro).toBe(false);
+  });
+});
+
+/** A snapshot with one file; enough for a render port that does not read it. */
+function snapshotAt(ref: string, head: string): Snapshot {
+  return {
+    revision: `${ref}@sha1:${head}`,
+    commit: { sha: head, author: "a", message: `commit ${head.slice(-2)}`, time: "" },
+    stat: async () => undefined,
+  } as unknown as Snapshot;
+}
+
+function laneWith(options: {
+  heads: () => Array<{ ref: string; sha: string }>;
+  failFetch?: Set<string>;
+  reporters?: Array<{ name: string; report(p: RefPreview): Promise<void> }>;
+  active?: () => boolean;
+}) {
+  const renders: string[] = [];
+  const app: AppSpec = {
+    name: "web",
+    path: "web",
+    prune: true,
+    allowEmpty: false,
+    force: false,
+    timeout: 1000,
+    dependsOn: [],
+    suspend: false,
+  };
+  const lane = new PreviewLane({
+    source: {
+      refs: async () => options.heads(),
+      snapshot: async (ref, head) => {
+        if (options.failFetch?.has(head)) throw new Error(`git: cannot fetch ${head}`);
+        return snapshotAt(ref, head);
+      },
+    },
+    match: (refs) => matchRefs(refs, { refs: ["refs/pull/*/head"] }, 2),
+    pullRequestOf,
+    deps: {
+      // A render error: the preview ends before planning, which is all the lane's bookkeeping needs.
+      render: async (snapshot) => {
+        renders.push(snapshot.revision);
+        return { objects: [], skipped: [], errors: [{ path: "web/x.yaml", message: "bad" }], digest: "" };
+      },
+      clusterFor: () => {
+        throw new Error("not reached");
+      },
+      inventory: () => [],
+    },
+    apps: [app],
+    interval: 60_000,
+    reporters: options.reporters ?? [],
+    ...(options.active ? { active: options.active } : {}),
+    log: silentLogger,
+  });
+  return { lane, renders };
+}
+
+describe("PreviewLane", () => {
+  test("a head is previewed once; a new head, and only it, again; refs leaving the window are forgotten", async () => {
+    let heads = [
+      { ref: "refs/pull/1/head", sha: sha(1) },
+      { ref: "refs/pull/2/head", sha: sha(2) },
+    ];
+    const { lane, renders } = laneWith({ heads: () => heads });
+    await lane.poll();
+    await lane.poll();
+    expect(renders.length).toBe(2);
+    const one = lane.get("refs/pull/1/head");
+    expect(one?.pr).toBe(1);
+    expect(one?.apps[0]).toMatchObject({
+      outcome: "error",
+      summary: "error: web/x.yaml: bad",
+      errors: [{ subject: "web/x.yaml", message: "bad" }],
+    });
+    heads = [
+      { ref: "refs/pull/1/head", sha: sha(11) },
+      { ref: "refs/pull/2/head", sha: sha(2) },
+    ];
+    await lane.poll();
+    expect(renders).toEqual([
+      `refs/pull/2/head@sha1:${sha(2)}`,
+      `refs/pull/1/head@sha1:${sha(1)}`,
+      `refs/pull/1/head@sha1:${sha(11)}`,
+    ]);
+    // PR 3 opens: with maxRefs 2, PR 1 leaves the window and is forgotten.
+    heads = [...heads, { ref: "refs/pull/3/head", sha: sha(3) }];
+    await lane.poll();
+    expect(lane.list().map((p) => p.ref)).toEqual(["refs/pull/2/head", "refs/pull/3/head"]);
+  });
+
+  test("a head that cannot be fetched is shown with its error and tried again next poll", async () => {
+    const failFetch = new Set([sha(1)]);
+    const { lane, renders } = laneWith({
+      heads: () => [{ ref: "refs/pull/1/head", sha: sha(1) }],
+      failFetch,
+    });
+    await lane.poll();
+    expect(lane.get("refs/pull/1/head")?.error).toBe(`git: cannot fetch ${sha(1)}`);
+    failFetch.clear();
+    await lane.poll();
+    expect(lane.get("refs/pull/1/head")?.error).toBeUndefined();
+    expect(renders.length).toBe(1);
+  });
+
+  test("a failing reporter is retried next poll without planning again; one that took it is not asked twice", async () => {
+    const got: string[] = [];
+    let down = true;
+    const reporters = [
+      { name: "steady", report: async (p: RefPreview) => void got.push(`steady ${p.sha}`) },
+      {
+        name: "flaky",
+        report: async (p: RefPreview) => {
+          if (down) throw new Error("forge down");
+          got.push(`flaky ${p.sha}`);
+        },
+      },
+    ];
+    const { lane, renders } = laneWith({
+      heads: () => [{ ref: "refs/pull/1/head", sha: sha(1) }],
+      reporters,
+    });
+    await lane.poll();
+    expect(got).toEqual([`steady ${sha(1)}`]);
+    down = false;
+    await lane.poll();
+    await lane.poll();
+    expect(got).toEqual([`steady ${sha(1)}`, `flaky ${sha(1)}`]);
+    expect(renders.length).toBe(1);
+  });
+
+  test("an HA standby previews nothing", async () => {
+    const { lane, renders } = laneWith({
+      heads: () => [{ ref: "refs/pull/1/head", sha: sha(1) }],
+      active: () => false,
+    });
+    await lane.poll();
+    expect(renders).toEqual([]);
+    expect(lane.list()).toEqual([]);
+  });
+
+  test("listing the refs failing is said, not thrown", async () => {
+    const { lane } = laneWith({
+      heads: () => {
+        throw new Error("git: connection refused");
+      },
+    });
+    await lane.poll();
+    expect(lane.error).toBe("git: connection refused");
+  });
+});
+
+describe("GET /api/v1/previews without previews configured", () => {
+  test("says they are off; one ref is 404 naming the setting", async () => {
+    const fakeLedger = { list: () => [], get: () => undefined } as never;
+    const api = createApi({
+      loop: new SyncLoop({ ledger: {} } as never, [], { interval: 60_000 }),
+      ledger: fakeLedger,
+      apps: [],
+      sourceRef: "main",
+      metrics: new Metrics(),
+      kubeCodes: () => ({}),
+      events: new EventBus(),
+      tokens: [],
+      anonymousRead: true,
+    });
+    expect(await (await api.request("/api/v1/previews")).json()).toEqual({ enabled: false, previews: [] });
+    const r = await api.request("/api/v1/previews/refs/pull/1/head");
+    expect(r.status).toBe(404);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toContain("previews:");
+  });
+});
