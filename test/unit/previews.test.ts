@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { createApi } from "../../agent/api/app.ts";
+import { forgePreviewReporter, previewState } from "../../agent/cli/preview-reporter.ts";
 import { parseConfig } from "../../agent/config/config.ts";
 import { EventBus } from "../../agent/engine/events.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
@@ -13,6 +14,7 @@ import { Metrics } from "../../agent/engine/metrics.ts";
 import type { AppSpec, PreviewCluster, RefPreview } from "../../agent/engine/ports.ts";
 import { dryRunOnly } from "../../agent/engine/preview.ts";
 import { PreviewLane } from "../../agent/engine/previews.ts";
+import { createForgeClient } from "../../agent/forge/forge.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
 import { matchRefs, pullRequestOf } from "../../agent/source/refs.ts";
@@ -284,5 +286,119 @@ describe("GET /api/v1/previews without previews configured", () => {
     const r = await api.request("/api/v1/previews/refs/pull/1/head");
     expect(r.status).toBe(404);
     expect(((await r.json()) as { error: { message: string } }).error.message).toContain("previews:");
+  });
+});
+
+describe("forgePreviewReporter()", () => {
+  const held: RefPreview = {
+    ref: "refs/pull/5/head",
+    sha: "a".repeat(40),
+    revision: `refs/pull/5/head@sha1:${"a".repeat(40)}`,
+    pr: 5,
+    at: "2026-01-01T00:00:00Z",
+    apps: [
+      {
+        app: "db",
+        outcome: "held",
+        summary: "1 changed, 1 deleted; held by rule no-pvc-delete",
+        counts: { created: 0, changed: 1, deleted: 1, unchanged: 2, skipped: 0 },
+        objects: [
+          { subject: "PersistentVolumeClaim/db/data", action: "deleted" },
+          { subject: "ConfigMap/db/settings", action: "configured" },
+          { subject: "Namespace/db", action: "unchanged" },
+        ],
+        verdicts: [
+          {
+            rule: "no-pvc-delete",
+            verdict: "hold",
+            subject: "PersistentVolumeClaim/db/data",
+            message: "deleting a claim deletes its data",
+            at: "rules.yaml:4",
+          },
+        ],
+        guard: [],
+        errors: [],
+      },
+      {
+        app: "web",
+        outcome: "clean",
+        summary: "no changes",
+        counts: { created: 0, changed: 0, deleted: 0, unchanged: 1, skipped: 0 },
+        objects: [],
+        verdicts: [],
+        guard: [],
+        errors: [],
+      },
+    ],
+  };
+
+  test("a status per app on the head (failure when held) and one comment by marker, as Gitea's API takes them", async () => {
+    const requests: Array<{ method: string; url: string; body?: unknown }> = [];
+    const forge = createForgeClient({
+      provider: "gitea",
+      url: "http://gitea.test/org/infra",
+      token: "t0ken",
+      transport: async (req) => {
+        requests.push({
+          method: req.method,
+          url: req.url,
+          ...(req.body ? { body: JSON.parse(req.body) } : {}),
+        });
+        return req.method === "GET" ? [] : { id: 9 };
+      },
+    });
+    await forgePreviewReporter(forge, { comment: true, link: "https://berth.test/" }).report(held);
+    expect(requests.slice(0, 2)).toEqual([
+      {
+        method: "POST",
+        url: `http://gitea.test/api/v1/repos/org/infra/statuses/${"a".repeat(40)}`,
+        body: {
+          state: "failure",
+          context: "berth/preview/db",
+          description: "1 changed, 1 deleted; held by rule no-pvc-delete",
+          target_url: "https://berth.test/",
+        },
+      },
+      {
+        method: "POST",
+        url: `http://gitea.test/api/v1/repos/org/infra/statuses/${"a".repeat(40)}`,
+        body: {
+          state: "success",
+          context: "berth/preview/web",
+          description: "no changes",
+          target_url: "https://berth.test/",
+        },
+      },
+    ]);
+    expect(requests[2]).toMatchObject({ method: "GET", url: expect.stringContaining("/issues/5/comments") });
+    const body = (requests[3]?.body as { body: string } | undefined)?.body ?? "";
+    expect(requests[3]?.url).toBe("http://gitea.test/api/v1/repos/org/infra/issues/5/comments");
+    expect(body).toContain("<!-- berth:preview -->");
+    expect(body).toContain("| db | ✋ held | 1 changed, 1 deleted; held by rule no-pvc-delete |");
+    expect(body).toContain("- deleted `PersistentVolumeClaim/db/data`");
+    expect(body).toContain("**hold** `PersistentVolumeClaim/db/data` — deleting a claim deletes its data");
+    expect(body).not.toContain("Namespace/db");
+  });
+
+  test("without comment: statuses only; a branch preview finds its pull requests by head", async () => {
+    const calls: string[] = [];
+    const fake = {
+      provider: "github" as const,
+      repository: "o/r",
+      setStatus: async (s: { context: string; state: string }) => void calls.push(`${s.context} ${s.state}`),
+      comment: async (c: { pr: number }) => {
+        calls.push(`comment #${c.pr}`);
+        return { id: 1, created: true };
+      },
+      pullsForHead: async () => [{ number: 8, title: "", headSha: "", headRef: "", baseRef: "", url: "" }],
+    };
+    const branch = { ...held, ref: "refs/heads/preview/x", apps: held.apps.slice(0, 1) };
+    delete branch.pr;
+    await forgePreviewReporter(fake, { comment: false }).report(branch);
+    expect(calls).toEqual(["berth/preview/db failure"]);
+    await forgePreviewReporter(fake, { comment: true }).report(branch);
+    expect(calls.slice(1)).toEqual(["berth/preview/db failure", "comment #8"]);
+    expect(previewState("error")).toBe("failure");
+    expect(previewState("deferred")).toBe("success");
   });
 });
