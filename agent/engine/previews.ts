@@ -47,6 +47,8 @@ export class PreviewLane {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private polling: Promise<void> | undefined;
   private stopped = false;
+  /** The followed refs in the order the last poll matched them: newest first. */
+  private order: string[] = [];
   /** Why the last poll could not list the refs, if it could not. */
   error: string | undefined;
 
@@ -77,7 +79,9 @@ export class PreviewLane {
 
   /** Every followed ref's latest preview, newest ref first. */
   list(): RefPreview[] {
-    return [...this.previews.values()];
+    const rank = new Map(this.order.map((ref, i) => [ref, i]));
+    const last = this.order.length;
+    return [...this.previews.values()].sort((a, b) => (rank.get(a.ref) ?? last) - (rank.get(b.ref) ?? last));
   }
 
   /** One ref's latest preview (`refs/pull/7/head`, or a branch name for `refs/heads/…`). */
@@ -100,7 +104,8 @@ export class PreviewLane {
       return;
     }
     // Refs that left the window (deleted, or older than the newest maxRefs) are forgotten.
-    const followed = new Set(matched.map((m) => m.ref));
+    this.order = matched.map((m) => m.ref);
+    const followed = new Set(this.order);
     let forgot = false;
     for (const ref of [...this.previews.keys()])
       if (!followed.has(ref)) {

@@ -204,7 +204,7 @@ describe("PreviewLane", () => {
     // PR 3 opens: with maxRefs 2, PR 1 leaves the window and is forgotten.
     heads = [...heads, { ref: "refs/pull/3/head", sha: sha(3) }];
     await lane.poll();
-    expect(lane.list().map((p) => p.ref)).toEqual(["refs/pull/2/head", "refs/pull/3/head"]);
+    expect(lane.list().map((p) => p.ref)).toEqual(["refs/pull/3/head", "refs/pull/2/head"]);
   });
 
   test("a head that cannot be fetched is shown with its error and tried again next poll", async () => {
