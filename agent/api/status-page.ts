@@ -46,6 +46,7 @@ form.token input{flex:1;min-width:12rem;padding:.5rem;border-radius:8px;border:1
 button{padding:.5rem .9rem;border-radius:8px;border:0;background:var(--info);color:#fff;font-weight:600}
 .empty{color:var(--dim);text-align:center;padding:2rem}
 h2.previews{font-size:1rem;margin:.5rem 0 0;color:var(--dim);font-weight:600}
+.preview-app{margin-top:.6rem}
 .clean,.changes{color:var(--ok)}.held,.deferred{color:var(--warn)}.denied,.error{color:var(--bad)}
 @media (max-width:560px){main{padding:.6rem}.badges{margin-left:0;width:100%}dl{grid-template-columns:max-content 1fr}}
 </style>

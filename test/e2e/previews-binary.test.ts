@@ -3,8 +3,9 @@
  * GET /api/v1/previews with what merging it would change, while the cluster receives no write from berth.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { chromium } from "playwright-core";
 import type { RefPreview } from "../../agent/engine/ports.ts";
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, startBerth } from "../support/binary.ts";
@@ -24,6 +25,7 @@ let cluster: TestCluster;
 let git: GitFixture;
 let base: string;
 let run: ReturnType<typeof startBerth>;
+const ARTIFACTS = join(import.meta.dir, "..", "..", "test-artifacts");
 const ns = `previews-e2e-${Math.random().toString(16).slice(2, 8)}`;
 const TOKEN = "e2e-read-token";
 const cm = (greeting: string) =>
@@ -106,5 +108,37 @@ describe("berth run previews pull requests", () => {
     expect(
       kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}"),
     ).toBe("one");
+  }, 60_000);
+
+  test("the status page shows the preview in its own section", async () => {
+    const browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+      ],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+      await page.goto(base);
+      await page.fill("#tok", TOKEN);
+      await page.click("form.token button");
+      const app = '.preview[data-ref="refs/pull/1/head"] .preview-app[data-app="app"]';
+      await page.waitForSelector(app, { timeout: 20_000 });
+      expect(await page.textContent("h2.previews")).toBe("Previews of unmerged changes");
+      expect(await page.textContent(`${app} .summary`)).toBe("1 changed");
+      expect(await page.textContent(`${app} .badge`)).toBe("changes");
+      expect(await page.textContent(`${app} .objs`)).toContain(`ConfigMap/${ns}/settings`);
+      expect(await page.textContent('.preview[data-ref="refs/pull/1/head"] .name')).toBe(
+        "#1 refs/pull/1/head",
+      );
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, "status-page-previews.png"), fullPage: true });
+    } finally {
+      await browser.close();
+    }
   }, 60_000);
 });
