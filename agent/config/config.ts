@@ -241,8 +241,6 @@ export interface PreviewsConfig {
   interval: number;
   /** Refs previewed at once (default 1). */
   concurrency: number;
-  /** Also comment on the pull request (needs a forge). */
-  comment: boolean;
 }
 
 /** `ha:` in berth.yaml; duration in milliseconds. */
@@ -421,7 +419,6 @@ interface RawConfig {
     maxRefs?: number;
     interval?: string;
     concurrency?: number;
-    comment?: boolean;
   };
   ha?: { lease: string; namespace: string; duration?: string };
   defaultServiceAccountName?: string;
@@ -515,7 +512,6 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
               sources[DEFAULT_SOURCE]?.interval ?? CONFIG_DEFAULTS.interval,
             ),
             concurrency: raw.previews.concurrency ?? 1,
-            comment: raw.previews.comment ?? false,
           },
         }
       : {}),
