@@ -84,6 +84,16 @@ export interface ApiDeps {
   /** The previews lane; absent: previews are not configured. */
   previews?: PreviewView;
   log?: Logger;
+  /** Told of each approval made here (the notification outbox's Approved event). */
+  onApproved?: (a: { app: string; revision: string; by: string; expiresAt: string }) => void;
+  /** Notification receivers and the forge status outlet whose deliveries keep failing (the status page line). */
+  failingDeliveries?: () => ReadonlyArray<{
+    receiver: string;
+    pending: number;
+    attempts: number;
+    lastError: string;
+    since: string;
+  }>;
 }
 
 /** What a route knows about its request: who is calling (set by the token check under /api). */
@@ -164,7 +174,12 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   // Syncs an API call starts are recorded under the token's name.
   const byCaller = (caller: Caller) => `api:${caller.name}`;
   app.get("/api/v1/openapi.json", (c) => c.json(openApiDocument()));
-  app.get("/api/v1/apps", (c) => c.json({ apps: views() }));
+  app.get("/api/v1/apps", (c) =>
+    c.json({
+      apps: views(),
+      ...(deps.failingDeliveries ? { failingDeliveries: deps.failingDeliveries() } : {}),
+    }),
+  );
   app.get("/api/v1/apps/:name", (c) => {
     const spec = specOf(c.req.param("name"));
     return c.json(appView(spec, stateOf(spec.name), gitOf(spec), deps.ledger, true));
@@ -244,6 +259,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
       }),
     );
     deps.log?.log("info", "sync approved", { app: spec.name, revision, by: approval.by });
+    deps.onApproved?.({ app: spec.name, revision, by: approval.by, expiresAt: approval.expiresAt });
     deps.loop.trigger?.(spec.name, byCaller(c.get("caller")));
     return c.json(approval);
   });

@@ -63,7 +63,27 @@ export function openApiDocument(): object {
           security: read,
           responses: {
             "200": json(
-              { type: "object", properties: { apps: { type: "array", items: ref("App") } } },
+              {
+                type: "object",
+                properties: {
+                  apps: { type: "array", items: ref("App") },
+                  failingDeliveries: {
+                    description:
+                      "Notification receivers (and `status:<provider>`, the commit statuses) whose oldest waiting delivery has failed; present when notify or status is configured.",
+                    type: "array",
+                    items: {
+                      type: "object",
+                      properties: {
+                        receiver: { type: "string" },
+                        pending: { type: "integer" },
+                        attempts: { type: "integer" },
+                        lastError: { type: "string" },
+                        since: { type: "string", format: "date-time" },
+                      },
+                    },
+                  },
+                },
+              },
               "apps",
             ),
             ...errors(401),

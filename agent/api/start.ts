@@ -6,10 +6,10 @@ import type { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
 import type { Metrics } from "../engine/metrics.ts";
 import { BerthError } from "../object/errors.ts";
-import { createApi, type LoopControl, type PreviewView } from "./app.ts";
+import { type Served, serve } from "../runtime/serve.ts";
+import { type ApiDeps, createApi, type LoopControl, type PreviewView } from "./app.ts";
 import type { AppSpecView, LedgerView } from "./app-view.ts";
 import { isLoopback, type TokenEntry, tokenEntry } from "./auth.ts";
-import { type Served, serve } from "./serve.ts";
 
 /** What `berth run` hands the API. */
 export interface ApiStart {
@@ -25,6 +25,8 @@ export interface ApiStart {
   events: EventBus;
   log: Logger;
   previews?: PreviewView;
+  onApproved?: ApiDeps["onApproved"];
+  failingDeliveries?: ApiDeps["failingDeliveries"];
 }
 
 /**
@@ -88,6 +90,8 @@ export async function startApi(s: ApiStart): Promise<Served> {
     ...(webhookSecret && hook ? { webhook: { secret: webhookSecret, maxAge: hook.maxAge } } : {}),
     log: s.log,
     ...(s.previews ? { previews: s.previews } : {}),
+    ...(s.onApproved ? { onApproved: s.onApproved } : {}),
+    ...(s.failingDeliveries ? { failingDeliveries: s.failingDeliveries } : {}),
   });
   try {
     return await serve(app.fetch, s.api.listen);

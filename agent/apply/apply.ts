@@ -5,6 +5,7 @@
  * in flight finish, nothing else is sent, and every planned write is accounted for.
  */
 import { messageOf } from "../object/errors.ts";
+import type { HealthAssessor, HealthResult } from "../object/health.ts";
 import type { KubeObject, ObjectRef } from "../object/object.ts";
 import { STAGES } from "../object/order.ts";
 import { attempt, notAttempted, WRITE_TIMEOUT_MS, type WriteOutcome, writeBatch } from "./writes.ts";
@@ -46,6 +47,8 @@ export interface ApplyOutcome extends WriteOutcome {
 
 export interface ApplyOptions {
   force: boolean;
+  /** Judges whether an applied CRD is Established (the engine's health assessor, so CEL rules apply too). */
+  health: HealthAssessor;
   concurrency?: number;
   crdTimeoutMs?: number;
   /** Per write: how long to wait for the API server's answer. */
@@ -101,7 +104,13 @@ export async function applyStaged(
     if (results.some((r) => r.status === "not-attempted")) return stop(i, false);
     const crds = results.filter((r) => r.ref.kind === "CustomResourceDefinition");
     if (crds.length > 0) {
-      const waited = await waitEstablished(crds, cluster, options.crdTimeoutMs ?? 60_000, options.signal);
+      const waited = await waitEstablished(
+        crds,
+        cluster,
+        options.health,
+        options.crdTimeoutMs ?? 60_000,
+        options.signal,
+      );
       if (waited === "interrupted") return stop(i, false);
       if (waited) {
         problems.push(waited);
@@ -140,34 +149,59 @@ export function explainApplyError(err: unknown): string {
   return message;
 }
 
-/** Waits until every applied CRD reports Established=True; returns the problem on timeout. */
+/**
+ * Waits until every applied CRD is Current by the health assessor (Established=True); a Failed one (names
+ * not accepted) stops the wait at once. Returns the problem, "interrupted" when the signal aborts, or
+ * undefined when all are Established.
+ */
 async function waitEstablished(
   crds: readonly WriteOutcome[],
   cluster: ApplyCluster,
+  health: HealthAssessor,
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<ApplyResult["problems"][number] | "interrupted" | undefined> {
   const deadline = Date.now() + timeoutMs;
-  const pending = new Set(crds);
-  while (pending.size > 0) {
-    for (const crd of [...pending]) {
+  const last = new Map<WriteOutcome, HealthResult>();
+  for (;;) {
+    for (const crd of crds) {
+      if (signal?.aborted) return "interrupted";
+      if (last.get(crd)?.status === "Current") continue;
       const live = await cluster.get(crd.ref);
-      const conditions = (
-        live?.status as { conditions?: Array<{ type: string; status: string }> } | undefined
-      )?.conditions;
-      if (conditions?.some((c) => c.type === "Established" && c.status === "True")) pending.delete(crd);
+      const verdict: HealthResult = live
+        ? health.assess(live)
+        : { status: "NotFound", reason: "NotFound", message: "object not found" };
+      last.set(crd, verdict);
+      if (verdict.status === "Failed") {
+        return { subject: crd.subject, ref: crd.ref, message: `applied, but ${verdict.message}` };
+      }
     }
-    if (pending.size === 0) return undefined;
-    if (signal?.aborted) return "interrupted";
+    if ([...last.values()].every((h) => h.status === "Current")) return undefined;
     if (Date.now() > deadline) {
-      const first = [...pending][0] as WriteOutcome;
+      const first = crds.find((c) => last.get(c)?.status !== "Current") as WriteOutcome;
+      const seen = last.get(first);
       return {
         subject: first.subject,
         ref: first.ref,
-        message: `applied, but not Established after ${Math.round(timeoutMs / 1000)}s`,
+        message: `applied, but not Established after ${Math.round(timeoutMs / 1000)}s${seen ? ` (${seen.reason}: ${seen.message})` : ""}`,
       };
     }
-    await new Promise((r) => setTimeout(r, 100));
+    if (!(await pause(100, signal))) return "interrupted";
   }
-  return undefined;
+}
+
+/** Sleeps `ms`; false when `signal` aborted first (a stopping agent does not sit out the poll). */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", stop);
+      resolve(true);
+    }, ms);
+    function stop() {
+      clearTimeout(timer);
+      resolve(false);
+    }
+    signal?.addEventListener("abort", stop, { once: true });
+  });
 }

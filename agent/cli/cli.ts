@@ -3,7 +3,6 @@ import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { driftSummary } from "../api/app-view.ts";
 import { fetchApps } from "../api/client.ts";
-import type { Served } from "../api/serve.ts";
 import { startApi } from "../api/start.ts";
 import {
   type AgentConfig,
@@ -31,6 +30,7 @@ import { fromDependencies } from "../plan/dependencies.ts";
 import { plan } from "../plan/plan.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
 import { sharedParsePool } from "../render/parse-pool.ts";
+import type { Served } from "../runtime/serve.ts";
 import { buildInfo } from "../version.ts";
 import {
   describeVerified,
@@ -496,12 +496,16 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
       events: w.events,
       log,
       ...(previews ? { previews } : {}),
+      ...(notify
+        ? { onApproved: notify.onApproved, failingDeliveries: () => notify.notifier.failing() }
+        : {}),
     });
   } catch (err) {
     w.close();
     throw err;
   }
   if (!ha) startReplica();
+  notify?.watchSource(loop);
   leader?.start();
   const stop = (signal: string) => {
     log.log("info", `received ${signal}; stopping after the current step`);

@@ -24,13 +24,15 @@ import type {
   SourcePort,
 } from "../engine/ports.ts";
 import { PreviewLane, type PreviewStore } from "../engine/previews.ts";
+import { StatusTracker, statusOutlet, statusPayload } from "../forge/commit-status.ts";
+import { createForgeClient } from "../forge/forge.ts";
 import { defaultHealthChecker } from "../health/assess.ts";
 import { KubeClient, type KubeTarget, serviceAccountUser } from "../kube/client.ts";
 import { LiveView } from "../kube/view.ts";
 import { Ledger } from "../ledger/ledger.ts";
 import { S3Store } from "../ledger/s3-store.ts";
-import { driftEvent } from "../notify/event.ts";
-import { Notifier, type Receiver } from "../notify/notifier.ts";
+import { approvedEvent, driftEvent } from "../notify/event.ts";
+import { Notifier, type Outlet, type Receiver } from "../notify/notifier.ts";
 import { BerthError, messageOf } from "../object/errors.ts";
 import { RuleHealthJudge } from "../policy/health-rules.ts";
 import { RulePolicy } from "../policy/policy.ts";
@@ -461,12 +463,19 @@ function jsonPreviewStore(path: string, log: Logger): PreviewStore {
   };
 }
 
-/** The notifier of `berth run` and the drift listener that feeds it; close() stops delivery. */
+/** The notifier of `berth run` and the listeners that feed it; close() stops delivery. */
 export interface NotifyWiring {
   notifier: Notifier;
   onDrift: (r: DriftReport) => void;
+  /** An approval made through the API. */
+  onApproved: (a: { app: string; revision: string; by: string; expiresAt: string }) => void;
+  /** Starts watching the Git source's reachability (SourceUnreachable / SourceRecovered). */
+  watchSource(view: { gitUnreachableSince: string | undefined; gitError: string | undefined }): void;
   close(): Promise<void>;
 }
+
+/** Milliseconds between looks at the Git source's reachability. */
+const SOURCE_WATCH_MS = 5000;
 
 /**
  * Notifications (`notify:`), or undefined when none are configured. Secrets are read now: a missing file or
@@ -474,7 +483,8 @@ export interface NotifyWiring {
  */
 export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | undefined> {
   const list = w.config.notify ?? [];
-  if (list.length === 0) return undefined;
+  const status = w.config.status;
+  if (list.length === 0 && !status) return undefined;
   const receivers = list.map((c, i): Receiver => {
     const field = (key: string) => `${w.config.configPath}: notify[${i}].${key}`;
     const read = (fileKey: "urlFile" | "secretFile", envKey: "urlEnv" | "secretEnv", what: string) => {
@@ -503,24 +513,65 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
       ...(c.when !== undefined ? { when: compileWhen(c.when) } : {}),
     };
   });
+  const outlets: Outlet[] = [];
+  if (status) {
+    let token: string;
+    try {
+      token = readSecretFile(status.tokenFile, `${status.provider} token`).trim();
+    } catch (err) {
+      throw new BerthError(messageOf(err), { subject: `${w.config.configPath}: status.tokenFile` });
+    }
+    if (token === "")
+      throw new BerthError("the token file is empty", {
+        subject: `${w.config.configPath}: status.tokenFile`,
+      });
+    let forge: ReturnType<typeof createForgeClient>;
+    try {
+      forge = createForgeClient({
+        provider: status.provider,
+        url: status.url,
+        token,
+        timeoutMs: status.timeout,
+      });
+    } catch (err) {
+      throw new BerthError(messageOf(err), { subject: `${w.config.configPath}: status.url` });
+    }
+    outlets.push(statusOutlet(forge));
+  }
   const api = w.config.api;
   const externalURL = api.externalURL ?? `http://${api.listen}`;
   const notifier = await Notifier.open(w.config.ledger.path, receivers, {
     externalURL,
     log: (level, message, fields) => log.log(level, message, fields),
     count: (receiver, result) => w.metrics.notification(receiver, result),
+    outlets,
   });
   w.metrics.notifyPending = () => notifier.pending();
+  w.metrics.notifyFailing = () => notifier.failing();
+  const outlet = outlets[0]?.name;
+  const tracker = new StatusTracker();
   const unsubscribe = w.events.subscribe(({ event }) => {
-    if (event.type !== "finished") return;
+    if (event.type !== "started" && event.type !== "finished") return;
     try {
       const entry = w.ledger.get(event.entry);
-      if (entry) notifier.onEntry(entry);
+      if (!entry) return;
+      if (event.type === "finished") notifier.onEntry(entry);
+      if (!outlet) return;
+      const link = notifier.link(event.app);
+      const sha = entry.commit?.sha ?? entry.commitSha;
+      const s =
+        event.type === "started"
+          ? sha
+            ? tracker.started(event.app, sha, link)
+            : undefined
+          : tracker.finished(entry, link);
+      if (s) notifier.post(outlet, statusPayload(event.app, s));
     } catch (err) {
       // A notification problem is never a sync failure: say it and go on.
       log.log("error", "notify: could not queue a notification", { app: event.app, error: messageOf(err) });
     }
   });
+  let sourceTimer: ReturnType<typeof setInterval> | undefined;
   const onDrift = (r: DriftReport) => {
     try {
       const last = w.ledger.list({ app: r.app, limit: 1 })[0];
@@ -535,11 +586,36 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
       log.log("error", "notify: could not queue a notification", { app: r.app, error: messageOf(err) });
     }
   };
+  const onApproved = (a: { app: string; revision: string; by: string; expiresAt: string }) => {
+    try {
+      notifier.onEvent(approvedEvent(a, notifier.link(a.app)));
+    } catch (err) {
+      log.log("error", "notify: could not queue a notification", { app: a.app, error: messageOf(err) });
+    }
+  };
+  const watchSource: NotifyWiring["watchSource"] = (view) => {
+    if (sourceTimer || receivers.length === 0) return;
+    sourceTimer = setInterval(() => {
+      try {
+        notifier.onSource({
+          url: w.source.url,
+          unreachableSince: view.gitUnreachableSince,
+          error: view.gitError,
+        });
+      } catch (err) {
+        log.log("error", "notify: could not queue a notification", { error: messageOf(err) });
+      }
+    }, SOURCE_WATCH_MS);
+    sourceTimer.unref?.();
+  };
   return {
     notifier,
     onDrift,
+    onApproved,
+    watchSource,
     close: async () => {
       unsubscribe?.();
+      if (sourceTimer) clearInterval(sourceTimer);
       await notifier.close();
     },
   };

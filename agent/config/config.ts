@@ -226,6 +226,8 @@ export interface AgentConfig {
   notify?: ReceiverConfig[];
   /** Previews of unmerged changes; absent: none. */
   previews?: PreviewsConfig;
+  /** Commit statuses on the forge (agent/forge); absent: none. */
+  status?: StatusConfig;
 }
 
 /** `previews:` in berth.yaml (agent/engine/previews.ts); interval in milliseconds. */
@@ -241,6 +243,16 @@ export interface PreviewsConfig {
   interval: number;
   /** Refs previewed at once (default 1). */
   concurrency: number;
+  /** Also comment on the pull request with the changes (needs `status:`, the forge). */
+  comment: boolean;
+}
+
+/** `status:` in berth.yaml: where commit statuses go; tokenFile absolute, timeout in milliseconds. */
+export interface StatusConfig {
+  provider: "github" | "gitlab" | "gitea";
+  url: string;
+  tokenFile: string;
+  timeout: number;
 }
 
 /** `ha:` in berth.yaml; duration in milliseconds. */
@@ -419,7 +431,9 @@ interface RawConfig {
     maxRefs?: number;
     interval?: string;
     concurrency?: number;
+    comment?: boolean;
   };
+  status?: { provider: StatusConfig["provider"]; url: string; tokenFile: string; timeout?: string };
   ha?: { lease: string; namespace: string; duration?: string };
   defaultServiceAccountName?: string;
   concurrency?: number;
@@ -512,6 +526,17 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
               sources[DEFAULT_SOURCE]?.interval ?? CONFIG_DEFAULTS.interval,
             ),
             concurrency: raw.previews.concurrency ?? 1,
+            comment: raw.previews.comment ?? false,
+          },
+        }
+      : {}),
+    ...(raw.status
+      ? {
+          status: {
+            provider: raw.status.provider,
+            url: raw.status.url.replace(/\/+$/, ""),
+            tokenFile: abs(raw.status.tokenFile),
+            timeout: ms(raw.status.timeout, 10_000),
           },
         }
       : {}),

@@ -25,9 +25,16 @@ export interface ReceiverConfig {
   /** Deliveries per minute. */
   rateLimit: number;
   timeout: number;
+  /** Git unreachable this long (ms) is a SourceUnreachable event. */
+  sourceUnreachableAfter: number;
 }
 
-export const NOTIFY_DEFAULTS = { repeatInterval: 4 * 3600_000, rateLimit: 30, timeout: 10_000 } as const;
+export const NOTIFY_DEFAULTS = {
+  repeatInterval: 4 * 3600_000,
+  rateLimit: 30,
+  timeout: 10_000,
+  sourceUnreachableAfter: 600_000,
+} as const;
 
 /** The CEL environment of `when`: one variable, the event (see agent/notify/event.ts for its fields). */
 export const notifyEnvironment = new CelEnvironment({ variables: { event: "map" } });
@@ -123,6 +130,7 @@ export function normaliseNotify(raw: Raw[] | undefined, abs: (path: string) => s
       repeatInterval: ms(r.repeatInterval, NOTIFY_DEFAULTS.repeatInterval),
       rateLimit: typeof r.rateLimit === "number" ? r.rateLimit : NOTIFY_DEFAULTS.rateLimit,
       timeout: ms(r.timeout, NOTIFY_DEFAULTS.timeout),
+      sourceUnreachableAfter: ms(r.sourceUnreachableAfter, NOTIFY_DEFAULTS.sourceUnreachableAfter),
     };
     if (typeof r.url === "string") out.url = r.url;
     if (typeof r.urlFile === "string") out.urlFile = abs(r.urlFile);

@@ -76,6 +76,9 @@ export class Metrics {
   /** Notifications waiting in the outbox, when `notify:` is set. */
   notifyPending: (() => number) | undefined;
 
+  /** Receivers (and the forge's status outlet) whose oldest waiting delivery has failed, with how many wait. */
+  notifyFailing: (() => ReadonlyArray<{ receiver: string; pending: number }>) | undefined;
+
   /** The exposition text: engine metrics, then process metrics. */
   render(snap: MetricsSnapshot): string {
     const out: string[] = [];
@@ -148,6 +151,15 @@ export class Metrics {
       }
       family("berth_notifications_pending", "gauge", "Notifications waiting in the outbox for delivery.");
       out.push(`berth_notifications_pending ${this.notifyPending()}`);
+      if (this.notifyFailing) {
+        family(
+          "berth_notifications_failing",
+          "gauge",
+          "Per receiver (status:<provider> for commit statuses) whose deliveries keep failing: how many wait.",
+        );
+        for (const f of this.notifyFailing())
+          out.push(`berth_notifications_failing${labels({ receiver: f.receiver })} ${f.pending}`);
+      }
     }
 
     const mem = process.memoryUsage();

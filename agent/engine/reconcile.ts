@@ -284,6 +284,7 @@ export async function converge(engine: EngineDeps, req: ConvergeRequest): Promis
     const applied = await timed("apply", () =>
       applyStaged(thePlan.changes, deps.cluster, {
         force: app.force,
+        health: deps.health,
         ...(req.signal ? { signal: req.signal } : {}),
         onApplied: (o) => {
           deps.emit?.({

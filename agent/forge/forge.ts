@@ -325,8 +325,13 @@ export function createForgeClient(options: ForgeOptions): ForgeClient {
   const repo = where.repository;
   async function pages<T>(request: (page: number) => ForgeRequest, parse: (json: unknown) => T[]) {
     const out: T[] = [];
+    let previous = "";
     for (let page = 1; page <= MAX_PAGES; page++) {
       const json = await send(request(page));
+      // A server that ignores the page parameter answers the same page again: stop there.
+      const text = JSON.stringify(json);
+      if (text === previous) break;
+      previous = text;
       out.push(...parse(json));
       if (!Array.isArray(json) || json.length < dialect.pageSize) break;
     }

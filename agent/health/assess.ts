@@ -3,6 +3,7 @@
  * function of one live object. Generic checks (deletion, observed generation, Reconciling/Stalled)
  * come first, then the rule of the object's group/kind, then the Ready condition, then Current.
  */
+import type { HealthAssessor } from "../object/health.ts";
 import { type KubeObject, splitApiVersion } from "../object/object.ts";
 import {
   alwaysReady,
@@ -18,12 +19,8 @@ import { checkPod } from "./pod.ts";
 import { current, type HealthResult, type KindCheck } from "./result.ts";
 import { checkDaemonSet, checkDeployment, checkReplicaSet, checkStatefulSet } from "./workloads.ts";
 
+export type { HealthAssessor } from "../object/health.ts";
 export type { CheckContext, HealthResult, KindCheck } from "./result.ts";
-
-/** Anything that turns one object into a health verdict (the built-in rules, or CEL rules later). */
-export interface HealthChecker {
-  assess(obj: KubeObject): HealthResult;
-}
 
 /** Options of assessHealth; `now` (epoch ms, default Date.now()) only matters for a Pod's schedule window. */
 export interface AssessOptions {
@@ -67,7 +64,7 @@ export function assessHealth(obj: KubeObject, options: AssessOptions = {}): Heal
   return checkReadyCondition(obj) ?? current("Resource is current");
 }
 
-/** The built-in HealthChecker: assessHealth with the current time. */
-export const defaultHealthChecker: HealthChecker = {
+/** The built-in assessor: assessHealth with the current time. */
+export const defaultHealthChecker: HealthAssessor = {
   assess: (obj) => assessHealth(obj),
 };

@@ -7,11 +7,11 @@ import { current, failed, type HealthResult, inProgress } from "./result.ts";
 export function checkCustomResourceDefinition(obj: KubeObject): HealthResult {
   for (const c of conditionsOf(obj)) {
     if (c.type === "NamesAccepted" && c.status === "False") {
-      return failed(withDetail("CRD names not accepted", describeCondition(c)));
+      return failed(withDetail("CRD names not accepted", describeCondition(c)), c.reason || "Failed");
     }
     if (c.type === "Established") {
       if (c.status === "False" && c.reason !== "Installing") {
-        return failed(withDetail("CRD not established", describeCondition(c)));
+        return failed(withDetail("CRD not established", describeCondition(c)), c.reason || "Failed");
       }
       if (c.status === "True") return current("CRD is established");
     }

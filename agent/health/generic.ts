@@ -33,6 +33,7 @@ export function checkGeneration(obj: KubeObject): HealthResult | undefined {
   if (observed === generation) return undefined;
   return inProgress(
     `${obj.kind} generation ${generation} not yet observed by its controller (latest observed generation is ${observed})`,
+    "LatestGenerationNotObserved",
   );
 }
 
@@ -40,8 +41,10 @@ export function checkGeneration(obj: KubeObject): HealthResult | undefined {
 export function checkStandardConditions(obj: KubeObject): HealthResult | undefined {
   for (const c of conditionsOf(obj)) {
     if (c.status !== "True") continue;
-    if (c.type === "Reconciling") return inProgress(withDetail("Reconciling", describeCondition(c)));
-    if (c.type === "Stalled") return failed(withDetail("Stalled", describeCondition(c)));
+    if (c.type === "Reconciling")
+      return inProgress(withDetail("Reconciling", describeCondition(c)), c.reason || "Progressing");
+    if (c.type === "Stalled")
+      return failed(withDetail("Stalled", describeCondition(c)), c.reason || "Failed");
   }
   return undefined;
 }
@@ -58,5 +61,6 @@ export function checkReadyCondition(obj: KubeObject): HealthResult | undefined {
   if (ready.status === "True") return current(withDetail("Resource is Ready", ready.message));
   return inProgress(
     withDetail(`Resource is not Ready (Ready=${ready.status || "Unknown"})`, describeCondition(ready)),
+    ready.reason || "Progressing",
   );
 }

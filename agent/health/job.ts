@@ -14,7 +14,10 @@ export function checkJob(obj: KubeObject): HealthResult {
     if (c.status !== "True") continue;
     if (c.type === "Complete") return current(`Job completed: ${succeeded}/${completions} succeeded`);
     if (c.type === "Failed" || c.type === "FailureTarget") {
-      return failed(withDetail(`Job failed (${failedPods} failed pods)`, describeCondition(c)));
+      return failed(
+        withDetail(`Job failed (${failedPods} failed pods)`, describeCondition(c)),
+        c.reason || "Failed",
+      );
     }
     if (c.type === "Suspended") return current("Job is suspended");
   }

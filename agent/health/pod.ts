@@ -65,7 +65,8 @@ export function checkPod(obj: KubeObject, ctx: CheckContext): HealthResult {
     case "Running": {
       if (findCondition(conditions, "Ready", "True")) return current("Pod is Ready");
       const looping = crashLooping(obj);
-      if (looping.length > 0) return failed(`Containers in CrashLoop state: ${looping.join(", ")}`);
+      if (looping.length > 0)
+        return failed(`Containers in CrashLoop state: ${looping.join(", ")}`, "CrashLoopBackOff");
       const ready = findCondition(conditions, "Ready");
       const detail = containerReasons(obj) || (ready ? describeCondition(ready) : "");
       return inProgress(withDetail("Pod is running but is not Ready", detail));
@@ -77,7 +78,7 @@ export function checkPod(obj: KubeObject, ctx: CheckContext): HealthResult {
         if (!Number.isNaN(created) && ctx.now - SCHEDULE_WINDOW_MS < created) {
           return inProgress(withDetail("Pod has not been scheduled", scheduled.message));
         }
-        return failed(withDetail("Pod could not be scheduled", scheduled.message));
+        return failed(withDetail("Pod could not be scheduled", scheduled.message), scheduled.reason);
       }
       return inProgress(withDetail("Pod is in the Pending phase", containerReasons(obj)));
     }

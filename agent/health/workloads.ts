@@ -26,7 +26,7 @@ export function checkDeployment(obj: KubeObject): HealthResult {
   const conditions = conditionsOf(obj);
   const progressingCond = findCondition(conditions, "Progressing");
   if (progressingCond?.reason === "ProgressDeadlineExceeded") {
-    return failed(withDetail("Progress deadline exceeded", progressingCond.message));
+    return failed(withDetail("Progress deadline exceeded", progressingCond.message), progressingCond.reason);
   }
   const spec = intField(obj, "spec.replicas", 1);
   const replicas = intField(obj, "status.replicas", 0);

@@ -1,16 +1,17 @@
 /**
- * The small synchronous SQLite interface the ledger is written against, and the runtime switch that picks
- * one of three drivers. Each driver file is the only importer of its library, and each library is imported
- * dynamically, so a runtime never loads another runtime's SQLite.
+ * The small synchronous SQLite interface the ledger is written against, and the loader of the driver that
+ * agent/runtime/sqlite.ts picks for this runtime. Each driver file is the only importer of its library, and
+ * each library is imported dynamically, so a runtime never loads another runtime's SQLite.
  */
 import { existsSync } from "node:fs";
+import { type SqliteLibrary, sqliteLibrary } from "../runtime/sqlite.ts";
 
 /** A value SQLite stores: TEXT, INTEGER/REAL, BLOB or NULL. */
 export type SqlValue = string | number | bigint | Uint8Array | null;
 /** One result row, column name to value. */
 export type Row = Record<string, SqlValue>;
 /** Which library backs a driver. */
-export type DriverName = "bun:sqlite" | "node:sqlite" | "better-sqlite3";
+export type DriverName = SqliteLibrary;
 
 /** What `run` reports. */
 export interface RunResult {
@@ -119,24 +120,16 @@ export function wrapRaw(name: DriverName, path: string, raw: RawConnection): Dri
   };
 }
 
-/** The runtime this process runs on, by its globals. */
-export function currentRuntime(): "bun" | "deno" | "node" {
-  const g = globalThis as Record<string, unknown>;
-  if (g.Bun !== undefined) return "bun";
-  if (g.Deno !== undefined) return "deno";
-  return "node";
-}
-
 /** Opens a SQLite file (created if missing) with the driver of the current runtime. */
 export async function openDriver(path: string): Promise<Driver> {
   // Literal specifiers keep the driver files in `bun build` bundles; the libraries inside them are
   // imported lazily, so bundling for one runtime never evaluates another runtime's import.
-  switch (currentRuntime()) {
-    case "bun":
+  switch (sqliteLibrary()) {
+    case "bun:sqlite":
       return (await import("./drivers/bun-sqlite.ts")).openBunSqlite(path);
-    case "deno":
+    case "node:sqlite":
       return (await import("./drivers/node-sqlite.ts")).openNodeSqlite(path);
-    default:
+    case "better-sqlite3":
       return (await import("./drivers/better-sqlite3.ts")).openBetterSqlite3(path);
   }
 }

@@ -107,6 +107,13 @@ export type BlobEncoding = "plain" | "redacted" | "aes-256-gcm";
 /** The longest page `list` returns. */
 export const MAX_LIST_LIMIT = 1000;
 const DEFAULT_LIST_LIMIT = 50;
+
+/** The one clamp of every list query's limit: 1 to MAX_LIST_LIMIT, default 50 (also for a non-number). */
+export function clampLimit(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return DEFAULT_LIST_LIMIT;
+  return Math.min(Math.max(Math.trunc(limit), 1), MAX_LIST_LIMIT);
+}
+
 const INTERRUPTED_MESSAGE = "the agent stopped before this sync attempt finished";
 /** Triggers whose no-op repeats fold into the entry before them (an operator's own sync or replay never does). */
 const FOLDABLE_TRIGGERS = new Set(["loop", "pin"]);
@@ -470,7 +477,7 @@ export class Ledger {
       where.push("id < ?");
       params.push(query.before);
     }
-    const limit = Math.min(Math.max(Math.trunc(query.limit ?? DEFAULT_LIST_LIMIT), 1), MAX_LIST_LIMIT);
+    const limit = clampLimit(query.limit);
     params.push(limit);
     const sql = `${JOINED} ${where.length ? `WHERE ${where.map((w) => `e.${w}`).join(" AND ")}` : ""} ORDER BY e.id DESC LIMIT ?`;
     return this.guard("cannot list entries", () => this.db.all<JoinedRow>(sql, params).map(joinedSummaryOf));
@@ -640,7 +647,7 @@ export class Ledger {
 
   /** Drift events newest first, optionally of one app. */
   driftEvents(query: { app?: string; limit?: number } = {}): DriftEvent[] {
-    const limit = Math.min(Math.max(Math.trunc(query.limit ?? DEFAULT_LIST_LIMIT), 1), MAX_LIST_LIMIT);
+    const limit = clampLimit(query.limit);
     const rows = this.guard("cannot list drift events", () =>
       this.db.all<{
         id: number;

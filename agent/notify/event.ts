@@ -12,7 +12,10 @@ export type NotifyReason =
   | "DriftHealed"
   | "DriftAlerted"
   | "DriftHealFailed"
-  | "ReplayDone";
+  | "ReplayDone"
+  | "Approved"
+  | "SourceUnreachable"
+  | "SourceRecovered";
 
 export type Severity = "error" | "warning" | "info";
 
@@ -60,6 +63,9 @@ const SEVERITY: Record<NotifyReason, Severity> = {
   SyncRecovered: "info",
   HealthRecovered: "info",
   ReplayDone: "info",
+  Approved: "info",
+  SourceUnreachable: "warning",
+  SourceRecovered: "info",
 };
 
 export function severityOf(reason: NotifyReason): Severity {
@@ -92,6 +98,9 @@ const SUMMARY: Record<NotifyReason, string> = {
   DriftAlerted: "drift detected (alert only)",
   DriftHealFailed: "drift detected; healing failed",
   ReplayDone: "replay done",
+  Approved: "approved",
+  SourceUnreachable: "Git source unreachable",
+  SourceRecovered: "Git source reachable again",
 };
 
 /** Builds the event of a ledger entry (reason chosen by the caller: a failure, a recovery or a replay). */
@@ -154,6 +163,58 @@ export function driftEvent(
     link,
     at,
     since: at,
+    repeat: false,
+  };
+}
+
+/** An operator approved a held sync (through the API). */
+export function approvedEvent(
+  a: { app: string; revision: string; by: string; expiresAt: string },
+  link: string,
+): NotifyEvent {
+  const at = new Date().toISOString();
+  return {
+    reason: "Approved",
+    severity: severityOf("Approved"),
+    app: a.app,
+    revision: a.revision,
+    commit: { sha: a.revision.split("sha1:")[1] ?? "", subject: "", author: "" },
+    summary: `${a.app}: ${SUMMARY.Approved} by ${a.by}`,
+    message: `${a.by} approved ${a.revision} until ${a.expiresAt}; the held sync runs now`,
+    objects: [],
+    link,
+    at,
+    since: at,
+    repeat: false,
+  };
+}
+
+/** The Git source has not answered since `since` (SourceUnreachable), or answers again (SourceRecovered). */
+export function sourceEvent(
+  reason: "SourceUnreachable" | "SourceRecovered",
+  s: { url: string; since: string; error: string },
+  link: string,
+  now = Date.now(),
+): NotifyEvent {
+  const minutes = Math.max(1, Math.round((now - Date.parse(s.since)) / 60_000));
+  return {
+    reason,
+    severity: severityOf(reason),
+    app: "",
+    revision: "",
+    commit: { sha: "", subject: "", author: "" },
+    summary:
+      reason === "SourceUnreachable"
+        ? `${SUMMARY[reason]} for ${minutes}m: ${s.url}`
+        : `${SUMMARY[reason]} after ${minutes}m: ${s.url}`,
+    message:
+      reason === "SourceUnreachable"
+        ? `${s.error}; every app keeps its last good commit applied`
+        : `unreachable since ${s.since}`,
+    objects: [],
+    link,
+    at: new Date(now).toISOString(),
+    since: s.since,
     repeat: false,
   };
 }

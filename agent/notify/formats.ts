@@ -39,6 +39,7 @@ function shortSha(e: NotifyEvent): string {
 
 /** Facts every message lists: app, revision, commit subject, what happened. */
 function facts(e: NotifyEvent): Array<[string, string]> {
+  if (!e.app) return [["Event", e.reason]]; // about the agent (its Git source), not one app
   const out: Array<[string, string]> = [
     ["App", e.app],
     ["Revision", e.revision || "unknown"],
@@ -161,10 +162,11 @@ export function discord(e: NotifyEvent): unknown {
  * reminders and resolved by the recovery (endsAt = now); drift is one alert per object that lapses by itself.
  */
 export function alertmanager(e: NotifyEvent, ttlMs: number, now: number): unknown[] {
-  const recovered = e.reason === "SyncRecovered" || e.reason === "HealthRecovered";
+  const recovered = e.reason.endsWith("Recovered");
   const drift = e.reason.startsWith("Drift");
+  const source = e.reason.startsWith("Source");
   const labels: Record<string, string> = {
-    alertname: drift ? "BerthDrift" : "BerthAppFailing",
+    alertname: drift ? "BerthDrift" : source ? "BerthSourceUnreachable" : "BerthAppFailing",
     app: e.app,
     ...(drift ? { object: e.objects[0]?.subject ?? "" } : {}),
   };

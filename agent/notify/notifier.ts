@@ -16,7 +16,7 @@ import type { ReceiverConfig } from "../config/notify.ts";
 import { type Driver, openDriver } from "../ledger/driver.ts";
 import type { LedgerEntry } from "../ledger/entry.ts";
 import { messageOf } from "../object/errors.ts";
-import { entryEvent, type NotifyEvent, RECOVERY, reasonOfEntry } from "./event.ts";
+import { entryEvent, type NotifyEvent, RECOVERY, reasonOfEntry, sourceEvent } from "./event.ts";
 import { requestFor } from "./formats.ts";
 import { DeliveryError, postJson } from "./http.ts";
 
@@ -38,6 +38,40 @@ export interface Receiver {
   secret?: string;
 }
 
+/**
+ * Another destination the outbox delivers to with the same retries, backoff and restart safety: the forge's
+ * commit statuses. Its payloads are its own JSON; `app` and `reason` name them in logs.
+ */
+export interface Outlet {
+  /** Its name in the outbox and the metrics (never a receiver's: receiver names are lowercase words). */
+  name: string;
+  /** Deliveries per minute. */
+  rateLimit: number;
+  send(payload: OutletPayload, deliveryId: string): Promise<void>;
+}
+
+/** What an outlet is given; rows with the same `key` replace older undelivered ones (latest wins). */
+export interface OutletPayload {
+  app: string;
+  reason: string;
+  key?: string;
+  [field: string]: unknown;
+}
+
+/** A destination that keeps failing: the status page's and the metrics' view of it. */
+export interface FailingDelivery {
+  receiver: string;
+  /** Notifications waiting for it. */
+  pending: number;
+  /** Attempts at the oldest one so far. */
+  attempts: number;
+  lastError: string;
+  /** When the oldest waiting one was queued (ISO 8601). */
+  since: string;
+  /** When the next attempt is due (ISO 8601). */
+  nextAttempt: string;
+}
+
 export interface NotifierOptions {
   /** The status page's base URL (api.externalURL, or the listen address). */
   externalURL: string;
@@ -47,6 +81,15 @@ export interface NotifierOptions {
   /** Milliseconds between looks at the outbox when idle (default 1000). */
   pollMs?: number;
   now?: () => number;
+  /** Destinations besides the receivers (the forge's commit statuses). */
+  outlets?: Outlet[];
+}
+
+/** One lane of the outbox: a receiver or an outlet, delivered in order and rate-limited on its own. */
+interface Lane {
+  name: string;
+  rateLimit: number;
+  send(json: string, deliveryId: string): Promise<void>;
 }
 
 interface StateRow {
@@ -73,6 +116,9 @@ export class Notifier {
   private closed = false;
   private readonly tokens = new Map<string, { tokens: number; at: number }>();
   private readonly now: () => number;
+  private readonly lanes: Lane[];
+  /** Receivers told of the current Git outage (in memory: a restart starts a new outage anyway). */
+  private readonly toldUnreachable = new Set<string>();
 
   private constructor(
     private readonly db: Driver,
@@ -80,6 +126,18 @@ export class Notifier {
     private readonly options: NotifierOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.lanes = [
+      ...receivers.map((r) => ({
+        name: r.config.name,
+        rateLimit: r.config.rateLimit,
+        send: (json: string, deliveryId: string) => this.sendToReceiver(r, json, deliveryId),
+      })),
+      ...(options.outlets ?? []).map((o) => ({
+        name: o.name,
+        rateLimit: o.rateLimit,
+        send: (json: string, deliveryId: string) => o.send(JSON.parse(json) as OutletPayload, deliveryId),
+      })),
+    ];
   }
 
   /** Opens its own connection to the ledger file, creates the tables if needed and starts delivering. */
@@ -162,6 +220,102 @@ export class Notifier {
     this.kick();
   }
 
+  /**
+   * Feeds the Git source's state (called every few seconds): a receiver hears of an outage once it has lasted
+   * its `sourceUnreachableAfter`, and of the recovery if it heard of the outage.
+   */
+  onSource(state: { url: string; unreachableSince?: string | undefined; error?: string | undefined }): void {
+    const now = this.now();
+    const link = this.options.externalURL;
+    if (state.unreachableSince === undefined) {
+      if (this.toldUnreachable.size === 0) return;
+      const since = this.outageSince ?? new Date(now).toISOString();
+      const event = sourceEvent("SourceRecovered", { url: state.url, since, error: "" }, link, now);
+      this.db.transaction(() => {
+        for (const r of this.receivers) if (this.toldUnreachable.has(r.config.name)) this.enqueue(r, event);
+      });
+      this.toldUnreachable.clear();
+      this.outageSince = undefined;
+      this.kick();
+      return;
+    }
+    const since = state.unreachableSince;
+    this.outageSince = since;
+    const due = this.receivers.filter(
+      (r) =>
+        !this.toldUnreachable.has(r.config.name) &&
+        now - Date.parse(since) >= r.config.sourceUnreachableAfter,
+    );
+    if (due.length === 0) return;
+    const event = sourceEvent(
+      "SourceUnreachable",
+      { url: state.url, since, error: state.error ?? "" },
+      link,
+      now,
+    );
+    this.db.transaction(() => {
+      for (const r of due) {
+        if (!this.matches(r, event)) continue;
+        this.toldUnreachable.add(r.config.name);
+        this.enqueue(r, event);
+      }
+    });
+    this.kick();
+  }
+
+  private outageSince: string | undefined;
+
+  /**
+   * Queues a payload for an outlet. A `key` supersedes that outlet's undelivered rows with the same key (a
+   * commit status stuck behind a forge outage is replaced by the newer one, not sent after it).
+   */
+  post(outlet: string, payload: OutletPayload): void {
+    const now = this.now();
+    this.db.transaction(() => {
+      if (payload.key !== undefined)
+        this.db.run(
+          `UPDATE ${OUTBOX} SET dropped_at = ?, last_error = 'superseded'
+           WHERE receiver = ? AND delivered_at IS NULL AND dropped_at IS NULL
+             AND json_extract(event_json, '$.key') = ?`,
+          [now, outlet, payload.key],
+        );
+      this.db.run(
+        `INSERT INTO ${OUTBOX} (receiver, delivery_id, event_json, created_at, next_at) VALUES (?, ?, ?, ?, ?)`,
+        [outlet, randomUUID(), JSON.stringify(payload), now, now],
+      );
+    });
+    this.kick();
+  }
+
+  /** Receivers and outlets whose oldest waiting notification has failed at least once. */
+  failing(): FailingDelivery[] {
+    const rows = this.db.all<{
+      receiver: string;
+      pending: number;
+      attempts: number;
+      last_error: string | null;
+      created_at: number;
+      next_at: number;
+    }>(
+      `SELECT o.receiver, (SELECT COUNT(*) FROM ${OUTBOX} p WHERE p.receiver = o.receiver
+                AND p.delivered_at IS NULL AND p.dropped_at IS NULL) AS pending,
+              o.attempts, o.last_error, o.created_at, o.next_at
+       FROM ${OUTBOX} o
+       WHERE o.id IN (SELECT MIN(id) FROM ${OUTBOX} WHERE delivered_at IS NULL AND dropped_at IS NULL
+                      GROUP BY receiver)
+         AND o.attempts > 0
+       ORDER BY o.receiver`,
+    );
+    return rows.map((r) => ({
+      receiver: r.receiver,
+      pending: r.pending,
+      attempts: r.attempts,
+      lastError: r.last_error ?? "",
+      since: new Date(r.created_at).toISOString(),
+      nextAttempt: new Date(r.next_at).toISOString(),
+    }));
+  }
+
   /** The status page link of an app. */
   link(app: string): string {
     return `${this.options.externalURL}/#app=${encodeURIComponent(app)}`;
@@ -223,13 +377,13 @@ export class Notifier {
   /** One pass: per receiver, its oldest pending notification if due and the rate limit allows (order kept). */
   private async deliverDue(): Promise<void> {
     await Promise.all(
-      this.receivers.map(async (r) => {
+      this.lanes.map(async (r) => {
         for (;;) {
           if (this.closed) return;
           const row = this.db.get<OutboxRow>(
             `SELECT id, receiver, delivery_id, event_json, created_at, attempts, next_at FROM ${OUTBOX}
              WHERE receiver = ? AND delivered_at IS NULL AND dropped_at IS NULL ORDER BY id LIMIT 1`,
-            [r.config.name],
+            [r.name],
           );
           if (!row || row.next_at > this.now() || !this.takeToken(r)) return;
           if (!(await this.deliver(r, row))) return;
@@ -238,23 +392,28 @@ export class Notifier {
     );
   }
 
-  /** Sends one row; true when it was delivered (or dropped) and the next may go. */
-  private async deliver(r: Receiver, row: OutboxRow): Promise<boolean> {
-    const name = r.config.name;
-    const event = JSON.parse(row.event_json) as NotifyEvent;
+  /** A receiver's delivery: its type's request, POSTed. */
+  private async sendToReceiver(r: Receiver, json: string, deliveryId: string): Promise<void> {
     const req = requestFor(
       {
         type: r.config.type,
         url: r.url,
         ...(r.secret !== undefined ? { secret: r.secret } : {}),
-        deliveryId: row.delivery_id,
+        deliveryId,
         alertTtlMs: 2 * r.config.repeatInterval,
       },
-      event,
+      JSON.parse(json) as NotifyEvent,
       this.now(),
     );
+    await postJson(req.url, req.body, { headers: req.headers, timeoutMs: r.config.timeout });
+  }
+
+  /** Sends one row; true when it was delivered (or dropped) and the next may go. */
+  private async deliver(r: Lane, row: OutboxRow): Promise<boolean> {
+    const name = r.name;
+    const event = JSON.parse(row.event_json) as { app: string; reason: string };
     try {
-      await postJson(req.url, req.body, { headers: req.headers, timeoutMs: r.config.timeout });
+      await r.send(row.event_json, row.delivery_id);
       this.db.run(
         `UPDATE ${OUTBOX} SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?`,
         [this.now(), row.id],
@@ -309,13 +468,13 @@ export class Notifier {
   }
 
   /** A token bucket per receiver: `rateLimit` per minute, bursts up to the same number. */
-  private takeToken(r: Receiver): boolean {
+  private takeToken(r: Lane): boolean {
     const now = this.now();
-    const cap = r.config.rateLimit;
-    const b = this.tokens.get(r.config.name) ?? { tokens: cap, at: now };
+    const cap = r.rateLimit;
+    const b = this.tokens.get(r.name) ?? { tokens: cap, at: now };
     b.tokens = Math.min(cap, b.tokens + ((now - b.at) * cap) / 60_000);
     b.at = now;
-    this.tokens.set(r.config.name, b);
+    this.tokens.set(r.name, b);
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;

@@ -360,8 +360,11 @@ async function compareWithLive(
   } catch (err) {
     // A namespace or CRD created by this same plan can't be checked yet — unless the object exists after all.
     if (!isMissingDependency(err)) throw err;
-    if (ns && missingNamespace(err) === ns) missingNamespaces.add(ns);
-    else if (await cluster.get(change.ref)) throw err;
+    if (ns && missingNamespace(err) === ns) {
+      // A namespace nothing creates is an error now, not half an apply later.
+      if (!creates.namespaces.has(ns) && !creates.after?.namespaces.has(ns)) throw err;
+      missingNamespaces.add(ns);
+    } else if (await cluster.get(change.ref)) throw err;
     return notValidated();
   }
   const live = dry.metadata.resourceVersion ? await cluster.get(change.ref) : undefined;

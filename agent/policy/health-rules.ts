@@ -6,6 +6,7 @@
 
 import { toCel } from "../cel/cel.ts";
 import { messageOf } from "../object/errors.ts";
+import type { HealthAssessor, HealthResult } from "../object/health.ts";
 import {
   type HealthStatus,
   type KubeObject,
@@ -15,16 +16,8 @@ import {
 } from "../object/object.ts";
 import type { HealthRule } from "./rule-file.ts";
 
-/** A health verdict and the reason a user reads. */
-export interface HealthVerdict {
-  status: HealthStatus;
-  message: string;
-}
-
-/** What judges one object's health without rules (agent/health's kstatus checks satisfy it). */
-export interface HealthFallback {
-  assess(obj: KubeObject): HealthVerdict;
-}
+/** A health verdict: status, reason word and the message a user reads. */
+export type HealthVerdict = HealthResult;
 
 /** Picks per rule list and group/kind, cached: a RuleSet keeps one array until it reloads. */
 const picks = new WeakMap<readonly HealthRule[], Map<string, HealthRule | null>>();
@@ -71,7 +64,7 @@ export function evaluateHealthRule(rule: HealthRule, obj: KubeObject): HealthVer
   const who = subjectOf(refOf(obj));
   const deletion = obj.metadata.deletionTimestamp;
   if (typeof deletion === "string" && deletion !== "") {
-    return { status: "Terminating", message: "Resource scheduled for deletion" };
+    return { status: "Terminating", reason: "Terminating", message: "Resource scheduled for deletion" };
   }
   const status = obj.status as Record<string, unknown> | undefined;
   const observed = status?.observedGeneration;
@@ -79,16 +72,17 @@ export function evaluateHealthRule(rule: HealthRule, obj: KubeObject): HealthVer
   if (typeof observed === "number" && typeof generation === "number" && observed !== generation) {
     return {
       status: "InProgress",
+      reason: "LatestGenerationNotObserved",
       message: `${obj.kind} generation ${generation} not yet observed by its controller (latest observed generation is ${observed})`,
     };
   }
   const vars = healthVariables(obj);
-  const steps: Array<[keyof HealthRule & ("inProgress" | "failed" | "current"), HealthStatus]> = [
-    ["inProgress", "InProgress"],
-    ["failed", "Failed"],
-    ["current", "Current"],
+  const steps: Array<[keyof HealthRule & ("inProgress" | "failed" | "current"), HealthStatus, string]> = [
+    ["inProgress", "InProgress", "Progressing"],
+    ["failed", "Failed", "Failed"],
+    ["current", "Current", "Current"],
   ];
-  for (const [field, verdict] of steps) {
+  for (const [field, verdict, reason] of steps) {
     const program = rule[field];
     if (!program) continue;
     let value: unknown;
@@ -97,25 +91,32 @@ export function evaluateHealthRule(rule: HealthRule, obj: KubeObject): HealthVer
     } catch (err) {
       return {
         status: "Unknown",
+        reason: "Unknown",
         message: `health rule ${rule.name} (${rule.source.file}:${rule.source.line}), ${field} on ${who}: ${messageOf(err)}`,
       };
     }
-    if (value === true) return { status: verdict, message: `${field} of health rule ${rule.name} is true` };
+    if (value === true)
+      return { status: verdict, reason, message: `${field} of health rule ${rule.name} is true` };
     if (typeof value !== "boolean") {
       return {
         status: "Unknown",
+        reason: "Unknown",
         message: `health rule ${rule.name}, ${field} on ${who}: returned ${typeof value}, not a bool`,
       };
     }
   }
-  return { status: "InProgress", message: `no condition of health rule ${rule.name} is true yet` };
+  return {
+    status: "InProgress",
+    reason: "Progressing",
+    message: `no condition of health rule ${rule.name} is true yet`,
+  };
 }
 
-/** A HealthJudge (agent/wait) that uses CEL rules where one matches and the fallback otherwise. */
-export class RuleHealthJudge {
+/** A HealthAssessor that uses CEL rules where one matches and the fallback (the kstatus checks) otherwise. */
+export class RuleHealthJudge implements HealthAssessor {
   constructor(
     private readonly rules: () => readonly HealthRule[],
-    private readonly fallback: HealthFallback,
+    private readonly fallback: HealthAssessor,
   ) {}
 
   /** The health of one live object. */

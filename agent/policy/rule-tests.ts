@@ -18,10 +18,11 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
 import { BerthError, messageOf } from "../object/errors.ts";
+import type { HealthAssessor } from "../object/health.ts";
 import { type Action, type KubeObject, objectId, refOf, subject } from "../object/object.ts";
 import { stageOf } from "../object/order.ts";
 import type { Plan, PlannedChange } from "../plan/plan.ts";
-import { type HealthFallback, RuleHealthJudge } from "./health-rules.ts";
+import { RuleHealthJudge } from "./health-rules.ts";
 import { RuleSet } from "./rule-set.ts";
 import { judgePlan } from "./sync-judge.ts";
 
@@ -54,7 +55,7 @@ interface FixtureCase {
 }
 
 /** Runs every case of one fixture file; throws a BerthError naming the file when it cannot be read or is malformed. */
-export function runRuleTests(file: string, fallback: HealthFallback): CaseResult[] {
+export function runRuleTests(file: string, fallback: HealthAssessor): CaseResult[] {
   let doc: { rules?: unknown; builtins?: unknown; cases?: unknown };
   try {
     doc = (parse(readFileSync(file, "utf8"), { maxAliasCount: 100 }) ?? {}) as typeof doc;

@@ -1,12 +1,11 @@
 /** Waits until applied objects are healthy, polling the cluster and judging each object with a health checker. */
 import { messageOf } from "../object/errors.ts";
+import type { HealthAssessor } from "../object/health.ts";
 import type { HealthStatus, KubeObject, ObjectRef } from "../object/object.ts";
 import { mapLimit } from "../object/pool.ts";
 
-/** Judges one object's health (the built-in kstatus checks, later CEL rules). */
-export interface HealthJudge {
-  assess(obj: KubeObject): { status: HealthStatus; message: string };
-}
+/** Judges one object's health (the kstatus checks, or CEL health rules over them). */
+export type HealthJudge = HealthAssessor;
 
 /** The cluster operation waiting needs. */
 export interface WaitCluster {
@@ -18,6 +17,8 @@ export interface ObjectHealth {
   subject: string;
   ref: ObjectRef;
   status: HealthStatus;
+  /** The kstatus-style reason word (agent/object/health.ts). */
+  reason: string;
   message: string;
 }
 
@@ -54,10 +55,11 @@ export async function waitHealthy(
       if (held && !olderThan(held, t.appliedVersion)) return { ref, subject, ...judge.assess(held) };
       try {
         const live = await cluster.get(ref);
-        if (!live) return { ref, subject, status: "NotFound", message: "object not found" };
+        if (!live)
+          return { ref, subject, status: "NotFound", reason: "NotFound", message: "object not found" };
         return { ref, subject, ...judge.assess(live) };
       } catch (err) {
-        return { ref, subject, status: "Unknown", message: messageOf(err) };
+        return { ref, subject, status: "Unknown", reason: "Unknown", message: messageOf(err) };
       }
     });
     const pending = objects.filter((o) => o.status !== "Current");

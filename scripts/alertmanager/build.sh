@@ -5,18 +5,9 @@
 # which `go:embed` requires, so `go install …@v` cannot work: the module is downloaded, copied, given a
 # one-page placeholder UI and built from there. The API (/api/v2) is unaffected.
 # Prints the binary's path on stdout; progress goes to stderr.
-set -euo pipefail
-V=${ALERTMANAGER_VERSION:-0.35.0}
-C=${BERTH_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-testenv}; mkdir -p "$C/alertmanager"
-export GOMODCACHE=$C/gomod GOCACHE=$C/gobuild GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-trimpath
-BIN=$C/alertmanager/alertmanager$V-$(go env GOVERSION)-$(go env GOARCH)
-exec 9>"$C/alertmanager/.lock"; flock 9
-if [ -f "$BIN/.complete" ]; then echo "$BIN/alertmanager"; exit 0; fi
-start=$(date +%s)
-T=$BIN.tmp; rm -rf "$T"; mkdir -p "$T"
-echo "[alertmanager-build] alertmanager v$V" >&2
-M=$(cd "$T" && go mod download -json "github.com/prometheus/alertmanager@v$V" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-[ -d "$M" ] || { echo "[alertmanager-build] module download failed" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../testenv.sh"
+testenv_begin alertmanager alertmanager "${ALERTMANAGER_VERSION:-0.35.0}"
+M=$(testenv_module_dir github.com/prometheus/alertmanager)
 S=$T/src; cp -r "$M" "$S"; chmod -R u+w "$S"
 for ui in elm mantine; do
   mkdir -p "$S/ui/app/dist/$ui"
@@ -24,6 +15,4 @@ for ui in elm mantine; do
 done
 (cd "$S" && go build -mod=mod -ldflags "-s -w" -o "$T/alertmanager" ./cmd/alertmanager) >&2
 rm -rf "$S"
-touch "$T/.complete"; rm -rf "$BIN"; mv "$T" "$BIN"
-echo "[alertmanager-build] done in $(( $(date +%s) - start ))s: $BIN" >&2
-echo "$BIN/alertmanager"
+testenv_finish

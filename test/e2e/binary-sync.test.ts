@@ -1,9 +1,12 @@
 /**
  * The compiled binary end to end: sync, plan, status, ledger, drift, bad
  * input, the run loop picking up a new commit, graceful SIGTERM, and a kill -9
- * that the next start records as Interrupted.
+ * that the next start records as Interrupted; then CRDs, Services, exact actions, no-op writes, other
+ * managers' fields, health failures and bad inputs in an app of their own.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
 import {
@@ -192,4 +195,157 @@ describe("the compiled binary", () => {
     expect(entry.reason).toBe("Interrupted");
     expect(r.stdout).toContain("1 deleted");
   }, 120_000);
+});
+
+/**
+ * What the sync-engine issue listed for the binary, in an app of its own: a CRD with its custom resource, a
+ * Service, the edit/add/delete triple with exact actions, no writes on a no-op sync, another manager's field
+ * left alone, HealthCheckFailed naming the object, and bad inputs that change nothing.
+ */
+describe("the compiled binary: what sync writes, and what it refuses", () => {
+  const ns2 = `e2e-kinds-${Math.random().toString(16).slice(2, 8)}`;
+  const group = `${ns2}.example.com`;
+  let cfg = "";
+  const crd = `apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.${group}\nspec:\n  group: ${group}\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec: {type: object, properties: {size: {type: integer}}}\n`;
+  const map = (name: string, value: string) =>
+    `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  value: "${value}"\n`;
+  const get = (kind: string, name: string, path: string) =>
+    kubectl(cluster, "get", kind, name, "-n", ns2, "-o", `jsonpath=${path}`);
+  const sync = (app: string) => runBerth(["sync", "--config", cfg, "--app", app], env());
+  /** The actions of the app's newest ledger entry, "action Kind/ns/name", sorted. */
+  const lastActions = async (app: string): Promise<string[]> => {
+    const list = JSON.parse(
+      (await runBerth(["ledger", "list", "--json", "--app", app, "--config", cfg])).stdout,
+    );
+    const shown = JSON.parse(
+      (await runBerth(["ledger", "show", String(list[0].id), "--json", "--config", cfg])).stdout,
+    );
+    return shown.objects
+      .map(
+        (o: { action: string; ref: { kind: string; namespace: string; name: string } }) =>
+          `${o.action} ${o.ref.kind}/${o.ref.namespace}/${o.ref.name}`,
+      )
+      .sort();
+  };
+
+  beforeAll(() => {
+    const url = git.createRepo("kinds");
+    git.commit("kinds", {
+      "kinds/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns2}\n`,
+      "kinds/crd.yaml": crd,
+      "kinds/widget.yaml": `apiVersion: ${group}/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: ${ns2}\nspec:\n  size: 3\n`,
+      "kinds/service.yaml": `apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: ${ns2}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n`,
+      "kinds/edit.yaml": map("edit", "one").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
+      "kinds/gone.yaml": map("gone", "one").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
+    });
+    cfg = writeConfig(
+      `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${url}"\n  auth: {tokenEnv: E2E_GIT_TOKEN}\napps:\n  - {name: kinds, path: kinds, timeout: 60s}\n  - {name: stuck, path: stuck, namespace: ${ns2}, timeout: 4s}\nledger: {path: $DIR/ledger.db}\n`,
+    );
+  });
+
+  afterAll(() => {
+    for (const args of [
+      ["delete", "namespace", ns2, "--wait=false"],
+      ["delete", "crd", `widgets.${group}`, "--wait=false"],
+    ])
+      try {
+        kubectl(cluster, ...args);
+      } catch {}
+  });
+
+  test("a CRD and its custom resource, and a Service, in one sync", async () => {
+    const r = await sync("kinds");
+    expect(r.code).toBe(0);
+    expect(get(`widgets.${group}`, "w", "{.spec.size}")).toBe("3");
+    expect(get("service", "web", "{.spec.ports[0].targetPort}")).toBe("8080");
+    expect(await lastActions("kinds")).toEqual([
+      `created ConfigMap/${ns2}/edit`,
+      `created ConfigMap/${ns2}/gone`,
+      `created CustomResourceDefinition//widgets.${group}`,
+      "created Namespace//" + ns2,
+      `created Service/${ns2}/web`,
+      `created Widget/${ns2}/w`,
+    ]);
+  }, 120_000);
+
+  test("a sync with nothing to change writes nothing (audit log)", async () => {
+    const since = await quietSince();
+    const r = await sync("kinds");
+    expect(r.code).toBe(0);
+    expect(writesIn(auditEvents(cluster, since, "berth", ns2))).toEqual([]);
+  }, 60_000);
+
+  test("edit, add and delete in one commit are exactly configured, created, deleted; another manager's field stays", async () => {
+    const other = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edit\n  namespace: ${ns2}\n  labels: {team: payments}\n`;
+    const file = join(dirname(cfg), "other-team.yaml");
+    writeFileSync(file, other);
+    kubectl(cluster, "apply", "--server-side", "--field-manager=other-team", "-f", file);
+    git.commit("kinds", {
+      "kinds/edit.yaml": map("edit", "two").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
+      "kinds/added.yaml": map("added", "one").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
+      "kinds/gone.yaml": null,
+    });
+    const r = await sync("kinds");
+    expect(r.code).toBe(0);
+    const changed = (await lastActions("kinds")).filter((a) => !a.startsWith("unchanged "));
+    expect(changed).toEqual([
+      `configured ConfigMap/${ns2}/edit`,
+      `created ConfigMap/${ns2}/added`,
+      `deleted ConfigMap/${ns2}/gone`,
+    ]);
+    expect(get("configmap", "edit", "{.data.value}")).toBe("two");
+    expect(get("configmap", "edit", "{.metadata.labels.team}")).toBe("payments");
+    expect(kubectl(cluster, "get", "configmap", "gone", "-n", ns2, "--ignore-not-found", "-o", "name")).toBe(
+      "",
+    );
+  }, 120_000);
+
+  test("a Deployment that never becomes ready fails with HealthCheckFailed naming it (exit 1)", async () => {
+    git.commit("kinds", {
+      "stuck/deploy.yaml": `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    spec:\n      nodeSelector: {no-such-node: "true"}\n      containers: [{name: c, image: "nginx:1.27"}]\n`,
+    });
+    const r = await sync("stuck");
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("HealthCheckFailed");
+    expect(r.stdout).toContain(`Deployment/${ns2}/stuck`);
+  }, 60_000);
+
+  const badInputs: Array<[string, string, string]> = [
+    [
+      "an unknown kind",
+      `apiVersion: ${group}/v1\nkind: Gadget\nmetadata:\n  name: g\n  namespace: ${ns2}\n`,
+      "Gadget",
+    ],
+    [
+      "a namespace that does not exist",
+      map("lost", "x").replace("metadata:\n", "metadata:\n  namespace: no-such-ns-e2e\n"),
+      "no-such-ns-e2e",
+    ],
+    [
+      "an invalid field",
+      `apiVersion: ${group}/v1\nkind: Widget\nmetadata:\n  name: bad\n  namespace: ${ns2}\nspec:\n  size: lots\n`,
+      "spec.size",
+    ],
+  ];
+  for (const [what, manifest, named] of badInputs) {
+    test(`${what} fails the sync (exit 1) naming it, and nothing of the commit is applied`, async () => {
+      git.commit("kinds", {
+        "kinds/edit.yaml": map("edit", "three").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
+        "kinds/bad.yaml": manifest,
+      });
+      try {
+        const since = await quietSince();
+        const r = await sync("kinds");
+        expect(r.code).toBe(1);
+        expect(r.stdout + r.stderr).toContain(named);
+        expect(get("configmap", "edit", "{.data.value}")).toBe("two");
+        expect(writesIn(auditEvents(cluster, since, "berth", ns2))).toEqual([]);
+      } finally {
+        git.commit("kinds", {
+          "kinds/edit.yaml": map("edit", "two").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
+          "kinds/bad.yaml": null,
+        });
+      }
+    }, 60_000);
+  }
 });

@@ -102,7 +102,7 @@ describe.skipIf(skipWithout(isRoot, "root (to mount a small tmpfs)"))("ledger on
         delete: async (ref) => live.delete(ref.name),
       },
       ledger,
-      health: { assess: () => ({ status: "Current", message: "ok" }) },
+      health: { assess: () => ({ status: "Current", reason: "Current", message: "ok" }) },
       log: silentLogger,
     };
     const spec = {

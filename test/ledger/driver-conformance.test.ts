@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { currentRuntime, openDriver } from "../../agent/ledger/driver.ts";
+import { openDriver } from "../../agent/ledger/driver.ts";
+import { currentRuntime } from "../../agent/runtime/detect.ts";
 import { CONFORMANCE } from "../support/ledger-conformance.ts";
 import { tempDir } from "../support/ledger-fixtures.ts";
 import { skipWithout } from "../support/required.ts";

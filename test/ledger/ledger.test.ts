@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { GENESIS_HASH } from "../../agent/ledger/chain.ts";
-import { Ledger } from "../../agent/ledger/ledger.ts";
+import { clampLimit, Ledger, MAX_LIST_LIMIT } from "../../agent/ledger/ledger.ts";
 import { BerthError } from "../../agent/object/errors.ts";
 import type { Action } from "../../agent/object/object.ts";
 import { configMap, coreRef, deploymentRef, tempDir } from "../support/ledger-fixtures.ts";
@@ -126,6 +126,22 @@ describe("begin / finish / get", () => {
 });
 
 describe("list", () => {
+  test("every list query clamps its limit the same way: 1 to the maximum, default 50", () => {
+    expect([undefined, Number.NaN, Infinity, -5, 0, 2.9, 7, 10_000].map(clampLimit)).toEqual([
+      50,
+      50,
+      50,
+      1,
+      1,
+      2,
+      7,
+      MAX_LIST_LIMIT,
+    ]);
+    for (let i = 0; i < 3; i++) ledger.begin({ app: "web", revision: `r${i}`, trigger: "poll" });
+    expect(ledger.list({ limit: 0 })).toHaveLength(1);
+    expect(ledger.list({ limit: Number.NaN })).toHaveLength(3);
+  });
+
   test("newest first, filtered by app, paged by the id cursor, limited", () => {
     const ids = [0, 1, 2, 3, 4].map((i) =>
       ledger.begin({ app: i % 2 ? "db" : "web", revision: `r${i}`, trigger: "poll" }),

@@ -8,7 +8,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { currentRuntime, openDriver } from "../../agent/ledger/driver.ts";
+import { openDriver } from "../../agent/ledger/driver.ts";
+import { currentRuntime } from "../../agent/runtime/detect.ts";
 import { runConformance } from "./ledger-conformance.ts";
 
 const dir = process.argv[2] ?? mkdtempSync(join(tmpdir(), "berth-ledger-check-"));

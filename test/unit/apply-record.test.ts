@@ -12,6 +12,7 @@ import { pruneStaged } from "../../agent/apply/prune.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
 import type { AppSpec, EngineDeps } from "../../agent/engine/ports.ts";
 import { reconcile } from "../../agent/engine/reconcile.ts";
+import { defaultHealthChecker } from "../../agent/health/assess.ts";
 import { KubeApiError } from "../../agent/kube/client.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import { BerthError } from "../../agent/object/errors.ts";
@@ -75,7 +76,7 @@ async function setup(objects: KubeObject[]) {
     }),
     cluster,
     ledger,
-    health: { assess: () => ({ status: "Current", message: "ok" }) },
+    health: { assess: () => ({ status: "Current", reason: "Current", message: "ok" }) },
     log: silentLogger,
   };
   return {
@@ -233,7 +234,11 @@ describe("applyStaged and pruneStaged", () => {
     const cluster = new FakeCluster();
     cluster.hold = true;
     const changes = [namespace("a"), ...many(5)].map(change);
-    const result = await applyStaged(changes, cluster, { force: false, writeTimeoutMs: 50 });
+    const result = await applyStaged(changes, cluster, {
+      force: false,
+      health: defaultHealthChecker,
+      writeTimeoutMs: 50,
+    });
     expect(result.failed).toBe(true);
     expect(result.outcomes.map((o) => o.status)).toEqual([
       "failed",
@@ -250,13 +255,64 @@ describe("applyStaged and pruneStaged", () => {
     expect(cluster.received).toEqual(["Namespace//a"]);
   });
 
+  const crd = (name: string, conditions?: unknown[]): KubeObject => ({
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: { name },
+    ...(conditions ? { status: { conditions } } : {}),
+  });
+
+  test("a CRD the health assessor calls Failed stops the apply at once, naming the CRD and the reason", async () => {
+    const cluster = new FakeCluster();
+    const rejected = crd("widgets.example.com", [
+      { type: "NamesAccepted", status: "False", reason: "MultipleNamesNotAllowed", message: "taken" },
+    ]);
+    cluster.get = async (ref) => (ref.kind === "CustomResourceDefinition" ? rejected : undefined);
+    const started = Date.now();
+    const result = await applyStaged([crd("widgets.example.com"), ...many(2)].map(change), cluster, {
+      force: false,
+      health: defaultHealthChecker,
+      crdTimeoutMs: 30_000,
+    });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(result.failed).toBe(true);
+    expect(result.problems).toEqual([
+      {
+        subject: "CustomResourceDefinition//widgets.example.com",
+        ref: refOf(rejected),
+        message: "applied, but CRD names not accepted: MultipleNamesNotAllowed: taken",
+      },
+    ]);
+    expect(result.outcomes.map((o) => o.status)).toEqual(["applied", "not-attempted", "not-attempted"]);
+  });
+
+  test("a stop while waiting for a CRD to be Established ends the wait without its timeout", async () => {
+    const cluster = new FakeCluster();
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 150);
+    const started = Date.now();
+    const result = await applyStaged([crd("gadgets.example.com"), ...many(1)].map(change), cluster, {
+      force: false,
+      health: defaultHealthChecker,
+      crdTimeoutMs: 30_000,
+      signal: stop.signal,
+    });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(result).toMatchObject({ failed: false, interrupted: true, problems: [] });
+    expect(result.outcomes.map((o) => o.status)).toEqual(["applied", "not-attempted"]);
+  });
+
   test("a stop that comes after the last write leaves a complete apply", async () => {
     const cluster = new FakeCluster();
     const stop = new AbortController();
     cluster.onAck = (n) => {
       if (n === 3) stop.abort();
     };
-    const applied = await applyStaged(many(3).map(change), cluster, { force: false, signal: stop.signal });
+    const applied = await applyStaged(many(3).map(change), cluster, {
+      force: false,
+      health: defaultHealthChecker,
+      signal: stop.signal,
+    });
     expect(applied).toMatchObject({ failed: false, interrupted: false });
     expect(applied.outcomes.map((o) => o.status)).toEqual(["applied", "applied", "applied"]);
   });
@@ -265,7 +321,11 @@ describe("applyStaged and pruneStaged", () => {
     const cluster = new FakeCluster();
     const stop = new AbortController();
     stop.abort();
-    const applied = await applyStaged(many(3).map(change), cluster, { force: false, signal: stop.signal });
+    const applied = await applyStaged(many(3).map(change), cluster, {
+      force: false,
+      health: defaultHealthChecker,
+      signal: stop.signal,
+    });
     expect(applied).toMatchObject({ failed: false, interrupted: true });
     expect(applied.outcomes.map((o) => o.status)).toEqual([
       "not-attempted",

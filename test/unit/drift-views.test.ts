@@ -192,7 +192,7 @@ describe("berth status", () => {
 });
 
 describe("the health wait reads the watch view", () => {
-  const judge = { assess: () => ({ status: "Current" as const, message: "" }) };
+  const judge = { assess: () => ({ status: "Current" as const, reason: "Current", message: "" }) };
   const obj = (name: string, rv: string): KubeObject => ({
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -231,8 +231,8 @@ describe("the health wait reads the watch view", () => {
     const judgeByVersion = {
       assess: (o: KubeObject) =>
         o.metadata.resourceVersion === "10"
-          ? { status: "Current" as const, message: "" }
-          : { status: "Failed" as const, message: "new spec fails" },
+          ? { status: "Current" as const, reason: "Current", message: "" }
+          : { status: "Failed" as const, reason: "Failed", message: "new spec fails" },
     };
     const r = await waitHealthy(
       [{ ref: cm("x"), subject: "x", appliedVersion: "11" }],

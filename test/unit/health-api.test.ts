@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import {
   assessHealth,
   defaultHealthChecker,
-  type HealthChecker,
+  type HealthAssessor,
   type HealthResult,
   kindCheckFor,
   kindChecks,
@@ -39,6 +39,7 @@ describe("assessHealth", () => {
   test("a Deployment without progressDeadlineSeconds is Current once counts and Available agree", () => {
     expect(assessHealth(readyDeployment)).toEqual({
       status: "Current",
+      reason: "Current",
       message: "Deployment is available. Replicas: 1",
     });
   });
@@ -51,11 +52,19 @@ describe("assessHealth", () => {
       reason: "Quota",
       message: "no room",
     });
-    expect(assessHealth(stalled)).toEqual({ status: "Failed", message: "Stalled: Quota: no room" });
+    expect(assessHealth(stalled)).toEqual({
+      status: "Failed",
+      reason: "Quota",
+      message: "Stalled: Quota: no room",
+    });
     const reconciling = obj("example.com/v1", "Widget", {
       status: { conditions: [{ type: "Reconciling", status: "True" }] },
     });
-    expect(assessHealth(reconciling)).toEqual({ status: "InProgress", message: "Reconciling" });
+    expect(assessHealth(reconciling)).toEqual({
+      status: "InProgress",
+      reason: "Progressing",
+      message: "Reconciling",
+    });
   });
 
   test("the generation check needs both fields and treats any difference as not observed", () => {
@@ -70,6 +79,7 @@ describe("assessHealth", () => {
     });
     expect(assessHealth(ahead)).toMatchObject({
       status: "InProgress",
+      reason: "LatestGenerationNotObserved",
       message: expect.stringContaining("generation 1"),
     });
   });
@@ -79,11 +89,19 @@ describe("assessHealth", () => {
       spec: { replicas: "2" },
       status: { replicas: "2", conditions: "nope" },
     });
-    expect(assessHealth(odd)).toEqual({ status: "InProgress", message: "0/1 replicas created" });
+    expect(assessHealth(odd)).toEqual({
+      status: "InProgress",
+      reason: "Progressing",
+      message: "0/1 replicas created",
+    });
     const badConditions = obj("example.com/v1", "Widget", {
       status: { conditions: [null, 3, { status: "True" }] },
     });
-    expect(assessHealth(badConditions)).toEqual({ status: "Current", message: "Resource is current" });
+    expect(assessHealth(badConditions)).toEqual({
+      status: "Current",
+      reason: "Current",
+      message: "Resource is current",
+    });
     expect(assessHealth(obj("v1", "Pod", { status: null })).status).toBe("InProgress");
   });
 
@@ -108,20 +126,22 @@ describe("assessHealth", () => {
   });
 });
 
-describe("HealthChecker", () => {
+describe("HealthAssessor", () => {
   test("the default checker is assessHealth", () => {
     expect(defaultHealthChecker.assess(readyDeployment)).toEqual(assessHealth(readyDeployment));
   });
 
   test("a replacement can wrap the built-in rules behind the same interface", () => {
-    const strict: HealthChecker = {
+    const strict: HealthAssessor = {
       assess(o): HealthResult {
-        if (o.kind === "ConfigMap" && !o.data) return { status: "Failed", message: "ConfigMap has no data" };
+        if (o.kind === "ConfigMap" && !o.data)
+          return { status: "Failed", reason: "Failed", message: "ConfigMap has no data" };
         return defaultHealthChecker.assess(o);
       },
     };
     expect(strict.assess(obj("v1", "ConfigMap"))).toEqual({
       status: "Failed",
+      reason: "Failed",
       message: "ConfigMap has no data",
     });
     expect(strict.assess(readyDeployment).status).toBe("Current");

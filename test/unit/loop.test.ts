@@ -128,8 +128,8 @@ async function harness(): Promise<Harness> {
     health: {
       assess: (obj) =>
         unhealthy.has(obj.metadata.name)
-          ? { status: "InProgress", message: "never ready" }
-          : { status: "Current", message: "ok" },
+          ? { status: "InProgress", reason: "Progressing", message: "never ready" }
+          : { status: "Current", reason: "Current", message: "ok" },
     },
     log: silentLogger,
   };

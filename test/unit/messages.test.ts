@@ -119,7 +119,7 @@ describe("reconcile() with a plan failure over 600 objects", () => {
       render: async () => ({ objects: desired, skipped: [], errors: [], digest: "sha256:x" }),
       cluster,
       ledger,
-      health: { assess: () => ({ status: "Current", message: "" }) },
+      health: { assess: () => ({ status: "Current", reason: "Current", message: "" }) },
       log,
       emit: (e) => {
         if (e.type === "finished") emitted.push(e.message);

@@ -11,9 +11,16 @@ import { parseConfig } from "../../agent/config/config.ts";
 import { compileWhen, type ReceiverConfig } from "../../agent/config/notify.ts";
 import { ConfigError } from "../../agent/config/problems.ts";
 import type { LedgerEntry } from "../../agent/ledger/entry.ts";
-import { driftEvent, entryEvent, type NotifyEvent, reasonOfEntry } from "../../agent/notify/event.ts";
+import {
+  approvedEvent,
+  driftEvent,
+  entryEvent,
+  type NotifyEvent,
+  reasonOfEntry,
+} from "../../agent/notify/event.ts";
 import { alertmanager, discord, slack, teams } from "../../agent/notify/formats.ts";
-import { Notifier, type Receiver } from "../../agent/notify/notifier.ts";
+import { DeliveryError } from "../../agent/notify/http.ts";
+import { Notifier, type OutletPayload, type Receiver } from "../../agent/notify/notifier.ts";
 import {
   checkDiscord,
   checkSlack,
@@ -119,7 +126,13 @@ function receiver(
   path: string,
 ): Receiver {
   const { secret, ...rest } = config;
-  const c: ReceiverConfig = { repeatInterval: 3_600_000, rateLimit: 30, timeout: 2000, ...rest };
+  const c: ReceiverConfig = {
+    repeatInterval: 3_600_000,
+    rateLimit: 30,
+    timeout: 2000,
+    sourceUnreachableAfter: 600_000,
+    ...rest,
+  };
   return {
     config: c,
     url: `${rx.url}${path}`,
@@ -289,6 +302,121 @@ describe("outbox", () => {
 });
 
 type J = Record<string, unknown>;
+
+describe("outlets, failing deliveries, approvals and the Git source", () => {
+  test("an outlet that fails is retried, listed as failing, and a newer payload with the same key replaces the queued one", async () => {
+    let up = false;
+    const got: OutletPayload[] = [];
+    const n = await Notifier.open(join(dir, "outlet.db"), [], {
+      externalURL: "https://berth.example",
+      log: () => {},
+      pollMs: 50,
+      outlets: [
+        {
+          name: "status:gitea",
+          rateLimit: 600,
+          send: async (p) => {
+            if (!up) throw new DeliveryError("http://127.0.0.1:1: cannot connect (refused)", true);
+            got.push(p);
+          },
+        },
+      ],
+    });
+    try {
+      n.post("status:gitea", {
+        app: "web",
+        reason: "status pending",
+        key: "abc|berth/web",
+        state: "pending",
+      });
+      await until("a failing line", () => n.failing()[0]);
+      expect(n.failing()[0]).toMatchObject({ receiver: "status:gitea", pending: 1, attempts: 1 });
+      expect(n.failing()[0]?.lastError).toContain("cannot connect");
+      n.post("status:gitea", {
+        app: "web",
+        reason: "status success",
+        key: "abc|berth/web",
+        state: "success",
+      });
+      n.post("status:gitea", {
+        app: "api",
+        reason: "status pending",
+        key: "def|berth/api",
+        state: "pending",
+      });
+      expect(n.pending()).toBe(2);
+      up = true;
+      // Backoff after one failure is about a second.
+      await until("both delivered", () => (n.pending() === 0 ? true : undefined), 10_000);
+      expect(got.map((p) => `${p.app} ${p.state}`)).toEqual(["web success", "api pending"]);
+      expect(n.failing()).toEqual([]);
+    } finally {
+      await n.close();
+    }
+  }, 20_000);
+
+  test("the Git source unreachable past a receiver's threshold notifies once, then its recovery", async () => {
+    let clock = Date.parse("2026-01-01T00:00:00Z");
+    const n = await Notifier.open(
+      join(dir, "source.db"),
+      [
+        receiver(
+          { name: "early", type: "webhook", secret: "s", sourceUnreachableAfter: 60_000 },
+          "/hook/src1",
+        ),
+        receiver(
+          { name: "late", type: "webhook", secret: "s", sourceUnreachableAfter: 3_600_000 },
+          "/hook/src2",
+        ),
+      ],
+      { externalURL: "https://berth.example", log: () => {}, pollMs: 50, now: () => clock },
+    );
+    const reasons = (p: string) =>
+      rx.received.filter((r) => r.path === p).map((r) => (r.body as { event: NotifyEvent }).event.reason);
+    try {
+      const since = new Date(clock).toISOString();
+      const state = {
+        url: "https://git.example/infra.git",
+        unreachableSince: since,
+        error: "connection refused",
+      };
+      n.onSource(state);
+      clock += 30_000;
+      n.onSource(state);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(reasons("/hook/src1")).toEqual([]);
+      for (let i = 0; i < 5; i++) {
+        clock += 60_000;
+        n.onSource(state);
+      }
+      await until("the outage", () => reasons("/hook/src1").length === 1);
+      const body = rx.received.find((r) => r.path === "/hook/src1")?.body as
+        | { event?: NotifyEvent }
+        | undefined;
+      const event = body?.event;
+      expect(event).toMatchObject({ reason: "SourceUnreachable", severity: "warning", since });
+      expect(event?.summary).toBe("Git source unreachable for 2m: https://git.example/infra.git");
+      n.onSource({ url: state.url, unreachableSince: undefined, error: undefined });
+      await until("the recovery", () => reasons("/hook/src1").length === 2);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(reasons("/hook/src1")).toEqual(["SourceUnreachable", "SourceRecovered"]);
+      // The other receiver's threshold was never reached: it hears of neither.
+      expect(reasons("/hook/src2")).toEqual([]);
+    } finally {
+      await n.close();
+    }
+  });
+
+  test("an approval is an info event naming who approved which revision", () => {
+    const e = approvedEvent(
+      { app: "db", revision: "main@sha1:abcd", by: "api:ops", expiresAt: "2026-01-01T01:00:00Z" },
+      "https://berth.example/#app=db",
+    );
+    expect(e).toMatchObject({ reason: "Approved", severity: "info", app: "db", commit: { sha: "abcd" } });
+    expect(e.summary).toBe("db: approved by api:ops");
+    expect(checkSlack(slack(e))).toEqual([]);
+  });
+});
 
 describe("events", () => {
   test("a finished entry's reason: health, hold, deny, plain failure, replay, routine", () => {

@@ -61,10 +61,11 @@ describe("plan after dependencies", () => {
     ]);
   });
 
-  test("without them the kind is an error, as before", async () => {
+  test("without them the kind and the namespace are errors, before anything is written", async () => {
     const p = await plan({ app, revision: "r", desired, inventory: [] }, cluster);
-    expect(p.errors.map((e) => e.subject)).toEqual(["Backup/nightly"]);
+    expect(p.errors.map((e) => e.subject)).toEqual(["Backup/nightly", "ConfigMap/data/settings"]);
     expect(p.errors[0]?.message).toContain("is not served");
+    expect(p.errors[1]?.message).toContain('namespaces "data" not found');
   });
 
   test("dependencies are followed transitively, dependencies first, unknown names ignored", () => {

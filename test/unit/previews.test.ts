@@ -72,7 +72,7 @@ function configError(text: string): string {
 }
 
 describe("previews: in berth.yaml", () => {
-  test("defaults: maxRefs 20, the source interval, one ref at a time", () => {
+  test("defaults: maxRefs 20, the source interval, one ref at a time, no comment", () => {
     const c = parseConfig(`${BASE}previews: {refs: ["refs/pull/*/head"], apps: [web]}\n`, "/tmp/berth.yaml");
     expect(c.previews).toEqual({
       refs: ["refs/pull/*/head"],
@@ -81,6 +81,7 @@ describe("previews: in berth.yaml", () => {
       maxRefs: 20,
       interval: 60_000,
       concurrency: 1,
+      comment: false,
     });
   });
   test("errors name the field", () => {

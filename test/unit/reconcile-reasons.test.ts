@@ -14,7 +14,8 @@ import { reconcile } from "../../agent/engine/reconcile.ts";
 import { KubeApiError } from "../../agent/kube/client.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import { BerthError } from "../../agent/object/errors.ts";
-import type { HealthStatus, KubeObject } from "../../agent/object/object.ts";
+import type { HealthResult } from "../../agent/object/health.ts";
+import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
 import { FakeCluster, key } from "../support/fake-cluster.ts";
 
@@ -57,8 +58,9 @@ async function setup(objects: KubeObject[]) {
   const state = {
     desired: objects,
     renderErrors: [] as Array<{ path: string; message: string }>,
-    health: (_o: KubeObject): { status: HealthStatus; message: string } => ({
+    health: (_o: KubeObject): HealthResult => ({
       status: "Current",
+      reason: "Current",
       message: "ok",
     }),
     fetchError: undefined as Error | undefined,
@@ -190,8 +192,8 @@ describe("reconcile() reasons", () => {
     const h = await setup([cm("a"), cm("slow")]);
     h.state.health = (o) =>
       o.metadata.name === "slow"
-        ? { status: "InProgress", message: "0 of 1 replicas ready" }
-        : { status: "Current", message: "ok" };
+        ? { status: "InProgress", reason: "Progressing", message: "0 of 1 replicas ready" }
+        : { status: "Current", reason: "Current", message: "ok" };
     const r = await sync(h.deps);
     expect(r.reason).toBe("HealthCheckFailed");
     expect(r.message).toContain("ConfigMap/shop/slow");
@@ -200,7 +202,7 @@ describe("reconcile() reasons", () => {
 
   test("HealthCheckFailed at once: a Failed object does not wait out the timeout", async () => {
     const h = await setup([cm("a")]);
-    h.state.health = () => ({ status: "Failed", message: "CrashLoopBackOff" });
+    h.state.health = () => ({ status: "Failed", reason: "CrashLoopBackOff", message: "CrashLoopBackOff" });
     const r = await sync(h.deps);
     expect(r.reason).toBe("HealthCheckFailed");
     expect(r.message).toContain("CrashLoopBackOff");

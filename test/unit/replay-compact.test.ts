@@ -83,7 +83,7 @@ beforeAll(async () => {
       delete: async (ref) => live.delete(ref.name),
     },
     ledger,
-    health: { assess: () => ({ status: "Current", message: "ok" }) },
+    health: { assess: () => ({ status: "Current", reason: "Current", message: "ok" }) },
     log: silentLogger,
   };
 });

@@ -210,6 +210,7 @@ describe("HTTP: approve, pin, unpin and verdicts", () => {
   let loop: FakeLoop;
   let api: ReturnType<typeof createApi>;
   let entry: number;
+  let approvals: Array<{ app: string; revision: string; by: string }>;
   const operator = { Authorization: "Bearer operator-token", "Content-Type": "application/json" };
   const reader = { Authorization: "Bearer reader-token", "Content-Type": "application/json" };
   const ajv = new Ajv({ strict: false, allowUnionTypes: true, validateFormats: false });
@@ -234,6 +235,7 @@ describe("HTTP: approve, pin, unpin and verdicts", () => {
       ],
     });
     loop = new FakeLoop(ledger);
+    approvals = [];
     api = createApi({
       loop,
       ledger,
@@ -244,6 +246,16 @@ describe("HTTP: approve, pin, unpin and verdicts", () => {
       events: new EventBus(),
       tokens: [tokenEntry("reader-token", "read"), tokenEntry("operator-token", "operate")],
       anonymousRead: false,
+      onApproved: (a) => approvals.push(a),
+      failingDeliveries: () => [
+        {
+          receiver: "status:gitea",
+          pending: 2,
+          attempts: 3,
+          lastError: "cannot connect",
+          since: "2026-01-01T00:00:00Z",
+        },
+      ],
     });
   });
 
@@ -268,6 +280,12 @@ describe("HTTP: approve, pin, unpin and verdicts", () => {
     expect(ajv.validate(API_SCHEMAS.Approval, body)).toBe(true);
     expect(ledger.approvalFor("web", REV)?.by).toBe("dana");
     expect(loop.triggered).toEqual(["web"]);
+    // The notifier hears of it (the Approved event).
+    expect(approvals).toEqual([expect.objectContaining({ app: "web", revision: REV, by: "dana" })]);
+    const apps = (await (await api.request("/api/v1/apps", { headers: reader })).json()) as {
+      failingDeliveries?: Array<{ receiver: string }>;
+    };
+    expect(apps.failingDeliveries?.map((f) => f.receiver)).toEqual(["status:gitea"]);
     const bad = await api.request("/api/v1/apps/web/approve", {
       method: "POST",
       headers: operator,

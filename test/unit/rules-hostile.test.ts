@@ -252,7 +252,7 @@ describe("the agent keeps serving", () => {
     });
     const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: api.fetch });
     const judge = new RuleHealthJudge(() => [hostileHealthRule(TRIPLE)], {
-      assess: () => ({ status: "Current", message: "" }),
+      assess: () => ({ status: "Current", reason: "Current", message: "" }),
     });
     // The agent's side: one hostile health evaluation per macrotask, for about a second.
     let running = true;
