@@ -463,7 +463,10 @@ async function runCommand(flags: GlobalFlags, io: Io, log: Logger): Promise<numb
     w.kube.mayWrite = () => leader.isLeader() && tookOver;
   }
   // Previews of unmerged heads run in a lane of their own: reads and dry-runs only, never delaying a sync.
-  const previews = wirePreviews(w, log, ha ? { active: () => leader?.isLeader() === true } : {});
+  const previews = wirePreviews(w, log, {
+    ...(ha ? { active: () => leader?.isLeader() === true } : {}),
+    ...(notify?.previewReporter ? { reporters: [notify.previewReporter] } : {}),
+  });
   // Apps whose drift policy is not a plain `heal` leave drift to the watcher's policy between commits.
   const commitOnly = new Set(
     w.config.apps

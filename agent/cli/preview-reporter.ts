@@ -1,9 +1,16 @@
 /**
  * Previews told to the forge: a commit status `berth/preview/<app>` on the previewed head for each app, and
  * (when asked) one comment on the pull request listing the changes, edited in place on each new head.
+ *
+ * Both go through the notification outbox (agent/notify/notifier.ts), as the sync statuses do
+ * (agent/forge/commit-status.ts): reporting only writes outbox rows, so a forge that is down or slow never
+ * stalls the previews lane; the outbox retries with backoff, survives restarts, and a newer status or comment
+ * for the same head or ref replaces an undelivered older one.
  */
 import type { AppPreview, PreviewReporter, RefPreview } from "../engine/ports.ts";
-import type { ForgeClient, StatusState } from "../forge/forge.ts";
+import { statusPayload } from "../forge/commit-status.ts";
+import type { CommitStatus, ForgeClient, StatusState } from "../forge/forge.ts";
+import type { Outlet, OutletPayload } from "../notify/notifier.ts";
 
 /** Objects listed per app in a comment; the rest are counted. */
 const COMMENT_OBJECTS = 50;
@@ -13,30 +20,70 @@ export function previewState(outcome: AppPreview["outcome"]): StatusState {
   return outcome === "denied" || outcome === "held" || outcome === "error" ? "failure" : "success";
 }
 
-/** The reporter over a forge client; `link` is where people see the preview (the status page). */
-export function forgePreviewReporter(
-  forge: ForgeClient,
-  options: { comment: boolean; link?: string },
+/**
+ * The comment's marker: it names the previewed apps, so two agents previewing different apps of one
+ * repository each keep their own comment instead of overwriting each other's.
+ */
+export function commentMarker(apps: readonly string[]): string {
+  return `preview:${[...apps].sort().join(",")}`;
+}
+
+/** What the comment outlet is handed: the pull request, or (for a branch) the head to find them by. */
+interface CommentPayload extends OutletPayload {
+  sha: string;
+  pr?: number;
+  body: string;
+  marker: string;
+}
+
+/** The outlet that delivers preview comments to the forge. */
+export function commentOutlet(forge: ForgeClient): Outlet {
+  return {
+    name: `comment:${forge.provider}`,
+    rateLimit: 30,
+    send: async (payload) => {
+      const c = payload as CommentPayload;
+      // A branch preview has no number in its name: the forge knows which open pull requests it heads.
+      const prs = c.pr !== undefined ? [c.pr] : (await forge.pullsForHead(c.sha)).map((p) => p.number);
+      for (const pr of prs) await forge.comment({ pr, body: c.body, marker: c.marker });
+    },
+  };
+}
+
+/**
+ * The reporter that queues a preview's statuses (on outlet `statusOutlet`) and comment (on `commentOutlet`,
+ * when given) in the outbox; `post` is the notifier's. `link` is where people see the preview.
+ */
+export function outboxPreviewReporter(
+  post: (outlet: string, payload: OutletPayload) => void,
+  options: { statusOutlet: string; commentOutlet?: string; link?: string },
 ): PreviewReporter {
   return {
-    name: `forge ${forge.provider}`,
+    name: options.statusOutlet,
     async report(preview: RefPreview) {
-      for (const app of preview.apps)
-        await forge.setStatus({
+      for (const app of preview.apps) {
+        const status: CommitStatus = {
           sha: preview.sha,
           context: `berth/preview/${app.app}`,
           state: previewState(app.outcome),
           description: app.summary,
           ...(options.link ? { targetUrl: options.link } : {}),
-        });
-      if (!options.comment) return;
-      // A branch preview has no number in its name: the forge knows which open pull requests it heads.
-      const prs =
-        preview.pr !== undefined
-          ? [preview.pr]
-          : (await forge.pullsForHead(preview.sha)).map((p) => p.number);
-      for (const pr of prs)
-        await forge.comment({ pr, body: previewComment(preview, options.link), marker: "preview" });
+        };
+        post(options.statusOutlet, statusPayload(app.app, status));
+      }
+      if (!options.commentOutlet) return;
+      const apps = preview.apps.map((a) => a.app);
+      const marker = commentMarker(apps);
+      const comment: CommentPayload = {
+        app: apps.join(","),
+        reason: "preview comment",
+        key: `${preview.ref}|${marker}`,
+        sha: preview.sha,
+        ...(preview.pr !== undefined ? { pr: preview.pr } : {}),
+        body: previewComment(preview, options.link),
+        marker,
+      };
+      post(options.commentOutlet, comment);
     },
   };
 }

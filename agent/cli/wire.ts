@@ -25,7 +25,7 @@ import type {
 } from "../engine/ports.ts";
 import { PreviewLane, type PreviewStore } from "../engine/previews.ts";
 import { StatusTracker, statusOutlet, statusPayload } from "../forge/commit-status.ts";
-import { createForgeClient } from "../forge/forge.ts";
+import { createForgeClient, type ForgeClient } from "../forge/forge.ts";
 import { defaultHealthChecker } from "../health/assess.ts";
 import { KubeClient, type KubeTarget, serviceAccountUser } from "../kube/client.ts";
 import { LiveView } from "../kube/view.ts";
@@ -45,6 +45,7 @@ import { GitSource } from "../source/git-source.ts";
 import { matchRefs, pullRequestOf } from "../source/refs.ts";
 import { isSshUrl, SshSource } from "../source/ssh-source.ts";
 import { VerifiedSource } from "../source/verify.ts";
+import { commentOutlet, outboxPreviewReporter } from "./preview-reporter.ts";
 
 /** Global flags every command accepts. */
 export interface GlobalFlags {
@@ -463,9 +464,35 @@ function jsonPreviewStore(path: string, log: Logger): PreviewStore {
   };
 }
 
+/** The forge client of `status:` (its token read now), or undefined without one; a problem names the field. */
+export function forgeOf(config: AgentConfig): ForgeClient | undefined {
+  const status = config.status;
+  if (!status) return undefined;
+  let token: string;
+  try {
+    token = readSecretFile(status.tokenFile, `${status.provider} token`).trim();
+  } catch (err) {
+    throw new BerthError(messageOf(err), { subject: `${config.configPath}: status.tokenFile` });
+  }
+  if (token === "")
+    throw new BerthError("the token file is empty", { subject: `${config.configPath}: status.tokenFile` });
+  try {
+    return createForgeClient({
+      provider: status.provider,
+      url: status.url,
+      token,
+      timeoutMs: status.timeout,
+    });
+  } catch (err) {
+    throw new BerthError(messageOf(err), { subject: `${config.configPath}: status.url` });
+  }
+}
+
 /** The notifier of `berth run` and the listeners that feed it; close() stops delivery. */
 export interface NotifyWiring {
   notifier: Notifier;
+  /** With `status:` and `previews:`: reports each preview to the forge through the outbox. */
+  previewReporter?: PreviewReporter;
   onDrift: (r: DriftReport) => void;
   /** An approval made through the API. */
   onApproved: (a: { app: string; revision: string; by: string; expiresAt: string }) => void;
@@ -483,8 +510,7 @@ const SOURCE_WATCH_MS = 5000;
  */
 export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | undefined> {
   const list = w.config.notify ?? [];
-  const status = w.config.status;
-  if (list.length === 0 && !status) return undefined;
+  if (list.length === 0 && !w.config.status) return undefined;
   const receivers = list.map((c, i): Receiver => {
     const field = (key: string) => `${w.config.configPath}: notify[${i}].${key}`;
     const read = (fileKey: "urlFile" | "secretFile", envKey: "urlEnv" | "secretEnv", what: string) => {
@@ -514,30 +540,11 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
     };
   });
   const outlets: Outlet[] = [];
-  if (status) {
-    let token: string;
-    try {
-      token = readSecretFile(status.tokenFile, `${status.provider} token`).trim();
-    } catch (err) {
-      throw new BerthError(messageOf(err), { subject: `${w.config.configPath}: status.tokenFile` });
-    }
-    if (token === "")
-      throw new BerthError("the token file is empty", {
-        subject: `${w.config.configPath}: status.tokenFile`,
-      });
-    let forge: ReturnType<typeof createForgeClient>;
-    try {
-      forge = createForgeClient({
-        provider: status.provider,
-        url: status.url,
-        token,
-        timeoutMs: status.timeout,
-      });
-    } catch (err) {
-      throw new BerthError(messageOf(err), { subject: `${w.config.configPath}: status.url` });
-    }
-    outlets.push(statusOutlet(forge));
-  }
+  const forge = forgeOf(w.config);
+  if (forge) outlets.push(statusOutlet(forge));
+  // Previews report through the same outbox: statuses on the status outlet, comments on their own.
+  const comments = forge && w.config.previews?.comment ? commentOutlet(forge) : undefined;
+  if (comments) outlets.push(comments);
   const api = w.config.api;
   const externalURL = api.externalURL ?? `http://${api.listen}`;
   const notifier = await Notifier.open(w.config.ledger.path, receivers, {
@@ -608,8 +615,17 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
     }, SOURCE_WATCH_MS);
     sourceTimer.unref?.();
   };
+  const previewReporter =
+    outlet && w.config.previews
+      ? outboxPreviewReporter((name, payload) => notifier.post(name, payload), {
+          statusOutlet: outlet,
+          ...(comments ? { commentOutlet: comments.name } : {}),
+          link: `${externalURL}/`,
+        })
+      : undefined;
   return {
     notifier,
+    ...(previewReporter ? { previewReporter } : {}),
     onDrift,
     onApproved,
     watchSource,

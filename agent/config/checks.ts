@@ -47,15 +47,19 @@ export function semanticProblems(data: Raw): ConfigProblem[] {
   ];
 }
 
-/** `previews:` follows some refs, and previews apps the config has. */
+/** `previews:` follows some refs, previews apps the config has, and comments only with a forge. */
 function previewProblems(data: Raw): ConfigProblem[] {
-  const previews = data.previews as { refs?: string[]; branches?: string[]; apps: string[] } | undefined;
+  const previews = data.previews as
+    | { refs?: string[]; branches?: string[]; apps: string[]; comment?: boolean }
+    | undefined;
   if (previews === undefined) return [];
   const problems: ConfigProblem[] = [];
   if (previews.refs === undefined && previews.branches === undefined)
     problems.push(
       problemAt(["previews", "refs"], "set refs (e.g. refs/pull/*/head) or branches (e.g. preview/*)"),
     );
+  if (previews.comment === true && data.status === undefined)
+    problems.push(problemAt(["previews", "comment"], "comments go to the forge of `status:`; set status"));
   const names = new Set((data.apps as Array<{ name: string }>).map((a) => a.name));
   previews.apps.forEach((name, i) => {
     if (!names.has(name)) problems.push(problemAt(["previews", "apps", i], `no app is named "${name}"`));

@@ -4,8 +4,16 @@
  * failing reporter retried without planning again, a standby idle). The real thing: test/cluster/previews.test.ts.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createApi } from "../../agent/api/app.ts";
-import { forgePreviewReporter, previewState } from "../../agent/cli/preview-reporter.ts";
+import {
+  commentMarker,
+  commentOutlet,
+  outboxPreviewReporter,
+  previewState,
+} from "../../agent/cli/preview-reporter.ts";
 import { parseConfig } from "../../agent/config/config.ts";
 import { EventBus } from "../../agent/engine/events.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
@@ -14,7 +22,9 @@ import { Metrics } from "../../agent/engine/metrics.ts";
 import type { AppSpec, PreviewCluster, RefPreview } from "../../agent/engine/ports.ts";
 import { dryRunOnly } from "../../agent/engine/preview.ts";
 import { PreviewLane } from "../../agent/engine/previews.ts";
-import { createForgeClient } from "../../agent/forge/forge.ts";
+import { statusOutlet } from "../../agent/forge/commit-status.ts";
+import { createForgeClient, type ForgeClient } from "../../agent/forge/forge.ts";
+import { Notifier, type OutletPayload } from "../../agent/notify/notifier.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
 import { matchRefs, pullRequestOf } from "../../agent/source/refs.ts";
@@ -94,6 +104,9 @@ describe("previews: in berth.yaml", () => {
       "previews.maxRefs",
     );
     expect(configError(`${BASE}previews: {branches: ["a"], apps: [web], colour: red}\n`)).toContain("colour");
+    expect(configError(`${BASE}previews: {branches: ["a"], apps: [web], comment: true}\n`)).toContain(
+      "previews.comment: comments go to the forge of `status:`",
+    );
   });
 });
 
@@ -289,7 +302,7 @@ describe("GET /api/v1/previews without previews configured", () => {
   });
 });
 
-describe("forgePreviewReporter()", () => {
+describe("outboxPreviewReporter()", () => {
   const held: RefPreview = {
     ref: "refs/pull/5/head",
     sha: "a".repeat(40),
@@ -332,7 +345,40 @@ describe("forgePreviewReporter()", () => {
     ],
   };
 
-  test("a status per app on the head (failure when held) and one comment by marker, as Gitea's API takes them", async () => {
+  /** A notifier whose outbox is a fresh file, delivering to `forge`'s status and comment outlets. */
+  async function outbox(forge: ForgeClient) {
+    const dir = mkdtempSync(join(tmpdir(), "berth-preview-outbox-"));
+    const outlets = [statusOutlet(forge), commentOutlet(forge)];
+    const notifier = await Notifier.open(join(dir, "ledger.db"), [], {
+      externalURL: "https://berth.test",
+      log: () => {},
+      pollMs: 20,
+      outlets,
+    });
+    const reporter = outboxPreviewReporter((o, payload) => notifier.post(o, payload), {
+      statusOutlet: outlets[0]?.name ?? "",
+      commentOutlet: outlets[1]?.name ?? "",
+      link: "https://berth.test/",
+    });
+    return {
+      notifier,
+      reporter,
+      close: async () => {
+        await notifier.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  async function until(check: () => boolean, ms = 5000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > end) throw new Error("timed out");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  test("through the outbox: a status per app on the head (failure when held) and one comment by marker, as Gitea's API takes them", async () => {
     const requests: Array<{ method: string; url: string; body?: unknown }> = [];
     const forge = createForgeClient({
       provider: "gitea",
@@ -347,57 +393,116 @@ describe("forgePreviewReporter()", () => {
         return req.method === "GET" ? [] : { id: 9 };
       },
     });
-    await forgePreviewReporter(forge, { comment: true, link: "https://berth.test/" }).report(held);
-    expect(requests.slice(0, 2)).toEqual([
-      {
-        method: "POST",
-        url: `http://gitea.test/api/v1/repos/org/infra/statuses/${"a".repeat(40)}`,
-        body: {
-          state: "failure",
-          context: "berth/preview/db",
-          description: "1 changed, 1 deleted; held by rule no-pvc-delete",
-          target_url: "https://berth.test/",
+    const o = await outbox(forge);
+    try {
+      await o.reporter.report(held);
+      await until(() => requests.length >= 4);
+      const statuses = requests.filter((r) => r.url.includes("/statuses/"));
+      expect(statuses).toEqual([
+        {
+          method: "POST",
+          url: `http://gitea.test/api/v1/repos/org/infra/statuses/${"a".repeat(40)}`,
+          body: {
+            state: "failure",
+            context: "berth/preview/db",
+            description: "1 changed, 1 deleted; held by rule no-pvc-delete",
+            target_url: "https://berth.test/",
+          },
         },
-      },
-      {
-        method: "POST",
-        url: `http://gitea.test/api/v1/repos/org/infra/statuses/${"a".repeat(40)}`,
-        body: {
-          state: "success",
-          context: "berth/preview/web",
-          description: "no changes",
-          target_url: "https://berth.test/",
+        {
+          method: "POST",
+          url: `http://gitea.test/api/v1/repos/org/infra/statuses/${"a".repeat(40)}`,
+          body: {
+            state: "success",
+            context: "berth/preview/web",
+            description: "no changes",
+            target_url: "https://berth.test/",
+          },
         },
-      },
-    ]);
-    expect(requests[2]).toMatchObject({ method: "GET", url: expect.stringContaining("/issues/5/comments") });
-    const body = (requests[3]?.body as { body: string } | undefined)?.body ?? "";
-    expect(requests[3]?.url).toBe("http://gitea.test/api/v1/repos/org/infra/issues/5/comments");
-    expect(body).toContain("<!-- berth:preview -->");
-    expect(body).toContain("| db | ✋ held | 1 changed, 1 deleted; held by rule no-pvc-delete |");
-    expect(body).toContain("- deleted `PersistentVolumeClaim/db/data`");
-    expect(body).toContain("**hold** `PersistentVolumeClaim/db/data` — deleting a claim deletes its data");
-    expect(body).not.toContain("Namespace/db");
+      ]);
+      const comments = requests.filter((r) => r.url.includes("/comments"));
+      expect(comments[0]).toMatchObject({
+        method: "GET",
+        url: expect.stringContaining("/issues/5/comments"),
+      });
+      const body = (comments[1]?.body as { body: string } | undefined)?.body ?? "";
+      expect(comments[1]?.url).toBe("http://gitea.test/api/v1/repos/org/infra/issues/5/comments");
+      expect(body).toContain("<!-- berth:preview:db,web -->");
+      expect(body).toContain("| db | ✋ held | 1 changed, 1 deleted; held by rule no-pvc-delete |");
+      expect(body).toContain("- deleted `PersistentVolumeClaim/db/data`");
+      expect(body).toContain("**hold** `PersistentVolumeClaim/db/data` — deleting a claim deletes its data");
+      expect(body).not.toContain("Namespace/db");
+    } finally {
+      await o.close();
+    }
   });
 
-  test("without comment: statuses only; a branch preview finds its pull requests by head", async () => {
+  test("a forge that hangs or fails never stalls the lane: report() only queues; delivery retries", async () => {
+    let mode: "hang" | "fail" | "ok" = "hang";
+    const delivered: string[] = [];
+    const forge = createForgeClient({
+      provider: "gitea",
+      url: "http://gitea.test/org/infra",
+      token: "t0ken",
+      transport: async (req) => {
+        // A forge that answers nothing within its timeout (the HTTP transport's; this one stands in for it).
+        if (mode === "hang") {
+          await new Promise((r) => setTimeout(r, 300));
+          throw new Error("timed out after 300 ms");
+        }
+        if (mode === "fail") throw new Error("connection refused");
+        if (req.method === "POST") delivered.push(req.url);
+        return req.method === "GET" ? [] : { id: 9 };
+      },
+    });
+    const o = await outbox(forge);
+    try {
+      const started = Date.now();
+      await o.reporter.report(held);
+      expect(Date.now() - started).toBeLessThan(100);
+      expect(o.notifier.pending()).toBe(3);
+      mode = "fail";
+      await until(() => o.notifier.failing().length > 0);
+      expect(delivered).toEqual([]);
+      mode = "ok";
+      await until(() => o.notifier.pending() === 0, 15_000);
+      expect(delivered.filter((u) => u.includes("/statuses/"))).toHaveLength(2);
+      expect(delivered.filter((u) => u.includes("/comments"))).toHaveLength(1);
+    } finally {
+      await o.close();
+    }
+  }, 30_000);
+
+  test("a branch preview comments on the pull requests it heads; agents with other apps keep their own comment", async () => {
     const calls: string[] = [];
     const fake = {
       provider: "github" as const,
       repository: "o/r",
       setStatus: async (s: { context: string; state: string }) => void calls.push(`${s.context} ${s.state}`),
-      comment: async (c: { pr: number }) => {
-        calls.push(`comment #${c.pr}`);
+      comment: async (c: { pr: number; marker: string }) => {
+        calls.push(`comment #${c.pr} ${c.marker}`);
         return { id: 1, created: true };
       },
       pullsForHead: async () => [{ number: 8, title: "", headSha: "", headRef: "", baseRef: "", url: "" }],
     };
     const branch = { ...held, ref: "refs/heads/preview/x", apps: held.apps.slice(0, 1) };
     delete branch.pr;
-    await forgePreviewReporter(fake, { comment: false }).report(branch);
-    expect(calls).toEqual(["berth/preview/db failure"]);
-    await forgePreviewReporter(fake, { comment: true }).report(branch);
-    expect(calls.slice(1)).toEqual(["berth/preview/db failure", "comment #8"]);
+    const posted: Array<[string, OutletPayload]> = [];
+    await outboxPreviewReporter((o, p) => posted.push([o, p]), { statusOutlet: "status:github" }).report(
+      branch,
+    );
+    expect(posted.map(([o, p]) => `${o} ${p.app}`)).toEqual(["status:github db"]);
+    posted.length = 0;
+    await outboxPreviewReporter((o, p) => posted.push([o, p]), {
+      statusOutlet: "status:github",
+      commentOutlet: "comment:github",
+    }).report(branch);
+    expect(posted.map(([o]) => o)).toEqual(["status:github", "comment:github"]);
+    const outlet = commentOutlet(fake);
+    for (const [name, payload] of posted) if (name === outlet.name) await outlet.send(payload, "d1");
+    expect(calls).toEqual(["comment #8 preview:db"]);
+    expect(commentMarker(["web", "db"])).toBe("preview:db,web");
+    expect(commentMarker(["api"])).not.toBe(commentMarker(["db"]));
     expect(previewState("error")).toBe("failure");
     expect(previewState("deferred")).toBe("success");
   });
