@@ -7,5 +7,7 @@ if (import.meta.main) {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
     tty: Boolean(process.stderr.isTTY),
+    // Colour only on a terminal, and never when NO_COLOR is set (no-color.org).
+    color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
   });
 }

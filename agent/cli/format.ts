@@ -19,11 +19,13 @@ export function formatPlan(plan: Plan, verbose = false): string {
     if (c.action === "unchanged" && !verbose) continue;
     lines.push(`  ${SIGN[c.action] ?? "?"} ${c.subject}  ${c.action}${c.note ? `  (${c.note})` : ""}`);
     if (c.action === "configured") {
-      for (const d of c.diff.slice(0, 20)) {
+      // berth's own labels and annotations (the applied digest) change with every manifest: not news.
+      const diff = c.diff.filter((d) => !bookkeeping(d.path));
+      for (const d of diff.slice(0, 20)) {
         if ("before" in d) lines.push(`      - ${d.path}: ${short(d.before)}`);
         if ("after" in d) lines.push(`      + ${d.path}: ${short(d.after)}`);
       }
-      if (c.diff.length > 20) lines.push(`      … ${c.diff.length - 20} more fields`);
+      if (diff.length > 20) lines.push(`      … ${diff.length - 20} more fields`);
     }
   }
   for (const e of plan.errors)
@@ -50,13 +52,30 @@ export function formatVerdicts(verdicts: ReadonlyArray<VerdictRecord>): string {
   return `verdicts:\n${lines.join("\n")}\n`;
 }
 
-/** One line per sync result. */
-export function formatResult(r: ReconcileResult): string {
-  const mark = r.outcome === "Succeeded" ? "✓" : "✗";
+/** ANSI colour for a symbol, only when asked (a terminal without NO_COLOR). */
+export function paint(s: string, colour: "green" | "red" | "yellow" | "cyan", on: boolean): string {
+  if (!on) return s;
+  const code = { green: 32, red: 31, yellow: 33, cyan: 36 }[colour];
+  return `\x1b[${code}m${s}\x1b[0m`;
+}
+
+/** One line per sync result: ✓ synced, ✗ failed, ⏸ held for approval or deferred by a window. */
+export function formatResult(r: ReconcileResult, color = false): string {
+  const mark =
+    r.outcome === "Succeeded"
+      ? paint("✓", "green", color)
+      : r.held
+        ? paint("⏸", "yellow", color)
+        : paint("✗", "red", color);
   const t = Object.entries(r.timings)
     .map(([k, v]) => `${k} ${v}ms`)
     .join(", ");
   return `${mark} ${r.app} ${r.revision}: ${r.reason} — ${r.message}  [entry ${r.entry}; ${t}]\n`;
+}
+
+/** A diff path in berth's bookkeeping: its `berth.dev/…` labels and annotations. */
+export function bookkeeping(path: string): boolean {
+  return /^\/metadata\/(labels|annotations)\/berth\.dev~1/.test(path);
 }
 
 function short(v: unknown): string {
@@ -73,6 +92,38 @@ export function table(headers: string[], rows: string[][]): string {
       .join("  ")
       .trimEnd();
   return `${[line(headers), ...rows.map(line)].join("\n")}\n`;
+}
+
+/** A table at most `width` columns wide: the last column is cut (with …) to what the others leave. */
+export function tableFitting(headers: string[], rows: string[][], width: number): string {
+  const last = headers.length - 1;
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const used = widths.slice(0, last).reduce((a, b) => a + b + 2, 0);
+  const room = Math.max(headers[last]?.length ?? 0, width - used);
+  const cut = (s: string) => {
+    const one = s.replace(/\s+/g, " ");
+    return one.length > room ? `${one.slice(0, room - 1)}…` : one;
+  };
+  return table(
+    headers,
+    rows.map((r) => r.map((c, i) => (i === last ? cut(c) : c))),
+  );
+}
+
+/** "main@sha1:0123456789abcdef…" → "main@0123456": a revision short enough for a table. */
+export function shortRevision(revision: string): string {
+  return revision.replace(/@(?:sha1:|sha256:)?([0-9a-f]{7})[0-9a-f]{33,57}\b/, "@$1");
+}
+
+/** How long ago an ISO time was: "42s", "5m", "3h", "2d" ("" when unknown). */
+export function ago(iso: string | undefined, now: number): string {
+  if (!iso) return "";
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (Number.isNaN(s)) return "";
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172_800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86_400)}d`;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Progress lines of `berth sync`, `run` and `replay` on standard error: every write as it happens, and,
  * while a stage of an app takes longer than a few seconds, what it is waiting for — first after
- * `quietMs`, then every `everyMs` — so a slow sync is never silent, with or without a terminal.
+ * `quietMs`, then every `everyMs` (5 s) — so a slow sync is never silent, with or without a terminal.
  */
 import type { EngineEvent } from "../engine/ports.ts";
 
@@ -29,6 +29,9 @@ const STAGE_WORDS: Record<string, string> = {
   health: "waiting for health",
 };
 
+/** Objects named per progress line group; the rest are counted. */
+const SHOWN = 5;
+
 /** A reporter: feed it engine events; `tick()` (called by its own unref'd timer) says what is slow. */
 export class Progress {
   private readonly busy = new Map<string, Busy>();
@@ -42,7 +45,7 @@ export class Progress {
     options: ProgressOptions = {},
   ) {
     this.quietMs = options.quietMs ?? 3000;
-    this.everyMs = options.everyMs ?? 10_000;
+    this.everyMs = options.everyMs ?? 5000;
     this.now = options.now ?? Date.now;
   }
 
@@ -76,12 +79,19 @@ export class Progress {
       b.lastSaid = t;
       const secs = Math.round((t - b.since) / 1000);
       const what = STAGE_WORDS[b.stage] ?? b.stage;
-      const p = b.pending?.[0];
-      const detail =
-        b.stage === "health" && b.pending && p
-          ? `: ${b.pending.length} object(s) not ready, e.g. ${p.subject} is ${p.status}: ${p.message}`
-          : "";
-      this.write(`  ${app}: still ${what} (${secs}s)${detail}\n`);
+      const pending = b.stage === "health" ? (b.pending ?? []) : [];
+      if (pending.length === 0) {
+        this.write(`  ► ${app}: still ${what} (${secs}s)\n`);
+        continue;
+      }
+      // One line per object in plain words ("Deployment/shop/web: 2 of 3 replicas ready"), a few at most.
+      const shown = pending.slice(0, SHOWN);
+      const lines = [
+        `  ► ${app}: waiting for ${pending.length} object${pending.length === 1 ? "" : "s"} to become ready (${secs}s)`,
+        ...shown.map((p) => `      ${p.subject}: ${p.message || p.status}`),
+        ...(pending.length > SHOWN ? [`      … and ${pending.length - SHOWN} more`] : []),
+      ];
+      this.write(`${lines.join("\n")}\n`);
     }
   }
 

@@ -90,7 +90,12 @@ export async function replayCommand(
       results.push(r);
       if (r.outcome !== "Succeeded") failed.add(app.name);
       if (!values.json) {
-        io.out(formatResult(r));
+        // Applied but with Secrets left out is not a success: the line says so, as the exit code does.
+        io.out(
+          r.outcome === "Succeeded" && r.unrestored.length > 0
+            ? `✗ ${r.app} ${r.revision}: incomplete — applied, but ${r.unrestored.length} Secret(s) could not be restored  [entry ${r.entry}]\n`
+            : formatResult(r),
+        );
         io.out(formatUnrestored(r.unrestored));
       }
     }

@@ -27,6 +27,7 @@ import { PreviewLane, type PreviewStore } from "../engine/previews.ts";
 import { StatusTracker, statusOutlet, statusPayload } from "../forge/commit-status.ts";
 import { createForgeClient, type ForgeClient } from "../forge/forge.ts";
 import { defaultHealthChecker } from "../health/assess.ts";
+import { waitingWords } from "../health/words.ts";
 import { KubeClient, type KubeTarget, serviceAccountUser } from "../kube/client.ts";
 import { LiveView } from "../kube/view.ts";
 import { Ledger } from "../ledger/ledger.ts";
@@ -115,7 +116,7 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
         : clientFor(app.name);
     },
     ledger,
-    health: new RuleHealthJudge(() => rules.health, defaultHealthChecker),
+    health: new RuleHealthJudge(() => rules.health, { ...defaultHealthChecker, describe: waitingWords }),
     policy: new RulePolicy(rules, undefined, (app, revision) => ledger.approvalFor(app, revision)),
     log,
     emit: (e) => {
@@ -199,6 +200,8 @@ export function wireLiveView(w: Wired): { close(): Promise<void> } {
 export interface DriftWiring {
   view: LiveView;
   watcher: DriftWatcher;
+  /** A stop began: watches ending from now on are not warned about. */
+  stopping(): void;
   close(): Promise<void>;
 }
 
@@ -229,16 +232,20 @@ export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => v
     },
     log: (level, message, fields) => log.log(level, message, fields),
   });
+  // Closing ends every watch: that is a stop, not a lost watch to warn about.
+  let closing = false;
   const view = new LiveView(w.kube, {
     clientFor: w.clientFor,
     defaultNamespace: namespaceOf(w.config),
     onChange: (c) => watcher.observe(c),
-    onState: (app, kind, connected, error) =>
+    onState: (app, kind, connected, error) => {
+      if (closing) return;
       log.log(connected ? "info" : "warn", connected ? "watch connected" : "watch lost; reconnecting", {
         app,
         kind,
         ...(error ? { error } : {}),
-      }),
+      });
+    },
   });
   const unsubscribe = w.events.subscribe(({ event }) => {
     if (event.type === "started") watcher.syncStarted(event.app);
@@ -248,7 +255,11 @@ export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => v
   return {
     view,
     watcher,
+    stopping: () => {
+      closing = true;
+    },
     close: async () => {
+      closing = true;
       unsubscribe?.();
       delete w.deps.live;
       await view.close();
@@ -265,9 +276,29 @@ function namespaceOf(config: AgentConfig): (app: string) => string | undefined {
 
 /** Opens the ledger named by the config, with the Secret encryption key if one is configured. */
 export async function openLedger(config: AgentConfig): Promise<Ledger> {
-  mkdirSync(dirname(config.ledger.path), { recursive: true });
   const key = ledgerKey(config);
-  return Ledger.open(config.ledger.path, key ? { secretKey: key } : {});
+  // A path that cannot be created or opened is a setting to fix: name it.
+  const subject = `${config.configPath}: ledger.path`;
+  try {
+    mkdirSync(dirname(config.ledger.path), { recursive: true });
+  } catch (err) {
+    throw new BerthError(
+      `cannot create the directory ${dirname(config.ledger.path)} for ${config.ledger.path}: ${messageOf(err)}; set ledger.path to a writable place`,
+      { subject, cause: err },
+    );
+  }
+  try {
+    return await Ledger.open(config.ledger.path, key ? { secretKey: key } : {});
+  } catch (err) {
+    if (err instanceof BerthError) throw err;
+    throw new BerthError(
+      `cannot open ${config.ledger.path}: ${messageOf(err)}; set ledger.path to a writable file`,
+      {
+        subject,
+        cause: err,
+      },
+    );
+  }
 }
 
 /** The replica's object store from `ledger.replica` (credentials read now), or undefined when none is set. */

@@ -112,7 +112,8 @@ export type EngineEvent =
 export interface PolicyPort {
   judge(input: { app: AppSpec; plan: Plan; commit: CommitInfo }): {
     plan: Plan;
-    blocked?: { message: string };
+    /** verdict: hold and defer wait for an approval or a window, and are not failures (CLI exit 3). */
+    blocked?: { message: string; verdict?: string };
     verdicts: ReadonlyArray<VerdictRecord>;
   };
 }

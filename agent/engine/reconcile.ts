@@ -36,6 +36,8 @@ export interface ReconcileResult {
   timings: Record<string, number>;
   /** The sync rules' verdicts on this attempt (absent when none matched). */
   verdicts?: VerdictRecord[];
+  /** Stopped by a hold (waits for an approval) or a defer (waits for a window): not a failure to fix. */
+  held?: "hold" | "defer";
 }
 
 /** What triggered the attempt and, when the caller already fetched, the snapshot to use. */
@@ -242,12 +244,14 @@ export async function converge(engine: EngineDeps, req: ConvergeRequest): Promis
     thePlan = judged.plan;
     verdicts = [...judged.verdicts];
     if (judged.blocked) {
+      const kind = judged.blocked.verdict;
       return finish(deps, entry, app, revision, "PlanRejected", judged.blocked.message, {
         timings,
         digest: rendered.digest,
         plan: thePlan,
         verdicts,
         ...note,
+        ...(kind === "hold" || kind === "defer" ? { held: kind } : {}),
       });
     }
   }
@@ -436,6 +440,8 @@ interface FinishContext {
   verdicts?: VerdictRecord[];
   /** Appended to the message (skipped documents). */
   note?: string;
+  /** A hold or defer verdict stopped the sync: logged as a warning, not an error. */
+  held?: "hold" | "defer";
 }
 
 function finish(
@@ -476,8 +482,14 @@ function finish(
   }
   // A resync that changed nothing is routine; say it only at debug level.
   const noop = outcome === "Succeeded" && ctx.plan !== undefined && !hasWrites(ctx.plan);
-  const level = outcome === "Succeeded" ? (noop ? "debug" : "info") : "error";
-  deps.log.log(level, `sync ${outcome.toLowerCase()}`, {
+  const level = outcome === "Succeeded" ? (noop ? "debug" : "info") : ctx.held ? "warn" : "error";
+  const said =
+    ctx.held === "hold"
+      ? "sync held for approval"
+      : ctx.held === "defer"
+        ? "sync deferred by a window"
+        : `sync ${outcome.toLowerCase()}`;
+  deps.log.log(level, said, {
     app: app.name,
     revision,
     reason,
@@ -494,6 +506,7 @@ function finish(
     message,
     ...(ctx.plan ? { plan: ctx.plan } : {}),
     ...(ctx.verdicts && ctx.verdicts.length > 0 ? { verdicts: ctx.verdicts } : {}),
+    ...(ctx.held ? { held: ctx.held } : {}),
     health,
     timings: ctx.timings,
   };

@@ -3,8 +3,10 @@
  * kubeconfig that needs them, kubeconfig.ts resolves the rest) and of the HTTP client. Requests go out as raw
  * JSON so objects keep their exact shape for diffs and digests, and every request is counted by verb.
  */
+import { existsSync } from "node:fs";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
+import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import fetch, { type RequestInit } from "node-fetch";
 import { BerthError } from "../object/errors.ts";
@@ -51,13 +53,35 @@ export type RequestCounts = Record<string, number>;
 
 /** Loads a kubeconfig: explicit path, then KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
 export function loadKubeConfig(target: KubeTarget = {}): KubeAccess {
+  const home = process.env.HOME ?? process.env.USERPROFILE;
+  const defaultFile = home ? join(home, ".kube", "config") : undefined;
+  // What the loader would read, to name it in errors (without any it falls back to http://localhost:8080).
+  const file =
+    target.kubeconfig ??
+    (process.env.KUBECONFIG || undefined) ??
+    (defaultFile && existsSync(defaultFile) ? defaultFile : undefined);
+  if (!file && !process.env.KUBERNETES_SERVICE_HOST)
+    throw new BerthError(
+      `no kubeconfig found: KUBECONFIG is not set, ${defaultFile ?? "~/.kube/config"} does not exist and this is not a pod (KUBERNETES_SERVICE_HOST is not set); pass --kubeconfig FILE or set KUBECONFIG`,
+      { subject: "kubeconfig" },
+    );
+  let access: KubeAccess;
   try {
-    return loadKubeAccess(target);
+    access = loadKubeAccess(target);
   } catch (err) {
+    const where = err instanceof KubeconfigError ? err.origin : (file ?? "in-cluster config");
     const message =
-      err instanceof KubeconfigError ? err.message : `cannot load kubeconfig: ${(err as Error).message}`;
-    throw new BerthError(message, { subject: target.kubeconfig ?? "kubeconfig", cause: err });
+      err instanceof KubeconfigError
+        ? `${err.message}${err.message === "no current cluster" ? "; set current-context in the file or pass --context NAME" : ""}`
+        : `cannot load kubeconfig: ${(err as Error).message}; pass --kubeconfig FILE or set KUBECONFIG`;
+    throw new BerthError(message, { subject: where, cause: err });
   }
+  if (/^http:\/\//i.test(access.server) && !access.skipTLSVerify)
+    throw new BerthError(
+      `server ${access.server}${target.context ? ` (context "${target.context}")` : ""}: plain HTTP is refused; use its https:// address, or set insecure-skip-tls-verify: true on the cluster`,
+      { subject: access.origin },
+    );
+  return access;
 }
 
 /** Options of one request: TLS (an agent, as client-node made one per request) and the auth headers. */

@@ -78,7 +78,10 @@ export function loadKubeAccess(target: { kubeconfig?: string; context?: string }
   }
   const origin = files.join(delimiter) || (inCluster ? "in-cluster" : "kubeconfig");
   if (target.context && !raw.contexts.some((c) => c.name === target.context))
-    throw new KubeconfigError(`context "${target.context}" not found`, origin);
+    throw new KubeconfigError(
+      `context "${target.context}" not found (contexts: ${raw.contexts.map((c) => c.name).join(", ") || "none"}); check --context`,
+      origin,
+    );
   const contextName = target.context ?? raw.current ?? "";
   const context = raw.contexts.find((c) => c.name === contextName)?.value;
   const cluster = context && raw.clusters.find((c) => c.name === context.cluster)?.value;

@@ -18,4 +18,6 @@ export interface HealthResult {
 /** Judges one live object's health. */
 export interface HealthAssessor {
   assess(obj: KubeObject): HealthResult;
+  /** What an object still in progress waits for, in plain words (progress lines), if known. */
+  describe?(obj: KubeObject): string | undefined;
 }

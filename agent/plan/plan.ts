@@ -84,6 +84,8 @@ export interface PlanInput {
    * every app first): objects needing them are planned as "will be validated after <app>", not rejected.
    */
   after?: FromDependencies;
+  /** Keep each dry-run result on its change as `merged` (`berth diff` shows it against the live object). */
+  keepMerged?: boolean;
 }
 
 /** Annotation with the digest of the manifest berth applied (without this annotation); Secrets get none. */
@@ -100,6 +102,8 @@ export interface PlannedChange {
   /** The manifest to apply, with namespace and ownership labels set. */
   desired?: KubeObject;
   live?: KubeObject;
+  /** What the server would store (the dry-run result), kept only when PlanInput.keepMerged is set. */
+  merged?: KubeObject;
   diff: DiffEntry[];
   /** Why the object is skipped, or what the dry-run could not check. */
   note?: string;
@@ -217,6 +221,7 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
     try {
       await compareWithLive(change, cluster, input.app.force, input.live, missingNamespaces, {
         after: input.after,
+        keep: input.keepMerged === true,
         namespaces: new Set(desired.filter((d) => d.ref.kind === "Namespace").map((d) => d.ref.name)),
       });
       const conflict = ownershipConflict(change, input.app.name, input.ownerOf);
@@ -321,7 +326,7 @@ async function compareWithLive(
   force: boolean,
   known: ((ref: ObjectRef) => KubeObject | undefined) | undefined,
   missingNamespaces: Set<string>,
-  creates: { after: FromDependencies | undefined; namespaces: ReadonlySet<string> },
+  creates: { after: FromDependencies | undefined; namespaces: ReadonlySet<string>; keep: boolean },
 ): Promise<void> {
   const desired = change.desired as KubeObject;
   // No dry-run when the live object carries this manifest's digest and nobody but berth wrote it since.
@@ -367,6 +372,7 @@ async function compareWithLive(
     } else if (await cluster.get(change.ref)) throw err;
     return notValidated();
   }
+  if (creates.keep) change.merged = dry;
   const live = dry.metadata.resourceVersion ? await cluster.get(change.ref) : undefined;
   if (!live) {
     change.action = "created";

@@ -122,6 +122,11 @@ export class RuleHealthJudge implements HealthAssessor {
   /** The health of one live object. */
   assess(obj: KubeObject): HealthVerdict {
     const rule = ruleFor(this.rules(), obj);
-    return rule ? evaluateHealthRule(rule, obj) : this.fallback.assess(obj);
+    const verdict = rule ? evaluateHealthRule(rule, obj) : this.fallback.assess(obj);
+    // "no condition of health rule apps-deployment is true yet" says nothing to a reader: say what it waits for.
+    if (verdict.status !== "InProgress" || !this.fallback.describe) return verdict;
+    const words = this.fallback.describe(obj) ?? (rule ? this.fallback.assess(obj) : undefined);
+    if (typeof words === "string") return { ...verdict, message: words };
+    return words?.status === "InProgress" ? { ...verdict, message: words.message } : verdict;
   }
 }

@@ -197,4 +197,63 @@ describe("generate", () => {
     expect(await cli(["validate", "--config", config], io)).toBe(2);
     expect(err.join("")).toContain('apps[0].source: app "a": no source is named "nope"');
   });
+
+  test("berth validate -o json lists each generator's apps beside the configured ones", async () => {
+    const root = tree(["apps/web", "apps/api"]);
+    const config = join(mkdtempSync(join(tmpdir(), "berth-gen-cfg-")), "berth.yaml");
+    writeFileSync(
+      config,
+      GEN(
+        `{source: infra, dirs: "apps/*", template: {name: "{{dir}}", path: "{{path}}"}}`,
+        "[{name: core, path: apps/web, source: infra}]",
+      ),
+    );
+    const out: string[] = [];
+    const io = { out: (s: string) => out.push(s), err: () => {}, tty: false };
+    expect(await cli(["validate", "--config", config, "--dir", root, "-o", "json"], io)).toBe(0);
+    const report = JSON.parse(out.join(""));
+    expect(report.apps.map((a: { name: string }) => a.name)).toEqual(["core", "api", "web"]);
+    expect(report.generate).toEqual([
+      {
+        index: 0,
+        source: "infra",
+        dirs: "apps/*",
+        apps: [
+          { name: "api", path: "apps/api" },
+          { name: "web", path: "apps/web" },
+        ],
+      },
+    ]);
+  });
+
+  test("berth status shows SOURCE only with several sources, in the table, -o wide and -o json", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-status-src-"));
+    const config = join(dir, "berth.yaml");
+    const out: string[] = [];
+    const io = { out: (s: string) => out.push(s), err: () => {}, tty: false };
+    const run = async (args: string[]) => {
+      out.length = 0;
+      expect(await cli(["status", "--config", config, ...args], io)).toBe(0);
+      return out.join("");
+    };
+    writeFileSync(
+      config,
+      `${HEAD}source: {url: https://git.example/apps.git}\nsources:\n  infra: {url: https://git.example/infra.git}\nledger: {path: ${join(dir, "l.db")}}\napps:\n  - {name: a, path: a}\n  - {name: b, path: b, source: infra}\n`,
+    );
+    const text = await run([]);
+    expect(text.split("\n")[0]).toMatch(/^APP\s+SOURCE\s+REVISION\s+STATUS/);
+    expect(text).toMatch(/\na\s+default\s+-\s+never synced/);
+    expect(text).toMatch(/\nb\s+infra\s+-\s+never synced/);
+    for (const line of text.split("\n")) expect(line.length).toBeLessThanOrEqual(100);
+    expect((await run(["-o", "wide"])).split("\n")[0]).toMatch(/^APP\s+SOURCE\s+REVISION\s+OUTCOME/);
+    const rows = JSON.parse(await run(["-o", "json", "b"]));
+    expect(rows.map((r: { app: string; source: string }) => [r.app, r.source])).toEqual([["b", "infra"]]);
+
+    writeFileSync(
+      config,
+      `${HEAD}source: {url: https://git.example/apps.git}\nledger: {path: ${join(dir, "l.db")}}\napps:\n  - {name: a, path: a}\n`,
+    );
+    expect((await run([])).split("\n")[0]).toMatch(/^APP\s+REVISION\s+STATUS/);
+    expect((await run(["-o", "wide"])).split("\n")[0]).toMatch(/^APP\s+REVISION\s+OUTCOME/);
+  });
 });

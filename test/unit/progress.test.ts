@@ -24,7 +24,7 @@ describe("progress lines", () => {
     at(3000);
     p.tick();
     expect(lines).toEqual([
-      "  web: still waiting for health (3s): 1 object(s) not ready, e.g. Deployment/ns/api is InProgress: 0 of 1 replicas available\n",
+      "  ► web: waiting for 1 object to become ready (3s)\n      Deployment/ns/api: 0 of 1 replicas available\n",
     ]);
     at(12_000);
     p.tick();
@@ -56,7 +56,7 @@ describe("progress lines", () => {
     expect(lines).toEqual([]);
     at(5500);
     p.tick();
-    expect(lines).toEqual(["  a: still applying (3s)\n"]);
+    expect(lines).toEqual(["  ► a: still applying (3s)\n"]);
     p.close();
   });
 
@@ -70,7 +70,7 @@ describe("progress lines", () => {
     expect(lines).toEqual(["  applied created    ConfigMap/ns/x\n"]);
     at(12_900);
     p.tick();
-    expect(lines[1]).toBe("  a: still applying (13s)\n");
+    expect(lines[1]).toBe("  ► a: still applying (13s)\n");
     p.close();
   });
 });

@@ -1,0 +1,153 @@
+/** What every command shares: the flags, where output goes, exit codes and app selection. */
+import type { parseArgs } from "node:util";
+import { stringify } from "yaml";
+import { type AgentConfig, type AppConfig, DEFAULT_SOURCE, type SourceConfig } from "../config/config.ts";
+import { expandGenerators } from "../config/generate.ts";
+import type { Logger } from "../engine/log.ts";
+import type { EngineEvent } from "../engine/ports.ts";
+import { BerthError, messageOf } from "../object/errors.ts";
+import type { Snapshot } from "../object/snapshot.ts";
+import { Progress } from "./progress.ts";
+import type { Wired } from "./wire.ts";
+
+/** Exit codes: documented in agent/cli/README.md. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, held: 3 } as const;
+
+/** Where a command writes. */
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** Standard error is a terminal: human logs and progress lines. */
+  tty: boolean;
+  /** Standard output is a terminal: symbols in colour (unless NO_COLOR is set). */
+  color?: boolean;
+}
+
+/** A mistake in what was typed (flag, argument, app name): exit 2, one line. */
+export class UsageError extends BerthError {}
+
+export const OPTIONS = {
+  config: { type: "string", default: "berth.yaml" },
+  kubeconfig: { type: "string" },
+  context: { type: "string" },
+  json: { type: "boolean", default: false },
+  output: { type: "string", short: "o" },
+  "log-format": { type: "string" },
+  quiet: { type: "boolean", short: "q", default: false },
+  app: { type: "string" },
+  limit: { type: "string" },
+  before: { type: "string" },
+  to: { type: "string" },
+  from: { type: "string" },
+  all: { type: "boolean", default: false },
+  "dry-run": { type: "boolean", default: false },
+  force: { type: "boolean", default: false },
+  dir: { type: "string" },
+  out: { type: "string" },
+  server: { type: "string" },
+  "token-file": { type: "string" },
+  object: { type: "string" },
+  revision: { type: "string" },
+  ref: { type: "string" },
+  expires: { type: "string" },
+  "override-window": { type: "boolean", default: false },
+  by: { type: "string" },
+  namespace: { type: "string" },
+  namespaced: { type: "boolean", default: false },
+  image: { type: "string" },
+  verbose: { type: "boolean", short: "v", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+export type Values = ReturnType<
+  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
+>["values"];
+
+/** What a command was asked for beyond its flags: the app names given (positional or --app). */
+export interface Ctx {
+  values: Values;
+  /** Positional arguments after the command (app names for sync, plan, diff, status). */
+  args: string[];
+  log: Logger;
+  /** json|yaml|wide from -o (or --json), "text" otherwise. */
+  output: "text" | "json" | "yaml" | "wide";
+  /** Logs are JSON lines (--log-format json, or stderr is not a terminal). */
+  logJson: boolean;
+}
+
+/** The apps named on the command line (positional names and --app), or all; an unknown name is exit 2. */
+export function selectApps<T extends { name: string }>(apps: T[], names: readonly string[]): T[] {
+  if (names.length === 0) return apps;
+  const known = new Set(apps.map((a) => a.name));
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0)
+    throw new UsageError(
+      `unknown app${unknown.length > 1 ? "s" : ""} ${unknown.map((n) => `"${n}"`).join(", ")} (known apps: ${[...known].join(", ") || "none"})`,
+    );
+  const wanted = new Set(names);
+  return apps.filter((a) => wanted.has(a.name));
+}
+
+/** The app names a command line gives: positional names, then --app. */
+export function appNames(ctx: Ctx): string[] {
+  return [...ctx.args, ...(ctx.values.app ? [ctx.values.app] : [])];
+}
+
+/** Prints data as JSON or YAML (the -o formats every read command shares). */
+export function printData(io: Io, format: "json" | "yaml", data: unknown): void {
+  io.out(format === "yaml" ? stringify(data) : `${JSON.stringify(data, null, 2)}\n`);
+}
+
+/**
+ * Progress lines for sync, run and replay: none with --quiet or -o json|yaml (a script reads stdout), log
+ * records with --log-format json (stderr stays one format), plain lines otherwise.
+ */
+export function progress(io: Io, ctx: Ctx): ((e: EngineEvent) => void) | undefined {
+  if (ctx.values.quiet || ctx.output === "json" || ctx.output === "yaml") return undefined;
+  const write = ctx.logJson
+    ? (text: string) => {
+        for (const line of text.split("\n")) if (line.trim()) ctx.log.log("info", line.trim());
+      }
+    : io.err;
+  return new Progress(write).onEvent;
+}
+
+/** The `default` source, or the first named one: what single-source settings fall back to. */
+export function primarySource(config: AgentConfig): SourceConfig {
+  return (config.sources[DEFAULT_SOURCE] ?? Object.values(config.sources)[0]) as SourceConfig;
+}
+
+/**
+ * Every source's newest snapshot, fetched in parallel; a source that cannot be fetched is left out (its apps
+ * then fetch on their own and record why not), unless `strict`: then the error names the source.
+ */
+export async function fetchSnapshots(w: Wired, strict = false): Promise<Map<string, Snapshot>> {
+  const out = new Map<string, Snapshot>();
+  await Promise.all(
+    [...w.sources].map(async ([name, port]) => {
+      try {
+        out.set(name, await port.snapshot(await port.resolve()));
+      } catch (err) {
+        if (strict) throw new BerthError(messageOf(err), { subject: `source ${name}`, cause: err });
+      }
+    }),
+  );
+  return out;
+}
+
+/** The configured apps and, when generators are configured, the apps they make from the snapshots. */
+export async function appsWithGenerated(
+  config: AgentConfig,
+  snapshots: Map<string, Snapshot>,
+): Promise<AppConfig[]> {
+  if (config.generate.length === 0) return config.apps;
+  return [...config.apps, ...(await expandGenerators(config, (name) => snapshots.get(name)))];
+}
+
+/**
+ * Checks the app names given against the config before anything connects; with generators, a name may be a
+ * generated app only the source listing knows, so the check waits for selectApps over the expanded list.
+ */
+export function precheckApps(config: AgentConfig, names: readonly string[]): void {
+  if (config.generate.length === 0) selectApps(config.apps, names);
+}
