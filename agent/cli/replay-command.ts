@@ -6,7 +6,6 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:f
 import { dirname, join } from "node:path";
 import { type AgentConfig, loadConfig } from "../config/config.ts";
 import type { Logger } from "../engine/log.ts";
-import { topoOrder } from "../engine/loop.ts";
 import type { AppSpec, EngineEvent } from "../engine/ports.ts";
 import {
   planReplay,
@@ -19,6 +18,7 @@ import {
 } from "../engine/replay.ts";
 import { Ledger } from "../ledger/ledger.ts";
 import { restoreFromReplica } from "../ledger/replica.ts";
+import { dependencyOrder } from "../object/dependency-order.ts";
 import { BerthError } from "../object/errors.ts";
 import type { Plan } from "../plan/plan.ts";
 import { formatPlan, formatResult } from "./format.ts";
@@ -63,7 +63,7 @@ export async function replayCommand(
   try {
     const deps: ReplayDeps = { ...w.deps, ledger: w.ledger };
     const apps = values.all
-      ? topoOrder(w.config.apps).filter((a) => !a.suspend)
+      ? dependencyOrder(w.config.apps).filter((a) => !a.suspend)
       : [appNamed(w.config.apps, values.app ?? "")];
     // Resolve every target first: a typo in --to must not leave half the apps replayed.
     const targets: Array<{ app: AppSpec; entry?: ReplayEntry; problem?: string }> = apps.map((app) => {

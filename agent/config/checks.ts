@@ -1,5 +1,5 @@
 /** Checks of berth.yaml that a JSON Schema cannot express: secrets, URLs, paths, app names and dependencies. */
-import { findCycle } from "./dependency-order.ts";
+import { findCycle } from "../object/dependency-order.ts";
 import { type ConfigProblem, fieldPath as fieldPathOf, problemAt } from "./problems.ts";
 
 type Raw = Record<string, unknown>;

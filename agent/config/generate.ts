@@ -5,9 +5,10 @@
  * in `apps`. Every problem names the generator, the directory and the field; a problem means no app of that
  * generator changes (the caller keeps the last good expansion).
  */
+
+import { findCycle } from "../object/dependency-order.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { type AgentConfig, type AppConfig, type GeneratorConfig, generatedApp } from "./config.ts";
-import { findCycle } from "./dependency-order.ts";
 import { ConfigError, type ConfigProblem, fieldPath } from "./problems.ts";
 
 /** At most this many directories are listed per generator: a glob like `**` over a huge tree stays bounded. */

@@ -5,6 +5,8 @@
  * in parallel but one attempt per app at a time (single-flight), and stops
  * gracefully. `syncPass` is the same for one pass (`berth sync`).
  */
+
+import { dependencyOrder } from "../object/dependency-order.ts";
 import { messageOf } from "../object/errors.ts";
 import { capMessage } from "../object/message.ts";
 import type { Snapshot } from "../object/snapshot.ts";
@@ -142,7 +144,7 @@ export class SyncLoop {
     private readonly options: LoopOptions,
   ) {
     this.apps = [...apps];
-    this.order = topoOrder(this.apps);
+    this.order = dependencyOrder(this.apps);
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_CONCURRENCY));
     for (const app of this.order) this.addState(app);
     const ports = deps.sources ?? new Map([[DEFAULT_SOURCE_NAME, deps.source]]);
@@ -526,7 +528,7 @@ export class SyncLoop {
         }
       }
       this.generated = now;
-      this.order = topoOrder(this.apps);
+      this.order = dependencyOrder(this.apps);
     });
     return this.generating;
   }
@@ -539,7 +541,7 @@ export class SyncLoop {
     this.states.delete(name);
     this.due.delete(name);
     this.askedAt.delete(name);
-    this.order = topoOrder(this.apps);
+    this.order = dependencyOrder(this.apps);
     this.settle(name, { started: false, reason: "Stopped", message: `${name}: its directory is gone` });
     this.deps.log.log("info", "generate: retired an app whose directory is gone", { app: name });
   }
@@ -709,7 +711,7 @@ export async function syncPass(
   apps: readonly AppSpec[],
   options: PassOptions,
 ): Promise<ReconcileResult[]> {
-  const order = topoOrder(apps).filter((a) => !a.suspend);
+  const order = dependencyOrder(apps).filter((a) => !a.suspend);
   const inPass = new Set(order.map((a) => a.name));
   const done = new Map<string, ReconcileResult | undefined>();
   const running = new Map<string, Promise<void>>();
@@ -755,22 +757,4 @@ export async function syncPass(
 /** The name of the source an app reads. */
 function srcOf(app: AppSpec): string {
   return app.source ?? DEFAULT_SOURCE_NAME;
-}
-
-/** Apps ordered so that every app comes after what it depends on (config validation rejects cycles). */
-export function topoOrder(apps: readonly AppSpec[]): AppSpec[] {
-  const byName = new Map(apps.map((a) => [a.name, a]));
-  const out: AppSpec[] = [];
-  const seen = new Set<string>();
-  const visit = (a: AppSpec) => {
-    if (seen.has(a.name)) return;
-    seen.add(a.name);
-    for (const d of a.dependsOn) {
-      const dep = byName.get(d);
-      if (dep) visit(dep);
-    }
-    out.push(a);
-  };
-  for (const a of apps) visit(a);
-  return out;
 }

@@ -160,7 +160,11 @@ describe("several sources", () => {
   });
 
   test("an unreachable source fails only its own app; the others stay synced and keep syncing", async () => {
-    const lost = (await api("/api/v1/apps/lost")).body;
+    // The broken source's first poll retries before it gives up: wait for its verdict rather than race it.
+    const lost = await eventually("the broken source reported unreachable", 30_000, async () => {
+      const body = (await api("/api/v1/apps/lost")).body;
+      return body.git?.reachable === false ? body : undefined;
+    });
     expect(lost.source).toBe("broken");
     expect(lost.git.reachable).toBe(false);
     expect(lost.git.error).toBeTruthy();

@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AgentConfig, loadConfig, parseConfig } from "../../agent/config/config.ts";
 import { resolveGitCredentials } from "../../agent/config/credentials.ts";
-import { dependencyOrder } from "../../agent/config/dependency-order.ts";
 import { parseDuration } from "../../agent/config/duration.ts";
 import { ConfigError } from "../../agent/config/problems.ts";
+import { dependencyOrder } from "../../agent/object/dependency-order.ts";
 import { BerthError } from "../../agent/object/errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "berth-config-"));

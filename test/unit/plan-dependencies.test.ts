@@ -1,7 +1,7 @@
 /** plan() with what dependency apps create (`after`): kinds and namespaces are validated after that app. */
 import { describe, expect, test } from "bun:test";
-import { dependenciesOf } from "../../agent/config/dependency-order.ts";
 import { KubeApiError } from "../../agent/kube/client.ts";
+import { dependenciesOf } from "../../agent/object/dependency-order.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import { fromDependencies } from "../../agent/plan/dependencies.ts";
 import { type PlanCluster, plan } from "../../agent/plan/plan.ts";

@@ -1,8 +1,8 @@
-/** `berth plan [APP...]`: what a sync would change, without writing. */
+/** `berth plan [APP...] [--ref REF]`: what a sync would change, without writing. */
 import { type AppConfig, DEFAULT_SOURCE, loadConfig } from "../../config/config.ts";
-import { dependenciesOf } from "../../config/dependency-order.ts";
 import { silentLogger } from "../../engine/log.ts";
 import { clusterOf } from "../../engine/ports.ts";
+import { dependenciesOf } from "../../object/dependency-order.ts";
 import type { VerdictRecord } from "../../object/object.ts";
 import { objectId } from "../../object/object.ts";
 import type { Snapshot } from "../../object/snapshot.ts";
