@@ -9,6 +9,7 @@ import type { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
 import type { AppState, TriggerOutcome } from "../engine/loop.ts";
 import type { Metrics } from "../engine/metrics.ts";
+import type { RefPreview } from "../engine/ports.ts";
 import { MAX_LIST_LIMIT } from "../ledger/ledger.ts";
 import { BerthError, messageOf } from "../object/errors.ts";
 import { type AppSpecView, type AppView, appView, type GitView, type LedgerView } from "./app-view.ts";
@@ -52,6 +53,13 @@ export interface LoopControl extends GitView {
   readonly ledgerError?: string | undefined;
 }
 
+/** What the API reads of the previews lane (agent/engine/previews.ts). */
+export interface PreviewView {
+  list(): RefPreview[];
+  get(ref: string): RefPreview | undefined;
+  readonly error: string | undefined;
+}
+
 /** Everything the API is built from. */
 export interface ApiDeps {
   loop: LoopControl;
@@ -74,6 +82,8 @@ export interface ApiDeps {
   anonymousRead: boolean;
   /** Absent: webhooks answer 404. */
   webhook?: WebhookSettings;
+  /** The previews lane; absent: previews are not configured. */
+  previews?: PreviewView;
   log?: Logger;
   /** Told of each approval made here (the notification outbox's Approved event). */
   onApproved?: (a: { app: string; revision: string; by: string; expiresAt: string }) => void;
@@ -270,6 +280,24 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
     deps.loop.trigger?.(spec.name, byCaller(c.get("caller")));
     const pinned = deps.ledger.pinOf?.(spec.name);
     return c.json({ app: spec.name, ...(pinned ? { pinned } : {}) });
+  });
+  app.get("/api/v1/previews", (c) => {
+    const lane = deps.previews;
+    if (!lane) return c.json({ enabled: false, previews: [] });
+    return c.json({ enabled: true, ...(lane.error ? { error: lane.error } : {}), previews: lane.list() });
+  });
+  app.get("/api/v1/previews/:ref{.+}", (c) => {
+    const ref = decodeURIComponent(c.req.param("ref"));
+    const found = deps.previews?.get(ref);
+    if (!found)
+      throw new HttpError(
+        404,
+        "NotFound",
+        deps.previews
+          ? `preview of ${ref}: not previewed`
+          : "previews are not configured (previews: in berth.yaml)",
+      );
+    return c.json(found);
   });
   app.get("/api/v1/events", (c) => {
     let unsubscribe: (() => void) | undefined;

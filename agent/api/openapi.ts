@@ -157,6 +157,35 @@ export function openApiDocument(): object {
           responses: { "200": json(ref("LedgerEntry"), "the entry"), ...errors(401, 404, 422) },
         },
       },
+      "/api/v1/previews": {
+        get: {
+          summary: "the latest preview of every followed ref (previews: in berth.yaml), newest ref first",
+          security: read,
+          responses: {
+            "200": json(
+              {
+                type: "object",
+                properties: {
+                  enabled: { type: "boolean" },
+                  error: { type: "string", description: "why the last poll could not list the refs" },
+                  previews: { type: "array", items: ref("Preview") },
+                },
+              },
+              "previews",
+            ),
+            ...errors(401),
+          },
+        },
+      },
+      "/api/v1/previews/{ref}": {
+        get: {
+          summary:
+            "one ref's latest preview; the ref in full (refs/pull/7/head, slashes as they are) or a branch name",
+          security: read,
+          parameters: [{ name: "ref", in: "path", required: true, schema: { type: "string" } }],
+          responses: { "200": json(ref("Preview"), "the preview"), ...errors(401, 404) },
+        },
+      },
       "/api/v1/events": {
         get: {
           summary: "server-sent events: started, stage, applied, waiting, finished",

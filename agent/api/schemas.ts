@@ -10,6 +10,7 @@ import ledgerEntry from "../../schemas/api/ledger-entry.json" with { type: "json
 import ledgerSummary from "../../schemas/api/ledger-summary.json" with { type: "json" };
 import pinRequest from "../../schemas/api/pin-request.json" with { type: "json" };
 import pinResult from "../../schemas/api/pin-result.json" with { type: "json" };
+import preview from "../../schemas/api/preview.json" with { type: "json" };
 import pushGeneric from "../../schemas/api/push-generic.json" with { type: "json" };
 import pushGithub from "../../schemas/api/push-github.json" with { type: "json" };
 import pushGitlab from "../../schemas/api/push-gitlab.json" with { type: "json" };
@@ -29,6 +30,7 @@ export const API_SCHEMAS = {
   Approval: approval,
   PinRequest: pinRequest,
   PinResult: pinResult,
+  Preview: preview,
   WebhookResult: webhookResult,
   GitHubPush: pushGithub,
   GitLabPush: pushGitlab,

@@ -7,7 +7,7 @@ import type { Logger } from "../engine/log.ts";
 import type { Metrics } from "../engine/metrics.ts";
 import { BerthError } from "../object/errors.ts";
 import { type Served, serve } from "../runtime/serve.ts";
-import { type ApiDeps, createApi, type LoopControl } from "./app.ts";
+import { type ApiDeps, createApi, type LoopControl, type PreviewView } from "./app.ts";
 import type { AppSpecView, LedgerView } from "./app-view.ts";
 import { isLoopback, type TokenEntry, tokenEntry } from "./auth.ts";
 
@@ -24,6 +24,7 @@ export interface ApiStart {
   kubeCodes: () => Readonly<Record<string, number>>;
   events: EventBus;
   log: Logger;
+  previews?: PreviewView;
   onApproved?: ApiDeps["onApproved"];
   failingDeliveries?: ApiDeps["failingDeliveries"];
 }
@@ -89,6 +90,7 @@ export async function startApi(s: ApiStart): Promise<Served> {
     anonymousRead,
     ...(webhookSecret && hook ? { webhook: { secret: webhookSecret, maxAge: hook.maxAge } } : {}),
     log: s.log,
+    ...(s.previews ? { previews: s.previews } : {}),
     ...(s.onApproved ? { onApproved: s.onApproved } : {}),
     ...(s.failingDeliveries ? { failingDeliveries: s.failingDeliveries } : {}),
   });

@@ -45,6 +45,9 @@ form.token{display:flex;gap:.5rem;flex-wrap:wrap;background:var(--card);padding:
 form.token input{flex:1;min-width:12rem;padding:.5rem;border-radius:8px;border:1px solid var(--line);background:var(--bg);color:var(--ink)}
 button{padding:.5rem .9rem;border-radius:8px;border:0;background:var(--info);color:#fff;font-weight:600}
 .empty{color:var(--dim);text-align:center;padding:2rem}
+h2.previews{font-size:1rem;margin:.5rem 0 0;color:var(--dim);font-weight:600}
+.preview-app{margin-top:.6rem}
+.clean,.changes{color:var(--ok)}.held,.deferred{color:var(--warn)}.denied,.error{color:var(--bad)}
 @media (max-width:560px){main{padding:.6rem}.badges{margin-left:0;width:100%}dl{grid-template-columns:max-content 1fr}}
 </style>
 </head>
@@ -116,6 +119,27 @@ function card(a, tl) {
     '<div class="progress">' + esc(progress[a.name] || "") + '</div>' +
     '<details' + (openApps.has(a.name) ? " open" : "") + '><summary>History</summary>' + tl + '</details></section>';
 }
+// Previews of unmerged heads (previews: in berth.yaml): what a sync of each would do, found by dry-run.
+function previewCard(p) {
+  const title = (p.pr !== undefined ? "#" + p.pr + " " : "") + p.ref;
+  const subject = p.commit ? (p.commit.message || "").split("\n")[0] + " — " + p.commit.author : "";
+  const apps = p.apps.map((a) => {
+    const changed = a.objects.filter((o) => o.action !== "unchanged");
+    const objs = changed.slice(0, 12).map((o) => '<li><span class="act">' + esc(o.action) + '</span>' + esc(o.subject) + (o.note ? ' <span class="when">' + esc(o.note) + '</span>' : "") + '</li>').join("");
+    const more = changed.length > 12 ? '<li class="when">… and ' + (changed.length - 12) + ' more</li>' : "";
+    const why = a.blocked || (a.errors.length ? a.errors.map((e) => e.subject + ": " + e.message).join("; ") : "");
+    return '<div class="preview-app" data-app="' + esc(a.app) + '"><b>' + esc(a.app) + '</b> <span class="badge ' + esc(a.outcome) + '">' + esc(a.outcome) + '</span> <span class="summary">' + esc(a.summary) + '</span>' +
+      (why ? '<div class="err">' + esc(why) + '</div>' : "") + (changed.length ? '<ul class="objs">' + objs + more + '</ul>' : "") + '</div>';
+  }).join("");
+  return '<section class="app preview" data-ref="' + esc(p.ref) + '"><div class="top"><span class="name">' + esc(title) + '</span><span class="path">' + esc(short(p.revision)) + '</span><span class="badges"><span class="when">' + esc(ago(p.at)) + '</span></span></div>' +
+    (subject ? '<div class="when">' + esc(subject) + '</div>' : "") + (p.error ? '<div class="err"><b>FetchFailed</b> ' + esc(p.error) + '</div>' : "") + apps + '</section>';
+}
+async function previewsSection() {
+  const r = await api("/api/v1/previews").catch(() => undefined);
+  if (!r || !r.enabled) return "";
+  const head = '<h2 class="previews">Previews of unmerged changes</h2>' + (r.error ? '<div class="banner">Cannot list the refs to preview: ' + esc(r.error) + '</div>' : "");
+  return head + (r.previews.length ? r.previews.map(previewCard).join("") : '<div class="empty">No ref to preview.</div>');
+}
 const openApps = new Set();
 let busy = false, again = false;
 async function refresh() {
@@ -124,12 +148,12 @@ async function refresh() {
   try {
     document.querySelectorAll("details[open]").forEach((d) => openApps.add(d.closest(".app").dataset.app));
     const { apps, failingDeliveries } = await api("/api/v1/apps");
-    const tls = await Promise.all(apps.map((a) => timeline(a.name)));
+    const [tls, previews] = await Promise.all([Promise.all(apps.map((a) => timeline(a.name))), previewsSection()]);
     const git = apps[0] && apps[0].git;
     let banner = git && !git.reachable ? '<div class="banner">Git unreachable since ' + esc(git.unreachableSince) + ': ' + esc(git.error) + ' — the last good commit stays applied.</div>' : "";
     for (const f of failingDeliveries || [])
       banner += '<div class="banner delivery">Deliveries to ' + esc(f.receiver) + ' failing since ' + esc(f.since) + ' (' + f.pending + ' waiting, ' + f.attempts + ' attempts): ' + esc(f.lastError) + ' — retried with backoff; syncs go on.</div>';
-    $("#main").innerHTML = banner + (apps.length ? apps.map((a, i) => card(a, tls[i])).join("") : '<div class="empty">No apps configured.</div>');
+    $("#main").innerHTML = banner + (apps.length ? apps.map((a, i) => card(a, tls[i])).join("") : '<div class="empty">No apps configured.</div>') + previews;
   } catch (e) { if (String(e.message) !== "unauthorized") console.error(e); }
   finally { busy = false; if (again) { again = false; refresh(); } }
 }

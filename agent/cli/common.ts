@@ -48,6 +48,7 @@ export const OPTIONS = {
   "token-file": { type: "string" },
   object: { type: "string" },
   revision: { type: "string" },
+  ref: { type: "string" },
   expires: { type: "string" },
   "override-window": { type: "boolean", default: false },
   by: { type: "string" },

@@ -22,6 +22,7 @@ const VALUES: Record<string, string> = {
   from: "",
   server: "",
   revision: "",
+  ref: "",
   expires: "",
   by: "",
   namespace: "",

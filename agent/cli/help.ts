@@ -48,6 +48,7 @@ export const FLAG_HELP: Record<string, string> = {
   server: "--server URL           ask a running agent (token: --token-file FILE or $BERTH_TOKEN)",
   "token-file": "--token-file FILE      the API token for --server",
   object: "--object FILE          the object (YAML or JSON) an expression is evaluated over",
+  ref: "--ref REF              plan REF's head instead (a pull request's, e.g. refs/pull/7/head), as if merged",
   revision: "--revision REV         the revision approved (default: what the app is held at)",
   expires: "--expires DURATION     how long the approval holds (e.g. 1h)",
   "override-window": "--override-window      also let a sync deferred by a window through",
@@ -86,12 +87,17 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "plan",
     summary: "what a sync would change, without writing",
-    usage: ["plan [APP...]"],
-    flags: ["app", "json", "output", "verbose"],
+    usage: ["plan [APP...] [--ref REF]"],
+    flags: ["app", "ref", "json", "output", "verbose"],
     apps: true,
     output: ["json", "yaml"],
     exits: "exit codes: 0 the plan is clean, 1 a render or plan error or a blocking rule, 2 an input error",
-    examples: ["berth plan", "berth plan web -v", "berth plan web -o yaml"],
+    examples: [
+      "berth plan",
+      "berth plan web -v",
+      "berth plan web -o yaml",
+      "berth plan db --ref refs/pull/7/head",
+    ],
   },
   {
     name: "diff",

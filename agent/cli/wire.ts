@@ -1,5 +1,5 @@
 /** Builds the engine's dependencies from a loaded config: the one place concrete adapters meet. */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
   type AgentConfig,
@@ -18,9 +18,17 @@ import { DriftPolicy } from "../drift/policy.ts";
 import { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
 import { Metrics } from "../engine/metrics.ts";
-import type { EngineDeps, EngineEvent, RenderPort, SourcePort } from "../engine/ports.ts";
+import type {
+  EngineDeps,
+  EngineEvent,
+  PreviewReporter,
+  RefPreview,
+  RenderPort,
+  SourcePort,
+} from "../engine/ports.ts";
+import { PreviewLane, type PreviewStore } from "../engine/previews.ts";
 import { StatusTracker, statusOutlet, statusPayload } from "../forge/commit-status.ts";
-import { createForgeClient } from "../forge/forge.ts";
+import { createForgeClient, type ForgeClient } from "../forge/forge.ts";
 import { defaultHealthChecker } from "../health/assess.ts";
 import { waitingWords } from "../health/words.ts";
 import { KubeClient, type KubeTarget, serviceAccountUser } from "../kube/client.ts";
@@ -39,8 +47,10 @@ import { valuesOfConfigObject } from "../render/substitute.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../render/tools-render.ts";
 import { GitSource } from "../source/git-source.ts";
 import { OciSource } from "../source/oci-source.ts";
+import { matchRefs, pullRequestOf } from "../source/refs.ts";
 import { isSshUrl, SshSource } from "../source/ssh-source.ts";
 import { VerifiedSource } from "../source/verify.ts";
+import { commentOutlet, outboxPreviewReporter } from "./preview-reporter.ts";
 
 /** Global flags every command accepts. */
 export interface GlobalFlags {
@@ -62,6 +72,8 @@ export interface Wired {
   source: SourcePort & { readonly url: string };
   /** Every source by name. */
   sources: ReadonlyMap<string, SourcePort & { readonly url: string }>;
+  /** A source's repository itself, unverified (default: the `default` source): previews and `plan --ref` read other refs of it. */
+  repository(name?: string): GitSource | SshSource;
   /** Every engine event, for the HTTP event stream. */
   events: EventBus;
   metrics: Metrics;
@@ -124,6 +136,16 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
     clientFor,
     source,
     sources,
+    repository: (name) => {
+      const s = config.sources[name ?? DEFAULT_SOURCE] ?? Object.values(config.sources)[0];
+      if (!s) throw new BerthError("no source configured", { subject: config.configPath });
+      if (isOciSource(s))
+        throw new BerthError(
+          `source ${name ?? DEFAULT_SOURCE} is an OCI artifact: it has no Git refs to read (previews, plan --ref)`,
+          { subject: config.configPath },
+        );
+      return repositoryFor(s, join(stateDir, "git-cache"), metrics);
+    },
     events,
     metrics,
     close: () => ledger.close(),
@@ -136,17 +158,7 @@ export function gitSourceFor(
   cacheDir: string,
   metrics?: Metrics,
 ): SourcePort & { readonly url: string } {
-  const git =
-    s.ssh && isSshUrl(s.url)
-      ? new SshSource({ url: s.url, ref: s.ref, cacheDir, ssh: s.ssh, timeoutMs: s.timeout })
-      : new GitSource({
-          url: s.url,
-          ref: s.ref,
-          cacheDir,
-          credentials: () => resolveGitCredentials(s.auth),
-          timeoutMs: s.timeout,
-          ...(metrics ? { onRequest: (_kind: string, ok: boolean) => metrics.gitRequest(ok) } : {}),
-        });
+  const git = repositoryFor(s, cacheDir, metrics);
   return s.verify ? new VerifiedSource(git, s.verify.allowedSignersFile) : git;
 }
 
@@ -188,6 +200,20 @@ export function ociSourceFor(cfg: OciSourceConfig, cacheDir: string, metrics?: M
         }
       : {}),
   });
+}
+
+/** The repository of one source without signature verification (previews never apply what they read). */
+export function repositoryFor(s: SourceConfig, cacheDir: string, metrics?: Metrics): GitSource | SshSource {
+  return s.ssh && isSshUrl(s.url)
+    ? new SshSource({ url: s.url, ref: s.ref, cacheDir, ssh: s.ssh, timeoutMs: s.timeout })
+    : new GitSource({
+        url: s.url,
+        ref: s.ref,
+        cacheDir,
+        credentials: () => resolveGitCredentials(s.auth),
+        timeoutMs: s.timeout,
+        ...(metrics ? { onRequest: (_kind: string, ok: boolean) => metrics.gitRequest(ok) } : {}),
+      });
 }
 
 /**
@@ -456,9 +482,97 @@ function ageIdentities(config: AgentConfig): string[] {
   return keys;
 }
 
+/**
+ * The previews lane (`previews:`), or undefined when none are configured. It gets reads only: the ledger's
+ * inventories, the render port and each app's client behind agent/engine/preview.ts's dry-run-only wrapper.
+ */
+export function wirePreviews(
+  w: Wired,
+  log: Logger,
+  options: { reporters?: PreviewReporter[]; active?: () => boolean } = {},
+): PreviewLane | undefined {
+  const settings = w.config.previews;
+  if (!settings) return undefined;
+  const wanted = new Set(settings.apps);
+  // Previews follow the refs of the previewed apps' source (the first app's).
+  const first = w.config.apps.find((a) => wanted.has(a.name));
+  const repository = w.repository(first?.source);
+  const patterns = { refs: settings.refs, branches: settings.branches };
+  return new PreviewLane({
+    source: {
+      refs: () => repository.refs(),
+      snapshot: (ref, sha) => repository.withRef(ref).snapshot(sha),
+    },
+    match: (refs) => matchRefs(refs, patterns, settings.maxRefs),
+    pullRequestOf,
+    deps: {
+      render: w.deps.render,
+      clusterFor: (app) => w.clientFor(app.name),
+      inventory: (app) => w.ledger.inventory(app),
+      inventoryOwners: (app) => w.ledger.inventoryOwners(app),
+      ...(w.deps.policy ? { policy: w.deps.policy } : {}),
+    },
+    apps: w.config.apps.filter((a) => wanted.has(a.name)),
+    interval: settings.interval,
+    concurrency: settings.concurrency,
+    reporters: options.reporters ?? [],
+    store: jsonPreviewStore(join(dirname(w.config.ledger.path), "previews.json"), log),
+    ...(options.active ? { active: options.active } : {}),
+    log: log.child({ lane: "previews" }),
+  });
+}
+
+/** What the previews lane saw, in a JSON file beside the ledger (written whole, atomically). */
+function jsonPreviewStore(path: string, log: Logger): PreviewStore {
+  return {
+    load: () => {
+      if (!existsSync(path)) return [];
+      try {
+        const data = JSON.parse(readFileSync(path, "utf8")) as { previews?: RefPreview[] };
+        return Array.isArray(data.previews) ? data.previews : [];
+      } catch (err) {
+        // Only a cache: previewing the heads again is the cost of losing it.
+        log.log("warn", "previews: ignoring an unreadable previews file", { path, error: messageOf(err) });
+        return [];
+      }
+    },
+    save: (previews) => {
+      const temporary = `${path}.tmp`;
+      writeFileSync(temporary, JSON.stringify({ previews }));
+      renameSync(temporary, path);
+    },
+  };
+}
+
+/** The forge client of `status:` (its token read now), or undefined without one; a problem names the field. */
+export function forgeOf(config: AgentConfig): ForgeClient | undefined {
+  const status = config.status;
+  if (!status) return undefined;
+  let token: string;
+  try {
+    token = readSecretFile(status.tokenFile, `${status.provider} token`).trim();
+  } catch (err) {
+    throw new BerthError(messageOf(err), { subject: `${config.configPath}: status.tokenFile` });
+  }
+  if (token === "")
+    throw new BerthError("the token file is empty", { subject: `${config.configPath}: status.tokenFile` });
+  try {
+    return createForgeClient({
+      provider: status.provider,
+      url: status.url,
+      token,
+      timeoutMs: status.timeout,
+    });
+  } catch (err) {
+    throw new BerthError(messageOf(err), { subject: `${config.configPath}: status.url` });
+  }
+}
+
 /** The notifier of `berth run` and the listeners that feed it; close() stops delivery. */
 export interface NotifyWiring {
   notifier: Notifier;
+  /** With `status:` and `previews:`: reports each preview to the forge through the outbox. */
+  previewReporter?: PreviewReporter;
   onDrift: (r: DriftReport) => void;
   /** An approval made through the API. */
   onApproved: (a: { app: string; revision: string; by: string; expiresAt: string }) => void;
@@ -476,8 +590,7 @@ const SOURCE_WATCH_MS = 5000;
  */
 export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | undefined> {
   const list = w.config.notify ?? [];
-  const status = w.config.status;
-  if (list.length === 0 && !status) return undefined;
+  if (list.length === 0 && !w.config.status) return undefined;
   const receivers = list.map((c, i): Receiver => {
     const field = (key: string) => `${w.config.configPath}: notify[${i}].${key}`;
     const read = (fileKey: "urlFile" | "secretFile", envKey: "urlEnv" | "secretEnv", what: string) => {
@@ -507,30 +620,11 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
     };
   });
   const outlets: Outlet[] = [];
-  if (status) {
-    let token: string;
-    try {
-      token = readSecretFile(status.tokenFile, `${status.provider} token`).trim();
-    } catch (err) {
-      throw new BerthError(messageOf(err), { subject: `${w.config.configPath}: status.tokenFile` });
-    }
-    if (token === "")
-      throw new BerthError("the token file is empty", {
-        subject: `${w.config.configPath}: status.tokenFile`,
-      });
-    let forge: ReturnType<typeof createForgeClient>;
-    try {
-      forge = createForgeClient({
-        provider: status.provider,
-        url: status.url,
-        token,
-        timeoutMs: status.timeout,
-      });
-    } catch (err) {
-      throw new BerthError(messageOf(err), { subject: `${w.config.configPath}: status.url` });
-    }
-    outlets.push(statusOutlet(forge));
-  }
+  const forge = forgeOf(w.config);
+  if (forge) outlets.push(statusOutlet(forge));
+  // Previews report through the same outbox: statuses on the status outlet, comments on their own.
+  const comments = forge && w.config.previews?.comment ? commentOutlet(forge) : undefined;
+  if (comments) outlets.push(comments);
   const api = w.config.api;
   const externalURL = api.externalURL ?? `http://${api.listen}`;
   const notifier = await Notifier.open(w.config.ledger.path, receivers, {
@@ -601,8 +695,17 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
     }, SOURCE_WATCH_MS);
     sourceTimer.unref?.();
   };
+  const previewReporter =
+    outlet && w.config.previews
+      ? outboxPreviewReporter((name, payload) => notifier.post(name, payload), {
+          statusOutlet: outlet,
+          ...(comments ? { commentOutlet: comments.name } : {}),
+          link: `${externalURL}/`,
+        })
+      : undefined;
   return {
     notifier,
+    ...(previewReporter ? { previewReporter } : {}),
     onDrift,
     onApproved,
     watchSource,

@@ -82,7 +82,40 @@ export function semanticProblems(data: Raw): ConfigProblem[] {
     ...appProblems(data),
     ...tenantProblems(data),
     ...generateProblems(data),
+    ...previewProblems(data),
   ];
+}
+
+/** `previews:` follows some refs, previews apps the config has, and comments only with a forge. */
+function previewProblems(data: Raw): ConfigProblem[] {
+  const previews = data.previews as
+    | { refs?: string[]; branches?: string[]; apps: string[]; comment?: boolean }
+    | undefined;
+  if (previews === undefined) return [];
+  const problems: ConfigProblem[] = [];
+  if (previews.refs === undefined && previews.branches === undefined)
+    problems.push(
+      problemAt(["previews", "refs"], "set refs (e.g. refs/pull/*/head) or branches (e.g. preview/*)"),
+    );
+  if (previews.comment === true && data.status === undefined)
+    problems.push(problemAt(["previews", "comment"], "comments go to the forge of `status:`; set status"));
+  const apps = data.apps as Array<{ name: string; source?: string }>;
+  const names = new Set(apps.map((a) => a.name));
+  previews.apps.forEach((name, i) => {
+    if (!names.has(name)) problems.push(problemAt(["previews", "apps", i], `no app is named "${name}"`));
+    // Previews follow Git refs (branches, pull requests); an OCI artifact has none.
+    const source = apps.find((a) => a.name === name)?.source ?? "default";
+    const node =
+      source === "default" && data.source !== undefined ? data.source : (data.sources as Raw)?.[source];
+    if (isOciMapping(node))
+      problems.push(
+        problemAt(
+          ["previews", "apps", i],
+          `app "${name}" reads source ${source}, an OCI artifact: previews follow Git refs (branches, pull requests), which it has none of`,
+        ),
+      );
+  });
+  return problems;
 }
 
 /** The names of every source: `default` for the top-level `source`, and the keys of `sources`. */

@@ -258,8 +258,27 @@ export interface AgentConfig {
   defaultServiceAccountName?: string;
   /** Notification receivers (agent/notify); absent or empty: none. */
   notify?: ReceiverConfig[];
+  /** Previews of unmerged changes; absent: none. */
+  previews?: PreviewsConfig;
   /** Commit statuses on the forge (agent/forge); absent: none. */
   status?: StatusConfig;
+}
+
+/** `previews:` in berth.yaml (agent/engine/previews.ts); interval in milliseconds. */
+export interface PreviewsConfig {
+  /** Full ref patterns, e.g. pull-request heads under refs/pull/. */
+  refs: string[];
+  /** Branch patterns, matched under refs/heads/. */
+  branches: string[];
+  /** The apps previewed at each head. */
+  apps: string[];
+  /** The newest this many matching refs are followed (default 20). */
+  maxRefs: number;
+  interval: number;
+  /** Refs previewed at once (default 1). */
+  concurrency: number;
+  /** Also comment on the pull request with the changes (needs `status:`, the forge). */
+  comment: boolean;
 }
 
 /** `status:` in berth.yaml: where commit statuses go; tokenFile absolute, timeout in milliseconds. */
@@ -287,6 +306,7 @@ export const CONFIG_DEFAULTS = {
   listen: "127.0.0.1:7420",
   webhookMaxAge: 300_000,
   concurrency: 4,
+  previewMaxRefs: 20,
 } as const;
 
 /** Reads and parses a config file; errors name the file. */
@@ -458,6 +478,15 @@ interface RawConfig {
     externalURL?: string;
   };
   notify?: Record<string, unknown>[];
+  previews?: {
+    refs?: string[];
+    branches?: string[];
+    apps: string[];
+    maxRefs?: number;
+    interval?: string;
+    concurrency?: number;
+    comment?: boolean;
+  };
   status?: { provider: StatusConfig["provider"]; url: string; tokenFile: string; timeout?: string };
   ha?: { lease: string; namespace: string; duration?: string };
   defaultServiceAccountName?: string;
@@ -539,6 +568,22 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
       ? { ha: { lease: raw.ha.lease, namespace: raw.ha.namespace, duration: ms(raw.ha.duration, 15_000) } }
       : {}),
     ...(raw.notify && raw.notify.length > 0 ? { notify: normaliseNotify(raw.notify, abs) } : {}),
+    ...(raw.previews
+      ? {
+          previews: {
+            refs: raw.previews.refs ?? [],
+            branches: raw.previews.branches ?? [],
+            apps: raw.previews.apps,
+            maxRefs: raw.previews.maxRefs ?? CONFIG_DEFAULTS.previewMaxRefs,
+            interval: ms(
+              raw.previews.interval,
+              sources[DEFAULT_SOURCE]?.interval ?? CONFIG_DEFAULTS.interval,
+            ),
+            concurrency: raw.previews.concurrency ?? 1,
+            comment: raw.previews.comment ?? false,
+          },
+        }
+      : {}),
     ...(raw.status
       ? {
           status: {

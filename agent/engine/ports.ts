@@ -2,7 +2,7 @@
 import type { ApplyCluster } from "../apply/apply.ts";
 import type { PruneCluster } from "../apply/prune.ts";
 import type { LeaseRecord, LeaseState } from "../object/lease.ts";
-import type { CommitInfo, KubeObject, ObjectRef, Reason, VerdictRecord } from "../object/object.ts";
+import type { Action, CommitInfo, KubeObject, ObjectRef, Reason, VerdictRecord } from "../object/object.ts";
 import type { BeginInput, FinishInput, InventoryItem } from "../object/records.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import type { Plan, PlanCluster } from "../plan/plan.ts";
@@ -169,4 +169,69 @@ export interface LeasePort {
   create(spec: LeaseRecord): Promise<boolean>;
   /** Replaces it if still at `resourceVersion`; false when someone else changed it first. */
   update(spec: LeaseRecord, resourceVersion: string): Promise<boolean>;
+}
+
+/**
+ * The cluster as a preview sees it: reads and server-side dry-runs only. No delete, no wait and no write
+ * exist on this type, and agent/engine/preview.ts wraps whatever it is given so every apply is a dry-run.
+ */
+export interface PreviewCluster extends PlanCluster {
+  discover(force?: boolean): Promise<void>;
+}
+
+/** Where previews read unmerged heads from: the matching refs (one request), then a snapshot at one of them. */
+export interface PreviewSourcePort {
+  refs(): Promise<Array<{ ref: string; sha: string }>>;
+  snapshot(ref: string, sha: string): Promise<Snapshot>;
+}
+
+/** Tells someone what a preview found (a forge commit status and pull-request comment); may throw. */
+export interface PreviewReporter {
+  readonly name: string;
+  report(preview: RefPreview): Promise<void>;
+}
+
+/** One object of a preview: what a sync would do to it. */
+export interface PreviewObject {
+  subject: string;
+  action: Action;
+  source?: string;
+  /** Why it is skipped or protected, or what the dry-run could not check. */
+  note?: string;
+  /** The field paths that change (values left out: a preview may be shown to anyone who can open a PR). */
+  diff?: string[];
+}
+
+/** What previewing one app at a ref found; `outcome` is what a sync of that head would meet. */
+export interface AppPreview {
+  app: string;
+  outcome: "clean" | "changes" | "denied" | "held" | "deferred" | "error";
+  /** One line: "3 changed, 1 deleted; held by rule no-pvc-delete". */
+  summary: string;
+  counts: { created: number; changed: number; deleted: number; unchanged: number; skipped: number };
+  /** Every planned object with its action, changes first. */
+  objects: PreviewObject[];
+  /** The sync rules' verdicts, prune-guard holds included (rule `prune-guard`). */
+  verdicts: VerdictRecord[];
+  /** What the cascade and mass-prune guards would stop. */
+  guard: Array<{ subject: string; message: string; approvable: boolean }>;
+  /** Render errors (naming the file) and plan errors (naming the object). */
+  errors: Array<{ subject: string; message: string }>;
+  /** Why a sync of this head would not apply (deny, hold, defer or rule error), as the ledger would say it. */
+  blocked?: string;
+}
+
+/** One previewed head of one ref. */
+export interface RefPreview {
+  ref: string;
+  sha: string;
+  revision: string;
+  /** The pull or merge request the ref belongs to, when its name says. */
+  pr?: number;
+  commit?: CommitInfo;
+  /** When the preview finished (ISO 8601). */
+  at: string;
+  apps: AppPreview[];
+  /** Why the head could not be previewed at all (fetch failed). */
+  error?: string;
 }

@@ -95,6 +95,16 @@ export class GitSource {
     return found.sha;
   }
 
+  /** Every ref the server advertises with the commit it points at (annotated tags peeled): one request. */
+  async refs(): Promise<Array<{ ref: string; sha: string }>> {
+    return (await this.listRefs()).map((r) => ({ ref: r.ref, sha: r.peeled ?? r.oid }));
+  }
+
+  /** The same repository, cache and credentials, following another ref (a preview's pull-request head). */
+  withRef(ref: string): GitSource {
+    return new GitSource({ ...this.options, ref });
+  }
+
   /** Resolves the ref and says whether it moved away from `lastSha`. */
   async poll(lastSha?: string): Promise<PollResult> {
     const sha = await this.resolve();

@@ -42,3 +42,45 @@ function list(names: string[], max = 20): string {
   const shown = names.slice(0, max).join(", ");
   return names.length > max ? `${shown}, … (${names.length - max} more)` : shown;
 }
+
+/** Which refs previews follow: full ref patterns and branch patterns (`*` matches any run of characters). */
+export interface RefPatterns {
+  refs?: readonly string[];
+  branches?: readonly string[];
+}
+
+/** A ref pattern as a RegExp: `*` matches anything (slashes too, as in a Git refspec). */
+function patternRegExp(pattern: string): RegExp {
+  const body = pattern
+    .split("*")
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*");
+  return new RegExp(`^${body}$`);
+}
+
+/**
+ * The refs matching `patterns`, newest first, at most `max`. A ref advertisement carries no dates, so "newest"
+ * is read from the name: the highest number in it first (pull and merge requests are numbered in order of
+ * creation), then by name. Fetching every head to read its commit time would defeat the limit.
+ */
+export function matchRefs(
+  refs: ReadonlyArray<{ ref: string; sha: string }>,
+  patterns: RefPatterns,
+  max: number,
+): Array<{ ref: string; sha: string }> {
+  const res = [
+    ...(patterns.refs ?? []).map(patternRegExp),
+    ...(patterns.branches ?? []).map((b) => patternRegExp(`refs/heads/${b.replace(/^refs\/heads\//, "")}`)),
+  ];
+  const number = (ref: string) => Math.max(-1, ...(ref.match(/\d+/g) ?? []).map(Number));
+  return refs
+    .filter((r) => !r.ref.endsWith("^{}") && res.some((re) => re.test(r.ref)))
+    .sort((a, b) => number(b.ref) - number(a.ref) || a.ref.localeCompare(b.ref))
+    .slice(0, Math.max(0, max));
+}
+
+/** The pull (or merge) request number a ref names (`refs/pull/7/head`, `refs/merge-requests/7/head`). */
+export function pullRequestOf(ref: string): number | undefined {
+  const m = /^refs\/(?:pull|merge-requests)\/(\d+)\//.exec(ref);
+  return m ? Number(m[1]) : undefined;
+}

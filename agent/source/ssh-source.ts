@@ -60,6 +60,17 @@ export class SshSource {
     return found.sha;
   }
 
+  /** Every ref the server advertises with the commit it points at: one `git ls-remote`. */
+  async refs(): Promise<Array<{ ref: string; sha: string }>> {
+    const { stdout } = await this.git(["ls-remote", "--", this.url]);
+    return parseLsRemote(stdout.toString("utf8")).map((r) => ({ ref: r.ref, sha: r.peeled ?? r.oid }));
+  }
+
+  /** The same repository, cache and key, following another ref (a preview's pull-request head). */
+  withRef(ref: string): SshSource {
+    return new SshSource({ ...this.options, ref });
+  }
+
   /** The tree at `sha`, fetched shallow into the cache first unless it is there. */
   async snapshot(sha: string): Promise<Snapshot> {
     if (!isFullSha(sha))

@@ -150,4 +150,11 @@ describe("an OCI artifact as an entry of sources", () => {
       "source.webhook: push webhooks do not apply to an OCI source",
     );
   });
+
+  test("previewing an app of an OCI source is refused: previews follow Git refs", () => {
+    const text = `${named("  git: {url: https://git.example/infra.git}\n  art: {oci: oci://reg.example/team/app, tag: v1}\n")}previews: {refs: ["refs/pull/*/head"], apps: [a, b]}\n`;
+    expect(problemOf(text)).toBe(
+      `${FILE}: previews.apps[1]: app "b" reads source art, an OCI artifact: previews follow Git refs (branches, pull requests), which it has none of (line 9)`,
+    );
+  });
 });

@@ -1,5 +1,5 @@
-/** `berth plan [APP...]`: what a sync would change, without writing. */
-import { type AppConfig, loadConfig } from "../../config/config.ts";
+/** `berth plan [APP...] [--ref REF]`: what a sync would change, without writing. */
+import { type AppConfig, DEFAULT_SOURCE, loadConfig } from "../../config/config.ts";
 import { silentLogger } from "../../engine/log.ts";
 import { clusterOf } from "../../engine/ports.ts";
 import { dependenciesOf } from "../../object/dependency-order.ts";
@@ -34,7 +34,7 @@ export async function planCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise
   precheckApps(loadConfig(flags.config), appNames(ctx));
   const w = await wire(flags, silentLogger);
   try {
-    const { plans, failed } = await planApps(w, appNames(ctx), io, false);
+    const { plans, failed } = await planApps(w, appNames(ctx), io, false, ctx.values.ref);
     if (ctx.output === "json" || ctx.output === "yaml") {
       // Live objects and manifests stay out; the diff carries what changes (Secret values redacted), without
       // berth's own bookkeeping labels and annotations.
@@ -63,8 +63,17 @@ export async function planApps(
   names: readonly string[],
   io: Io,
   keepMerged: boolean,
+  ref?: string,
 ): Promise<{ plans: ShownPlan[]; failed: boolean }> {
   const snapshots = await fetchSnapshots(w, true);
+  // --ref: another ref of the default source's repository (a pull request's head), planned as if merged.
+  if (ref) {
+    const name = snapshots.has(DEFAULT_SOURCE) ? DEFAULT_SOURCE : [...snapshots.keys()][0];
+    if (name !== undefined) {
+      const other = w.repository(name).withRef(ref);
+      snapshots.set(name, await other.snapshot(await other.resolve()));
+    }
+  }
   const allApps = await appsWithGenerated(w.config, snapshots);
   const selected = selectApps(allApps, names);
   const snapshotOf = (app: AppConfig) => snapshots.get(app.source) as Snapshot;

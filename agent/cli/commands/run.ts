@@ -11,7 +11,7 @@ import { LedgerFollower, LedgerReplica } from "../../ledger/replica.ts";
 import { messageOf } from "../../object/errors.ts";
 import type { Served } from "../../runtime/serve.ts";
 import { type Ctx, EXIT, type Io, primarySource, progress } from "../common.ts";
-import { type GlobalFlags, replicaStore, wire, wireDrift, wireNotify } from "../wire.ts";
+import { type GlobalFlags, replicaStore, wire, wireDrift, wireNotify, wirePreviews } from "../wire.ts";
 
 export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
   const log = ctx.log;
@@ -74,6 +74,11 @@ export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<
     w.kube.userAgent = `berth (${identity})`;
     w.kube.mayWrite = () => leader.isLeader() && tookOver;
   }
+  // Previews of unmerged heads run in a lane of their own: reads and dry-runs only, never delaying a sync.
+  const previews = wirePreviews(w, log, {
+    ...(ha ? { active: () => leader?.isLeader() === true } : {}),
+    ...(notify?.previewReporter ? { reporters: [notify.previewReporter] } : {}),
+  });
   // Apps whose drift policy is not a plain `heal` leave drift to the watcher's policy between commits.
   const commitOnly = new Set(
     w.config.apps
@@ -105,6 +110,7 @@ export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<
       kubeCodes: () => w.kube.codes,
       events: w.events,
       log,
+      ...(previews ? { previews } : {}),
       ...(notify
         ? { onApproved: notify.onApproved, failingDeliveries: () => notify.notifier.failing() }
         : {}),
@@ -136,8 +142,10 @@ export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<
     api: `http://${w.config.api.listen.replace(/:\d+$/, "")}:${server.port}`,
   });
   const gc = scheduleGc(w.ledger, w.config.ledger.retention, log);
+  previews?.start();
   await loop.start();
   gc.stop();
+  await previews?.stop();
   await leader?.stop();
   await server.close();
   await drift.close();
