@@ -3,6 +3,7 @@
  * @marcbachmann/cel-js lacks: regex find/findAll, string replace, list helpers,
  * quantity() and semver(). Registered on an Environment by cel.ts, the only importer of the library.
  */
+import { compareVersions } from "../object/semver-range.ts";
 import { regexFind, regexFindAll } from "./regex.ts";
 
 /** What cel.ts passes in: the library's Environment, seen only through the calls used here. */
@@ -83,27 +84,8 @@ export function parseSemver(text: string): Semver {
   );
 }
 
-/** -1, 0 or 1 by semver precedence. */
-export function compareSemver(a: Semver, b: Semver): number {
-  for (const k of ["major", "minor", "patch"] as const) {
-    if (a[k] !== b[k]) return a[k] < b[k] ? -1 : 1;
-  }
-  if (a.pre.length === 0 || b.pre.length === 0)
-    return b.pre.length - a.pre.length === 0 ? 0 : a.pre.length === 0 ? 1 : -1;
-  for (let i = 0; i < Math.max(a.pre.length, b.pre.length); i++) {
-    const x = a.pre[i];
-    const y = b.pre[i];
-    if (x === undefined) return -1;
-    if (y === undefined) return 1;
-    if (x === y) continue;
-    const nx = /^\d+$/.test(x);
-    const ny = /^\d+$/.test(y);
-    if (nx && ny) return Number(x) < Number(y) ? -1 : 1;
-    if (nx !== ny) return nx ? -1 : 1;
-    return x < y ? -1 : 1;
-  }
-  return 0;
-}
+/** -1, 0 or 1 by semver precedence (the one implementation, shared with OCI semver ranges). */
+export const compareSemver: (a: Semver, b: Semver) => number = compareVersions;
 
 /** Orders two CEL scalars of one type; a type mismatch is an error. */
 function compareScalars(a: unknown, b: unknown, fn: string): number {

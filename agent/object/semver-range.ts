@@ -20,8 +20,16 @@ export function parseVersion(text: string): Version | undefined {
   return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), pre: m[4] ? m[4].split(".") : [] };
 }
 
-/** Semver precedence. */
-export function compareVersions(a: Version, b: Version): number {
+/** The parts semver precedence reads (CEL's Semver holds them as bigints). */
+export interface Precedence {
+  major: number | bigint;
+  minor: number | bigint;
+  patch: number | bigint;
+  pre: readonly string[];
+}
+
+/** Semver precedence: -1, 0 or 1. */
+export function compareVersions(a: Precedence, b: Precedence): number {
   for (const k of ["major", "minor", "patch"] as const) if (a[k] !== b[k]) return a[k] < b[k] ? -1 : 1;
   if (a.pre.length === 0 || b.pre.length === 0)
     return a.pre.length === b.pre.length ? 0 : a.pre.length === 0 ? 1 : -1;
