@@ -13,6 +13,9 @@ command -v flock >/dev/null || missing+=(util-linux)
 # An OCI registry (distribution) with htpasswd auth, for charts pulled from oci://.
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
+# A C compiler and libc headers: Gitea (the forge tests) is built with CGO for SQLite.
+command -v gcc >/dev/null || missing+=(gcc)
+[ -e /usr/include/stdio.h ] || missing+=(libc6-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing test dependencies: ${missing[*]}" >&2
