@@ -49,12 +49,13 @@ function timed<T>(fn: () => T): { value: T; ms: number; cpuMs: number } {
 }
 
 /**
- * The documented bound: a hostile evaluation is cut off within twice its deadline. Asserted on the CPU time it
- * burned, which a loaded machine cannot stretch (descheduled time passes the wall-clock deadline without work);
- * the wall time only has to show it was cut off at all (10^9 steps would take minutes).
+ * The documented bound: a hostile evaluation is cut off within twice its deadline. The evaluation's own CPU
+ * time is at most both its wall time (a loaded machine stretches that, descheduled time passing the deadline
+ * without work) and the process's CPU time (which adds JIT and GC threads working beside it); the smaller of
+ * the two bounds it. The wall time alone only has to show it was cut off at all (10^9 steps take minutes).
  */
 function expectCutOff(t: { ms: number; cpuMs: number }): void {
-  expect(t.cpuMs).toBeLessThan(CUTOFF_MS);
+  expect(Math.min(t.ms, t.cpuMs)).toBeLessThan(CUTOFF_MS);
   expect(t.ms).toBeLessThan(2_000);
 }
 
