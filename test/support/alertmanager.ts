@@ -3,25 +3,16 @@
  * scripts/alertmanager/build.sh, on a free loopback port with clustering off and a route to nowhere:
  * the tests read what it holds through its v2 API.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
-
-let built: Promise<string> | undefined;
 
 /** The alertmanager binary (built the first time: a few minutes cold, 0 s cached). */
 export function alertmanagerBinary(): Promise<string> {
-  built ??= new Promise((resolve, reject) =>
-    execFile(
-      "bash",
-      [join(import.meta.dir, "../../scripts/alertmanager/build.sh")],
-      { maxBuffer: 1 << 20 },
-      (err, out) => (err ? reject(err) : resolve(out.trim().split("\n").at(-1) ?? "")),
-    ),
-  );
-  return built;
+  return goBuild("alertmanager");
 }
 
 /** One alert as GET /api/v2/alerts returns it (the fields the tests read). */

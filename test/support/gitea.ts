@@ -5,27 +5,18 @@
  * over HTTP with the token, open pull requests and read back commit statuses and comments through its API.
  * stop() and start() take it down and bring it back on the same port and data (an outage).
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { git } from "./git.ts";
+import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
-
-let built: Promise<string> | undefined;
 
 /** The gitea binary (built the first time: many minutes cold on 2 cores, 0 s cached). */
 export function giteaBinary(): Promise<string> {
-  built ??= new Promise((resolve, reject) =>
-    execFile(
-      "bash",
-      [join(import.meta.dir, "../../scripts/gitea/build.sh")],
-      { maxBuffer: 1 << 20 },
-      (err, out) => (err ? reject(err) : resolve(out.trim().split("\n").at(-1) ?? "")),
-    ),
-  );
-  return built;
+  return goBuild("gitea");
 }
 
 /** A commit status as Gitea's API returns it (the fields the tests read). */

@@ -5,26 +5,17 @@
  * `.tgz` (typed tar+gzip, or `untyped`: ORAS's default layer type), `dir` (`oras push ref tree`: ORAS packs the
  * directory itself) and `raw` (the layer bytes given as they are, for hostile archives).
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { goBuild } from "./go-build.ts";
 import type { OciRegistryFixture } from "./helm-repo.ts";
-
-let built: Promise<string> | undefined;
 
 /** The oras binary (built the first time: about a minute cold, 0 s cached). */
 export function orasBinary(): Promise<string> {
-  built ??= new Promise((resolve, reject) =>
-    execFile(
-      "bash",
-      [join(import.meta.dir, "../../scripts/oras/build.sh")],
-      { maxBuffer: 1 << 20 },
-      (err, out) => (err ? reject(err) : resolve(out.trim().split("\n").at(-1) ?? "")),
-    ),
-  );
-  return built;
+  return goBuild("oras");
 }
 
 export const FLUX_CONFIG = "application/vnd.cncf.flux.config.v1+json";

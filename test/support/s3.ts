@@ -3,25 +3,16 @@
  * the Go module proxy by scripts/s3/build.sh, on a free loopback port. stop() and start() take it down and bring
  * it back on the same port with the same data, to test a store that stops answering.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
-
-let built: Promise<string> | undefined;
 
 /** The versitygw binary (built the first time: a minute or two cold, 0 s cached). */
 export function versitygwBinary(): Promise<string> {
-  built ??= new Promise((resolve, reject) =>
-    execFile(
-      "bash",
-      [join(import.meta.dir, "../../scripts/s3/build.sh")],
-      { maxBuffer: 1 << 20 },
-      (err, out) => (err ? reject(err) : resolve(out.trim().split("\n").at(-1) ?? "")),
-    ),
-  );
-  return built;
+  return goBuild("s3");
 }
 
 export interface S3Server {
