@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { assessHealth } from "../../agent/health/assess.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
+import { goBuild } from "../support/go-build.ts";
 
 const DIR = join(import.meta.dir, "..", "fixtures", "health");
-const BUILD = join(import.meta.dir, "..", "..", "scripts", "kstatus", "build.sh");
 
 /** Fixtures where berth deliberately says something else than kstatus, and why. */
 const KNOWN_DIFFERENCES: Record<string, string> = {
@@ -69,18 +69,15 @@ function forOracle(c: Case): KubeObject {
 }
 
 /** kstatus's verdicts, in the order of `cases` (builds the oracle on first use: ~2 minutes cold, cached after). */
-function kstatus(): Array<{ status: string; message: string }> {
-  const bin = execFileSync("bash", [BUILD], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-  }).trim();
+async function kstatus(): Promise<Array<{ status: string; message: string }>> {
+  const bin = await goBuild("kstatus");
   const out = execFileSync(bin, [], { input: JSON.stringify(cases.map(forOracle)), encoding: "utf8" });
   return JSON.parse(out);
 }
 
 describe("health verdicts against kstatus (cli-utils v0.37.2)", () => {
-  test("every fixture agrees with kstatus, except the listed differences", () => {
-    const oracle = kstatus();
+  test("every fixture agrees with kstatus, except the listed differences", async () => {
+    const oracle = await kstatus();
     expect(oracle.length).toBe(cases.length);
     const differ: string[] = [];
     cases.forEach((c, i) => {
