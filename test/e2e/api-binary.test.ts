@@ -7,7 +7,7 @@ import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
-import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
+import { berthBinary, runBerth, startBerth, untilReady } from "../support/binary.ts";
 import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
 import { freePort } from "../support/ports.ts";
@@ -54,10 +54,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, "read-token"), `${READ_TOKEN}\n`, { mode: 0o600 });
   writeFileSync(join(dir, "hook-secret"), `${SECRET}\n`, { mode: 0o600 });
   run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
-  await eventually("the API ready after the first sync", 60_000, async () => {
-    const r = await fetch(`${base}/readyz`).catch(() => undefined);
-    return r?.status === 200 ? true : undefined;
-  });
+  await untilReady(base, "the API ready after the first sync", 60_000);
 }, 600_000);
 
 afterAll(async () => {

@@ -23,8 +23,8 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { berthBinary, runToEnd } from "../support/binary.ts";
-import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
+import { berthBinary, runToEnd, untilReady } from "../support/binary.ts";
+import { kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { type DocCommand, docCommands, synopsisParts } from "../support/doc-commands.ts";
 import { GitFixture } from "../support/git.ts";
 import { freePort } from "../support/ports.ts";
@@ -169,11 +169,7 @@ describe("documented commands that need a cluster exit as documented (cluster ti
             child.stderr.on("data", watch);
             const ended = runToEnd(child, 90_000);
             // Ready once the first pass is done; then a clean stop.
-            await eventually("berth run to be ready", 60_000, async () =>
-              (await fetch(`http://127.0.0.1:${apiPort}/readyz`).catch(() => undefined))?.ok
-                ? true
-                : undefined,
-            );
+            await untilReady(`http://127.0.0.1:${apiPort}`, "berth run to be ready", 60_000);
             child.kill("SIGTERM");
             const r = await ended;
             expect(r.code, out + r.stderr).toBe(c.exit);

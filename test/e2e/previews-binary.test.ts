@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { chromium } from "playwright-core";
 import type { RefPreview } from "../../agent/engine/ports.ts";
 import { writeConfig } from "../support/berth.ts";
-import { berthBinary, startBerth } from "../support/binary.ts";
+import { berthBinary, startBerth, untilReady } from "../support/binary.ts";
 import {
   auditEvents,
   eventually,
@@ -53,10 +53,7 @@ beforeAll(async () => {
   );
   writeFileSync(join(dirname(config), "read-token"), `${TOKEN}\n`, { mode: 0o600 });
   run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
-  await eventually("the first sync", 60_000, async () => {
-    const r = await fetch(`${base}/readyz`).catch(() => undefined);
-    return r?.status === 200 ? true : undefined;
-  });
+  await untilReady(base, "the first sync", 60_000);
 }, 600_000);
 
 afterAll(async () => {

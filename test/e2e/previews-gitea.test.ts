@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
-import { berthBinary, startBerth } from "../support/binary.ts";
+import { berthBinary, startBerth, untilReady } from "../support/binary.ts";
 import {
   auditEvents,
   eventually,
@@ -138,10 +138,7 @@ previews: {refs: ["refs/pull/*/head"], apps: [db], interval: 1s, comment: true}
   writeFileSync(join(cdir, "read-token"), `${TOKEN}\n`, { mode: 0o600 });
   writeFileSync(join(cdir, "gitea-token"), `${gitea.token}\n`, { mode: 0o600 });
   run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
-  await eventually("the first sync", 120_000, async () => {
-    const r = await fetch(`${base}/readyz`).catch(() => undefined);
-    return r?.status === 200 ? true : undefined;
-  });
+  await untilReady(base, "the first sync", 120_000);
 }, 900_000);
 
 afterAll(async () => {

@@ -7,6 +7,7 @@ import {
 } from "node:child_process";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { eventually } from "./cluster.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 let built: string | undefined;
@@ -73,4 +74,11 @@ export function inBackground(
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return { child, exited, output: () => output };
+}
+
+/** Waits until a `berth run` answers 200 on `<base>/readyz`: its first pass over the apps has ended. */
+export async function untilReady(base: string, what: string, timeoutMs: number): Promise<void> {
+  await eventually(what, timeoutMs, async () =>
+    (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined,
+  );
 }
