@@ -2,6 +2,7 @@
  * The HTTP API as a Hono app, built from the engine's dependencies and testable with `app.request()`.
  * Errors are HttpError, turned into `{error: {reason, message}}` by the one onError below.
  */
+import { Buffer } from "node:buffer";
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { parseDuration } from "../config/duration.ts";
@@ -441,13 +442,7 @@ export async function readBody(req: Request, max: number): Promise<Uint8Array> {
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return Buffer.concat(chunks, size);
 }
 
 /** Reads and validates a JSON body; an empty body is allowed when `optional`. */

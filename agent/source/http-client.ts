@@ -3,6 +3,7 @@
  * isomorphic-git's own clients lack: a per-request timeout, one error type for "could not talk to the
  * server at all", and a hook that sees every request for metrics and request counting.
  */
+import { Buffer } from "node:buffer";
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git";
 
 /** The server could not be reached or did not answer in time (as opposed to answering with an error status). */
@@ -142,11 +143,5 @@ async function collect(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>)
     parts.push(part);
     size += part.byteLength;
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
+  return Buffer.concat(parts, size);
 }

@@ -3,6 +3,7 @@
  * bytes, so a traversal path, a link out of the tree, a device file or a decompression bomb is refused (the
  * whole artifact, naming it), never written anywhere or half-used.
  */
+import { Buffer } from "node:buffer";
 import { createGunzip } from "node:zlib";
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
@@ -122,13 +123,7 @@ export async function gunzipBounded(gz: Uint8Array, maxBytes: number, subject: s
   });
   gunzip.end(gz);
   await done;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
+  return Buffer.concat(parts, size);
 }
 
 /**
