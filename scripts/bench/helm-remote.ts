@@ -1,10 +1,3 @@
-/**
- * Render time of a chart from a remote HTTPS Helm repository (basic auth, private CA; the test support's real
- * repository made by helm create/package/repo index): cold (empty chart cache: index fetch, search, pull,
- * template) and warm (archive in the cache: index fetch, search, template, no download). Medians of 7 runs,
- * helm processes included. Needs the tools: bash scripts/tools/build.sh. Run: bun scripts/bench/helm-remote.ts
- */
-import { execSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,20 +5,9 @@ import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../../agent/render/tools-render.ts";
 import { HelmRepoFixture } from "../../test/support/helm-repo.ts";
 import { toolPaths } from "../../test/support/tools.ts";
+import { figurePrinter, median } from "./flags.ts";
 
-const commit = execSync("git rev-parse --short HEAD").toString().trim();
-const print = (metric: string, value: number, unit: string) =>
-  console.log(
-    JSON.stringify({
-      bench: "helm-remote",
-      metric,
-      value: Math.round(value * 10) / 10,
-      unit,
-      runtime: "bun",
-      commit,
-    }),
-  );
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const print = figurePrinter("helm-remote");
 
 const RUNS = 7;
 const repo = await HelmRepoFixture.start({ username: "bench", password: "bench-pw" });

@@ -1,32 +1,12 @@
-/**
- * Pulling an OCI artifact source (Flux-shaped, pushed by the real oras CLI to docker-registry with TLS and
- * htpasswd): cold (empty cache: tag → digest, manifest, layer, unpack in memory), warm (a new source on the same
- * cache, as after a restart: one manifest HEAD, then manifest and layer from disk, unpack) and the idle poll
- * (resolve only). 500 manifests (about 0.5 MB unpacked) per artifact; medians of 7 runs; the registry's access
- * log checks that warm runs downloaded nothing. Needs oras: bash scripts/oras/build.sh.
- * Run: bun scripts/bench/oci-source.ts
- */
-import { execSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OciSource } from "../../agent/source/oci-source.ts";
 import { OciRegistryFixture } from "../../test/support/helm-repo.ts";
 import { orasPush } from "../../test/support/oras.ts";
+import { figurePrinter, median } from "./flags.ts";
 
-const commit = execSync("git rev-parse --short HEAD").toString().trim();
-const print = (metric: string, value: number, unit: string) =>
-  console.log(
-    JSON.stringify({
-      bench: "oci-source",
-      metric,
-      value: Math.round(value * 10) / 10,
-      unit,
-      runtime: "bun",
-      commit,
-    }),
-  );
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const print = figurePrinter("oci-source");
 
 const RUNS = 7;
 const FILES = 500;

@@ -3,27 +3,16 @@
  * decryption adds for 100 age-encrypted Secrets (same 100 Secrets in plaintext as the baseline). Medians of 7 runs.
  * Needs the tools: bash scripts/tools/build.sh. Run: bun scripts/bench/render.ts
  */
-import { execFileSync, execSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { newAgeIdentity } from "../../agent/render/sops.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../../agent/render/tools-render.ts";
+import { figurePrinter, median } from "./flags.ts";
 
-const commit = execSync("git rev-parse --short HEAD").toString().trim();
-const print = (metric: string, value: number, unit: string) =>
-  console.log(
-    JSON.stringify({
-      bench: "render",
-      metric,
-      value: Math.round(value * 10) / 10,
-      unit,
-      runtime: "bun",
-      commit,
-    }),
-  );
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const print = figurePrinter("render");
 
 const toolsDir = execFileSync("bash", [join(import.meta.dir, "../tools/build.sh")], {
   encoding: "utf8",
