@@ -5,7 +5,16 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
@@ -144,7 +153,8 @@ export interface AuditEvent {
 /**
  * Audit events received at or after `since` (a Date), optionally only those sent by `userAgent` and only those
  * about `namespace` (its objects and the Namespace itself): other test files may run berth against the same
- * control plane at the same time.
+ * control plane at the same time. A log rotated since then (at 200 MB, as `audit-<time>.log`) is read too, so a
+ * rotation in the middle of a test loses nothing.
  */
 export function auditEvents(
   cluster: TestCluster,
@@ -152,8 +162,11 @@ export function auditEvents(
   userAgent?: string,
   namespace?: string,
 ): AuditEvent[] {
-  const path = join(cluster.kubeconfigPath, "..", "audit.log");
-  const text = readFileSync(path, "utf8");
+  const dir = join(cluster.kubeconfigPath, "..");
+  const rotated = readdirSync(dir)
+    .filter((f) => /^audit-.+\.log$/.test(f) && statSync(join(dir, f)).mtime >= since)
+    .sort();
+  const text = [...rotated, "audit.log"].map((f) => readFileSync(join(dir, f), "utf8")).join("\n");
   const out: AuditEvent[] = [];
   for (const line of text.split("\n")) {
     if (!line) continue;

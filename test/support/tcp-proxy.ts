@@ -2,9 +2,13 @@
  * A TCP proxy on loopback that can go silent: `stall()` makes every connection open at that moment stop
  * forwarding in both directions without closing (as a dead NAT entry or a stuck middlebox does); connections
  * made afterwards are forwarded normally. `cut()` makes the server look down (connections reset, new ones
- * refused) until `up()`. TLS passes through untouched.
+ * refused) until `up()`. With `latencyMs`, every chunk from the server reaches the client that much later (a
+ * slow link), so a test can act while a burst of requests is still in flight. TLS passes through untouched.
  */
+import { readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import type { TestCluster } from "./cluster.ts";
 
 interface Connection {
   client: Socket;
@@ -25,7 +29,12 @@ export class StallingProxy {
   ) {}
 
   /** Starts a proxy on 127.0.0.1 (a free port) to host:port. */
-  static async start(host: string, port: number): Promise<StallingProxy> {
+  static async start(
+    host: string,
+    port: number,
+    options: { latencyMs?: number } = {},
+  ): Promise<StallingProxy> {
+    const latency = options.latencyMs ?? 0;
     const conns = new Set<Connection>();
     let proxy: StallingProxy | undefined;
     const server = createServer((client) => {
@@ -41,10 +50,12 @@ export class StallingProxy {
         if (!conn.stalled) upstream.write(d);
       });
       upstream.on("data", (d) => {
-        if (!conn.stalled) client.write(d);
+        // Timers of equal delay fire in the order they were set, so delayed chunks keep their order.
+        if (latency > 0) setTimeout(() => conn.stalled || client.destroyed || client.write(d), latency);
+        else if (!conn.stalled) client.write(d);
       });
       const end = (other: Socket) => () => {
-        if (!conn.stalled) other.end();
+        if (!conn.stalled) setTimeout(() => other.end(), other === client ? latency : 0);
       };
       client.on("end", end(upstream));
       upstream.on("end", end(client));
@@ -114,4 +125,22 @@ export class StallingProxy {
     this.open.clear();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/**
+ * A proxy in front of the cluster's API server and a kubeconfig in `dir` that reaches the server only through
+ * it (the same credentials; the server's certificate is valid for 127.0.0.1).
+ */
+export async function proxyCluster(
+  cluster: TestCluster,
+  dir: string,
+  options: { latencyMs?: number } = {},
+): Promise<{ proxy: StallingProxy; kubeconfig: string }> {
+  const server = new URL(cluster.kubeConfig.getCurrentCluster()?.server ?? "");
+  const proxy = await StallingProxy.start(server.hostname, Number(server.port || 443), options);
+  const original = readFileSync(cluster.kubeconfigPath, "utf8");
+  if (!original.includes(server.origin)) throw new Error(`kubeconfig does not name ${server.origin}`);
+  const kubeconfig = join(dir, "kubeconfig");
+  writeFileSync(kubeconfig, original.replaceAll(server.origin, `https://127.0.0.1:${proxy.port}`));
+  return { proxy, kubeconfig };
 }
