@@ -8,6 +8,8 @@ export interface RetryOptions {
   baseDelayMs: number;
   /** Whether an error is worth another attempt (network errors and 5xx, not 401/403/404). */
   retryable: (err: unknown) => boolean;
+  /** Turns the last error into the one thrown, told how many attempts were made (default: rethrown as is). */
+  failed?: (err: unknown, attempts: number) => unknown;
 }
 
 /** Calls `attempt` until it resolves, a non-retryable error occurs, or the retries are used up (rethrowing the last error). */
@@ -16,7 +18,8 @@ export async function withRetries<T>(attempt: () => Promise<T>, options: RetryOp
     try {
       return await attempt();
     } catch (err) {
-      if (n >= options.retries || !options.retryable(err)) throw err;
+      if (n >= options.retries || !options.retryable(err))
+        throw options.failed ? options.failed(err, n + 1) : err;
       // Jitter spreads out agents that failed together, so they do not retry in lockstep.
       const ceiling = options.baseDelayMs * 2 ** n;
       await new Promise((resolve) => setTimeout(resolve, ceiling / 2 + (Math.random() * ceiling) / 2));

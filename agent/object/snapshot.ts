@@ -21,3 +21,12 @@ export interface Snapshot {
   /** The entry at a path, or undefined. */
   stat(path: string): Promise<TreeEntry | undefined>;
 }
+
+/** Tree entry modes as Git stores them, and what each is. */
+export const TREE_MODE_TYPES: Readonly<Record<string, TreeEntry["type"]>> = {
+  "040000": "tree",
+  "100644": "blob",
+  "100755": "blob",
+  "120000": "symlink",
+  "160000": "submodule",
+};

@@ -3,20 +3,11 @@ import * as fs from "node:fs";
 import git from "isomorphic-git";
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
-import type { Snapshot, TreeEntry } from "../object/snapshot.ts";
+import { type Snapshot, TREE_MODE_TYPES, type TreeEntry } from "../object/snapshot.ts";
 
 interface Entry extends TreeEntry {
   oid: string;
 }
-
-/** Tree modes as Git stores them. */
-const TYPE_OF_MODE: Record<string, TreeEntry["type"]> = {
-  "040000": "tree",
-  "100644": "blob",
-  "100755": "blob",
-  "120000": "symlink",
-  "160000": "submodule",
-};
 
 /** A repository tree at one commit of the bare repository `gitdir`; trees are read once and kept. */
 export class GitSnapshot implements Snapshot {
@@ -104,7 +95,7 @@ export class GitSnapshot implements Snapshot {
     return tree.map((e) => ({
       name: e.path,
       path: dir === "" ? e.path : `${dir}/${e.path}`,
-      type: TYPE_OF_MODE[e.mode] ?? "blob",
+      type: TREE_MODE_TYPES[e.mode] ?? "blob",
       oid: e.oid,
     }));
   }

@@ -9,7 +9,6 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import git, { type HttpClient, type ServerRef } from "isomorphic-git";
 import { BerthError } from "../object/errors.ts";
-import { revisionOf } from "../object/object.ts";
 import { withRetries } from "../object/retry.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { atomicFs } from "./atomic-fs.ts";
@@ -17,7 +16,7 @@ import { fetchFailed, isRetryable } from "./fetch-errors.ts";
 import { GitSnapshot } from "./git-snapshot.ts";
 import { fetchHttpClient, type RequestKind } from "./http-client.ts";
 import { serialized } from "./lock.ts";
-import { findRef, isFullSha, refNotFoundMessage } from "./refs.ts";
+import { findRef, isFullSha, refNotFoundMessage, revisionAt } from "./refs.ts";
 import { cachePathFor, parseRepoUrl } from "./url.ts";
 
 /** Username and password (or token) for HTTP basic auth. */
@@ -113,10 +112,7 @@ export class GitSource {
 
   /** The tree at `sha`, fetching it into the cache first unless it is already there. */
   async snapshot(sha: string): Promise<Snapshot> {
-    if (!isFullSha(sha)) {
-      throw new BerthError(`"${sha}" is not a full 40-hex commit SHA`, { subject: `git ${this.url}` });
-    }
-    const revision = isFullSha(this.ref) ? revisionOf("", sha) : revisionOf(this.ref, sha);
+    const revision = revisionAt(this.url, this.ref, sha);
     // One fetch at a time per cache: concurrent fetches would race on refs and the shallow file.
     return serialized(this.gitdir, async () => {
       await this.ensureCache();
@@ -196,23 +192,13 @@ export class GitSource {
     );
   }
 
-  private async withRetries<T>(operation: () => Promise<T>): Promise<T> {
-    let attempts = 0;
-    try {
-      return await withRetries(
-        () => {
-          attempts++;
-          return operation();
-        },
-        {
-          retries: this.options.retries ?? 3,
-          baseDelayMs: this.options.retryDelayMs ?? 1000,
-          retryable: isRetryable,
-        },
-      );
-    } catch (err) {
-      throw fetchFailed(this.url, err, attempts);
-    }
+  private withRetries<T>(operation: () => Promise<T>): Promise<T> {
+    return withRetries(operation, {
+      retries: this.options.retries ?? 3,
+      baseDelayMs: this.options.retryDelayMs ?? 1000,
+      retryable: isRetryable,
+      failed: (err, attempts) => fetchFailed(this.url, err, attempts),
+    });
   }
 
   // Sent up front rather than via isomorphic-git's onAuth, which would cost a 401 round trip every time.

@@ -184,25 +184,15 @@ export class OciSource {
   }
 
   /** Runs registry calls with retries, turning failures into errors naming the registry and what to check. */
-  private async call<T>(what: "resolve" | "pull", work: () => Promise<T>): Promise<T> {
-    let attempts = 0;
-    try {
-      return await withRetries(
-        () => {
-          attempts++;
-          return work();
-        },
-        {
-          retries: this.options.retries ?? 3,
-          baseDelayMs: this.options.retryDelayMs ?? 1000,
-          retryable: (err) =>
-            isNetworkRetryable(err) ||
-            (err instanceof RegistryError && (err.status >= 500 || err.status === 429)),
-        },
-      );
-    } catch (err) {
-      throw this.failed(err, attempts, what);
-    }
+  private call<T>(what: "resolve" | "pull", work: () => Promise<T>): Promise<T> {
+    return withRetries(work, {
+      retries: this.options.retries ?? 3,
+      baseDelayMs: this.options.retryDelayMs ?? 1000,
+      retryable: (err) =>
+        isNetworkRetryable(err) ||
+        (err instanceof RegistryError && (err.status >= 500 || err.status === 429)),
+      failed: (err, attempts) => this.failed(err, attempts, what),
+    });
   }
 
   private failed(err: unknown, attempts: number, what: string): BerthError {

@@ -1,5 +1,7 @@
 /** Finds a ref name in a server's ref advertisement, the way `git rev-parse` orders candidates. */
 import type { ServerRef } from "isomorphic-git";
+import { BerthError } from "../object/errors.ts";
+import { revisionOf } from "../object/object.ts";
 
 /** True for a full 40-hex commit SHA, which berth uses as is without asking the server. */
 export function isFullSha(ref: string): boolean {
@@ -83,4 +85,11 @@ export function matchRefs(
 export function pullRequestOf(ref: string): number | undefined {
   const m = /^refs\/(?:pull|merge-requests)\/(\d+)\//.exec(ref);
   return m ? Number(m[1]) : undefined;
+}
+
+/** The revision shown for commit `sha` of `ref` (the SHA alone when `ref` is one); `sha` must be a full SHA. */
+export function revisionAt(url: string, ref: string, sha: string): string {
+  if (!isFullSha(sha))
+    throw new BerthError(`"${sha}" is not a full 40-hex commit SHA`, { subject: `git ${url}` });
+  return isFullSha(ref) ? revisionOf("", sha) : revisionOf(ref, sha);
 }

@@ -1,16 +1,8 @@
 /** A Snapshot read from a bare repository with the system git: one recursive `ls-tree`, then `cat-file` per blob. */
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
-import type { Snapshot, TreeEntry } from "../object/snapshot.ts";
+import { type Snapshot, TREE_MODE_TYPES, type TreeEntry } from "../object/snapshot.ts";
 import { runGit } from "./ssh-git.ts";
-
-const TYPE_OF_MODE: Record<string, TreeEntry["type"]> = {
-  "040000": "tree",
-  "100644": "blob",
-  "100755": "blob",
-  "120000": "symlink",
-  "160000": "submodule",
-};
 
 /** A repository tree at one commit, its listing read once. */
 export class SshSnapshot implements Snapshot {
@@ -39,7 +31,7 @@ export class SshSnapshot implements Snapshot {
       const tab = record.indexOf("\t");
       const [mode = "", , oid = ""] = record.slice(0, tab).split(" ");
       const path = record.slice(tab + 1);
-      const type = TYPE_OF_MODE[mode];
+      const type = TREE_MODE_TYPES[mode];
       if (!type) continue;
       const slash = path.lastIndexOf("/");
       const entry = { name: path.slice(slash + 1), path, type, oid };

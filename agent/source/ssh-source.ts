@@ -7,10 +7,9 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { BerthError } from "../object/errors.ts";
-import { revisionOf } from "../object/object.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { serialized } from "./lock.ts";
-import { findRef, isFullSha, refNotFoundMessage } from "./refs.ts";
+import { findRef, isFullSha, refNotFoundMessage, revisionAt } from "./refs.ts";
 import { runGit, type SshSettings, sshCommand } from "./ssh-git.ts";
 import { SshSnapshot } from "./ssh-snapshot.ts";
 import { cachePathFor } from "./url.ts";
@@ -73,9 +72,7 @@ export class SshSource {
 
   /** The tree at `sha`, fetched shallow into the cache first unless it is there. */
   async snapshot(sha: string): Promise<Snapshot> {
-    if (!isFullSha(sha))
-      throw new BerthError(`"${sha}" is not a full 40-hex commit SHA`, { subject: `git ${this.url}` });
-    const revision = isFullSha(this.ref) ? revisionOf("", sha) : revisionOf(this.ref, sha);
+    const revision = revisionAt(this.url, this.ref, sha);
     return serialized(this.gitdir, async () => {
       await this.ensureCache();
       if (!(await this.hasCommit(sha))) await this.fetchCommit(sha);
