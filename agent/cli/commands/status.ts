@@ -38,66 +38,45 @@ export async function statusCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promi
       };
     });
     // The SOURCE column only where there is more than the one source to tell apart.
-    const cut = sourceColumn(Object.keys(config.sources).length > 1);
-    if (ctx.output === "json" || ctx.output === "yaml") printData(io, ctx.output, rows);
-    else if (ctx.output !== "wide") {
+    printStatus(io, ctx.output, rows, sourceColumn(Object.keys(config.sources).length > 1), {
       // 100 columns: short revisions, relative times, the message cut to what is left.
-      const now = Date.now();
-      io.out(
-        tableFitting(
-          cut(["APP", "SOURCE", "REVISION", "STATUS", "HEALTH", "DRIFT", "AGE", "MESSAGE"]),
-          rows.map(({ app, source, last, pin, drift }) =>
-            cut([
-              app,
-              source,
-              last ? `${shortRevision(last.revision)}${pin ? " (pinned)" : ""}` : "-",
-              last
-                ? last.outcome === "Succeeded"
-                  ? "Succeeded"
-                  : (last.reason ?? last.outcome)
-                : "never synced",
-              last?.health ?? "",
-              String(drift?.recent ?? 0),
-              ago(last?.verified?.lastAt ?? last?.finishedAt, now),
-              last?.message ?? "",
-            ]),
-          ),
-          100,
-        ),
-      );
-    } else {
-      io.out(
-        table(
-          cut([
-            "APP",
-            "SOURCE",
-            "REVISION",
-            "OUTCOME",
-            "REASON",
-            "HEALTH",
-            "DRIFT",
-            "FINISHED",
-            "PINNED",
-            "MESSAGE",
-          ]),
-          rows.map(({ app, source, last, pin, drift }) =>
-            cut([
-              app,
-              source,
-              last?.revision ?? "-",
-              last?.outcome ?? "never synced",
-              last?.reason ?? "",
-              last?.health ?? "",
-              String(drift?.recent ?? 0),
-              // A folded no-op resync finished later than the entry it verified.
-              last?.verified?.lastAt ?? last?.finishedAt ?? "",
-              pin ? `entry ${pin.entry}${pin.pendingRevision ? ` (Git: ${pin.pendingRevision})` : ""}` : "",
-              (last?.message ?? "").slice(0, 80),
-            ]),
-          ),
-        ),
-      );
-    }
+      narrow: ["APP", "SOURCE", "REVISION", "STATUS", "HEALTH", "DRIFT", "AGE", "MESSAGE"],
+      narrowCells: ({ app, source, last, pin, drift }, now) => [
+        app,
+        source,
+        last ? `${shortRevision(last.revision)}${pin ? " (pinned)" : ""}` : "-",
+        last ? (last.outcome === "Succeeded" ? "Succeeded" : (last.reason ?? last.outcome)) : "never synced",
+        last?.health ?? "",
+        String(drift?.recent ?? 0),
+        ago(last?.verified?.lastAt ?? last?.finishedAt, now),
+        last?.message ?? "",
+      ],
+      wide: [
+        "APP",
+        "SOURCE",
+        "REVISION",
+        "OUTCOME",
+        "REASON",
+        "HEALTH",
+        "DRIFT",
+        "FINISHED",
+        "PINNED",
+        "MESSAGE",
+      ],
+      wideCells: ({ app, source, last, pin, drift }) => [
+        app,
+        source,
+        last?.revision ?? "-",
+        last?.outcome ?? "never synced",
+        last?.reason ?? "",
+        last?.health ?? "",
+        String(drift?.recent ?? 0),
+        // A folded no-op resync finished later than the entry it verified.
+        last?.verified?.lastAt ?? last?.finishedAt ?? "",
+        pin ? `entry ${pin.entry}${pin.pendingRevision ? ` (Git: ${pin.pendingRevision})` : ""}` : "",
+        (last?.message ?? "").slice(0, 80),
+      ],
+    });
     return EXIT.ok;
   } finally {
     ledger.close();
@@ -120,48 +99,74 @@ async function remoteStatus(server: string, ctx: Ctx, io: Io): Promise<number> {
   const names = appNames(ctx);
   if (names.length > 0) apps = selectApps(apps, names);
   // The SOURCE column only where some app reads a named source.
-  const cut = sourceColumn(apps.some((a) => (a.source ?? DEFAULT_SOURCE) !== DEFAULT_SOURCE));
-  if (ctx.output === "json" || ctx.output === "yaml") printData(io, ctx.output, apps);
-  else if (ctx.output !== "wide") {
+  printStatus(
+    io,
+    ctx.output,
+    apps,
+    sourceColumn(apps.some((a) => (a.source ?? DEFAULT_SOURCE) !== DEFAULT_SOURCE)),
+    {
+      narrow: ["APP", "SOURCE", "SYNC", "HEALTH", "DRIFT", "APPLIED", "AGE", "ERROR"],
+      narrowCells: (a, now) => [
+        a.name,
+        a.source ?? DEFAULT_SOURCE,
+        a.syncStatus,
+        a.healthStatus,
+        String(a.drift?.recent ?? 0),
+        a.revision.applied ? shortRevision(a.revision.applied) : "-",
+        ago(a.lastAttemptAt ?? undefined, now),
+        a.lastError ? `${a.lastError.reason}: ${a.lastError.message}` : "",
+      ],
+      wide: ["APP", "SOURCE", "SYNC", "HEALTH", "DRIFT", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"],
+      wideCells: (a) => [
+        a.name,
+        a.source ?? DEFAULT_SOURCE,
+        a.syncStatus,
+        a.healthStatus,
+        String(a.drift?.recent ?? 0),
+        a.revision.applied ?? "-",
+        a.revision.seen ?? "-",
+        a.lastAttemptAt ?? "",
+        a.lastError ? `${a.lastError.reason}: ${a.lastError.message}`.slice(0, 80) : "",
+      ],
+    },
+  );
+  return EXIT.ok;
+}
+
+/** The columns of both table forms and how a row fills them. */
+interface Columns<R> {
+  narrow: string[];
+  narrowCells: (row: R, now: number) => string[];
+  wide: string[];
+  wideCells: (row: R) => string[];
+}
+
+/** Rows as JSON/YAML, a table that fits 100 columns, or (`-o wide`) every column in full. */
+function printStatus<R>(
+  io: Io,
+  output: Ctx["output"],
+  rows: R[],
+  cut: <T>(row: T[]) => T[],
+  c: Columns<R>,
+): void {
+  if (output === "json" || output === "yaml") printData(io, output, rows);
+  else if (output === "wide")
+    io.out(
+      table(
+        cut(c.wide),
+        rows.map((r) => cut(c.wideCells(r))),
+      ),
+    );
+  else {
     const now = Date.now();
     io.out(
       tableFitting(
-        cut(["APP", "SOURCE", "SYNC", "HEALTH", "DRIFT", "APPLIED", "AGE", "ERROR"]),
-        apps.map((a) =>
-          cut([
-            a.name,
-            a.source ?? DEFAULT_SOURCE,
-            a.syncStatus,
-            a.healthStatus,
-            String(a.drift?.recent ?? 0),
-            a.revision.applied ? shortRevision(a.revision.applied) : "-",
-            ago(a.lastAttemptAt ?? undefined, now),
-            a.lastError ? `${a.lastError.reason}: ${a.lastError.message}` : "",
-          ]),
-        ),
+        cut(c.narrow),
+        rows.map((r) => cut(c.narrowCells(r, now))),
         100,
       ),
     );
-  } else
-    io.out(
-      table(
-        cut(["APP", "SOURCE", "SYNC", "HEALTH", "DRIFT", "APPLIED", "IN GIT", "LAST ATTEMPT", "ERROR"]),
-        apps.map((a) =>
-          cut([
-            a.name,
-            a.source ?? DEFAULT_SOURCE,
-            a.syncStatus,
-            a.healthStatus,
-            String(a.drift?.recent ?? 0),
-            a.revision.applied ?? "-",
-            a.revision.seen ?? "-",
-            a.lastAttemptAt ?? "",
-            a.lastError ? `${a.lastError.reason}: ${a.lastError.message}`.slice(0, 80) : "",
-          ]),
-        ),
-      ),
-    );
-  return EXIT.ok;
+  }
 }
 
 /** Keeps a row's second cell (SOURCE) only when `several` sources are there to tell apart. */
