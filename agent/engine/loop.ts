@@ -113,6 +113,13 @@ export class SyncLoop {
   private readonly sources = new Map<string, SourceState>();
   /** Names of the apps the generators made last (gone ones included until they are pruned). */
   private generated = new Set<string>();
+  /**
+   * Generated apps the ledger remembers from before a restart, until the first expansion says which are still
+   * there: one whose directory went while the agent was down is known only from here, and must still be pruned.
+   */
+  private remembered: AppSpec[];
+  /** The generated apps as last written to the ledger. */
+  private rememberedText: string | undefined;
   /** When each app was last asked for (trigger), so a poll begun before that does not serve it. */
   private readonly askedAt = new Map<string, number>();
   /** Generator expansions run one at a time (two sources may bring revisions at once). */
@@ -147,6 +154,7 @@ export class SyncLoop {
     this.order = dependencyOrder(this.apps);
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_CONCURRENCY));
     for (const app of this.order) this.addState(app);
+    this.remembered = options.expand ? rememberedApps(deps.ledger, this.apps) : [];
     const ports = deps.sources ?? new Map([[DEFAULT_SOURCE_NAME, deps.source]]);
     for (const [name, port] of ports)
       this.sources.set(name, {
@@ -492,6 +500,12 @@ export class SyncLoop {
       }
       this.generateError = undefined;
       const now = new Set(apps.map((a) => a.name));
+      for (const spec of this.remembered.splice(0)) {
+        if (now.has(spec.name) || this.apps.some((a) => a.name === spec.name)) continue;
+        this.apps.push(spec);
+        this.addState(spec);
+        this.generated.add(spec.name);
+      }
       for (const app of apps) {
         const i = this.apps.findIndex((a) => a.name === app.name);
         if (i < 0) {
@@ -529,6 +543,7 @@ export class SyncLoop {
       }
       this.generated = now;
       this.order = dependencyOrder(this.apps);
+      this.rememberGenerated();
     });
     return this.generating;
   }
@@ -544,6 +559,24 @@ export class SyncLoop {
     this.order = dependencyOrder(this.apps);
     this.settle(name, { started: false, reason: "Stopped", message: `${name}: its directory is gone` });
     this.deps.log.log("info", "generate: retired an app whose directory is gone", { app: name });
+    this.rememberGenerated();
+  }
+
+  /** Keeps the generated apps in the ledger, so a restart still prunes one whose directory went meanwhile. */
+  private rememberGenerated(): void {
+    if (!this.deps.ledger.setState) return;
+    // What a prune of a gone app needs (identity, namespace, guards), not what only rendering reads (values).
+    const specs = this.apps.filter((a) => this.generated.has(a.name)).map(prunableSpec);
+    const text = JSON.stringify(specs);
+    if (text === this.rememberedText) return;
+    try {
+      this.deps.ledger.setState(GENERATED_STATE, text);
+      this.rememberedText = text;
+    } catch (err) {
+      this.deps.log.log("warn", "generate: cannot remember the generated apps in the ledger", {
+        error: messageOf(err),
+      });
+    }
   }
 
   /** Starts one attempt in the background; the loop is woken when it ends. */
@@ -757,4 +790,45 @@ export async function syncPass(
 /** The name of the source an app reads. */
 function srcOf(app: AppSpec): string {
   return app.source ?? DEFAULT_SOURCE_NAME;
+}
+
+/** The ledger state key of the generated apps. */
+const GENERATED_STATE = "generated-apps";
+
+/** An app spec without what only its render reads (values, chart settings): enough to prune what it owns. */
+function prunableSpec(app: AppSpec & { generated?: unknown }): AppSpec {
+  const keep: Array<keyof AppSpec | "generated"> = [
+    "name",
+    "path",
+    "source",
+    "namespace",
+    "prune",
+    "pruneSafety",
+    "allowEmpty",
+    "force",
+    "timeout",
+    "dependsOn",
+    "suspend",
+    "serviceAccountName",
+    "allowedNamespaces",
+    "clusterScoped",
+    "generated",
+  ];
+  const record = app as unknown as Record<string, unknown>;
+  return Object.fromEntries(
+    keep.filter((k) => record[k] !== undefined).map((k) => [k, record[k]]),
+  ) as unknown as AppSpec;
+}
+
+/** The generated apps the ledger remembers that are not configured apps (a name now static is not pruned). */
+function rememberedApps(ledger: EngineDeps["ledger"], configured: readonly AppSpec[]): AppSpec[] {
+  const text = ledger.state?.(GENERATED_STATE);
+  if (!text) return [];
+  try {
+    const specs = JSON.parse(text) as AppSpec[];
+    if (!Array.isArray(specs)) return [];
+    return specs.filter((s) => typeof s?.name === "string" && !configured.some((a) => a.name === s.name));
+  } catch {
+    return [];
+  }
 }

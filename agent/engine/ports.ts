@@ -62,6 +62,9 @@ export interface LedgerPort {
    * nothing is applied unrecorded; optional for fakes.
    */
   preflight?(): void;
+  /** The agent's own small state kept across restarts (JSON text); optional for fakes. */
+  state?(key: string): string | undefined;
+  setState?(key: string, value: string | undefined): void;
 }
 
 /** An app held at a ledger entry; `pendingRevision` is the Git revision seen but not applied. */

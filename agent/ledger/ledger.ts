@@ -371,6 +371,26 @@ export class Ledger {
     );
   }
 
+  /** A small piece of the agent's own state kept across restarts (JSON text), or undefined. */
+  state(key: string): string | undefined {
+    return this.guard(
+      "cannot read ledger state",
+      () => this.db.get<{ value: string }>("SELECT value FROM meta WHERE key = ?", [`state:${key}`])?.value,
+    );
+  }
+
+  /** Keeps (or, with undefined, drops) a piece of the agent's own state across restarts. */
+  setState(key: string, value: string | undefined): void {
+    this.write("cannot write agent state", () => {
+      if (value === undefined) this.db.run("DELETE FROM meta WHERE key = ?", [`state:${key}`]);
+      else
+        this.db.run(
+          "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+          [`state:${key}`, value],
+        );
+    });
+  }
+
   /** Why the ledger cannot record right now (disk full, I/O error), or undefined. */
   writeProblem(): string | undefined {
     return this.fault;

@@ -2,7 +2,8 @@
  * Several sources and generated apps, with the compiled binary (`berth run`) against the real control plane and
  * real Git http-backend: an app on one source depends on an app on another and syncs after it; a webhook for one
  * source syncs only that source's apps; an unreachable source holds back no other; a directory added in Git
- * becomes an app, and removing it holds the prune for approval (cascade and mass-prune guards) until approved.
+ * becomes an app, and removing it holds the prune for approval (cascade and mass-prune guards) until approved;
+ * a directory removed while the agent is stopped is still pruned after it starts again.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
@@ -19,6 +20,7 @@ let git: GitFixture;
 let base: string;
 let run: ReturnType<typeof startBerth>;
 let configDir: string;
+let configPath: string;
 const id = Math.random().toString(16).slice(2, 8);
 const ns = `msrc-${id}`;
 const SECRET = "multi-source-secret";
@@ -113,6 +115,7 @@ api:
 `);
   const dir = dirname(config);
   configDir = dir;
+  configPath = config;
   writeFileSync(join(dir, "token"), `${TOKEN}\n`, { mode: 0o600 });
   writeFileSync(join(dir, "hook-secret"), `${SECRET}\n`, { mode: 0o600 });
   run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
@@ -249,4 +252,43 @@ describe("one app per directory", () => {
     // The other generated app was not touched.
     expect(cmValue("gen", `${ns}-one`)).toBe("one");
   }, 180_000);
+
+  test("a directory removed while the agent is stopped is still pruned after it starts again", async () => {
+    kubectl(cluster, "create", "namespace", `${ns}-late`);
+    git.commit("infra", { "gen/late/cm.yaml": cm("late", `${ns}-late`, "late") });
+    expect((await hook("infra")).status).toBe(202);
+    await eventually("app gen-late synced", 60_000, async () => {
+      const r = await api("/api/v1/apps/gen-late");
+      return r.status === 200 && r.body.syncStatus === "Synced" ? true : undefined;
+    });
+    expect(cmValue("late", `${ns}-late`)).toBe("late");
+
+    // Stopped; the directory leaves Git; started again: only the ledger still knows the app.
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+    git.commit("infra", { "gen/late/cm.yaml": null });
+    run = startBerth(["run", "--config", configPath, "--kubeconfig", cluster.kubeconfigPath]);
+    const held = await eventually("the restarted agent holds gen-late's prune", 90_000, async () => {
+      const [e] = await entries("gen-late").catch(() => []);
+      return e?.reason === "PlanRejected" && e.revision.includes(git.head("infra")) ? e : undefined;
+    });
+    expect(held.message).toContain("held by the prune guard");
+    expect(held.message).toContain("deletes 1 of the app's 1 objects");
+    expect(cmValue("late", `${ns}-late`)).toBe("late");
+    expect((await api("/api/v1/apps/gen-late")).body.generated).toEqual({
+      index: 0,
+      dir: "gen/late",
+      gone: true,
+    });
+
+    expect((await api("/api/v1/apps/gen-late/approve", { method: "POST", body: "{}" })).status).toBe(200);
+    await eventually("gen-late pruned and retired", 60_000, async () =>
+      cmValue("late", `${ns}-late`) === undefined && (await api("/api/v1/apps/gen-late")).status === 404
+        ? true
+        : undefined,
+    );
+    // The apps whose directories are still there came back as they were.
+    expect(cmValue("gen", `${ns}-one`)).toBe("one");
+    expect((await api("/api/v1/apps/gen-one")).body.syncStatus).toBe("Synced");
+  }, 240_000);
 });
