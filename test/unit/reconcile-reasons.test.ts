@@ -10,12 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../agent/engine/log.ts";
 import type { AppSpec, EngineDeps } from "../../agent/engine/ports.ts";
-import { reconcile } from "../../agent/engine/reconcile.ts";
+import { type ReconcileResult, reconcile } from "../../agent/engine/reconcile.ts";
 import { KubeApiError } from "../../agent/kube/client.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import { BerthError } from "../../agent/object/errors.ts";
 import type { HealthResult } from "../../agent/object/health.ts";
-import type { KubeObject } from "../../agent/object/object.ts";
+import type { KubeObject, Reason } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
 import { FakeCluster, key } from "../support/fake-cluster.ts";
 
@@ -90,6 +90,13 @@ async function setup(objects: KubeObject[]) {
 const sync = (deps: EngineDeps, extra: Partial<Parameters<typeof reconcile>[1]> = {}) =>
   reconcile(deps, { app: APP, trigger: "test", ...extra });
 
+/** The attempt stopped with `reason`, its message says `text`, and no write reached the cluster. */
+function stoppedBeforeWriting(h: { cluster: FakeCluster }, r: ReconcileResult, reason: Reason, text: string) {
+  expect(r.reason).toBe(reason);
+  expect(r.message).toContain(text);
+  expect(h.cluster.received).toEqual([]);
+}
+
 describe("reconcile() reasons", () => {
   test("Succeeded: every object applied and recorded", async () => {
     const h = await setup([cm("a"), cm("b")]);
@@ -108,9 +115,7 @@ describe("reconcile() reasons", () => {
       },
     );
     const r = await sync(h.deps);
-    expect(r.reason).toBe("FetchFailed");
-    expect(r.message).toContain("git.example.test");
-    expect(h.cluster.received).toEqual([]);
+    stoppedBeforeWriting(h, r, "FetchFailed", "git.example.test");
     expect(h.ledger.get(r.entry)).toMatchObject({ outcome: "Failed", reason: "FetchFailed" });
   });
 
@@ -120,9 +125,7 @@ describe("reconcile() reasons", () => {
       { path: "shop/bad.yaml", message: "line 3: unknown field Kind (did you mean kind?)" },
     ];
     const r = await sync(h.deps);
-    expect(r.reason).toBe("BuildFailed");
-    expect(r.message).toContain("shop/bad.yaml");
-    expect(h.cluster.received).toEqual([]);
+    stoppedBeforeWriting(h, r, "BuildFailed", "shop/bad.yaml");
   });
 
   test("PlanRejected: a deny verdict of the sync rules stops before any write", async () => {
@@ -135,9 +138,7 @@ describe("reconcile() reasons", () => {
       }),
     };
     const r = await sync(h.deps);
-    expect(r.reason).toBe("PlanRejected");
-    expect(r.message).toContain("ConfigMap/shop/a");
-    expect(h.cluster.received).toEqual([]);
+    stoppedBeforeWriting(h, r, "PlanRejected", "ConfigMap/shop/a");
   });
 
   test("PlanRejected: the prune guard holds an unbound claim's deletion without a policy to approve it", async () => {
@@ -238,9 +239,7 @@ describe("reconcile() reasons", () => {
   test("PlanRejected: a plan error names the object and its file; the object is recorded as skipped", async () => {
     const h = await setup([cm("a"), cm("a", "again")]);
     const r = await sync(h.deps);
-    expect(r.reason).toBe("PlanRejected");
-    expect(r.message).toContain("ConfigMap/shop/a (shop/all.yaml#1): duplicate object");
-    expect(h.cluster.received).toEqual([]);
+    stoppedBeforeWriting(h, r, "PlanRejected", "ConfigMap/shop/a (shop/all.yaml#1): duplicate object");
     expect(h.ledger.get(r.entry)?.objects).toMatchObject([
       { action: "skipped", message: expect.stringContaining("duplicate object") },
     ]);
@@ -254,9 +253,7 @@ describe("reconcile() reasons", () => {
       });
     };
     const r = await sync(h.deps);
-    expect(r.reason).toBe("PlanRejected");
-    expect(r.message).toContain("cannot reach the API server");
-    expect(h.cluster.received).toEqual([]);
+    stoppedBeforeWriting(h, r, "PlanRejected", "cannot reach the API server");
   });
 
   test("PlanRejected, held: a hold verdict waits for an approval and is recorded with its verdict", async () => {
