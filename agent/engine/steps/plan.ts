@@ -9,8 +9,8 @@ import type { EngineDeps } from "../ports.ts";
 /** Plans the attempt's desired objects; a plan with errors stops it, each object's own error in its record. */
 export async function planChanges(deps: EngineDeps, a: Attempt): Promise<Planned | Stop> {
   const { app, revision } = a;
-  a.previous = deps.ledger.inventory(app.name);
-  const previous = a.previous;
+  const previous = deps.ledger.inventory(app.name);
+  a.previous = previous;
   // Objects in other apps' inventories: rendering one here is an ownership conflict, not a takeover.
   const owners = deps.ledger.inventoryOwners?.(app.name);
   const base = {
@@ -23,16 +23,16 @@ export async function planChanges(deps: EngineDeps, a: Attempt): Promise<Planned
   };
   let planned: Planned;
   try {
-    const p = await timed(deps, a, "plan", async () => {
+    const made = await timed(deps, a, "plan", async () => {
       await deps.cluster.discover();
       const live = deps.live;
       if (!live) return plan(base, deps.cluster);
       // The watch view stands in for one GET (and, when untouched, one dry-run) per object.
-      await live.track(app.name, [...previous.map((p) => p.ref), ...a.desired.map((d) => refOf(d.object))]);
+      await live.track(app.name, [...previous.map((i) => i.ref), ...a.desired.map((d) => refOf(d.object))]);
       const lookup = (ref: ObjectRef) => live.lookup(app.name, ref);
       return plan({ ...base, live: lookup }, deps.cluster);
     });
-    planned = Object.assign(a, { plan: p });
+    planned = Object.assign(a, { plan: made });
   } catch (err) {
     return { reason: "PlanRejected", message: messageOf(err) };
   }
