@@ -151,7 +151,7 @@ export interface EngineDeps {
   cluster: ClusterPort;
   /**
    * The cluster as one app may see it (its ServiceAccount impersonated); absent: `cluster` for every app.
-   * converge() and replay use it for the app's plan, apply, prune and health reads.
+   * converge() (agent/engine/reconcile.ts) and replay use it for the app's plan, apply, prune and health reads.
    */
   clusterFor?: (app: AppSpec) => ClusterPort;
   ledger: LedgerPort;

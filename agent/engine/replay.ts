@@ -11,6 +11,7 @@ import type { CommitInfo, KubeObject, ObjectRef, Reason } from "../object/object
 import { objectId, subject } from "../object/object.ts";
 import { chartOfMessage, type ObjectRecord } from "../object/records.ts";
 import { type Plan, plan } from "../plan/plan.ts";
+import { startAttempt } from "./attempt.ts";
 import { type AppSpec, clusterOf, type EngineDeps, type LedgerPort, type PinState } from "./ports.ts";
 import { converge, type ReconcileResult } from "./reconcile.ts";
 
@@ -229,7 +230,7 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
   };
   const result = await converge(
     { ...deps, ledger },
-    {
+    startAttempt({
       app,
       revision: source.revision,
       entry,
@@ -239,7 +240,7 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
       ...(req.signal ? { signal: req.signal } : {}),
       // The remote chart the source entry applied: its manifests are what is re-applied, never a new pull.
       ...(chartOfMessage(source.message) ? { note: chartOfMessage(source.message) as string } : {}),
-    },
+    }),
   );
   return {
     ...result,

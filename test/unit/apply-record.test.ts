@@ -7,17 +7,14 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { APPLY_CONCURRENCY, applyStaged } from "../../agent/apply/apply.ts";
-import { pruneStaged } from "../../agent/apply/prune.ts";
+import { APPLY_CONCURRENCY } from "../../agent/apply/apply.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
 import type { AppSpec, EngineDeps } from "../../agent/engine/ports.ts";
 import { reconcile } from "../../agent/engine/reconcile.ts";
-import { defaultHealthChecker } from "../../agent/health/assess.ts";
 import { KubeApiError } from "../../agent/kube/client.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import { BerthError } from "../../agent/object/errors.ts";
-import { type KubeObject, refOf } from "../../agent/object/object.ts";
-import { stageOf } from "../../agent/object/order.ts";
+import type { KubeObject } from "../../agent/object/object.ts";
 import type { ObjectRecord } from "../../agent/object/records.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
 import { FakeCluster, key } from "../support/fake-cluster.ts";
@@ -221,124 +218,5 @@ describe("the ledger records what the API server acknowledged", () => {
     expect(entry.message).toMatch(
       /^partially applied: \d of \d \(1 failed(, 1 not attempted)?\): ConfigMap\/big\/gone-a:/,
     );
-  });
-});
-
-describe("applyStaged and pruneStaged", () => {
-  const change = (obj: KubeObject) => {
-    const ref = refOf(obj);
-    return { ref, subject: key(ref), action: "created", stage: stageOf(ref), desired: obj, owned: false };
-  };
-
-  test("a write without an answer before its deadline is failed, and nothing after it is sent", async () => {
-    const cluster = new FakeCluster();
-    cluster.hold = true;
-    const changes = [namespace("a"), ...many(5)].map(change);
-    const result = await applyStaged(changes, cluster, {
-      force: false,
-      health: defaultHealthChecker,
-      writeTimeoutMs: 50,
-    });
-    expect(result.failed).toBe(true);
-    expect(result.outcomes.map((o) => o.status)).toEqual([
-      "failed",
-      "not-attempted",
-      "not-attempted",
-      "not-attempted",
-      "not-attempted",
-      "not-attempted",
-    ]);
-    expect(result.outcomes[0]?.error).toBe(
-      "no answer from the API server within 50 ms (the write may still have landed)",
-    );
-    expect(result.outcomes[0]?.uncertain).toBe(true);
-    expect(cluster.received).toEqual(["Namespace//a"]);
-  });
-
-  const crd = (name: string, conditions?: unknown[]): KubeObject => ({
-    apiVersion: "apiextensions.k8s.io/v1",
-    kind: "CustomResourceDefinition",
-    metadata: { name },
-    ...(conditions ? { status: { conditions } } : {}),
-  });
-
-  test("a CRD the health assessor calls Failed stops the apply at once, naming the CRD and the reason", async () => {
-    const cluster = new FakeCluster();
-    const rejected = crd("widgets.example.com", [
-      { type: "NamesAccepted", status: "False", reason: "MultipleNamesNotAllowed", message: "taken" },
-    ]);
-    cluster.get = async (ref) => (ref.kind === "CustomResourceDefinition" ? rejected : undefined);
-    const started = Date.now();
-    const result = await applyStaged([crd("widgets.example.com"), ...many(2)].map(change), cluster, {
-      force: false,
-      health: defaultHealthChecker,
-      crdTimeoutMs: 30_000,
-    });
-    expect(Date.now() - started).toBeLessThan(5_000);
-    expect(result.failed).toBe(true);
-    expect(result.problems).toEqual([
-      {
-        subject: "CustomResourceDefinition//widgets.example.com",
-        ref: refOf(rejected),
-        message: "applied, but CRD names not accepted: MultipleNamesNotAllowed: taken",
-      },
-    ]);
-    expect(result.outcomes.map((o) => o.status)).toEqual(["applied", "not-attempted", "not-attempted"]);
-  });
-
-  test("a stop while waiting for a CRD to be Established ends the wait without its timeout", async () => {
-    const cluster = new FakeCluster();
-    const stop = new AbortController();
-    setTimeout(() => stop.abort(), 150);
-    const started = Date.now();
-    const result = await applyStaged([crd("gadgets.example.com"), ...many(1)].map(change), cluster, {
-      force: false,
-      health: defaultHealthChecker,
-      crdTimeoutMs: 30_000,
-      signal: stop.signal,
-    });
-    expect(Date.now() - started).toBeLessThan(5_000);
-    expect(result).toMatchObject({ failed: false, interrupted: true, problems: [] });
-    expect(result.outcomes.map((o) => o.status)).toEqual(["applied", "not-attempted"]);
-  });
-
-  test("a stop that comes after the last write leaves a complete apply", async () => {
-    const cluster = new FakeCluster();
-    const stop = new AbortController();
-    cluster.onAck = (n) => {
-      if (n === 3) stop.abort();
-    };
-    const applied = await applyStaged(many(3).map(change), cluster, {
-      force: false,
-      health: defaultHealthChecker,
-      signal: stop.signal,
-    });
-    expect(applied).toMatchObject({ failed: false, interrupted: false });
-    expect(applied.outcomes.map((o) => o.status)).toEqual(["applied", "applied", "applied"]);
-  });
-
-  test("an already stopped apply or prune sends nothing", async () => {
-    const cluster = new FakeCluster();
-    const stop = new AbortController();
-    stop.abort();
-    const applied = await applyStaged(many(3).map(change), cluster, {
-      force: false,
-      health: defaultHealthChecker,
-      signal: stop.signal,
-    });
-    expect(applied).toMatchObject({ failed: false, interrupted: true });
-    expect(applied.outcomes.map((o) => o.status)).toEqual([
-      "not-attempted",
-      "not-attempted",
-      "not-attempted",
-    ]);
-    const pruned = await pruneStaged(
-      many(2).map((o) => ({ ...change(o), action: "deleted" })),
-      cluster,
-      { signal: stop.signal },
-    );
-    expect(pruned).toMatchObject({ failed: false, interrupted: true });
-    expect(pruned.outcomes.map((o) => o.status)).toEqual(["not-attempted", "not-attempted"]);
-    expect(cluster.acked).toEqual([]);
   });
 });

@@ -10,12 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../agent/engine/log.ts";
 import type { AppSpec, EngineDeps } from "../../agent/engine/ports.ts";
-import { reconcile } from "../../agent/engine/reconcile.ts";
+import { type ReconcileResult, reconcile } from "../../agent/engine/reconcile.ts";
 import { KubeApiError } from "../../agent/kube/client.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import { BerthError } from "../../agent/object/errors.ts";
 import type { HealthResult } from "../../agent/object/health.ts";
-import type { KubeObject } from "../../agent/object/object.ts";
+import type { KubeObject, Reason } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
 import { FakeCluster, key } from "../support/fake-cluster.ts";
 
@@ -90,6 +90,13 @@ async function setup(objects: KubeObject[]) {
 const sync = (deps: EngineDeps, extra: Partial<Parameters<typeof reconcile>[1]> = {}) =>
   reconcile(deps, { app: APP, trigger: "test", ...extra });
 
+/** The attempt stopped with `reason`, its message says `text`, and no write reached the cluster. */
+function stoppedBeforeWriting(h: { cluster: FakeCluster }, r: ReconcileResult, reason: Reason, text: string) {
+  expect(r.reason).toBe(reason);
+  expect(r.message).toContain(text);
+  expect(h.cluster.received).toEqual([]);
+}
+
 describe("reconcile() reasons", () => {
   test("Succeeded: every object applied and recorded", async () => {
     const h = await setup([cm("a"), cm("b")]);
@@ -108,9 +115,7 @@ describe("reconcile() reasons", () => {
       },
     );
     const r = await sync(h.deps);
-    expect(r.reason).toBe("FetchFailed");
-    expect(r.message).toContain("git.example.test");
-    expect(h.cluster.received).toEqual([]);
+    stoppedBeforeWriting(h, r, "FetchFailed", "git.example.test");
     expect(h.ledger.get(r.entry)).toMatchObject({ outcome: "Failed", reason: "FetchFailed" });
   });
 
@@ -120,9 +125,7 @@ describe("reconcile() reasons", () => {
       { path: "shop/bad.yaml", message: "line 3: unknown field Kind (did you mean kind?)" },
     ];
     const r = await sync(h.deps);
-    expect(r.reason).toBe("BuildFailed");
-    expect(r.message).toContain("shop/bad.yaml");
-    expect(h.cluster.received).toEqual([]);
+    stoppedBeforeWriting(h, r, "BuildFailed", "shop/bad.yaml");
   });
 
   test("PlanRejected: a deny verdict of the sync rules stops before any write", async () => {
@@ -135,9 +138,7 @@ describe("reconcile() reasons", () => {
       }),
     };
     const r = await sync(h.deps);
-    expect(r.reason).toBe("PlanRejected");
-    expect(r.message).toContain("ConfigMap/shop/a");
-    expect(h.cluster.received).toEqual([]);
+    stoppedBeforeWriting(h, r, "PlanRejected", "ConfigMap/shop/a");
   });
 
   test("PlanRejected: the prune guard holds an unbound claim's deletion without a policy to approve it", async () => {
@@ -220,6 +221,117 @@ describe("reconcile() reasons", () => {
     const applied = entry?.objects.filter((o) => o.status === "applied").length ?? 0;
     expect(applied).toBe(h.cluster.acked.length);
     expect(h.cluster.live.size).toBeLessThan(40);
+  });
+
+  test("Interrupted while rendering: a stop ends the render; nothing written, the entry recorded", async () => {
+    const h = await setup([cm("a")]);
+    const stop = new AbortController();
+    h.deps.render = async () => {
+      stop.abort();
+      throw new Error("The operation was aborted.");
+    };
+    const r = await sync(h.deps, { signal: stop.signal });
+    expect(r).toMatchObject({ reason: "Interrupted", message: "stopped while rendering" });
+    expect(h.cluster.received).toEqual([]);
+    expect(h.ledger.get(r.entry)).toMatchObject({ outcome: "Failed", reason: "Interrupted" });
+  });
+
+  test("PlanRejected: a plan error names the object and its file; the object is recorded as skipped", async () => {
+    const h = await setup([cm("a"), cm("a", "again")]);
+    const r = await sync(h.deps);
+    stoppedBeforeWriting(h, r, "PlanRejected", "ConfigMap/shop/a (shop/all.yaml#1): duplicate object");
+    expect(h.ledger.get(r.entry)?.objects).toMatchObject([
+      { action: "skipped", message: expect.stringContaining("duplicate object") },
+    ]);
+  });
+
+  test("PlanRejected: the API server cannot be asked (discovery fails); nothing written", async () => {
+    const h = await setup([cm("a")]);
+    h.cluster.discover = async () => {
+      throw new BerthError("cannot reach the API server at https://127.0.0.1:6443", {
+        subject: "kubernetes",
+      });
+    };
+    const r = await sync(h.deps);
+    stoppedBeforeWriting(h, r, "PlanRejected", "cannot reach the API server");
+  });
+
+  test("PlanRejected, held: a hold verdict waits for an approval and is recorded with its verdict", async () => {
+    const h = await setup([cm("a")]);
+    const verdict = {
+      rule: "approve-prod",
+      at: "rules/prod.yaml:3",
+      verdict: "hold",
+      message: "needs an approval",
+    };
+    h.deps.policy = {
+      judge: ({ plan }) => ({
+        plan,
+        blocked: { message: "held by rule approve-prod: ConfigMap/shop/a", verdict: "hold" },
+        verdicts: [verdict],
+      }),
+    };
+    const r = await sync(h.deps);
+    expect(r).toMatchObject({ reason: "PlanRejected", held: "hold", verdicts: [verdict] });
+    expect(r.message).toContain("ConfigMap/shop/a");
+    expect(h.cluster.received).toEqual([]);
+    expect(h.ledger.get(r.entry)?.verdicts).toEqual([verdict]);
+  });
+
+  test("ApplyFailed: a ledger that cannot record the sync stops it before any write", async () => {
+    const h = await setup([cm("a")]);
+    h.ledger.preflight = () => {
+      throw new BerthError("disk full at /var/lib/berth/ledger.db", { subject: "ledger" });
+    };
+    const r = await sync(h.deps);
+    expect(r.reason).toBe("ApplyFailed");
+    expect(r.message).toStartWith("nothing applied: ");
+    expect(r.message).toContain("disk full");
+    expect(h.cluster.received).toEqual([]);
+    expect(h.ledger.inventory(APP.name)).toEqual([]);
+  });
+
+  test("Interrupted: a stop during the prune leaves what was not deleted owned", async () => {
+    const h = await setup(Array.from({ length: 13 }, (_, i) => cm(`cm-${i}`)));
+    expect((await sync(h.deps)).reason).toBe("Succeeded");
+    h.state.desired = [cm("cm-0")];
+    const stop = new AbortController();
+    const del = h.cluster.delete.bind(h.cluster);
+    h.cluster.delete = async (ref, options) => {
+      const gone = await del(ref, options);
+      stop.abort();
+      return gone;
+    };
+    const consenting: AppSpec = { ...APP, pruneSafety: { maxFraction: 1 } };
+    const r = await reconcile(h.deps, { app: consenting, trigger: "test", signal: stop.signal });
+    expect(r.reason).toBe("Interrupted");
+    expect(r.message).toStartWith("stopped by the agent; partially applied: ");
+    const left = [...h.cluster.live.keys()].filter((k) => k !== "ConfigMap/shop/cm-0");
+    expect(left.length).toBeGreaterThan(0);
+    expect(
+      h.ledger
+        .inventory(APP.name)
+        .map((i) => key(i.ref))
+        .sort(),
+    ).toEqual(["ConfigMap/shop/cm-0", ...left].sort());
+  });
+
+  test("Interrupted while waiting for health: the stop ends the wait, the applied objects stay owned", async () => {
+    const h = await setup([cm("a")]);
+    const stop = new AbortController();
+    h.state.health = () => {
+      stop.abort();
+      return { status: "InProgress", reason: "Progressing", message: "0 of 1 replicas ready" };
+    };
+    const r = await reconcile(h.deps, {
+      app: { ...APP, timeout: 60_000 },
+      trigger: "test",
+      signal: stop.signal,
+    });
+    expect(r).toMatchObject({ reason: "Interrupted", message: "stopped while waiting for health" });
+    expect(h.cluster.live.has("ConfigMap/shop/a")).toBe(true);
+    expect(h.ledger.inventory(APP.name).map((i) => key(i.ref))).toEqual(["ConfigMap/shop/a"]);
+    expect(h.ledger.get(r.entry)?.objects).toMatchObject([{ status: "applied", health: "InProgress" }]);
   });
 
   test("Interrupted after a crash: a Running entry left by a killed process is closed at the next start", async () => {
