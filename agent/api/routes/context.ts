@@ -1,0 +1,72 @@
+/** What every route group shares: the app lookups over the loop, JSON bodies and integer parameters. */
+import type { Context } from "hono";
+import type { ApiDeps, ApiEnv } from "../app.ts";
+import { type AppSpecView, type AppView, appView, type GitView } from "../app-view.ts";
+import { HttpError } from "../http-error.ts";
+import { validateBody } from "../schemas.ts";
+
+/** The apps as the API sees them now, by name. */
+export interface AppLookup {
+  /** Generated apps come and go with their directories: the loop's list is the current one. */
+  appsNow(): ReadonlyArray<AppSpecView>;
+  /** 404 for an unknown name. */
+  specOf(name: string): AppSpecView;
+  stateOf(name: string): ReturnType<ApiDeps["loop"]["status"]>[number] | undefined;
+  gitOf(spec: AppSpecView): GitView;
+  views(): AppView[];
+}
+
+export function appLookup(deps: ApiDeps): AppLookup {
+  const appsNow = () => deps.loop.appSpecs?.() ?? deps.apps;
+  const stateOf = (name: string) => deps.loop.status().find((s) => s.name === name);
+  const gitOf = (spec: AppSpecView) => deps.loop.sourceView?.(spec.source ?? "default") ?? deps.loop;
+  return {
+    appsNow,
+    stateOf,
+    gitOf,
+    specOf(name) {
+      const spec = appsNow().find((a) => a.name === name);
+      if (!spec) throw new HttpError(404, "NotFound", `app ${name}: no such app`);
+      return spec;
+    },
+    views: () => appsNow().map((a) => appView(a, stateOf(a.name), gitOf(a), deps.ledger, false)),
+  };
+}
+
+/** Syncs an API call starts are recorded under the token's name. */
+export const byCaller = (c: Context<ApiEnv>) => `api:${c.get("caller").name}`;
+
+/** Reads and validates a JSON body (its size is bodyLimit's); an empty body is allowed when `optional`. */
+export async function readJson(
+  c: Context<ApiEnv>,
+  schema: "ActionRequest" | "ApproveRequest" | "PinRequest",
+  optional: boolean,
+): Promise<unknown> {
+  const text = await c.req.text();
+  if (text === "" && optional) return undefined;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new HttpError(422, "InvalidRequest", "request body: not JSON");
+  }
+  return validateBody(schema, body);
+}
+
+/** Parses an optional integer query parameter within bounds; 422 otherwise. */
+export function intParam(
+  name: string,
+  text: string | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^[0-9]+$/.test(text) || n < min || n > max)
+    throw new HttpError(
+      422,
+      "InvalidRequest",
+      `${name}: expected an integer from ${min} to ${max}, got "${text.slice(0, 40)}"`,
+    );
+  return n;
+}
