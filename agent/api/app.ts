@@ -31,12 +31,15 @@ export const MAX_HOOK_BODY = 1024 * 1024;
 /** What the API reads and drives in the run loop. */
 export interface LoopControl extends GitView {
   status(): AppState[];
-  /** `by` is recorded as the attempt's trigger: `api:<token name>`, `webhook:<provider>`. */
-  triggerAndWait(app: string, by?: string): Promise<TriggerOutcome>;
+  /**
+   * Asks for an attempt now without waiting for it to start; `by` is recorded as the attempt's trigger:
+   * `api:<token name>`, `webhook:<provider>`.
+   */
+  trigger(app: string, by?: string): void;
+  /** Why a trigger would start nothing, as known now (suspended, standby, stopping); optional for fakes. */
+  refusal?(app: string): Extract<TriggerOutcome, { started: false }> | undefined;
   suspend(app: string): boolean;
   resume(app: string, by?: string): boolean;
-  /** Asks for an attempt now without waiting (after an approval, pin or unpin); optional for fakes. */
-  trigger?(app: string, by?: string): void;
   /** The apps run now, generated ones included (optional for fakes: then ApiDeps.apps). */
   appSpecs?(): ReadonlyArray<AppSpecView>;
   /** One source's revision and reachability (optional for fakes: then the loop's own GitView). */

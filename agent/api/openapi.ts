@@ -99,7 +99,10 @@ export function openApiDocument(): object {
         },
       },
       "/api/v1/apps/{name}/sync": {
-        post: action("sync now; answers with the ledger entry of the attempt", "202"),
+        post: action(
+          "ask for an attempt now; answers 202 at once (before it starts) with where to follow it: the app's view, its ledger entries, the event stream",
+          "202",
+        ),
       },
       "/api/v1/apps/{name}/suspend": { post: action("suspend until resumed or restarted", "200") },
       "/api/v1/apps/{name}/resume": { post: action("resume and sync now", "200") },

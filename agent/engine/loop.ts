@@ -97,6 +97,9 @@ export interface SourceView {
   gitError: string | undefined;
 }
 
+/** Why a standby starts nothing. */
+const STANDBY_MESSAGE = "this instance is a standby: the HA Lease holder applies";
+
 /** Attempts of different apps at once unless the config says otherwise. */
 export const DEFAULT_CONCURRENCY = 4;
 
@@ -248,15 +251,26 @@ export class SyncLoop {
 
   /** Triggers one app now; resolves with the ledger entry of the attempt once it starts, or why it did not. */
   triggerAndWait(app: string, by?: string): Promise<TriggerOutcome> {
-    const state = this.states.get(app);
-    if (!state) return Promise.resolve({ started: false, reason: "Stopped", message: `no app ${app}` });
-    if (state.suspended)
-      return Promise.resolve({ started: false, reason: "Suspended", message: `${app} is suspended` });
-    if (this.stopping) return Promise.resolve({ started: false, reason: "Stopped", message: "stopping" });
+    const refused = this.refusal(app);
+    if (refused) return Promise.resolve(refused);
     return new Promise((resolve) => {
       this.waiters.set(app, [...(this.waiters.get(app) ?? []), resolve]);
       this.trigger(app, by);
     });
+  }
+
+  /**
+   * Why a trigger of `app` would start no attempt, as far as is known now (unknown app, suspended, stopping, a
+   * standby); undefined: it would be queued. For callers that answer at once instead of waiting (the API).
+   */
+  refusal(app: string): Extract<TriggerOutcome, { started: false }> | undefined {
+    const state = this.states.get(app);
+    if (!state) return { started: false, reason: "Stopped", message: `no app ${app}` };
+    if (state.suspended) return { started: false, reason: "Suspended", message: `${app} is suspended` };
+    if (this.stopping) return { started: false, reason: "Stopped", message: "stopping" };
+    if (this.options.mayApply && !this.options.mayApply())
+      return { started: false, reason: "Standby", message: STANDBY_MESSAGE };
+    return undefined;
   }
 
   /** Suspends an app at run time (until resume() or a restart; the config's `suspend` is the lasting switch). */
@@ -366,7 +380,7 @@ export class SyncLoop {
         this.settle(a.name, {
           started: false,
           reason: "Standby",
-          message: "this instance is a standby: the HA Lease holder applies",
+          message: STANDBY_MESSAGE,
         });
       }
       return;

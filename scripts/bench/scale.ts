@@ -63,15 +63,14 @@ function appFiles(path: string, ns: string, n: number, version: string): Record<
   return files;
 }
 
-/** Asks for a sync of `app` through the API (again after a 409: an attempt is running). */
+/** Asks for a sync of `app` through the API (again after a 409: no attempt could start). */
 async function askSync(agent: Agent, app: string) {
   await until(`sync of ${app} accepted`, 120_000, () =>
     agent.api("POST", `/api/v1/apps/${app}/sync`).then(
       () => true,
-      (err: Error & { code?: string }) => {
-        // 409: an attempt is running. ECONNRESET: the agent's HTTP server closed a request held longer than its
-        // idle timeout while the app waited its turn (many apps queued); asking again only re-queues it.
-        if (!/ 409 /.test(err.message) && err.code !== "ECONNRESET") throw err;
+      (err: Error) => {
+        // 409: no attempt can start now (a standby, say); the API answers 202 at once otherwise.
+        if (!/ 409 /.test(err.message)) throw err;
         return false;
       },
     ),

@@ -92,7 +92,7 @@ try {
       git.commit("soak", { "app/config/cm-0.yaml": tree1000(ns, value)["app/config/cm-0.yaml"] as string });
       const c0 = performance.now();
       try {
-        // The API's sync starts an attempt at once (a 409 means one is running: ask again).
+        // The API's sync answers 202 at once (a 409 means no attempt can start now: ask again).
         await until("sync accepted", 30_000, () =>
           agent.api("POST", "/api/v1/apps/bench/sync").then(
             () => true,

@@ -150,16 +150,24 @@ describe("berth run serves the API", () => {
     expect((await get("/api/v1/ledger?limit=1")).body.entries[0].id).toBe(newest);
   });
 
-  test("POST sync returns the ledger id of the attempt it started; suspend and resume", async () => {
+  test("POST sync answers 202 at once, and the attempt it asked for shows in the ledger; suspend and resume", async () => {
+    const newest = (await get("/api/v1/ledger?app=app&limit=1")).body.entries[0].id as number;
     const r = await fetch(`${base}/api/v1/apps/app/sync`, {
       method: "POST",
       headers: { Authorization: `Bearer ${TOKEN}` },
     });
     expect(r.status).toBe(202);
-    const { entry } = (await r.json()) as { entry: number };
-    await eventually("the attempt finished", 10_000, async () => {
-      const e = (await get(`/api/v1/ledger/${entry}`)).body;
-      return e.outcome === "Succeeded" ? e : undefined;
+    const answer = (await r.json()) as Record<string, string>;
+    expect(answer).toEqual({
+      app: "app",
+      status: "/api/v1/apps/app",
+      ledger: "/api/v1/ledger?app=app",
+      events: "/api/v1/events",
+    });
+    expect(r.headers.get("location")).toBe("/api/v1/apps/app");
+    const entry = await eventually("the attempt finished", 10_000, async () => {
+      const e = (await get(`${answer.ledger}&limit=1`)).body.entries[0];
+      return e.id > newest && e.outcome === "Succeeded" ? (e.id as number) : undefined;
     });
     // The operate token comes from api.tokenFile `token`: its name is the file's.
     expect((await get(`/api/v1/ledger/${entry}`)).body.trigger).toBe("api:token");

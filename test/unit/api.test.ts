@@ -36,10 +36,14 @@ class FakeLoop implements LoopControl {
       failures: 0,
     }));
   }
-  async triggerAndWait(app: string, by?: string): Promise<TriggerOutcome> {
+  trigger(app: string, by?: string): void {
     this.triggered.push(app);
     this.triggeredBy.push(by);
-    return { started: true, entry: 42, revision: REV };
+  }
+  refusal(app: string): Extract<TriggerOutcome, { started: false }> | undefined {
+    return this.suspended.has(app)
+      ? { started: false, reason: "Suspended", message: `${app} is suspended` }
+      : undefined;
   }
   suspend(app: string) {
     this.suspended.add(app);
@@ -150,10 +154,16 @@ describe("createApi() routes", () => {
     }
   });
 
-  test("POST sync returns the ledger entry of the attempt; suspend and resume flip the state", async () => {
+  test("POST sync answers 202 at once with where to look; suspend and resume flip the state", async () => {
     const r = await api.request("/api/v1/apps/web/sync", { method: "POST", headers: operator });
     expect(r.status).toBe(202);
-    expect(await r.json()).toEqual({ app: "web", entry: 42, revision: REV });
+    expect(r.headers.get("location")).toBe("/api/v1/apps/web");
+    expect(await r.json()).toEqual({
+      app: "web",
+      status: "/api/v1/apps/web",
+      ledger: "/api/v1/ledger?app=web",
+      events: "/api/v1/events",
+    });
     expect(loop.triggered).toEqual(["web"]);
     // The attempt is recorded under the token's name.
     expect(loop.triggeredBy).toEqual(["api:ops"]);
@@ -162,6 +172,11 @@ describe("createApi() routes", () => {
     ).toBe(200);
     const apps = (await (await api.request("/api/v1/apps", { headers: reader })).json()) as any;
     expect(apps.apps[1].syncStatus).toBe("Suspended");
+    // A suspended app's sync is refused at once, naming why; nothing is triggered.
+    const refused = await api.request("/api/v1/apps/web/sync", { method: "POST", headers: operator });
+    expect(refused.status).toBe(409);
+    expect(await errorOf(refused)).toEqual({ reason: "Suspended", message: "app web: web is suspended" });
+    expect(loop.triggered).toEqual(["web"]);
     await api.request("/api/v1/apps/web/resume", { method: "POST", headers: operator });
     expect(loop.suspended.size).toBe(0);
   });

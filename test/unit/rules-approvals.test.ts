@@ -12,7 +12,7 @@ import { createApi, type LoopControl } from "../../agent/api/app.ts";
 import { tokenEntry } from "../../agent/api/auth.ts";
 import { API_SCHEMAS } from "../../agent/api/schemas.ts";
 import { EventBus } from "../../agent/engine/events.ts";
-import type { AppState, TriggerOutcome } from "../../agent/engine/loop.ts";
+import type { AppState } from "../../agent/engine/loop.ts";
 import { Metrics } from "../../agent/engine/metrics.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { Plan } from "../../agent/plan/plan.ts";
@@ -190,9 +190,6 @@ class FakeLoop implements LoopControl {
     return [
       { name: "web", suspended: false, status: "Synced", failures: 0, ...(pin ? { pinned: pin } : {}) },
     ];
-  }
-  async triggerAndWait(): Promise<TriggerOutcome> {
-    return { started: true, entry: 1, revision: REV };
   }
   suspend() {
     return true;

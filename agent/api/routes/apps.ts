@@ -31,14 +31,22 @@ export function appRoutes(deps: ApiDeps, apps: AppLookup): Hono<ApiEnv> {
       deps.loop.resume(spec.name, byCaller(c));
       return c.json({ app: spec.name, syncStatus: apps.stateOf(spec.name)?.status ?? "Pending" });
     }
-    const outcome = await deps.loop.triggerAndWait(spec.name, byCaller(c));
-    if (!outcome.started)
-      throw new HttpError(
-        outcome.reason === "FetchFailed" ? 503 : 409,
-        outcome.reason,
-        `app ${spec.name}: ${outcome.message}`,
-      );
-    return c.json({ app: spec.name, entry: outcome.entry, revision: outcome.revision }, 202);
+    // Answered at once, not when the attempt starts: with many apps queued that can outlast the server's idle
+    // timeout. The app's view and the event stream tell how it went.
+    const refused = deps.loop.refusal?.(spec.name);
+    if (refused) throw new HttpError(409, refused.reason, `app ${spec.name}: ${refused.message}`);
+    deps.loop.trigger(spec.name, byCaller(c));
+    const status = `/api/v1/apps/${encodeURIComponent(spec.name)}`;
+    c.header("Location", status);
+    return c.json(
+      {
+        app: spec.name,
+        status,
+        ledger: `/api/v1/ledger?app=${encodeURIComponent(spec.name)}`,
+        events: "/api/v1/events",
+      },
+      202,
+    );
   });
 
   // Approve a held sync (or override a sync window), pin and unpin: operator writes to the ledger.
@@ -81,7 +89,7 @@ export function appRoutes(deps: ApiDeps, apps: AppLookup): Hono<ApiEnv> {
     );
     deps.log?.log("info", "sync approved", { app: spec.name, revision, by: approval.by });
     deps.onApproved?.({ app: spec.name, revision, by: approval.by, expiresAt: approval.expiresAt });
-    deps.loop.trigger?.(spec.name, byCaller(c));
+    deps.loop.trigger(spec.name, byCaller(c));
     return c.json(approval);
   });
   r.post("/api/v1/apps/:name/:action{pin|unpin}", async (c) => {
@@ -96,7 +104,7 @@ export function appRoutes(deps: ApiDeps, apps: AppLookup): Hono<ApiEnv> {
       ledgerWrite(`app ${spec.name}`, () => unpin(spec.name));
     }
     // The next attempt replays the pinned entry (or, after unpin, catches up with Git).
-    deps.loop.trigger?.(spec.name, byCaller(c));
+    deps.loop.trigger(spec.name, byCaller(c));
     const pinned = deps.ledger.pinOf?.(spec.name);
     return c.json({ app: spec.name, ...(pinned ? { pinned } : {}) });
   });

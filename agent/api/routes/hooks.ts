@@ -69,7 +69,7 @@ export function hookRoutes(deps: ApiDeps, lookup: AppLookup): Hono<ApiEnv> {
       (a) => !lookup.stateOf(a)?.suspended,
     );
     // Fire and forget: the sender only needs to know we took it.
-    for (const a of triggered) void deps.loop.triggerAndWait(a, `webhook:${provider}`);
+    for (const a of triggered) deps.loop.trigger(a, `webhook:${provider}`);
     deps.log?.log("info", "webhook triggered a sync", {
       provider,
       ...(sourceName !== undefined ? { source: sourceName } : {}),
