@@ -10,6 +10,7 @@ import { dependencyOrder } from "../object/dependency-order.ts";
 import { messageOf } from "../object/errors.ts";
 import { capMessage } from "../object/message.ts";
 import type { Snapshot } from "../object/snapshot.ts";
+import { Bus } from "./events.ts";
 import {
   type AppSpec,
   DEFAULT_SOURCE_NAME,
@@ -139,7 +140,8 @@ export class SyncLoop {
   /** Apps whose first attempt has ended or been held back, for readiness. */
   private readonly settled = new Set<string>();
   private passes = 0;
-  private wake: (() => void) | undefined;
+  /** Wakes the loop's sleep: a trigger, an attempt or a poll ending (stop() aborts it instead). */
+  private readonly wakeups = new Bus<void>();
   private stopping = false;
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
@@ -246,7 +248,7 @@ export class SyncLoop {
       // The first unanswered request names the attempt; more requests before it starts share it.
       if (by && !this.requestedBy.has(name)) this.requestedBy.set(name, by);
     }
-    this.wake?.();
+    this.wakeups.emit();
   }
 
   /** Triggers one app now; resolves with the ledger entry of the attempt once it starts, or why it did not. */
@@ -313,7 +315,6 @@ export class SyncLoop {
   async stop(): Promise<void> {
     this.stopping = true;
     this.abort.abort();
-    this.wake?.();
     await this.running;
     for (const app of [...this.waiters.keys()])
       this.settle(app, { started: false, reason: "Stopped", message: "the agent is stopping" });
@@ -458,7 +459,7 @@ export class SyncLoop {
       this.launchDue(s, started);
     })().finally(() => {
       s.polling = undefined;
-      this.wake?.();
+      this.wakeups.emit();
     });
   }
 
@@ -605,7 +606,7 @@ export class SyncLoop {
     this.waiters.delete(app.name);
     const attempt = this.attempt(app, snapshot, trigger, waiting).finally(() => {
       this.inFlight.delete(app.name);
-      this.wake?.();
+      this.wakeups.emit();
     });
     this.inFlight.set(app.name, attempt);
   }
@@ -722,14 +723,7 @@ export class SyncLoop {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
+    return this.wakeups.next(ms, this.abort.signal);
   }
 }
 

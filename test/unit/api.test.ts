@@ -566,7 +566,12 @@ describe("events and metrics", () => {
     events.emit({ type: "stage", app: "web", stage: "apply" });
     while (!text.includes("event: stage")) await read();
     expect(text).toContain('"stage":"apply"');
+    expect(events.size).toBe(1);
+    await Bun.sleep(50); // the stream is idle now, waiting on the bus for the next event
     await reader_.cancel();
+    // The reader leaving ends the stream's wait on the bus at once (not at the heartbeat) and unsubscribes it.
+    for (let i = 0; i < 50 && events.size > 0; i++) await Bun.sleep(10);
+    expect(events.size).toBe(0);
   });
 
   test("/metrics parses as Prometheus text and counts syncs, durations and kube requests", async () => {

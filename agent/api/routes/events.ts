@@ -12,39 +12,30 @@ const MAX_QUEUED = 1000;
 export function eventRoutes(deps: ApiDeps): Hono<ApiEnv> {
   const r = new Hono<ApiEnv>();
   r.get("/api/v1/events", (c) => {
-    let unsubscribe: (() => void) | undefined;
     const queue: string[] = [];
-    let wake: (() => void) | undefined;
-    unsubscribe = deps.events.subscribe((p) => {
+    const unsubscribe = deps.events.subscribe((p) => {
       queue.push(JSON.stringify({ seq: p.seq, at: p.at, ...p.event }));
       if (queue.length > MAX_QUEUED) queue.shift();
-      wake?.();
     });
     if (!unsubscribe) throw new HttpError(503, "TooManyStreams", "too many event streams are open");
+    const closed = new AbortController();
     return streamSSE(c, async (stream) => {
-      stream.onAbort(() => {
-        unsubscribe?.();
-        unsubscribe = undefined;
-        wake?.();
-      });
-      await stream.writeSSE({ event: "hello", data: JSON.stringify({ at: new Date().toISOString() }) });
-      while (unsubscribe && !stream.aborted) {
-        const data = queue.shift();
-        if (data !== undefined) {
-          await stream.writeSSE({ event: JSON.parse(data).type, data });
-          continue;
-        }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, SSE_HEARTBEAT_MS);
-          function done() {
-            clearTimeout(timer);
-            resolve();
+      stream.onAbort(() => closed.abort());
+      try {
+        await stream.writeSSE({ event: "hello", data: JSON.stringify({ at: new Date().toISOString() }) });
+        while (!closed.signal.aborted && !stream.aborted) {
+          const data = queue.shift();
+          if (data !== undefined) {
+            await stream.writeSSE({ event: JSON.parse(data).type, data });
+            continue;
           }
-          wake = done;
-        });
-        if (queue.length === 0 && !stream.aborted) await stream.write(": keep-alive\n\n");
+          // The next event (our listener above has queued it by then), the heartbeat or the reader leaving.
+          await deps.events.next(SSE_HEARTBEAT_MS, closed.signal);
+          if (queue.length === 0 && !closed.signal.aborted) await stream.write(": keep-alive\n\n");
+        }
+      } finally {
+        unsubscribe();
       }
-      unsubscribe?.();
     });
   });
   return r;
