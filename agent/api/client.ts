@@ -2,7 +2,7 @@
 import { BerthError } from "../object/errors.ts";
 import type { AppView } from "./app-view.ts";
 
-/** Fetches GET /api/v1/apps; errors name the server and carry the API's reason. */
+/** Fetches GET /api/v1/apps; errors name the server and carry the API's reason (the agent is Unavailable). */
 export async function fetchApps(server: string, token: string | undefined): Promise<AppView[]> {
   const url = `${server.replace(/\/+$/, "")}/api/v1/apps`;
   let res: Response;
@@ -11,6 +11,7 @@ export async function fetchApps(server: string, token: string | undefined): Prom
   } catch (err) {
     throw new BerthError(`cannot reach the agent: ${(err as Error).message}`, {
       subject: server,
+      reason: "Unavailable",
       cause: err,
     });
   }
@@ -21,9 +22,7 @@ export async function fetchApps(server: string, token: string | undefined): Prom
   if (!res.ok || !body.apps)
     throw new BerthError(
       `HTTP ${res.status} ${body.error?.reason ?? ""}: ${body.error?.message ?? "unexpected answer"}`,
-      {
-        subject: server,
-      },
+      { subject: server, reason: "Unavailable" },
     );
   return body.apps;
 }

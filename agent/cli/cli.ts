@@ -11,7 +11,17 @@ import { runCommand } from "./commands/run.ts";
 import { statusCommand } from "./commands/status.ts";
 import { syncCommand } from "./commands/sync.ts";
 import { validateCommand } from "./commands/validate.ts";
-import { type Ctx, EXIT, type Io, OPTIONS, printData, progress, UsageError, type Values } from "./common.ts";
+import {
+  type Ctx,
+  EXIT,
+  failure,
+  type Io,
+  OPTIONS,
+  printData,
+  progress,
+  UsageError,
+  type Values,
+} from "./common.ts";
 import { completionScript } from "./completion.ts";
 import { type CommandSpec, commandHelp, commandSpec, GLOBAL_FLAGS, overview } from "./help.ts";
 import { importCommand } from "./import-command.ts";
@@ -158,9 +168,15 @@ export async function cli(argv: string[], io: Io): Promise<number> {
         );
     }
   } catch (err) {
-    // Config, kubeconfig and ledger problems: the user must fix an input.
-    io.err(`berth: ${messageOf(err)}\n`);
-    return EXIT.usage;
+    const { code, line, bug } = failure(err);
+    io.err(`berth: ${line}\n`);
+    if (bug)
+      io.err(
+        values.debug && err instanceof Error && err.stack
+          ? `${err.stack}\n`
+          : "berth: this is a bug in berth; --debug prints the stack\n",
+      );
+    return code;
   }
 }
 

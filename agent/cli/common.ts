@@ -5,13 +5,59 @@ import { type AgentConfig, type AnySourceConfig, type AppConfig, DEFAULT_SOURCE 
 import { expandGenerators } from "../config/generate.ts";
 import type { Logger } from "../engine/log.ts";
 import type { EngineEvent } from "../engine/ports.ts";
-import { BerthError, messageOf } from "../object/errors.ts";
+import { BerthError, type ErrorReason, messageOf } from "../object/errors.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { Progress } from "./progress.ts";
 import type { Wired } from "./wire.ts";
 
 /** Exit codes: documented in agent/cli/README.md. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, held: 3 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/**
+ * A BerthError's reason → exit code: the one table of the CLI shell (the API's is STATUS_OF in
+ * agent/api/http-error.ts). Fetch and build failures thrown out of a command are inputs: a secret file, a chart
+ * path, a repository the config names.
+ */
+export const EXIT_OF: Readonly<Record<ErrorReason, ExitCode>> = {
+  InvalidInput: EXIT.usage,
+  NotFound: EXIT.usage,
+  FetchFailed: EXIT.usage,
+  BuildFailed: EXIT.usage,
+  Conflict: EXIT.failed,
+  Unavailable: EXIT.failed,
+  PlanRejected: EXIT.failed,
+  ApplyFailed: EXIT.failed,
+  PruneFailed: EXIT.failed,
+  HealthCheckFailed: EXIT.failed,
+  Interrupted: EXIT.failed,
+  Succeeded: EXIT.failed,
+  Held: EXIT.held,
+};
+
+/** A programming error: JavaScript's own error types (and non-errors thrown), not a refusal of bad input. */
+function isBug(err: unknown): boolean {
+  return (
+    !(err instanceof Error) ||
+    err instanceof TypeError ||
+    err instanceof ReferenceError ||
+    err instanceof RangeError ||
+    err instanceof EvalError ||
+    err instanceof URIError
+  );
+}
+
+/**
+ * How a command that threw ends: its exit code and the line for stderr. A BerthError goes by EXIT_OF (without a
+ * reason: an input error); a bug is exit 1, "internal error" (its stack is for --debug); any other error (a
+ * library's or the system's: a kubeconfig, a missing file) is an input to fix, exit 2.
+ */
+export function failure(err: unknown): { code: ExitCode; line: string; bug: boolean } {
+  if (err instanceof BerthError)
+    return { code: (err.reason && EXIT_OF[err.reason]) || EXIT.usage, line: err.message, bug: false };
+  if (isBug(err)) return { code: EXIT.failed, line: `internal error: ${messageOf(err)}`, bug: true };
+  return { code: EXIT.usage, line: messageOf(err), bug: false };
+}
 
 /** Where a command writes. */
 export interface Io {
@@ -56,6 +102,7 @@ export const OPTIONS = {
   namespaced: { type: "boolean", default: false },
   image: { type: "string" },
   verbose: { type: "boolean", short: "v", default: false },
+  debug: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 

@@ -7,13 +7,16 @@ import { join } from "node:path";
 import { Ajv } from "ajv";
 import { createApi, type LoopControl } from "../../agent/api/app.ts";
 import { authorize, isLoopback, tokenEntry } from "../../agent/api/auth.ts";
+import { errorAnswer, HttpError } from "../../agent/api/http-error.ts";
 import { API_SCHEMAS } from "../../agent/api/schemas.ts";
 import { loadTokens } from "../../agent/api/start.ts";
 import { DeliveryLog, parseTimestamp } from "../../agent/api/webhooks.ts";
 import { EventBus } from "../../agent/engine/events.ts";
+import { createLogger } from "../../agent/engine/log.ts";
 import type { AppState, TriggerOutcome } from "../../agent/engine/loop.ts";
 import { Metrics } from "../../agent/engine/metrics.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
+import { BerthError, type ErrorReason } from "../../agent/object/errors.ts";
 
 const SECRET = "hook-secret";
 const REV = `main@sha1:${"a".repeat(40)}`;
@@ -185,6 +188,71 @@ describe("createApi() routes", () => {
     const r = await api.request("/nope");
     expect(r.status).toBe(404);
     expect(await errorOf(r)).toMatchObject({ reason: "NotFound" });
+  });
+});
+
+describe("errors: one table (STATUS_OF) from a BerthError's reason to the status", () => {
+  /** The API over a ledger whose reads throw `err`, logging into `logged`. */
+  const failingApi = (err: unknown, logged: Array<Record<string, unknown>>) =>
+    createApi({
+      loop,
+      ledger: Object.assign(Object.create(ledger), {
+        get: () => {
+          throw err;
+        },
+      }),
+      apps: [{ name: "web", path: "web", dependsOn: [] }],
+      sourceRef: "main",
+      metrics,
+      kubeCodes: () => ({}),
+      events,
+      tokens: [tokenEntry("reader-token", "read")],
+      anonymousRead: false,
+      log: createLogger({ write: (line) => logged.push(JSON.parse(line)) }),
+    });
+  const answer = async (err: unknown, logged: Array<Record<string, unknown>> = []) => {
+    const r = await failingApi(err, logged).request("/api/v1/ledger/1", { headers: reader });
+    return { status: r.status, ...(await errorOf(r)) };
+  };
+
+  test("each reason class: input 422, not found 404, conflict and held 409, unavailable 503", async () => {
+    const of = (reason?: ErrorReason) =>
+      answer(new BerthError("no", { subject: "entry 1", ...(reason ? { reason } : {}) }));
+    expect(await of()).toEqual({ status: 422, reason: "InvalidRequest", message: "entry 1: no" });
+    expect(await of("InvalidInput")).toMatchObject({ status: 422, reason: "InvalidInput" });
+    expect(await of("NotFound")).toMatchObject({ status: 404, reason: "NotFound" });
+    expect(await of("Conflict")).toMatchObject({ status: 409, reason: "Conflict" });
+    expect(await of("Held")).toMatchObject({ status: 409, reason: "Held" });
+    expect(await of("Unavailable")).toMatchObject({ status: 503, reason: "Unavailable" });
+  });
+
+  test("an unknown reason is an input error (422) under its own word", async () => {
+    const err = new BerthError("odd", { reason: "Bogus" as ErrorReason });
+    expect(await answer(err)).toEqual({ status: 422, reason: "Bogus", message: "odd" });
+  });
+
+  test("a bug is 500 InternalError saying only 'internal error'; the log has the message and stack", async () => {
+    const logged: Array<Record<string, unknown>> = [];
+    let bug: unknown;
+    try {
+      (undefined as unknown as { x: () => void }).x();
+    } catch (err) {
+      bug = err;
+    }
+    expect(await answer(bug, logged)).toEqual({
+      status: 500,
+      reason: "InternalError",
+      message: "internal error",
+    });
+    expect(logged).toHaveLength(1);
+    expect(logged[0]?.path).toBe("/api/v1/ledger/1");
+    expect(String(logged[0]?.stack)).toContain("TypeError");
+    // A refusal the API makes itself keeps its own status and word.
+    expect(errorAnswer(new HttpError(413, "PayloadTooLarge", "big"))).toEqual({
+      status: 413,
+      reason: "PayloadTooLarge",
+      message: "big",
+    });
   });
 });
 

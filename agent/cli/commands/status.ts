@@ -3,7 +3,6 @@ import { driftSummary } from "../../api/app-view.ts";
 import { fetchApps } from "../../api/client.ts";
 import { DEFAULT_SOURCE, loadConfig } from "../../config/config.ts";
 import { readSecretFile } from "../../config/credentials.ts";
-import { messageOf } from "../../object/errors.ts";
 import { appNames, type Ctx, EXIT, type Io, printData, selectApps, type Values } from "../common.ts";
 import { ago, shortRevision, table, tableFitting } from "../format.ts";
 import { type GlobalFlags, openLedger } from "../wire.ts";
@@ -88,13 +87,8 @@ async function remoteStatus(server: string, ctx: Ctx, io: Io): Promise<number> {
   const values: Values = ctx.values;
   const tokenFile = values["token-file"];
   const token = tokenFile ? readSecretFile(tokenFile, "API token").trim() : process.env.BERTH_TOKEN;
-  let apps: Awaited<ReturnType<typeof fetchApps>>;
-  try {
-    apps = await fetchApps(server, token);
-  } catch (err) {
-    io.err(`berth: ${messageOf(err)}\n`);
-    return EXIT.failed;
-  }
+  // An agent that cannot be asked is exit 1: its error's reason is Unavailable (the shell's table).
+  let apps = await fetchApps(server, token);
   // The local config is not read here: the agent's list names the known apps.
   const names = appNames(ctx);
   if (names.length > 0) apps = selectApps(apps, names);
