@@ -2,7 +2,7 @@
 
 import type { AppState } from "../engine/loop.ts";
 import type { DriftEvent } from "../ledger/entry.ts";
-import type { EntrySummary, LedgerEntry } from "../ledger/ledger.ts";
+import type { Approval, EntrySummary, LedgerEntry } from "../ledger/ledger.ts";
 import { capMessage } from "../object/message.ts";
 import { chartOfMessage } from "../object/records.ts";
 
@@ -26,14 +26,7 @@ export interface LedgerView {
     by: string,
     expiresAt: Date,
     options?: { overrideWindow?: boolean },
-  ): {
-    app: string;
-    revision: string;
-    by: string;
-    approvedAt: string;
-    expiresAt: string;
-    overrideWindow: boolean;
-  };
+  ): Approval;
   pin?(app: string, entry: number): { app: string; entry: number; pinnedAt: string };
   unpin?(app: string): boolean;
   pinOf?(app: string): { entry: number; pinnedAt: string; pendingRevision?: string } | undefined;

@@ -142,21 +142,21 @@ export async function cli(argv: string[], io: Io): Promise<number> {
       case "ledger":
         if (LEDGER_ADMIN_COMMANDS.has(rest[0] ?? "")) {
           if (output === "yaml") throw new UsageError(`ledger ${rest[0]} has no -o yaml (it offers json)`);
-          return await ledgerAdminCommand(flags, replayFlags(values), rest, io);
+          return await ledgerAdminCommand(flags, camelFlags(values), rest, io);
         }
         return await ledgerCommand(flags, ctx, io);
       case "replay":
-        return await replayCommand(flags, replayFlags(values), io, log, progress(io, ctx));
+        return await replayCommand(flags, camelFlags(values), io, log, progress(io, ctx));
       case "pin":
-        return await pinCommand(flags, replayFlags(values), io, log);
+        return await pinCommand(flags, camelFlags(values), io, log);
       case "unpin":
-        return await unpinCommand(flags, replayFlags(values), io);
+        return await unpinCommand(flags, camelFlags(values), io);
       case "validate":
         return await validateCommand(flags, ctx, io);
       case "rules":
-        return await rulesCommand(flags, rulesFlags(values), rest, io);
+        return await rulesCommand(flags, camelFlags(values), rest, io);
       case "approve":
-        return await approveCommand(flags, rulesFlags(values), io);
+        return await approveCommand(flags, camelFlags(values), io);
       case "import":
         return await importCommand(rest, { dir: values.dir, out: values.out, force: values.force }, io);
       default:
@@ -214,26 +214,7 @@ function appNamesForCompletion(configPath: string, io: Io): number {
   }
 }
 
-function replayFlags(values: Values): ReplayFlags {
-  return {
-    app: values.app,
-    to: values.to,
-    from: values.from,
-    all: values.all,
-    dryRun: values["dry-run"],
-    force: values.force,
-    json: values.json,
-  };
-}
-
-function rulesFlags(values: Values): RulesFlags {
-  return {
-    json: values.json,
-    object: values.object,
-    app: values.app,
-    revision: values.revision,
-    expires: values.expires,
-    overrideWindow: values["override-window"],
-    by: values.by,
-  };
+/** The flags as the replay, ledger and rules commands read them: camelCase (`dry-run` → `dryRun`). */
+function camelFlags(values: Values): ReplayFlags & RulesFlags {
+  return { ...values, dryRun: values["dry-run"], overrideWindow: values["override-window"] };
 }

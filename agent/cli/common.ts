@@ -1,7 +1,13 @@
 /** What every command shares: the flags, where output goes, exit codes and app selection. */
 import type { parseArgs } from "node:util";
 import { stringify } from "yaml";
-import { type AgentConfig, type AnySourceConfig, type AppConfig, DEFAULT_SOURCE } from "../config/config.ts";
+import {
+  type AgentConfig,
+  type AnySourceConfig,
+  type AppConfig,
+  DEFAULT_SOURCE,
+  loadConfig,
+} from "../config/config.ts";
 import { expandGenerators } from "../config/generate.ts";
 import type { Logger } from "../engine/log.ts";
 import type { EngineEvent } from "../engine/ports.ts";
@@ -182,19 +188,29 @@ export async function fetchSnapshots(w: Wired, strict = false): Promise<Map<stri
   return out;
 }
 
-/** The configured apps and, when generators are configured, the apps they make from the snapshots. */
-export async function appsWithGenerated(
+/**
+ * The configured apps and, when generators are configured, the apps they make from the snapshots (`all`), and
+ * of those the named ones (`selected`; all when none).
+ */
+export async function appsAt(
   config: AgentConfig,
   snapshots: Map<string, Snapshot>,
-): Promise<AppConfig[]> {
-  if (config.generate.length === 0) return config.apps;
-  return [...config.apps, ...(await expandGenerators(config, (name) => snapshots.get(name)))];
+  names: readonly string[],
+): Promise<{ all: AppConfig[]; selected: AppConfig[] }> {
+  const generated =
+    config.generate.length === 0 ? [] : await expandGenerators(config, (name) => snapshots.get(name));
+  const all = [...config.apps, ...generated];
+  return { all, selected: selectApps(all, names) };
 }
 
 /**
- * Checks the app names given against the config before anything connects; with generators, a name may be a
- * generated app only the source listing knows, so the check waits for selectApps over the expanded list.
+ * The app names a command line gives, checked against the config before anything connects (unknown: exit 2);
+ * with generators, a name may be a generated app only the source listing knows, so the check waits for
+ * appsAt over the expanded list.
  */
-export function precheckApps(config: AgentConfig, names: readonly string[]): void {
+export function namedApps(configPath: string, ctx: Ctx): string[] {
+  const names = appNames(ctx);
+  const config = loadConfig(configPath);
   if (config.generate.length === 0) selectApps(config.apps, names);
+  return names;
 }

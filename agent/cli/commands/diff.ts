@@ -5,21 +5,20 @@
  * 1 differences (as kubectl diff), 2 an input error or a plan that could not be made.
  */
 import { stringify } from "yaml";
-import { loadConfig } from "../../config/config.ts";
 import { silentLogger } from "../../engine/log.ts";
 import type { KubeObject } from "../../object/object.ts";
 import type { PlannedChange } from "../../plan/plan.ts";
-import { appNames, type Ctx, EXIT, type Io, precheckApps } from "../common.ts";
+import { type Ctx, EXIT, type Io, namedApps } from "../common.ts";
 import { paint } from "../format.ts";
 import { unifiedDiff } from "../unified-diff.ts";
 import { type GlobalFlags, wire } from "../wire.ts";
 import { planApps } from "./plan.ts";
 
 export async function diffCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
-  precheckApps(loadConfig(flags.config), appNames(ctx));
+  const names = namedApps(flags.config, ctx);
   const w = await wire(flags, silentLogger);
   try {
-    const { plans, failed } = await planApps(w, appNames(ctx), io, true);
+    const { plans, failed } = await planApps(w, names, io, true);
     let differs = false;
     for (const p of plans) {
       for (const e of p.errors)

@@ -1,5 +1,5 @@
 /** `berth plan [APP...] [--ref REF]`: what a sync would change, without writing. */
-import { type AppConfig, DEFAULT_SOURCE, loadConfig } from "../../config/config.ts";
+import { type AppConfig, DEFAULT_SOURCE } from "../../config/config.ts";
 import { silentLogger } from "../../engine/log.ts";
 import { clusterOf } from "../../engine/ports.ts";
 import { dependenciesOf } from "../../object/dependency-order.ts";
@@ -8,17 +8,7 @@ import { objectId } from "../../object/object.ts";
 import type { Snapshot } from "../../object/snapshot.ts";
 import { fromDependencies } from "../../plan/dependencies.ts";
 import { type Plan, plan } from "../../plan/plan.ts";
-import {
-  appNames,
-  appsWithGenerated,
-  type Ctx,
-  EXIT,
-  fetchSnapshots,
-  type Io,
-  precheckApps,
-  printData,
-  selectApps,
-} from "../common.ts";
+import { appsAt, type Ctx, EXIT, fetchSnapshots, type Io, namedApps, printData } from "../common.ts";
 import { bookkeeping, formatPlan, formatSkipped, formatVerdicts } from "../format.ts";
 import { type GlobalFlags, type Wired, wire } from "../wire.ts";
 
@@ -30,11 +20,10 @@ export type ShownPlan = Plan & {
 };
 
 export async function planCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
-  // Unknown app names are an input error before anything connects.
-  precheckApps(loadConfig(flags.config), appNames(ctx));
+  const names = namedApps(flags.config, ctx);
   const w = await wire(flags, silentLogger);
   try {
-    const { plans, failed } = await planApps(w, appNames(ctx), io, false, ctx.values.ref);
+    const { plans, failed } = await planApps(w, names, io, false, ctx.values.ref);
     if (ctx.output === "json" || ctx.output === "yaml") {
       // Live objects and manifests stay out; the diff carries what changes (Secret values redacted), without
       // berth's own bookkeeping labels and annotations.
@@ -74,8 +63,7 @@ export async function planApps(
       snapshots.set(name, await other.snapshot(await other.resolve()));
     }
   }
-  const allApps = await appsWithGenerated(w.config, snapshots);
-  const selected = selectApps(allApps, names);
+  const { all: allApps, selected } = await appsAt(w.config, snapshots, names);
   const snapshotOf = (app: AppConfig) => snapshots.get(app.source) as Snapshot;
   await w.kube.discover();
   let failed = false;

@@ -1,32 +1,28 @@
 /** `berth sync [APP...]`: one sync pass over every app or the ones named. */
-import { loadConfig } from "../../config/config.ts";
 import { syncPass } from "../../engine/loop.ts";
 import type { ReconcileResult } from "../../engine/reconcile.ts";
 import {
-  appNames,
-  appsWithGenerated,
+  appsAt,
   type Ctx,
   EXIT,
   fetchSnapshots,
   type Io,
-  precheckApps,
+  namedApps,
   printData,
   progress,
-  selectApps,
 } from "../common.ts";
 import { formatResult } from "../format.ts";
 import { type GlobalFlags, wire, wireLiveView } from "../wire.ts";
 
 export async function syncCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<number> {
-  // Unknown app names are an input error before anything connects.
-  precheckApps(loadConfig(flags.config), appNames(ctx));
+  const names = namedApps(flags.config, ctx);
   const w = await wire(flags, ctx.log, progress(io, ctx));
   const live = wireLiveView(w);
   try {
     w.ledger.markInterrupted();
     // Each source fetched once (an unreachable one: its apps fetch again and record why not).
     const snapshots = await fetchSnapshots(w);
-    const apps = selectApps(await appsWithGenerated(w.config, snapshots), appNames(ctx));
+    const { selected: apps } = await appsAt(w.config, snapshots, names);
     // SIGTERM/Ctrl-C: health waits end (recorded as Interrupted), nothing more starts, the watches close.
     const stopping = new AbortController();
     const stop = () => stopping.abort();
