@@ -1,9 +1,8 @@
 /** A `Snapshot` read straight from a bare object store: trees and blobs at one commit, no working copy. */
-import * as fs from "node:fs";
-import git from "isomorphic-git";
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
 import { type Snapshot, TREE_MODE_TYPES, type TreeEntry } from "../object/snapshot.ts";
+import { type PackCache, readBlob, readCommit, readTree } from "./iso-git.ts";
 
 interface Entry extends TreeEntry {
   oid: string;
@@ -12,8 +11,7 @@ interface Entry extends TreeEntry {
 /** A repository tree at one commit of the bare repository `gitdir`; trees are read once and kept. */
 export class GitSnapshot implements Snapshot {
   private readonly trees = new Map<string, Promise<Entry[]>>();
-  // isomorphic-git keeps parsed pack indexes here; one per snapshot so they are freed with it.
-  private readonly cache = {};
+  private readonly cache: PackCache = {};
 
   private constructor(
     private readonly gitdir: string,
@@ -24,7 +22,7 @@ export class GitSnapshot implements Snapshot {
 
   /** Opens the snapshot at `sha`, which must already be in the object store. */
   static async open(gitdir: string, sha: string, revision: string): Promise<GitSnapshot> {
-    const { commit } = await git.readCommit({ fs, gitdir, oid: sha });
+    const commit = await readCommit(gitdir, sha);
     const info: CommitInfo = {
       sha,
       author: `${commit.author.name} <${commit.author.email}>`,
@@ -46,7 +44,7 @@ export class GitSnapshot implements Snapshot {
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
     // A symlink's blob is its target path, which is what `Snapshot` promises to return for it.
-    const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid, cache: this.cache });
+    const blob = await readBlob(this.gitdir, entry.oid, this.cache);
     return blob;
   }
 
@@ -91,7 +89,7 @@ export class GitSnapshot implements Snapshot {
       if (entry.type !== "tree") throw this.error(dir, "not a directory");
       oid = entry.oid;
     }
-    const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+    const tree = await readTree(this.gitdir, oid, this.cache);
     return tree.map((e) => ({
       name: e.path,
       path: dir === "" ? e.path : `${dir}/${e.path}`,

@@ -7,14 +7,22 @@ import { Buffer } from "node:buffer";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import git, { type HttpClient, type ServerRef } from "isomorphic-git";
 import { BerthError } from "../object/errors.ts";
 import { withRetries } from "../object/retry.ts";
 import type { Snapshot } from "../object/snapshot.ts";
-import { atomicFs } from "./atomic-fs.ts";
 import { fetchFailed, isRetryable } from "./fetch-errors.ts";
 import { GitSnapshot } from "./git-snapshot.ts";
 import { fetchHttpClient, type RequestKind } from "./http-client.ts";
+import {
+  fetchInto,
+  type HttpClient,
+  hasFetchConfig,
+  initCache,
+  listServerRefs,
+  readCommit,
+  resolveLocalRef,
+  type ServerRef,
+} from "./iso-git.ts";
 import { serialized } from "./lock.ts";
 import { findRef, isFullSha, refNotFoundMessage, revisionAt } from "./refs.ts";
 import { cachePathFor, parseRepoUrl } from "./url.ts";
@@ -153,8 +161,7 @@ export class GitSource {
     tags?: boolean;
   }): Promise<unknown> {
     return this.withRetries(() =>
-      git.fetch({
-        fs: atomicFs,
+      fetchInto({
         http: this.http,
         gitdir: this.gitdir,
         url: this.url,
@@ -181,15 +188,7 @@ export class GitSource {
 
   private listRefs(): Promise<ServerRef[]> {
     // Protocol v1 gets every ref, tags peeled, in the single GET of the advertisement; v2 would need a POST too.
-    return this.withRetries(() =>
-      git.listServerRefs({
-        http: this.http,
-        url: this.url,
-        protocolVersion: 1,
-        peelTags: true,
-        headers: this.authHeaders(),
-      }),
-    );
+    return this.withRetries(() => listServerRefs(this.http, this.url, this.authHeaders()));
   }
 
   private withRetries<T>(operation: () => Promise<T>): Promise<T> {
@@ -210,24 +209,11 @@ export class GitSource {
   }
 
   private async ensureCache(): Promise<void> {
-    const fs = atomicFs;
-    const gitdir = this.gitdir;
     // Checked every time (one small read) so a cache left half-initialized by a crash gets completed.
-    if (
-      existsSync(join(gitdir, "HEAD")) &&
-      (await git.getConfig({ fs, gitdir, path: "remote.origin.fetch" }))
-    )
-      return;
-    await mkdir(gitdir, { recursive: true });
-    await git.init({ fs, gitdir, bare: true, defaultBranch: "main" });
-    // fetch writes what it got to the remote-tracking refs this refspec names; the URL is the clean one.
-    await git.setConfig({ fs, gitdir, path: "remote.origin.url", value: this.url });
-    await git.setConfig({
-      fs,
-      gitdir,
-      path: "remote.origin.fetch",
-      value: "+refs/heads/*:refs/remotes/origin/*",
-    });
+    if (existsSync(join(this.gitdir, "HEAD")) && (await hasFetchConfig(this.gitdir))) return;
+    await mkdir(this.gitdir, { recursive: true });
+    // fetch writes what it got to the remote-tracking refs the cache's refspec names; the URL is the clean one.
+    await initCache(this.gitdir, this.url);
   }
 
   /** Where fetch records the branch's tip locally (the refspec maps refs/heads/X to it). */
@@ -238,11 +224,7 @@ export class GitSource {
   /** Whether the tip fetched last time for the ref is in the cache, to negotiate against. */
   private async hasTrackingTip(): Promise<boolean> {
     try {
-      const oid = await git.resolveRef({
-        fs: atomicFs,
-        gitdir: this.gitdir,
-        ref: this.trackingRef(),
-      });
+      const oid = await resolveLocalRef(this.gitdir, this.trackingRef());
       return await this.hasCommit(oid);
     } catch {
       return false;
@@ -251,7 +233,7 @@ export class GitSource {
 
   private async hasCommit(sha: string): Promise<boolean> {
     try {
-      await git.readCommit({ fs: atomicFs, gitdir: this.gitdir, oid: sha });
+      await readCommit(this.gitdir, sha);
       return true;
     } catch {
       return false;

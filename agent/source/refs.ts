@@ -1,7 +1,8 @@
 /** Finds a ref name in a server's ref advertisement, the way `git rev-parse` orders candidates. */
-import type { ServerRef } from "isomorphic-git";
+
 import { BerthError } from "../object/errors.ts";
 import { revisionOf } from "../object/object.ts";
+import type { ServerRef } from "./iso-git.ts";
 
 /** True for a full 40-hex commit SHA, which berth uses as is without asking the server. */
 export function isFullSha(ref: string): boolean {

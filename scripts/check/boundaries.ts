@@ -37,7 +37,7 @@ export const LAYERS: Record<string, readonly string[]> = {
 /** Third-party packages that do I/O, and the one file allowed a value import of each (type imports are free). */
 export const IO_LIBRARIES: Record<string, readonly string[]> = {
   "@kubernetes/client-node": ["agent/kube/client.ts"],
-  "isomorphic-git": ["agent/source/git-source.ts", "agent/source/git-snapshot.ts"],
+  "isomorphic-git": ["agent/source/iso-git.ts"],
   "better-sqlite3": ["agent/ledger/drivers/better-sqlite3.ts"],
   "bun:sqlite": ["agent/ledger/drivers/bun-sqlite.ts"],
   "node:sqlite": ["agent/ledger/drivers/node-sqlite.ts"],
