@@ -19,6 +19,7 @@ import type { Plan } from "../../agent/plan/plan.ts";
 import { RulePolicy } from "../../agent/policy/policy.ts";
 import { parseRuleFile } from "../../agent/policy/rule-file.ts";
 import { judgePlan } from "../../agent/policy/sync-judge.ts";
+import { withRawDb } from "../support/ledger-fixtures.ts";
 
 const REV = `main@sha1:${"b".repeat(40)}`;
 const ref = { group: "", version: "v1", kind: "ConfigMap", namespace: "ns", name: "cm" };
@@ -152,9 +153,14 @@ describe("ledger verdicts and approvals", () => {
     expect(ledger.get(id)?.verdicts).toEqual(verdicts);
     expect(ledger.get(old)?.verdicts).toBeUndefined();
     expect(ledger.verify().ok).toBe(true);
-    // Editing a verdict row breaks the chain at that entry.
-    const db = (ledger as unknown as { db: { run(sql: string, p?: unknown[]): unknown } }).db;
-    db.run("UPDATE entry_verdicts SET message = 'nothing to see' WHERE entry_id = ? AND seq = 0", [id]);
+    // Editing a verdict row (through a connection of its own) breaks the chain at that entry.
+    const edited = await withRawDb(
+      ledger.path,
+      (db) =>
+        db.run("UPDATE entry_verdicts SET message = 'nothing to see' WHERE entry_id = ? AND seq = 0", [id])
+          .changes,
+    );
+    expect(edited).toBe(1);
     const v = ledger.verify();
     expect(v.ok).toBe(false);
     expect(v.firstBad).toBe(id);
