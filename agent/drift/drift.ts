@@ -6,6 +6,7 @@
  */
 import { messageOf } from "../object/errors.ts";
 import { type KubeObject, type ObjectRef, objectId, subject } from "../object/object.ts";
+import type { DriftRecord } from "../object/records.ts";
 import { type DriftFinding, detectDrift } from "./detect.ts";
 import type { DriftPolicy } from "./policy.ts";
 
@@ -24,14 +25,7 @@ export interface DriftDeps {
   apply(obj: KubeObject, options: { force?: boolean }, app: string): Promise<KubeObject>;
   inventory(app: string): Array<{ ref: ObjectRef; digest: string }>;
   getManifest(digest: string): Promise<KubeObject | undefined>;
-  recordDrift(event: {
-    app: string;
-    ref: ObjectRef;
-    manager: string;
-    fields: string[];
-    action: "healed" | "alerted" | "heal-failed";
-    message?: string;
-  }): number;
+  recordDrift(event: DriftRecord): number;
   policyOf(app: string): DriftPolicy | undefined;
   onDrift?: (event: DriftReport) => void;
   log?: (level: "info" | "warn" | "error", message: string, fields: Record<string, unknown>) => void;

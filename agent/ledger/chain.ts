@@ -71,15 +71,19 @@ export function verificationHashOf(
   return sha256Hex(`${entryHash}\n${canonicalJson([Number(v.count), v.first_at, v.last_at, v.health])}`);
 }
 
-/** The hash of a gc checkpoint over the fields it stores. */
-export function checkpointHashOf(c: {
+/** The row gc's checkpoint is stored as (table `checkpoints`, one row). */
+export interface CheckpointRow {
   chain_seq: number;
   head_hash: string;
   kept_json: string;
   dropped: number;
   created_at: string;
   previous: string | null;
-}): string {
+  hash: string;
+}
+
+/** The hash of a gc checkpoint over the fields it stores. */
+export function checkpointHashOf(c: Omit<CheckpointRow, "hash">): string {
   return sha256Hex(
     canonicalJson([
       Number(c.chain_seq),
@@ -102,16 +106,6 @@ interface BlobRow {
   encoding: string;
   content: Uint8Array;
   content_hash: string;
-}
-
-interface CheckpointRow {
-  chain_seq: number;
-  head_hash: string;
-  kept_json: string;
-  dropped: number;
-  created_at: string;
-  previous: string | null;
-  hash: string;
 }
 
 /**

@@ -1,24 +1,16 @@
 /** The ledger's record types and how they map to and from table rows. */
 import type { Action, CommitInfo, HealthStatus, ObjectRef, Reason, VerdictRecord } from "../object/object.ts";
-import type { ObjectRecord, WriteStatus } from "../object/records.ts";
+import type { DriftRecord, ObjectRecord, WriteStatus } from "../object/records.ts";
 
 /** Where a sync attempt stands; "Running" until `finish` (or `markInterrupted`). */
 export type Outcome = "Running" | "Succeeded" | "Failed";
 
 export type { VerdictRecord } from "../object/object.ts";
-export type { BeginInput, FinishInput, InventoryItem, ObjectRecord } from "../object/records.ts";
+export type { BeginInput, DriftRecord, FinishInput, InventoryItem, ObjectRecord } from "../object/records.ts";
 
-/** One out-of-band change of fields berth owns, and what berth did about it. */
-export interface DriftEvent {
+/** One recorded drift event: a DriftRecord with its id and time. */
+export interface DriftEvent extends DriftRecord {
   id: number;
-  app: string;
-  ref: ObjectRef;
-  /** The field manager that made the change (from managedFields), or "unknown" (deletions). */
-  manager: string;
-  /** JSON-pointer-style paths berth owned that changed; ["/"] for a deleted object. */
-  fields: string[];
-  action: "healed" | "alerted" | "heal-failed";
-  message?: string;
   /** ISO 8601 */
   detectedAt: string;
 }

@@ -49,12 +49,55 @@ export interface ReplicaOptions {
   log?: (level: "info" | "warn", message: string, fields?: Record<string, unknown>) => void;
 }
 
+/**
+ * One pass at a time against the store, repeated on a timer until stopped: the shipper's and the follower's
+ * schedule. `next` says, after each timed pass, how long to wait before the following one.
+ */
+class PassLoop {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private current: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly pass: () => Promise<void>,
+    private readonly next: { ok(): number; failed(err: unknown): number },
+  ) {}
+
+  /** Runs a pass in `ms` (no-op once stopped). */
+  schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.current = this.pass().then(
+        () => this.schedule(this.next.ok()),
+        (err) => this.schedule(this.next.failed(err)),
+      );
+    }, ms);
+    (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  /** Runs a pass now, after the one in progress; throws what the pass throws. */
+  async now(): Promise<void> {
+    await this.current;
+    const run = this.pass();
+    this.current = run.catch(() => {});
+    await run;
+  }
+
+  /** Stops the timer after a last pass bounded by `graceMs`; false if already stopped. */
+  async stop(graceMs: number): Promise<boolean> {
+    if (this.stopped) return false;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await Promise.race([this.now().catch(() => {}), new Promise((r) => setTimeout(r, graceMs))]);
+    await this.current;
+    return true;
+  }
+}
+
 /** A running replica of one ledger file. */
 export class LedgerReplica {
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private shipping: Promise<void> | undefined;
+  private readonly loop: PassLoop;
   private failures = 0;
-  private closed = false;
   private segmentsSinceBase = 0;
   /** The last error talking to the store, cleared by the next success. */
   lastError: string | undefined;
@@ -67,7 +110,33 @@ export class LedgerReplica {
     private readonly generation: string,
     private baseSeq: number | undefined,
     private readonly options: ReplicaOptions,
-  ) {}
+  ) {
+    this.loop = new PassLoop(() => this.shipAll(), {
+      ok: () => {
+        if (this.failures > 0)
+          this.options.log?.("info", "ledger replica reachable again", { replica: this.store.where });
+        this.failures = 0;
+        this.lastError = undefined;
+        return this.options.intervalMs ?? 2000;
+      },
+      failed: (err) => {
+        this.lastError = messageOf(err);
+        if (this.failures === 0)
+          this.options.log?.(
+            "warn",
+            "ledger replica unreachable; syncing goes on, changes wait in the ledger",
+            {
+              replica: this.store.where,
+              error: this.lastError,
+            },
+          );
+        this.failures++;
+        // Backoff doubling from the interval to one minute, with jitter.
+        const base = Math.min(60_000, (this.options.intervalMs ?? 2000) * 2 ** Math.min(this.failures, 5));
+        return Math.round(base * (0.8 + Math.random() * 0.4));
+      },
+    });
+  }
 
   /** Opens a second connection to the ledger file, installs the change log and starts shipping. */
   static async start(path: string, store: S3Store, options: ReplicaOptions = {}): Promise<LedgerReplica> {
@@ -76,7 +145,7 @@ export class LedgerReplica {
     const generation = install(db);
     const base = db.get<{ base_seq: number | null }>(`SELECT base_seq FROM ${STATE}`)?.base_seq ?? undefined;
     const replica = new LedgerReplica(db, store, generation, base, options);
-    replica.schedule(0);
+    replica.loop.schedule(0);
     return replica;
   }
 
@@ -88,58 +157,18 @@ export class LedgerReplica {
   }
 
   /** Ships everything logged so far (waits for a shipment in progress first); throws if the store refuses. */
-  async flush(): Promise<void> {
-    await this.shipping;
-    const run = this.shipAll();
-    this.shipping = run.catch(() => {});
-    await run;
+  flush(): Promise<void> {
+    return this.loop.now();
   }
 
   /** Stops shipping (after a last attempt bounded by `graceMs`) and closes the connection. */
   async close(graceMs = 5000): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    await Promise.race([this.flush().catch(() => {}), new Promise((r) => setTimeout(r, graceMs))]);
-    await this.shipping;
-    this.db.close();
+    if (await this.loop.stop(graceMs)) this.db.close();
   }
 
   private sinceStart(): number {
     const at = this.db.get<{ started: number | null }>(`SELECT ${NOW_S} - started AS started FROM ${STATE}`);
     return at?.started ?? 0;
-  }
-
-  private schedule(ms: number): void {
-    if (this.closed) return;
-    this.timer = setTimeout(() => {
-      this.shipping = this.shipAll().then(
-        () => {
-          if (this.failures > 0)
-            this.options.log?.("info", "ledger replica reachable again", { replica: this.store.where });
-          this.failures = 0;
-          this.lastError = undefined;
-          this.schedule(this.options.intervalMs ?? 2000);
-        },
-        (err) => {
-          this.lastError = messageOf(err);
-          if (this.failures === 0)
-            this.options.log?.(
-              "warn",
-              "ledger replica unreachable; syncing goes on, changes wait in the ledger",
-              {
-                replica: this.store.where,
-                error: this.lastError,
-              },
-            );
-          this.failures++;
-          // Backoff doubling from the interval to one minute, with jitter.
-          const base = Math.min(60_000, (this.options.intervalMs ?? 2000) * 2 ** Math.min(this.failures, 5));
-          this.schedule(Math.round(base * (0.8 + Math.random() * 0.4)));
-        },
-      );
-    }, ms);
-    (this.timer as { unref?: () => void }).unref?.();
   }
 
   private async shipAll(): Promise<void> {
@@ -277,9 +306,7 @@ const FOLLOW = "replica_follow";
  * and inventory — and prunes what the old leader applied. The standby never ships.
  */
 export class LedgerFollower {
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private running: Promise<void> | undefined;
-  private closed = false;
+  private readonly loop: PassLoop;
   lastError: string | undefined;
   /** The generation and segment applied last. */
   position: { generation: string; seq: number } | undefined;
@@ -288,7 +315,20 @@ export class LedgerFollower {
     private readonly db: Driver,
     private readonly store: S3Store,
     private readonly options: ReplicaOptions,
-  ) {}
+  ) {
+    this.loop = new PassLoop(() => this.pass(), {
+      ok: () => {
+        this.lastError = undefined;
+        return this.options.intervalMs ?? 2000;
+      },
+      failed: (err) => {
+        if (this.lastError === undefined)
+          this.options.log?.("warn", "cannot follow the ledger replica", { error: messageOf(err) });
+        this.lastError = messageOf(err);
+        return Math.min(30_000, (this.options.intervalMs ?? 2000) * 4);
+      },
+    });
+  }
 
   static async start(path: string, store: S3Store, options: ReplicaOptions = {}): Promise<LedgerFollower> {
     const db = await openDriver(path);
@@ -296,46 +336,20 @@ export class LedgerFollower {
     db.exec(`CREATE TABLE IF NOT EXISTS ${FOLLOW} (generation TEXT NOT NULL, seq INTEGER NOT NULL)`);
     const f = new LedgerFollower(db, store, options);
     f.position = db.get<{ generation: string; seq: number }>(`SELECT generation, seq FROM ${FOLLOW}`);
-    f.schedule(0);
+    f.loop.schedule(0);
     return f;
   }
 
   /** Applies whatever the store holds now (waits for a pass in progress first). */
-  async catchUp(): Promise<void> {
-    await this.running;
-    const run = this.pass();
-    this.running = run.catch(() => {});
-    await run;
+  catchUp(): Promise<void> {
+    return this.loop.now();
   }
 
   /** Stops following after a last pass bounded by `graceMs` (the caller is taking over). */
   async close(graceMs = 5000): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    await Promise.race([this.catchUp().catch(() => {}), new Promise((r) => setTimeout(r, graceMs))]);
-    await this.running;
+    if (!(await this.loop.stop(graceMs))) return;
     this.db.exec(`DROP TABLE IF EXISTS ${FOLLOW}`);
     this.db.close();
-  }
-
-  private schedule(ms: number): void {
-    if (this.closed) return;
-    this.timer = setTimeout(() => {
-      this.running = this.pass().then(
-        () => {
-          this.lastError = undefined;
-          this.schedule(this.options.intervalMs ?? 2000);
-        },
-        (err) => {
-          if (this.lastError === undefined)
-            this.options.log?.("warn", "cannot follow the ledger replica", { error: messageOf(err) });
-          this.lastError = messageOf(err);
-          this.schedule(Math.min(30_000, (this.options.intervalMs ?? 2000) * 4));
-        },
-      );
-    }, ms);
-    (this.timer as { unref?: () => void }).unref?.();
   }
 
   private async pass(): Promise<void> {

@@ -6,7 +6,7 @@
  * references are then collected.
  */
 import { canonicalJson } from "../object/canonical.ts";
-import { checkpointHashOf } from "./chain.ts";
+import { type CheckpointRow, checkpointHashOf } from "./chain.ts";
 import type { Driver } from "./driver.ts";
 import { bucketItems, rootBuckets } from "./snapshot.ts";
 
@@ -40,13 +40,6 @@ class Rollback extends Error {
   constructor(readonly report: GcReport) {
     super("dry run");
   }
-}
-
-interface CheckpointRow {
-  chain_seq: number;
-  head_hash: string;
-  dropped: number;
-  hash: string;
 }
 
 /** Runs gc in one transaction (rolled back for a dry run). */
@@ -95,7 +88,7 @@ function run(db: Driver, keepLast: number, cutoff: string, at: string): GcReport
   const drop = old.filter((e) => !recent.has(Number(e.id)) && !guarded.has(Number(e.id)));
   const protectedKept = old.filter((e) => !recent.has(Number(e.id)) && guarded.has(Number(e.id))).length;
 
-  const previous = db.get<CheckpointRow & { hash: string }>("SELECT * FROM checkpoints WHERE id = 1");
+  const previous = db.get<CheckpointRow>("SELECT * FROM checkpoints WHERE id = 1");
   let checkpoint = Number(previous?.chain_seq ?? 0);
   if (drop.length > 0) {
     const lastDropped = drop.at(-1) as { chain_seq: number; hash: string };

@@ -28,6 +28,18 @@ export interface InventoryItem {
   source?: string;
 }
 
+/** One out-of-band change of fields berth owns, and what berth did about it (what `recordDrift` records). */
+export interface DriftRecord {
+  app: string;
+  ref: ObjectRef;
+  /** The field manager that made the change (from managedFields), or "unknown" (deletions). */
+  manager: string;
+  /** JSON-pointer-style paths berth owned that changed; ["/"] for a deleted object. */
+  fields: string[];
+  action: "healed" | "alerted" | "heal-failed";
+  message?: string;
+}
+
 /** What `begin` records. */
 export interface BeginInput {
   app: string;
