@@ -26,7 +26,7 @@ export const VALIDATORS: Array<{ out: string; schema: string; options: Options }
   {
     out: "agent/policy/rules-schema.generated.ts",
     schema: "schemas/rules.schema.json",
-    options: { allErrors: false, strict: false },
+    options: { allErrors: false, strict: false, verbose: true },
   },
   {
     out: "agent/api/api-schemas.generated.ts",

@@ -15,6 +15,7 @@ import pushGeneric from "../../schemas/api/push-generic.json" with { type: "json
 import pushGithub from "../../schemas/api/push-github.json" with { type: "json" };
 import pushGitlab from "../../schemas/api/push-gitlab.json" with { type: "json" };
 import webhookResult from "../../schemas/api/webhook-result.json" with { type: "json" };
+import type { Validator } from "../object/yaml-schema.ts";
 import * as generated from "./api-schemas.generated.ts";
 import { HttpError } from "./http-error.ts";
 
@@ -40,7 +41,6 @@ export const API_SCHEMAS = {
 /** A schema's component name. */
 export type SchemaName = keyof typeof API_SCHEMAS;
 
-type Validator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 /** Compiled ahead of time (scripts/gen-validators.ts): no Ajv compile of 14 schemas at start. */
 const validators = new Map(Object.entries(generated as Record<string, Validator>));
 

@@ -8,8 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
 import { messageOf } from "../object/errors.ts";
+import { PositionedYaml, YamlSyntaxError } from "../object/yaml-schema.ts";
 import { normaliseAppPath, ociWebhookProblems, plaintextSecretProblems, semanticProblems } from "./checks.ts";
 import { parseDuration } from "./duration.ts";
 import { normaliseNotify, notifyPlaintextProblems, notifyProblems, type ReceiverConfig } from "./notify.ts";
@@ -324,20 +324,15 @@ export function loadConfig(path: string): AgentConfig {
 
 /** Parses config text; `file` names it in messages and anchors relative paths. Throws ConfigError. */
 export function parseConfig(text: string, file: string): AgentConfig {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const syntax = doc.errors[0];
-  if (syntax) {
-    const { line, col } = lineCounter.linePos(syntax.pos[0]);
-    const message = `${line}:${col}: invalid YAML: ${syntax.message.split("\n")[0]}`;
-    throw new ConfigError(file, [{ field: "", segments: [], message }]);
-  }
-  let data: unknown;
+  let yaml: PositionedYaml;
   try {
-    data = doc.toJS({ maxAliasCount: 100 });
+    yaml = PositionedYaml.parse(text);
   } catch (err) {
-    throw new ConfigError(file, [{ field: "", segments: [], message: `invalid YAML: ${messageOf(err)}` }]);
+    if (!(err instanceof YamlSyntaxError)) throw err;
+    const { line, col, message } = err.problem;
+    throw new ConfigError(file, [problemAt([], line === undefined ? message : `${line}:${col}: ${message}`)]);
   }
+  const data = yaml.data;
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     const problem = problemAt([], "expected a mapping with apiVersion, kind, source and apps");
     throw new ConfigError(file, [problem]);
@@ -358,7 +353,7 @@ export function parseConfig(text: string, file: string): AgentConfig {
   if (problems.length > 0)
     throw new ConfigError(
       file,
-      problems.map((p) => withLine(p, doc, lineCounter)),
+      problems.map((p) => yaml.locate(p)),
     );
   const config = normalise(data as RawConfig, resolve(file));
   // A template is checked now on a sample directory, so a wrong field fails at start-up, not at the first poll.
@@ -369,7 +364,7 @@ export function parseConfig(text: string, file: string): AgentConfig {
     return app.map((p) => {
       const segments = ["generate", g.index, "template", ...p.segments];
       const message = `${p.message} (checked with {{dir}} = example, {{path}} = apps/example)`;
-      return withLine({ field: fieldPath(segments), segments, message }, doc, lineCounter);
+      return yaml.locate(problemAt(segments, message));
     });
   });
   if (sample.length > 0) throw new ConfigError(file, sample);
@@ -386,21 +381,6 @@ function fillSample(template: unknown): unknown {
   if (template !== null && typeof template === "object")
     return Object.fromEntries(Object.entries(template).map(([k, v]) => [k, fillSample(v)]));
   return template;
-}
-
-/** Adds the line of the offending node (or its nearest existing parent). */
-function withLine(
-  problem: ConfigProblem,
-  doc: ReturnType<typeof parseDocument>,
-  lines: LineCounter,
-): ConfigProblem {
-  for (let n = problem.segments.length; n >= 0; n--) {
-    const node = n === 0 ? doc.contents : doc.getIn(problem.segments.slice(0, n), true);
-    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
-    if (range && (n > 0 || isMap(node) || isSeq(node)))
-      return { ...problem, line: lines.linePos(range[0]).line };
-  }
-  return problem;
 }
 
 /** `source:` (or a `sources:` entry) as written for an OCI artifact. */

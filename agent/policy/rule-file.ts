@@ -2,10 +2,18 @@
  * Parses one rule file (YAML, schemas/rules.schema.json) and compiles every expression in it, so a bad
  * rule is a load error naming the file, the line, the rule and the position inside the expression.
  */
-import type { ErrorObject } from "ajv";
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+
+import rulesSchema from "../../schemas/rules.schema.json" with { type: "json" };
 import { CelEnvironment, type CelError, type CelProgram } from "../cel/cel.ts";
 import { BerthError } from "../object/errors.ts";
+import {
+  type ExpectationHints,
+  PositionedYaml,
+  problemError,
+  schemaProblems,
+  type Validator,
+  YamlSyntaxError,
+} from "../object/yaml-schema.ts";
 import { compileLogic, type LogicProgram } from "./json-logic.ts";
 import generated from "./rules-schema.generated.ts";
 
@@ -59,33 +67,30 @@ export const syncEnvironment = new CelEnvironment({
 });
 
 /** schemas/rules.schema.json compiled ahead of time (scripts/gen-validators.ts), so no Ajv compile at start. */
-const validate = generated as ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
+const validate = generated as Validator;
+/** What the rules schema's patterns expect, for messages. */
+const EXPECTED: ExpectationHints = {
+  byDefinition: { name: "a lowercase name (a-z, 0-9, '-', '.', at most 63 characters)" },
+  byPattern: new Map([
+    [rulesSchema.definitions.syncRule.properties.expires.pattern, 'a duration like "30m" (ms, s, m, h)'],
+  ]),
+};
 
 /** Parses and compiles a rule file's text; throws a BerthError naming file:line and the rule. */
 export function parseRuleFile(text: string, file: string, builtin = false): RuleFile {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    const at = e?.linePos?.[0]?.line ?? 1;
-    throw new BerthError(`invalid YAML: ${e?.message.split("\n")[0]}`, { subject: `${file}:${at}` });
+  let yaml: PositionedYaml;
+  try {
+    yaml = PositionedYaml.parse(text);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) throw problemError(file, err.problem);
+    throw err;
   }
-  const data = doc.toJS({ maxAliasCount: 100 }) as unknown;
-  if (!validate(data)) {
-    const err = validate.errors?.[0];
-    const path = err?.instancePath ?? "";
-    const node = nodeAt(doc.contents, path.split("/").filter(Boolean));
-    const line = node?.range ? lines.linePos(node.range[0]).line : 1;
-    const field = path.replace(/^\//, "").replaceAll("/", ".") || "(top level)";
-    throw new BerthError(`${field}: ${err?.message ?? "does not match the rules schema"}`, {
-      subject: `${file}:${line}`,
-    });
-  }
+  const data = yaml.data;
+  // The first problem only: a rule file is small, and each later check assumes the schema held.
+  const problem = schemaProblems(validate, data, EXPECTED)[0];
+  if (problem) throw problemError(file, yaml.locate(problem));
   const raw = data as { health?: Array<Record<string, unknown>>; sync?: Array<Record<string, unknown>> };
-  const lineOf = (path: Array<string | number>): number => {
-    const node = nodeAt(doc.contents, path.map(String));
-    return node?.range ? lines.linePos(node.range[0]).line : 1;
-  };
+  const lineOf = (path: Array<string | number>): number => yaml.positionOf(path)?.line ?? 1;
   const compileAt = (expr: string, path: Array<string | number>, rule: string, expect?: string[]) => {
     try {
       return healthOrSync(path[0] === "health").compile(expr, expect);
@@ -176,20 +181,6 @@ function healthOrSync(isHealth: boolean): CelEnvironment {
 
 function isBlock(expr: string): boolean {
   return expr.includes("\n");
-}
-
-/** The YAML node at a path of map keys and sequence indexes. */
-function nodeAt(node: unknown, path: string[]): Node | undefined {
-  let cur = node as Node | undefined;
-  for (const key of path) {
-    if (isMap(cur)) {
-      const pair = cur.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
-      cur = pair?.value as Node | undefined;
-    } else if (isSeq(cur)) {
-      cur = cur.items[Number(key)] as Node | undefined;
-    } else return cur;
-  }
-  return cur;
 }
 
 /** "1h30m" → ms. */

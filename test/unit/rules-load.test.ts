@@ -24,13 +24,36 @@ describe("rule files", () => {
     );
     expect(() =>
       parseRuleFile(`${head}sync:\n  - name: x\n    verdict: explode\n    when: "true"\n`, "s.yaml"),
-    ).toThrow(/^s\.yaml:\d+: /);
+    ).toThrow(
+      /^s\.yaml:5:14: sync\[0\]\.verdict: expected one of "deny", "skip", "protect", "hold", "defer", got "explode"$/,
+    );
     expect(() =>
       parseRuleFile(`${head}health:\n  - apiVersion: v1\n    current: status.replicas\n`, "t.yaml"),
     ).not.toThrow();
     expect(() =>
       parseRuleFile(`${head}health:\n  - apiVersion: v1\n    current: "1 + 2"\n`, "t.yaml"),
     ).toThrow(/expected bool/);
+  });
+
+  test("schema and YAML errors name file:line:col, the field and what was expected", () => {
+    // The whole message, not a part: nothing but the place, the field and the wording.
+    const load = (text: string) => () => parseRuleFile(text, "rules/s.yaml");
+    const exactly = (message: string) => new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+    expect(load(`${head}sync:\n  - name: x\n    verdict: deny\n    when: "true"\n    scpoe: plan\n`)).toThrow(
+      exactly(
+        "rules/s.yaml:7:5: sync[0].scpoe: unknown field (allowed here: name, description, apps, scope, when, whenLogic, verdict, message, expires)",
+      ),
+    );
+    expect(load(`${head}health: {apiVersion: v1}\n`)).toThrow(
+      exactly("rules/s.yaml:3:9: health: expected a list, got a mapping"),
+    );
+    expect(
+      load(`${head}sync:\n  - name: x\n    verdict: hold\n    when: "true"\n    expires: soon\n`),
+    ).toThrow(
+      exactly('rules/s.yaml:7:14: sync[0].expires: expected a duration like "30m" (ms, s, m, h), got "soon"'),
+    );
+    expect(load(`${head}health:\n  - [\n`)).toThrow(/^rules\/s\.yaml:5:1: invalid YAML: /);
+    expect(load("- 1\n")).toThrow(exactly("rules/s.yaml:1:1: expected a mapping, got a list"));
   });
 
   test("100k nested parentheses are rejected at load", () => {
