@@ -8,8 +8,8 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import { join, relative } from "node:path";
 import { parseAllDocuments, stringify } from "yaml";
 import { messageOf } from "../object/errors.ts";
+import { renderApp } from "../render/app.ts";
 import { FsSnapshot } from "../render/fs-snapshot.ts";
-import { renderApp } from "../render/tools-render.ts";
 import type { Io } from "./cli.ts";
 import { type FluxDoc, importFlux, RULES_FILE } from "./import-flux.ts";
 

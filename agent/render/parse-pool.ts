@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { messageOf } from "../object/errors.ts";
 import { attachLarge, type Detached } from "./chunked.ts";
-import { type FileParser, parseInline } from "./render.ts";
+import { type FileParser, parseInline } from "./plain.ts";
 import type { FileRender, FileRenderLimits } from "./render-file.ts";
 
 /**

@@ -12,8 +12,8 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Snapshot } from "../object/snapshot.ts";
+import type { AppRenderSpec } from "./app.ts";
 import { isRemoteChart } from "./helm-remote.ts";
-import type { AppRenderSpec } from "./tools-render.ts";
 
 /** A revision naming a Git commit (`ref@sha1:…` or `sha1:…`); a directory snapshot ("local") is never cached. */
 const COMMIT_REVISION = /(?:^|@)sha1:[0-9a-f]{40}$/;

@@ -1,6 +1,6 @@
 /** Lists the manifest files under an app path: recursive, sorted, hidden entries skipped, symlinks followed inside the repository only. */
 import type { Snapshot } from "../object/snapshot.ts";
-import type { RenderProblem } from "./render.ts";
+import type { RenderProblem } from "./plain.ts";
 import { resolvePath } from "./resolve-path.ts";
 
 /** A manifest file: `path` as seen under the app path (through links), `realPath` where its bytes are. */

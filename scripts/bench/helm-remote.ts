@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../../agent/render/app.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
-import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../../agent/render/tools-render.ts";
 import { HelmRepoFixture } from "../../test/support/helm-repo.ts";
 import { toolPaths } from "../../test/support/tools.ts";
 import { figurePrinter, median } from "./flags.ts";

@@ -18,7 +18,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { ParsePool } from "../../agent/render/parse-pool.ts";
-import { DEFAULT_RENDER_LIMITS } from "../../agent/render/render.ts";
+import { DEFAULT_RENDER_LIMITS } from "../../agent/render/plain.ts";
 import { renderFileBytes } from "../../agent/render/render-file.ts";
 import { GitFixture } from "../../test/support/git.ts";
 import { freePort } from "../../test/support/ports.ts";

@@ -7,9 +7,9 @@ import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../../agent/render/app.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { newAgeIdentity } from "../../agent/render/sops.ts";
-import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../../agent/render/tools-render.ts";
 import { figurePrinter, median } from "./flags.ts";
 
 const print = figurePrinter("render");

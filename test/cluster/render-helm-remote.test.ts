@@ -8,8 +8,8 @@ import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../../agent/render/app.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
-import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../../agent/render/tools-render.ts";
 import { HelmRepoFixture, OciRegistryFixture } from "../support/helm-repo.ts";
 import { toolPaths } from "../support/tools.ts";
 

@@ -10,9 +10,9 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { renderApp } from "../../agent/render/app.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { ADDRESS_SPACE_HEADROOM, limitedCommand } from "../../agent/render/tools.ts";
-import { renderApp } from "../../agent/render/tools-render.ts";
 import { toolPaths } from "../support/tools.ts";
 
 const MAX_MEMORY = 256 * 1024 * 1024;

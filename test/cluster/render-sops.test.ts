@@ -4,9 +4,9 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { renderApp } from "../../agent/render/app.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { newAgeIdentity } from "../../agent/render/sops.ts";
-import { renderApp } from "../../agent/render/tools-render.ts";
 import { toolPaths } from "../support/tools.ts";
 
 let tools: { kustomize: string; helm: string; sops: string };

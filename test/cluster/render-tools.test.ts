@@ -5,8 +5,8 @@ import { chmodSync, cpSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { renderApp } from "../../agent/render/app.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
-import { renderApp } from "../../agent/render/tools-render.ts";
 import { toolPaths } from "../support/tools.ts";
 
 const FIXTURE = join(import.meta.dir, "../fixtures/render/repo");

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../agent/config/config.ts";
 import { ConfigError } from "../../agent/config/problems.ts";
+import { renderApp } from "../../agent/render/app.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
-import { renderApp } from "../../agent/render/tools-render.ts";
 
 const root = mkdtempSync(join(tmpdir(), "berth-exclude-"));
 mkdirSync(join(root, "app"));

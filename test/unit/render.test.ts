@@ -7,7 +7,7 @@ import { fastParseYaml } from "../../agent/render/fast-yaml.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { parseYamlFile, parseYamlWithPackage, SCALAR_TAGS } from "../../agent/render/parse-manifests.ts";
 import { ParsePool } from "../../agent/render/parse-pool.ts";
-import { DEFAULT_RENDER_LIMITS, digestOfObjects, parseInline, render } from "../../agent/render/render.ts";
+import { DEFAULT_RENDER_LIMITS, digestOfObjects, parseInline, render } from "../../agent/render/plain.ts";
 
 const roots: string[] = [];
 afterAll(() => {

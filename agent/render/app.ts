@@ -1,5 +1,5 @@
 /**
- * renderApp: one app as teams lay it out. SOPS files are decrypted on read; a Helm chart (app `helm:`) or a
+ * The render stage's entry — renderApp: one app as teams lay it out. SOPS files are decrypted on read; a Helm chart (app `helm:`) or a
  * kustomization at the app path is built by its tool from a private copy of the repository, otherwise the
  * plain manifests are read; the output goes through the same manifest parser (render()), then variables are
  * substituted when the app asks for it.
@@ -21,7 +21,7 @@ import {
   type RenderOptions,
   type RenderResult,
   render,
-} from "./render.ts";
+} from "./plain.ts";
 import type { SopsKeys } from "./sops.ts";
 import { SopsSnapshot } from "./sops-snapshot.ts";
 import { type ConfigReader, collectVars, substituteObject, type VarSource } from "./substitute.ts";
