@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { messageOf } from "../object/errors.ts";
+import type { HelmChart } from "../object/object.ts";
 import { PositionedYaml, YamlSyntaxError } from "../object/yaml-schema.ts";
 import { normaliseAppPath, ociWebhookProblems, plaintextSecretProblems, semanticProblems } from "./checks.ts";
 import { parseDuration } from "./duration.ts";
@@ -142,16 +143,7 @@ export interface AppConfig {
    * A chart rendered with `helm template`: a chart directory in the repository, a chart from the Helm repository
    * `repo`, or an `oci://` chart (auth.passwordFile and caFile absolute). Values files are repository paths.
    */
-  helm?: {
-    chart: string;
-    repo?: string;
-    version?: string;
-    auth?: { username: string; passwordFile: string };
-    caFile?: string;
-    values?: string[];
-    set?: Record<string, string | number | boolean>;
-    releaseName?: string;
-  };
+  helm?: HelmChart;
   /** Variables substituted after rendering; substitution runs only when vars or varsFrom is set. */
   vars?: Record<string, string>;
   /** More variables, merged in order: local files (absolute paths) or ConfigMaps/Secrets in the cluster. */

@@ -133,3 +133,23 @@ export interface VerdictRecord {
   /** Who approved the hold (or the window override) that let this attempt through. */
   approvedBy?: string;
 }
+
+/** An app's Helm chart (berth.yaml `helm:`): paths are repository paths, or the chart comes from a Helm repository / OCI registry. */
+export interface HelmChart {
+  /** A chart directory in the repository, a chart's name in `repo`, or `oci://host/path/name`. */
+  chart: string;
+  /** HTTP(S) Helm repository the chart is pulled from. */
+  repo?: string;
+  /** Version or semver constraint of a remote chart. */
+  version?: string;
+  /** Basic auth of the repository or registry; the password is read from the file. */
+  auth?: { username: string; passwordFile: string };
+  /** CA bundle for the repository's or registry's certificate. */
+  caFile?: string;
+  /** Values files, applied in order. */
+  values?: string[];
+  /** `--set` values: dotted keys as helm reads them. */
+  set?: Record<string, string | number | boolean>;
+  /** Default: the app name. */
+  releaseName?: string;
+}

@@ -2,28 +2,11 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { BerthError } from "../object/errors.ts";
-import type { KubeObject } from "../object/object.ts";
+import type { HelmChart, KubeObject } from "../object/object.ts";
 import { requireTool, runTool, type ToolSettings } from "./tools.ts";
 
-/** An app's chart: paths are repository paths, or the chart comes from a Helm repository / OCI registry. */
-export interface HelmOptions {
-  /** A chart directory in the repository, a chart's name in `repo`, or `oci://host/path/name`. */
-  chart: string;
-  /** HTTP(S) Helm repository the chart is pulled from. */
-  repo?: string;
-  /** Version or semver constraint of a remote chart. */
-  version?: string;
-  /** Basic auth of the repository or registry; the password is read from the file. */
-  auth?: { username: string; passwordFile: string };
-  /** CA bundle for the repository's or registry's certificate. */
-  caFile?: string;
-  /** Values files, applied in order. */
-  values?: string[];
-  /** `--set` values: dotted keys as helm reads them. */
-  set?: Record<string, string | number | boolean>;
-  /** Default: the app name. */
-  releaseName?: string;
-}
+/** An app's chart (the shared shape of berth.yaml's `helm:`). */
+export type HelmOptions = HelmChart;
 
 /** `helm template` of the chart in the materialised repository `root`; returns the YAML it printed. */
 export async function helmTemplate(

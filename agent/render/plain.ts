@@ -6,20 +6,10 @@ import { canonicalJson, sha256Hex } from "../object/canonical.ts";
 import { messageOf } from "../object/errors.ts";
 import { type KubeObject, type ObjectRef, refOf } from "../object/object.ts";
 import type { Snapshot } from "../object/snapshot.ts";
-import { type FileRender, type FileRenderLimits, renderFileBytes } from "./render-file.ts";
+import { type FileRender, type FileRenderLimits, type RenderLimits, renderFileBytes } from "./render-file.ts";
 import { walkManifests } from "./walk.ts";
 
-/** Bounds on what one app may render; hostile repositories hit these, not the agent's memory. */
-export interface RenderLimits {
-  /** Bytes per file (default 2 MiB). */
-  maxFileBytes: number;
-  /** Documents (and List items) per app (default 10000). */
-  maxDocuments: number;
-  /** Alias expansions per YAML document (yaml's maxAliasCount, default 100). */
-  maxAliases: number;
-  /** Nesting depth of one document (default 200). */
-  maxDepth: number;
-}
+export type { RenderLimits } from "./render-file.ts";
 
 /** The limits used when none are given. */
 export const DEFAULT_RENDER_LIMITS: RenderLimits = {

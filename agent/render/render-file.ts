@@ -7,12 +7,20 @@ import type { KubeObject } from "../object/object.ts";
 import { classifyDocument } from "./kube-object.ts";
 import { type ParsedDocument, parseJsonFile, parseYamlFile } from "./parse-manifests.ts";
 
-/** What one file may use: the app's limits and the documents left in its budget. */
-export interface FileRenderLimits {
+/** Bounds on what one app may render; hostile repositories hit these, not the agent's memory. */
+export interface RenderLimits {
+  /** Bytes per file (default 2 MiB). */
   maxFileBytes: number;
+  /** Documents (and List items) per app (default 10000). */
   maxDocuments: number;
+  /** Alias expansions per YAML document (yaml's maxAliasCount, default 100). */
   maxAliases: number;
+  /** Nesting depth of one document (default 200). */
   maxDepth: number;
+}
+
+/** What one file may use: the app's limits and the documents left in its budget. */
+export interface FileRenderLimits extends RenderLimits {
   /** Documents (and List items) this file may still add. */
   budget: number;
 }
