@@ -1,6 +1,6 @@
 /**
  * The meta table and upkeep of the whole file: garbage collection with the space it returns, when it last
- * ran, and the preflight write that proves the ledger can record.
+ * ran, the preflight write that proves the ledger can record, and small agent state kept across restarts.
  */
 import { BerthError } from "../../object/errors.ts";
 import { collectGarbage, type GcOptions, type GcReport } from "../retention.ts";
