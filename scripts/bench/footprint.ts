@@ -207,11 +207,21 @@ if (!argv.includes("--no-live")) {
     return {
       seconds: sum(/^berth_reconcile_duration_seconds_sum\{/),
       passes: sum(/^berth_reconcile_duration_seconds_count\{/),
-      requests: sum(/^berth_kube_requests_total\{/),
+      // Watch requests re-open every 20 s per kind (the view's stall detection): counted apart from the resync's.
+      requests: sum(/^berth_kube_requests_total\{verb="(?!watch")/),
+      watches: sum(/^berth_kube_requests_total\{verb="watch"/),
     };
   }
 
-  const r: Record<string, number[]> = { ready: [], idleOne: [], peak: [], idle: [], noop: [], noopReq: [] };
+  const r: Record<string, number[]> = {
+    ready: [],
+    idleOne: [],
+    peak: [],
+    idle: [],
+    noop: [],
+    noopReq: [],
+    noopWatch: [],
+  };
   const loads: string[] = [];
   try {
     const oneUrl = git.createRepo("one");
@@ -234,13 +244,14 @@ if (!argv.includes("--no-live")) {
       r.idleOne?.push(statusMb(a.child.pid ?? 0, "VmRSS"));
       await stop(a.child);
 
-      // 1,000 objects, resynced every 2 s.
+      // 1,000 objects, resynced every 2 s. The app's name differs per run: its label selector would otherwise
+      // also watch the previous run's objects, still being deleted with their namespace.
       const repo = `k${run}`;
       const url = git.createRepo(repo);
       git.commit(repo, tree1000(ns, "1"));
       const b = await start(
         writeConfig(
-          `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 2s}\napps:\n  - {name: bench, path: app, timeout: 5m}\nledger: {path: $DIR/ledger.db}\napi: {listen: "127.0.0.1:0", anonymousRead: true}\n`,
+          `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 2s}\napps:\n  - {name: bench-${run}, path: app, timeout: 5m}\nledger: {path: $DIR/ledger.db}\napi: {listen: "127.0.0.1:0", anonymousRead: true}\n`,
         ),
       );
       r.peak?.push(statusMb(b.child.pid ?? 0, "VmHWM"));
@@ -255,6 +266,7 @@ if (!argv.includes("--no-live")) {
       r.idle?.push(median(samples));
       if (m1.passes > m0.passes) r.noop?.push((m1.seconds - m0.seconds) / (m1.passes - m0.passes));
       r.noopReq?.push(m1.requests - m0.requests);
+      r.noopWatch?.push(m1.watches - m0.watches);
       await stop(b.child);
       try {
         kubectl(cluster, "delete", "namespace", ns, `${ns}-one`, "--wait=false", "--ignore-not-found");
@@ -270,4 +282,5 @@ if (!argv.includes("--no-live")) {
   emit("idle_rss_1000_watched_mb", r.idle ?? [], "MB", extra);
   emit("warm_noop_resync_1000_s", r.noop ?? [], "s", extra);
   emit("warm_noop_resync_1000_api_requests", r.noopReq ?? [], "requests", extra);
+  emit("watch_requests_in_noop_window", r.noopWatch ?? [], "requests", extra);
 }
