@@ -204,7 +204,13 @@ if (!argv.includes("--no-live")) {
         .split("\n")
         .filter((l) => re.test(l))
         .reduce((a, l) => a + Number(l.split(" ").at(-1)), 0);
+    const byVerb: Record<string, number> = {};
+    for (const l of text.split("\n")) {
+      const verb = /^berth_kube_requests_total\{verb="([^"]+)"/.exec(l)?.[1];
+      if (verb) byVerb[verb] = (byVerb[verb] ?? 0) + Number(l.split(" ").at(-1));
+    }
     return {
+      byVerb,
       seconds: sum(/^berth_reconcile_duration_seconds_sum\{/),
       passes: sum(/^berth_reconcile_duration_seconds_count\{/),
       // Watch requests re-open every 20 s per kind (the view's stall detection): counted apart from the resync's.
@@ -223,6 +229,8 @@ if (!argv.includes("--no-live")) {
     noopWatch: [],
   };
   const loads: string[] = [];
+  /** Each run's requests in the no-op window, by verb (the count above is their sum without watch). */
+  const verbs: Array<Record<string, number>> = [];
   try {
     const oneUrl = git.createRepo("one");
     for (let run = 0; run < RUNS; run++) {
@@ -267,6 +275,13 @@ if (!argv.includes("--no-live")) {
       if (m1.passes > m0.passes) r.noop?.push((m1.seconds - m0.seconds) / (m1.passes - m0.passes));
       r.noopReq?.push(m1.requests - m0.requests);
       r.noopWatch?.push(m1.watches - m0.watches);
+      verbs.push(
+        Object.fromEntries(
+          Object.entries(m1.byVerb)
+            .map(([verb, n]) => [verb, n - (m0.byVerb[verb] ?? 0)])
+            .filter(([, n]) => n !== 0),
+        ),
+      );
       await stop(b.child);
       try {
         kubectl(cluster, "delete", "namespace", ns, `${ns}-one`, "--wait=false", "--ignore-not-found");
@@ -281,6 +296,6 @@ if (!argv.includes("--no-live")) {
   emit("peak_rss_first_sync_1000_mb", r.peak ?? [], "MB", extra);
   emit("idle_rss_1000_watched_mb", r.idle ?? [], "MB", extra);
   emit("warm_noop_resync_1000_s", r.noop ?? [], "s", extra);
-  emit("warm_noop_resync_1000_api_requests", r.noopReq ?? [], "requests", extra);
+  emit("warm_noop_resync_1000_api_requests", r.noopReq ?? [], "requests", { ...extra, by_verb: verbs });
   emit("watch_requests_in_noop_window", r.noopWatch ?? [], "requests", extra);
 }
