@@ -64,12 +64,6 @@ interface Slot {
  */
 export const WORKER_IDLE_MS = 30_000;
 
-/**
- * Files up to this size are parsed in this thread: a few milliseconds at most (limits bound aliases), less than
- * a message to a worker costs, and an agent whose files are all small never starts a worker VM (memory, start).
- */
-export const INLINE_BYTES = 16 * 1024;
-
 /** A small pool of parse workers, started on first use, unreferenced while idle (they never keep a CLI alive). */
 export class ParsePool {
   private readonly slots: Slot[] = [];
@@ -81,21 +75,13 @@ export class ParsePool {
 
   private readonly size: number;
   private readonly idleMs: number;
-  private readonly inlineBytes: number;
   private readonly onFallback: ((why: string) => void) | undefined;
 
   constructor(
-    options: {
-      size?: number;
-      idleMs?: number;
-      inlineBytes?: number;
-      onFallback?: (why: string) => void;
-      workerUrl?: URL;
-    } = {},
+    options: { size?: number; idleMs?: number; onFallback?: (why: string) => void; workerUrl?: URL } = {},
   ) {
     this.size = options.size ?? 2;
     this.idleMs = options.idleMs ?? WORKER_IDLE_MS;
-    this.inlineBytes = options.inlineBytes ?? INLINE_BYTES;
     this.onFallback = options.onFallback;
     this.url = options.workerUrl ?? workerUrl();
     if (!this.url) this.fallBack("the parse worker's module was not found");
@@ -103,8 +89,7 @@ export class ParsePool {
 
   /** The FileParser that uses this pool. */
   readonly parse: FileParser = (path, bytes, limits, signal) => {
-    if (this.fallback !== undefined || bytes.length <= this.inlineBytes)
-      return parseInline(path, bytes, limits, signal);
+    if (this.fallback !== undefined) return parseInline(path, bytes, limits, signal);
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise<FileRender>((resolve, reject) => {
       const job: Job = {

@@ -6,7 +6,7 @@ import { attachLarge, detachLarge } from "../../agent/render/chunked.ts";
 import { fastParseYaml } from "../../agent/render/fast-yaml.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { parseYamlFile, parseYamlWithPackage, SCALAR_TAGS } from "../../agent/render/parse-manifests.ts";
-import { INLINE_BYTES, ParsePool } from "../../agent/render/parse-pool.ts";
+import { ParsePool } from "../../agent/render/parse-pool.ts";
 import { DEFAULT_RENDER_LIMITS, digestOfObjects, parseInline, render } from "../../agent/render/render.ts";
 
 const roots: string[] = [];
@@ -389,26 +389,8 @@ describe("huge files", () => {
     }
   }, 120_000);
 
-  test("a file up to INLINE_BYTES is parsed in this thread; a larger one starts a worker", async () => {
-    const pool = new ParsePool({ size: 1 });
-    const workers = () => (pool as unknown as { slots: unknown[] }).slots.length;
-    try {
-      const small = new TextEncoder().encode(cm("a"));
-      const parsed = await pool.parse("a.yaml", small, FILE_LIMITS);
-      expect(parsed).toEqual(await parseInline("a.yaml", small, FILE_LIMITS));
-      expect(workers()).toBe(0);
-      const large = new TextEncoder().encode(hugeConfigMap(2_000));
-      expect(large.length).toBeGreaterThan(INLINE_BYTES);
-      const big = await pool.parse("big.yaml", large, FILE_LIMITS);
-      expect(Object.keys(big.objects[0]?.object.data as object)).toHaveLength(2_000);
-      expect(workers()).toBe(1);
-    } finally {
-      await pool.close();
-    }
-  }, 60_000);
-
   test("an idle worker is stopped after idleMs; the next parse starts one again", async () => {
-    const pool = new ParsePool({ size: 1, idleMs: 100, inlineBytes: 0 });
+    const pool = new ParsePool({ size: 1, idleMs: 100 });
     const workers = () => (pool as unknown as { slots: unknown[] }).slots.length;
     try {
       const first = await pool.parse("a.yaml", new TextEncoder().encode(cm("a")), FILE_LIMITS);
@@ -425,7 +407,7 @@ describe("huge files", () => {
   }, 60_000);
 
   test("an aborted parse stops its worker at once; the next parse gets a new one", async () => {
-    const pool = new ParsePool({ size: 1, inlineBytes: 0 });
+    const pool = new ParsePool({ size: 1 });
     try {
       const bytes = new TextEncoder().encode(hugeConfigMap(150_000));
       const abort = new AbortController();
@@ -442,7 +424,6 @@ describe("huge files", () => {
   test("when no worker can start, files are parsed in this thread and the reason is given", async () => {
     const reasons: string[] = [];
     const pool = new ParsePool({
-      inlineBytes: 0,
       workerUrl: new URL("file:///nonexistent/parse-worker.js"),
       onFallback: (why) => reasons.push(why),
     });
