@@ -99,12 +99,19 @@ export class DriftWatcher {
   private async handle(change: DriftChange, seenAt: number): Promise<void> {
     const { app, ref } = change;
     try {
+      const inInventory = () => this.deps.inventory(app).find((i) => objectId(i.ref) === objectId(ref));
+      let owned: ReturnType<typeof inInventory>;
       let after = change.after;
-      // Gone from the watch: deleted, or relabelled out of berth's selector (then its fields tell who).
-      if (!after && change.before) after = await this.deps.get(ref, app);
+      // Gone from the watch: deleted, or relabelled out of berth's selector (then its fields tell who). Asked
+      // only of an owned object: a prune's deletion (or a same-named app's elsewhere) costs no request.
+      if (!after && change.before) {
+        owned = inInventory();
+        if (!owned) return;
+        after = await this.deps.get(ref, app);
+      }
       const finding = detectDrift(ref, change.before, after);
       if (!finding) return;
-      const owned = this.deps.inventory(app).find((i) => objectId(i.ref) === objectId(ref));
+      owned ??= inInventory();
       if (!owned) return; // pruned or no longer desired: not drift
       await this.act(app, finding, owned.digest, seenAt);
     } catch (err) {

@@ -129,6 +129,13 @@ export interface Plan {
   holds?: PlanHold[];
 }
 
+/**
+ * Each rendered object's planned copy (labelled, namespace defaulted, digested), by app and what shaped it. A
+ * render reused from the render cache hands the plan the same objects again, so an unchanged app is not cloned
+ * and digested on every resync; nothing modifies a planned object after the plan.
+ */
+const prepared = new WeakMap<KubeObject, { key: string; obj: KubeObject }>();
+
 /** Builds the plan; never writes (only dry-run applies). */
 export async function plan(input: PlanInput, cluster: PlanCluster, concurrency = 16): Promise<Plan> {
   const errors: PlanProblem[] = [];
@@ -137,11 +144,14 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
   const inventoryIds = new Set(input.inventory.map((i) => objectId(i.ref)));
 
   for (const { object, source } of input.desired) {
-    const obj = withOwnership(structuredClone(object), input.app.name);
-    const { group, version } = splitApiVersion(obj.apiVersion);
-    const gvk = `${group}/${version}/${obj.kind}`;
+    const { group, version } = splitApiVersion(object.apiVersion);
+    const gvk = `${group}/${version}/${object.kind}`;
     const info =
-      cluster.resource(group, version, obj.kind) ?? crdKinds.get(gvk) ?? input.after?.kinds.get(gvk);
+      cluster.resource(group, version, object.kind) ?? crdKinds.get(gvk) ?? input.after?.kinds.get(gvk);
+    const key = `${input.app.name}\u0000${input.app.namespace ?? ""}\u0000${info?.namespaced}`;
+    const memo = prepared.get(object);
+    const reused = memo?.key === key ? memo.obj : undefined;
+    const obj = reused ?? withOwnership(structuredClone(object), input.app.name);
     const ref0 = refOf(obj);
     if (!info) {
       errors.push({
@@ -183,7 +193,10 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
       continue;
     }
     // The digest covers the final manifest (namespace defaulted), so a replay of it digests the same.
-    withAppliedDigest(obj);
+    if (!reused) {
+      withAppliedDigest(obj);
+      prepared.set(object, { key, obj });
+    }
     const ref = refOf(obj);
     const id = objectId(ref);
     const twin = byId.get(id);
@@ -217,13 +230,14 @@ export async function plan(input: PlanInput, cluster: PlanCluster, concurrency =
 
   const desired = [...byId.values()];
   const missingNamespaces = new Set<string>();
+  const creates = {
+    after: input.after,
+    keep: input.keepMerged === true,
+    namespaces: new Set(desired.filter((d) => d.ref.kind === "Namespace").map((d) => d.ref.name)),
+  };
   await mapLimit(desired, concurrency, async (change) => {
     try {
-      await compareWithLive(change, cluster, input.app.force, input.live, missingNamespaces, {
-        after: input.after,
-        keep: input.keepMerged === true,
-        namespaces: new Set(desired.filter((d) => d.ref.kind === "Namespace").map((d) => d.ref.name)),
-      });
+      await compareWithLive(change, cluster, input.app.force, input.live, missingNamespaces, creates);
       const conflict = ownershipConflict(change, input.app.name, input.ownerOf);
       if (conflict) throw new Error(conflict);
     } catch (err) {

@@ -119,9 +119,28 @@ export class RuleHealthJudge implements HealthAssessor {
     private readonly fallback: HealthAssessor,
   ) {}
 
+  /**
+   * Current verdicts by object, with the rules that gave them: a watch view hands the same object until it
+   * changes, so a resync of healthy objects evaluates nothing. (Only Current: a Pod's pending verdict moves
+   * with the clock.)
+   */
+  private readonly current = new WeakMap<
+    KubeObject,
+    { rules: readonly HealthRule[]; verdict: HealthVerdict }
+  >();
+
   /** The health of one live object. */
   assess(obj: KubeObject): HealthVerdict {
-    const rule = ruleFor(this.rules(), obj);
+    const rules = this.rules();
+    const known = this.current.get(obj);
+    if (known?.rules === rules) return known.verdict;
+    const verdict = this.judge(rules, obj);
+    if (verdict.status === "Current") this.current.set(obj, { rules, verdict });
+    return verdict;
+  }
+
+  private judge(rules: readonly HealthRule[], obj: KubeObject): HealthVerdict {
+    const rule = ruleFor(rules, obj);
     const verdict = rule ? evaluateHealthRule(rule, obj) : this.fallback.assess(obj);
     // "no condition of health rule apps-deployment is true yet" says nothing to a reader: say what it waits for.
     if (verdict.status !== "InProgress" || !this.fallback.describe) return verdict;

@@ -204,15 +204,33 @@ if (!argv.includes("--no-live")) {
         .split("\n")
         .filter((l) => re.test(l))
         .reduce((a, l) => a + Number(l.split(" ").at(-1)), 0);
+    const byVerb: Record<string, number> = {};
+    for (const l of text.split("\n")) {
+      const verb = /^berth_kube_requests_total\{verb="([^"]+)"/.exec(l)?.[1];
+      if (verb) byVerb[verb] = (byVerb[verb] ?? 0) + Number(l.split(" ").at(-1));
+    }
     return {
+      byVerb,
       seconds: sum(/^berth_reconcile_duration_seconds_sum\{/),
       passes: sum(/^berth_reconcile_duration_seconds_count\{/),
-      requests: sum(/^berth_kube_requests_total\{/),
+      // Watch requests re-open every 20 s per kind (the view's stall detection): counted apart from the resync's.
+      requests: sum(/^berth_kube_requests_total\{verb="(?!watch")/),
+      watches: sum(/^berth_kube_requests_total\{verb="watch"/),
     };
   }
 
-  const r: Record<string, number[]> = { ready: [], idleOne: [], peak: [], idle: [], noop: [], noopReq: [] };
+  const r: Record<string, number[]> = {
+    ready: [],
+    idleOne: [],
+    peak: [],
+    idle: [],
+    noop: [],
+    noopReq: [],
+    noopWatch: [],
+  };
   const loads: string[] = [];
+  /** Each run's requests in the no-op window, by verb (the count above is their sum without watch). */
+  const verbs: Array<Record<string, number>> = [];
   try {
     const oneUrl = git.createRepo("one");
     for (let run = 0; run < RUNS; run++) {
@@ -234,13 +252,14 @@ if (!argv.includes("--no-live")) {
       r.idleOne?.push(statusMb(a.child.pid ?? 0, "VmRSS"));
       await stop(a.child);
 
-      // 1,000 objects, resynced every 2 s.
+      // 1,000 objects, resynced every 2 s. The app's name differs per run: its label selector would otherwise
+      // also watch the previous run's objects, still being deleted with their namespace.
       const repo = `k${run}`;
       const url = git.createRepo(repo);
       git.commit(repo, tree1000(ns, "1"));
       const b = await start(
         writeConfig(
-          `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 2s}\napps:\n  - {name: bench, path: app, timeout: 5m}\nledger: {path: $DIR/ledger.db}\napi: {listen: "127.0.0.1:0", anonymousRead: true}\n`,
+          `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 2s}\napps:\n  - {name: bench-${run}, path: app, timeout: 5m}\nledger: {path: $DIR/ledger.db}\napi: {listen: "127.0.0.1:0", anonymousRead: true}\n`,
         ),
       );
       r.peak?.push(statusMb(b.child.pid ?? 0, "VmHWM"));
@@ -255,6 +274,14 @@ if (!argv.includes("--no-live")) {
       r.idle?.push(median(samples));
       if (m1.passes > m0.passes) r.noop?.push((m1.seconds - m0.seconds) / (m1.passes - m0.passes));
       r.noopReq?.push(m1.requests - m0.requests);
+      r.noopWatch?.push(m1.watches - m0.watches);
+      verbs.push(
+        Object.fromEntries(
+          Object.entries(m1.byVerb)
+            .map(([verb, n]) => [verb, n - (m0.byVerb[verb] ?? 0)])
+            .filter(([, n]) => n !== 0),
+        ),
+      );
       await stop(b.child);
       try {
         kubectl(cluster, "delete", "namespace", ns, `${ns}-one`, "--wait=false", "--ignore-not-found");
@@ -269,5 +296,6 @@ if (!argv.includes("--no-live")) {
   emit("peak_rss_first_sync_1000_mb", r.peak ?? [], "MB", extra);
   emit("idle_rss_1000_watched_mb", r.idle ?? [], "MB", extra);
   emit("warm_noop_resync_1000_s", r.noop ?? [], "s", extra);
-  emit("warm_noop_resync_1000_api_requests", r.noopReq ?? [], "requests", extra);
+  emit("warm_noop_resync_1000_api_requests", r.noopReq ?? [], "requests", { ...extra, by_verb: verbs });
+  emit("watch_requests_in_noop_window", r.noopWatch ?? [], "requests", extra);
 }

@@ -81,8 +81,11 @@ const attempts = async (agent: Agent) => {
   const m = await agent.metrics("berth_reconcile_duration_seconds_count");
   return new Map([...m].map(([k, v]) => [/app="([^"]+)"/.exec(k)?.[1] ?? k, v]));
 };
+// Watch requests (each kind's watch re-opens every 20 s) keep the view, not the resync: left out of the count.
 const kubeRequests = async (agent: Agent) =>
-  [...(await agent.metrics("berth_kube_requests_total")).values()].reduce((a, b) => a + b, 0);
+  [...(await agent.metrics("berth_kube_requests_total"))]
+    .filter(([key]) => !key.includes('verb="watch"'))
+    .reduce((a, [, n]) => a + n, 0);
 
 async function measure(shape: { objects: number; apps: number }, run: number) {
   const per = Math.floor(shape.objects / shape.apps);
@@ -90,7 +93,8 @@ async function measure(shape: { objects: number; apps: number }, run: number) {
   const url = git.createRepo(tag);
   const files: Record<string, string> = {};
   const apps = Array.from({ length: shape.apps }, (_, a) => ({
-    name: `app-${a}`,
+    // Unique per run: a reused name's label selector would also watch the last run's objects being deleted.
+    name: `${tag}-${a}`,
     path: `apps/app-${a}`,
     ns: `${tag}-${a}`,
   }));
