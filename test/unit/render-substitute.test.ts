@@ -50,6 +50,21 @@ describe("substituteObject()", () => {
     expect(out.spec.replicas).toBe(3);
   });
 
+  test("quotes around a reference do not keep a string (as in Flux); ${quote}…${quote} does", () => {
+    const cm = (data: Record<string, string>) => ({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "c", namespace: "ns" },
+      data,
+    });
+    const quoting = new Map([...vars, ["quote", '"']]);
+    // The manifest's quotes are gone once parsed (kustomize drops them too): the value becomes a number.
+    expect((substituteObject(cm({ port: "${N}" }) as never, quoting) as any).data.port).toBe(3);
+    expect((substituteObject(cm({ port: "${quote}${N}${quote}" }) as never, quoting) as any).data.port).toBe(
+      "3",
+    );
+  });
+
   test("the opt-out label or annotation leaves the object as it is", () => {
     for (const where of ["labels", "annotations"]) {
       const opted = {
