@@ -150,10 +150,8 @@ const list = (json: unknown): Json[] => (Array.isArray(json) ? (json as Json[]) 
 const str = (v: unknown): string => (typeof v === "string" ? v : "");
 const num = (v: unknown): number => (typeof v === "number" ? v : 0);
 
-/** Gitea API v1 (its swagger: /api/swagger). */
-const gitea: Dialect = {
-  pageSize: 50,
-  headers: (token) => ({ authorization: `token ${token}`, accept: "application/json" }),
+/** Requests Gitea and GitHub share (Gitea's API follows GitHub's for statuses and issue comments). */
+const githubShaped: Pick<Dialect, "setStatus" | "createComment" | "updateComment" | "comments"> = {
   setStatus: (repo, s) => ({
     method: "POST",
     path: `/repos/${ownerRepo(repo)}/statuses/${enc(s.sha)}`,
@@ -163,10 +161,6 @@ const gitea: Dialect = {
       description: s.description,
       ...(s.targetUrl ? { target_url: s.targetUrl } : {}),
     },
-  }),
-  listComments: (repo, pr, page) => ({
-    method: "GET",
-    path: `/repos/${ownerRepo(repo)}/issues/${pr}/comments?page=${page}&limit=50`,
   }),
   createComment: (repo, pr, body) => ({
     method: "POST",
@@ -178,17 +172,29 @@ const gitea: Dialect = {
     path: `/repos/${ownerRepo(repo)}/issues/comments/${id}`,
     body: { body },
   }),
+  comments: (json) => list(json).map((c) => ({ id: num(c.id), body: str(c.body) })),
+};
+
+/** Gitea API v1 (its swagger: /api/swagger). */
+const gitea: Dialect = {
+  ...githubShaped,
+  pageSize: 50,
+  headers: (token) => ({ authorization: `token ${token}`, accept: "application/json" }),
+  listComments: (repo, pr, page) => ({
+    method: "GET",
+    path: `/repos/${ownerRepo(repo)}/issues/${pr}/comments?page=${page}&limit=50`,
+  }),
   // Gitea has no "pulls of a commit" endpoint for heads: list the open ones and match the head.
   pullsForHead: (repo, _sha, page) => ({
     method: "GET",
     path: `/repos/${ownerRepo(repo)}/pulls?state=open&page=${page}&limit=50`,
   }),
-  comments: (json) => list(json).map((c) => ({ id: num(c.id), body: str(c.body) })),
   pulls: (json, sha) => githubLikePulls(list(json)).filter((p) => p.headSha === sha),
 };
 
 /** GitHub REST API (api.github.com, or GitHub Enterprise Server's /api/v3). */
 const github: Dialect = {
+  ...githubShaped,
   pageSize: 100,
   headers: (token) => ({
     authorization: `Bearer ${token}`,
@@ -196,35 +202,14 @@ const github: Dialect = {
     "x-github-api-version": "2022-11-28",
     "user-agent": "berth",
   }),
-  setStatus: (repo, s) => ({
-    method: "POST",
-    path: `/repos/${ownerRepo(repo)}/statuses/${enc(s.sha)}`,
-    body: {
-      state: s.state,
-      context: s.context,
-      description: s.description,
-      ...(s.targetUrl ? { target_url: s.targetUrl } : {}),
-    },
-  }),
   listComments: (repo, pr, page) => ({
     method: "GET",
     path: `/repos/${ownerRepo(repo)}/issues/${pr}/comments?per_page=100&page=${page}`,
-  }),
-  createComment: (repo, pr, body) => ({
-    method: "POST",
-    path: `/repos/${ownerRepo(repo)}/issues/${pr}/comments`,
-    body: { body },
-  }),
-  updateComment: (repo, _pr, id, body) => ({
-    method: "PATCH",
-    path: `/repos/${ownerRepo(repo)}/issues/comments/${id}`,
-    body: { body },
   }),
   pullsForHead: (repo, sha, page) => ({
     method: "GET",
     path: `/repos/${ownerRepo(repo)}/commits/${enc(sha)}/pulls?per_page=100&page=${page}`,
   }),
-  comments: (json) => list(json).map((c) => ({ id: num(c.id), body: str(c.body) })),
   // The endpoint also lists pulls that merely contain the commit: keep those it heads.
   pulls: (json, sha) => githubLikePulls(list(json)).filter((p) => p.headSha === sha && p.number > 0),
 };
