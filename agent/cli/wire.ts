@@ -17,6 +17,7 @@ import { type DriftReport, DriftWatcher } from "../drift/drift.ts";
 import { DriftPolicy } from "../drift/policy.ts";
 import { EventBus } from "../engine/events.ts";
 import type { Logger } from "../engine/log.ts";
+import type { SourceView } from "../engine/loop.ts";
 import { Metrics } from "../engine/metrics.ts";
 import type {
   EngineDeps,
@@ -51,6 +52,7 @@ import { matchRefs, pullRequestOf } from "../source/refs.ts";
 import { isSshUrl, SshSource } from "../source/ssh-source.ts";
 import { VerifiedSource } from "../source/verify.ts";
 import { commentOutlet, outboxPreviewReporter } from "./preview-reporter.ts";
+import { chartSources, configuredSourceStates } from "./source-watch.ts";
 
 /** Global flags every command accepts. */
 export interface GlobalFlags {
@@ -429,6 +431,7 @@ export function renderPortFor(
     // Beside the Git cache: charts from Helm repositories and OCI registries, content-addressed.
     chartCache,
     ...(log ? { log: (level, message, fields) => log.log(level, message, fields) } : {}),
+    onChartSource: (source, error) => chartSources.report(source, error),
   };
   // varsFrom ConfigMaps and Secrets are read as the app (its ServiceAccount): no reading what it may not.
   const envFor = (app: string): RenderEnvironment => {
@@ -576,12 +579,12 @@ export interface NotifyWiring {
   onDrift: (r: DriftReport) => void;
   /** An approval made through the API. */
   onApproved: (a: { app: string; revision: string; by: string; expiresAt: string }) => void;
-  /** Starts watching the Git source's reachability (SourceUnreachable / SourceRecovered). */
-  watchSource(view: { gitUnreachableSince: string | undefined; gitError: string | undefined }): void;
+  /** Starts watching the sources' reachability: each source of berth.yaml and each chart repository. */
+  watchSource(view: { sourceView(name: string): SourceView | undefined }): void;
   close(): Promise<void>;
 }
 
-/** Milliseconds between looks at the Git source's reachability. */
+/** Milliseconds between looks at the sources' reachability. */
 const SOURCE_WATCH_MS = 5000;
 
 /**
@@ -684,11 +687,8 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
     if (sourceTimer || receivers.length === 0) return;
     sourceTimer = setInterval(() => {
       try {
-        notifier.onSource({
-          url: w.source.url,
-          unreachableSince: view.gitUnreachableSince,
-          error: view.gitError,
-        });
+        for (const state of [...configuredSourceStates(w.config.sources, view), ...chartSources.list()])
+          notifier.onSource(state);
       } catch (err) {
         log.log("error", "notify: could not queue a notification", { error: messageOf(err) });
       }

@@ -42,6 +42,16 @@ export interface NotifyEvent {
   since: string;
   /** A reminder of a failure already notified (repeatInterval passed). */
   repeat: boolean;
+  /** The source of a SourceUnreachable/SourceRecovered event. */
+  source?: SourceRef;
+}
+
+/** A source berth reads: a Git or OCI source of berth.yaml (by its name), or a chart repository of an app. */
+export interface SourceRef {
+  /** The name in `sources:` (`default` for `source:`); for a chart source, where it is (`helm repository …`). */
+  name: string;
+  kind: "git" | "oci" | "chart";
+  url: string;
 }
 
 /** Failure reasons whose recovery is notified, and what the recovery is called. */
@@ -99,8 +109,8 @@ const SUMMARY: Record<NotifyReason, string> = {
   DriftHealFailed: "drift detected; healing failed",
   ReplayDone: "replay done",
   Approved: "approved",
-  SourceUnreachable: "Git source unreachable",
-  SourceRecovered: "Git source reachable again",
+  SourceUnreachable: "unreachable",
+  SourceRecovered: "reachable again",
 };
 
 /** Builds the event of a ledger entry (reason chosen by the caller: a failure, a recovery or a replay). */
@@ -189,14 +199,30 @@ export function approvedEvent(
   };
 }
 
-/** The Git source has not answered since `since` (SourceUnreachable), or answers again (SourceRecovered). */
+const SOURCE_KIND: Record<SourceRef["kind"], string> = {
+  git: "Git source",
+  oci: "OCI source",
+  chart: "chart source",
+};
+
+/** How a message names a source: `Git source https://…`, `OCI source "charts" oci://…`, `chart source helm repository https://…`. */
+export function sourceLabel(s: SourceRef): string {
+  if (s.kind === "chart") return `${SOURCE_KIND.chart} ${s.name}`;
+  return `${SOURCE_KIND[s.kind]}${s.name === "default" ? "" : ` "${s.name}"`} ${s.url}`;
+}
+
+/** A source has not answered since `since` (SourceUnreachable), or answers again (SourceRecovered). */
 export function sourceEvent(
   reason: "SourceUnreachable" | "SourceRecovered",
-  s: { url: string; since: string; error: string },
+  s: SourceRef & { since: string; error: string },
   link: string,
   now = Date.now(),
 ): NotifyEvent {
   const minutes = Math.max(1, Math.round((now - Date.parse(s.since)) / 60_000));
+  const reached =
+    s.kind === "chart"
+      ? "its apps render the last chart pulled, from the cache (or fail without one)"
+      : "every app keeps its last good commit applied";
   return {
     reason,
     severity: severityOf(reason),
@@ -205,16 +231,14 @@ export function sourceEvent(
     commit: { sha: "", subject: "", author: "" },
     summary:
       reason === "SourceUnreachable"
-        ? `${SUMMARY[reason]} for ${minutes}m: ${s.url}`
-        : `${SUMMARY[reason]} after ${minutes}m: ${s.url}`,
-    message:
-      reason === "SourceUnreachable"
-        ? `${s.error}; every app keeps its last good commit applied`
-        : `unreachable since ${s.since}`,
+        ? `${sourceLabel(s)} ${SUMMARY[reason]} for ${minutes}m`
+        : `${sourceLabel(s)} ${SUMMARY[reason]} after ${minutes}m`,
+    message: reason === "SourceUnreachable" ? `${s.error}; ${reached}` : `unreachable since ${s.since}`,
     objects: [],
     link,
     at: new Date(now).toISOString(),
     since: s.since,
     repeat: false,
+    source: { name: s.name, kind: s.kind, url: s.url },
   };
 }

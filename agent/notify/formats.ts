@@ -169,6 +169,8 @@ export function alertmanager(e: NotifyEvent, ttlMs: number, now: number): unknow
     alertname: drift ? "BerthDrift" : source ? "BerthSourceUnreachable" : "BerthAppFailing",
     app: e.app,
     ...(drift ? { object: e.objects[0]?.subject ?? "" } : {}),
+    // One alert per source: each outage starts, and resolves, on its own.
+    ...(source && e.source ? { source: e.source.name } : {}),
   };
   // The label set is the alert's identity: severity varies with the reason, so it is an annotation.
   const annotations: Record<string, string> = {

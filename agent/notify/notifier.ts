@@ -16,12 +16,21 @@ import type { ReceiverConfig } from "../config/notify.ts";
 import { type Driver, openDriver } from "../ledger/driver.ts";
 import type { LedgerEntry } from "../ledger/entry.ts";
 import { messageOf } from "../object/errors.ts";
-import { entryEvent, type NotifyEvent, RECOVERY, reasonOfEntry, sourceEvent } from "./event.ts";
+import {
+  entryEvent,
+  type NotifyEvent,
+  RECOVERY,
+  reasonOfEntry,
+  type SourceRef,
+  sourceEvent,
+} from "./event.ts";
 import { requestFor } from "./formats.ts";
 import { DeliveryError, postJson } from "./http.ts";
 
 const OUTBOX = "notify_outbox";
 const STATE = "notify_state";
+/** Sources in an outage: since when, and which receivers were told (so a restart neither repeats nor forgets). */
+const SOURCES = "notify_source";
 /** Backoff between delivery attempts: doubling from 1 s to 5 min. */
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 300_000;
@@ -117,8 +126,6 @@ export class Notifier {
   private readonly tokens = new Map<string, { tokens: number; at: number }>();
   private readonly now: () => number;
   private readonly lanes: Lane[];
-  /** Receivers told of the current Git outage (in memory: a restart starts a new outage anyway). */
-  private readonly toldUnreachable = new Set<string>();
 
   private constructor(
     private readonly db: Driver,
@@ -152,7 +159,10 @@ export class Notifier {
        CREATE INDEX IF NOT EXISTS ${OUTBOX}_pending ON ${OUTBOX} (receiver, delivered_at, dropped_at, id);
        CREATE TABLE IF NOT EXISTS ${STATE} (
          receiver TEXT NOT NULL, app TEXT NOT NULL, reason TEXT NOT NULL, fingerprint TEXT NOT NULL,
-         since TEXT NOT NULL, last_sent INTEGER NOT NULL, PRIMARY KEY (receiver, app));`,
+         since TEXT NOT NULL, last_sent INTEGER NOT NULL, PRIMARY KEY (receiver, app));
+       CREATE TABLE IF NOT EXISTS ${SOURCES} (
+         source TEXT PRIMARY KEY, kind TEXT NOT NULL, url TEXT NOT NULL, since TEXT NOT NULL,
+         told TEXT NOT NULL DEFAULT '[]');`,
     );
     const n = new Notifier(db, receivers, options);
     n.db.run(`DELETE FROM ${OUTBOX} WHERE delivered_at IS NOT NULL AND delivered_at < ?`, [
@@ -221,49 +231,51 @@ export class Notifier {
   }
 
   /**
-   * Feeds the Git source's state (called every few seconds): a receiver hears of an outage once it has lasted
-   * its `sourceUnreachableAfter`, and of the recovery if it heard of the outage.
+   * Feeds one source's state (called every few seconds per source: each Git or OCI source of berth.yaml,
+   * each chart repository): a receiver hears of an outage once it has lasted its `sourceUnreachableAfter`, and
+   * of the recovery if it heard of the outage. The outage (its start, who was told) is kept in the ledger
+   * file: after a restart in the middle of one, nobody is told twice and the recovery still goes out.
    */
-  onSource(state: { url: string; unreachableSince?: string | undefined; error?: string | undefined }): void {
+  onSource(state: SourceRef & { unreachableSince?: string | undefined; error?: string | undefined }): void {
     const now = this.now();
     const link = this.options.externalURL;
+    const row = this.db.get<{ since: string; told: string }>(
+      `SELECT since, told FROM ${SOURCES} WHERE source = ?`,
+      [sourceKey(state)],
+    );
+    const told = new Set<string>(row ? (JSON.parse(row.told) as string[]) : []);
     if (state.unreachableSince === undefined) {
-      if (this.toldUnreachable.size === 0) return;
-      const since = this.outageSince ?? new Date(now).toISOString();
-      const event = sourceEvent("SourceRecovered", { url: state.url, since, error: "" }, link, now);
+      if (!row) return;
+      const event = sourceEvent("SourceRecovered", { ...state, since: row.since, error: "" }, link, now);
       this.db.transaction(() => {
-        for (const r of this.receivers) if (this.toldUnreachable.has(r.config.name)) this.enqueue(r, event);
+        this.db.run(`DELETE FROM ${SOURCES} WHERE source = ?`, [sourceKey(state)]);
+        for (const r of this.receivers) if (told.has(r.config.name)) this.enqueue(r, event);
       });
-      this.toldUnreachable.clear();
-      this.outageSince = undefined;
-      this.kick();
+      if (told.size > 0) this.kick();
       return;
     }
-    const since = state.unreachableSince;
-    this.outageSince = since;
+    // The outage began at the earlier of what was recorded and what the source says (a restart resets the latter).
+    const since =
+      row && Date.parse(row.since) < Date.parse(state.unreachableSince) ? row.since : state.unreachableSince;
     const due = this.receivers.filter(
-      (r) =>
-        !this.toldUnreachable.has(r.config.name) &&
-        now - Date.parse(since) >= r.config.sourceUnreachableAfter,
+      (r) => !told.has(r.config.name) && now - Date.parse(since) >= r.config.sourceUnreachableAfter,
     );
-    if (due.length === 0) return;
-    const event = sourceEvent(
-      "SourceUnreachable",
-      { url: state.url, since, error: state.error ?? "" },
-      link,
-      now,
-    );
+    if (row && due.length === 0) return;
+    const event = sourceEvent("SourceUnreachable", { ...state, since, error: state.error ?? "" }, link, now);
     this.db.transaction(() => {
       for (const r of due) {
         if (!this.matches(r, event)) continue;
-        this.toldUnreachable.add(r.config.name);
+        told.add(r.config.name);
         this.enqueue(r, event);
       }
+      this.db.run(
+        `INSERT INTO ${SOURCES} (source, kind, url, since, told) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (source) DO UPDATE SET since = excluded.since, told = excluded.told`,
+        [sourceKey(state), state.kind, state.url, since, JSON.stringify([...told])],
+      );
     });
-    this.kick();
+    if (due.length > 0) this.kick();
   }
-
-  private outageSince: string | undefined;
 
   /**
    * Queues a payload for an outlet. A `key` supersedes that outlet's undelivered rows with the same key (a
@@ -479,4 +491,9 @@ export class Notifier {
     b.tokens -= 1;
     return true;
   }
+}
+
+/** A source's row: kind and name (two sources may share a URL, a chart repository has no name of its own). */
+function sourceKey(s: SourceRef): string {
+  return `${s.kind}:${s.name}`;
 }

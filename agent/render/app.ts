@@ -11,7 +11,13 @@ import { type KubeObject, refOf } from "../object/object.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { FsSnapshot } from "./fs-snapshot.ts";
 import { type HelmOptions, helmHooksOf, helmTemplate } from "./helm.ts";
-import { chartSource, type FetchedChart, fetchChartOrCached, isRemoteChart } from "./helm-remote.ts";
+import {
+  ChartUnreachable,
+  chartSource,
+  type FetchedChart,
+  fetchChartOrCached,
+  isRemoteChart,
+} from "./helm-remote.ts";
 import { isKustomization, type KustomizeOptions, kustomizeBuild } from "./kustomize.ts";
 import {
   type DesiredObject,
@@ -54,6 +60,12 @@ export interface RenderEnvironment {
   chartCache?: string;
   /** Where a render says something worth an operator's attention (a chart rendered from the cache). */
   log?: (level: "info" | "warn", message: string, fields: Record<string, unknown>) => void;
+  /**
+   * Told, at each fetch of a remote chart, whether its repository answered (`error` undefined) or could not be
+   * reached (an outage: the cache served, or nothing was cached). Auth, TLS and republished-chart errors are
+   * not outages and are not reported.
+   */
+  onChartSource?: (source: { name: string; url: string }, error: string | undefined) => void;
 }
 
 /** A render result, with what a remote chart resolved to (recorded with the ledger entry). */
@@ -116,7 +128,14 @@ async function renderWithTool(
   let chart: FetchedChart | undefined;
   if (remote) {
     if (!env.chartCache) throw new Error(`${chartSource(remote)}: no chart cache directory is configured`);
-    chart = await fetchChartOrCached(remote, env.chartCache, tools);
+    const where = { name: chartSource(remote), url: remote.repo ?? remote.chart };
+    try {
+      chart = await fetchChartOrCached(remote, env.chartCache, tools);
+    } catch (err) {
+      if (err instanceof ChartUnreachable) env.onChartSource?.(where, messageOf(err));
+      throw err;
+    }
+    env.onChartSource?.(where, chart.via === "offline" ? (chart.unreachable ?? "unreachable") : undefined);
     if (chart.via === "offline")
       env.log?.("warn", "chart source unreachable; rendering the last chart pulled from the cache", {
         app: app.name,

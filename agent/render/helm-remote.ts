@@ -233,12 +233,15 @@ function offlineOr(err: unknown, chart: RemoteChart, resolvedKey: string, cacheD
       via: "offline",
       unreachable: message,
     });
-  return new BerthError(`cannot fetch the chart and none is cached: ${message}`, {
+  return new ChartUnreachable(`cannot fetch the chart and none is cached: ${message}`, {
     subject: chartSource(chart),
     reason: "BuildFailed",
     cause: err,
   });
 }
+
+/** The chart's repository or registry could not be reached (and nothing was cached): an outage, not a mistake. */
+export class ChartUnreachable extends BerthError {}
 
 /** Thrown internally to carry the cached fallback out of the fetch. */
 export class OfflineChart extends Error {

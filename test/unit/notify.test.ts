@@ -376,6 +376,8 @@ describe("outlets, failing deliveries, approvals and the Git source", () => {
     try {
       const since = new Date(clock).toISOString();
       const state = {
+        name: "default",
+        kind: "git" as const,
         url: "https://git.example/infra.git",
         unreachableSince: since,
         error: "connection refused",
@@ -395,13 +397,92 @@ describe("outlets, failing deliveries, approvals and the Git source", () => {
         | undefined;
       const event = body?.event;
       expect(event).toMatchObject({ reason: "SourceUnreachable", severity: "warning", since });
-      expect(event?.summary).toBe("Git source unreachable for 2m: https://git.example/infra.git");
-      n.onSource({ url: state.url, unreachableSince: undefined, error: undefined });
+      expect(event?.summary).toBe("Git source https://git.example/infra.git unreachable for 2m");
+      expect(event?.source).toEqual({ name: "default", kind: "git", url: state.url });
+      n.onSource({ ...state, unreachableSince: undefined, error: undefined });
       await until("the recovery", () => reasons("/hook/src1").length === 2);
       await new Promise((r) => setTimeout(r, 200));
       expect(reasons("/hook/src1")).toEqual(["SourceUnreachable", "SourceRecovered"]);
       // The other receiver's threshold was never reached: it hears of neither.
       expect(reasons("/hook/src2")).toEqual([]);
+    } finally {
+      await n.close();
+    }
+  });
+
+  test("each source's outage is its own, named, and survives a restart of the notifier", async () => {
+    let clock = Date.parse("2026-02-01T00:00:00Z");
+    const path = join(dir, "sources.db");
+    const open = () =>
+      Notifier.open(
+        path,
+        [
+          receiver(
+            { name: "ops", type: "webhook", secret: "s", sourceUnreachableAfter: 60_000 },
+            "/hook/src3",
+          ),
+        ],
+        { externalURL: "https://berth.example", log: () => {}, pollMs: 50, now: () => clock },
+      );
+    const events = () =>
+      rx.received
+        .filter((r) => r.path === "/hook/src3")
+        .map((r) => (r.body as { event: NotifyEvent }).event)
+        .map((e) => `${e.reason} ${e.source?.kind}:${e.source?.name}`);
+    const since = new Date(clock).toISOString();
+    const git = { name: "default", kind: "git" as const, url: "https://git.example/infra.git" };
+    const oci = { name: "charts", kind: "oci" as const, url: "oci://registry.example/charts" };
+    const chart = {
+      name: "helm repository https://charts.example",
+      kind: "chart" as const,
+      url: "https://charts.example",
+    };
+    let n = await open();
+    try {
+      n.onSource({ ...git, unreachableSince: since, error: "connection refused" });
+      n.onSource({ ...oci, unreachableSince: undefined });
+      n.onSource({ ...chart, unreachableSince: since, error: "dial tcp: connection refused" });
+      clock += 120_000;
+      n.onSource({ ...git, unreachableSince: since, error: "connection refused" });
+      n.onSource({ ...oci, unreachableSince: new Date(clock).toISOString(), error: "timeout" });
+      n.onSource({ ...chart, unreachableSince: since, error: "dial tcp: connection refused" });
+      await until("two outages", () => events().length === 2);
+      const summaries = rx.received
+        .filter((r) => r.path === "/hook/src3")
+        .map((r) => (r.body as { event: NotifyEvent }).event.summary);
+      expect(summaries).toEqual([
+        "Git source https://git.example/infra.git unreachable for 2m",
+        "chart source helm repository https://charts.example unreachable for 2m",
+      ]);
+    } finally {
+      await n.close();
+    }
+    // A restart: the sources report outages that seem to begin now; the recorded start wins, nobody hears twice.
+    n = await open();
+    try {
+      clock += 120_000;
+      const now = new Date(clock).toISOString();
+      n.onSource({ ...git, unreachableSince: now, error: "connection refused" });
+      n.onSource({ ...chart, unreachableSince: now, error: "dial tcp: connection refused" });
+      n.onSource({ ...oci, unreachableSince: now, error: "timeout" });
+      await new Promise((r) => setTimeout(r, 200));
+      // The OCI source's outage began 2 minutes ago, before the restart: it is told now, the others not again.
+      n.onSource({ ...git, unreachableSince: now, error: "connection refused" });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(events()).toEqual([
+        "SourceUnreachable git:default",
+        "SourceUnreachable chart:helm repository https://charts.example",
+        "SourceUnreachable oci:charts",
+      ]);
+      n.onSource({ ...chart, unreachableSince: undefined });
+      n.onSource({ ...chart, unreachableSince: undefined });
+      await until("the chart's recovery", () => events().length === 4);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(events()[3]).toBe("SourceRecovered chart:helm repository https://charts.example");
+      const recovered = rx.received.filter((r) => r.path === "/hook/src3").at(-1)?.body as {
+        event: NotifyEvent;
+      };
+      expect(recovered.event.since).toBe(since);
     } finally {
       await n.close();
     }
