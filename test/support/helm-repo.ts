@@ -76,6 +76,7 @@ export class HelmRepoFixture {
     private readonly helm: string,
     readonly url: string,
     server: Server,
+    private readonly serve: () => Server,
   ) {
     this.dir = dir;
     this.charts = join(dir, "charts");
@@ -91,27 +92,29 @@ export class HelmRepoFixture {
     const { helm } = await toolPaths();
     const expected = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString("base64")}`;
     let fixture: HelmRepoFixture | undefined;
-    const server = createServer({ key: readFileSync(tls.key), cert: readFileSync(tls.cert) }, (req, res) => {
-      const path = normalize(decodeURIComponent((req.url ?? "/").split("?")[0] ?? "/"));
-      const status = (code: number) => fixture?.requests.push({ path, status: code });
-      if (req.headers.authorization !== expected) {
-        status(401);
-        res.writeHead(401, { "www-authenticate": 'Basic realm="charts"' }).end("unauthorized\n");
-        return;
-      }
-      try {
-        const body = readFileSync(join(dir, "charts", path));
-        status(200);
-        res.writeHead(200, { "content-type": path.endsWith(".yaml") ? "text/yaml" : "application/gzip" });
-        res.end(body);
-      } catch {
-        status(404);
-        res.writeHead(404).end("not found\n");
-      }
-    });
+    const serve = () =>
+      createServer({ key: readFileSync(tls.key), cert: readFileSync(tls.cert) }, (req, res) => {
+        const path = normalize(decodeURIComponent((req.url ?? "/").split("?")[0] ?? "/"));
+        const status = (code: number) => fixture?.requests.push({ path, status: code });
+        if (req.headers.authorization !== expected) {
+          status(401);
+          res.writeHead(401, { "www-authenticate": 'Basic realm="charts"' }).end("unauthorized\n");
+          return;
+        }
+        try {
+          const body = readFileSync(join(dir, "charts", path));
+          status(200);
+          res.writeHead(200, { "content-type": path.endsWith(".yaml") ? "text/yaml" : "application/gzip" });
+          res.end(body);
+        } catch {
+          status(404);
+          res.writeHead(404).end("not found\n");
+        }
+      });
+    const server = serve();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const port = (server.address() as AddressInfo).port;
-    fixture = new HelmRepoFixture(dir, tls.caFile, helm, `https://127.0.0.1:${port}`, server);
+    fixture = new HelmRepoFixture(dir, tls.caFile, helm, `https://127.0.0.1:${port}`, server, serve);
     return fixture;
   }
 
@@ -148,6 +151,14 @@ export class HelmRepoFixture {
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Brings the repository back on the same port after `stop()`. */
+  async restart(): Promise<void> {
+    if (this.server) return;
+    const server = this.serve();
+    await new Promise<void>((resolve) => server.listen(Number(new URL(this.url).port), "127.0.0.1", resolve));
+    this.server = server;
   }
 
   async close(): Promise<void> {
