@@ -36,7 +36,7 @@ import { KubeClient, type KubeTarget, serviceAccountUser } from "../kube/client.
 import { LiveView } from "../kube/view.ts";
 import { Ledger } from "../ledger/ledger.ts";
 import { S3Store } from "../ledger/s3-store.ts";
-import { approvedEvent, driftEvent } from "../notify/event.ts";
+import { driftEvent } from "../notify/event.ts";
 import { Notifier, type Outlet, type Receiver } from "../notify/notifier.ts";
 import { BerthError, messageOf } from "../object/errors.ts";
 import { RuleHealthJudge } from "../policy/health-rules.ts";
@@ -577,12 +577,15 @@ export interface NotifyWiring {
   /** With `status:` and `previews:`: reports each preview to the forge through the outbox. */
   previewReporter?: PreviewReporter;
   onDrift: (r: DriftReport) => void;
-  /** An approval made through the API. */
-  onApproved: (a: { app: string; revision: string; by: string; expiresAt: string }) => void;
+  /** An approval was made through the API: look at the ledger's approvals now. */
+  onApproved: () => void;
   /** Starts watching the sources' reachability: each source of berth.yaml and each chart repository. */
   watchSource(view: { sourceView(name: string): SourceView | undefined }): void;
   close(): Promise<void>;
 }
+
+/** Milliseconds between looks at the ledger for approvals (`berth approve` writes it from another process). */
+const APPROVAL_WATCH_MS = 2000;
 
 /** Milliseconds between looks at the sources' reachability. */
 const SOURCE_WATCH_MS = 5000;
@@ -676,13 +679,17 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
       log.log("error", "notify: could not queue a notification", { app: r.app, error: messageOf(err) });
     }
   };
-  const onApproved = (a: { app: string; revision: string; by: string; expiresAt: string }) => {
+  // Approvals are read from the ledger, where the API and `berth approve` both write them.
+  const checkApprovals = () => {
     try {
-      notifier.onEvent(approvedEvent(a, notifier.link(a.app)));
+      notifier.onApprovals();
     } catch (err) {
-      log.log("error", "notify: could not queue a notification", { app: a.app, error: messageOf(err) });
+      log.log("error", "notify: could not queue a notification", { error: messageOf(err) });
     }
   };
+  const approvalTimer = receivers.length > 0 ? setInterval(checkApprovals, APPROVAL_WATCH_MS) : undefined;
+  approvalTimer?.unref?.();
+  const onApproved = () => checkApprovals();
   const watchSource: NotifyWiring["watchSource"] = (view) => {
     if (sourceTimer || receivers.length === 0) return;
     sourceTimer = setInterval(() => {
@@ -712,6 +719,7 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
     close: async () => {
       unsubscribe?.();
       if (sourceTimer) clearInterval(sourceTimer);
+      if (approvalTimer) clearInterval(approvalTimer);
       await notifier.close();
     },
   };

@@ -177,7 +177,7 @@ export function driftEvent(
   };
 }
 
-/** An operator approved a held sync (through the API). */
+/** An operator approved a held sync (through the API or `berth approve`). */
 export function approvedEvent(
   a: { app: string; revision: string; by: string; expiresAt: string },
   link: string,
@@ -190,7 +190,7 @@ export function approvedEvent(
     revision: a.revision,
     commit: { sha: a.revision.split("sha1:")[1] ?? "", subject: "", author: "" },
     summary: `${a.app}: ${SUMMARY.Approved} by ${a.by}`,
-    message: `${a.by} approved ${a.revision} until ${a.expiresAt}; the held sync runs now`,
+    message: `${a.by} approved ${a.revision} until ${a.expiresAt}; the held sync runs at its next attempt`,
     objects: [],
     link,
     at,

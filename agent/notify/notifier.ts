@@ -17,6 +17,7 @@ import { type Driver, openDriver } from "../ledger/driver.ts";
 import type { LedgerEntry } from "../ledger/entry.ts";
 import { messageOf } from "../object/errors.ts";
 import {
+  approvedEvent,
   entryEvent,
   type NotifyEvent,
   RECOVERY,
@@ -31,6 +32,8 @@ const OUTBOX = "notify_outbox";
 const STATE = "notify_state";
 /** Sources in an outage: since when, and which receivers were told (so a restart neither repeats nor forgets). */
 const SOURCES = "notify_source";
+/** Where the notifier has read up to in tables others write (the ledger's approvals). */
+const CURSOR = "notify_cursor";
 /** Backoff between delivery attempts: doubling from 1 s to 5 min. */
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 300_000;
@@ -162,9 +165,14 @@ export class Notifier {
          since TEXT NOT NULL, last_sent INTEGER NOT NULL, PRIMARY KEY (receiver, app));
        CREATE TABLE IF NOT EXISTS ${SOURCES} (
          source TEXT PRIMARY KEY, kind TEXT NOT NULL, url TEXT NOT NULL, since TEXT NOT NULL,
-         told TEXT NOT NULL DEFAULT '[]');`,
+         told TEXT NOT NULL DEFAULT '[]');
+       CREATE TABLE IF NOT EXISTS ${CURSOR} (name TEXT PRIMARY KEY, value TEXT NOT NULL);`,
     );
     const n = new Notifier(db, receivers, options);
+    // The first run tells approvals from now on, not the ledger's history.
+    n.db.run(`INSERT OR IGNORE INTO ${CURSOR} (name, value) VALUES ('approvals', ?)`, [
+      new Date(n.now()).toISOString(),
+    ]);
     n.db.run(`DELETE FROM ${OUTBOX} WHERE delivered_at IS NOT NULL AND delivered_at < ?`, [
       n.now() - KEEP_DELIVERED_MS,
     ]);
@@ -275,6 +283,42 @@ export class Notifier {
       );
     });
     if (due.length > 0) this.kick();
+  }
+
+  /**
+   * Notifies the approvals recorded since the last look (`Approved`): made through the API or by `berth
+   * approve`, which writes the ledger file while `berth run` runs. It reads the ledger's `approvals` table and
+   * keeps its place in the notifier's own cursor, so each approval (an approval renewed is a new one) is told
+   * once, across restarts; approvals from before the notifier first ran are not told.
+   */
+  onApprovals(): void {
+    const approvals = this.db.all<{
+      app: string;
+      revision: string;
+      approved_by: string;
+      approved_at: string;
+      expires_at: string;
+    }>(
+      `SELECT app, revision, approved_by, approved_at, expires_at FROM approvals
+       WHERE approved_at > (SELECT value FROM ${CURSOR} WHERE name = 'approvals')
+       ORDER BY approved_at`,
+    );
+    if (approvals.length === 0) return;
+    this.db.transaction(() => {
+      for (const a of approvals) {
+        const event = approvedEvent(
+          { app: a.app, revision: a.revision, by: a.approved_by, expiresAt: a.expires_at },
+          this.link(a.app),
+        );
+        for (const r of this.receivers) if (this.matches(r, event)) this.enqueue(r, event);
+      }
+      this.db.run(
+        `INSERT INTO ${CURSOR} (name, value) VALUES ('approvals', ?)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+        [approvals.at(-1)?.approved_at ?? ""],
+      );
+    });
+    this.kick();
   }
 
   /**

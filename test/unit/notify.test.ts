@@ -11,6 +11,7 @@ import { parseConfig } from "../../agent/config/config.ts";
 import { compileWhen, type ReceiverConfig } from "../../agent/config/notify.ts";
 import { ConfigError } from "../../agent/config/problems.ts";
 import type { LedgerEntry } from "../../agent/ledger/entry.ts";
+import { Ledger } from "../../agent/ledger/ledger.ts";
 import {
   approvedEvent,
   driftEvent,
@@ -485,6 +486,49 @@ describe("outlets, failing deliveries, approvals and the Git source", () => {
       expect(recovered.event.since).toBe(since);
     } finally {
       await n.close();
+    }
+  });
+
+  test("approvals written to the ledger by any process are told once each, also after a restart", async () => {
+    const path = join(dir, "approvals.db");
+    const ledger = await Ledger.open(path);
+    ledger.approve("old", "main@sha1:0000", "before", new Date(Date.now() + 3_600_000));
+    const open = () =>
+      Notifier.open(path, [receiver({ name: "ops", type: "webhook", secret: "s" }, "/hook/approvals")], {
+        externalURL: "https://berth.example",
+        log: () => {},
+        pollMs: 50,
+      });
+    const told = () =>
+      rx.received
+        .filter((r) => r.path === "/hook/approvals")
+        .map((r) => (r.body as { event: NotifyEvent }).event)
+        .map((e) => `${e.reason} ${e.app} ${e.revision} ${e.summary}`);
+    let n = await open();
+    try {
+      await new Promise((r) => setTimeout(r, 5));
+      // `berth approve` is another process with its own connection: here, the ledger's.
+      ledger.approve("db", "main@sha1:abcd", "cli:alice", new Date(Date.now() + 3_600_000));
+      n.onApprovals();
+      n.onApprovals();
+      await until("the approval", () => told().length === 1);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(told()).toEqual(["Approved db main@sha1:abcd db: approved by cli:alice"]);
+    } finally {
+      await n.close();
+    }
+    n = await open();
+    try {
+      n.onApprovals();
+      await new Promise((r) => setTimeout(r, 5));
+      ledger.approve("db", "main@sha1:abcd", "cli:bob", new Date(Date.now() + 7_200_000));
+      n.onApprovals();
+      await until("the renewed approval", () => told().length === 2);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(told()[1]).toBe("Approved db main@sha1:abcd db: approved by cli:bob");
+    } finally {
+      await n.close();
+      ledger.close();
     }
   });
 
