@@ -548,17 +548,21 @@ function jsonPreviewStore(path: string, log: Logger): PreviewStore {
 }
 
 /** The forge client of `status:` (its token read now), or undefined without one; a problem names the field. */
-export function forgeOf(config: AgentConfig): ForgeClient | undefined {
-  const status = config.status;
+export function forgeOf(config: AgentConfig, source = DEFAULT_SOURCE): ForgeClient | undefined {
+  const own = config.sources[source];
+  const fromSource = own && !isOciSource(own) ? own.status : undefined;
+  const status = source === DEFAULT_SOURCE ? (config.status ?? fromSource) : fromSource;
   if (!status) return undefined;
+  const prefix =
+    source !== DEFAULT_SOURCE ? `sources.${source}.status` : config.status ? "status" : "source.status";
+  const field = (key: string) => `${config.configPath}: ${prefix}.${key}`;
   let token: string;
   try {
     token = readSecretFile(status.tokenFile, `${status.provider} token`).trim();
   } catch (err) {
-    throw new BerthError(messageOf(err), { subject: `${config.configPath}: status.tokenFile` });
+    throw new BerthError(messageOf(err), { subject: field("tokenFile") });
   }
-  if (token === "")
-    throw new BerthError("the token file is empty", { subject: `${config.configPath}: status.tokenFile` });
+  if (token === "") throw new BerthError("the token file is empty", { subject: field("tokenFile") });
   try {
     return createForgeClient({
       provider: status.provider,
@@ -567,8 +571,13 @@ export function forgeOf(config: AgentConfig): ForgeClient | undefined {
       timeoutMs: status.timeout,
     });
   } catch (err) {
-    throw new BerthError(messageOf(err), { subject: `${config.configPath}: status.url` });
+    throw new BerthError(messageOf(err), { subject: field("url") });
   }
+}
+
+/** The source an app reads (a generated app, absent from `apps`, is told by its ledger entry instead). */
+function sourceOfApp(config: AgentConfig, app: string): string {
+  return config.apps.find((a) => a.name === app)?.source ?? DEFAULT_SOURCE;
 }
 
 /** The notifier of `berth run` and the listeners that feed it; close() stops delivery. */
@@ -596,7 +605,8 @@ const SOURCE_WATCH_MS = 5000;
  */
 export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | undefined> {
   const list = w.config.notify ?? [];
-  if (list.length === 0 && !w.config.status) return undefined;
+  const anyStatus = Object.values(w.config.sources).some((s) => !isOciSource(s) && s.status);
+  if (list.length === 0 && !w.config.status && !anyStatus) return undefined;
   const receivers = list.map((c, i): Receiver => {
     const field = (key: string) => `${w.config.configPath}: notify[${i}].${key}`;
     const read = (fileKey: "urlFile" | "secretFile", envKey: "urlEnv" | "secretEnv", what: string) => {
@@ -625,9 +635,17 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
       ...(c.when !== undefined ? { when: compileWhen(c.when) } : {}),
     };
   });
+  // Each source's statuses go to its own repository's forge; the default source's forge also takes previews'.
   const outlets: Outlet[] = [];
+  const statusOutlets = new Map<string, string>();
+  for (const source of Object.keys(w.config.sources)) {
+    const client = forgeOf(w.config, source);
+    if (!client) continue;
+    const o = statusOutlet(client, source);
+    outlets.push(o);
+    statusOutlets.set(source, o.name);
+  }
   const forge = forgeOf(w.config);
-  if (forge) outlets.push(statusOutlet(forge));
   // Previews report through the same outbox: statuses on the status outlet, comments on their own.
   const comments = forge && w.config.previews?.comment ? commentOutlet(forge) : undefined;
   if (comments) outlets.push(comments);
@@ -641,7 +659,7 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
   });
   w.metrics.notifyPending = () => notifier.pending();
   w.metrics.notifyFailing = () => notifier.failing();
-  const outlet = outlets[0]?.name;
+  const outlet = statusOutlets.get(DEFAULT_SOURCE);
   const tracker = new StatusTracker();
   const unsubscribe = w.events.subscribe(({ event }) => {
     if (event.type !== "started" && event.type !== "finished") return;
@@ -649,7 +667,9 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
       const entry = w.ledger.get(event.entry);
       if (!entry) return;
       if (event.type === "finished") notifier.onEntry(entry);
-      if (!outlet) return;
+      // The status goes to the repository that holds the commit: the forge of the app's source.
+      const to = statusOutlets.get(entry.source ?? sourceOfApp(w.config, event.app));
+      if (!to) return;
       const link = notifier.link(event.app);
       const sha = entry.commit?.sha ?? entry.commitSha;
       const s =
@@ -658,7 +678,7 @@ export async function wireNotify(w: Wired, log: Logger): Promise<NotifyWiring | 
             ? tracker.started(event.app, sha, link)
             : undefined
           : tracker.finished(entry, link);
-      if (s) notifier.post(outlet, statusPayload(event.app, s));
+      if (s) notifier.post(to, statusPayload(event.app, s));
     } catch (err) {
       // A notification problem is never a sync failure: say it and go on.
       log.log("error", "notify: could not queue a notification", { app: event.app, error: messageOf(err) });

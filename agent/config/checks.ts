@@ -83,7 +83,21 @@ export function semanticProblems(data: Raw): ConfigProblem[] {
     ...tenantProblems(data),
     ...generateProblems(data),
     ...previewProblems(data),
+    ...statusProblems(data),
   ];
+}
+
+/** The default source's forge is `status:` or `source.status`, not both. */
+function statusProblems(data: Raw): ConfigProblem[] {
+  const source = data.source as Raw | undefined;
+  if (data.status !== undefined && source?.status !== undefined)
+    return [
+      problemAt(
+        ["source", "status"],
+        "the default source's forge is already set by the top-level `status`; keep one of them",
+      ),
+    ];
+  return [];
 }
 
 /** `previews:` follows some refs, previews apps the config has, and comments only with a forge. */
@@ -97,7 +111,7 @@ function previewProblems(data: Raw): ConfigProblem[] {
     problems.push(
       problemAt(["previews", "refs"], "set refs (e.g. refs/pull/*/head) or branches (e.g. preview/*)"),
     );
-  if (previews.comment === true && data.status === undefined)
+  if (previews.comment === true && data.status === undefined && (data.source as Raw)?.status === undefined)
     problems.push(problemAt(["previews", "comment"], "comments go to the forge of `status:`; set status"));
   const apps = data.apps as Array<{ name: string; source?: string }>;
   const names = new Set(apps.map((a) => a.name));

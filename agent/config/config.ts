@@ -40,6 +40,8 @@ export interface SourceConfig {
   verify?: { allowedSignersFile: string };
   /** This source's own webhook secret (file absolute); absent: `api.webhook`'s. */
   webhook?: { secretFile?: string; secretEnv?: string };
+  /** Where this source's commit statuses go (`sources.<name>.status`; the default source's is `status:`). */
+  status?: StatusConfig;
 }
 
 /** The name of the top-level `source:`, which apps without `source:` use. */
@@ -397,9 +399,11 @@ interface RawGitSource {
   ssh?: { keyFile: string; knownHostsFile: string };
   verify?: { allowedSignersFile: string };
   webhook?: { secretFile?: string; secretEnv?: string };
+  status?: RawStatus;
 }
 
 type RawSource = RawGitSource | RawOciSource;
+type RawStatus = { provider: StatusConfig["provider"]; url: string; tokenFile: string; timeout?: string };
 
 type RawApp = Omit<
   AppConfig,
@@ -459,7 +463,7 @@ interface RawConfig {
     concurrency?: number;
     comment?: boolean;
   };
-  status?: { provider: StatusConfig["provider"]; url: string; tokenFile: string; timeout?: string };
+  status?: RawStatus;
   ha?: { lease: string; namespace: string; duration?: string };
   defaultServiceAccountName?: string;
   concurrency?: number;
@@ -471,6 +475,7 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
   const ms = (text: string | undefined, fallback: number): number =>
     text === undefined ? fallback : (parseDuration(text) ?? fallback);
   const sources: Record<string, AnySourceConfig> = {};
+  const defaultStatus = raw.status ?? (raw.source && "url" in raw.source ? raw.source.status : undefined);
   if (raw.source) sources[DEFAULT_SOURCE] = sourceConfig(raw.source, abs, ms);
   for (const [name, s] of Object.entries(raw.sources ?? {})) sources[name] = sourceConfig(s, abs, ms);
   const context = { abs, ms, sources, defaultServiceAccountName: raw.defaultServiceAccountName };
@@ -556,16 +561,22 @@ function normalise(raw: RawConfig, configPath: string): AgentConfig {
           },
         }
       : {}),
-    ...(raw.status
-      ? {
-          status: {
-            provider: raw.status.provider,
-            url: raw.status.url.replace(/\/+$/, ""),
-            tokenFile: abs(raw.status.tokenFile),
-            timeout: ms(raw.status.timeout, 10_000),
-          },
-        }
-      : {}),
+    // `source.status` is the same as the top-level `status` (the checks refuse both at once).
+    ...(defaultStatus ? { status: statusConfig(defaultStatus, abs, ms) } : {}),
+  };
+}
+
+/** A `status:` block's normalised form. */
+function statusConfig(
+  raw: RawStatus,
+  abs: (path: string) => string,
+  ms: (text: string | undefined, fallback: number) => number,
+): StatusConfig {
+  return {
+    provider: raw.provider,
+    url: raw.url.replace(/\/+$/, ""),
+    tokenFile: abs(raw.tokenFile),
+    timeout: ms(raw.timeout, 10_000),
   };
 }
 
@@ -724,6 +735,7 @@ function gitSource(
   if (raw.auth) source.auth = gitAuth(raw.auth, abs);
   if (raw.ssh) source.ssh = { keyFile: abs(raw.ssh.keyFile), knownHostsFile: abs(raw.ssh.knownHostsFile) };
   if (raw.verify) source.verify = { allowedSignersFile: abs(raw.verify.allowedSignersFile) };
+  if (raw.status) source.status = statusConfig(raw.status, abs, ms);
   if (raw.webhook)
     source.webhook = {
       ...(raw.webhook.secretFile !== undefined ? { secretFile: abs(raw.webhook.secretFile) } : {}),

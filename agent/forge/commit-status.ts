@@ -59,10 +59,13 @@ export function statusPayload(app: string, s: CommitStatus): OutletPayload {
   return { app, reason: `status ${s.state}`, key: `${s.sha}|${s.context}`, status: s };
 }
 
-/** The outlet that delivers statuses to the forge. */
-export function statusOutlet(forge: ForgeClient): Outlet {
+/**
+ * The outlet that delivers statuses to the forge of a source: `status:<provider>` for the default source (the
+ * name outbox rows of earlier versions carry), `status:<provider>:<source>` for another.
+ */
+export function statusOutlet(forge: ForgeClient, source = "default"): Outlet {
   return {
-    name: `status:${forge.provider}`,
+    name: `status:${forge.provider}${source === "default" ? "" : `:${source}`}`,
     // Forges allow thousands of requests an hour; this only keeps a backlog from arriving as a burst.
     rateLimit: 120,
     send: async (payload) => {

@@ -37,6 +37,39 @@ function tree(dirs: string[]): string {
 }
 
 describe("sources", () => {
+  test("each Git source may name its own forge for commit statuses; the default's is `status` or `source.status`", () => {
+    const forge = (repo: string) =>
+      `{provider: gitea, url: "https://gitea.example/org/${repo}", tokenFile: forge.token}`;
+    const c = parseConfig(
+      `${HEAD}source: {url: "https://git.example/infra.git"}\nsources:\n  apps: {url: "https://git.example/apps.git", status: ${forge("apps")}}\napps: [{name: web, path: web, source: apps}]\nstatus: ${forge("infra")}\n`,
+      FILE,
+    );
+    expect(c.status?.url).toBe("https://gitea.example/org/infra");
+    expect(c.sources.apps).toMatchObject({
+      status: {
+        provider: "gitea",
+        url: "https://gitea.example/org/apps",
+        tokenFile: "/etc/berth/forge.token",
+        timeout: 10_000,
+      },
+    });
+    const viaSource = parseConfig(
+      `${HEAD}source: {url: "https://git.example/infra.git", status: ${forge("infra")}}\napps: [{name: web, path: web}]\n`,
+      FILE,
+    );
+    expect(viaSource.status?.url).toBe("https://gitea.example/org/infra");
+    expect(
+      errorOf(
+        `${HEAD}source: {url: "https://git.example/infra.git", status: ${forge("infra")}}\napps: [{name: web, path: web}]\nstatus: ${forge("infra")}\n`,
+      ),
+    ).toContain("source.status: the default source's forge is already set by the top-level `status`");
+    expect(
+      errorOf(
+        `${HEAD}source: {url: "https://git.example/infra.git"}\nsources:\n  apps: {url: "https://git.example/apps.git", status: {provider: forgejo, url: "https://f.example/o/r", tokenFile: t}}\napps: [{name: web, path: web}]\n`,
+      ),
+    ).toContain("sources.apps.status.provider");
+  });
+
   test("named sources beside the top-level one; apps pick theirs, default is `default`", () => {
     const c = parseConfig(
       `${HEAD}source: {url: https://git.example/a.git}\nsources:\n  infra: {url: https://git.example/infra.git, ref: prod, interval: 5m, webhook: {secretFile: hook}}\napps:\n  - {name: a, path: a}\n  - {name: b, path: b, source: infra, dependsOn: [a]}\n`,
