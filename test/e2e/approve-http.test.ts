@@ -1,21 +1,32 @@
 /**
  * Approval over HTTP, end to end: a running compiled binary holds a sync on a `hold` rule (nothing applied,
  * the ledger says why), a read token cannot approve, and `POST /api/v1/apps/NAME/approve` with an operate token
- * releases it: the next attempt applies the held object without any other trigger.
+ * releases it: the next attempt applies the held object without any other trigger. `berth approve` on the command
+ * line (which writes the ledger file) releases the next hold the same way, and both approvals are notified the
+ * same: one `Approved` event each, from the running agent (a webhook receiver reads them).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import type { NotifyEvent } from "../../agent/notify/event.ts";
 import { writeConfig } from "../support/berth.ts";
-import { berthBinary, startBerth } from "../support/binary.ts";
+import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
 import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
 import { freePort } from "../support/ports.ts";
+import { type Receiver, startReceiver } from "../support/receiver.ts";
 
 let cluster: TestCluster;
 let git: GitFixture;
 let base: string;
 let run: ReturnType<typeof startBerth>;
+let rx: Receiver;
+let config: string;
+const approvals = () =>
+  rx.received
+    .filter((r) => r.path === "/hook/approve")
+    .map((r) => (r.body as { event: NotifyEvent }).event)
+    .filter((e) => e.reason === "Approved");
 const ns = `approve-http-${Math.random().toString(16).slice(2, 8)}`;
 const OPERATE = "approve-operate-token";
 const READ = "approve-read-token";
@@ -55,6 +66,7 @@ beforeAll(async () => {
   berthBinary();
   cluster = await useCluster();
   git = await GitFixture.start();
+  rx = await startReceiver({ webhookSecret: "approve-hook-secret" });
   const url = git.createRepo("infra");
   git.commit("infra", {
     "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${ns}}\n`,
@@ -62,13 +74,14 @@ beforeAll(async () => {
   });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  const config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1s}\napps:\n  - {name: app, path: app, timeout: 30s}\nrules: [$DIR/rules.yaml]\nledger: {path: $DIR/ledger.db}\napi:\n  listen: 127.0.0.1:${port}\n  tokenFile: $DIR/token\n  tokens: [{file: $DIR/read-token, scope: read}]\n`,
+  config = writeConfig(
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1s}\napps:\n  - {name: app, path: app, timeout: 30s}\nrules: [$DIR/rules.yaml]\nledger: {path: $DIR/ledger.db}\napi:\n  listen: 127.0.0.1:${port}\n  tokenFile: $DIR/token\n  tokens: [{file: $DIR/read-token, scope: read}]\nnotify:\n  - {name: hook, type: webhook, url: "${rx.url}/hook/approve", secretFile: $DIR/hook.secret}\n`,
   );
   const dir = dirname(config);
   writeFileSync(join(dir, "rules.yaml"), RULES);
   writeFileSync(join(dir, "token"), `${OPERATE}\n`, { mode: 0o600 });
   writeFileSync(join(dir, "read-token"), `${READ}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, "hook.secret"), "approve-hook-secret", { mode: 0o600 });
   run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
   await eventually("the first sync", 90_000, async () => (exists("plain") ? true : undefined));
 }, 180_000);
@@ -76,7 +89,7 @@ beforeAll(async () => {
 afterAll(async () => {
   run?.child.kill("SIGTERM");
   await run?.exited;
-  await git?.close();
+  await Promise.all([git?.close(), rx?.close()]);
   kubectl(cluster, "delete", "namespace", ns, "--wait=false");
 });
 
@@ -115,5 +128,32 @@ describe("approve over HTTP on a running binary", () => {
       (await entries()).find((e) => e.revision === held.revision && e.outcome === "Succeeded"),
     );
     expect(done.id).toBeGreaterThan(held.id);
+    const told = await eventually("the Approved notification", 30_000, async () => approvals()[0]);
+    expect(told).toMatchObject({
+      app: "app",
+      revision: held.revision,
+      summary: "app: approved by e2e-reviewer",
+    });
+  }, 180_000);
+
+  test("`berth approve` on the command line is notified like an approval over HTTP, once, and releases the hold", async () => {
+    git.commit("infra", { "app/gated2.yaml": cm("gated-two") }, { message: "add another gated object" });
+    const held = await eventually("the next sync to be held", 60_000, async () =>
+      (await entries()).find((e) => e.reason === "PlanRejected" && e.revision.endsWith(git.head("infra"))),
+    );
+    const r = await runBerth(["approve", "--app", "app", "--by", "cli-reviewer", "--config", config]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`approved app at ${held.revision} by cli-reviewer`);
+    const told = await eventually("the CLI approval notified", 30_000, async () => approvals()[1]);
+    expect(told).toMatchObject({ app: "app", revision: held.revision, severity: "info" });
+    expect(told.summary).toBe("app: approved by cli-reviewer");
+    await eventually("the held object applied", 30_000, async () => (exists("gated-two") ? true : undefined));
+    // Each approval is told once: the agent's look at the ledger every 2 s does not repeat them.
+    await new Promise((r) => setTimeout(r, 4000));
+    expect(approvals().map((e) => e.summary)).toEqual([
+      "app: approved by e2e-reviewer",
+      "app: approved by cli-reviewer",
+    ]);
+    for (const x of rx.received) expect(x.problems).toEqual([]);
   }, 180_000);
 });

@@ -4,6 +4,8 @@
  * sets failure naming the object, and with Gitea down during a sync the sync still succeeds while the status
  * waits in the outbox (a metric and a status-page line) and arrives once Gitea is back. The statuses are read
  * back through Gitea's API. The source is the project's own Git server; each commit is pushed to Gitea too.
+ * With two sources, each source's apps get their statuses on that source's own Gitea repository
+ * (`sources.<name>.status`).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
@@ -138,6 +140,40 @@ test("with Gitea down during a sync the sync succeeds and the status arrives onc
   expect(got.map((s) => s.status)).toEqual(["success"]);
 }, 300_000);
 
+test("with two sources, each source's apps get their statuses on that source's repository", async () => {
+  run?.child.kill("SIGKILL");
+  await run?.exited;
+  run = undefined;
+  const apps = git.createRepo("apps");
+  const appsForge = await gitea.createRepo("apps");
+  const a = git.commit("infra", { "web/cm.yaml": cm("four") }, { message: "Four" });
+  const b = git.commit("apps", { "api/cm.yaml": cm("api-one") }, { message: "Api" });
+  mirror();
+  gitea.push(join(git.dir, "repos", "apps.git"), appsForge, "refs/heads/main:refs/heads/main");
+  const two = writeConfig(
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${git.url("infra")}", interval: 1s}\nsources:\n  apps:\n    url: "${apps}"\n    interval: 1s\n    status: {provider: gitea, url: "${appsForge}", tokenFile: $DIR/gitea.token, timeout: 2s}\napps:\n  - {name: web, path: web, namespace: ${ns}, timeout: 3s}\n  - {name: api, path: api, source: apps, namespace: ${ns}}\nledger: {path: $DIR/ledger.db}\napi: {listen: "127.0.0.1:${await freePort()}"}\nstatus: {provider: gitea, url: "${forgeRepo}", tokenFile: $DIR/gitea.token, timeout: 2s}\n`,
+  );
+  writeFileSync(join(dirname(two), "gitea.token"), `${gitea.token}\n`, { mode: 0o600 });
+  const contexts = async (repo: string, sha: string) =>
+    (await gitea.statuses(repo, sha)).map((s) => `${s.context} ${s.status}`);
+  run = startBerth(["run", "--config", two, "--kubeconfig", cluster.kubeconfigPath]);
+  await eventually("success on both commits", 90_000, async () =>
+    (await contexts(forgeRepo, a)).includes("berth/web success") &&
+    (await contexts(appsForge, b)).includes("berth/api success")
+      ? true
+      : undefined,
+  );
+  expect(await contexts(forgeRepo, a)).toEqual(["berth/web pending", "berth/web success"]);
+  expect(await contexts(appsForge, b)).toEqual(["berth/api pending", "berth/api success"]);
+  // A new commit of the second source: its status again goes to its own repository, none to the other.
+  const c = git.commit("apps", { "api/cm.yaml": cm("api-two") }, { message: "Api two" });
+  gitea.push(join(git.dir, "repos", "apps.git"), appsForge, "refs/heads/main:refs/heads/main");
+  await eventually("success on the new commit", 60_000, async () =>
+    (await contexts(appsForge, c)).includes("berth/api success") ? true : undefined,
+  );
+  expect(await contexts(forgeRepo, a)).toEqual(["berth/web pending", "berth/web success"]);
+}, 240_000);
+
 test("a bad status config is exit 2 naming the field", async () => {
   const base = `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "http://127.0.0.1:9/x.git"}\napps: [{name: web, path: web}]\nledger: {path: $DIR/l.db}\napi: {listen: "127.0.0.1:0"}\n`;
   const cases: Array<[string, RegExp]> = [
@@ -152,6 +188,10 @@ test("a bad status config is exit 2 naming the field", async () => {
     [
       'status: {provider: gitea, url: "https://g.example/onlyowner", tokenFile: $DIR/t.token}\n',
       /status\.url: .*owner\/name/,
+    ],
+    [
+      'sources: {apps: {url: "http://127.0.0.1:9/a.git", status: {provider: gitea, url: "https://g.example/o/a", tokenFile: $DIR/missing.token}}}\n',
+      /sources\.apps\.status\.tokenFile: .*no such file/,
     ],
   ];
   for (const [yaml, expected] of cases) {
