@@ -146,8 +146,10 @@ test("with two sources, each source's apps get their statuses on that source's r
   run = undefined;
   const apps = git.createRepo("apps");
   const appsForge = await gitea.createRepo("apps");
-  const a = git.commit("infra", { "web/cm.yaml": cm("four") }, { message: "Four" });
-  const b = git.commit("apps", { "api/cm.yaml": cm("api-one") }, { message: "Api" });
+  // main of the work tree is still the commit with the stuck Deployment (the fix went in on a side branch).
+  const a = git.commit("infra", { "web/cm.yaml": cm("four"), "web/deploy.yaml": null }, { message: "Four" });
+  const apiCm = (v: string) => cm(v).replace("name: settings", "name: api-settings");
+  const b = git.commit("apps", { "api/cm.yaml": apiCm("one") }, { message: "Api" });
   mirror();
   gitea.push(join(git.dir, "repos", "apps.git"), appsForge, "refs/heads/main:refs/heads/main");
   const two = writeConfig(
@@ -166,7 +168,7 @@ test("with two sources, each source's apps get their statuses on that source's r
   expect(await contexts(forgeRepo, a)).toEqual(["berth/web pending", "berth/web success"]);
   expect(await contexts(appsForge, b)).toEqual(["berth/api pending", "berth/api success"]);
   // A new commit of the second source: its status again goes to its own repository, none to the other.
-  const c = git.commit("apps", { "api/cm.yaml": cm("api-two") }, { message: "Api two" });
+  const c = git.commit("apps", { "api/cm.yaml": apiCm("two") }, { message: "Api two" });
   gitea.push(join(git.dir, "repos", "apps.git"), appsForge, "refs/heads/main:refs/heads/main");
   await eventually("success on the new commit", 60_000, async () =>
     (await contexts(appsForge, c)).includes("berth/api success") ? true : undefined,
