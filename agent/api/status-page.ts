@@ -150,7 +150,7 @@ async function refresh() {
     const { apps, failingDeliveries } = await api("/api/v1/apps");
     const [tls, previews] = await Promise.all([Promise.all(apps.map((a) => timeline(a.name))), previewsSection()]);
     const git = apps[0] && apps[0].git;
-    let banner = git && !git.reachable ? '<div class="banner">Git unreachable since ' + esc(git.unreachableSince) + ': ' + esc(git.error) + ' — the last good commit stays applied.</div>' : "";
+    let banner = git && !git.reachable ? '<div class="banner">Source unreachable since ' + esc(git.unreachableSince) + ': ' + esc(git.error) + ' — the last good revision stays applied.</div>' : "";
     for (const f of failingDeliveries || [])
       banner += '<div class="banner delivery">Deliveries to ' + esc(f.receiver) + ' failing since ' + esc(f.since) + ' (' + f.pending + ' waiting, ' + f.attempts + ' attempts): ' + esc(f.lastError) + ' — retried with backoff; syncs go on.</div>';
     $("#main").innerHTML = banner + (apps.length ? apps.map((a, i) => card(a, tls[i])).join("") : '<div class="empty">No apps configured.</div>') + previews;

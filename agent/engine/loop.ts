@@ -433,14 +433,15 @@ export class SyncLoop {
           if (this.options.expand) await this.regenerate();
         }
         if (s.unreachableSince)
-          this.deps.log.log("info", "Git is reachable again", { ...fields, since: s.unreachableSince });
+          this.deps.log.log("info", "source reachable again", { ...fields, since: s.unreachableSince });
         s.unreachableSince = undefined;
         s.error = undefined;
       } catch (err) {
         s.error = capMessage(messageOf(err));
         if (!s.unreachableSince) {
           s.unreachableSince = new Date().toISOString();
-          this.deps.log.log("warn", "Git unreachable; the last good commit stays applied", {
+          // A source is a Git repository or an OCI artifact: the words fit both.
+          this.deps.log.log("warn", "source unreachable; the last good revision stays applied", {
             ...fields,
             error: s.error,
           });
