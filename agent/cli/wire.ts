@@ -236,7 +236,10 @@ export function appClients(config: AgentConfig, kube: KubeClient): (app: string)
 
 /** A live view for one-shot commands: one list per kind instead of a GET (and dry-run) per object. */
 export function wireLiveView(w: Wired): { close(): Promise<void> } {
-  const view = new LiveView(w.kube, { clientFor: w.clientFor, defaultNamespace: namespaceOf(w.config) });
+  const view = new LiveView(w.kube, {
+    clientFor: w.clientFor,
+    defaultNamespace: namespaceIn(() => w.config.apps),
+  });
   w.deps.live = view;
   return {
     close: async () => {
@@ -259,23 +262,53 @@ export interface DriftWiring {
  * Starts drift detection for a wired agent: a live view (which the plan then reads, via deps.live),
  * a drift watcher fed by it, and the engine events that tell it when an app is mid-sync.
  */
-export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => void): DriftWiring {
-  const policies = new Map(
-    w.config.apps.map((a, i) => [
-      a.name,
+export function wireDrift(
+  w: Wired,
+  log: Logger,
+  onDrift?: (r: DriftReport) => void,
+  apps: () => readonly AppConfig[] = () => w.config.apps,
+): DriftWiring {
+  // Compiled per app on first use, so a generated app (its template's `drift`) is watched like a static one.
+  const policies = new Map<string, { settings: string; policy: DriftPolicy | undefined }>();
+  const policyOf = (name: string): DriftPolicy | undefined => {
+    const list = apps();
+    const i = list.findIndex((a) => a.name === name);
+    const app = list[i];
+    if (!app) return undefined;
+    const settings = JSON.stringify(app.drift ?? null);
+    const known = policies.get(name);
+    if (known?.settings === settings) return known.policy;
+    const where = i < w.config.apps.length ? `apps[${i}].drift` : `the drift of generated app ${name}`;
+    const compile = () =>
       DriftPolicy.compile(
-        a.drift ?? { action: "heal", rules: [], ignore: {} },
-        `${w.config.configPath}: apps[${i}].drift`,
-      ),
-    ]),
-  );
+        app.drift ?? { action: "heal", rules: [], ignore: {} },
+        `${w.config.configPath}: ${where}`,
+      );
+    // Static apps' policies compile below, at start (a bad rule is exit 2); a generated app's bad rule leaves
+    // its drift to the resync, said once per change of its settings.
+    let policy: DriftPolicy;
+    try {
+      policy = compile();
+    } catch (err) {
+      if (i < w.config.apps.length) throw err;
+      log.log("error", "drift: the generated app's rules do not compile; not watched", {
+        app: name,
+        error: messageOf(err),
+      });
+      policies.set(name, { settings, policy: undefined });
+      return undefined;
+    }
+    policies.set(name, { settings, policy });
+    return policy;
+  };
+  for (const a of w.config.apps) policyOf(a.name);
   const watcher = new DriftWatcher({
     get: (ref, app) => w.clientFor(app).get(ref),
     apply: (obj, o, app) => w.clientFor(app).apply(obj, o),
     inventory: (app) => w.ledger.inventory(app),
     getManifest: (d) => w.ledger.getManifest(d),
     recordDrift: (e) => w.ledger.recordDrift(e),
-    policyOf: (app) => policies.get(app),
+    policyOf,
     onDrift: (r) => {
       w.metrics.driftCorrected(r.app);
       onDrift?.(r);
@@ -286,7 +319,7 @@ export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => v
   let closing = false;
   const view = new LiveView(w.kube, {
     clientFor: w.clientFor,
-    defaultNamespace: namespaceOf(w.config),
+    defaultNamespace: namespaceIn(apps),
     onChange: (c) => watcher.observe(c),
     onState: (app, kind, connected, error) => {
       if (closing) return;
@@ -320,8 +353,8 @@ export function wireDrift(w: Wired, log: Logger, onDrift?: (r: DriftReport) => v
 }
 
 /** Each app's default namespace, by app name. */
-function namespaceOf(config: AgentConfig): (app: string) => string | undefined {
-  return (app) => config.apps.find((a) => a.name === app)?.namespace;
+function namespaceIn(apps: () => readonly AppConfig[]): (app: string) => string | undefined {
+  return (app) => apps().find((a) => a.name === app)?.namespace;
 }
 
 /** Opens the ledger named by the config, with the Secret encryption key if one is configured. */

@@ -68,7 +68,7 @@ export interface LoopOptions {
    * Apps re-applied only on a new commit or a trigger, never on the interval: their drift is judged by the
    * drift watcher's policy (alert, or rules), which a periodic re-apply would silently overrule.
    */
-  commitOnly?: ReadonlySet<string>;
+  commitOnly?: { has(app: string): boolean };
   /** False while another instance holds the HA Lease: this one stands by and applies nothing. */
   mayApply?: () => boolean;
   /** Attempts of different apps at once (default 4); one app never has two at once. */

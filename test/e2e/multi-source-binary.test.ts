@@ -3,7 +3,8 @@
  * real Git http-backend: an app on one source depends on an app on another and syncs after it; a webhook for one
  * source syncs only that source's apps; an unreachable source holds back no other; a directory added in Git
  * becomes an app, and removing it holds the prune for approval (cascade and mass-prune guards) until approved;
- * a directory removed while the agent is stopped is still pruned after it starts again.
+ * a directory removed while the agent is stopped is still pruned after it starts again; a generated app's drift
+ * is healed like a static app's.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
@@ -201,6 +202,24 @@ describe("several sources", () => {
 });
 
 describe("one app per directory", () => {
+  test("a generated app's drift is healed by the watcher, not the next poll", async () => {
+    // The sources poll hourly: only the drift watcher can put the value back within seconds.
+    kubectl(
+      cluster,
+      "patch",
+      "configmap",
+      "gen",
+      "-n",
+      `${ns}-one`,
+      "--type=merge",
+      "-p",
+      '{"data":{"value":"tampered"}}',
+    );
+    await eventually("gen-one's ConfigMap healed", 20_000, async () =>
+      cmValue("gen", `${ns}-one`) === "one" ? true : undefined,
+    );
+  }, 60_000);
+
   test("a new directory becomes an app; its removal holds the prune until approved, then prunes", async () => {
     expect(cmValue("gen", `${ns}-one`)).toBe("one");
     // gen/skip is excluded: no app, no object.

@@ -1,6 +1,11 @@
 /** `berth run`: sync every app continuously, with the API, drift detection and notifications. */
 import { startApi } from "../../api/start.ts";
-import { type AnySourceConfig, type RetentionConfig, sourceRefOf } from "../../config/config.ts";
+import {
+  type AnySourceConfig,
+  type AppConfig,
+  type RetentionConfig,
+  sourceRefOf,
+} from "../../config/config.ts";
 import { expandGenerators } from "../../config/generate.ts";
 import { LeaderElector, leaderIdentity } from "../../engine/leader.ts";
 import type { Logger } from "../../engine/log.ts";
@@ -42,7 +47,10 @@ export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<
   // Watches feed the plan (no GET per object) and drift detection (heal or alert within a second).
   // Notifications: secrets read and `when` compiled before anything runs (a bad receiver is exit 2).
   const notify = await wireNotify(w, log);
-  const drift = wireDrift(w, log, notify?.onDrift);
+  // The loop's apps, generated ones included, once it exists (it is made below).
+  let loopApps: (() => readonly AppConfig[]) | undefined;
+  const apps = () => loopApps?.() ?? w.config.apps;
+  const drift = wireDrift(w, log, notify?.onDrift, apps);
   // HA: only the Lease holder applies (the loop stands by, the client refuses writes); the read API stays up.
   const ha = w.config.ha;
   const identity = leaderIdentity();
@@ -80,11 +88,12 @@ export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<
     ...(notify?.previewReporter ? { reporters: [notify.previewReporter] } : {}),
   });
   // Apps whose drift policy is not a plain `heal` leave drift to the watcher's policy between commits.
-  const commitOnly = new Set(
-    w.config.apps
-      .filter((a) => a.drift && (a.drift.action !== "heal" || a.drift.rules.length > 0))
-      .map((a) => a.name),
-  );
+  const commitOnly = {
+    has: (name: string) => {
+      const a = apps().find((x) => x.name === name);
+      return a?.drift !== undefined && (a.drift.action !== "heal" || a.drift.rules.length > 0);
+    },
+  };
   const sourceIntervals = Object.fromEntries(
     Object.entries(w.config.sources).map(([name, s]) => [name, s.interval]),
   );
@@ -97,6 +106,7 @@ export async function runCommand(flags: GlobalFlags, ctx: Ctx, io: Io): Promise<
     commitOnly,
     ...(leader ? { mayApply: () => leader.isLeader() && tookOver } : {}),
   });
+  loopApps = () => loop.appSpecs() as AppConfig[];
   let server: Served;
   try {
     server = await startApi({
