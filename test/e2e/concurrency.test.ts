@@ -184,11 +184,18 @@ describe("berth run with apps in parallel", () => {
   }, 120_000);
 
   test("the API and webhooks record who started a sync", async () => {
+    // One at a time: the API answers 202 at once, and two triggers before the attempt starts make one attempt.
+    const finishedBy = (trigger: string) =>
+      eventually(`an attempt by ${trigger} finished`, 20_000, async () => {
+        const e = (await entries(WEB)).find((x) => x.trigger === trigger);
+        return e && e.outcome !== "Running" ? e : undefined;
+      });
     const bySync = await api(`/api/v1/apps/${WEB}/sync`, {
       method: "POST",
       headers: { Authorization: `Bearer ${OPS_TOKEN}` },
     });
     expect(bySync.status).toBe(202);
+    expect((await finishedBy("api:ops")).outcome).toBe("Succeeded");
     const body = JSON.stringify({ ref: "refs/heads/main", app: WEB });
     const ts = String(Math.floor(Date.now() / 1000));
     const hook = await fetch(`${base}/hooks/generic`, {
@@ -203,12 +210,9 @@ describe("berth run with apps in parallel", () => {
     });
     expect(hook.status).toBe(202);
     expect(await hook.json()).toEqual({ triggered: [WEB] });
-    await eventually("both attempts finished", 20_000, async () => {
-      const web = await entries(WEB);
-      return web.length >= 4 && web.every((e) => e.outcome !== "Running") ? true : undefined;
-    });
+    expect((await finishedBy("webhook:generic")).outcome).toBe("Succeeded");
     const web = await entries(WEB);
-    expect(web.find((e) => e.id === bySync.body.entry)?.trigger).toBe("api:ops");
+    expect(web.filter((e) => e.trigger === "api:ops")).toHaveLength(1);
     expect(web.filter((e) => e.trigger === "webhook:generic")).toHaveLength(1);
   }, 60_000);
 
