@@ -17,19 +17,10 @@ import { BerthError } from "../../agent/object/errors.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { ObjectRecord } from "../../agent/object/records.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { appSpec } from "../support/app-spec.ts";
 import { FakeCluster, key } from "../support/fake-cluster.ts";
 
-const APP: AppSpec = {
-  name: "big",
-  path: "big",
-  namespace: "big",
-  prune: true,
-  allowEmpty: false,
-  force: false,
-  timeout: 1000,
-  dependsOn: [],
-  suspend: false,
-};
+const APP: AppSpec = appSpec("big", { namespace: "big" });
 
 const snapshot: Snapshot = {
   revision: `main@sha1:${"a".repeat(40)}`,

@@ -12,17 +12,9 @@ import type { AppSpec, EngineDeps, RenderPort } from "../../agent/engine/ports.t
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { appSpec } from "../support/app-spec.ts";
 
-const app = (name: string, dependsOn: string[] = []): AppSpec => ({
-  name,
-  path: name,
-  prune: true,
-  allowEmpty: false,
-  force: false,
-  timeout: 1000,
-  dependsOn,
-  suspend: false,
-});
+const app = (name: string, dependsOn: string[] = []): AppSpec => appSpec(name, { dependsOn });
 
 const snapshotAt = (sha: string): Snapshot => ({
   revision: `main@sha1:${sha}`,

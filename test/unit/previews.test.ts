@@ -28,6 +28,7 @@ import { Notifier, type OutletPayload } from "../../agent/notify/notifier.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
 import { matchRefs, pullRequestOf } from "../../agent/source/refs.ts";
+import { appSpec } from "../support/app-spec.ts";
 
 const sha = (n: number) => String(n).padStart(40, "0");
 
@@ -147,16 +148,7 @@ function laneWith(options: {
   active?: () => boolean;
 }) {
   const renders: string[] = [];
-  const app: AppSpec = {
-    name: "web",
-    path: "web",
-    prune: true,
-    allowEmpty: false,
-    force: false,
-    timeout: 1000,
-    dependsOn: [],
-    suspend: false,
-  };
+  const app: AppSpec = appSpec("web");
   const lane = new PreviewLane({
     source: {
       refs: async () => options.heads(),
