@@ -11,6 +11,7 @@ import { writeBeside } from "../support/berth.ts";
 import { apiAddress, runBerth } from "../support/binary.ts";
 import { eventually } from "../support/cluster.ts";
 import { useClusterTest } from "../support/cluster-test.ts";
+import { GATE_RULE, syncRules } from "../support/manifests.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 
 const t = useClusterTest({ prefix: "approve-http", binary: true });
@@ -26,14 +27,7 @@ const approvals = () =>
 const OPERATE = "approve-operate-token";
 const READ = "approve-read-token";
 
-const RULES = `apiVersion: berth.dev/v1alpha1
-kind: Rules
-sync:
-  - name: gate-the-gated
-    when: change.action == 'created' && change.object.metadata.name.startsWith('gated')
-    verdict: hold
-    message: a gated object needs an approval
-`;
+const RULES = syncRules(GATE_RULE);
 const cm = (name: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}, namespace: ${ns}}\ndata: {a: "1"}\n`;
 

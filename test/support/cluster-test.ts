@@ -84,6 +84,8 @@ export interface ClusterTest {
   env(): Record<string, string>;
   /** A step for teardown (runs before the shared ones, last registered first). */
   onTeardown(step: () => unknown): void;
+  /** Objects (kubectl `kind/name`, e.g. more namespaces) to delete at teardown, after the namespace. */
+  removeAtTeardown(...names: string[]): void;
   /** Starts `berth run` of the compiled binary on a config, stopped (SIGTERM) at teardown. */
   startRun(configPath: string, env?: Record<string, string>): ReturnType<typeof startBerth>;
 }
@@ -101,6 +103,7 @@ export function useClusterTest(options: ClusterTestOptions): ClusterTest {
   let url = "";
   const wired: Wired[] = [];
   const teardown: Array<() => unknown> = [];
+  const removals: string[] = [];
   const need = <T>(v: T | undefined, what: string): T => {
     if (v === undefined) throw new Error(`useClusterTest: ${what} is used before beforeAll ran`);
     return v;
@@ -126,7 +129,11 @@ export function useClusterTest(options: ClusterTestOptions): ClusterTest {
     for (const w of wired) w.close();
     await git?.close();
     if (!cluster) return;
-    for (const name of [`namespace/${ns}`, ...(options.crds?.(ns) ?? []).map((c) => `crd/${c}`)]) {
+    for (const name of [
+      `namespace/${ns}`,
+      ...removals,
+      ...(options.crds?.(ns) ?? []).map((c) => `crd/${c}`),
+    ]) {
       try {
         kubectl(cluster, "delete", name, "--wait=false", "--ignore-not-found");
       } catch {}
@@ -159,6 +166,7 @@ export function useClusterTest(options: ClusterTestOptions): ClusterTest {
       ...(token ? { [GIT_TOKEN_ENV]: token } : {}),
     }),
     onTeardown: (step) => void teardown.push(step),
+    removeAtTeardown: (...names) => void removals.push(...names),
     startRun: (configPath, env = {}) => {
       const run = startBerth(["run", "--config", configPath, "--kubeconfig", t.cluster.kubeconfigPath], env);
       t.onTeardown(async () => {

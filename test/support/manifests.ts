@@ -29,3 +29,14 @@ export const widgetCrdYaml = (group: string): string =>
 /** A Widget of `group` with `spec.size`. */
 export const widgetYaml = (group: string, name: string, size: number): string =>
   `apiVersion: ${group}/v1\nkind: Widget\nmetadata:\n  name: ${name}\nspec:\n  size: ${size}\n`;
+
+/** A sync rule: creating an object whose name starts with `gated` is held for approval. */
+export const GATE_RULE = `  - name: gate-the-gated
+    when: change.action == 'created' && change.object.metadata.name.startsWith('gated')
+    verdict: hold
+    message: a gated object needs an approval
+`;
+
+/** A rules file of sync rules (YAML list items). */
+export const syncRules = (...rules: string[]): string =>
+  `apiVersion: berth.dev/v1alpha1\nkind: Rules\nsync:\n${rules.join("")}`;
