@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
 import { runBerth, startBerth } from "../support/binary.ts";
 import { auditEvents, eventually, quietSince, writesIn } from "../support/cluster.ts";
-import { agentConfig, GIT_TOKEN_ENV, useClusterTest } from "../support/cluster-test.ts";
+import { agentConfig, GIT_TOKEN_ENV, patchConfigMap, useClusterTest } from "../support/cluster-test.ts";
 import { configMapYaml, deploymentYaml, namespaceYaml, secretYaml } from "../support/manifests.ts";
 
 const t = useClusterTest({ prefix: "e2e", git: { token: "e2e-token" }, binary: true });
@@ -52,16 +52,7 @@ describe("the compiled binary", () => {
   }, 120_000);
 
   test("berth plan --json after an out-of-band edit shows exactly that change; sync puts it back", async () => {
-    t.kubectl(
-      "patch",
-      "configmap",
-      "settings",
-      "-n",
-      ns,
-      "--type=merge",
-      "-p",
-      '{"data":{"greeting":"tampered"}}',
-    );
+    patchConfigMap(t.cluster, ns, "settings", { greeting: "tampered" });
     const since = await quietSince();
     const plan = await runBerth(["plan", "--json", "--config", config, "--app", "app"], env());
     expect(plan.code).toBe(0);
