@@ -2,29 +2,15 @@
  * Bad inputs: each gives a clear error naming its file or object, applies
  * nothing for the app, and is recorded in the ledger.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
-import { freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture, type TreeEntry } from "../support/git.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
+import type { TreeEntry } from "../support/git.ts";
 import { rawDatabaseBytes } from "../support/ledger-fixtures.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
-let ns: string;
-
-beforeAll(async () => {
-  cluster = await useCluster();
-  git = await GitFixture.start({ token: "the-right-token" });
-  ns = await freshNamespace(cluster, "bad");
-}, 600_000);
-
-afterAll(async () => {
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
-});
+const t = useClusterTest({ prefix: "bad", createNamespace: true, git: { token: "the-right-token" } });
+const ns = t.ns;
 
 const marker = (name: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata: {ok: "yes"}\n`;
@@ -35,13 +21,13 @@ async function syncRepo(
   files: Record<string, TreeEntry>,
   extra: { token?: string; url?: string } = {},
 ) {
-  const url = git.createRepo(repo);
-  git.commit(repo, { "app/marker.yaml": marker(`marker-${repo}`), ...files });
+  const url = t.git.createRepo(repo);
+  t.git.commit(repo, { "app/marker.yaml": marker(`marker-${repo}`), ...files });
   const dir = writeConfig(
     `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${extra.url ?? url}"\n  timeout: 3s\n  auth: {tokenFile: $DIR/token}\napps:\n  - {name: app, path: app, namespace: ${ns}, timeout: 10s}\nledger: {path: $DIR/ledger.db}\n`,
   );
   await Bun.write(join(dir, "..", "token"), `${extra.token ?? "the-right-token"}\n`);
-  const w = await wireFor(dir, cluster.kubeconfigPath);
+  const w = await wireFor(dir, t.cluster.kubeconfigPath);
   try {
     const result = await syncApp(w, "app");
     const entry = w.ledger.get(result.entry);
@@ -55,7 +41,7 @@ async function syncRepo(
 
 function markerExists(repo: string): boolean {
   try {
-    kubectl(cluster, "get", "configmap", `marker-${repo}`, "-n", ns);
+    t.kubectl("get", "configmap", `marker-${repo}`, "-n", ns);
     return true;
   } catch {
     return false;

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
-import { berthBinary, runBerth } from "../support/binary.ts";
+import { berthBinary, type LedgerRow, ledgerRows, runBerth } from "../support/binary.ts";
 import { kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
 import { HelmRepoFixture, OciRegistryFixture } from "../support/helm-repo.ts";
@@ -28,15 +28,7 @@ const env = () => ({ E2E_GIT_TOKEN: "e2e-token", KUBECONFIG: cluster.kubeconfigP
 const live = (field: string) =>
   kubectl(cluster, "get", "configmap", "demo-settings", "-n", ns, "-o", `jsonpath={.data.${field}}`);
 
-interface Entry {
-  id: number;
-  outcome: string;
-  reason: string;
-  message: string;
-  revision: string;
-}
-const entries = async (cfg = config): Promise<Entry[]> =>
-  JSON.parse((await runBerth(["ledger", "list", "--json", "--app", "demo", "--config", cfg])).stdout);
+const entries = (cfg = config) => ledgerRows(cfg, "demo");
 
 beforeAll(async () => {
   berthBinary();
@@ -171,7 +163,7 @@ describe("a chart from an OCI registry with auth, compiled binary", () => {
     const r = await runBerth(["sync", "--config", oci], env());
     expect(r.code).toBe(0);
     expect(cm("chartVersion")).toBe("1.0.0");
-    const list = async (): Promise<Entry[]> =>
+    const list = async (): Promise<LedgerRow[]> =>
       JSON.parse((await runBerth(["ledger", "list", "--json", "--app", "cache", "--config", oci])).stdout);
     expect((await list())[0]?.message).toContain(`chart demo 1.0.0 ${sha(v100)}`);
     const v110 = registry.push("demo", "1.1.0");

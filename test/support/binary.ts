@@ -99,3 +99,19 @@ export async function getJson<T = unknown>(
   const r = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${token}` } });
   return { status: r.status, body: (await r.json()) as T };
 }
+
+/** A row of `berth ledger list --json`. */
+export interface LedgerRow {
+  id: number;
+  outcome: string;
+  reason: string;
+  message: string;
+  revision: string;
+}
+
+/** The app's ledger rows, newest first, as `berth ledger list --json` prints them. */
+export async function ledgerRows(configPath: string, app: string): Promise<LedgerRow[]> {
+  return JSON.parse(
+    (await runBerth(["ledger", "list", "--json", "--app", app, "--config", configPath])).stdout,
+  );
+}

@@ -11,18 +11,9 @@ import { SyncLoop, syncPass } from "../../agent/engine/loop.ts";
 import type { AppSpec, EngineDeps, RenderPort } from "../../agent/engine/ports.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
-import type { Snapshot } from "../../agent/object/snapshot.ts";
-import { appSpec } from "../support/app-spec.ts";
+import { appSpec, snapshotAt } from "../support/app-spec.ts";
 
 const app = (name: string, dependsOn: string[] = []): AppSpec => appSpec(name, { dependsOn });
-
-const snapshotAt = (sha: string): Snapshot => ({
-  revision: `main@sha1:${sha}`,
-  commit: { sha, author: "T <t@example.test>", message: "m", time: "2026-11-01T00:00:00Z" },
-  readDir: async () => [],
-  readBlob: async () => new Uint8Array(),
-  stat: async () => undefined,
-});
 
 const configMap = (name: string): KubeObject => ({
   apiVersion: "v1",
