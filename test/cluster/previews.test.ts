@@ -8,15 +8,13 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createApi } from "../../agent/api/app.ts";
 import { cli } from "../../agent/cli/cli.ts";
 import { type Wired, wirePreviews } from "../../agent/cli/wire.ts";
-import { EventBus } from "../../agent/engine/events.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
 import { SyncLoop } from "../../agent/engine/loop.ts";
-import { Metrics } from "../../agent/engine/metrics.ts";
 import type { RefPreview } from "../../agent/engine/ports.ts";
 import type { PreviewLane } from "../../agent/engine/previews.ts";
+import { testApi } from "../support/api.ts";
 import { syncApp } from "../support/berth.ts";
 import { auditEvents, quietSince, writesIn } from "../support/cluster.ts";
 import { useClusterTest } from "../support/cluster-test.ts";
@@ -152,16 +150,8 @@ describe("previews of pull-request heads", () => {
   }, 120_000);
 
   test("GET /api/v1/previews and /api/v1/previews/{ref} serve what the lane found", async () => {
-    const api = createApi({
-      loop: new SyncLoop(w.deps, w.config.apps, { interval: 60_000 }),
-      ledger: w.ledger,
+    const api = testApi(new SyncLoop(w.deps, w.config.apps, { interval: 60_000 }), w.ledger, {
       apps: w.config.apps,
-      sourceRef: "main",
-      metrics: new Metrics(),
-      kubeCodes: () => ({}),
-      events: new EventBus(),
-      tokens: [],
-      anonymousRead: true,
       previews: lane,
     });
     const all = (await (await api.request("/api/v1/previews")).json()) as {

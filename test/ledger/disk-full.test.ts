@@ -17,6 +17,7 @@ import type { EngineDeps } from "../../agent/engine/ports.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { appSpec } from "../support/app-spec.ts";
 import { skipWithout } from "../support/required.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -105,16 +106,7 @@ describe.skipIf(skipWithout(isRoot, "root (to mount a small tmpfs)"))("ledger on
       health: { assess: () => ({ status: "Current", reason: "Current", message: "ok" }) },
       log: silentLogger,
     };
-    const spec = {
-      name: "web",
-      path: "web",
-      prune: true,
-      allowEmpty: false,
-      force: false,
-      timeout: 1000,
-      dependsOn: [],
-      suspend: false,
-    };
+    const spec = appSpec("web");
     const loop = new SyncLoop(deps, [spec], { interval: 60_000, backoffBase: 20 });
     const api = createApi({
       loop,

@@ -12,19 +12,12 @@ import { parseConfig } from "../../agent/config/config.ts";
 import { expandGenerators, globRegExp } from "../../agent/config/generate.ts";
 import { ConfigError } from "../../agent/config/problems.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
+import { configErrorOf } from "../support/config.ts";
 
 const HEAD = "apiVersion: berth.dev/v1alpha1\nkind: Agent\n";
 const FILE = "/etc/berth/berth.yaml";
 
-function errorOf(yaml: string): string {
-  try {
-    parseConfig(yaml, FILE);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error("expected a ConfigError");
-}
+const errorOf = (yaml: string): string => configErrorOf(yaml, FILE, ConfigError);
 
 /** A checkout with these directories (each holding one file). */
 function tree(dirs: string[]): string {
