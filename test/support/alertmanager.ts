@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
+import { killAndWait, untilServing } from "./process.ts";
 
 /** The alertmanager binary (built the first time: a few minutes cold, 0 s cached). */
 export function alertmanagerBinary(): Promise<string> {
@@ -52,16 +53,15 @@ export async function startAlertmanager(): Promise<AlertmanagerServer> {
   child.stderr?.on("data", (d: Buffer) => {
     stderr += d.toString();
   });
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const ok = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) })
-      .then((r) => r.ok)
-      .catch(() => false);
-    if (ok) break;
-    if (child.exitCode !== null) throw new Error(`alertmanager exited (${child.exitCode}): ${stderr}`);
-    if (Date.now() > deadline) throw new Error(`alertmanager did not get ready on ${url}: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await untilServing(
+    "alertmanager",
+    url,
+    child,
+    async () => (await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) })).ok,
+    () => stderr,
+    20_000,
+    100,
+  );
   return {
     url,
     alerts: async () => {
@@ -70,11 +70,7 @@ export async function startAlertmanager(): Promise<AlertmanagerServer> {
       return (await r.json()) as GettableAlert[];
     },
     close: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.kill("SIGKILL");
-        await exited;
-      }
+      await killAndWait(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import { git } from "./git.ts";
 import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
+import { killAndWait, untilServing } from "./process.ts";
 
 /** The gitea binary (built the first time: many minutes cold on 2 cores, 0 s cached). */
 export function giteaBinary(): Promise<string> {
@@ -131,24 +132,17 @@ export async function startGitea(): Promise<GiteaServer> {
       stderr = (stderr + d.toString()).slice(-8000);
     });
     // The first start creates the database (migrations): slow on a loaded machine.
-    const deadline = Date.now() + 180_000;
-    for (;;) {
-      const ok = await fetch(`${url}/api/v1/version`, { signal: AbortSignal.timeout(2000) })
-        .then((r) => r.ok)
-        .catch(() => false);
-      if (ok) return;
-      if (c.exitCode !== null) throw new Error(`gitea exited (${c.exitCode}): ${stderr}`);
-      if (Date.now() > deadline) throw new Error(`gitea did not get ready on ${url}: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await untilServing(
+      "gitea",
+      url,
+      c,
+      async () => (await fetch(`${url}/api/v1/version`, { signal: AbortSignal.timeout(2000) })).ok,
+      () => stderr,
+      180_000,
+      250,
+    );
   };
-  const stop = async () => {
-    const c = child;
-    if (!c || c.exitCode !== null) return;
-    const exited = new Promise((r) => c.once("exit", r));
-    c.kill("SIGKILL");
-    await exited;
-  };
+  const stop = () => killAndWait(child);
   await start();
   const user = "berth";
   const cli = (...args: string[]) =>
