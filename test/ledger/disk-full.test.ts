@@ -8,15 +8,13 @@ import { execFileSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createApi } from "../../agent/api/app.ts";
-import { EventBus } from "../../agent/engine/events.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
 import { SyncLoop } from "../../agent/engine/loop.ts";
-import { Metrics } from "../../agent/engine/metrics.ts";
 import type { EngineDeps } from "../../agent/engine/ports.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { testApi } from "../support/api.ts";
 import { appSpec } from "../support/app-spec.ts";
 import { skipWithout } from "../support/required.ts";
 
@@ -108,15 +106,8 @@ describe.skipIf(skipWithout(isRoot, "root (to mount a small tmpfs)"))("ledger on
     };
     const spec = appSpec("web");
     const loop = new SyncLoop(deps, [spec], { interval: 60_000, backoffBase: 20 });
-    const api = createApi({
-      loop,
-      ledger,
+    const api = testApi(loop, ledger, {
       apps: [{ name: "web", path: "web", dependsOn: [] }],
-      sourceRef: "main",
-      metrics: new Metrics(),
-      kubeCodes: () => ({}),
-      events: new EventBus(),
-      tokens: [],
       anonymousRead: false,
     });
     const running = loop.start();
