@@ -25,12 +25,12 @@ import {
   dropClaimFiles,
   NO_PVC_DELETE_RULES,
   settingsYaml as settings,
+  volumeNameFor,
 } from "../support/previews.ts";
 
 const t = useClusterTest({ prefix: "previews" });
 const ns = t.ns;
-const pv = `${ns}-pv`;
-t.onTeardown(() => t.kubectl("delete", "persistentvolume", pv, "--wait=false", "--ignore-not-found"));
+const pv = volumeNameFor(t);
 let w: Wired;
 let lane: PreviewLane;
 let configPath: string;

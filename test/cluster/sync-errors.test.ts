@@ -71,35 +71,38 @@ describe("bad inputs apply nothing and are recorded", () => {
     expect(markerExists("dupe")).toBe(false);
   }, 30_000);
 
-  test("an unknown kind → PlanRejected naming the object", async () => {
-    const { result } = await syncRepo("unknown", {
-      "app/thing.yaml": "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n",
-    });
-    expect(result.reason).toBe("PlanRejected");
-    expect(result.message).toContain("Gadget/g (app/thing.yaml#0)");
-    expect(result.message).toContain("not served by the API server");
-    expect(markerExists("unknown")).toBe(false);
-  }, 30_000);
-
-  test("a cluster-scoped object given a namespace → PlanRejected", async () => {
-    const { result } = await syncRepo("scoped", {
-      "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: wrong\n  namespace: ${ns}\n`,
-    });
-    expect(result.reason).toBe("PlanRejected");
-    expect(result.message).toContain("cluster-scoped");
-    expect(markerExists("scoped")).toBe(false);
-  }, 30_000);
-
-  test("an object the API server rejects → PlanRejected before anything is written", async () => {
-    const { result } = await syncRepo("invalid", {
-      "app/svc.yaml":
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports: [{port: 99999}]\n",
-    });
-    expect(result.reason).toBe("PlanRejected");
-    expect(result.message).toContain(`Service/${ns}/bad`);
-    expect(result.message).toContain("99999");
-    expect(markerExists("invalid")).toBe(false);
-  }, 30_000);
+  // Objects the plan refuses: [test name, repository, files, what the message must name].
+  const refused: Array<[string, string, Record<string, string>, string[]]> = [
+    [
+      "an unknown kind → PlanRejected naming the object",
+      "unknown",
+      { "app/thing.yaml": "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n" },
+      ["Gadget/g (app/thing.yaml#0)", "not served by the API server"],
+    ],
+    [
+      "a cluster-scoped object given a namespace → PlanRejected",
+      "scoped",
+      { "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: wrong\n  namespace: ${ns}\n` },
+      ["cluster-scoped"],
+    ],
+    [
+      "an object the API server rejects → PlanRejected before anything is written",
+      "invalid",
+      {
+        "app/svc.yaml":
+          "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports: [{port: 99999}]\n",
+      },
+      [`Service/${ns}/bad`, "99999"],
+    ],
+  ];
+  for (const [name, repo, files, named] of refused) {
+    test(name, async () => {
+      const { result } = await syncRepo(repo, files);
+      expect(result.reason).toBe("PlanRejected");
+      for (const text of named) expect(result.message).toContain(text);
+      expect(markerExists(repo)).toBe(false);
+    }, 30_000);
+  }
 
   test("a YAML alias bomb → BuildFailed, quickly", async () => {
     const bomb = [

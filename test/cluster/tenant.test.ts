@@ -12,6 +12,7 @@ import { silentLogger } from "../../agent/engine/log.ts";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
 import { freshNamespace, quietSince } from "../support/cluster.ts";
 import { patchConfigMap, useClusterTest } from "../support/cluster-test.ts";
+import { deployerRbacYaml } from "../support/manifests.ts";
 
 const t = useClusterTest({ prefix: "tenant", createNamespace: true, repo: "tenant" });
 const ns = t.ns;
@@ -24,26 +25,6 @@ t.onTeardown(() => t.kubectl("delete", "configmap", kubeSystemCm, "-n", "kube-sy
 
 const cm = (name: string, value: string, namespace?: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${namespace ? `  namespace: ${namespace}\n` : ""}data: {v: "${value}"}\n`;
-
-/** The app's ServiceAccount may manage ConfigMaps in its own namespace, nothing else. */
-function rbac(namespace: string): string {
-  return `apiVersion: v1
-kind: ServiceAccount
-metadata: {name: deployer, namespace: ${namespace}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: deployer, namespace: ${namespace}}
-rules:
-  - {apiGroups: [""], resources: [configmaps], verbs: [get, list, watch, create, patch, delete]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: deployer, namespace: ${namespace}}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}
-subjects: [{kind: ServiceAccount, name: deployer, namespace: ${namespace}}]
-`;
-}
 
 function exists(...args: string[]): boolean {
   return t.kubectl("get", ...args, "--ignore-not-found", "-o", "name").trim() !== "";
@@ -75,7 +56,7 @@ beforeAll(async () => {
   other = await freshNamespace(t.cluster, "tenant-other");
   t.removeAtTeardown(`namespace/${other}`);
   const file = join(writeConfig(""), "..", "rbac.yaml");
-  await Bun.write(file, rbac(ns));
+  await Bun.write(file, deployerRbacYaml(ns));
   t.kubectl("apply", "-f", file);
   t.commit({ "team/app.yaml": cm("settings", "one") });
   configPath = t.writeConfig([
@@ -96,14 +77,11 @@ describe("serviceAccountName: the API server's RBAC decides", () => {
 
   test("the app's allowed objects sync, written as its ServiceAccount", async () => {
     const since = await quietSince();
-    const w = await wireFor(configPath, t.cluster.kubeconfigPath);
-    try {
+    await t.withWired(configPath, async (w) => {
       const r = await syncApp(w, "team");
       expect(r.message).toContain("1 created");
       expect(r.outcome).toBe("Succeeded");
-    } finally {
-      w.close();
-    }
+    });
     expect(t.kubectl("get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.v}")).toBe("one");
     const writes = writesAs(user(), since);
     expect(writes.map((e) => e.verb)).toEqual(["patch"]);
@@ -117,8 +95,7 @@ describe("serviceAccountName: the API server's RBAC decides", () => {
       "team/planted.yaml": cm(kubeSystemCm, "x", "kube-system"),
     });
     const since = await quietSince();
-    const w = await wireFor(configPath, t.cluster.kubeconfigPath);
-    try {
+    await t.withWired(configPath, async (w) => {
       const r = await syncApp(w, "team");
       expect(r.outcome).toBe("Failed");
       expect(r.reason).toBe("PlanRejected");
@@ -131,9 +108,7 @@ describe("serviceAccountName: the API server's RBAC decides", () => {
       const entry = w.ledger.get(r.entry);
       expect(entry?.reason).toBe("PlanRejected");
       expect(entry?.message).toBe(r.message);
-    } finally {
-      w.close();
-    }
+    });
     expect(exists("clusterrolebinding", crbName)).toBe(false);
     expect(exists("configmap", kubeSystemCm, "-n", "kube-system")).toBe(false);
     // The allowed change was not half-applied either: the plan failed as a whole.
@@ -181,8 +156,7 @@ describe("serviceAccountName: the API server's RBAC decides", () => {
 
   test("a prune goes out as the ServiceAccount too", async () => {
     const since = await quietSince();
-    const w = await wireFor(configPath, t.cluster.kubeconfigPath);
-    try {
+    await t.withWired(configPath, async (w) => {
       // Two steps, so the prune stays under the mass-prune guard (half of the inventory at most).
       t.commit({ "team/keep.yaml": cm("keep", "1") });
       expect((await syncApp(w, "team")).message).toContain("1 created");
@@ -190,9 +164,7 @@ describe("serviceAccountName: the API server's RBAC decides", () => {
       const r = await syncApp(w, "team");
       expect(r.message).toContain("1 deleted");
       expect(r.outcome).toBe("Succeeded");
-    } finally {
-      w.close();
-    }
+    });
     expect(exists("configmap", "settings", "-n", ns)).toBe(false);
     expect(writesAs(user(), since).map((e) => `${e.verb} ${e.requestURI.split("?")[0]}`)).toEqual([
       `patch /api/v1/namespaces/${ns}/configmaps/keep`,
@@ -209,8 +181,7 @@ describe("allowedNamespaces and clusterScoped: false refuse at plan time", () =>
       "fenced/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${other}-new}\n`,
     });
     const since = await quietSince();
-    const w = await wireFor(configPath, t.cluster.kubeconfigPath);
-    try {
+    await t.withWired(configPath, async (w) => {
       const r = await syncApp(w, "fenced");
       expect(r.reason).toBe("PlanRejected");
       expect(r.message).toContain(
@@ -220,9 +191,7 @@ describe("allowedNamespaces and clusterScoped: false refuse at plan time", () =>
         `Namespace/${other}-new (fenced/ns.yaml#0): is cluster-scoped, and app "fenced" sets clusterScoped: false`,
       );
       expect(w.ledger.get(r.entry)?.reason).toBe("PlanRejected");
-    } finally {
-      w.close();
-    }
+    });
     expect(exists("configmap", "fenced-ok", "-n", ns)).toBe(false);
     expect(exists("configmap", "fenced-elsewhere", "-n", other)).toBe(false);
     expect(exists("namespace", `${other}-new`)).toBe(false);
@@ -238,13 +207,10 @@ describe("allowedNamespaces and clusterScoped: false refuse at plan time", () =>
 
   test("once inside the boundary, the app syncs", async () => {
     t.commit({ "fenced/elsewhere.yaml": null, "fenced/ns.yaml": null });
-    const w = await wireFor(configPath, t.cluster.kubeconfigPath);
-    try {
+    await t.withWired(configPath, async (w) => {
       const r = await syncApp(w, "fenced");
       expect(r.outcome).toBe("Succeeded");
-    } finally {
-      w.close();
-    }
+    });
     expect(exists("configmap", "fenced-ok", "-n", ns)).toBe(true);
   }, 60_000);
 });

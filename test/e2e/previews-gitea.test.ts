@@ -19,12 +19,12 @@ import {
   databaseFiles,
   dropClaimFiles,
   NO_PVC_DELETE_RULES,
+  volumeNameFor,
 } from "../support/previews.ts";
 
 const t = useClusterTest({ prefix: "preview-gitea", git: false, binary: true });
 const ns = t.ns;
-const pv = `${ns}-pv`;
-t.onTeardown(() => t.kubectl("delete", "persistentvolume", pv, "--wait=false", "--ignore-not-found"));
+const pv = volumeNameFor(t);
 let gitea: GiteaServer;
 let repo: string;
 let work: string;

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
-import { killAndWait, untilServing } from "./process.ts";
+import { killAndWait, outputOf, untilServing } from "./process.ts";
 
 /** The alertmanager binary (built the first time: a few minutes cold, 0 s cached). */
 export function alertmanagerBinary(): Promise<string> {
@@ -49,16 +49,13 @@ export async function startAlertmanager(): Promise<AlertmanagerServer> {
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
+  const stderr = outputOf(child);
   await untilServing(
     "alertmanager",
     url,
     child,
     async () => (await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) })).ok,
-    () => stderr,
+    stderr,
     20_000,
     100,
   );

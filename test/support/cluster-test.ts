@@ -76,6 +76,8 @@ export interface ClusterTest {
   writeConfig(apps: AppSpec[], options?: AgentConfigOptions): string;
   /** Wires berth in-process from a config (closed at teardown). */
   wire(configPath: string, events?: EngineEvent[]): Promise<Wired>;
+  /** Wires berth from a config, runs `use` with it and closes it again. */
+  withWired<T>(configPath: string, use: (w: Wired) => Promise<T>): Promise<T>;
   /** Runs kubectl against the cluster. */
   kubectl(...args: string[]): string;
   /** Runs kubectl in the namespace. */
@@ -158,6 +160,14 @@ export function useClusterTest(options: ClusterTestOptions): ClusterTest {
       const w = await wireFor(configPath, t.cluster.kubeconfigPath, events);
       wired.push(w);
       return w;
+    },
+    withWired: async (configPath, use) => {
+      const w = await wireFor(configPath, t.cluster.kubeconfigPath);
+      try {
+        return await use(w);
+      } finally {
+        w.close();
+      }
     },
     kubectl: (...args) => kubectl(t.cluster, ...args),
     inNs: (...args) => kubectl(t.cluster, ...args, "-n", ns),

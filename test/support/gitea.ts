@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { git } from "./git.ts";
 import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
-import { killAndWait, untilServing } from "./process.ts";
+import { killAndWait, outputOf, type RestartableServer, untilServing } from "./process.ts";
 
 /** The gitea binary (built the first time: many minutes cold on 2 cores, 0 s cached). */
 export function giteaBinary(): Promise<string> {
@@ -35,7 +35,7 @@ export interface GiteaComment {
   body: string;
 }
 
-export interface GiteaServer {
+export interface GiteaServer extends RestartableServer {
   /** http://127.0.0.1:<port> */
   url: string;
   user: string;
@@ -52,9 +52,6 @@ export interface GiteaServer {
   comments(repo: string, pr: number): Promise<GiteaComment[]>;
   /** Any API call as the admin user. */
   api(method: string, path: string, body?: unknown): Promise<unknown>;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  close(): Promise<void>;
 }
 
 export async function startGitea(): Promise<GiteaServer> {
@@ -116,28 +113,21 @@ export async function startGitea(): Promise<GiteaServer> {
   );
   const env = { ...process.env, GITEA_WORK_DIR: dir, HOME: dir, USER: "root" };
   let child: ChildProcess | undefined;
-  let stderr = "";
   const start = async () => {
-    stderr = "";
     const c = spawn(binary, ["web", "--config", ini, "--port", String(port)], {
       cwd: dir,
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });
     child = c;
-    c.stdout?.on("data", (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-8000);
-    });
-    c.stderr?.on("data", (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-8000);
-    });
+    const output = outputOf(c, true);
     // The first start creates the database (migrations): slow on a loaded machine.
     await untilServing(
       "gitea",
       url,
       c,
       async () => (await fetch(`${url}/api/v1/version`, { signal: AbortSignal.timeout(2000) })).ok,
-      () => stderr,
+      output,
       180_000,
       250,
     );

@@ -40,3 +40,21 @@ export const GATE_RULE = `  - name: gate-the-gated
 /** A rules file of sync rules (YAML list items). */
 export const syncRules = (...rules: string[]): string =>
   `apiVersion: berth.dev/v1alpha1\nkind: Rules\nsync:\n${rules.join("")}`;
+
+/** A tenant's ServiceAccount `deployer` whose Role lets it manage ConfigMaps in `namespace`, nothing else. */
+export const deployerRbacYaml = (namespace: string): string => `apiVersion: v1
+kind: ServiceAccount
+metadata: {name: deployer, namespace: ${namespace}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: deployer, namespace: ${namespace}}
+rules:
+  - {apiGroups: [""], resources: [configmaps], verbs: [get, list, watch, create, patch, delete]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: deployer, namespace: ${namespace}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}
+subjects: [{kind: ServiceAccount, name: deployer, namespace: ${namespace}}]
+`;

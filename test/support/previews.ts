@@ -6,6 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kubectl, type TestCluster } from "./cluster.ts";
+import type { ClusterTest } from "./cluster-test.ts";
 
 /** A rules file: deleting a PersistentVolumeClaim is held for approval (rule no-pvc-delete). */
 export const NO_PVC_DELETE_RULES = `apiVersion: berth.dev/v1alpha1
@@ -73,4 +74,11 @@ export function createBoundVolume(cluster: TestCluster, dir: string, ns: string,
     `apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: ${pv}}\nspec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  storageClassName: ""\n  persistentVolumeReclaimPolicy: Retain\n  hostPath: {path: /tmp/${pv}}\n  claimRef: {namespace: ${ns}, name: data}\n`,
   );
   kubectl(cluster, "apply", "-f", file);
+}
+
+/** The PersistentVolume's name for a test's database (`<namespace>-pv`), removed at the test's teardown. */
+export function volumeNameFor(t: ClusterTest): string {
+  const pv = `${t.ns}-pv`;
+  t.removeAtTeardown(`persistentvolume/${pv}`);
+  return pv;
 }

@@ -30,3 +30,24 @@ export async function untilServing(
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** A helper server a test can take down and bring back (same port, same data), and finally remove. */
+export interface RestartableServer {
+  /** Kills the server; its data stays. */
+  stop(): Promise<void>;
+  /** Starts it again where it was. */
+  start(): Promise<void>;
+  /** Stops it and removes its data. */
+  close(): Promise<void>;
+}
+
+/** The last `keep` characters a child wrote to stderr (and stdout, with `both`), for error messages. */
+export function outputOf(child: ChildProcess, both = false, keep = 8000): () => string {
+  let text = "";
+  const add = (d: Buffer) => {
+    text = (text + d.toString()).slice(-keep);
+  };
+  child.stderr?.on("data", add);
+  if (both) child.stdout?.on("data", add);
+  return () => text;
+}

@@ -9,14 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
-import { killAndWait, untilServing } from "./process.ts";
+import { killAndWait, outputOf, type RestartableServer, untilServing } from "./process.ts";
 
 /** The versitygw binary (built the first time: a minute or two cold, 0 s cached). */
 export function versitygwBinary(): Promise<string> {
   return goBuild("s3");
 }
 
-export interface S3Server {
+export interface S3Server extends RestartableServer {
   endpoint: string;
   accessKeyId: string;
   secretAccessKey: string;
@@ -24,9 +24,6 @@ export interface S3Server {
   bucket: string;
   /** The directory the server stores objects in (bucket = a subdirectory). */
   root: string;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  close(): Promise<void>;
 }
 
 export async function startS3(): Promise<S3Server> {
@@ -47,10 +44,7 @@ export async function startS3(): Promise<S3Server> {
         stdio: ["ignore", "ignore", "pipe"],
       },
     );
-    let stderr = "";
-    child.stderr?.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
+    const stderr = outputOf(child);
     // Any HTTP answer (403 unsigned) means it listens.
     await untilServing(
       "versitygw",
@@ -60,7 +54,7 @@ export async function startS3(): Promise<S3Server> {
         await (await fetch(endpoint, { signal: AbortSignal.timeout(1000) })).arrayBuffer();
         return true;
       },
-      () => stderr,
+      stderr,
       20_000,
       100,
     );
