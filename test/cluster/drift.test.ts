@@ -3,39 +3,43 @@
  * are healed under `heal` and recorded but left alone under `alert`; an HPA-style second manager owning
  * spec.replicas is never fought over; the plan reads the watch view (no GET, no dry-run when untouched).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { dirname, join } from "node:path";
 import { type DriftWiring, type Wired, wireDrift } from "../../agent/cli/wire.ts";
 import type { DriftReport } from "../../agent/drift/drift.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
-import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
-import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { syncApp } from "../support/berth.ts";
+import { eventually } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
 import { rawDatabaseBytes } from "../support/ledger-fixtures.ts";
+import { configMapYaml, deploymentYaml, namespaceYaml, secretYaml } from "../support/manifests.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "drift" });
 let w: Wired;
 let drift: DriftWiring;
 let config: string;
 const reports: DriftReport[] = [];
-const id = Math.random().toString(16).slice(2, 8);
+const id = t.ns.slice("drift-".length);
 const healNs = `drift-heal-${id}`;
 const alertNs = `drift-alert-${id}`;
 const secretNs = `drift-secret-${id}`;
+t.removeAtTeardown(...[healNs, alertNs, secretNs].map((n) => `namespace/${n}`));
 // Values that must never reach a drift event or the ledger in plaintext (nor base64, as data holds them).
 const SECRET_VALUE = "berth-owned-value-8c1f";
 const TAMPERED = ["stringdata-tamper-5e2a", "data-tamper-9b7d"] as const;
 
 const app = (ns: string) => ({
-  [`${ns}/ns.yaml`]: `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
-  [`${ns}/cm.yaml`]: `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {tier: web}\ndata:\n  greeting: hello\n`,
-  [`${ns}/deploy.yaml`]: `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: "nginx:1.27"}]\n`,
+  [`${ns}/ns.yaml`]: namespaceYaml(ns),
+  [`${ns}/cm.yaml`]: configMapYaml("settings", "hello").replace(
+    "metadata:\n",
+    "metadata:\n  labels: {tier: web}\n",
+  ),
+  [`${ns}/deploy.yaml`]: deploymentYaml("web", 2),
   // No replicas: an HPA-like manager owns them.
-  [`${ns}/scaled.yaml`]: `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: scaled\nspec:\n  selector: {matchLabels: {app: scaled}}\n  template:\n    metadata: {labels: {app: scaled}}\n    spec:\n      containers: [{name: web, image: "nginx:1.27"}]\n`,
+  [`${ns}/scaled.yaml`]: deploymentYaml("scaled", 0, "web").replace("  replicas: 0\n", ""),
 });
 
-const get = (ns: string, what: string) => JSON.parse(kubectl(cluster, "get", what, "-n", ns, "-o", "json"));
+const get = (ns: string, what: string) => JSON.parse(t.kubectl("get", what, "-n", ns, "-o", "json"));
 const reportFor = (app: string, subject: string, after: number) =>
   eventually(`a drift report for ${subject}`, 15_000, async () =>
     reports.find((r) => r.app === app && r.subject === subject && r.id > after),
@@ -43,24 +47,26 @@ const reportFor = (app: string, subject: string, after: number) =>
 const lastId = () => reports.at(-1)?.id ?? 0;
 
 beforeAll(async () => {
-  cluster = await useCluster();
-  git = await GitFixture.start();
-  const url = git.createRepo("infra");
-  git.commit(
-    "infra",
+  t.commit(
     {
       ...app(healNs),
       ...app(alertNs),
-      [`${secretNs}/ns.yaml`]: `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${secretNs}\n`,
-      [`${secretNs}/secret.yaml`]: `apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: ${SECRET_VALUE}\n  user: app\n`,
+      [`${secretNs}/ns.yaml`]: namespaceYaml(secretNs),
+      [`${secretNs}/secret.yaml`]: secretYaml("creds", { password: SECRET_VALUE, user: "app" }),
     },
-    { message: "apps" },
+    "apps",
   );
-  config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", ref: main, interval: 1h}\napps:\n  - {name: heal-${id}, path: ${healNs}, namespace: ${healNs}, timeout: 60s, drift: heal}\n  - {name: alert-${id}, path: ${alertNs}, namespace: ${alertNs}, timeout: 60s, drift: {action: alert}}\n  - {name: secret-${id}, path: ${secretNs}, namespace: ${secretNs}, timeout: 60s, drift: heal}\nledger: {path: $DIR/ledger.db, secretKeyEnv: DRIFT_TEST_LEDGER_KEY}\n`,
+  config = t.writeConfig(
+    [
+      { name: `heal-${id}`, path: healNs, namespace: healNs, timeout: "60s", drift: "heal" },
+      { name: `alert-${id}`, path: alertNs, namespace: alertNs, timeout: "60s", drift: "{action: alert}" },
+      { name: `secret-${id}`, path: secretNs, namespace: secretNs, timeout: "60s", drift: "heal" },
+    ],
+    { source: "ref: main, interval: 1h", ledger: "$DIR/ledger.db, secretKeyEnv: DRIFT_TEST_LEDGER_KEY" },
   );
   process.env.DRIFT_TEST_LEDGER_KEY = "11".repeat(32);
-  w = await wireFor(config, cluster.kubeconfigPath);
+  w = await t.wire(config);
+  t.onTeardown(() => drift.close());
   drift = wireDrift(w, silentLogger, (r) => reports.push(r));
   for (const a of [`heal-${id}`, `alert-${id}`, `secret-${id}`]) {
     const r = await syncApp(w, a);
@@ -68,22 +74,11 @@ beforeAll(async () => {
   }
 }, 600_000);
 
-afterAll(async () => {
-  await drift?.close();
-  w?.close();
-  await git?.close();
-  for (const ns of [healNs, alertNs, secretNs]) {
-    try {
-      kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-    } catch {}
-  }
-});
-
 describe("drift under heal", () => {
   const a = `heal-${id}`;
   test("kubectl scale of a berth-owned replicas is healed and recorded with the manager and field", async () => {
     const since = lastId();
-    kubectl(cluster, "scale", "deployment", "web", "-n", healNs, "--replicas=5");
+    t.kubectl("scale", "deployment", "web", "-n", healNs, "--replicas=5");
     const r = await reportFor(a, `Deployment/${healNs}/web`, since);
     expect(r).toMatchObject({ action: "healed", manager: "kubectl", fields: ["/spec/replicas"] });
     expect(get(healNs, "deployment/web").spec.replicas).toBe(2);
@@ -93,16 +88,7 @@ describe("drift under heal", () => {
 
   test("kubectl patch of a berth-owned data field is healed", async () => {
     const since = lastId();
-    kubectl(
-      cluster,
-      "patch",
-      "configmap",
-      "settings",
-      "-n",
-      healNs,
-      "-p",
-      '{"data":{"greeting":"tampered"}}',
-    );
+    t.kubectl("patch", "configmap", "settings", "-n", healNs, "-p", '{"data":{"greeting":"tampered"}}');
     const r = await reportFor(a, `ConfigMap/${healNs}/settings`, since);
     expect(r).toMatchObject({ action: "healed", manager: "kubectl-patch", fields: ["/data/greeting"] });
     expect(get(healNs, "configmap/settings").data.greeting).toBe("hello");
@@ -110,16 +96,7 @@ describe("drift under heal", () => {
 
   test("kubectl label of a berth-owned label (the app label itself) is healed", async () => {
     const since = lastId();
-    kubectl(
-      cluster,
-      "label",
-      "configmap",
-      "settings",
-      "-n",
-      healNs,
-      "berth.dev/app=someone-else",
-      "--overwrite",
-    );
+    t.kubectl("label", "configmap", "settings", "-n", healNs, "berth.dev/app=someone-else", "--overwrite");
     const r = await reportFor(a, `ConfigMap/${healNs}/settings`, since);
     expect(r.action).toBe("healed");
     expect(r.manager).toBe("kubectl-label");
@@ -129,7 +106,7 @@ describe("drift under heal", () => {
 
   test("kubectl delete of a berth-owned object re-creates it", async () => {
     const since = lastId();
-    kubectl(cluster, "delete", "configmap", "settings", "-n", healNs);
+    t.kubectl("delete", "configmap", "settings", "-n", healNs);
     const r = await reportFor(a, `ConfigMap/${healNs}/settings`, since);
     expect(r).toMatchObject({ action: "healed", fields: ["/"] });
     expect(get(healNs, "configmap/settings").data.greeting).toBe("hello");
@@ -145,7 +122,7 @@ describe("drift under heal", () => {
     });
     const file = `/tmp/hpa-${id}.json`;
     await Bun.write(file, patch);
-    kubectl(cluster, "apply", "--server-side", "--field-manager=hpa-sim", "-f", file);
+    t.kubectl("apply", "--server-side", "--field-manager=hpa-sim", "-f", file);
     await Bun.sleep(2500);
     await drift.watcher.idle();
     expect(reports.filter((r) => r.id > since && r.subject.includes("scaled"))).toEqual([]);
@@ -173,17 +150,17 @@ describe("drift under alert", () => {
   const a = `alert-${id}`;
   test("kubectl scale and delete are recorded and the cluster is left as is", async () => {
     let since = lastId();
-    kubectl(cluster, "scale", "deployment", "web", "-n", alertNs, "--replicas=4");
+    t.kubectl("scale", "deployment", "web", "-n", alertNs, "--replicas=4");
     const r = await reportFor(a, `Deployment/${alertNs}/web`, since);
     expect(r).toMatchObject({ action: "alerted", manager: "kubectl", fields: ["/spec/replicas"] });
     await Bun.sleep(1500);
     expect(get(alertNs, "deployment/web").spec.replicas).toBe(4);
 
     since = lastId();
-    kubectl(cluster, "delete", "configmap", "settings", "-n", alertNs);
+    t.kubectl("delete", "configmap", "settings", "-n", alertNs);
     const d = await reportFor(a, `ConfigMap/${alertNs}/settings`, since);
     expect(d).toMatchObject({ action: "alerted", fields: ["/"] });
-    expect(() => kubectl(cluster, "get", "configmap", "settings", "-n", alertNs)).toThrow();
+    expect(() => t.kubectl("get", "configmap", "settings", "-n", alertNs)).toThrow();
     expect(w.ledger.driftEvents({ app: a }).map((e) => e.action)).toEqual(["alerted", "alerted"]);
   });
 });
@@ -202,7 +179,7 @@ describe("drift of a Secret berth sets through stringData", () => {
     test(`kubectl patch through ${via} is drift at /data/password, healed within ${HEAL_BOUND_MS} ms`, async () => {
       const since = lastId();
       const t0 = performance.now();
-      kubectl(cluster, "patch", "secret", "creds", "-n", secretNs, "-p", JSON.stringify(patch));
+      t.kubectl("patch", "secret", "creds", "-n", secretNs, "-p", JSON.stringify(patch));
       const r = await reportFor(a, `Secret/${secretNs}/creds`, since);
       expect(r).toMatchObject({ action: "healed", manager: "kubectl-patch", fields: ["/data/password"] });
       await eventually(

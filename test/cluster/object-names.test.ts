@@ -2,49 +2,30 @@
  * Object names the API server refuses are plan errors naming the object and file, with nothing written;
  * and berth's per-kind name rules agree with what the real API server accepts.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import type { Wired } from "../../agent/cli/wire.ts";
 import { invalidNameMessage } from "../../agent/object/names.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
-import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
-import {
-  auditEvents,
-  freshNamespace,
-  kubectl,
-  quietSince,
-  type TestCluster,
-  useCluster,
-  writesIn,
-} from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { syncApp } from "../support/berth.ts";
+import { auditEvents, quietSince, writesIn } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
+import { configMapYaml } from "../support/manifests.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
-let ns: string;
+const t = useClusterTest({
+  prefix: "names",
+  createNamespace: true,
+  repo: "names",
+  files: {
+    "app/marker.yaml": configMapYaml("marker", { ok: "yes" }),
+    "app/bad.yaml": configMapYaml("team/settings", { ok: "yes" }),
+  },
+});
+const ns = t.ns;
 let w: Wired;
 
 beforeAll(async () => {
-  cluster = await useCluster();
-  git = await GitFixture.start();
-  ns = await freshNamespace(cluster, "names");
-  const url = git.createRepo("names");
-  git.commit("names", {
-    "app/marker.yaml": `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: marker\ndata: {ok: "yes"}\n`,
-    "app/bad.yaml": `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: team/settings\ndata: {ok: "yes"}\n`,
-  });
-  const config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}"}\napps:\n  - {name: app, path: app, namespace: ${ns}, timeout: 10s}\nledger: {path: $DIR/ledger.db}\n`,
-  );
-  w = await wireFor(config, cluster.kubeconfigPath);
+  w = await t.wire(t.writeConfig([{ name: "app", path: "app", namespace: ns, timeout: "10s" }]));
 }, 600_000);
-
-afterAll(async () => {
-  w?.close();
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
-});
 
 describe("object names", () => {
   test("a name with '/' is a plan error naming the object and file; nothing is written", async () => {
@@ -55,10 +36,10 @@ describe("object names", () => {
     expect(result.message).toContain(`metadata.name "team/settings" is not a valid ConfigMap name`);
     expect(w.ledger.get(result.entry)?.reason).toBe("PlanRejected");
     await quietSince();
-    const requests = auditEvents(cluster, since, "berth", ns);
+    const requests = auditEvents(t.cluster, since, "berth", ns);
     expect(requests.length).toBeGreaterThan(0); // berth did talk to the server (dry-runs of the marker)
     expect(writesIn(requests)).toEqual([]);
-    expect(kubectl(cluster, "get", "configmaps", "-n", ns, "-o", "name").trim().split("\n").sort()).toEqual([
+    expect(t.kubectl("get", "configmaps", "-n", ns, "-o", "name").trim().split("\n").sort()).toEqual([
       "configmap/kube-root-ca.crt",
     ]);
   }, 60_000);

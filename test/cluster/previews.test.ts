@@ -4,148 +4,70 @@
  * cluster (audit log) — and reported by GET /api/v1/previews and `berth plan --ref`. Merging the previewed
  * head then meets the hold the preview predicted.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createApi } from "../../agent/api/app.ts";
 import { cli } from "../../agent/cli/cli.ts";
 import { type Wired, wirePreviews } from "../../agent/cli/wire.ts";
-import { EventBus } from "../../agent/engine/events.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
 import { SyncLoop } from "../../agent/engine/loop.ts";
-import { Metrics } from "../../agent/engine/metrics.ts";
 import type { RefPreview } from "../../agent/engine/ports.ts";
 import type { PreviewLane } from "../../agent/engine/previews.ts";
-import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
+import { testApi } from "../support/api.ts";
+import { syncApp } from "../support/berth.ts";
+import { auditEvents, quietSince, writesIn } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
+import { git as runGit } from "../support/git.ts";
 import {
-  auditEvents,
-  kubectl,
-  quietSince,
-  type TestCluster,
-  useCluster,
-  writesIn,
-} from "../support/cluster.ts";
-import { GitFixture, git as runGit } from "../support/git.ts";
+  createBoundVolume,
+  databaseFiles,
+  dropClaimFiles,
+  NO_PVC_DELETE_RULES,
+  settingsYaml as settings,
+  volumeNameFor,
+} from "../support/previews.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "previews" });
+const ns = t.ns;
+const pv = volumeNameFor(t);
 let w: Wired;
 let lane: PreviewLane;
 let configPath: string;
-const id = Math.random().toString(16).slice(2, 8);
-const ns = `previews-${id}`;
-const pv = `previews-pv-${id}`;
-
-const RULES = `apiVersion: berth.dev/v1alpha1
-kind: Rules
-sync:
-  - name: no-pvc-delete
-    when: change.action == 'deleted' && change.object.kind == 'PersistentVolumeClaim'
-    verdict: hold
-    message: deleting a claim deletes its data
-`;
-
-const settings = (level: string) =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {level: "${level}"}\n`;
-const claim = `apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: data}
-spec:
-  storageClassName: ""
-  volumeName: ${pv}
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 1Gi}}
-`;
-const statefulSet = (volume: string) => `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db}
-spec:
-  replicas: 1
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec:
-      containers:
-        - name: db
-          image: registry.invalid/db:1
-          volumeMounts: [{name: data, mountPath: /var/lib/db}]
-      volumes:
-        - ${volume}
-`;
-
 let prSha = "";
 
 beforeAll(async () => {
-  cluster = await useCluster();
   // Storage that exists before the app, pre-bound to its claim.
-  const pvFile = join(mkdtempSync(join(tmpdir(), "berth-pv-")), "pv.yaml");
-  writeFileSync(
-    pvFile,
-    `apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: ${pv}}\nspec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  storageClassName: ""\n  persistentVolumeReclaimPolicy: Retain\n  hostPath: {path: /tmp/${pv}}\n  claimRef: {namespace: ${ns}, name: data}\n`,
-  );
-  kubectl(cluster, "apply", "-f", pvFile);
-  git = await GitFixture.start();
-  const url = git.createRepo("infra");
-  git.commit(
-    "infra",
-    {
-      "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${ns}}\n`,
-      "app/settings.yaml": settings("info"),
-      "app/claim.yaml": claim,
-      "app/db.yaml": statefulSet("{name: data, persistentVolumeClaim: {claimName: data}}"),
-    },
-    { message: "a database with its claim" },
-  );
+  createBoundVolume(t.cluster, mkdtempSync(join(tmpdir(), "berth-pv-")), ns, pv);
+  t.commit(databaseFiles(ns, pv), "a database with its claim");
   // Each pull request branches off main.
-  const fromMain = () => runGit(join(git.dir, "work", "infra"), "checkout", "--quiet", "main");
+  const fromMain = () => runGit(join(t.git.dir, "work", "infra"), "checkout", "--quiet", "main");
   // PR 3 is older than the two newest: maxRefs 2 leaves it out.
   fromMain();
-  const old = git.commit("infra", { "app/settings.yaml": settings("old") }, { branch: "old" });
-  git.moveRef("infra", "refs/pull/3/head", old);
+  const old = t.git.commit("infra", { "app/settings.yaml": settings("old") }, { branch: "old" });
+  t.git.moveRef("infra", "refs/pull/3/head", old);
   // PR 4 does not render: a YAML syntax error.
   fromMain();
-  const broken = git.commit("infra", { "app/broken.yaml": "kind: [unclosed\n" }, { branch: "broken" });
-  git.moveRef("infra", "refs/pull/4/head", broken);
+  const broken = t.git.commit("infra", { "app/broken.yaml": "kind: [unclosed\n" }, { branch: "broken" });
+  t.git.moveRef("infra", "refs/pull/4/head", broken);
   // PR 5 drops the claim (and moves the database to an emptyDir): a hold rule and the prune guard stop that.
   fromMain();
-  prSha = git.commit(
-    "infra",
-    {
-      "app/claim.yaml": null,
-      "app/db.yaml": statefulSet("{name: data, emptyDir: {}}"),
-      "app/settings.yaml": settings("debug"),
-    },
-    { branch: "drop-claim", message: "drop the database claim" },
-  );
-  git.moveRef("infra", "refs/pull/5/head", prSha);
+  prSha = t.git.commit("infra", dropClaimFiles(), {
+    branch: "drop-claim",
+    message: "drop the database claim",
+  });
+  t.git.moveRef("infra", "refs/pull/5/head", prSha);
   const rulesFile = join(mkdtempSync(join(tmpdir(), "berth-rules-")), "rules.yaml");
-  writeFileSync(rulesFile, RULES);
-  configPath = writeConfig(
-    `apiVersion: berth.dev/v1alpha1
-kind: Agent
-source: {url: "${url}", ref: main, interval: 5s}
-apps:
-  - {name: db, path: app, namespace: ${ns}, timeout: 60s}
-rules: ["${rulesFile}"]
-ledger: {path: $DIR/ledger.db}
-previews: {refs: ["refs/pull/*/head"], apps: [db], maxRefs: 2}
-`,
-  );
-  w = await wireFor(configPath, cluster.kubeconfigPath);
+  writeFileSync(rulesFile, NO_PVC_DELETE_RULES);
+  configPath = t.writeConfig([{ name: "db", path: "app", namespace: ns, timeout: "60s" }], {
+    source: "ref: main, interval: 5s",
+    before: `rules: ["${rulesFile}"]\n`,
+    extra: `previews: {refs: ["refs/pull/*/head"], apps: [db], maxRefs: 2}\n`,
+  });
+  w = await t.wire(configPath);
   lane = wirePreviews(w, silentLogger) as PreviewLane;
+  t.onTeardown(() => lane.stop());
 }, 600_000);
-
-afterAll(async () => {
-  await lane?.stop();
-  w?.close();
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-    kubectl(cluster, "delete", "persistentvolume", pv, "--wait=false");
-  } catch {}
-});
 
 /**
  * berth's requests since `since` about the test namespace or the volume (the controllers' own writes, such as
@@ -154,8 +76,8 @@ afterAll(async () => {
 async function requestsSince(since: Date) {
   await quietSince(1500); // the audit log is written in batches
   const events = [
-    ...auditEvents(cluster, since, "berth", ns),
-    ...auditEvents(cluster, since, "berth").filter((e) => e.requestURI.includes(pv)),
+    ...auditEvents(t.cluster, since, "berth", ns),
+    ...auditEvents(t.cluster, since, "berth").filter((e) => e.requestURI.includes(pv)),
   ];
   return {
     all: events,
@@ -219,8 +141,8 @@ describe("previews of pull-request heads", () => {
     expect(preview("refs/pull/5/head").at).toBe(before);
     expect((await requestsSince(since)).dryRuns).toEqual([]);
 
-    const fixed = git.commit("infra", { "app/broken.yaml": null }, { branch: "broken", message: "fix" });
-    git.moveRef("infra", "refs/pull/4/head", fixed);
+    const fixed = t.git.commit("infra", { "app/broken.yaml": null }, { branch: "broken", message: "fix" });
+    t.git.moveRef("infra", "refs/pull/4/head", fixed);
     await lane.poll();
     expect(preview("refs/pull/4/head")).toMatchObject({ sha: fixed });
     expect(preview("refs/pull/4/head").apps[0]).toMatchObject({ outcome: "clean", summary: "no changes" });
@@ -228,16 +150,8 @@ describe("previews of pull-request heads", () => {
   }, 120_000);
 
   test("GET /api/v1/previews and /api/v1/previews/{ref} serve what the lane found", async () => {
-    const api = createApi({
-      loop: new SyncLoop(w.deps, w.config.apps, { interval: 60_000 }),
-      ledger: w.ledger,
+    const api = testApi(new SyncLoop(w.deps, w.config.apps, { interval: 60_000 }), w.ledger, {
       apps: w.config.apps,
-      sourceRef: "main",
-      metrics: new Metrics(),
-      kubeCodes: () => ({}),
-      events: new EventBus(),
-      tokens: [],
-      anonymousRead: true,
       previews: lane,
     });
     const all = (await (await api.request("/api/v1/previews")).json()) as {
@@ -267,7 +181,7 @@ describe("previews of pull-request heads", () => {
         "--config",
         configPath,
         "--kubeconfig",
-        cluster.kubeconfigPath,
+        t.cluster.kubeconfigPath,
         "--ref",
         "refs/pull/5/head",
         "--json",
@@ -288,7 +202,7 @@ describe("previews of pull-request heads", () => {
     const human: string[] = [];
     expect(
       await cli(
-        ["plan", "--config", configPath, "--kubeconfig", cluster.kubeconfigPath, "--ref", "drop-claim"],
+        ["plan", "--config", configPath, "--kubeconfig", t.cluster.kubeconfigPath, "--ref", "drop-claim"],
         { out: (s) => human.push(s), err: () => {}, tty: false },
       ),
     ).toBe(1);
@@ -297,13 +211,13 @@ describe("previews of pull-request heads", () => {
   }, 120_000);
 
   test("merging the previewed head meets the hold the preview predicted; the claim stays", async () => {
-    git.moveRef("infra", "main", prSha);
+    t.git.moveRef("infra", "main", prSha);
     const r = await syncApp(w, "db");
     expect(r.reason).toBe("PlanRejected");
     expect(r.message).toContain("held for approval by rule no-pvc-delete");
     const entry = w.ledger.get(r.entry);
     const predicted = preview("refs/pull/5/head").apps[0]?.verdicts.map((v) => `${v.rule} ${v.verdict}`);
     expect(entry?.verdicts?.map((v) => `${v.rule} ${v.verdict}`)).toEqual(predicted ?? []);
-    expect(kubectl(cluster, "get", "pvc", "data", "-n", ns, "-o", "name")).toContain("data");
+    expect(t.kubectl("get", "pvc", "data", "-n", ns, "-o", "name")).toContain("data");
   }, 120_000);
 });

@@ -6,9 +6,8 @@
  * app is a plan error there naming the first, and its owner does not flip.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cli } from "../../agent/cli/cli.ts";
 import type { Wired } from "../../agent/cli/wire.ts";
-import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
+import { runCli, syncApp, wireFor, writeConfig } from "../support/berth.ts";
 import { freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
 
@@ -63,20 +62,8 @@ afterAll(async () => {
   }
 });
 
-async function run(...args: string[]) {
-  let out = "";
-  let err = "";
-  const code = await cli([...args, "--config", configPath, "--kubeconfig", cluster.kubeconfigPath], {
-    out: (s) => {
-      out += s;
-    },
-    err: (s) => {
-      err += s;
-    },
-    tty: false,
-  });
-  return { code, out, err };
-}
+const run = (...args: string[]) =>
+  runCli([...args, "--config", configPath, "--kubeconfig", cluster.kubeconfigPath]);
 
 const exists = (kind: string, name: string, namespace?: string): boolean => {
   try {

@@ -5,77 +5,60 @@
  * verify → replay, and without the key every Secret is named and left alone.
  */
 import { Database } from "bun:sqlite";
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cli } from "../../agent/cli/cli.ts";
 import type { Wired } from "../../agent/cli/wire.ts";
 import { SyncLoop } from "../../agent/engine/loop.ts";
 import { replay, resolveEntry } from "../../agent/engine/replay.ts";
-import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
+import { runCli, syncApp, wireFor, writeConfig } from "../support/berth.ts";
+import { auditEvents, eventually, quietSince, writesIn } from "../support/cluster.ts";
+import { agentConfig, patchConfigMap, useClusterTest } from "../support/cluster-test.ts";
 import {
-  auditEvents,
-  eventually,
-  kubectl,
-  quietSince,
-  type TestCluster,
-  useCluster,
-  writesIn,
-} from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+  configMapYaml as cm,
+  deploymentYaml,
+  namespaceYaml,
+  secretYaml,
+  widgetCrdYaml,
+  widgetYaml,
+} from "../support/manifests.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "replay", crds: (ns) => [`widgets.${ns}.berth.test`] });
+const ns = t.ns;
+const crdGroup = `${ns}.berth.test`;
 let w: Wired;
 let configPath: string;
-let url: string;
 let keyFile: string;
-const ns = `replay-${Math.random().toString(16).slice(2, 8)}`;
-const crdGroup = `${ns}.berth.test`;
 const entries: number[] = [];
 
-const cm = (name: string, greeting: string) =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  greeting: ${greeting}\n`;
-const deployment = (name: string, replicas: number) =>
-  `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${name}\nspec:\n  replicas: ${replicas}\n  selector: {matchLabels: {app: ${name}}}\n  template:\n    metadata: {labels: {app: ${name}}}\n    spec:\n      containers: [{name: c, image: "nginx:1.27"}]\n`;
+const deployment = (name: string, replicas: number) => deploymentYaml(name, replicas, "c");
 const files = {
-  "web/namespace.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
+  "web/namespace.yaml": namespaceYaml(ns),
   "web/config.yaml": cm("settings", "one"),
-  "web/secret.yaml":
-    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: replay-plaintext-1\n",
+  "web/secret.yaml": secretYaml("creds", { password: "replay-plaintext-1" }),
   "web/api.yaml": deployment("api", 1),
-  "web/crd.yaml": `apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.${crdGroup}\nspec:\n  group: ${crdGroup}\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}\n`,
-  "web/widget.yaml": `apiVersion: ${crdGroup}/v1\nkind: Widget\nmetadata:\n  name: gizmo\nspec:\n  size: 1\n`,
+  "web/crd.yaml": widgetCrdYaml(crdGroup),
+  "web/widget.yaml": widgetYaml(crdGroup, "gizmo", 1),
 };
 
-/** Runs the CLI in-process; returns exit code and output. */
-async function run(...args: string[]) {
-  let out = "";
-  let err = "";
-  const code = await cli([...args, "--kubeconfig", cluster.kubeconfigPath], {
-    out: (s) => {
-      out += s;
-    },
-    err: (s) => {
-      err += s;
-    },
-    tty: false,
-  });
-  return { code, out, err };
-}
+/** Runs the CLI in-process against the test cluster. */
+const run = (...args: string[]) => runCli([...args, "--kubeconfig", t.cluster.kubeconfigPath]);
 
 function configFor(ledgerPath: string, withKey: boolean): string {
   return writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", ref: main, interval: 1s}\napps:\n  - {name: web, path: web, namespace: ${ns}, timeout: 60s}\nledger: {path: "${ledgerPath}"${withKey ? `, secretKeyFile: "${keyFile}"` : ""}}\n`,
+    agentConfig(t.url, [{ name: "web", path: "web", namespace: ns, timeout: "60s" }], {
+      source: "ref: main, interval: 1s",
+      ledger: `"${ledgerPath}"${withKey ? `, secretKeyFile: "${keyFile}"` : ""}`,
+    }),
   );
 }
 
 const live = (kind: string, name: string, path: string) =>
-  kubectl(cluster, "get", kind, name, "-n", ns, "-o", `jsonpath=${path}`);
+  t.inNs("get", kind, name, "-o", `jsonpath=${path}`);
 const exists = (kind: string, name: string) => {
   try {
-    kubectl(cluster, "get", kind, name, "-n", ns);
+    t.inNs("get", kind, name);
     return true;
   } catch {
     return false;
@@ -83,36 +66,23 @@ const exists = (kind: string, name: string) => {
 };
 
 beforeAll(async () => {
-  cluster = await useCluster();
-  git = await GitFixture.start();
-  url = git.createRepo("infra");
   const dir = mkdtempSync(join(tmpdir(), "berth-replay-"));
   keyFile = join(dir, "ledger.key");
   writeFileSync(keyFile, `${"ab12".repeat(16)}\n`);
   configPath = configFor(join(dir, "ledger.db"), true);
-  w = await wireFor(configPath, cluster.kubeconfigPath);
+  w = await t.wire(configPath);
   // Three commits: the first, one that adds a ConfigMap and a Deployment, one that edits.
-  git.commit("infra", files, { message: "first" });
+  t.commit(files, "first");
   entries.push((await syncApp(w, "web")).entry);
-  git.commit(
-    "infra",
+  t.commit(
     { "web/extra.yaml": cm("extra", "added"), "web/worker.yaml": deployment("worker", 1) },
-    { message: "add extra and worker" },
+    "add extra and worker",
   );
   entries.push((await syncApp(w, "web")).entry);
-  git.commit("infra", { "web/config.yaml": cm("settings", "three") }, { message: "edit settings" });
+  t.commit({ "web/config.yaml": cm("settings", "three") }, "edit settings");
   entries.push((await syncApp(w, "web")).entry);
   for (const id of entries) expect(w.ledger.get(id)?.outcome).toBe("Succeeded");
 }, 600_000);
-
-afterAll(async () => {
-  w?.close();
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-    kubectl(cluster, "delete", "crd", `widgets.${crdGroup}`, "--wait=false");
-  } catch {}
-});
 
 describe("berth replay", () => {
   test("--dry-run shows the plan of replaying the first entry and writes nothing", async () => {
@@ -135,7 +105,7 @@ describe("berth replay", () => {
     expect(r.out).toContain(`- Deployment/${ns}/worker  deleted`);
     expect(r.out).toContain(`~ ConfigMap/${ns}/settings  configured`);
     await new Promise((res) => setTimeout(res, 300)); // the audit log is written asynchronously
-    const events = auditEvents(cluster, since, "berth", ns);
+    const events = auditEvents(t.cluster, since, "berth", ns);
     expect(events.some((e) => e.requestURI.includes("dryRun=All"))).toBe(true);
     expect(writesIn(events)).toEqual([]);
     expect(w.ledger.list({ limit: 1000 }).length).toBe(before);
@@ -181,14 +151,14 @@ describe("berth replay", () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/0 created, 0 configured, 6 unchanged, 0 deleted/);
     await new Promise((res) => setTimeout(res, 300));
-    expect(writesIn(auditEvents(cluster, since, "berth", ns))).toEqual([]);
+    expect(writesIn(auditEvents(t.cluster, since, "berth", ns))).toEqual([]);
   }, 60_000);
 
   test("pin holds the app at an entry while new commits arrive; unpin catches up to Git", async () => {
     const pin = await run("pin", "--config", configPath, "--app", "web", "--to", String(entries[0]));
     expect(pin.code).toBe(0);
     expect(pin.err).toContain(`pinned web at entry ${entries[0]}`);
-    const commit4 = git.commit("infra", { "web/config.yaml": cm("settings", "four") }, { message: "four" });
+    const commit4 = t.commit({ "web/config.yaml": cm("settings", "four") }, "four");
     const loop = new SyncLoop(w.deps, w.config.apps, { interval: 500, backoffBase: 200 });
     const running = loop.start();
     try {
@@ -200,17 +170,7 @@ describe("berth replay", () => {
       expect(held.lastResult?.outcome).toBe("Succeeded");
       expect(w.ledger.list({ app: "web", limit: 1 })[0]?.trigger).toBe("pin");
       // Drift is put back to the pinned state, not to Git's.
-      kubectl(
-        cluster,
-        "patch",
-        "configmap",
-        "settings",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"data":{"greeting":"x"}}',
-      );
+      patchConfigMap(t.cluster, ns, "settings", { greeting: "x" });
       await eventually("the pinned value to come back", 30_000, async () =>
         live("configmap", "settings", "{.data.greeting}") === "one" ? true : undefined,
       );
@@ -233,13 +193,12 @@ describe("berth replay", () => {
     const file = join(dir, "export.db");
     // A LoadBalancer Service (no cloud controller here gives it an address) keeps the sync in its health wait
     // until the test sets one: the export provably runs while the sync's entry is open.
-    git.commit(
-      "infra",
+    t.commit(
       {
         "web/config.yaml": cm("settings", "five"),
         "web/held.yaml": `apiVersion: v1\nkind: Service\nmetadata:\n  name: held\nspec:\n  type: LoadBalancer\n  selector: {app: none}\n  ports: [{port: 80}]\n`,
       },
-      { message: "five" },
+      "five",
     );
     const syncing = syncApp(w, "web");
     const open = await eventually("the sync's entry to be open, waiting on the Service", 30_000, async () => {
@@ -249,13 +208,10 @@ describe("berth replay", () => {
     const exported = await run("ledger", "export", file, "--config", configPath);
     expect(exported.code).toBe(0);
     expect(exported.out).toMatch(/ok — \d+ entries and \d+ blobs verified/);
-    kubectl(
-      cluster,
+    t.inNs(
       "patch",
       "service",
       "held",
-      "-n",
-      ns,
       "--subresource=status",
       "--type=merge",
       "-p",
@@ -294,17 +250,7 @@ describe("berth replay", () => {
 
     // Without the key, every Secret is named and left alone (neither applied nor pruned); the rest is restored.
     const noKey = configFor(join(dir, "new", "ledger.db"), false);
-    kubectl(
-      cluster,
-      "patch",
-      "configmap",
-      "settings",
-      "-n",
-      ns,
-      "--type=merge",
-      "-p",
-      '{"data":{"greeting":"x"}}',
-    );
+    patchConfigMap(t.cluster, ns, "settings", { greeting: "x" });
     const partial = await run("replay", "--config", noKey, "--app", "web", "--to", String(entries[0]));
     expect(partial.code).toBe(1);
     expect(partial.out).toContain(`! not restored: Secret/${ns}/creds: encrypted with key`);
@@ -351,7 +297,7 @@ describe("berth replay", () => {
       expect(r.out).toContain("refusing to replay");
       expect(r.out).toContain("BuildFailed");
       // An entry before the tampered one still replays.
-      const tw = await wireFor(cfg, cluster.kubeconfigPath);
+      const tw = await wireFor(cfg, t.cluster.kubeconfigPath);
       try {
         const spec = tw.config.apps[0];
         if (!spec) throw new Error("no app");
@@ -372,7 +318,7 @@ describe("berth replay", () => {
 });
 
 async function openEntry(config: string) {
-  const ow = await wireFor(config, cluster.kubeconfigPath);
+  const ow = await wireFor(config, t.cluster.kubeconfigPath);
   try {
     const last = ow.ledger.list({ app: "web", limit: 1 })[0];
     const entry = last ? ow.ledger.get(last.id) : undefined;

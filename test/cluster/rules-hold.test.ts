@@ -4,7 +4,7 @@
  * next attempt applies; a sync-window rule defers a sync under an injected clock until the window opens,
  * and an emergency override is recorded with the entry.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,52 +12,44 @@ import type { Wired } from "../../agent/cli/wire.ts";
 import { SyncLoop } from "../../agent/engine/loop.ts";
 import { RulePolicy } from "../../agent/policy/policy.ts";
 import { RuleSet } from "../../agent/policy/rule-set.ts";
-import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
-import { kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { syncApp } from "../support/berth.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
+import { GATE_RULE, syncRules } from "../support/manifests.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "rules-hold" });
+const ns = t.ns;
 let w: Wired;
-const id = Math.random().toString(16).slice(2, 8);
-const ns = `rules-hold-${id}`;
 let clock = new Date("2025-03-04T12:00:00Z");
 
-const RULES = `apiVersion: berth.dev/v1alpha1
-kind: Rules
-sync:
-  - name: gate-the-gated
-    when: change.action == 'created' && change.object.metadata.name.startsWith('gated')
-    verdict: hold
-    message: a gated object needs an approval
-  - name: no-night-syncs
+const RULES = syncRules(
+  GATE_RULE,
+  `  - name: no-night-syncs
     scope: plan
     when: now.getHours('UTC') < 9
     verdict: defer
     message: syncs run from 09:00 UTC
-`;
+`,
+);
 
 const cm = (name: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}}\ndata: {a: "1"}\n---\n`;
 
 beforeAll(async () => {
-  cluster = await useCluster();
-  git = await GitFixture.start();
-  const url = git.createRepo("infra");
-  git.commit(
-    "infra",
+  t.commit(
     {
       "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${ns}}\n`,
       "app/cm.yaml": cm("plain"),
     },
-    { message: "base" },
+    "base",
   );
   const rulesFile = join(mkdtempSync(join(tmpdir(), "berth-rules-")), "rules.yaml");
   writeFileSync(rulesFile, RULES);
-  const config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", ref: main, interval: 5s}\napps:\n  - {name: app, path: app, namespace: ${ns}, timeout: 30s}\nrules: ["${rulesFile}"]\nledger: {path: $DIR/ledger.db}\n`,
+  w = await t.wire(
+    t.writeConfig([{ name: "app", path: "app", namespace: ns, timeout: "30s" }], {
+      source: "ref: main, interval: 5s",
+      before: `rules: ["${rulesFile}"]\n`,
+    }),
   );
-  w = await wireFor(config, cluster.kubeconfigPath);
   // The injected clock: the same policy wire() builds, reading `clock` instead of the wall clock.
   w.deps.policy = new RulePolicy(
     RuleSet.load(w.config.rules),
@@ -66,17 +58,9 @@ beforeAll(async () => {
   );
 }, 600_000);
 
-afterAll(async () => {
-  w?.close();
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
-});
-
 const exists = (name: string) => {
   try {
-    kubectl(cluster, "get", "configmap", name, "-n", ns);
+    t.kubectl("get", "configmap", name, "-n", ns);
     return true;
   } catch {
     return false;
@@ -99,7 +83,7 @@ describe("hold and sync windows against the real control plane", () => {
   });
 
   test("a hold keeps the loop retrying, nothing applied, until the revision is approved; then it applies", async () => {
-    git.commit("infra", { "app/cm.yaml": cm("plain") + cm("gated-one") }, { message: "add a gated map" });
+    t.commit({ "app/cm.yaml": cm("plain") + cm("gated-one") }, "add a gated map");
     const loop = new SyncLoop(w.deps, w.config.apps, { interval: 60_000, backoffBase: 200 });
     const running = loop.start();
     try {
@@ -139,7 +123,7 @@ describe("hold and sync windows against the real control plane", () => {
 
   test("a window rule defers the sync at night (injected clock) and it runs when the window opens", async () => {
     clock = new Date("2025-03-05T03:00:00Z");
-    git.commit(
+    t.git.commit(
       "infra",
       { "app/cm.yaml": `${cm("plain")}${cm("gated-one")}${cm("later")}` },
       { message: "later" },
@@ -161,7 +145,7 @@ describe("hold and sync windows against the real control plane", () => {
 
   test("an emergency override syncs outside the window and is recorded with the entry", async () => {
     clock = new Date("2025-03-06T02:00:00Z");
-    git.commit(
+    t.git.commit(
       "infra",
       { "app/cm.yaml": `${cm("plain")}${cm("gated-one")}${cm("later")}${cm("urgent")}` },
       { message: "urgent fix" },

@@ -83,6 +83,20 @@ const exists = (...args: string[]) => {
   }
 };
 
+/** Sets the status phase of Gadget g1, as its controller would. */
+const setGadgetPhase = (phase: string) =>
+  kubectl(
+    cluster,
+    "patch",
+    `gadgets.${group}`,
+    "g1",
+    "-n",
+    ns,
+    "--type=merge",
+    "-p",
+    JSON.stringify({ status: { phase } }),
+  );
+
 describe("sync rules against the real control plane", () => {
   test("the first sync passes the rules", async () => {
     const r = await syncApp(w, "app");
@@ -155,17 +169,7 @@ describe("sync rules against the real control plane", () => {
       if (exists(`gadgets.${group}`, "g1", "-n", ns)) {
         await new Promise((r) => setTimeout(r, 1000));
         expect(settled).toBe(false);
-        kubectl(
-          cluster,
-          "patch",
-          `gadgets.${group}`,
-          "g1",
-          "-n",
-          ns,
-          "--type=merge",
-          "-p",
-          '{"status":{"phase":"Ready"}}',
-        );
+        setGadgetPhase("Ready");
         patched = true;
       }
     }
@@ -177,17 +181,7 @@ describe("sync rules against the real control plane", () => {
     );
 
     // A Broken status fails the next sync's health check, naming the rule's verdict.
-    kubectl(
-      cluster,
-      "patch",
-      `gadgets.${group}`,
-      "g1",
-      "-n",
-      ns,
-      "--type=merge",
-      "-p",
-      '{"status":{"phase":"Broken"}}',
-    );
+    setGadgetPhase("Broken");
     const again = await syncApp(w, "app");
     expect(again).toMatchObject({ outcome: "Failed", reason: "HealthCheckFailed" });
     expect(again.message).toContain("Gadget");

@@ -2,29 +2,15 @@
  * Bad inputs: each gives a clear error naming its file or object, applies
  * nothing for the app, and is recorded in the ledger.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
-import { freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture, type TreeEntry } from "../support/git.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
+import type { TreeEntry } from "../support/git.ts";
 import { rawDatabaseBytes } from "../support/ledger-fixtures.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
-let ns: string;
-
-beforeAll(async () => {
-  cluster = await useCluster();
-  git = await GitFixture.start({ token: "the-right-token" });
-  ns = await freshNamespace(cluster, "bad");
-}, 600_000);
-
-afterAll(async () => {
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
-});
+const t = useClusterTest({ prefix: "bad", createNamespace: true, git: { token: "the-right-token" } });
+const ns = t.ns;
 
 const marker = (name: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata: {ok: "yes"}\n`;
@@ -35,13 +21,13 @@ async function syncRepo(
   files: Record<string, TreeEntry>,
   extra: { token?: string; url?: string } = {},
 ) {
-  const url = git.createRepo(repo);
-  git.commit(repo, { "app/marker.yaml": marker(`marker-${repo}`), ...files });
+  const url = t.git.createRepo(repo);
+  t.git.commit(repo, { "app/marker.yaml": marker(`marker-${repo}`), ...files });
   const dir = writeConfig(
     `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${extra.url ?? url}"\n  timeout: 3s\n  auth: {tokenFile: $DIR/token}\napps:\n  - {name: app, path: app, namespace: ${ns}, timeout: 10s}\nledger: {path: $DIR/ledger.db}\n`,
   );
   await Bun.write(join(dir, "..", "token"), `${extra.token ?? "the-right-token"}\n`);
-  const w = await wireFor(dir, cluster.kubeconfigPath);
+  const w = await wireFor(dir, t.cluster.kubeconfigPath);
   try {
     const result = await syncApp(w, "app");
     const entry = w.ledger.get(result.entry);
@@ -55,7 +41,7 @@ async function syncRepo(
 
 function markerExists(repo: string): boolean {
   try {
-    kubectl(cluster, "get", "configmap", `marker-${repo}`, "-n", ns);
+    t.kubectl("get", "configmap", `marker-${repo}`, "-n", ns);
     return true;
   } catch {
     return false;
@@ -85,35 +71,38 @@ describe("bad inputs apply nothing and are recorded", () => {
     expect(markerExists("dupe")).toBe(false);
   }, 30_000);
 
-  test("an unknown kind → PlanRejected naming the object", async () => {
-    const { result } = await syncRepo("unknown", {
-      "app/thing.yaml": "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n",
-    });
-    expect(result.reason).toBe("PlanRejected");
-    expect(result.message).toContain("Gadget/g (app/thing.yaml#0)");
-    expect(result.message).toContain("not served by the API server");
-    expect(markerExists("unknown")).toBe(false);
-  }, 30_000);
-
-  test("a cluster-scoped object given a namespace → PlanRejected", async () => {
-    const { result } = await syncRepo("scoped", {
-      "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: wrong\n  namespace: ${ns}\n`,
-    });
-    expect(result.reason).toBe("PlanRejected");
-    expect(result.message).toContain("cluster-scoped");
-    expect(markerExists("scoped")).toBe(false);
-  }, 30_000);
-
-  test("an object the API server rejects → PlanRejected before anything is written", async () => {
-    const { result } = await syncRepo("invalid", {
-      "app/svc.yaml":
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports: [{port: 99999}]\n",
-    });
-    expect(result.reason).toBe("PlanRejected");
-    expect(result.message).toContain(`Service/${ns}/bad`);
-    expect(result.message).toContain("99999");
-    expect(markerExists("invalid")).toBe(false);
-  }, 30_000);
+  // Objects the plan refuses: [test name, repository, files, what the message must name].
+  const refused: Array<[string, string, Record<string, string>, string[]]> = [
+    [
+      "an unknown kind → PlanRejected naming the object",
+      "unknown",
+      { "app/thing.yaml": "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n" },
+      ["Gadget/g (app/thing.yaml#0)", "not served by the API server"],
+    ],
+    [
+      "a cluster-scoped object given a namespace → PlanRejected",
+      "scoped",
+      { "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: wrong\n  namespace: ${ns}\n` },
+      ["cluster-scoped"],
+    ],
+    [
+      "an object the API server rejects → PlanRejected before anything is written",
+      "invalid",
+      {
+        "app/svc.yaml":
+          "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports: [{port: 99999}]\n",
+      },
+      [`Service/${ns}/bad`, "99999"],
+    ],
+  ];
+  for (const [name, repo, files, named] of refused) {
+    test(name, async () => {
+      const { result } = await syncRepo(repo, files);
+      expect(result.reason).toBe("PlanRejected");
+      for (const text of named) expect(result.message).toContain(text);
+      expect(markerExists(repo)).toBe(false);
+    }, 30_000);
+  }
 
   test("a YAML alias bomb → BuildFailed, quickly", async () => {
     const bomb = [

@@ -3,64 +3,46 @@
  * first sync, an edit/add/delete commit, a no-op resync with zero writes,
  * drift put back, another manager's field left alone, and a health timeout.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import type { Wired } from "../../agent/cli/wire.ts";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
-import {
-  auditEvents,
-  kubectl,
-  quietSince,
-  type TestCluster,
-  useCluster,
-  writesIn,
-} from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { auditEvents, quietSince, writesIn } from "../support/cluster.ts";
+import { agentConfig, useClusterTest } from "../support/cluster-test.ts";
+import { deploymentYaml, namespaceYaml, widgetCrdYaml, widgetYaml } from "../support/manifests.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
-let w: Wired;
-const ns = `sync-${Math.random().toString(16).slice(2, 8)}`;
+const t = useClusterTest({ prefix: "sync", crds: (ns) => [`widgets.${ns}.berth.test`] });
+const ns = t.ns;
 const crdGroup = `${ns}.berth.test`;
+let w: Wired;
 
 const files = (cmData: string) => ({
-  "apps/web/namespace.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
+  "apps/web/namespace.yaml": namespaceYaml(ns),
   "apps/web/config.yaml": `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  greeting: ${cmData}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: web-secret\nstringData:\n  password: hunter2-very-secret\n`,
   "apps/web/service.yaml": `apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n`,
-  "apps/web/deployment.yaml": `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: "nginx:1.27"}]\n`,
-  "apps/web/crd.yaml": `apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.${crdGroup}\nspec:\n  group: ${crdGroup}\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}\n`,
-  "apps/web/widget.yaml": `apiVersion: ${crdGroup}/v1\nkind: Widget\nmetadata:\n  name: gizmo\nspec:\n  size: 3\n`,
+  "apps/web/deployment.yaml": deploymentYaml("web", 2),
+  "apps/web/crd.yaml": widgetCrdYaml(crdGroup),
+  "apps/web/widget.yaml": widgetYaml(crdGroup, "gizmo", 3),
   "apps/web/README.md": "not a manifest\n",
 });
 
 beforeAll(async () => {
-  cluster = await useCluster();
-  git = await GitFixture.start();
-  const url = git.createRepo("infra");
-  git.commit("infra", files("hello"), { message: "first version of web" });
-  const config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", ref: main, interval: 5s}\napps:\n  - {name: web, path: apps/web, namespace: ${ns}, timeout: 60s}\nledger: {path: $DIR/ledger.db}\n`,
+  t.commit(files("hello"), "first version of web");
+  w = await t.wire(
+    t.writeConfig([{ name: "web", path: "apps/web", namespace: ns, timeout: "60s" }], {
+      source: "ref: main, interval: 5s",
+    }),
   );
-  w = await wireFor(config, cluster.kubeconfigPath);
 }, 600_000);
-
-afterAll(async () => {
-  w?.close();
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-    kubectl(cluster, "delete", "crd", `widgets.${crdGroup}`, "--wait=false");
-  } catch {}
-});
 
 describe("berth sync against the real control plane", () => {
   test("the first sync creates every object in stages, waits until healthy and records each in the ledger", async () => {
     const r = await syncApp(w, "web");
     expect(r.message).toContain("7 created");
     expect(r).toMatchObject({ outcome: "Succeeded", reason: "Succeeded" });
-    expect(r.revision).toBe(`main@sha1:${git.head("infra")}`);
+    expect(r.revision).toBe(`main@sha1:${t.git.head("infra")}`);
 
     const dep = JSON.parse(
-      kubectl(cluster, "get", "deployment", "web", "-n", ns, "-o", "json", "--show-managed-fields"),
+      t.kubectl("get", "deployment", "web", "-n", ns, "-o", "json", "--show-managed-fields"),
     );
     expect(dep.status.readyReplicas).toBe(2);
     expect(dep.metadata.labels).toMatchObject({
@@ -68,9 +50,7 @@ describe("berth sync against the real control plane", () => {
       "berth.dev/app": "web",
     });
     expect(dep.metadata.managedFields.some((m: { manager: string }) => m.manager === "berth")).toBe(true);
-    const widget = JSON.parse(
-      kubectl(cluster, "get", `widgets.${crdGroup}`, "gizmo", "-n", ns, "-o", "json"),
-    );
+    const widget = JSON.parse(t.kubectl("get", `widgets.${crdGroup}`, "gizmo", "-n", ns, "-o", "json"));
     expect(widget.spec.size).toBe(3);
 
     const entry = w.ledger.get(r.entry);
@@ -99,7 +79,7 @@ describe("berth sync against the real control plane", () => {
       "apps/web/config.yaml": next["apps/web/config.yaml"].split("---")[0] as string,
       "apps/web/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata: {a: b}\n",
     };
-    git.commit("infra", edited, { message: "edit, add, delete" });
+    t.git.commit("infra", edited, { message: "edit, add, delete" });
     const r = await syncApp(w, "web");
     expect(r.outcome).toBe("Succeeded");
     const actions = (w.ledger.get(r.entry)?.objects ?? [])
@@ -111,10 +91,10 @@ describe("berth sync against the real control plane", () => {
       "created ConfigMap/extra",
       "deleted Secret/web-secret",
     ]);
-    expect(() => kubectl(cluster, "get", "secret", "web-secret", "-n", ns)).toThrow();
-    expect(
-      kubectl(cluster, "get", "configmap", "web-config", "-n", ns, "-o", "jsonpath={.data.greeting}"),
-    ).toBe("bonjour");
+    expect(() => t.kubectl("get", "secret", "web-secret", "-n", ns)).toThrow();
+    expect(t.kubectl("get", "configmap", "web-config", "-n", ns, "-o", "jsonpath={.data.greeting}")).toBe(
+      "bonjour",
+    );
   }, 120_000);
 
   test("a resync with no new commit sends no write to the API server", async () => {
@@ -123,36 +103,32 @@ describe("berth sync against the real control plane", () => {
     expect(r.outcome).toBe("Succeeded");
     expect(r.message).toMatch(/^0 created, 0 configured, 7 unchanged, 0 deleted/);
     await new Promise((res) => setTimeout(res, 300)); // the audit log is written asynchronously
-    const events = auditEvents(cluster, since, "berth", ns);
+    const events = auditEvents(t.cluster, since, "berth", ns);
     expect(events.some((e) => e.verb === "patch" && e.requestURI.includes("dryRun=All"))).toBe(true);
     expect(writesIn(events)).toEqual([]);
   }, 60_000);
 
   test("an out-of-band edit of a field berth owns is put back; a field another manager owns is left alone", async () => {
-    kubectl(cluster, "scale", "deployment", "web", "-n", ns, "--replicas=5");
-    kubectl(cluster, "label", "configmap", "extra", "-n", ns, "team=payments");
+    t.kubectl("scale", "deployment", "web", "-n", ns, "--replicas=5");
+    t.kubectl("label", "configmap", "extra", "-n", ns, "team=payments");
     const r = await syncApp(w, "web");
     expect(r.outcome).toBe("Succeeded");
     const objects = w.ledger.get(r.entry)?.objects ?? [];
     expect(objects.find((o) => o.ref.kind === "Deployment")?.action).toBe("configured");
-    expect(kubectl(cluster, "get", "deployment", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}")).toBe(
-      "2",
-    );
+    expect(t.kubectl("get", "deployment", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}")).toBe("2");
     expect(objects.find((o) => o.ref.name === "extra")?.action).toBe("unchanged");
-    expect(
-      kubectl(cluster, "get", "configmap", "extra", "-n", ns, "-o", "jsonpath={.metadata.labels.team}"),
-    ).toBe("payments");
+    expect(t.kubectl("get", "configmap", "extra", "-n", ns, "-o", "jsonpath={.metadata.labels.team}")).toBe(
+      "payments",
+    );
   }, 120_000);
 
   test("a Deployment that never becomes ready fails the sync with HealthCheckFailed naming it", async () => {
-    const url = git.createRepo("stuck");
-    git.commit("stuck", {
+    const url = t.git.createRepo("stuck");
+    t.git.commit("stuck", {
       "app/deploy.yaml": `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    spec:\n      nodeSelector: {no-such-node: "true"}\n      containers: [{name: c, image: "nginx:1.27"}]\n`,
     });
-    const cfg = writeConfig(
-      `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}"}\napps:\n  - {name: stuck, path: app, namespace: ${ns}, timeout: 4s}\nledger: {path: $DIR/ledger.db}\n`,
-    );
-    const w2 = await wireFor(cfg, cluster.kubeconfigPath);
+    const cfg = writeConfig(agentConfig(url, [{ name: "stuck", path: "app", namespace: ns, timeout: "4s" }]));
+    const w2 = await wireFor(cfg, t.cluster.kubeconfigPath);
     try {
       const r = await syncApp(w2, "stuck");
       expect(r.outcome).toBe("Failed");

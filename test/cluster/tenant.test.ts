@@ -4,54 +4,35 @@
  * dry-run, so nothing of the app is written — while its allowed objects sync. `allowedNamespaces` and
  * `clusterScoped: false` refuse at plan time, naming the object and file, without any RBAC.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { wireDrift } from "../../agent/cli/wire.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
-import { freshNamespace, kubectl, quietSince, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { freshNamespace, quietSince } from "../support/cluster.ts";
+import { patchConfigMap, useClusterTest } from "../support/cluster-test.ts";
+import { deployerRbacYaml } from "../support/manifests.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
-let ns: string;
+const t = useClusterTest({ prefix: "tenant", createNamespace: true, repo: "tenant" });
+const ns = t.ns;
 let other: string;
-let url: string;
 let configPath: string;
 const crbName = `tenant-escalate-${Math.random().toString(16).slice(2, 8)}`;
 const kubeSystemCm = `tenant-planted-${Math.random().toString(16).slice(2, 8)}`;
+t.removeAtTeardown(`clusterrolebinding/${crbName}`);
+t.onTeardown(() => t.kubectl("delete", "configmap", kubeSystemCm, "-n", "kube-system", "--ignore-not-found"));
 
 const cm = (name: string, value: string, namespace?: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${namespace ? `  namespace: ${namespace}\n` : ""}data: {v: "${value}"}\n`;
 
-/** The app's ServiceAccount may manage ConfigMaps in its own namespace, nothing else. */
-function rbac(namespace: string): string {
-  return `apiVersion: v1
-kind: ServiceAccount
-metadata: {name: deployer, namespace: ${namespace}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: deployer, namespace: ${namespace}}
-rules:
-  - {apiGroups: [""], resources: [configmaps], verbs: [get, list, watch, create, patch, delete]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: deployer, namespace: ${namespace}}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}
-subjects: [{kind: ServiceAccount, name: deployer, namespace: ${namespace}}]
-`;
-}
-
 function exists(...args: string[]): boolean {
-  return kubectl(cluster, "get", ...args, "--ignore-not-found", "-o", "name").trim() !== "";
+  return t.kubectl("get", ...args, "--ignore-not-found", "-o", "name").trim() !== "";
 }
 
 /** Audit events of real writes made as `user` (through impersonation) since `since`. */
 function writesAs(user: string, since: Date): Array<{ verb: string; requestURI: string }> {
-  const text = readFileSync(join(cluster.kubeconfigPath, "..", "audit.log"), "utf8");
+  const text = readFileSync(join(t.cluster.kubeconfigPath, "..", "audit.log"), "utf8");
   const out: Array<{ verb: string; requestURI: string }> = [];
   for (const line of text.split("\n")) {
     if (!line) continue;
@@ -72,69 +53,49 @@ function writesAs(user: string, since: Date): Array<{ verb: string; requestURI: 
 }
 
 beforeAll(async () => {
-  cluster = await useCluster();
-  git = await GitFixture.start();
-  ns = await freshNamespace(cluster, "tenant");
-  other = await freshNamespace(cluster, "tenant-other");
+  other = await freshNamespace(t.cluster, "tenant-other");
+  t.removeAtTeardown(`namespace/${other}`);
   const file = join(writeConfig(""), "..", "rbac.yaml");
-  await Bun.write(file, rbac(ns));
-  kubectl(cluster, "apply", "-f", file);
-  url = git.createRepo("tenant");
-  git.commit("tenant", { "team/app.yaml": cm("settings", "one") });
-  configPath = writeConfig(
-    `apiVersion: berth.dev/v1alpha1
-kind: Agent
-source: {url: "${url}"}
-apps:
-  - {name: team, path: team, namespace: ${ns}, serviceAccountName: deployer, timeout: 20s}
-  - {name: fenced, path: fenced, namespace: ${ns}, allowedNamespaces: [${ns}], clusterScoped: false, timeout: 20s}
-ledger: {path: $DIR/ledger.db}
-`,
-  );
+  await Bun.write(file, deployerRbacYaml(ns));
+  t.kubectl("apply", "-f", file);
+  t.commit({ "team/app.yaml": cm("settings", "one") });
+  configPath = t.writeConfig([
+    { name: "team", path: "team", namespace: ns, serviceAccountName: "deployer", timeout: "20s" },
+    {
+      name: "fenced",
+      path: "fenced",
+      namespace: ns,
+      allowedNamespaces: [ns],
+      clusterScoped: "false",
+      timeout: "20s",
+    },
+  ]);
 }, 600_000);
-
-afterAll(async () => {
-  await git?.close();
-  for (const n of [ns, other])
-    try {
-      kubectl(cluster, "delete", "namespace", n, "--wait=false");
-    } catch {}
-  try {
-    kubectl(cluster, "delete", "clusterrolebinding", crbName, "--ignore-not-found");
-    kubectl(cluster, "delete", "configmap", kubeSystemCm, "-n", "kube-system", "--ignore-not-found");
-  } catch {}
-});
 
 describe("serviceAccountName: the API server's RBAC decides", () => {
   const user = () => `system:serviceaccount:${ns}:deployer`;
 
   test("the app's allowed objects sync, written as its ServiceAccount", async () => {
     const since = await quietSince();
-    const w = await wireFor(configPath, cluster.kubeconfigPath);
-    try {
+    await t.withWired(configPath, async (w) => {
       const r = await syncApp(w, "team");
       expect(r.message).toContain("1 created");
       expect(r.outcome).toBe("Succeeded");
-    } finally {
-      w.close();
-    }
-    expect(kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.v}")).toBe(
-      "one",
-    );
+    });
+    expect(t.kubectl("get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.v}")).toBe("one");
     const writes = writesAs(user(), since);
     expect(writes.map((e) => e.verb)).toEqual(["patch"]);
     expect(writes[0]?.requestURI).toContain(`/namespaces/${ns}/configmaps/settings`);
   }, 60_000);
 
   test("a ClusterRoleBinding to cluster-admin and a ConfigMap in kube-system: refused at the dry-run, nothing of the app written", async () => {
-    git.commit("tenant", {
+    t.commit({
       "team/app.yaml": cm("settings", "two"),
       "team/escalate.yaml": `apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: ${crbName}}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: deployer, namespace: ${ns}}]\n`,
       "team/planted.yaml": cm(kubeSystemCm, "x", "kube-system"),
     });
     const since = await quietSince();
-    const w = await wireFor(configPath, cluster.kubeconfigPath);
-    try {
+    await t.withWired(configPath, async (w) => {
       const r = await syncApp(w, "team");
       expect(r.outcome).toBe("Failed");
       expect(r.reason).toBe("PlanRejected");
@@ -147,25 +108,21 @@ describe("serviceAccountName: the API server's RBAC decides", () => {
       const entry = w.ledger.get(r.entry);
       expect(entry?.reason).toBe("PlanRejected");
       expect(entry?.message).toBe(r.message);
-    } finally {
-      w.close();
-    }
+    });
     expect(exists("clusterrolebinding", crbName)).toBe(false);
     expect(exists("configmap", kubeSystemCm, "-n", "kube-system")).toBe(false);
     // The allowed change was not half-applied either: the plan failed as a whole.
-    expect(kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.v}")).toBe(
-      "one",
-    );
+    expect(t.kubectl("get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.v}")).toBe("one");
     expect(writesAs(user(), since)).toEqual([]);
   }, 60_000);
 
   test("berth run's watch view reads as the ServiceAccount too (per namespace), and drift is healed as it", async () => {
-    git.commit("tenant", {
+    t.commit({
       "team/app.yaml": cm("settings", "three"),
       "team/escalate.yaml": null,
       "team/planted.yaml": null,
     });
-    const w = await wireFor(configPath, cluster.kubeconfigPath);
+    const w = await wireFor(configPath, t.cluster.kubeconfigPath);
     const logs: string[] = [];
     const drift = wireDrift(w, {
       ...silentLogger,
@@ -181,21 +138,11 @@ describe("serviceAccountName: the API server's RBAC decides", () => {
       expect(drift.view.connected("team")).toBe(true);
       expect(drift.view.objectsOf("team").map((o) => o.metadata.name)).toEqual(["settings"]);
       const since = await quietSince();
-      kubectl(
-        cluster,
-        "patch",
-        "configmap",
-        "settings",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"data":{"v":"edited"}}',
-      );
+      patchConfigMap(t.cluster, ns, "settings", { v: "edited" });
       const deadline = Date.now() + 15_000;
       let value = "";
       while (Date.now() < deadline) {
-        value = kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.v}");
+        value = t.kubectl("get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.v}");
         if (value === "three") break;
         await Bun.sleep(200);
       }
@@ -209,18 +156,15 @@ describe("serviceAccountName: the API server's RBAC decides", () => {
 
   test("a prune goes out as the ServiceAccount too", async () => {
     const since = await quietSince();
-    const w = await wireFor(configPath, cluster.kubeconfigPath);
-    try {
+    await t.withWired(configPath, async (w) => {
       // Two steps, so the prune stays under the mass-prune guard (half of the inventory at most).
-      git.commit("tenant", { "team/keep.yaml": cm("keep", "1") });
+      t.commit({ "team/keep.yaml": cm("keep", "1") });
       expect((await syncApp(w, "team")).message).toContain("1 created");
-      git.commit("tenant", { "team/app.yaml": null });
+      t.commit({ "team/app.yaml": null });
       const r = await syncApp(w, "team");
       expect(r.message).toContain("1 deleted");
       expect(r.outcome).toBe("Succeeded");
-    } finally {
-      w.close();
-    }
+    });
     expect(exists("configmap", "settings", "-n", ns)).toBe(false);
     expect(writesAs(user(), since).map((e) => `${e.verb} ${e.requestURI.split("?")[0]}`)).toEqual([
       `patch /api/v1/namespaces/${ns}/configmaps/keep`,
@@ -231,14 +175,13 @@ describe("serviceAccountName: the API server's RBAC decides", () => {
 
 describe("allowedNamespaces and clusterScoped: false refuse at plan time", () => {
   test("an object in another namespace and a cluster-scoped one are named with their file; nothing applied", async () => {
-    git.commit("tenant", {
+    t.commit({
       "fenced/ok.yaml": cm("fenced-ok", "1"),
       "fenced/elsewhere.yaml": cm("fenced-elsewhere", "1", other),
       "fenced/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${other}-new}\n`,
     });
     const since = await quietSince();
-    const w = await wireFor(configPath, cluster.kubeconfigPath);
-    try {
+    await t.withWired(configPath, async (w) => {
       const r = await syncApp(w, "fenced");
       expect(r.reason).toBe("PlanRejected");
       expect(r.message).toContain(
@@ -248,14 +191,12 @@ describe("allowedNamespaces and clusterScoped: false refuse at plan time", () =>
         `Namespace/${other}-new (fenced/ns.yaml#0): is cluster-scoped, and app "fenced" sets clusterScoped: false`,
       );
       expect(w.ledger.get(r.entry)?.reason).toBe("PlanRejected");
-    } finally {
-      w.close();
-    }
+    });
     expect(exists("configmap", "fenced-ok", "-n", ns)).toBe(false);
     expect(exists("configmap", "fenced-elsewhere", "-n", other)).toBe(false);
     expect(exists("namespace", `${other}-new`)).toBe(false);
     // Refused before any request: not even dry-run.
-    const text = readFileSync(join(cluster.kubeconfigPath, "..", "audit.log"), "utf8");
+    const text = readFileSync(join(t.cluster.kubeconfigPath, "..", "audit.log"), "utf8");
     const touched = text
       .split("\n")
       .filter((l) => l && new Date(JSON.parse(l).requestReceivedTimestamp) >= since)
@@ -265,14 +206,11 @@ describe("allowedNamespaces and clusterScoped: false refuse at plan time", () =>
   }, 60_000);
 
   test("once inside the boundary, the app syncs", async () => {
-    git.commit("tenant", { "fenced/elsewhere.yaml": null, "fenced/ns.yaml": null });
-    const w = await wireFor(configPath, cluster.kubeconfigPath);
-    try {
+    t.commit({ "fenced/elsewhere.yaml": null, "fenced/ns.yaml": null });
+    await t.withWired(configPath, async (w) => {
       const r = await syncApp(w, "fenced");
       expect(r.outcome).toBe("Succeeded");
-    } finally {
-      w.close();
-    }
+    });
     expect(exists("configmap", "fenced-ok", "-n", ns)).toBe(true);
   }, 60_000);
 });

@@ -3,27 +3,26 @@
  * that, at one moment, stops forwarding on every open connection without closing any. The watches must notice
  * within 30 s, relist through a new connection, and heal a drift made while they were blind.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type DriftWiring, type Wired, wireDrift } from "../../agent/cli/wire.ts";
 import type { DriftReport } from "../../agent/drift/drift.ts";
 import type { Logger } from "../../agent/engine/log.ts";
-import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
-import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { syncApp, wireFor } from "../support/berth.ts";
+import { eventually } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
+import { configMapYaml, namespaceYaml } from "../support/manifests.ts";
 import { StallingProxy } from "../support/tcp-proxy.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "stall" });
+const ns = t.ns;
+const app = ns;
 let proxy: StallingProxy;
 let w: Wired;
 let drift: DriftWiring;
 const reports: DriftReport[] = [];
 const watchLog: Array<{ at: number; message: string; error?: string }> = [];
-const id = Math.random().toString(16).slice(2, 8);
-const ns = `stall-${id}`;
-const app = `stall-${id}`;
 
 /** Records the view's watch state changes, with when they happened. */
 const log: Logger = {
@@ -39,41 +38,27 @@ const log: Logger = {
 };
 
 beforeAll(async () => {
-  cluster = await useCluster();
-  const server = new URL(cluster.kubeConfig.getCurrentCluster()?.server ?? "");
+  const server = new URL(t.cluster.kubeConfig.getCurrentCluster()?.server ?? "");
   proxy = await StallingProxy.start(server.hostname, Number(server.port || 443));
-  git = await GitFixture.start();
-  const url = git.createRepo("infra");
-  git.commit(
-    "infra",
-    {
-      [`${ns}/ns.yaml`]: `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
-      [`${ns}/cm.yaml`]: `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  greeting: hello\n`,
-    },
-    { message: "app" },
+  t.commit(
+    { [`${ns}/ns.yaml`]: namespaceYaml(ns), [`${ns}/cm.yaml`]: configMapYaml("settings", "hello") },
+    "app",
   );
-  const config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", ref: main, interval: 1h}\napps:\n  - {name: ${app}, path: ${ns}, namespace: ${ns}, timeout: 60s, drift: heal}\nledger: {path: $DIR/ledger.db}\n`,
-  );
+  const config = t.writeConfig([{ name: app, path: ns, namespace: ns, timeout: "60s", drift: "heal" }], {
+    source: "ref: main, interval: 1h",
+  });
   // The same kubeconfig, but berth reaches the API server only through the proxy (TLS passes through it).
   const proxied = join(dirname(config), "kubeconfig");
-  const original = readFileSync(cluster.kubeconfigPath, "utf8");
+  const original = readFileSync(t.cluster.kubeconfigPath, "utf8");
   expect(original).toContain(server.origin);
   writeFileSync(proxied, original.replaceAll(server.origin, `https://127.0.0.1:${proxy.port}`));
   w = await wireFor(config, proxied);
   drift = wireDrift(w, log, (r) => reports.push(r));
+  t.onTeardown(() => proxy.close());
+  t.onTeardown(() => w.close());
+  t.onTeardown(() => drift.close());
   expect((await syncApp(w, app)).outcome).toBe("Succeeded");
 }, 600_000);
-
-afterAll(async () => {
-  await drift?.close();
-  w?.close();
-  await proxy?.close();
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
-});
 
 test("a watch that stops forwarding without closing is relisted within 30 s; a drift made meanwhile is healed", async () => {
   await eventually("the app's watches to connect", 15_000, async () =>
@@ -83,7 +68,7 @@ test("a watch that stops forwarding without closing is relisted within 30 s; a d
   expect(stalled).toBeGreaterThanOrEqual(2); // at least the Namespace and ConfigMap watches
   const t0 = performance.now();
   // Made directly on the API server: the stalled watch cannot see it.
-  kubectl(cluster, "patch", "configmap", "settings", "-n", ns, "-p", '{"data":{"greeting":"tampered"}}');
+  t.kubectl("patch", "configmap", "settings", "-n", ns, "-p", '{"data":{"greeting":"tampered"}}');
   const lost = await eventually("the stalled watch to be noticed", 35_000, async () =>
     watchLog.find((l) => l.at > t0 && l.error?.includes("watch of ConfigMap stalled")),
   );
@@ -101,9 +86,9 @@ test("a watch that stops forwarding without closing is relisted within 30 s; a d
     }),
   );
   expect(relistedAfter).toBeLessThan(30);
-  expect(
-    JSON.parse(kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "json")).data.greeting,
-  ).toBe("hello");
+  expect(JSON.parse(t.kubectl("get", "configmap", "settings", "-n", ns, "-o", "json")).data.greeting).toBe(
+    "hello",
+  );
   // The heal comes from the relist; the new watch that follows it may still be opening on a loaded machine.
   await eventually("the view's watches to reconnect after the relist", 10_000, async () =>
     drift.view.connected(app) ? true : undefined,

@@ -2,32 +2,27 @@
  * The compiled binary's HTTP API against the real control plane and Git server: a push plus a signed
  * GitHub-style webhook syncs within 2 s, the new ledger entry shows over the API, counters move in /metrics.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { writeConfig } from "../support/berth.ts";
-import { berthBinary, runBerth, startBerth, untilReady } from "../support/binary.ts";
-import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
-import { freePort } from "../support/ports.ts";
+import { writeBeside } from "../support/berth.ts";
+import { apiAddress, getJson, runBerth, untilReady } from "../support/binary.ts";
+import { eventually } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
+import { namespaceYaml } from "../support/manifests.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "api-e2e", binary: true });
+const ns = t.ns;
 let config: string;
 let base: string;
-let run: ReturnType<typeof startBerth>;
-const ns = `api-e2e-${Math.random().toString(16).slice(2, 8)}`;
 const SECRET = "e2e-webhook-secret";
 const TOKEN = "e2e-operate-token";
 const READ_TOKEN = "e2e-read-token";
 const cm = (greeting: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: ${ns}\ndata:\n  greeting: ${greeting}\n`;
 
-const get = async (path: string, token = READ_TOKEN) => {
-  const r = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${token}` } });
-  return { status: r.status, body: (await r.json()) as any };
-};
+// biome-ignore lint/suspicious/noExplicitAny: the tests read many shapes of the API's answers
+const get = (path: string, token = READ_TOKEN) => getJson<any>(base, path, token);
 const metric = async (pattern: RegExp): Promise<number> => {
   const text = await (await fetch(`${base}/metrics`)).text();
   const line = text.split("\n").find((l) => pattern.test(l));
@@ -35,36 +30,18 @@ const metric = async (pattern: RegExp): Promise<number> => {
 };
 
 beforeAll(async () => {
-  berthBinary();
-  cluster = await useCluster();
-  git = await GitFixture.start();
-  const url = git.createRepo("infra");
-  git.commit("infra", {
-    "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
-    "app/settings.yaml": cm("one"),
-  });
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
+  t.commit({ "app/ns.yaml": namespaceYaml(ns), "app/settings.yaml": cm("one") });
+  const api = await apiAddress();
+  base = api.base;
   // A long interval: only the webhook can explain a sync within 2 s.
-  config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1h}\napps:\n  - {name: app, path: app, timeout: 30s}\nledger: {path: $DIR/ledger.db}\napi:\n  listen: 127.0.0.1:${port}\n  tokenFile: $DIR/token\n  tokens: [{file: $DIR/read-token, scope: read}]\n  webhook: {secretFile: $DIR/hook-secret}\n`,
-  );
-  const dir = dirname(config);
-  writeFileSync(join(dir, "token"), `${TOKEN}\n`, { mode: 0o600 });
-  writeFileSync(join(dir, "read-token"), `${READ_TOKEN}\n`, { mode: 0o600 });
-  writeFileSync(join(dir, "hook-secret"), `${SECRET}\n`, { mode: 0o600 });
-  run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
+  config = t.writeConfig([{ name: "app", path: "app", timeout: "30s" }], {
+    source: "interval: 1h",
+    extra: `api:\n  listen: 127.0.0.1:${api.port}\n  tokenFile: $DIR/token\n  tokens: [{file: $DIR/read-token, scope: read}]\n  webhook: {secretFile: $DIR/hook-secret}\n`,
+  });
+  writeBeside(config, { token: `${TOKEN}\n`, "read-token": `${READ_TOKEN}\n`, "hook-secret": `${SECRET}\n` });
+  t.startRun(config);
   await untilReady(base, "the API ready after the first sync", 60_000);
 }, 600_000);
-
-afterAll(async () => {
-  run?.child.kill("SIGTERM");
-  await run?.exited;
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
-});
 
 describe("berth run serves the API", () => {
   test("a push and a signed GitHub webhook sync the app within 2 s; the ledger and /metrics show it", async () => {
@@ -76,7 +53,7 @@ describe("berth run serves the API", () => {
     const kubeBefore = await metric(/^berth_kube_requests_total\{verb="apply",code="200"\}/);
     expect(syncsBefore).toBeGreaterThanOrEqual(1);
 
-    const sha = git.commit("infra", { "app/settings.yaml": cm("two") });
+    const sha = t.commit({ "app/settings.yaml": cm("two") });
     const body = JSON.stringify({
       ref: "refs/heads/main",
       after: sha,
@@ -101,9 +78,9 @@ describe("berth run serves the API", () => {
     });
     const elapsed = Date.now() - t0;
     expect(elapsed).toBeLessThan(2_000);
-    expect(
-      kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}"),
-    ).toBe("two");
+    expect(t.kubectl("get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}")).toBe(
+      "two",
+    );
 
     const { body: page } = await get("/api/v1/ledger?app=app&limit=1");
     const newest = page.entries[0];

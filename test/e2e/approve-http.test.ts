@@ -5,21 +5,18 @@
  * line (which writes the ledger file) releases the next hold the same way, and both approvals are notified the
  * same: one `Approved` event each, from the running agent (a webhook receiver reads them).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { beforeAll, describe, expect, test } from "bun:test";
 import type { NotifyEvent } from "../../agent/notify/event.ts";
-import { writeConfig } from "../support/berth.ts";
-import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
-import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
-import { freePort } from "../support/ports.ts";
+import { writeBeside } from "../support/berth.ts";
+import { apiAddress, runBerth } from "../support/binary.ts";
+import { eventually } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
+import { GATE_RULE, syncRules } from "../support/manifests.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "approve-http", binary: true });
+const ns = t.ns;
 let base: string;
-let run: ReturnType<typeof startBerth>;
 let rx: Receiver;
 let config: string;
 const approvals = () =>
@@ -27,24 +24,16 @@ const approvals = () =>
     .filter((r) => r.path === "/hook/approve")
     .map((r) => (r.body as { event: NotifyEvent }).event)
     .filter((e) => e.reason === "Approved");
-const ns = `approve-http-${Math.random().toString(16).slice(2, 8)}`;
 const OPERATE = "approve-operate-token";
 const READ = "approve-read-token";
 
-const RULES = `apiVersion: berth.dev/v1alpha1
-kind: Rules
-sync:
-  - name: gate-the-gated
-    when: change.action == 'created' && change.object.metadata.name.startsWith('gated')
-    verdict: hold
-    message: a gated object needs an approval
-`;
+const RULES = syncRules(GATE_RULE);
 const cm = (name: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}, namespace: ${ns}}\ndata: {a: "1"}\n`;
 
 const exists = (name: string) => {
   try {
-    kubectl(cluster, "get", "configmap", name, "-n", ns);
+    t.inNs("get", "configmap", name);
     return true;
   } catch {
     return false;
@@ -63,39 +52,32 @@ const entries = async () => {
 };
 
 beforeAll(async () => {
-  berthBinary();
-  cluster = await useCluster();
-  git = await GitFixture.start();
   rx = await startReceiver({ webhookSecret: "approve-hook-secret" });
-  const url = git.createRepo("infra");
-  git.commit("infra", {
+  t.onTeardown(() => rx.close());
+  t.commit({
     "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${ns}}\n`,
     "app/plain.yaml": cm("plain"),
   });
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1s}\napps:\n  - {name: app, path: app, timeout: 30s}\nrules: [$DIR/rules.yaml]\nledger: {path: $DIR/ledger.db}\napi:\n  listen: 127.0.0.1:${port}\n  tokenFile: $DIR/token\n  tokens: [{file: $DIR/read-token, scope: read}]\nnotify:\n  - {name: hook, type: webhook, url: "${rx.url}/hook/approve", secretFile: $DIR/hook.secret}\n`,
-  );
-  const dir = dirname(config);
-  writeFileSync(join(dir, "rules.yaml"), RULES);
-  writeFileSync(join(dir, "token"), `${OPERATE}\n`, { mode: 0o600 });
-  writeFileSync(join(dir, "read-token"), `${READ}\n`, { mode: 0o600 });
-  writeFileSync(join(dir, "hook.secret"), "approve-hook-secret", { mode: 0o600 });
-  run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
+  const api = await apiAddress();
+  base = api.base;
+  config = t.writeConfig([{ name: "app", path: "app", timeout: "30s" }], {
+    source: "interval: 1s",
+    before: "rules: [$DIR/rules.yaml]\n",
+    extra: `api:\n  listen: 127.0.0.1:${api.port}\n  tokenFile: $DIR/token\n  tokens: [{file: $DIR/read-token, scope: read}]\nnotify:\n  - {name: hook, type: webhook, url: "${rx.url}/hook/approve", secretFile: $DIR/hook.secret}\n`,
+  });
+  writeBeside(config, {
+    "rules.yaml": RULES,
+    token: `${OPERATE}\n`,
+    "read-token": `${READ}\n`,
+    "hook.secret": "approve-hook-secret",
+  });
+  t.startRun(config);
   await eventually("the first sync", 90_000, async () => (exists("plain") ? true : undefined));
 }, 180_000);
 
-afterAll(async () => {
-  run?.child.kill("SIGTERM");
-  await run?.exited;
-  await Promise.all([git?.close(), rx?.close()]);
-  kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-});
-
 describe("approve over HTTP on a running binary", () => {
   test("a held sync waits, a read token is refused, POST approve releases it", async () => {
-    git.commit("infra", { "app/gated.yaml": cm("gated-one") }, { message: "add a gated object" });
+    t.commit({ "app/gated.yaml": cm("gated-one") }, "add a gated object");
     const held = await eventually("the sync to be held", 60_000, async () =>
       (await entries()).find((e) => e.reason === "PlanRejected" && e.message.includes("gate-the-gated")),
     );
@@ -137,9 +119,9 @@ describe("approve over HTTP on a running binary", () => {
   }, 180_000);
 
   test("`berth approve` on the command line is notified like an approval over HTTP, once, and releases the hold", async () => {
-    git.commit("infra", { "app/gated2.yaml": cm("gated-two") }, { message: "add another gated object" });
+    t.commit({ "app/gated2.yaml": cm("gated-two") }, "add another gated object");
     const held = await eventually("the next sync to be held", 60_000, async () =>
-      (await entries()).find((e) => e.reason === "PlanRejected" && e.revision.endsWith(git.head("infra"))),
+      (await entries()).find((e) => e.reason === "PlanRejected" && e.revision.endsWith(t.git.head("infra"))),
     );
     const r = await runBerth(["approve", "--app", "app", "--by", "cli-reviewer", "--config", config]);
     expect(r.code).toBe(0);

@@ -8,51 +8,35 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
-import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
-import {
-  auditEvents,
-  eventually,
-  kubectl,
-  quietSince,
-  type TestCluster,
-  useCluster,
-  writesIn,
-} from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { runBerth, startBerth } from "../support/binary.ts";
+import { auditEvents, eventually, quietSince, writesIn } from "../support/cluster.ts";
+import { agentConfig, GIT_TOKEN_ENV, patchConfigMap, useClusterTest } from "../support/cluster-test.ts";
+import { configMapYaml, deploymentYaml, namespaceYaml, secretYaml } from "../support/manifests.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "e2e", git: { token: "e2e-token" }, binary: true });
+const ns = t.ns;
 let config: string;
-const ns = `e2e-${Math.random().toString(16).slice(2, 8)}`;
-const cm = (greeting: string) =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  greeting: ${greeting}\n`;
-const deployment = `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n    spec:\n      containers: [{name: api, image: "nginx:1.27"}]\n`;
+const cm = (greeting: string) => configMapYaml("settings", greeting);
+const deployment = deploymentYaml("api", 2);
+const tokenAuth = `auth: {tokenEnv: ${GIT_TOKEN_ENV}}`;
 
-beforeAll(async () => {
-  berthBinary();
-  cluster = await useCluster();
-  git = await GitFixture.start({ token: "e2e-token" });
-  const url = git.createRepo("infra");
-  git.commit("infra", {
-    "base/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
+beforeAll(() => {
+  t.commit({
+    "base/ns.yaml": namespaceYaml(ns),
     "app/settings.yaml": cm("hello"),
     "app/api.yaml": deployment,
-    "app/secret.yaml":
-      "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: e2e-plaintext-never-stored\n",
+    "app/secret.yaml": secretYaml("creds", { password: "e2e-plaintext-never-stored" }),
   });
-  config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${url}"\n  interval: 1s\n  auth: {tokenEnv: E2E_GIT_TOKEN}\napps:\n  - {name: base, path: base}\n  - {name: app, path: app, namespace: ${ns}, dependsOn: [base], timeout: 60s}\nledger: {path: $DIR/ledger.db}\n`,
+  config = t.writeConfig(
+    [
+      { name: "base", path: "base" },
+      { name: "app", path: "app", namespace: ns, dependsOn: ["base"], timeout: "60s" },
+    ],
+    { source: `interval: 1s, ${tokenAuth}` },
   );
-}, 600_000);
-
-afterAll(async () => {
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
 });
 
-const env = () => ({ E2E_GIT_TOKEN: "e2e-token", KUBECONFIG: cluster.kubeconfigPath });
+const env = () => t.env();
 
 describe("the compiled binary", () => {
   test("berth sync applies both apps in dependency order and exits 0", async () => {
@@ -62,23 +46,13 @@ describe("the compiled binary", () => {
     expect(r.stdout).toMatch(/✓ base main@sha1:[0-9a-f]{40}: Succeeded — 1 created/);
     expect(r.stdout).toMatch(/✓ app main@sha1:[0-9a-f]{40}: Succeeded — 3 created/);
     expect(r.stdout.indexOf("✓ base")).toBeLessThan(r.stdout.indexOf("✓ app"));
-    expect(
-      kubectl(cluster, "get", "deployment", "api", "-n", ns, "-o", "jsonpath={.status.readyReplicas}"),
-    ).toBe("2");
+    expect(t.kubectl("get", "deployment", "api", "-n", ns, "-o", "jsonpath={.status.readyReplicas}")).toBe(
+      "2",
+    );
   }, 120_000);
 
   test("berth plan --json after an out-of-band edit shows exactly that change; sync puts it back", async () => {
-    kubectl(
-      cluster,
-      "patch",
-      "configmap",
-      "settings",
-      "-n",
-      ns,
-      "--type=merge",
-      "-p",
-      '{"data":{"greeting":"tampered"}}',
-    );
+    patchConfigMap(t.cluster, ns, "settings", { greeting: "tampered" });
     const since = await quietSince();
     const plan = await runBerth(["plan", "--json", "--config", config, "--app", "app"], env());
     expect(plan.code).toBe(0);
@@ -89,14 +63,14 @@ describe("the compiled binary", () => {
     ]);
     expect(changed[0].diff).toContainEqual({ path: "/data/greeting", before: "tampered", after: "hello" });
     expect(plan.stdout).not.toContain("e2e-plaintext-never-stored");
-    expect(writesIn(auditEvents(cluster, since, "berth", ns))).toEqual([]);
+    expect(writesIn(auditEvents(t.cluster, since, "berth", ns))).toEqual([]);
 
     const sync = await runBerth(["sync", "--config", config, "--app", "app"], env());
     expect(sync.code).toBe(0);
     expect(sync.stdout).toContain("1 configured");
-    expect(
-      kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}"),
-    ).toBe("hello");
+    expect(t.kubectl("get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}")).toBe(
+      "hello",
+    );
   }, 120_000);
 
   test("status and ledger list/show read the ledger, as tables and as JSON", async () => {
@@ -118,12 +92,12 @@ describe("the compiled binary", () => {
   });
 
   test("a bad commit fails the sync with exit code 1 and changes nothing", async () => {
-    git.commit("infra", { "app/broken.yaml": "kind: [\n" });
+    t.commit({ "app/broken.yaml": "kind: [\n" });
     const r = await runBerth(["sync", "--config", config, "--app", "app"], env());
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("BuildFailed");
     expect(r.stdout).toContain("app/broken.yaml");
-    git.commit("infra", { "app/broken.yaml": null });
+    t.commit({ "app/broken.yaml": null });
   }, 60_000);
 
   test("a config error is exit code 2 naming the file and field", async () => {
@@ -137,14 +111,14 @@ describe("the compiled binary", () => {
   });
 
   test("berth run picks up a new commit within its interval and stops cleanly on SIGTERM", async () => {
-    const run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath], env());
+    const run = startBerth(["run", "--config", config, "--kubeconfig", t.cluster.kubeconfigPath], env());
     try {
       await eventually("berth run to start", 20_000, async () =>
         run.output().includes("berth is running") ? true : undefined,
       );
-      git.commit("infra", { "app/settings.yaml": cm("from-a-new-commit") });
+      t.commit({ "app/settings.yaml": cm("from-a-new-commit") });
       await eventually("the new commit applied", 30_000, async () =>
-        kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}") ===
+        t.kubectl("get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}") ===
         "from-a-new-commit"
           ? true
           : undefined,
@@ -160,7 +134,7 @@ describe("the compiled binary", () => {
 
   test("kill -9 during a sync leaves an entry that the next start marks Interrupted", async () => {
     // A Deployment that cannot schedule keeps the sync waiting for health.
-    git.commit("infra", {
+    t.commit({
       "app/stuck.yaml": deployment
         .replace("name: api", "name: stuck")
         .replaceAll("app: api", "app: stuck")
@@ -169,10 +143,10 @@ describe("the compiled binary", () => {
           '    spec:\n      nodeSelector: {nowhere: "true"}\n      containers',
         ),
     });
-    const run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath], env());
+    const run = startBerth(["run", "--config", config, "--kubeconfig", t.cluster.kubeconfigPath], env());
     await eventually("the stuck Deployment applied", 30_000, async () => {
       try {
-        kubectl(cluster, "get", "deployment", "stuck", "-n", ns);
+        t.kubectl("get", "deployment", "stuck", "-n", ns);
         return true;
       } catch {
         return undefined;
@@ -185,7 +159,7 @@ describe("the compiled binary", () => {
         .stdout,
     );
     expect(running[0].outcome).toBe("Running");
-    git.commit("infra", { "app/stuck.yaml": null });
+    t.commit({ "app/stuck.yaml": null });
     const r = await runBerth(["sync", "--config", config, "--app", "app"], env());
     expect(r.code).toBe(0);
     const entry = JSON.parse(
@@ -210,7 +184,7 @@ describe("the compiled binary: what sync writes, and what it refuses", () => {
   const map = (name: string, value: string) =>
     `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  value: "${value}"\n`;
   const get = (kind: string, name: string, path: string) =>
-    kubectl(cluster, "get", kind, name, "-n", ns2, "-o", `jsonpath=${path}`);
+    t.kubectl("get", kind, name, "-n", ns2, "-o", `jsonpath=${path}`);
   const sync = (app: string) => runBerth(["sync", "--config", cfg, "--app", app], env());
   /** The actions of the app's newest ledger entry, "action Kind/ns/name", sorted. */
   const lastActions = async (app: string): Promise<string[]> => {
@@ -229,9 +203,9 @@ describe("the compiled binary: what sync writes, and what it refuses", () => {
   };
 
   beforeAll(() => {
-    const url = git.createRepo("kinds");
-    git.commit("kinds", {
-      "kinds/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns2}\n`,
+    const url = t.git.createRepo("kinds");
+    t.git.commit("kinds", {
+      "kinds/ns.yaml": namespaceYaml(ns2),
       "kinds/crd.yaml": crd,
       "kinds/widget.yaml": `apiVersion: ${group}/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: ${ns2}\nspec:\n  size: 3\n`,
       "kinds/service.yaml": `apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: ${ns2}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n`,
@@ -239,7 +213,14 @@ describe("the compiled binary: what sync writes, and what it refuses", () => {
       "kinds/gone.yaml": map("gone", "one").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
     });
     cfg = writeConfig(
-      `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${url}"\n  auth: {tokenEnv: E2E_GIT_TOKEN}\napps:\n  - {name: kinds, path: kinds, timeout: 60s}\n  - {name: stuck, path: stuck, namespace: ${ns2}, timeout: 4s}\nledger: {path: $DIR/ledger.db}\n`,
+      agentConfig(
+        url,
+        [
+          { name: "kinds", path: "kinds", timeout: "60s" },
+          { name: "stuck", path: "stuck", namespace: ns2, timeout: "4s" },
+        ],
+        { source: tokenAuth },
+      ),
     );
   });
 
@@ -249,7 +230,7 @@ describe("the compiled binary: what sync writes, and what it refuses", () => {
       ["delete", "crd", `widgets.${group}`, "--wait=false"],
     ])
       try {
-        kubectl(cluster, ...args);
+        t.kubectl(...args);
       } catch {}
   });
 
@@ -272,15 +253,15 @@ describe("the compiled binary: what sync writes, and what it refuses", () => {
     const since = await quietSince();
     const r = await sync("kinds");
     expect(r.code).toBe(0);
-    expect(writesIn(auditEvents(cluster, since, "berth", ns2))).toEqual([]);
+    expect(writesIn(auditEvents(t.cluster, since, "berth", ns2))).toEqual([]);
   }, 60_000);
 
   test("edit, add and delete in one commit are exactly configured, created, deleted; another manager's field stays", async () => {
     const other = `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edit\n  namespace: ${ns2}\n  labels: {team: payments}\n`;
     const file = join(dirname(cfg), "other-team.yaml");
     writeFileSync(file, other);
-    kubectl(cluster, "apply", "--server-side", "--field-manager=other-team", "-f", file);
-    git.commit("kinds", {
+    t.kubectl("apply", "--server-side", "--field-manager=other-team", "-f", file);
+    t.git.commit("kinds", {
       "kinds/edit.yaml": map("edit", "two").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
       "kinds/added.yaml": map("added", "one").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
       "kinds/gone.yaml": null,
@@ -295,13 +276,11 @@ describe("the compiled binary: what sync writes, and what it refuses", () => {
     ]);
     expect(get("configmap", "edit", "{.data.value}")).toBe("two");
     expect(get("configmap", "edit", "{.metadata.labels.team}")).toBe("payments");
-    expect(kubectl(cluster, "get", "configmap", "gone", "-n", ns2, "--ignore-not-found", "-o", "name")).toBe(
-      "",
-    );
+    expect(t.kubectl("get", "configmap", "gone", "-n", ns2, "--ignore-not-found", "-o", "name")).toBe("");
   }, 120_000);
 
   test("a Deployment that never becomes ready fails with HealthCheckFailed naming it (exit 1)", async () => {
-    git.commit("kinds", {
+    t.git.commit("kinds", {
       "stuck/deploy.yaml": `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: stuck\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: stuck}}\n  template:\n    metadata: {labels: {app: stuck}}\n    spec:\n      nodeSelector: {no-such-node: "true"}\n      containers: [{name: c, image: "nginx:1.27"}]\n`,
     });
     const r = await sync("stuck");
@@ -329,7 +308,7 @@ describe("the compiled binary: what sync writes, and what it refuses", () => {
   ];
   for (const [what, manifest, named] of badInputs) {
     test(`${what} fails the sync (exit 1) naming it, and nothing of the commit is applied`, async () => {
-      git.commit("kinds", {
+      t.git.commit("kinds", {
         "kinds/edit.yaml": map("edit", "three").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
         "kinds/bad.yaml": manifest,
       });
@@ -339,9 +318,9 @@ describe("the compiled binary: what sync writes, and what it refuses", () => {
         expect(r.code).toBe(1);
         expect(r.stdout + r.stderr).toContain(named);
         expect(get("configmap", "edit", "{.data.value}")).toBe("two");
-        expect(writesIn(auditEvents(cluster, since, "berth", ns2))).toEqual([]);
+        expect(writesIn(auditEvents(t.cluster, since, "berth", ns2))).toEqual([]);
       } finally {
-        git.commit("kinds", {
+        t.git.commit("kinds", {
           "kinds/edit.yaml": map("edit", "two").replace("metadata:\n", `metadata:\n  namespace: ${ns2}\n`),
           "kinds/bad.yaml": null,
         });

@@ -3,7 +3,7 @@
  * flags, shell completion, exit codes (3 on hold), -o json|yaml|wide, berth diff, progress lines during a
  * health wait on a Deployment that becomes available after ~10 s, errors naming their setting, and a quiet stop.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,12 +12,11 @@ import { parse } from "yaml";
 import { COMMANDS } from "../../agent/cli/help.ts";
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
-import { eventually, freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { eventually } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
-let ns: string;
+const t = useClusterTest({ prefix: "cli", createNamespace: true, repo: "cli", binary: true });
+const ns = t.ns;
 let config: string;
 
 const deployment = (name: string) =>
@@ -26,12 +25,7 @@ const configMap = (name: string, value: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}}\ndata: {a: "${value}"}\n`;
 
 beforeAll(async () => {
-  berthBinary();
-  cluster = await useCluster();
-  git = await GitFixture.start();
-  ns = await freshNamespace(cluster, "cli");
-  const url = git.createRepo("cli");
-  git.commit("cli", {
+  t.commit({
     "web/deploy.yaml": deployment("web"),
     "extra/cm.yaml": configMap("extra", "1"),
     "held/cm.yaml": configMap("gated", "1"),
@@ -41,19 +35,17 @@ beforeAll(async () => {
     rules,
     "apiVersion: berth.dev/v1alpha1\nkind: Rules\nsync:\n  - name: gate\n    when: change.action == 'created' && change.object.metadata.name == 'gated'\n    verdict: hold\n    message: needs an approval\n",
   );
-  config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1h}\napps:\n  - {name: web, path: web, namespace: ${ns}, timeout: 60s}\n  - {name: extra, path: extra, namespace: ${ns}, timeout: 30s}\n  - {name: held, path: held, namespace: ${ns}, timeout: 30s}\nrules: ["${rules}"]\nledger: {path: $DIR/ledger.db}\napi: {listen: "127.0.0.1:0"}\n`,
+  config = t.writeConfig(
+    [
+      { name: "web", path: "web", namespace: ns, timeout: "60s" },
+      { name: "extra", path: "extra", namespace: ns, timeout: "30s" },
+      { name: "held", path: "held", namespace: ns, timeout: "30s" },
+    ],
+    { source: "interval: 1h", before: `rules: ["${rules}"]\n`, extra: 'api: {listen: "127.0.0.1:0"}\n' },
   );
 }, 600_000);
 
-afterAll(async () => {
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
-});
-
-const env = () => ({ KUBECONFIG: cluster.kubeconfigPath });
+const env = () => t.env();
 const berth = (args: string[], extra: Record<string, string> = {}) =>
   runBerth([...args, "--config", config], { ...env(), ...extra });
 
@@ -176,7 +168,7 @@ describe("against the control plane", () => {
     expect(r.stderr).toMatch(new RegExp(`Deployment/${ns}/web: 0 of 1 replicas (updated|ready|available)`));
     expect(r.stderr.match(/► web: waiting for/g)?.length ?? 0).toBeGreaterThanOrEqual(2);
     expect(r.stderr).not.toContain("health rule");
-    expect(kubectl(cluster, "get", "configmaps", "-n", ns, "-o", "name")).not.toContain("extra");
+    expect(t.kubectl("get", "configmaps", "-n", ns, "-o", "name")).not.toContain("extra");
     const list = JSON.parse((await berth(["ledger", "list", "--json"])).stdout) as Array<{ app: string }>;
     expect(list.map((e) => e.app)).toEqual(["web"]);
   }, 180_000);
@@ -202,7 +194,7 @@ describe("against the control plane", () => {
     expect(logs).toContainEqual(expect.objectContaining({ level: "warn", msg: "sync held for approval" }));
     expect(logs.some((l) => l.level === "error")).toBe(false);
     // Beside a failure it is exit 1: nothing hides a failed app.
-    expect(kubectl(cluster, "get", "configmaps", "-n", ns, "-o", "name")).not.toContain("gated");
+    expect(t.kubectl("get", "configmaps", "-n", ns, "-o", "name")).not.toContain("gated");
   }, 180_000);
 
   test("status fits 100 columns with short revisions; -o wide, json and yaml carry the rest", async () => {
@@ -228,7 +220,7 @@ describe("against the control plane", () => {
     expect(same.stderr).toBe("");
     expect(same.stdout).toBe("");
     expect(same.code).toBe(0);
-    git.commit("cli", { "extra/cm.yaml": configMap("extra", "2") });
+    t.git.commit("cli", { "extra/cm.yaml": configMap("extra", "2") });
     const r = await berth(["diff", "extra"]);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(
@@ -243,10 +235,10 @@ describe("against the control plane", () => {
   }, 180_000);
 
   test("replay without a ledger key is not reported as a success: the Secret it could not restore fails it", async () => {
-    git.commit("cli", {
+    t.git.commit("cli", {
       "secret/s.yaml": `apiVersion: v1\nkind: Secret\nmetadata: {name: token}\nstringData: {t: "x"}\n---\n${configMap("beside", "1")}`,
     });
-    const url = git.url("cli");
+    const url = t.git.url("cli");
     const own = writeConfig(
       `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1h}\napps:\n  - {name: secret, path: secret, namespace: ${ns}, timeout: 30s}\nledger: {path: $DIR/ledger.db}\n`,
     );

@@ -5,25 +5,16 @@
  * including objects created before the kill that have since left Git (they must be pruned, not orphaned).
  */
 import { Database } from "bun:sqlite";
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { dirname, join } from "node:path";
-import { writeConfig } from "../support/berth.ts";
-import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
-import {
-  type AuditEvent,
-  auditTail,
-  freshNamespace,
-  kubectl,
-  type TestCluster,
-  useCluster,
-} from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { runBerth, startBerth } from "../support/binary.ts";
+import { type AuditEvent, auditTail } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
 import { type Load, startLoadIfAsked } from "../support/load.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "crash", createNamespace: true, binary: true });
+const ns = t.ns;
 let config: string;
-let ns: string;
 let load: Load | undefined;
 const APP = "crash";
 const CONFIGMAPS = 48;
@@ -48,10 +39,10 @@ let gitDeployments: Record<string, boolean> = {};
 function commit(cms: Record<string, string>, deployments: Record<string, boolean>): void {
   gitCms = cms;
   gitDeployments = deployments;
-  git.commit("infra", tree(cms, deployments), { replace: true });
+  t.git.commit(t.repo, tree(cms, deployments), { replace: true });
 }
 
-const env = () => ({ KUBECONFIG: cluster.kubeconfigPath });
+const env = () => t.env();
 const ledgerPath = () => join(dirname(config), "ledger.db");
 
 /** The newest entry of the app straight from the SQLite file (read-only, beside the running binary). */
@@ -74,8 +65,7 @@ function newestEntry(): { id: number; outcome: string } | undefined {
 
 /** Names of the app's objects of one kind in the cluster, with the ConfigMaps' values. */
 function live(kind: "configmaps" | "deployments"): Record<string, string> {
-  const out = kubectl(
-    cluster,
+  const out = t.kubectl(
     "get",
     kind,
     "-n",
@@ -143,28 +133,16 @@ const range = (prefix: string, from: number, to: number, value: string) =>
   Object.fromEntries(Array.from({ length: to - from }, (_, i) => [`${prefix}-${from + i}`, value]));
 
 beforeAll(async () => {
-  berthBinary();
   load = await startLoadIfAsked();
-  cluster = await useCluster();
-  ns = await freshNamespace(cluster, "crash");
-  git = await GitFixture.start();
-  const url = git.createRepo("infra");
+  t.onTeardown(() => load?.stop());
   commit(range("cm", 0, CONFIGMAPS, "v1"), { web: false, api: false });
   // "during prune" drops most of the app at once; the mass-prune guard would hold that for an approval.
-  config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}"}\napps:\n  - {name: ${APP}, path: app, namespace: ${ns}, timeout: 120s, prune: {maxFraction: 1}}\nledger: {path: $DIR/ledger.db}\n`,
-  );
+  config = t.writeConfig([
+    { name: APP, path: "app", namespace: ns, timeout: "120s", prune: "{maxFraction: 1}" },
+  ]);
   const first = await runBerth(["sync", "--config", config], env());
   if (first.code !== 0) throw new Error(`the first sync failed: ${first.stdout}${first.stderr}`);
 }, 1_200_000);
-
-afterAll(async () => {
-  await load?.stop();
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
-});
 
 describe("kill -9 during a sync of 50 objects", () => {
   test("the first sync applied all 50 objects", () => {
@@ -204,7 +182,7 @@ describe("kill -9 during a sync of 50 objects", () => {
       before.deployments.filter((n) => !(n in gitDeployments)).length;
     expect(planned).toBeGreaterThan(30);
     // Killed as soon as the API server's audit log shows berth's first prune DELETE in the namespace.
-    const tail = auditTail(cluster);
+    const tail = auditTail(t.cluster);
     const deletes: AuditEvent[] = [];
     const collect = () =>
       deletes.push(

@@ -5,20 +5,21 @@
  * leaves Git — the inventory came along.
  */
 import { Database } from "bun:sqlite";
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
-import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
-import { eventually, freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { runBerth, startBerth } from "../support/binary.ts";
+import { eventually, leaseHolder } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
 import { type S3Server, startS3 } from "../support/s3.ts";
 
 const LEASE_S = 4;
-let cluster: TestCluster;
-let git: GitFixture;
+// The app's namespace is the fixture's; the Lease lives in one of its own.
+const t = useClusterTest({ prefix: "har-app", createNamespace: true, repo: "ha", binary: true });
+const appNs = t.ns;
+const leaseNs = `${appNs.replace("har-app", "har-lease")}`;
+t.removeAtTeardown(`namespace/${leaseNs}`);
 let s3: S3Server;
-let leaseNs = "";
-let appNs = "";
 let template = "";
 const instances: Record<string, { run: ReturnType<typeof startBerth>; config: string }> = {};
 
@@ -26,64 +27,45 @@ const cm = (name: string, value: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\ndata:\n  value: "${value}"\n`;
 
 beforeAll(async () => {
-  berthBinary();
-  cluster = await useCluster();
   s3 = await startS3();
-  leaseNs = await freshNamespace(cluster, "har-lease");
-  appNs = await freshNamespace(cluster, "har-app");
-  git = await GitFixture.start();
-  const url = git.createRepo("ha");
-  git.commit("ha", {
+  t.onTeardown(() => s3.close());
+  t.onTeardown(() => {
+    for (const i of Object.values(instances)) i.run.child.kill("SIGKILL");
+  });
+  await t.cluster.core.createNamespace({
+    body: { metadata: { name: leaseNs, labels: { "berth.dev/test": "true" } } },
+  });
+  t.commit({
     "app/a.yaml": cm("a", "one"),
     "app/b.yaml": cm("b", "one"),
     "app/extra.yaml": cm("extra", "x"),
   });
-  template = `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1s}\napps:\n  - {name: app, path: app, namespace: ${appNs}, timeout: 30s}\nledger:\n  path: $DIR/ledger.db\n  replica: {url: "s3://${s3.bucket}/ha", endpoint: "${s3.endpoint}", accessKeyId: ${s3.accessKeyId}, secretAccessKeyEnv: S3_SECRET, interval: 300ms}\napi: {listen: "127.0.0.1:0"}\nha: {lease: berth-ha, namespace: ${leaseNs}, duration: ${LEASE_S}s}\n`;
+  template = `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${t.url}", interval: 1s}\napps:\n  - {name: app, path: app, namespace: ${appNs}, timeout: 30s}\nledger:\n  path: $DIR/ledger.db\n  replica: {url: "s3://${s3.bucket}/ha", endpoint: "${s3.endpoint}", accessKeyId: ${s3.accessKeyId}, secretAccessKeyEnv: S3_SECRET, interval: 300ms}\napi: {listen: "127.0.0.1:0"}\nha: {lease: berth-ha, namespace: ${leaseNs}, duration: ${LEASE_S}s}\n`;
 }, 600_000);
-
-afterAll(async () => {
-  for (const i of Object.values(instances)) i.run.child.kill("SIGKILL");
-  await git?.close();
-  await s3?.close();
-  for (const ns of [leaseNs, appNs])
-    try {
-      kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-    } catch {}
-});
 
 function start(name: string): void {
   const config = writeConfig(template);
-  const run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath], {
+  const run = startBerth(["run", "--config", config, "--kubeconfig", t.cluster.kubeconfigPath], {
     POD_NAME: name,
     S3_SECRET: s3.secretAccessKey,
   });
   instances[name] = { run, config };
 }
 
-const holder = () =>
-  kubectl(
-    cluster,
-    "get",
-    "lease",
-    "berth-ha",
-    "-n",
-    leaseNs,
-    "--ignore-not-found",
-    "-o",
-    "jsonpath={.spec.holderIdentity}",
-  );
+const holder = () => leaseHolder(t.cluster, leaseNs);
 const live = () =>
-  kubectl(
-    cluster,
-    "get",
-    "configmaps",
-    "-n",
-    appNs,
-    "-l",
-    "berth.dev/app=app",
-    "-o",
-    "jsonpath={range .items[*]}{.metadata.name}={.data.value} {end}",
-  ).trim();
+  t
+    .kubectl(
+      "get",
+      "configmaps",
+      "-n",
+      appNs,
+      "-l",
+      "berth.dev/app=app",
+      "-o",
+      "jsonpath={range .items[*]}{.metadata.name}={.data.value} {end}",
+    )
+    .trim();
 
 /** Revisions of the app's finished entries in an instance's ledger file, oldest first, with their chain positions. */
 function chain(config: string): Array<{ revision: string; seq: number | null }> {
@@ -108,7 +90,7 @@ describe("HA with a ledger replica", () => {
     await eventually("the leader's first sync", 60_000, async () =>
       live() === "a=one b=one extra=x" ? true : undefined,
     );
-    git.commit("ha", { "app/a.yaml": cm("a", "two") });
+    t.git.commit("ha", { "app/a.yaml": cm("a", "two") });
     await eventually("the leader's second sync", 60_000, async () =>
       live() === "a=two b=one extra=x" ? true : undefined,
     );
@@ -132,7 +114,7 @@ describe("HA with a ledger replica", () => {
       holder() === second ? true : undefined,
     );
     // "extra" leaves Git: only the old leader ever applied it, yet the new leader prunes it.
-    git.commit("ha", { "app/extra.yaml": null, "app/b.yaml": cm("b", "three") });
+    t.git.commit("ha", { "app/extra.yaml": null, "app/b.yaml": cm("b", "three") });
     await eventually("the new leader's sync with the prune", 60_000, async () =>
       live() === "a=two b=three" ? true : undefined,
     );

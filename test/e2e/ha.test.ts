@@ -12,6 +12,7 @@ import {
   eventually,
   freshNamespace,
   kubectl,
+  leaseHolder,
   type TestCluster,
   useCluster,
   writesIn,
@@ -64,18 +65,7 @@ function start(name: string) {
   return i;
 }
 
-const holder = () =>
-  kubectl(
-    cluster,
-    "get",
-    "lease",
-    "berth-ha",
-    "-n",
-    leaseNs,
-    "--ignore-not-found",
-    "-o",
-    "jsonpath={.spec.holderIdentity}",
-  );
+const holder = () => leaseHolder(cluster, leaseNs);
 /** A MicroTime field of the Lease (RFC 3339 with microseconds) in epoch milliseconds. */
 const leaseTime = (field: "renewTime" | "acquireTime") => {
   const text = kubectl(cluster, "get", "lease", "berth-ha", "-n", leaseNs, "-o", `jsonpath={.spec.${field}}`);

@@ -10,45 +10,34 @@ import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
-import { berthBinary, runBerth } from "../support/binary.ts";
-import { kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { type LedgerRow, ledgerRows, runBerth } from "../support/binary.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
 import { HelmRepoFixture, OciRegistryFixture } from "../support/helm-repo.ts";
+import { namespaceYaml } from "../support/manifests.ts";
 import { toolPaths } from "../support/tools.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "helmrepo", git: { token: "e2e-token" }, binary: true });
+const ns = t.ns;
 let charts: HelmRepoFixture;
 let config: string;
 let wrong: string;
 let v100: string;
-const ns = `helmrepo-${Math.random().toString(16).slice(2, 8)}`;
 const sha = (file: string) => `sha256:${createHash("sha256").update(readFileSync(file)).digest("hex")}`;
-const env = () => ({ E2E_GIT_TOKEN: "e2e-token", KUBECONFIG: cluster.kubeconfigPath });
+const env = () => t.env();
 const live = (field: string) =>
-  kubectl(cluster, "get", "configmap", "demo-settings", "-n", ns, "-o", `jsonpath={.data.${field}}`);
+  t.kubectl("get", "configmap", "demo-settings", "-n", ns, "-o", `jsonpath={.data.${field}}`);
 
-interface Entry {
-  id: number;
-  outcome: string;
-  reason: string;
-  message: string;
-  revision: string;
-}
-const entries = async (cfg = config): Promise<Entry[]> =>
-  JSON.parse((await runBerth(["ledger", "list", "--json", "--app", "demo", "--config", cfg])).stdout);
+const entries = (cfg = config) => ledgerRows(cfg, "demo");
 
 beforeAll(async () => {
-  berthBinary();
-  cluster = await useCluster();
   const { helm } = await toolPaths();
   charts = await HelmRepoFixture.start({ username: "charts", password: "repo-s3cret" });
   v100 = charts.publish("demo", "1.0.0");
   charts.publish("demo", "2.0.0");
-  git = await GitFixture.start({ token: "e2e-token" });
-  const url = git.createRepo("infra");
-  git.commit("infra", {
-    "base/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
+  t.onTeardown(() => charts.close());
+  const url = t.url;
+  t.commit({
+    "base/ns.yaml": namespaceYaml(ns),
     "apps/demo/values.yaml": "greeting: from-git\n",
   });
   const yaml = (passwordFile: string) =>
@@ -58,14 +47,6 @@ beforeAll(async () => {
   wrong = writeConfig(yaml("repo-password"));
   writeFileSync(join(dirname(wrong), "repo-password"), "not-it\n");
 }, 600_000);
-
-afterAll(async () => {
-  await git?.close();
-  await charts?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
-});
 
 describe("a chart from an HTTPS Helm repository, compiled binary", () => {
   test("a wrong password is a clear error naming the repository; nothing is applied", async () => {
@@ -142,12 +123,12 @@ describe("a chart from an OCI registry with auth, compiled binary", () => {
   let oci: string;
   let ociWrong: string;
   const cm = (field: string) =>
-    kubectl(cluster, "get", "configmap", "cache-settings", "-n", ns, "-o", `jsonpath={.data.${field}}`);
+    t.kubectl("get", "configmap", "cache-settings", "-n", ns, "-o", `jsonpath={.data.${field}}`);
   beforeAll(async () => {
     registry = await OciRegistryFixture.start({ username: "pusher", password: "oci-s3cret" });
     const { helm } = await toolPaths();
     // The namespace is the first describe's (base app); this config has the chart app only.
-    const yaml = `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${git.url("infra")}"\n  auth: {tokenEnv: E2E_GIT_TOKEN}\nrender: {helm: "${helm}"}\napps:\n  - name: cache\n    path: apps/demo\n    namespace: ${ns}\n    timeout: 60s\n    helm:\n      chart: "oci://${registry.host}/charts/demo"\n      version: "1.x"\n      auth: {username: pusher, passwordFile: registry-password}\n      caFile: "${registry.caFile}"\nledger: {path: $DIR/ledger.db}\n`;
+    const yaml = `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${t.git.url("infra")}"\n  auth: {tokenEnv: E2E_GIT_TOKEN}\nrender: {helm: "${helm}"}\napps:\n  - name: cache\n    path: apps/demo\n    namespace: ${ns}\n    timeout: 60s\n    helm:\n      chart: "oci://${registry.host}/charts/demo"\n      version: "1.x"\n      auth: {username: pusher, passwordFile: registry-password}\n      caFile: "${registry.caFile}"\nledger: {path: $DIR/ledger.db}\n`;
     oci = writeConfig(yaml);
     writeFileSync(join(dirname(oci), "registry-password"), "oci-s3cret\n");
     ociWrong = writeConfig(yaml);
@@ -171,7 +152,7 @@ describe("a chart from an OCI registry with auth, compiled binary", () => {
     const r = await runBerth(["sync", "--config", oci], env());
     expect(r.code).toBe(0);
     expect(cm("chartVersion")).toBe("1.0.0");
-    const list = async (): Promise<Entry[]> =>
+    const list = async (): Promise<LedgerRow[]> =>
       JSON.parse((await runBerth(["ledger", "list", "--json", "--app", "cache", "--config", oci])).stdout);
     expect((await list())[0]?.message).toContain(`chart demo 1.0.0 ${sha(v100)}`);
     const v110 = registry.push("demo", "1.1.0");

@@ -18,7 +18,7 @@ import { berthBinary, runBerth } from "../support/binary.ts";
 import { kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
 import { HelmRepoFixture } from "../support/helm-repo.ts";
-import { toolPaths } from "../support/tools.ts";
+import { helmHome, toolPaths } from "../support/tools.ts";
 
 type Obj = Record<string, any>;
 const FIXTURE = join(import.meta.dir, "..", "fixtures", "flux-import");
@@ -160,17 +160,10 @@ describe("berth import flux on a flux2-kustomize-helm-example tree", () => {
       }
     }
     // … and helm-controller's release of each HelmRelease, with the values kustomize built.
-    const helmHome = mkdtempSync(join(tmpdir(), "berth-flux-helm-"));
-    const helmEnv = {
-      PATH: process.env.PATH ?? "",
-      HOME: helmHome,
-      HELM_CACHE_HOME: join(helmHome, "c"),
-      HELM_CONFIG_HOME: join(helmHome, "f"),
-      HELM_DATA_HOME: join(helmHome, "d"),
-    };
+    const { home, env: helmEnv } = helmHome("berth-flux-helm-");
     expect(releases.map((r) => r.metadata.name).sort()).toEqual(["demo-operator", "podinfo"]);
     for (const r of releases) {
-      const values = join(helmHome, `${r.metadata.name}.yaml`);
+      const values = join(home, `${r.metadata.name}.yaml`);
       writeFileSync(values, stringify(r.spec.values ?? {}));
       const chart = r.spec.chart.spec;
       const ns = r.spec.targetNamespace ?? r.metadata.namespace;

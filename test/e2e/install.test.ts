@@ -12,6 +12,7 @@ import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth } from "../support/binary.ts";
 import { kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
+import { deployerRbacYaml } from "../support/manifests.ts";
 
 const DEMO = join(import.meta.dir, "..", "fixtures", "demo-repo");
 const rand = () => Math.random().toString(16).slice(2, 8);
@@ -281,25 +282,9 @@ describe("berth install manifests with a tenant app (serviceAccountName)", () =>
 
   test("grants impersonate on exactly that ServiceAccount and none of its kinds; berth syncs the app as it", async () => {
     // The tenant's ServiceAccount and Role are the cluster admin's: ConfigMaps in its namespace only.
-    applyManifests(`apiVersion: v1
-kind: Namespace
-metadata: {name: ${tenantNs}}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: deployer, namespace: ${tenantNs}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: deployer, namespace: ${tenantNs}}
-rules: [{apiGroups: [""], resources: [configmaps], verbs: [get, list, watch, create, patch, delete]}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: deployer, namespace: ${tenantNs}}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}
-subjects: [{kind: ServiceAccount, name: deployer, namespace: ${tenantNs}}]
-`);
+    applyManifests(
+      `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${tenantNs}}\n---\n${deployerRbacYaml(tenantNs)}`,
+    );
     git.commit("demo", {
       "team/settings.yaml":
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: team-settings\ndata: {a: b}\n",

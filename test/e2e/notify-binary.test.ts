@@ -13,6 +13,7 @@ import { type AlertmanagerServer, startAlertmanager } from "../support/alertmana
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
 import { eventually, freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
+import { patchConfigMap } from "../support/cluster-test.ts";
 import { GitFixture } from "../support/git.ts";
 import { freePort } from "../support/ports.ts";
 import { type Receiver, startReceiver } from "../support/receiver.ts";
@@ -131,17 +132,7 @@ test("a failing sync notifies once over many intervals; the fix notifies recover
 
 test("a change made behind berth's back is healed and notified as drift", async () => {
   const before = slackTexts().length;
-  kubectl(
-    cluster,
-    "patch",
-    "configmap",
-    "settings",
-    "-n",
-    ns,
-    "--type=merge",
-    "-p",
-    '{"data":{"mode":"fast"}}',
-  );
+  patchConfigMap(cluster, ns, "settings", { mode: "fast" });
   await eventually("the drift message", 30_000, async () =>
     slackTexts()
       .slice(before)

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
-import { berthBinary, runBerth, startBerth } from "../support/binary.ts";
+import { berthBinary, ledgerRows, runBerth, startBerth } from "../support/binary.ts";
 import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
 import { OciRegistryFixture } from "../support/helm-repo.ts";
@@ -32,15 +32,7 @@ const manifests = (version: string) => ({
 const live = () =>
   kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.version}");
 
-interface Entry {
-  id: number;
-  outcome: string;
-  reason: string;
-  message: string;
-  revision: string;
-}
-const entries = async (cfg: string, app = "web"): Promise<Entry[]> =>
-  JSON.parse((await runBerth(["ledger", "list", "--json", "--app", app, "--config", cfg])).stdout);
+const entries = (cfg: string, app = "web") => ledgerRows(cfg, app);
 
 function yaml(source: string, passwordFile = "registry-password", extra = ""): string {
   return `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n${source}\n  auth: {username: ${auth.username}, passwordFile: ${passwordFile}}\n  caFile: "${registry.caFile}"\napps:\n  - {name: base, path: base}\n  - {name: web, path: apps/web, dependsOn: [base], timeout: 60s}\nledger: {path: $DIR/ledger.db}\n${extra}`;

@@ -2,80 +2,52 @@
  * The compiled binary previews pull-request heads in `berth run`: a PR opened after the first sync shows up in
  * GET /api/v1/previews with what merging it would change, while the cluster receives no write from berth.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 import type { RefPreview } from "../../agent/engine/ports.ts";
-import { writeConfig } from "../support/berth.ts";
-import { berthBinary, startBerth, untilReady } from "../support/binary.ts";
-import {
-  auditEvents,
-  eventually,
-  kubectl,
-  quietSince,
-  type TestCluster,
-  useCluster,
-  writesIn,
-} from "../support/cluster.ts";
-import { GitFixture, git as runGit } from "../support/git.ts";
-import { freePort } from "../support/ports.ts";
+import { writeBeside } from "../support/berth.ts";
+import { apiAddress, getJson, untilReady } from "../support/binary.ts";
+import { auditEvents, eventually, quietSince, writesIn } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
+import { git as runGit } from "../support/git.ts";
+import { configMapYaml, namespaceYaml } from "../support/manifests.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
+const t = useClusterTest({ prefix: "previews-e2e", binary: true });
+const ns = t.ns;
 let base: string;
-let run: ReturnType<typeof startBerth>;
 const ARTIFACTS = join(import.meta.dir, "..", "..", "test-artifacts");
-const ns = `previews-e2e-${Math.random().toString(16).slice(2, 8)}`;
 const TOKEN = "e2e-read-token";
-const cm = (greeting: string) =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  greeting: ${greeting}\n`;
+const cm = (greeting: string) => configMapYaml("settings", greeting);
 
-const get = async <T>(path: string): Promise<{ status: number; body: T }> => {
-  const r = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
-  return { status: r.status, body: (await r.json()) as T };
-};
+const get = <T>(path: string) => getJson<T>(base, path, TOKEN);
 
 beforeAll(async () => {
-  berthBinary();
-  cluster = await useCluster();
-  git = await GitFixture.start();
-  const url = git.createRepo("infra");
-  git.commit("infra", {
-    "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
-    "app/settings.yaml": cm("one"),
-  });
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
+  t.commit({ "app/ns.yaml": namespaceYaml(ns), "app/settings.yaml": cm("one") });
+  const api = await apiAddress();
+  base = api.base;
   // Syncs once an hour: after the first one, nothing else of berth's may write.
-  const config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1h}\napps:\n  - {name: app, path: app, namespace: ${ns}, timeout: 30s}\nledger: {path: $DIR/ledger.db}\napi:\n  listen: 127.0.0.1:${port}\n  tokens: [{file: $DIR/read-token, scope: read}]\npreviews: {refs: ["refs/pull/*/head"], apps: [app], interval: 1s}\n`,
-  );
-  writeFileSync(join(dirname(config), "read-token"), `${TOKEN}\n`, { mode: 0o600 });
-  run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
+  const config = t.writeConfig([{ name: "app", path: "app", namespace: ns, timeout: "30s" }], {
+    source: "interval: 1h",
+    extra: `api:\n  listen: 127.0.0.1:${api.port}\n  tokens: [{file: $DIR/read-token, scope: read}]\npreviews: {refs: ["refs/pull/*/head"], apps: [app], interval: 1s}\n`,
+  });
+  writeBeside(config, { "read-token": `${TOKEN}\n` });
+  t.startRun(config);
   await untilReady(base, "the first sync", 60_000);
 }, 600_000);
-
-afterAll(async () => {
-  run?.child.kill("SIGTERM");
-  await run?.exited;
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
-});
 
 describe("berth run previews pull requests", () => {
   test("a PR's head is previewed and served; berth writes nothing to the cluster meanwhile", async () => {
     expect((await get<{ enabled: boolean }>("/api/v1/previews")).body.enabled).toBe(true);
     const since = await quietSince();
-    runGit(join(git.dir, "work", "infra"), "checkout", "--quiet", "-b", "change");
-    const head = git.commit(
+    runGit(join(t.git.dir, "work", "infra"), "checkout", "--quiet", "-b", "change");
+    const head = t.git.commit(
       "infra",
       { "app/settings.yaml": cm("two") },
       { branch: "change", message: "say two" },
     );
-    git.moveRef("infra", "refs/pull/1/head", head);
+    t.git.moveRef("infra", "refs/pull/1/head", head);
     const preview = await eventually("the PR previewed", 30_000, async () => {
       const r = await get<RefPreview>("/api/v1/previews/refs/pull/1/head");
       return r.status === 200 && r.body.sha === head ? r.body : undefined;
@@ -99,12 +71,12 @@ describe("berth run previews pull requests", () => {
       }),
     ]);
     await quietSince(1500); // the audit log is written in batches
-    const berth = auditEvents(cluster, since, "berth", ns);
+    const berth = auditEvents(t.cluster, since, "berth", ns);
     expect(berth.some((e) => /[?&]dryRun=All/.test(e.requestURI))).toBe(true);
     expect(writesIn(berth)).toEqual([]);
-    expect(
-      kubectl(cluster, "get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}"),
-    ).toBe("one");
+    expect(t.kubectl("get", "configmap", "settings", "-n", ns, "-o", "jsonpath={.data.greeting}")).toBe(
+      "one",
+    );
   }, 60_000);
 
   test("the status page shows the preview in its own section", async () => {

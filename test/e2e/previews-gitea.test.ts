@@ -5,72 +5,32 @@
  * (audit log); merging it triggers the real sync, which is held as predicted (the ledger shows the hold) and
  * leaves the claim in place.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { writeConfig } from "../support/berth.ts";
-import { berthBinary, startBerth, untilReady } from "../support/binary.ts";
-import {
-  auditEvents,
-  eventually,
-  kubectl,
-  quietSince,
-  type TestCluster,
-  useCluster,
-  writesIn,
-} from "../support/cluster.ts";
+import { writeBeside, writeConfig } from "../support/berth.ts";
+import { apiAddress, getJson, untilReady } from "../support/binary.ts";
+import { auditEvents, eventually, quietSince, writesIn } from "../support/cluster.ts";
+import { useClusterTest } from "../support/cluster-test.ts";
 import { git } from "../support/git.ts";
 import { type GiteaServer, startGitea } from "../support/gitea.ts";
-import { freePort } from "../support/ports.ts";
+import {
+  createBoundVolume,
+  databaseFiles,
+  dropClaimFiles,
+  NO_PVC_DELETE_RULES,
+  volumeNameFor,
+} from "../support/previews.ts";
 
-let cluster: TestCluster;
+const t = useClusterTest({ prefix: "preview-gitea", git: false, binary: true });
+const ns = t.ns;
+const pv = volumeNameFor(t);
 let gitea: GiteaServer;
 let repo: string;
 let work: string;
 let base: string;
 let mainSha = "";
-let run: ReturnType<typeof startBerth>;
-const id = Math.random().toString(16).slice(2, 8);
-const ns = `preview-gitea-${id}`;
-const pv = `preview-gitea-pv-${id}`;
 const TOKEN = "e2e-read-token";
-
-const RULES = `apiVersion: berth.dev/v1alpha1
-kind: Rules
-sync:
-  - name: no-pvc-delete
-    when: change.action == 'deleted' && change.object.kind == 'PersistentVolumeClaim'
-    verdict: hold
-    message: deleting a claim deletes its data
-`;
-const settings = (level: string) =>
-  `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {level: "${level}"}\n`;
-const claim = `apiVersion: v1
-kind: PersistentVolumeClaim
-metadata: {name: data}
-spec:
-  storageClassName: ""
-  volumeName: ${pv}
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: 1Gi}}
-`;
-const statefulSet = (volume: string) => `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db}
-spec:
-  replicas: 1
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec:
-      containers:
-        - name: db
-          image: registry.invalid/db:1
-          volumeMounts: [{name: data, mountPath: /var/lib/db}]
-      volumes:
-        - ${volume}
-`;
 
 function commit(files: Record<string, string | null>, message: string): string {
   for (const [path, text] of Object.entries(files)) {
@@ -86,37 +46,21 @@ function commit(files: Record<string, string | null>, message: string): string {
   return git(work, "rev-parse", "HEAD");
 }
 
-const get = async <T>(path: string): Promise<T> => {
-  const r = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
-  return (await r.json()) as T;
-};
+const get = async <T>(path: string): Promise<T> => (await getJson<T>(base, path, TOKEN)).body;
 
 beforeAll(async () => {
-  berthBinary();
-  cluster = await useCluster();
   gitea = await startGitea();
+  t.onTeardown(() => gitea.close());
   repo = await gitea.createRepo("infra");
   const dir = dirname(writeConfig("placeholder: true\n"));
-  writeFileSync(
-    join(dir, "pv.yaml"),
-    `apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: ${pv}}\nspec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  storageClassName: ""\n  persistentVolumeReclaimPolicy: Retain\n  hostPath: {path: /tmp/${pv}}\n  claimRef: {namespace: ${ns}, name: data}\n`,
-  );
-  kubectl(cluster, "apply", "-f", join(dir, "pv.yaml"));
+  createBoundVolume(t.cluster, dir, ns, pv);
   work = join(dir, "work");
   mkdirSync(work);
   git(work, "init", "--quiet", "--initial-branch=main");
-  mainSha = commit(
-    {
-      "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${ns}}\n`,
-      "app/settings.yaml": settings("info"),
-      "app/claim.yaml": claim,
-      "app/db.yaml": statefulSet("{name: data, persistentVolumeClaim: {claimName: data}}"),
-    },
-    "a database with its claim",
-  );
+  mainSha = commit(databaseFiles(ns, pv), "a database with its claim");
   gitea.push(work, repo, "main");
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
+  const api = await apiAddress();
+  base = api.base;
   const config = writeConfig(
     `apiVersion: berth.dev/v1alpha1
 kind: Agent
@@ -126,30 +70,21 @@ apps:
 rules: ["$DIR/rules.yaml"]
 ledger: {path: $DIR/ledger.db}
 api:
-  listen: 127.0.0.1:${port}
+  listen: 127.0.0.1:${api.port}
   externalURL: http://berth.test
   tokens: [{file: $DIR/read-token, scope: read}]
 status: {provider: gitea, url: "${repo}", tokenFile: $DIR/gitea-token}
 previews: {refs: ["refs/pull/*/head"], apps: [db], interval: 1s, comment: true}
 `,
   );
-  const cdir = dirname(config);
-  writeFileSync(join(cdir, "rules.yaml"), RULES);
-  writeFileSync(join(cdir, "read-token"), `${TOKEN}\n`, { mode: 0o600 });
-  writeFileSync(join(cdir, "gitea-token"), `${gitea.token}\n`, { mode: 0o600 });
-  run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
+  writeBeside(config, {
+    "rules.yaml": NO_PVC_DELETE_RULES,
+    "read-token": `${TOKEN}\n`,
+    "gitea-token": `${gitea.token}\n`,
+  });
+  t.startRun(config);
   await untilReady(base, "the first sync", 120_000);
 }, 900_000);
-
-afterAll(async () => {
-  run?.child.kill("SIGTERM");
-  await run?.exited;
-  await gitea?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-    kubectl(cluster, "delete", "persistentvolume", pv, "--wait=false");
-  } catch {}
-});
 
 describe("a Gitea pull request dropping a StatefulSet's claim", () => {
   let pr = 0;
@@ -158,14 +93,7 @@ describe("a Gitea pull request dropping a StatefulSet's claim", () => {
   test("its head gets a failure status 'held by rule no-pvc-delete' and a comment; berth writes nothing", async () => {
     const since = await quietSince();
     git(work, "checkout", "--quiet", "-b", "drop-claim");
-    head = commit(
-      {
-        "app/claim.yaml": null,
-        "app/db.yaml": statefulSet("{name: data, emptyDir: {}}"),
-        "app/settings.yaml": settings("debug"),
-      },
-      "drop the database claim",
-    );
+    head = commit(dropClaimFiles(), "drop the database claim");
     gitea.push(work, repo, "drop-claim");
     pr = await gitea.openPull(repo, "drop-claim", "main", "Drop the database claim");
     const status = await eventually("the preview status on the PR head", 60_000, async () =>
@@ -185,7 +113,7 @@ describe("a Gitea pull request dropping a StatefulSet's claim", () => {
     expect(body).toContain("**hold**");
     expect(body).toContain("no-pvc-delete");
     await quietSince(1500); // the audit log is written in batches
-    const berth = auditEvents(cluster, since, "berth", ns);
+    const berth = auditEvents(t.cluster, since, "berth", ns);
     expect(berth.some((e) => /[?&]dryRun=All/.test(e.requestURI))).toBe(true);
     expect(writesIn(berth)).toEqual([]);
   }, 120_000);
@@ -209,6 +137,6 @@ describe("a Gitea pull request dropping a StatefulSet's claim", () => {
       "no-pvc-delete hold",
       "prune-guard hold",
     ]);
-    expect(kubectl(cluster, "get", "pvc", "data", "-n", ns, "-o", "name")).toContain("data");
+    expect(t.kubectl("get", "pvc", "data", "-n", ns, "-o", "name")).toContain("data");
   }, 120_000);
 });

@@ -4,52 +4,32 @@
  * the namespace; each typo of the Namespace's kind fails the sync naming file and line, writes nothing and
  * prunes nothing. Documents that are clearly not objects are skipped, and the skip is said everywhere.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeConfig } from "../support/berth.ts";
-import { berthBinary, runBerth } from "../support/binary.ts";
-import {
-  auditEvents,
-  kubectl,
-  quietSince,
-  type TestCluster,
-  useCluster,
-  writesIn,
-} from "../support/cluster.ts";
-import { GitFixture } from "../support/git.ts";
+import { beforeAll, describe, expect, test } from "bun:test";
+import { runBerth } from "../support/binary.ts";
+import { auditEvents, quietSince, writesIn } from "../support/cluster.ts";
+import { GIT_TOKEN_ENV, useClusterTest } from "../support/cluster-test.ts";
 
-let cluster: TestCluster;
-let git: GitFixture;
-let config: string;
 // team-data as in the issue, made unique: the control plane is shared with other tests.
-const ns = `team-data-${Math.random().toString(16).slice(2, 8)}`;
+const t = useClusterTest({ prefix: "team-data", git: { token: "e2e-token" }, binary: true });
+const ns = t.ns;
 const namespace = (head: string) => `${head}metadata:\n  name: ${ns}\n`;
-const env = () => ({ E2E_GIT_TOKEN: "e2e-token", KUBECONFIG: cluster.kubeconfigPath });
+const env = () => t.env();
+let config = "";
 
-beforeAll(async () => {
-  berthBinary();
-  cluster = await useCluster();
-  git = await GitFixture.start({ token: "e2e-token" });
-  const url = git.createRepo("infra");
-  git.commit("infra", {
+beforeAll(() => {
+  t.commit({
     "data/ns.yaml": namespace("apiVersion: v1\nkind: Namespace\n"),
     "data/sa.yaml": `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: loader\n  namespace: ${ns}\n`,
     "data/values.yaml": "replicas: 3\nimage: nginx\n",
   });
-  config = writeConfig(
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource:\n  url: "${url}"\n  interval: 1s\n  auth: {tokenEnv: E2E_GIT_TOKEN}\napps:\n  - {name: data, path: data, timeout: 60s}\nledger: {path: $DIR/ledger.db}\n`,
-  );
-}, 600_000);
-
-afterAll(async () => {
-  await git?.close();
-  try {
-    kubectl(cluster, "delete", "namespace", ns, "--wait=false");
-  } catch {}
+  config = t.writeConfig([{ name: "data", path: "data", timeout: "60s" }], {
+    source: `interval: 1s, auth: {tokenEnv: ${GIT_TOKEN_ENV}}`,
+  });
 });
 
 /** What lives in the namespace, as `Kind/name` lines. */
 function inNamespace(): string[] {
-  const out = kubectl(cluster, "get", "configmap,secret,serviceaccount", "-n", ns, "-o", "name");
+  const out = t.kubectl("get", "configmap,secret,serviceaccount", "-n", ns, "-o", "name");
   return out
     .split("\n")
     .filter((l) => /(configmap\/extra|secret\/extra|serviceaccount\/loader)$/.test(l))
@@ -77,8 +57,8 @@ describe("a typo'd kind (compiled binary, real control plane)", () => {
       { path: "data/values.yaml#0", message: "not a Kubernetes object: no apiVersion, kind or metadata" },
     ]);
 
-    kubectl(cluster, "create", "configmap", "extra", "-n", ns, "--from-literal=k=v");
-    kubectl(cluster, "create", "secret", "generic", "extra", "-n", ns, "--from-literal=password=s3cret");
+    t.kubectl("create", "configmap", "extra", "-n", ns, "--from-literal=k=v");
+    t.kubectl("create", "secret", "generic", "extra", "-n", ns, "--from-literal=password=s3cret");
     expect(inNamespace()).toEqual(["configmap/extra", "secret/extra", "serviceaccount/loader"]);
   }, 120_000);
 
@@ -97,7 +77,7 @@ describe("a typo'd kind (compiled binary, real control plane)", () => {
   ];
   for (const [what, head, named] of typos) {
     test(`${what}: sync exits 1 naming file and line, applies and prunes nothing`, async () => {
-      git.commit("infra", { "data/ns.yaml": namespace(head) });
+      t.commit({ "data/ns.yaml": namespace(head) });
       const since = await quietSince();
       const r = await runBerth(["sync", "--config", config], env());
       expect(r.code).toBe(1);
@@ -107,13 +87,13 @@ describe("a typo'd kind (compiled binary, real control plane)", () => {
       expect(r.stdout).not.toContain("deleted");
       // Not one write to the namespace or anything in it reached the API server (other tests share the
       // control plane, so only this namespace counts), and everything in it is still there.
-      const writes = writesIn(auditEvents(cluster, since)).filter(
+      const writes = writesIn(auditEvents(t.cluster, since)).filter(
         (e) =>
           e.requestURI.includes(`/namespaces/${ns}/`) ||
           e.requestURI.split("?")[0]?.endsWith(`/namespaces/${ns}`),
       );
       expect(writes).toEqual([]);
-      expect(kubectl(cluster, "get", "namespace", ns, "-o", "jsonpath={.status.phase}")).toBe("Active");
+      expect(t.kubectl("get", "namespace", ns, "-o", "jsonpath={.status.phase}")).toBe("Active");
       expect(inNamespace()).toEqual(["configmap/extra", "secret/extra", "serviceaccount/loader"]);
       const [entry] = JSON.parse(
         (await runBerth(["ledger", "list", "--json", "--app", "data", "--limit", "1", "--config", config]))
@@ -128,7 +108,7 @@ describe("a typo'd kind (compiled binary, real control plane)", () => {
   }
 
   test("with the typo fixed the next sync succeeds and deletes nothing", async () => {
-    git.commit("infra", { "data/ns.yaml": namespace("apiVersion: v1\nkind: Namespace\n") });
+    t.commit({ "data/ns.yaml": namespace("apiVersion: v1\nkind: Namespace\n") });
     const r = await runBerth(["sync", "--config", config], env());
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("0 deleted");

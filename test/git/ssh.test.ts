@@ -28,18 +28,17 @@ afterAll(async () => {
   await sshd?.close();
 });
 
+/** An SshSource of the test repository with a fresh cache, a key and a known_hosts file. */
+const sshSource = (ref: string, keyFile: string, knownHostsFile: string) =>
+  new SshSource({ url, ref, cacheDir: cacheDir(), ssh: { keyFile, knownHostsFile } });
+
 describe("SshSource", () => {
   test("resolves the branch with ls-remote and reads the commit's tree from a bare cache", async () => {
     const sha = repo.commit(
       { "apps/a/cm.yaml": cm("one", "1"), "apps/a/sub/x.yaml": cm("two", "2") },
       "first",
     );
-    const source = new SshSource({
-      url,
-      ref: "main",
-      cacheDir: cacheDir(),
-      ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts() },
-    });
+    const source = sshSource("main", sshd.deployKey.file, sshd.knownHosts());
     expect(await source.resolve()).toBe(sha);
     const snap = await source.snapshot(sha);
     expect(snap.revision).toBe(`main@sha1:${sha}`);
@@ -60,12 +59,7 @@ describe("SshSource", () => {
 
   test("a changed host key is refused", async () => {
     const impostor = makeKey(mkdtempSync(join(tmpdir(), "berth-k-")), "impostor");
-    const source = new SshSource({
-      url,
-      ref: "main",
-      cacheDir: cacheDir(),
-      ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts(impostor) },
-    });
+    const source = sshSource("main", sshd.deployKey.file, sshd.knownHosts(impostor));
     await expect(source.resolve()).rejects.toThrow(
       /git ssh:\/\/.*: git ls-remote failed: .*(HOST IDENTIFICATION HAS CHANGED|Host key verification failed)/,
     );
@@ -73,22 +67,12 @@ describe("SshSource", () => {
 
   test("a key the server does not authorize is refused", async () => {
     const stranger = makeKey(mkdtempSync(join(tmpdir(), "berth-k-")), "stranger");
-    const source = new SshSource({
-      url,
-      ref: "main",
-      cacheDir: cacheDir(),
-      ssh: { keyFile: stranger.file, knownHostsFile: sshd.knownHosts() },
-    });
+    const source = sshSource("main", stranger.file, sshd.knownHosts());
     await expect(source.resolve()).rejects.toThrow(/Permission denied/);
   }, 30_000);
 
   test("an unknown branch names what the server has", async () => {
-    const source = new SshSource({
-      url,
-      ref: "nope",
-      cacheDir: cacheDir(),
-      ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts() },
-    });
+    const source = sshSource("nope", sshd.deployKey.file, sshd.knownHosts());
     await expect(source.resolve()).rejects.toThrow('branch "nope" not found; available: main');
   }, 30_000);
 });

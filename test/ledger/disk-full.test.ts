@@ -8,15 +8,14 @@ import { execFileSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createApi } from "../../agent/api/app.ts";
-import { EventBus } from "../../agent/engine/events.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
 import { SyncLoop } from "../../agent/engine/loop.ts";
-import { Metrics } from "../../agent/engine/metrics.ts";
 import type { EngineDeps } from "../../agent/engine/ports.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { testApi } from "../support/api.ts";
+import { appSpec } from "../support/app-spec.ts";
 import { skipWithout } from "../support/required.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -105,26 +104,10 @@ describe.skipIf(skipWithout(isRoot, "root (to mount a small tmpfs)"))("ledger on
       health: { assess: () => ({ status: "Current", reason: "Current", message: "ok" }) },
       log: silentLogger,
     };
-    const spec = {
-      name: "web",
-      path: "web",
-      prune: true,
-      allowEmpty: false,
-      force: false,
-      timeout: 1000,
-      dependsOn: [],
-      suspend: false,
-    };
+    const spec = appSpec("web");
     const loop = new SyncLoop(deps, [spec], { interval: 60_000, backoffBase: 20 });
-    const api = createApi({
-      loop,
-      ledger,
+    const api = testApi(loop, ledger, {
       apps: [{ name: "web", path: "web", dependsOn: [] }],
-      sourceRef: "main",
-      metrics: new Metrics(),
-      kubeCodes: () => ({}),
-      events: new EventBus(),
-      tokens: [],
       anonymousRead: false,
     });
     const running = loop.start();

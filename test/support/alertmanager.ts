@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
+import { killAndWait, outputOf, untilServing } from "./process.ts";
 
 /** The alertmanager binary (built the first time: a few minutes cold, 0 s cached). */
 export function alertmanagerBinary(): Promise<string> {
@@ -48,20 +49,16 @@ export async function startAlertmanager(): Promise<AlertmanagerServer> {
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const ok = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) })
-      .then((r) => r.ok)
-      .catch(() => false);
-    if (ok) break;
-    if (child.exitCode !== null) throw new Error(`alertmanager exited (${child.exitCode}): ${stderr}`);
-    if (Date.now() > deadline) throw new Error(`alertmanager did not get ready on ${url}: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const stderr = outputOf(child);
+  await untilServing(
+    "alertmanager",
+    url,
+    child,
+    async () => (await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) })).ok,
+    stderr,
+    20_000,
+    100,
+  );
   return {
     url,
     alerts: async () => {
@@ -70,11 +67,7 @@ export async function startAlertmanager(): Promise<AlertmanagerServer> {
       return (await r.json()) as GettableAlert[];
     },
     close: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.kill("SIGKILL");
-        await exited;
-      }
+      await killAndWait(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };

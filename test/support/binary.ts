@@ -8,6 +8,7 @@ import {
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { eventually } from "./cluster.ts";
+import { freePort } from "./ports.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 let built: string | undefined;
@@ -80,5 +81,37 @@ export function inBackground(
 export async function untilReady(base: string, what: string, timeoutMs: number): Promise<void> {
   await eventually(what, timeoutMs, async () =>
     (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined,
+  );
+}
+
+/** A loopback address for a `berth run` API: its port and base URL. */
+export async function apiAddress(): Promise<{ port: number; base: string }> {
+  const port = await freePort();
+  return { port, base: `http://127.0.0.1:${port}` };
+}
+
+/** GETs a path of a berth API with a bearer token; resolves to the status and the JSON body. */
+export async function getJson<T = unknown>(
+  base: string,
+  path: string,
+  token: string,
+): Promise<{ status: number; body: T }> {
+  const r = await fetch(`${base}${path}`, { headers: { Authorization: `Bearer ${token}` } });
+  return { status: r.status, body: (await r.json()) as T };
+}
+
+/** A row of `berth ledger list --json`. */
+export interface LedgerRow {
+  id: number;
+  outcome: string;
+  reason: string;
+  message: string;
+  revision: string;
+}
+
+/** The app's ledger rows, newest first, as `berth ledger list --json` prints them. */
+export async function ledgerRows(configPath: string, app: string): Promise<LedgerRow[]> {
+  return JSON.parse(
+    (await runBerth(["ledger", "list", "--json", "--app", app, "--config", configPath])).stdout,
   );
 }

@@ -219,3 +219,18 @@ export async function quietSince(ms = 300): Promise<Date> {
   await new Promise((r) => setTimeout(r, ms));
   return new Date();
 }
+
+/** Who holds the Lease `name` in `namespace` (empty while nobody does, or before it exists). */
+export function leaseHolder(cluster: TestCluster, namespace: string, name = "berth-ha"): string {
+  return kubectl(
+    cluster,
+    "get",
+    "lease",
+    name,
+    "-n",
+    namespace,
+    "--ignore-not-found",
+    "-o",
+    "jsonpath={.spec.holderIdentity}",
+  );
+}

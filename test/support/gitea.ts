@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import { git } from "./git.ts";
 import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
+import { killAndWait, outputOf, type RestartableServer, untilServing } from "./process.ts";
 
 /** The gitea binary (built the first time: many minutes cold on 2 cores, 0 s cached). */
 export function giteaBinary(): Promise<string> {
@@ -34,7 +35,7 @@ export interface GiteaComment {
   body: string;
 }
 
-export interface GiteaServer {
+export interface GiteaServer extends RestartableServer {
   /** http://127.0.0.1:<port> */
   url: string;
   user: string;
@@ -51,9 +52,6 @@ export interface GiteaServer {
   comments(repo: string, pr: number): Promise<GiteaComment[]>;
   /** Any API call as the admin user. */
   api(method: string, path: string, body?: unknown): Promise<unknown>;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  close(): Promise<void>;
 }
 
 export async function startGitea(): Promise<GiteaServer> {
@@ -115,40 +113,26 @@ export async function startGitea(): Promise<GiteaServer> {
   );
   const env = { ...process.env, GITEA_WORK_DIR: dir, HOME: dir, USER: "root" };
   let child: ChildProcess | undefined;
-  let stderr = "";
   const start = async () => {
-    stderr = "";
     const c = spawn(binary, ["web", "--config", ini, "--port", String(port)], {
       cwd: dir,
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });
     child = c;
-    c.stdout?.on("data", (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-8000);
-    });
-    c.stderr?.on("data", (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-8000);
-    });
+    const output = outputOf(c, true);
     // The first start creates the database (migrations): slow on a loaded machine.
-    const deadline = Date.now() + 180_000;
-    for (;;) {
-      const ok = await fetch(`${url}/api/v1/version`, { signal: AbortSignal.timeout(2000) })
-        .then((r) => r.ok)
-        .catch(() => false);
-      if (ok) return;
-      if (c.exitCode !== null) throw new Error(`gitea exited (${c.exitCode}): ${stderr}`);
-      if (Date.now() > deadline) throw new Error(`gitea did not get ready on ${url}: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await untilServing(
+      "gitea",
+      url,
+      c,
+      async () => (await fetch(`${url}/api/v1/version`, { signal: AbortSignal.timeout(2000) })).ok,
+      output,
+      180_000,
+      250,
+    );
   };
-  const stop = async () => {
-    const c = child;
-    if (!c || c.exitCode !== null) return;
-    const exited = new Promise((r) => c.once("exit", r));
-    c.kill("SIGKILL");
-    await exited;
-  };
+  const stop = () => killAndWait(child);
   await start();
   const user = "berth";
   const cli = (...args: string[]) =>

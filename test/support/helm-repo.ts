@@ -9,7 +9,7 @@ import { createServer, type Server } from "node:https";
 import { type AddressInfo, connect, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, normalize } from "node:path";
-import { toolPaths } from "./tools.ts";
+import { helmHome, toolPaths } from "./tools.ts";
 
 /** A self-made CA and a certificate for 127.0.0.1/localhost signed by it. */
 export function makeTls(dir: string): { caFile: string; key: string; cert: string } {
@@ -123,14 +123,7 @@ export class HelmRepoFixture {
    * `data`) into the repository and rebuilds index.yaml. Publishing a version again replaces its archive.
    */
   publish(name: string, version: string, data: Record<string, string> = {}): string {
-    const work = mkdtempSync(join(tmpdir(), "berth-chart-"));
-    const env = {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: work,
-      HELM_CACHE_HOME: join(work, "cache"),
-      HELM_CONFIG_HOME: join(work, "config"),
-      HELM_DATA_HOME: join(work, "data"),
-    };
+    const { home: work, env } = helmHome("berth-chart-");
     try {
       packageChart(this.helm, env, work, name, version, data, this.charts);
       execFileSync(this.helm, ["repo", "index", this.charts, "--url", this.url], {
@@ -233,14 +226,7 @@ export class OciRegistryFixture {
 
   /** Packages chart `name` at `version` (as HelmRepoFixture.publish) and pushes it with `helm push`. */
   push(name: string, version: string, data: Record<string, string> = {}): string {
-    const work = mkdtempSync(join(tmpdir(), "berth-ocipush-"));
-    const env = {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: work,
-      HELM_CACHE_HOME: join(work, "cache"),
-      HELM_CONFIG_HOME: join(work, "config"),
-      HELM_DATA_HOME: join(work, "data"),
-    };
+    const { home: work, env } = helmHome("berth-ocipush-");
     const helm = (args: string[], input?: string) =>
       execFileSync(this.helm, args, { cwd: work, env, stdio: "pipe", ...(input ? { input } : {}) });
     try {

@@ -9,13 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { goBuild } from "./go-build.ts";
 import { freePort } from "./ports.ts";
+import { killAndWait, outputOf, type RestartableServer, untilServing } from "./process.ts";
 
 /** The versitygw binary (built the first time: a minute or two cold, 0 s cached). */
 export function versitygwBinary(): Promise<string> {
   return goBuild("s3");
 }
 
-export interface S3Server {
+export interface S3Server extends RestartableServer {
   endpoint: string;
   accessKeyId: string;
   secretAccessKey: string;
@@ -23,9 +24,6 @@ export interface S3Server {
   bucket: string;
   /** The directory the server stores objects in (bucket = a subdirectory). */
   root: string;
-  stop(): Promise<void>;
-  start(): Promise<void>;
-  close(): Promise<void>;
 }
 
 export async function startS3(): Promise<S3Server> {
@@ -46,29 +44,22 @@ export async function startS3(): Promise<S3Server> {
         stdio: ["ignore", "ignore", "pipe"],
       },
     );
-    let stderr = "";
-    child.stderr?.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        const r = await fetch(endpoint, { signal: AbortSignal.timeout(1000) });
-        await r.arrayBuffer();
-        return; // any HTTP answer (403 unsigned) means it listens
-      } catch {}
-      if (child.exitCode !== null) throw new Error(`versitygw exited (${child.exitCode}): ${stderr}`);
-      if (Date.now() > deadline) throw new Error(`versitygw did not answer on ${endpoint}: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const stderr = outputOf(child);
+    // Any HTTP answer (403 unsigned) means it listens.
+    await untilServing(
+      "versitygw",
+      endpoint,
+      child,
+      async () => {
+        await (await fetch(endpoint, { signal: AbortSignal.timeout(1000) })).arrayBuffer();
+        return true;
+      },
+      stderr,
+      20_000,
+      100,
+    );
   };
-  const stop = async () => {
-    const c = child;
-    if (!c || c.exitCode !== null) return;
-    const exited = new Promise((r) => c.once("exit", r));
-    c.kill("SIGKILL");
-    await exited;
-  };
+  const stop = () => killAndWait(child);
   await start();
   return {
     endpoint,

@@ -17,27 +17,12 @@ import { BerthError } from "../../agent/object/errors.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { ObjectRecord } from "../../agent/object/records.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { appSpec, snapshotAt } from "../support/app-spec.ts";
 import { FakeCluster, key } from "../support/fake-cluster.ts";
 
-const APP: AppSpec = {
-  name: "big",
-  path: "big",
-  namespace: "big",
-  prune: true,
-  allowEmpty: false,
-  force: false,
-  timeout: 1000,
-  dependsOn: [],
-  suspend: false,
-};
+const APP: AppSpec = appSpec("big", { namespace: "big" });
 
-const snapshot: Snapshot = {
-  revision: `main@sha1:${"a".repeat(40)}`,
-  commit: { sha: "a".repeat(40), author: "T <t@example.test>", message: "m", time: "2026-11-01T00:00:00Z" },
-  readDir: async () => [],
-  readBlob: async () => new Uint8Array(),
-  stat: async () => undefined,
-};
+const snapshot: Snapshot = snapshotAt("a".repeat(40));
 
 const configMap = (name: string): KubeObject => ({
   apiVersion: "v1",

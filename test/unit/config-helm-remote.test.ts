@@ -1,6 +1,7 @@
 /** berth.yaml's remote chart fields: normalised paths, and errors naming file, field and what was expected. */
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../agent/config/config.ts";
+import { configErrorOf } from "../support/config.ts";
 
 const config = (helm: string) => `apiVersion: berth.dev/v1alpha1
 kind: Agent
@@ -11,14 +12,7 @@ apps:
     helm: ${helm}
 `;
 
-function errorOf(text: string): string {
-  try {
-    parseConfig(text, "/etc/berth/berth.yaml");
-  } catch (err) {
-    return (err as Error).message;
-  }
-  throw new Error("expected parseConfig to throw");
-}
+const errorOf = (text: string): string => configErrorOf(text);
 
 describe("helm: charts from repositories in berth.yaml", () => {
   test("repo, version, auth and caFile are kept; files are made absolute beside berth.yaml", () => {

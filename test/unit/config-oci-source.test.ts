@@ -1,18 +1,12 @@
 /** `source: { oci: … }` in berth.yaml: normalised form, and errors naming file, line and field. */
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../agent/config/config.ts";
+import { configErrorOf } from "../support/config.ts";
 
 const FILE = "/etc/berth/berth.yaml";
 const config = (source: string) =>
   `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: ${source}\napps:\n  - {name: a, path: a}\n`;
-const problem = (source: string): string => {
-  try {
-    parseConfig(config(source), FILE);
-  } catch (err) {
-    return (err as Error).message;
-  }
-  throw new Error("expected a config error");
-};
+const problem = (source: string): string => configErrorOf(config(source), FILE);
 
 describe("an OCI artifact as source", () => {
   test("loads with defaults, absolute paths and insecure false unless written", () => {
@@ -49,7 +43,7 @@ describe("an OCI artifact as source", () => {
       "source.tag: an OCI source needs exactly one of tag, semver or digest; none is set",
     );
     expect(
-      problem("{oci: oci://reg.example/team/app, tag: v1, digest: 'sha256:" + "a".repeat(64) + "'}"),
+      problem(`{oci: oci://reg.example/team/app, tag: v1, digest: 'sha256:${"a".repeat(64)}'}`),
     ).toContain(
       "source.digest: an OCI source needs exactly one of tag, semver or digest; got tag and digest",
     );
@@ -77,14 +71,7 @@ describe("an OCI artifact as source", () => {
 describe("an OCI artifact as an entry of sources", () => {
   const named = (sources: string, top = "") =>
     `apiVersion: berth.dev/v1alpha1\nkind: Agent\n${top}sources:\n${sources}apps:\n  - {name: a, path: a, source: git}\n  - {name: b, path: b, source: art}\n`;
-  const problemOf = (text: string): string => {
-    try {
-      parseConfig(text, FILE);
-    } catch (err) {
-      return (err as Error).message;
-    }
-    throw new Error("expected a config error");
-  };
+  const problemOf = (text: string): string => configErrorOf(text, FILE);
 
   test("loads next to a Git source, each app on its own", () => {
     const c = parseConfig(

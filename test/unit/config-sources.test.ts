@@ -12,19 +12,12 @@ import { parseConfig } from "../../agent/config/config.ts";
 import { expandGenerators, globRegExp } from "../../agent/config/generate.ts";
 import { ConfigError } from "../../agent/config/problems.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
+import { configErrorOf } from "../support/config.ts";
 
 const HEAD = "apiVersion: berth.dev/v1alpha1\nkind: Agent\n";
 const FILE = "/etc/berth/berth.yaml";
 
-function errorOf(yaml: string): string {
-  try {
-    parseConfig(yaml, FILE);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
-  }
-  throw new Error("expected a ConfigError");
-}
+const errorOf = (yaml: string): string => configErrorOf(yaml, FILE, ConfigError);
 
 /** A checkout with these directories (each holding one file). */
 function tree(dirs: string[]): string {
@@ -118,34 +111,34 @@ describe("generate", () => {
     `${HEAD}sources:\n  infra: {url: https://git.example/infra.git}\napps: ${apps}\ngenerate:\n  - ${gen}\n`;
 
   test("bad globs, an unknown source, unknown placeholders and template fields name generator and field", () => {
-    expect(
-      errorOf(GEN(`{source: infra, dirs: "apps/[ab", template: {name: "{{dir}}", path: "{{path}}"}}`)),
-    ).toContain('generate[0].dirs: unclosed "[" in "apps/[ab"');
-    expect(
-      errorOf(GEN(`{source: infra, dirs: "../x/*", template: {name: "{{dir}}", path: "{{path}}"}}`)),
-    ).toContain("generate[0].dirs: expected path segments without");
-    expect(
-      errorOf(
-        GEN(`{source: infra, dirs: "a/*", exclude: ["/abs"], template: {name: "{{dir}}", path: "{{path}}"}}`),
-      ),
-    ).toContain("generate[0].exclude[0]: expected a glob relative to the repository root");
-    expect(
-      errorOf(GEN(`{source: nope, dirs: "a/*", template: {name: "{{dir}}", path: "{{path}}"}}`)),
-    ).toContain('generate[0].source: no source is named "nope"');
-    expect(
-      errorOf(GEN(`{source: infra, dirs: "a/*", template: {name: "{{name}}", path: "{{path}}"}}`)),
-    ).toContain("generate[0].template.name: unknown placeholder {{name}}");
-    expect(
-      errorOf(GEN(`{source: infra, dirs: "a/*", template: {name: "fixed", path: "{{path}}"}}`)),
-    ).toContain("generate[0].template.name: expected a name using {{dir}}");
-    expect(
-      errorOf(
-        GEN(`{source: infra, dirs: "a/*", template: {name: "{{dir}}", path: "{{path}}", timout: 30s}}`),
-      ),
-    ).toContain("generate[0].template.timout: unknown field");
-    expect(errorOf(GEN(`{source: infra, dirs: "a/*", template: {path: "{{path}}"}}`))).toContain(
-      "generate[0].template.name: required field is missing",
-    );
+    const T = 'template: {name: "{{dir}}", path: "{{path}}"}';
+    // [the generator's source, dirs, exclude … and template, the error it gives]
+    const cases: Array<[string, string]> = [
+      [`source: infra, dirs: "apps/[ab", ${T}`, 'generate[0].dirs: unclosed "[" in "apps/[ab"'],
+      [`source: infra, dirs: "../x/*", ${T}`, "generate[0].dirs: expected path segments without"],
+      [
+        `source: infra, dirs: "a/*", exclude: ["/abs"], ${T}`,
+        "generate[0].exclude[0]: expected a glob relative to the repository root",
+      ],
+      [`source: nope, dirs: "a/*", ${T}`, 'generate[0].source: no source is named "nope"'],
+      [
+        'source: infra, dirs: "a/*", template: {name: "{{name}}", path: "{{path}}"}',
+        "generate[0].template.name: unknown placeholder {{name}}",
+      ],
+      [
+        'source: infra, dirs: "a/*", template: {name: "fixed", path: "{{path}}"}',
+        "generate[0].template.name: expected a name using {{dir}}",
+      ],
+      [
+        'source: infra, dirs: "a/*", template: {name: "{{dir}}", path: "{{path}}", timout: 30s}',
+        "generate[0].template.timout: unknown field",
+      ],
+      [
+        'source: infra, dirs: "a/*", template: {path: "{{path}}"}',
+        "generate[0].template.name: required field is missing",
+      ],
+    ];
+    for (const [gen, error] of cases) expect(errorOf(GEN(`{${gen}}`))).toContain(error);
   });
 
   test("globs match directory paths: * within a segment, ** across, [set], exclude", () => {

@@ -7,7 +7,7 @@ import { resolveGitCredentials } from "../../agent/config/credentials.ts";
 import { parseDuration } from "../../agent/config/duration.ts";
 import { ConfigError } from "../../agent/config/problems.ts";
 import { dependencyOrder } from "../../agent/object/dependency-order.ts";
-import { BerthError } from "../../agent/object/errors.ts";
+import { configErrorOf } from "../support/config.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "berth-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,15 +33,7 @@ api: { listen: "0.0.0.0:8080" }
 `;
 
 /** The message parseConfig throws for `text`. */
-function errorOf(text: string, file = "berth.yaml"): string {
-  try {
-    parseConfig(text, file);
-  } catch (err) {
-    expect(err).toBeInstanceOf(BerthError);
-    return (err as Error).message;
-  }
-  throw new Error("expected parseConfig to throw");
-}
+const errorOf = (text: string, file = "berth.yaml"): string => configErrorOf(text, file);
 
 /** VALID with one line replaced. */
 const replace = (from: string, to: string): string => {

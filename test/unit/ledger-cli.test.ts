@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cli } from "../../agent/cli/cli.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
+import { runCli } from "../support/berth.ts";
 import { tempDir } from "../support/ledger-fixtures.ts";
 import { SimApp, SimClock, simSync } from "../support/ledger-sim.ts";
 
@@ -14,20 +14,7 @@ let dir: string;
 let cleanup: () => void;
 let config: string;
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await cli(["--config", config, ...argv], {
-    out: (s) => {
-      out += s;
-    },
-    err: (s) => {
-      err += s;
-    },
-    tty: false,
-  });
-  return { code, out, err };
-}
+const run = (...argv: string[]) => runCli(["--config", config, ...argv]);
 
 beforeAll(async () => {
   ({ dir, cleanup } = tempDir());

@@ -11,26 +11,9 @@ import { SyncLoop, syncPass } from "../../agent/engine/loop.ts";
 import type { AppSpec, EngineDeps, RenderPort } from "../../agent/engine/ports.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
-import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { appSpec, snapshotAt } from "../support/app-spec.ts";
 
-const app = (name: string, dependsOn: string[] = []): AppSpec => ({
-  name,
-  path: name,
-  prune: true,
-  allowEmpty: false,
-  force: false,
-  timeout: 1000,
-  dependsOn,
-  suspend: false,
-});
-
-const snapshotAt = (sha: string): Snapshot => ({
-  revision: `main@sha1:${sha}`,
-  commit: { sha, author: "T <t@example.test>", message: "m", time: "2026-11-01T00:00:00Z" },
-  readDir: async () => [],
-  readBlob: async () => new Uint8Array(),
-  stat: async () => undefined,
-});
+const app = (name: string, dependsOn: string[] = []): AppSpec => appSpec(name, { dependsOn });
 
 const configMap = (name: string): KubeObject => ({
   apiVersion: "v1",
@@ -179,6 +162,15 @@ async function until(what: string, check: () => boolean, ms = 5000): Promise<voi
   }
 }
 
+/** A loop over the one app `base`, started and past its first sync. */
+async function baseSynced(options: ConstructorParameters<typeof SyncLoop>[2]) {
+  const h = await harness();
+  const loop = new SyncLoop(h.deps, [app("base")], options);
+  const running = loop.start();
+  await until("first sync", () => loop.status()[0]?.status === "Synced");
+  return { h, loop, running };
+}
+
 describe("SyncLoop", () => {
   test("a dependant waits until its dependency is healthy at the current revision", async () => {
     const h = await harness();
@@ -202,10 +194,7 @@ describe("SyncLoop", () => {
   });
 
   test("when Git becomes unreachable the last good commit stays applied and the outage is reported", async () => {
-    const h = await harness();
-    const loop = new SyncLoop(h.deps, [app("base")], { interval: 30, backoffBase: 10 });
-    const running = loop.start();
-    await until("first sync", () => loop.status()[0]?.status === "Synced");
+    const { h, loop, running } = await baseSynced({ interval: 30, backoffBase: 10 });
     h.setGitDown(true);
     const before = h.resolveCalls();
     await until("the outage noticed", () => loop.gitUnreachableSince !== undefined);
@@ -316,10 +305,7 @@ describe("SyncLoop", () => {
   });
 
   test("stop() ends a sleeping loop promptly", async () => {
-    const h = await harness();
-    const loop = new SyncLoop(h.deps, [app("base")], { interval: 3_600_000 });
-    const running = loop.start();
-    await until("first sync", () => loop.status()[0]?.status === "Synced");
+    const { loop, running } = await baseSynced({ interval: 3_600_000 });
     const t0 = Date.now();
     await loop.stop();
     await running;
@@ -431,10 +417,7 @@ describe("SyncLoop", () => {
   });
 
   test("the entry records who asked for the attempt; the loop's own attempts say loop", async () => {
-    const h = await harness();
-    const loop = new SyncLoop(h.deps, [app("base")], { interval: 60_000 });
-    const running = loop.start();
-    await until("first sync", () => loop.status()[0]?.status === "Synced");
+    const { h, loop, running } = await baseSynced({ interval: 60_000 });
     const byApi = await loop.triggerAndWait("base", "api:ops");
     const byHook = await loop.triggerAndWait("base", "webhook:gitea");
     await until("all finished", () => h.ledger.list().every((e) => e.outcome !== "Running"));

@@ -1,23 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { STATUS_OF } from "../../agent/api/http-error.ts";
-import { cli } from "../../agent/cli/cli.ts";
 import { EXIT_OF, failure } from "../../agent/cli/common.ts";
 import { BerthError, type ErrorReason } from "../../agent/object/errors.ts";
+import { runCli } from "../support/berth.ts";
 
-async function run(argv: string[]) {
-  let out = "";
-  let err = "";
-  const code = await cli(argv, {
-    out: (s) => {
-      out += s;
-    },
-    err: (s) => {
-      err += s;
-    },
-    tty: false,
-  });
-  return { code, out, err };
-}
+const run = runCli;
 
 describe("cli()", () => {
   test("version prints a human line and --json an object", async () => {

@@ -10,6 +10,7 @@ import { Ledger } from "../../agent/ledger/ledger.ts";
 import { byteLength, capMessage, joinMessages, MESSAGE_LIMIT } from "../../agent/object/message.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { appSpec } from "../support/app-spec.ts";
 
 const refused = (i: number) =>
   `cannot reach the API server at https://127.0.0.1:6443: request to https://127.0.0.1:6443/api/v1/namespaces/ns/configmaps/cm-${i}?fieldManager=berth failed, reason: connect: connection refused`;
@@ -130,16 +131,7 @@ describe("reconcile() with a plan failure over 600 objects", () => {
       commit: { sha: "a".repeat(40), author: "", message: "", time: "" },
     } as unknown as Snapshot;
     const result = await reconcile(deps, {
-      app: {
-        name: "big",
-        path: "big",
-        prune: true,
-        allowEmpty: false,
-        force: false,
-        timeout: 1000,
-        dependsOn: [],
-        suspend: false,
-      },
+      app: appSpec("big"),
       trigger: "test",
       snapshot,
     });

@@ -7,7 +7,6 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createApi } from "../../agent/api/app.ts";
 import {
   commentMarker,
   commentOutlet,
@@ -15,10 +14,8 @@ import {
   previewState,
 } from "../../agent/cli/preview-reporter.ts";
 import { parseConfig } from "../../agent/config/config.ts";
-import { EventBus } from "../../agent/engine/events.ts";
 import { silentLogger } from "../../agent/engine/log.ts";
 import { SyncLoop } from "../../agent/engine/loop.ts";
-import { Metrics } from "../../agent/engine/metrics.ts";
 import type { AppSpec, PreviewCluster, RefPreview } from "../../agent/engine/ports.ts";
 import { dryRunOnly } from "../../agent/engine/preview.ts";
 import { PreviewLane } from "../../agent/engine/previews.ts";
@@ -28,6 +25,9 @@ import { Notifier, type OutletPayload } from "../../agent/notify/notifier.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
 import { matchRefs, pullRequestOf } from "../../agent/source/refs.ts";
+import { testApi } from "../support/api.ts";
+import { appSpec } from "../support/app-spec.ts";
+import { configErrorOf } from "../support/config.ts";
 
 const sha = (n: number) => String(n).padStart(40, "0");
 
@@ -72,14 +72,7 @@ apps:
   - {name: web, path: web}
 `;
 
-function configError(text: string): string {
-  try {
-    parseConfig(text, "/tmp/berth.yaml");
-  } catch (err) {
-    return (err as Error).message;
-  }
-  throw new Error("expected a config error");
-}
+const configError = (text: string): string => configErrorOf(text, "/tmp/berth.yaml");
 
 describe("previews: in berth.yaml", () => {
   test("defaults: maxRefs 20, the source interval, one ref at a time, no comment", () => {
@@ -147,16 +140,7 @@ function laneWith(options: {
   active?: () => boolean;
 }) {
   const renders: string[] = [];
-  const app: AppSpec = {
-    name: "web",
-    path: "web",
-    prune: true,
-    allowEmpty: false,
-    force: false,
-    timeout: 1000,
-    dependsOn: [],
-    suspend: false,
-  };
+  const app: AppSpec = appSpec("web");
   const lane = new PreviewLane({
     source: {
       refs: async () => options.heads(),
@@ -284,17 +268,7 @@ describe("PreviewLane", () => {
 describe("GET /api/v1/previews without previews configured", () => {
   test("says they are off; one ref is 404 naming the setting", async () => {
     const fakeLedger = { list: () => [], get: () => undefined } as never;
-    const api = createApi({
-      loop: new SyncLoop({ ledger: {} } as never, [], { interval: 60_000 }),
-      ledger: fakeLedger,
-      apps: [],
-      sourceRef: "main",
-      metrics: new Metrics(),
-      kubeCodes: () => ({}),
-      events: new EventBus(),
-      tokens: [],
-      anonymousRead: true,
-    });
+    const api = testApi(new SyncLoop({ ledger: {} } as never, [], { interval: 60_000 }), fakeLedger);
     expect(await (await api.request("/api/v1/previews")).json()).toEqual({ enabled: false, previews: [] });
     const r = await api.request("/api/v1/previews/refs/pull/1/head");
     expect(r.status).toBe(404);

@@ -433,27 +433,21 @@ describe("ownership conflicts in the plan", () => {
   });
 
   test("another app's inventory counts when the object is absent; this app's own label wins", async () => {
-    const absent = await plan(
-      {
-        app,
-        revision: REV,
-        desired: [{ object: cm("shared"), source: "b/cm.yaml#0" }],
-        inventory: [],
-        ownerOf: () => "a",
-      },
-      cluster({}),
-    );
+    // App b wants `shared`, which app a's inventory holds; only the live object differs.
+    const wantShared = (live: Parameters<typeof cluster>[0]) =>
+      plan(
+        {
+          app,
+          revision: REV,
+          desired: [{ object: cm("shared"), source: "b/cm.yaml#0" }],
+          inventory: [],
+          ownerOf: () => "a",
+        },
+        cluster(live),
+      );
+    const absent = await wantShared({});
     expect(absent.errors[0]?.message).toContain("owned by app a (the ledger: it is in app a's inventory)");
-    const mine = await plan(
-      {
-        app,
-        revision: REV,
-        desired: [{ object: cm("shared"), source: "b/cm.yaml#0" }],
-        inventory: [],
-        ownerOf: () => "a",
-      },
-      cluster({ shared: cm("shared", berthLabels("b")) }),
-    );
+    const mine = await wantShared({ shared: cm("shared", berthLabels("b")) });
     expect(mine.errors).toEqual([]);
   });
 

@@ -12,6 +12,7 @@ import { replay, resolveEntry } from "../../agent/engine/replay.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { appSpec } from "../support/app-spec.ts";
 import { tempDir } from "../support/ledger-fixtures.ts";
 
 const SIZE = 30;
@@ -21,17 +22,7 @@ const values = Array.from({ length: SIZE }, () => "v0");
 const live = new Map<string, KubeObject>();
 let writes = 0;
 let deps: EngineDeps;
-const spec: AppSpec = {
-  name: "web",
-  path: "web",
-  namespace: "default",
-  prune: true,
-  allowEmpty: false,
-  force: false,
-  timeout: 1000,
-  dependsOn: [],
-  suspend: false,
-};
+const spec: AppSpec = appSpec("web", { namespace: "default" });
 const snapshot = (sha: string): Snapshot => ({
   revision: `main@sha1:${sha.padStart(40, "0")}`,
   commit: { sha: sha.padStart(40, "0"), author: "T <t@x>", message: "m", time: "2026-11-01T00:00:00Z" },

@@ -8,17 +8,16 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ajv } from "ajv";
-import { createApi, type LoopControl } from "../../agent/api/app.ts";
+import type { createApi, LoopControl } from "../../agent/api/app.ts";
 import { tokenEntry } from "../../agent/api/auth.ts";
 import { API_SCHEMAS } from "../../agent/api/schemas.ts";
-import { EventBus } from "../../agent/engine/events.ts";
 import type { AppState } from "../../agent/engine/loop.ts";
-import { Metrics } from "../../agent/engine/metrics.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { Plan } from "../../agent/plan/plan.ts";
 import { RulePolicy } from "../../agent/policy/policy.ts";
 import { parseRuleFile } from "../../agent/policy/rule-file.ts";
 import { judgePlan } from "../../agent/policy/sync-judge.ts";
+import { testApi } from "../support/api.ts";
 import { withRawDb } from "../support/ledger-fixtures.ts";
 
 const REV = `main@sha1:${"b".repeat(40)}`;
@@ -239,14 +238,8 @@ describe("HTTP: approve, pin, unpin and verdicts", () => {
     });
     loop = new FakeLoop(ledger);
     approvals = [];
-    api = createApi({
-      loop,
-      ledger,
+    api = testApi(loop, ledger, {
       apps: [{ name: "web", path: "web", dependsOn: [] }],
-      sourceRef: "main",
-      metrics: new Metrics(),
-      kubeCodes: () => ({}),
-      events: new EventBus(),
       tokens: [tokenEntry("reader-token", "read"), tokenEntry("operator-token", "operate")],
       anonymousRead: false,
       onApproved: (a) => approvals.push(a),

@@ -65,27 +65,18 @@ describe("berth rules test", () => {
 });
 
 describe("berth rules eval", () => {
+  const evalOnWidget = (expression: string) =>
+    run("rules", "eval", expression, "--object", `${FIX}/widget.yaml`);
+
   test("evaluates an expression over an object file", async () => {
-    const r = await run(
-      "rules",
-      "eval",
-      "spec.replicas * 2 + size(metadata.labels)",
-      "--object",
-      `${FIX}/widget.yaml`,
-    );
+    const r = await evalOnWidget("spec.replicas * 2 + size(metadata.labels)");
     expect(r).toMatchObject({ code: 0, out: "7\n" });
-    const s = await run(
-      "rules",
-      "eval",
-      "self.status.conditions.exists(c, c.type == 'Ready' && c.status == 'True')",
-      "--object",
-      `${FIX}/widget.yaml`,
-    );
+    const s = await evalOnWidget("self.status.conditions.exists(c, c.type == 'Ready' && c.status == 'True')");
     expect(s.out).toBe("true\n");
   });
 
   test("a bad expression is exit 1 with its position; no --object is a usage error", async () => {
-    const r = await run("rules", "eval", "spec.replicas +", "--object", `${FIX}/widget.yaml`);
+    const r = await evalOnWidget("spec.replicas +");
     expect(r.code).toBe(1);
     expect(r.err).toContain("parse error");
     expect((await run("rules", "eval", "1 + 1")).code).toBe(2);

@@ -3,17 +3,16 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createApi, type LoopControl } from "../../agent/api/app.ts";
+import type { LoopControl } from "../../agent/api/app.ts";
 import { CelEnvironment, DEFAULT_BUDGET, MAX_REGEX_SUBJECT, toCel } from "../../agent/cel/cel.ts";
 import { regexProblem } from "../../agent/cel/regex-guard.ts";
-import { EventBus } from "../../agent/engine/events.ts";
-import { Metrics } from "../../agent/engine/metrics.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { Plan } from "../../agent/plan/plan.ts";
 import { evaluateHealthRule, RuleHealthJudge } from "../../agent/policy/health-rules.ts";
 import { RulePolicy } from "../../agent/policy/policy.ts";
 import { parseRuleFile } from "../../agent/policy/rule-file.ts";
+import { testApi } from "../support/api.ts";
 
 const head = "apiVersion: berth.dev/v1alpha1\nkind: Rules\n";
 /** The documented bound: an evaluation is cut off within twice its deadline. */
@@ -240,17 +239,7 @@ describe("the agent keeps serving", () => {
       gitError: undefined,
     } as unknown as LoopControl;
     const ledger = await Ledger.open(join(mkdtempSync(join(tmpdir(), "berth-hostile-")), "ledger.db"));
-    const api = createApi({
-      loop,
-      ledger,
-      apps: [],
-      sourceRef: "main",
-      metrics: new Metrics(),
-      kubeCodes: () => ({}),
-      events: new EventBus(),
-      tokens: [],
-      anonymousRead: true,
-    });
+    const api = testApi(loop, ledger);
     const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: api.fetch });
     const judge = new RuleHealthJudge(() => [hostileHealthRule(TRIPLE)], {
       assess: () => ({ status: "Current", reason: "Current", message: "" }),

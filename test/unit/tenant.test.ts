@@ -10,6 +10,7 @@ import { KindWatch } from "../../agent/kube/watch.ts";
 import type { KubeObject, ObjectRef } from "../../agent/object/object.ts";
 import { type PlanCluster, plan } from "../../agent/plan/plan.ts";
 import { outsideTenant } from "../../agent/plan/tenant.ts";
+import { configErrorOf } from "../support/config.ts";
 
 describe("outsideTenant", () => {
   const fenced = { name: "team", allowedNamespaces: ["a", "b"], clusterScoped: false };
@@ -116,14 +117,7 @@ describe("plan with a boundary", () => {
 describe("config", () => {
   const base = (apps: string, top = "") =>
     `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "https://git.example.com/x.git"}\n${top}apps:\n${apps}`;
-  const errorOf = (text: string): string => {
-    try {
-      parseConfig(text, "berth.yaml");
-    } catch (err) {
-      return (err as Error).message;
-    }
-    throw new Error("expected an error");
-  };
+  const errorOf = (text: string): string => configErrorOf(text, "berth.yaml");
 
   test("per-app keys and the global default, normalised", () => {
     const c = parseConfig(

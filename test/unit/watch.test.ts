@@ -38,6 +38,10 @@ function fakeClient(body: (signal: AbortSignal) => AsyncIterable<string>) {
   return { client, calls };
 }
 
+/** A watch of ConfigMaps labelled a=b through `client`, updates ignored; `options` tunes its timers. */
+const watchOf = (client: KubeClient, options: Partial<ConstructorParameters<typeof KindWatch>[1]>) =>
+  new KindWatch(client, { info, labelSelector: "a=b", onUpdate: () => {}, ...options });
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("KindWatch idle timer", () => {
@@ -47,10 +51,7 @@ describe("KindWatch idle timer", () => {
       await new Promise(() => {}); // open, silent, forever
     });
     const states: Array<[boolean, string | undefined]> = [];
-    const watch = new KindWatch(client, {
-      info,
-      labelSelector: "a=b",
-      onUpdate: () => {},
+    const watch = watchOf(client, {
       onState: (connected, error) => states.push([connected, error]),
       idleTimeoutMs: 150,
       backoffMs: 10,
@@ -72,12 +73,7 @@ describe("KindWatch idle timer", () => {
         await sleep(50);
       }
     });
-    const watch = new KindWatch(client, {
-      info,
-      labelSelector: "a=b",
-      onUpdate: () => {},
-      idleTimeoutMs: 200,
-    });
+    const watch = watchOf(client, { idleTimeoutMs: 200 });
     watch.start();
     await sleep(700);
     await watch.stop();
@@ -88,14 +84,7 @@ describe("KindWatch idle timer", () => {
     const { client, calls } = fakeClient(async function* () {
       yield bookmark(2);
     });
-    const watch = new KindWatch(client, {
-      info,
-      labelSelector: "a=b",
-      onUpdate: () => {},
-      idleTimeoutMs: 200,
-      backoffMs: 20,
-      maxBackoffMs: 80,
-    });
+    const watch = watchOf(client, { idleTimeoutMs: 200, backoffMs: 20, maxBackoffMs: 80 });
     watch.start();
     await sleep(500);
     await watch.stop();
