@@ -168,7 +168,10 @@ export function auditEvents(
     .sort();
   const text = [...rotated, "audit.log"].map((f) => readFileSync(join(dir, f), "utf8")).join("\n");
   const out: AuditEvent[] = [];
-  for (const line of text.split("\n")) {
+  const lines = text.split("\n");
+  // The API server may be writing the last line right now: only a complete line ends with a newline.
+  if (!text.endsWith("\n")) lines.pop();
+  for (const line of lines) {
     if (!line) continue;
     const e = JSON.parse(line) as AuditEvent;
     if (new Date(e.requestReceivedTimestamp) < since) continue;
