@@ -48,6 +48,11 @@ export interface ClusterPort extends PlanCluster, ApplyCluster, PruneCluster, Wa
 export interface LedgerPort {
   begin(start: BeginInput): number;
   putManifests(objects: KubeObject[]): Promise<Map<string, string>>;
+  /**
+   * The render digest of the app's last entry if the app's inventory holds that render's manifest digests
+   * (recorded as a success by this ledger instance); optional for fakes.
+   */
+  lastRender?(app: string): string | undefined;
   /** Returns the id the attempt is recorded under: a no-op repeat folds into the app's last entry. */
   finish(id: number, result: FinishInput): number | void;
   inventory(app: string): InventoryItem[];

@@ -134,6 +134,14 @@ export class Ledger {
     return this.entries.finish(id, result);
   }
 
+  /**
+   * The render digest of the app's last entry when this ledger instance recorded it as a success that wrote
+   * the whole inventory (then the inventory holds the manifest digests of that render), else undefined.
+   */
+  lastRender(app: string): string | undefined {
+    return this.entries.lastRender(app);
+  }
+
   /** Entries newest first; `before` is an entry id (exclusive) to page from, `limit` defaults to 50. */
   list(query: { app?: string; limit?: number; before?: number } = {}): entry.EntrySummary[] {
     return this.entries.list(query);
@@ -178,6 +186,7 @@ export class Ledger {
    * (and prunable) rather than orphaned; the next finish replaces the inventory as usual.
    */
   claimInventory(app: string, items: readonly entry.InventoryItem[]): void {
+    this.entries.forget(app);
     this.inventoryTable.claim(app, items);
   }
 

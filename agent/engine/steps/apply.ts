@@ -8,11 +8,30 @@ import { type Planned, type Stop, timed } from "../attempt.ts";
 import type { EngineDeps } from "../ports.ts";
 import { inventoryItem, mergeInventory, noteWrites, writesMessage } from "./outcomes.ts";
 
+/**
+ * A no-op of the render the app's last entry recorded: its manifests are stored already and the inventory
+ * holds their digests, so they are not digested and stored again. Undefined when any is missing.
+ */
+function reusedDigests(deps: EngineDeps, a: Planned): Map<string, string> | undefined {
+  if (hasWrites(a.plan) || a.digest === undefined || deps.ledger.lastRender?.(a.app.name) !== a.digest)
+    return undefined;
+  const known = new Map(a.previous.map((i) => [objectId(i.ref), i.digest]));
+  const digests = new Map<string, string>();
+  for (const c of a.plan.changes) {
+    if (!c.desired) continue;
+    const digest = known.get(c.id);
+    if (!digest) return undefined;
+    digests.set(c.id, digest);
+  }
+  return digests.size === known.size ? digests : undefined;
+}
+
 /** Stores the planned manifests and applies the plan's writes; a failed or stopped apply prunes nothing. */
 export async function applyChanges(deps: EngineDeps, a: Planned): Promise<Stop | undefined> {
   const { app, plan, records } = a;
-  const desiredObjects = plan.changes.flatMap((c) => (c.desired ? [c.desired] : []));
-  a.manifests = await deps.ledger.putManifests(desiredObjects);
+  a.manifests =
+    reusedDigests(deps, a) ??
+    (await deps.ledger.putManifests(plan.changes.flatMap((c) => (c.desired ? [c.desired] : []))));
   const digests = a.manifests;
   for (const c of plan.changes) {
     const rec: ObjectRecord = { ref: c.ref, action: c.action };

@@ -2,7 +2,7 @@
  * The entries table and what hangs off each entry (entry_objects, entry_verdicts, verifications, the
  * inventory snapshot): begin, finish (folding no-op repeats), list, get and markInterrupted.
  */
-import { canonicalJson } from "../../object/canonical.ts";
+import { canonicalJson, sha256Hex } from "../../object/canonical.ts";
 import { BerthError } from "../../object/errors.ts";
 import { objectId } from "../../object/object.ts";
 import { compareApplyOrder } from "../../object/order.ts";
@@ -14,6 +14,7 @@ import {
   type EntrySummary,
   entryOf,
   type FinishInput,
+  type InventoryItem,
   type LedgerEntry,
   type ObjectRecord,
   type ObjectRow,
@@ -32,6 +33,7 @@ import {
   loadSnapshot,
   mergeRecords,
   readRoot,
+  refJson,
   type SnapshotItem,
   storeSnapshot,
 } from "../snapshot.ts";
@@ -67,10 +69,42 @@ function joinedSummaryOf(row: JoinedRow): EntrySummary {
   return out;
 }
 
+/**
+ * What this ledger instance last recorded of an app, so that a no-op repeat folds without rebuilding its
+ * snapshot, re-reading the app's inventory or storing its manifests again (the engine asks lastRender()).
+ */
+interface Recorded {
+  /** The entry the app's last finish was recorded under (new or folded into). */
+  entry: number;
+  /** Fingerprint of that finish's object records when every one was "unchanged" (else no fast fold). */
+  records: string | undefined;
+  /** The inventory snapshot root those records make. */
+  root: string | null;
+  /** Fingerprint of the app's inventory as this instance last wrote it. */
+  inventory: string | undefined;
+  /** Render digest of a success that wrote the whole inventory: its digests are the render's manifests'. */
+  render: string | undefined;
+}
+
+/** sha256 of an attempt's records when all are "unchanged" (a no-op's), or undefined. */
+function recordsKeyOf(records: readonly ObjectRecord[]): string | undefined {
+  if (!records.every((r) => r.action === "unchanged" && r.status === undefined && fitsSnapshot(r)))
+    return undefined;
+  return sha256Hex(JSON.stringify(records.map(itemOf)));
+}
+
+function inventoryKeyOf(items: readonly InventoryItem[]): string {
+  return sha256Hex(
+    JSON.stringify(items.map((i) => [objectId(i.ref), refJson(i.ref), i.digest, i.source ?? null])),
+  );
+}
+
 /** Sync attempts: one entry each, hash-chained when finished. */
 export class EntriesTable {
   /** Running entries someone asked for (BeginInput.requested): never folded. In memory: a crash ends them anyway. */
   private readonly requested = new Set<number>();
+  /** Per app, what this instance last recorded (see Recorded); dropped whenever the app's inventory is claimed. */
+  private readonly recorded = new Map<string, Recorded>();
 
   constructor(
     private readonly access: LedgerAccess,
@@ -107,17 +141,49 @@ export class EntriesTable {
    * Running row removed. Returns the id the attempt is recorded under.
    */
   finish(id: number, result: FinishInput): number {
-    return this.access.write(`cannot finish entry ${id}`, () =>
+    const records = recordsKeyOf(result.objects);
+    const inventory = result.inventory ? inventoryKeyOf(result.inventory) : undefined;
+    let app = "";
+    let recorded: Pick<Recorded, "entry" | "root"> = { entry: id, root: null };
+    const before = (name: string) => this.recorded.get(name);
+    const entry = this.access.write(`cannot finish entry ${id}`, () =>
       this.db.transaction(() => {
         const row = this.db.get<EntryRow>("SELECT * FROM entries WHERE id = ?", [id]);
         if (!row) throw new BerthError(`entry ${id} does not exist`, this.access.err());
         if (row.outcome !== "Running")
           throw new BerthError(`entry ${id} is already ${row.outcome}`, this.access.err());
-        const recorded = this.writeFinished(row, result);
-        if (result.inventory) this.inventory.replace(row.app, result.inventory);
-        return recorded;
+        app = row.app;
+        recorded = this.writeFinished(row, result, records);
+        // The same inventory this instance wrote last: nothing to read or rewrite.
+        if (result.inventory && before(app)?.inventory !== inventory)
+          this.inventory.replace(row.app, result.inventory);
+        return recorded.entry;
       }),
     );
+    // Remembered only once the transaction is committed.
+    this.recorded.set(app, {
+      ...recorded,
+      records,
+      inventory: inventory ?? before(app)?.inventory,
+      render:
+        result.outcome === "Succeeded" && result.inventory && result.renderedDigest
+          ? result.renderedDigest
+          : undefined,
+    });
+    return entry;
+  }
+
+  /**
+   * The render digest of the app's last entry, when this instance recorded it as a success that wrote the
+   * whole inventory: the inventory's digests are then what storing the same render's manifests returns.
+   */
+  lastRender(app: string): string | undefined {
+    return this.recorded.get(app)?.render;
+  }
+
+  /** Forgets what this instance recorded of an app (its inventory is being changed outside a finish). */
+  forget(app: string): void {
+    this.recorded.delete(app);
   }
 
   /** Entries newest first; `before` is an entry id (exclusive) to page from, `limit` defaults to 50. */
@@ -164,6 +230,7 @@ export class EntriesTable {
         for (const row of running) {
           // A crash is worth an entry of its own, never a fold into the one before.
           this.requested.add(row.id);
+          this.recorded.delete(row.app);
           this.writeFinished(row, {
             outcome: "Failed",
             reason: "Interrupted",
@@ -182,14 +249,28 @@ export class EntriesTable {
    * or appends the entry to the chain with its changed object rows and inventory snapshot. Returns the id
    * the attempt is recorded under.
    */
-  private writeFinished(row: EntryRow, result: Omit<FinishInput, "inventory">): number {
+  private writeFinished(
+    row: EntryRow,
+    result: Omit<FinishInput, "inventory">,
+    recordsKey?: string,
+  ): Pick<Recorded, "entry" | "root"> {
     const at = this.access.now().toISOString();
     const previous = this.db.get<EntryRow>(
       "SELECT * FROM entries WHERE app = ? AND chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1",
       [row.app],
     );
-    const { rows: explicit, snapshot } = this.compact(row.app, result.objects);
-    const root = snapshot?.root ?? null;
+    // The same unchanged records this instance last recorded as the app's last entry: compacting them
+    // against that entry's snapshot gives no rows and its root again, so skip the rebuild.
+    const mine = this.recorded.get(row.app);
+    const same =
+      recordsKey !== undefined &&
+      mine?.records === recordsKey &&
+      previous?.id === mine.entry &&
+      (previous.inventory_root ?? null) === mine.root;
+    const { rows: explicit, snapshot } = same
+      ? { rows: [], snapshot: undefined }
+      : this.compact(row.app, result.objects);
+    const root = same ? (mine?.root ?? null) : (snapshot?.root ?? null);
     const requested = this.requested.delete(row.id);
     if (previous && !requested && this.isRepeat(row, result, previous, explicit, root)) {
       this.db.run("DELETE FROM entries WHERE id = ? AND outcome = 'Running'", [row.id]);
@@ -211,7 +292,7 @@ export class EntriesTable {
           verificationHashOf(previous.hash ?? "", next),
         ],
       );
-      return previous.id;
+      return { entry: previous.id, root };
     }
     const last = this.db.get<{ chain_seq: number; hash: string }>(
       "SELECT chain_seq, hash FROM entries WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1",
@@ -303,7 +384,7 @@ export class EntriesTable {
         [v.entry_id, v.seq, v.rule, v.rule_at, v.verdict, v.subject, v.message, v.approved_by],
       );
     }
-    return row.id;
+    return { entry: row.id, root };
   }
 
   /**
