@@ -8,40 +8,17 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../agent/engine/log.ts";
-import type { AppSpec, EngineDeps, LedgerPort } from "../../agent/engine/ports.ts";
+import type { EngineDeps, LedgerPort } from "../../agent/engine/ports.ts";
 import { reconcile } from "../../agent/engine/reconcile.ts";
 import { type FinishInput, type InventoryItem, Ledger } from "../../agent/ledger/ledger.ts";
 import { digestOf } from "../../agent/object/canonical.ts";
 import { type KubeObject, objectId, refOf } from "../../agent/object/object.ts";
-import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { appSpec, commitSnapshot, configMap } from "../support/engine-fixtures.ts";
 import { FakeCluster } from "../support/fake-cluster.ts";
 
-const APP: AppSpec = {
-  name: "shop",
-  path: "shop",
-  namespace: "shop",
-  prune: true,
-  allowEmpty: false,
-  force: false,
-  timeout: 300,
-  dependsOn: [],
-  suspend: false,
-};
-
-const snapshot: Snapshot = {
-  revision: `main@sha1:${"c".repeat(40)}`,
-  commit: { sha: "c".repeat(40), author: "T <t@example.test>", message: "m", time: "2026-11-01T00:00:00Z" },
-  readDir: async () => [],
-  readBlob: async () => new Uint8Array(),
-  stat: async () => undefined,
-};
-
-const cm = (name: string, v = name): KubeObject => ({
-  apiVersion: "v1",
-  kind: "ConfigMap",
-  metadata: { name, namespace: "shop" },
-  data: { v },
-});
+const APP = appSpec("shop");
+const snapshot = commitSnapshot("c");
+const cm = (name: string, v = name) => configMap("shop", name, v);
 
 /** Engine deps over `ledger`; `state.desired` and `state.digest` are what the next render returns. */
 function depsOver(ledger: LedgerPort, objects: KubeObject[]) {

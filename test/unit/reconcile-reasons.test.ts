@@ -16,35 +16,12 @@ import { Ledger } from "../../agent/ledger/ledger.ts";
 import { BerthError } from "../../agent/object/errors.ts";
 import type { HealthResult } from "../../agent/object/health.ts";
 import type { KubeObject, Reason } from "../../agent/object/object.ts";
-import type { Snapshot } from "../../agent/object/snapshot.ts";
+import { appSpec, commitSnapshot, configMap } from "../support/engine-fixtures.ts";
 import { FakeCluster, key } from "../support/fake-cluster.ts";
 
-const APP: AppSpec = {
-  name: "shop",
-  path: "shop",
-  namespace: "shop",
-  prune: true,
-  allowEmpty: false,
-  force: false,
-  timeout: 300,
-  dependsOn: [],
-  suspend: false,
-};
-
-const snapshot: Snapshot = {
-  revision: `main@sha1:${"b".repeat(40)}`,
-  commit: { sha: "b".repeat(40), author: "T <t@example.test>", message: "m", time: "2026-11-01T00:00:00Z" },
-  readDir: async () => [],
-  readBlob: async () => new Uint8Array(),
-  stat: async () => undefined,
-};
-
-const cm = (name: string, v = name): KubeObject => ({
-  apiVersion: "v1",
-  kind: "ConfigMap",
-  metadata: { name, namespace: "shop" },
-  data: { v },
-});
+const APP = appSpec("shop");
+const snapshot = commitSnapshot("b");
+const cm = (name: string, v = name) => configMap("shop", name, v);
 
 const ledgers: Ledger[] = [];
 afterEach(() => {
