@@ -19,8 +19,13 @@ mkdir -p dist
 compiled() {
   local target=$1 out=$2
   # The parse worker is a second entry: embedded as render/parse-worker.js (agent/render/parse-pool.ts finds it).
-  "$BUN" build agent/main.ts agent/render/parse-worker.ts --compile ${target:+--target="$target"} \
-    --outfile "$out" "${DEFINES[@]}" >&2
+  # --bytecode (this machine's build only; cross targets are untested with it): the ~4 MB bundle ships
+  # precompiled, so start-up does not parse it (scripts/bench/README.md, start → /readyz); bytecode needs
+  # --format=esm for main.ts's top-level await.
+  local bytecode=(--bytecode --format=esm)
+  [[ -n $target ]] && bytecode=()
+  "$BUN" build agent/main.ts agent/render/parse-worker.ts --compile "${bytecode[@]}" \
+    ${target:+--target="$target"} --outfile "$out" "${DEFINES[@]}" >&2
   echo "$out"
 }
 
