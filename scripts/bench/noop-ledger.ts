@@ -13,15 +13,16 @@ import { silentLogger } from "../../agent/engine/log.ts";
 import type { EngineDeps, LedgerPort } from "../../agent/engine/ports.ts";
 import { reconcile } from "../../agent/engine/reconcile.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
-import { appSpec, commitSnapshot, configMap } from "../../test/support/engine-fixtures.ts";
+import { appSpec, snapshotAt } from "../../test/support/app-spec.ts";
 import { FakeCluster } from "../../test/support/fake-cluster.ts";
+import { configMap } from "../../test/support/ledger-fixtures.ts";
 import { figurePrinter, median, numberFlag } from "./flags.ts";
 
 const PASSES = numberFlag("--passes", 12);
 const OBJECTS = numberFlag("--objects", 1000);
-const app = appSpec("bench");
-const snapshot = commitSnapshot("d");
-const objects = Array.from({ length: OBJECTS }, (_, i) => configMap("bench", `cm-${i}`, `value ${i}`));
+const app = appSpec("bench", { namespace: "bench", timeout: 300 });
+const snapshot = snapshotAt("d".repeat(40));
+const objects = Array.from({ length: OBJECTS }, (_, i) => configMap(`cm-${i}`, `value ${i}`, "bench"));
 const emit = figurePrinter("noop-ledger");
 const load = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 

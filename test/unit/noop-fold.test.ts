@@ -13,12 +13,13 @@ import { reconcile } from "../../agent/engine/reconcile.ts";
 import { type FinishInput, type InventoryItem, Ledger } from "../../agent/ledger/ledger.ts";
 import { digestOf } from "../../agent/object/canonical.ts";
 import { type KubeObject, objectId, refOf } from "../../agent/object/object.ts";
-import { appSpec, commitSnapshot, configMap } from "../support/engine-fixtures.ts";
+import { appSpec, snapshotAt } from "../support/app-spec.ts";
 import { FakeCluster } from "../support/fake-cluster.ts";
+import { configMap } from "../support/ledger-fixtures.ts";
 
-const APP = appSpec("shop");
-const snapshot = commitSnapshot("c");
-const cm = (name: string, v = name) => configMap("shop", name, v);
+const APP = appSpec("shop", { namespace: "shop", timeout: 300 });
+const snapshot = snapshotAt("c".repeat(40));
+const cm = (name: string, v = name) => configMap(name, v, "shop");
 
 /** Engine deps over `ledger`; `state.desired` and `state.digest` are what the next render returns. */
 function depsOver(ledger: LedgerPort, objects: KubeObject[]) {

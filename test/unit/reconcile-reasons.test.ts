@@ -16,12 +16,13 @@ import { Ledger } from "../../agent/ledger/ledger.ts";
 import { BerthError } from "../../agent/object/errors.ts";
 import type { HealthResult } from "../../agent/object/health.ts";
 import type { KubeObject, Reason } from "../../agent/object/object.ts";
-import { appSpec, commitSnapshot, configMap } from "../support/engine-fixtures.ts";
+import { appSpec, snapshotAt } from "../support/app-spec.ts";
 import { FakeCluster, key } from "../support/fake-cluster.ts";
+import { configMap } from "../support/ledger-fixtures.ts";
 
-const APP = appSpec("shop");
-const snapshot = commitSnapshot("b");
-const cm = (name: string, v = name) => configMap("shop", name, v);
+const APP = appSpec("shop", { namespace: "shop", timeout: 300 });
+const snapshot = snapshotAt("b".repeat(40));
+const cm = (name: string, v = name) => configMap(name, v, "shop");
 
 const ledgers: Ledger[] = [];
 afterEach(() => {
