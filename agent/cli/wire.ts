@@ -272,13 +272,14 @@ export function wireDrift(
   const policies = new Map<string, { settings: string; policy: DriftPolicy | undefined }>();
   const policyOf = (name: string): DriftPolicy | undefined => {
     const list = apps();
-    const i = list.findIndex((a) => a.name === name);
-    const app = list[i];
+    const app = list.find((a) => a.name === name);
     if (!app) return undefined;
     const settings = JSON.stringify(app.drift ?? null);
     const known = policies.get(name);
     if (known?.settings === settings) return known.policy;
-    const where = i < w.config.apps.length ? `apps[${i}].drift` : `the drift of generated app ${name}`;
+    // Static apps by their place in berth.yaml (not in the loop's list, which generated apps join).
+    const configured = w.config.apps.findIndex((c) => c.name === name);
+    const where = configured >= 0 ? `apps[${configured}].drift` : `the drift of generated app ${name}`;
     const compile = () =>
       DriftPolicy.compile(
         app.drift ?? { action: "heal", rules: [], ignore: {} },
@@ -290,7 +291,7 @@ export function wireDrift(
     try {
       policy = compile();
     } catch (err) {
-      if (i < w.config.apps.length) throw err;
+      if (configured >= 0) throw err;
       log.log("error", "drift: the generated app's rules do not compile; not watched", {
         app: name,
         error: messageOf(err),
