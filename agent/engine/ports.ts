@@ -37,7 +37,8 @@ export type RenderPort = (
 /** Every cluster operation the pipeline uses. */
 export interface ClusterPort extends PlanCluster, ApplyCluster, PruneCluster, WaitCluster {
   discover(force?: boolean): Promise<void>;
-  /** A write may carry a signal (its deadline); planning's dry-runs do not. */
+  get(ref: ObjectRef, options?: { signal?: AbortSignal }): Promise<KubeObject | undefined>;
+  /** The signal abandons a dry-run (planning); a write once sent is always awaited, so its outcome is known. */
   apply(
     obj: KubeObject,
     options: { dryRun?: boolean; force?: boolean; signal?: AbortSignal },

@@ -278,9 +278,17 @@ export class KubeClient {
   }
 
   /** Reads one object; undefined if it does not exist. */
-  async get(ref: ObjectRef): Promise<KubeObject | undefined> {
+  /** One object, or undefined when it does not exist; the signal stops the wait (a read, safe to abandon). */
+  async get(ref: ObjectRef, options: { signal?: AbortSignal } = {}): Promise<KubeObject | undefined> {
     try {
-      return (await this.request("get", "GET", this.objectPath(ref))) as KubeObject;
+      return (await this.request(
+        "get",
+        "GET",
+        this.objectPath(ref),
+        undefined,
+        {},
+        options.signal,
+      )) as KubeObject;
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 404) return undefined;
       throw err;
@@ -319,15 +327,27 @@ export class KubeClient {
   }
 
   /** Server-side applies an object as field manager `berth`; dryRun asks the server what it would store. */
-  async apply(obj: KubeObject, options: { dryRun?: boolean; force?: boolean } = {}): Promise<KubeObject> {
+  /**
+   * Server-side apply. A dry-run stops at the signal (nothing is written); a write, once sent, is always
+   * answered, so its outcome is known and recorded.
+   */
+  async apply(
+    obj: KubeObject,
+    options: { dryRun?: boolean; force?: boolean; signal?: AbortSignal } = {},
+  ): Promise<KubeObject> {
     const ref = refFromObject(obj);
     if (!options.dryRun) this.guardWrite(subject(ref));
     const query = new URLSearchParams({ fieldManager: FIELD_MANAGER, force: String(options.force ?? false) });
     if (options.dryRun) query.set("dryRun", "All");
     const verb = options.dryRun ? "apply-dry-run" : "apply";
-    return (await this.request(verb, "PATCH", `${this.objectPath(ref)}?${query}`, JSON.stringify(obj), {
-      "Content-Type": "application/apply-patch+yaml",
-    })) as KubeObject;
+    return (await this.request(
+      verb,
+      "PATCH",
+      `${this.objectPath(ref)}?${query}`,
+      JSON.stringify(obj),
+      { "Content-Type": "application/apply-patch+yaml" },
+      options.dryRun ? options.signal : undefined,
+    )) as KubeObject;
   }
 
   /** Deletes an object (background propagation); false if it was already gone. */
@@ -389,7 +409,7 @@ export class KubeClient {
    * the response headers: the caller bounds the body (KindWatch's idle timer). Throws KubeApiError on a failure status.
    */
   async stream(verb: string, path: string, signal: AbortSignal): Promise<AsyncIterable<Uint8Array | string>> {
-    const sent = await this.send(verb, "GET", path, { signal }, {});
+    const sent = await this.send(verb, "GET", path, { signal, fresh: true }, {});
     if (!sent.res.ok) {
       const text = await sent.read(); // settles itself when it fails
       sent.settled();
@@ -409,8 +429,10 @@ export class KubeClient {
     path: string,
     body?: string,
     headers: Record<string, string> = {},
+    signal?: AbortSignal,
   ): Promise<unknown> {
-    const sent = await this.send(verb, method, path, body === undefined ? {} : { body }, headers);
+    const extra = { ...(body === undefined ? {} : { body }), ...(signal ? { signal } : {}) };
+    const sent = await this.send(verb, method, path, extra, headers);
     const text = await sent.read(); // settles itself when it fails
     sent.settled();
     const parsed = parseBody(text);
@@ -427,7 +449,7 @@ export class KubeClient {
     verb: string,
     method: string,
     path: string,
-    extra: { body?: string; signal?: AbortSignal },
+    extra: { body?: string; signal?: AbortSignal; fresh?: boolean },
     headers: Record<string, string> = {},
   ): Promise<{
     res: Awaited<ReturnType<typeof fetch>>;
@@ -463,11 +485,13 @@ export class KubeClient {
     if (extra.body !== undefined) init.body = extra.body;
     init.signal = limit.signal as NonNullable<RequestInit["signal"]>;
     // A fresh connection (Bun pools them otherwise): watches always, every request while the pool is suspect.
-    if (extra.signal || Date.now() < this.freshUntil) (init as { keepalive?: boolean }).keepalive = false;
+    if (extra.fresh || Date.now() < this.freshUntil) (init as { keepalive?: boolean }).keepalive = false;
     const failure = (err: unknown, counted = false) => {
       settled();
       if (!counted) this.codes[`${verb} error`] = (this.codes[`${verb} error`] ?? 0) + 1;
       if (timedOut) this.distrustPool();
+      if (extra.signal?.aborted && !timedOut)
+        return new BerthError("stopped: the request was abandoned", { subject: "kubernetes", cause: err });
       const why = timedOut ? `no answer within ${timeoutMs / 1000}s` : (err as Error).message;
       return new BerthError(`cannot reach the API server at ${this.server}: ${why}`, {
         subject: "kubernetes",

@@ -43,8 +43,12 @@ export interface KindInfo {
 /** The cluster operations planning uses (KubeClient satisfies it; tests may fake it). */
 export interface PlanCluster {
   resource(group: string, version: string, kind: string): KindInfo | undefined;
-  get(ref: ObjectRef): Promise<KubeObject | undefined>;
-  apply(obj: KubeObject, options: { dryRun?: boolean; force?: boolean }): Promise<KubeObject>;
+  /** The signal abandons a read or dry-run: planning writes nothing, so it can stop at any request. */
+  get(ref: ObjectRef, options?: { signal?: AbortSignal }): Promise<KubeObject | undefined>;
+  apply(
+    obj: KubeObject,
+    options: { dryRun?: boolean; force?: boolean; signal?: AbortSignal },
+  ): Promise<KubeObject>;
   /** For the cascade guard's counts (KubeClient has them); without them a hold says less. */
   servedKinds?: CascadeCluster["servedKinds"];
   listKind?: CascadeCluster["listKind"];
@@ -86,6 +90,8 @@ export interface PlanInput {
   after?: FromDependencies;
   /** Keep each dry-run result on its change as `merged` (`berth diff` shows it against the live object). */
   keepMerged?: boolean;
+  /** Stops the plan's requests (SIGTERM): a 1.8 MB dry-run must not hold a shutdown for the request timeout. */
+  signal?: AbortSignal;
 }
 
 /** Annotation with the digest of the manifest berth applied (without this annotation); Secrets get none. */
@@ -137,7 +143,8 @@ export interface Plan {
 const prepared = new WeakMap<KubeObject, { key: string; obj: KubeObject }>();
 
 /** Builds the plan; never writes (only dry-run applies). */
-export async function plan(input: PlanInput, cluster: PlanCluster, concurrency = 16): Promise<Plan> {
+export async function plan(input: PlanInput, server: PlanCluster, concurrency = 16): Promise<Plan> {
+  const cluster = stoppable(server, input.signal);
   const errors: PlanProblem[] = [];
   const crdKinds = kindsDefinedByCrds(input.desired.map((d) => d.object));
   const byId = new Map<string, PlannedChange>();
@@ -398,6 +405,18 @@ async function compareWithLive(
   const ownershipChanged = JSON.stringify(stripTimes(live)) !== JSON.stringify(stripTimes(dry));
   change.diff = diff;
   change.action = diff.length > 0 || ownershipChanged ? "configured" : "unchanged";
+}
+
+/** The cluster with every read and dry-run under the signal. */
+function stoppable(cluster: PlanCluster, signal: AbortSignal | undefined): PlanCluster {
+  if (!signal) return cluster;
+  return {
+    resource: (group, version, kind) => cluster.resource(group, version, kind),
+    get: (ref) => cluster.get(ref, { signal }),
+    apply: (obj, options) => cluster.apply(obj, { ...options, signal }),
+    ...(cluster.servedKinds ? { servedKinds: cluster.servedKinds.bind(cluster) } : {}),
+    ...(cluster.listKind ? { listKind: cluster.listKind.bind(cluster) } : {}),
+  };
 }
 
 async function dryRun(cluster: PlanCluster, obj: KubeObject, force: boolean): Promise<KubeObject> {

@@ -20,6 +20,7 @@ export async function planChanges(deps: EngineDeps, a: Attempt): Promise<Planned
     inventory: previous,
     ...(owners ? { ownerOf: (ref: ObjectRef) => owners.get(objectId(ref)) } : {}),
     ...(a.fileExists ? { fileExists: a.fileExists } : {}),
+    ...(a.signal ? { signal: a.signal } : {}),
   };
   let planned: Planned;
   try {
@@ -34,8 +35,11 @@ export async function planChanges(deps: EngineDeps, a: Attempt): Promise<Planned
     });
     planned = Object.assign(a, { plan: made });
   } catch (err) {
+    if (a.signal?.aborted) return { reason: "Interrupted", message: "stopped while planning" };
     return { reason: "PlanRejected", message: messageOf(err) };
   }
+  // Requests the signal abandoned are not the objects' errors.
+  if (a.signal?.aborted) return { reason: "Interrupted", message: "stopped while planning" };
   const { errors, changes } = planned.plan;
   if (errors.length === 0) return planned;
   const message = joinMessages(
