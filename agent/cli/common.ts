@@ -78,39 +78,9 @@ export interface Io {
 /** A mistake in what was typed (flag, argument, app name): exit 2, one line. */
 export class UsageError extends BerthError {}
 
-export const OPTIONS = {
-  config: { type: "string", default: "berth.yaml" },
-  kubeconfig: { type: "string" },
-  context: { type: "string" },
-  json: { type: "boolean", default: false },
-  output: { type: "string", short: "o" },
-  "log-format": { type: "string" },
-  quiet: { type: "boolean", short: "q", default: false },
-  app: { type: "string" },
-  limit: { type: "string" },
-  before: { type: "string" },
-  to: { type: "string" },
-  from: { type: "string" },
-  all: { type: "boolean", default: false },
-  "dry-run": { type: "boolean", default: false },
-  force: { type: "boolean", default: false },
-  dir: { type: "string" },
-  out: { type: "string" },
-  server: { type: "string" },
-  "token-file": { type: "string" },
-  object: { type: "string" },
-  revision: { type: "string" },
-  ref: { type: "string" },
-  expires: { type: "string" },
-  "override-window": { type: "boolean", default: false },
-  by: { type: "string" },
-  namespace: { type: "string" },
-  namespaced: { type: "boolean", default: false },
-  image: { type: "string" },
-  verbose: { type: "boolean", short: "v", default: false },
-  debug: { type: "boolean", default: false },
-  help: { type: "boolean", short: "h", default: false },
-} as const;
+import { OPTIONS } from "./options.ts";
+
+export { OPTIONS };
 
 export type Values = ReturnType<
   typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
