@@ -4,8 +4,9 @@
  * 1. Breakdown: one probe binary per module (`bun build --compile` of a file that only imports it), its resident
  *    memory after a full GC minus the bare runtime's, and the JavaScript heap (bun:jsc heapStats) it leaves.
  * 2. Live, against the shared control plane and a Git server in this process, `berth run` of the binary:
- *    start → /readyz and idle RSS with one app of one object; peak RSS (VmHWM) of the first sync of 1,000
- *    objects, idle RSS with them watched, and the warm no-op resync (every 2 s) from /metrics: mean duration and
+ *    start → /readyz and idle RSS with one app of one object (3 s after ready, its file-backed part, and at rest
+ *    35 s after ready, once the parse workers stopped); start → /readyz (the first sync) and peak RSS (VmHWM) of
+ *    1,000 objects, RSS with them watched, and the warm no-op resync (every 2 s) from /metrics: mean duration and
  *    API requests.
  * Prints one JSON object per line; each live figure carries every run's value, its range and /proc/loadavg
  * at each run (the machine is shared: say so with the figures). `--env BUN_OPTIONS=--smol` tries a runtime flag.
@@ -222,6 +223,9 @@ if (!argv.includes("--no-live")) {
   const r: Record<string, number[]> = {
     ready: [],
     idleOne: [],
+    idleOneFile: [],
+    restOne: [],
+    firstSync: [],
     peak: [],
     idle: [],
     noop: [],
@@ -250,6 +254,10 @@ if (!argv.includes("--no-live")) {
       r.ready?.push(a.seconds);
       await sleep(3000);
       r.idleOne?.push(statusMb(a.child.pid ?? 0, "VmRSS"));
+      r.idleOneFile?.push(statusMb(a.child.pid ?? 0, "RssFile"));
+      // At rest: the parse workers stop after 30 s without work (agent/render/parse-pool.ts).
+      await sleep(32_000);
+      r.restOne?.push(statusMb(a.child.pid ?? 0, "VmRSS"));
       await stop(a.child);
 
       // 1,000 objects, resynced every 2 s. The app's name differs per run: its label selector would otherwise
@@ -263,6 +271,7 @@ if (!argv.includes("--no-live")) {
         ),
       );
       r.peak?.push(statusMb(b.child.pid ?? 0, "VmHWM"));
+      r.firstSync?.push(b.seconds);
       await sleep(4000); // the pods' status churn after the first sync settles
       const m0 = await metrics(b.base);
       const samples: number[] = [];
@@ -293,6 +302,10 @@ if (!argv.includes("--no-live")) {
   const extra = { load: loads };
   emit("start_to_readyz_s", r.ready ?? [], "s", extra);
   emit("idle_rss_one_object_mb", r.idleOne ?? [], "MB", extra);
+  // File-backed pages (the binary's runtime code and embedded bundle) within that RSS.
+  emit("idle_rss_one_object_file_backed_mb", r.idleOneFile ?? [], "MB", extra);
+  emit("rest_rss_one_object_mb", r.restOne ?? [], "MB", extra);
+  emit("first_sync_1000_to_readyz_s", r.firstSync ?? [], "s", extra);
   emit("peak_rss_first_sync_1000_mb", r.peak ?? [], "MB", extra);
   emit("idle_rss_1000_watched_mb", r.idle ?? [], "MB", extra);
   emit("warm_noop_resync_1000_s", r.noop ?? [], "s", extra);
