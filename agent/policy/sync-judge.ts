@@ -81,9 +81,10 @@ export function planVariables(input: JudgeInput): Record<string, unknown> {
 
 /** Evaluates the rules over a plan and returns the verdicts and the edited plan. */
 export function judgePlan(rules: readonly SyncRule[], input: JudgeInput): Judgement {
-  const shared = planVariables(input);
   const verdicts: Verdict[] = [];
   const mine = rules.filter((r) => !r.apps || r.apps.includes(input.app.name));
+  // The plan as CEL copies every object planned: only worth it when a rule will read it.
+  const shared = mine.length > 0 ? planVariables(input) : {};
   const changes = input.plan.changes.map((c) => ({ ...c }));
   const run = (rule: SyncRule, vars: Record<string, unknown>, subject?: string): boolean => {
     const at = `${rule.source.file}:${rule.source.line}`;
