@@ -388,7 +388,9 @@ export class SyncLoop {
     }
     // The ledger first: a sync it cannot record must not start (and a full disk is the ledger's, not Git's).
     try {
-      this.deps.ledger.preflight?.();
+      // A write in the last 30 s proves the file writable; free space is checked every pass. The apply step
+      // checks again with a real write before anything is applied.
+      this.deps.ledger.preflight?.({ writeCheckAgeMs: 30_000 });
       if (this.ledgerError)
         this.deps.log.log("info", "the ledger can record again", { was: this.ledgerError });
       this.ledgerError = undefined;

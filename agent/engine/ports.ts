@@ -67,7 +67,7 @@ export interface LedgerPort {
    * Throws (naming the ledger: "ledger: disk full at <path>") when the ledger cannot record a sync now, so
    * nothing is applied unrecorded; optional for fakes.
    */
-  preflight?(): void;
+  preflight?(options?: { writeCheckAgeMs?: number }): void;
   /** The agent's own small state kept across restarts (JSON text); optional for fakes. */
   state?(key: string): string | undefined;
   setState?(key: string, value: string | undefined): void;

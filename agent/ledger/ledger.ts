@@ -271,10 +271,11 @@ export class Ledger {
   /**
    * Checks that the ledger can record a sync before one starts: enough free space beside the file and a
    * write that succeeds. Throws "ledger: disk full at <path>" (or the I/O error) otherwise, so nothing is
-   * applied that could not be recorded. `minFree` is in bytes.
+   * applied that could not be recorded. `minFree` is in bytes. `writeCheckAgeMs`: a write that succeeded that
+   * recently stands for the test write (the loop's check before every pass; the apply step's always writes).
    */
-  preflight(minFree = 4 * 1024 * 1024): void {
-    this.meta.preflight(minFree);
+  preflight(options: { writeCheckAgeMs?: number } = {}, minFree = 4 * 1024 * 1024): void {
+    this.meta.preflight(minFree, options.writeCheckAgeMs);
   }
 
   /** Why the ledger cannot record right now (disk full, I/O error), or undefined. */

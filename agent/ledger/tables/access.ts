@@ -21,6 +21,8 @@ export class LedgerAccess {
   readonly subject: string;
   /** Set by a failed write of a full disk or an I/O error; cleared by the next write that succeeds. */
   fault: string | undefined;
+  /** When a write last succeeded (performance.now()), or 0: a recent one proves the ledger writable. */
+  lastWriteAt = 0;
 
   constructor(
     /** The database file. */
@@ -36,6 +38,7 @@ export class LedgerAccess {
   write<T>(what: string, fn: () => T): T {
     const out = this.guard(what, fn);
     this.fault = undefined;
+    this.lastWriteAt = performance.now();
     return out;
   }
 

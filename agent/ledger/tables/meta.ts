@@ -74,14 +74,18 @@ export class MetaTable {
   /**
    * Checks that the ledger can record a sync before one starts: enough free space beside the file and a
    * write that succeeds. Throws "ledger: disk full at <path>" (or the I/O error) otherwise, so nothing is
-   * applied that could not be recorded. `minFree` is in bytes.
+   * applied that could not be recorded. `minFree` is in bytes. With `writeCheckAgeMs`, a write that succeeded
+   * that recently stands for the test write (free space is still checked every time).
    */
-  preflight(minFree: number): void {
+  preflight(minFree: number, writeCheckAgeMs?: number): void {
     const fault = ledgerFault(this.access.path, undefined, minFree);
     if (fault) {
       this.access.fault = fault;
       throw new BerthError(fault);
     }
+    const { lastWriteAt } = this.access;
+    if (writeCheckAgeMs !== undefined && lastWriteAt > 0 && performance.now() - lastWriteAt < writeCheckAgeMs)
+      return;
     this.access.write("cannot write", () =>
       this.db.run(
         "INSERT INTO meta (key, value) VALUES ('last_write_check', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
