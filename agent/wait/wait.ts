@@ -49,17 +49,24 @@ export async function waitHealthy(
   const deadline = Date.now() + options.timeoutMs;
   let interval = options.intervalMs ?? 250;
   for (;;) {
-    const objects = await mapLimit(targets, options.concurrency ?? 16, async (t): Promise<ObjectHealth> => {
-      const { ref, subject } = t;
-      const held = options.view?.(ref);
-      if (held && !olderThan(held, t.appliedVersion)) return { ref, subject, ...judge.assess(held) };
+    // What the view holds is judged here, in order; only the rest is read from the server (a promise each).
+    const objects = new Array<ObjectHealth>(targets.length);
+    const ask: number[] = [];
+    targets.forEach((t, i) => {
+      const held = options.view?.(t.ref);
+      if (held && !olderThan(held, t.appliedVersion))
+        objects[i] = { ref: t.ref, subject: t.subject, ...judge.assess(held) };
+      else ask.push(i);
+    });
+    await mapLimit(ask, options.concurrency ?? 16, async (i) => {
+      const { ref, subject } = targets[i] as WaitTarget;
       try {
         const live = await cluster.get(ref);
-        if (!live)
-          return { ref, subject, status: "NotFound", reason: "NotFound", message: "object not found" };
-        return { ref, subject, ...judge.assess(live) };
+        objects[i] = live
+          ? { ref, subject, ...judge.assess(live) }
+          : { ref, subject, status: "NotFound", reason: "NotFound", message: "object not found" };
       } catch (err) {
-        return { ref, subject, status: "Unknown", reason: "Unknown", message: messageOf(err) };
+        objects[i] = { ref, subject, status: "Unknown", reason: "Unknown", message: messageOf(err) };
       }
     });
     const pending = objects.filter((o) => o.status !== "Current");
