@@ -6,8 +6,8 @@
  * 2. Live, against the shared control plane and a Git server in this process, `berth run` of the binary:
  *    start → /readyz and idle RSS with one app of one object (3 s after ready, its file-backed part, and at rest
  *    35 s after ready, once the parse workers stopped); start → /readyz (the first sync) and peak RSS (VmHWM) of
- *    1,000 objects, RSS with them watched, and the warm no-op resync (every 2 s) from /metrics: mean duration and
- *    API requests.
+ *    1,000 objects, RSS with them watched, the warm no-op resync (every 2 s) from /metrics (mean duration and
+ *    API requests), and one ConfigMap changed (its attempt from the ledger, and commit → live).
  * Prints one JSON object per line; each live figure carries every run's value, its range and /proc/loadavg
  * at each run (the machine is shared: say so with the figures). `--env BUN_OPTIONS=--smol` tries a runtime flag.
  */
@@ -226,6 +226,8 @@ if (!argv.includes("--no-live")) {
     idleOneFile: [],
     restOne: [],
     firstSync: [],
+    change: [],
+    changeLive: [],
     peak: [],
     idle: [],
     noop: [],
@@ -291,6 +293,26 @@ if (!argv.includes("--no-live")) {
             .filter(([, n]) => n !== 0),
         ),
       );
+      // One ConfigMap changed: commit → value live (the source is polled every 2 s, so up to 2 s of it is the
+      // poll's wait), and the change's own attempt from its ledger entry (started → finished).
+      const value = `changed-${run}`;
+      git.commit(repo, { "app/config/cm-0.yaml": tree1000(ns, value)["app/config/cm-0.yaml"] as string });
+      const c0 = performance.now();
+      for (;;) {
+        const live = kubectl(cluster, "get", "configmap", "cm-0", "-n", ns, "-o", "jsonpath={.data.version}");
+        if (live.trim() === value) break;
+        if (performance.now() - c0 > 120_000)
+          throw new Error(`the change was not live within 120 s:\n${b.out().slice(-3000)}`);
+        await sleep(50);
+      }
+      r.changeLive?.push((performance.now() - c0) / 1000);
+      const [entry] = (
+        (await (await fetch(`${b.base}/api/v1/ledger?limit=1`)).json()) as {
+          entries: Array<{ startedAt: string; finishedAt?: string }>;
+        }
+      ).entries;
+      if (entry?.finishedAt)
+        r.change?.push((Date.parse(entry.finishedAt) - Date.parse(entry.startedAt)) / 1000);
       await stop(b.child);
       try {
         kubectl(cluster, "delete", "namespace", ns, `${ns}-one`, "--wait=false", "--ignore-not-found");
@@ -309,6 +331,8 @@ if (!argv.includes("--no-live")) {
   emit("peak_rss_first_sync_1000_mb", r.peak ?? [], "MB", extra);
   emit("idle_rss_1000_watched_mb", r.idle ?? [], "MB", extra);
   emit("warm_noop_resync_1000_s", r.noop ?? [], "s", extra);
+  emit("one_change_attempt_1000_s", r.change ?? [], "s", extra);
+  emit("one_change_commit_to_live_1000_s", r.changeLive ?? [], "s", { ...extra, poll: "2s" });
   emit("warm_noop_resync_1000_api_requests", r.noopReq ?? [], "requests", { ...extra, by_verb: verbs });
   emit("watch_requests_in_noop_window", r.noopWatch ?? [], "requests", extra);
 }
