@@ -4,6 +4,7 @@
  * memory grows with what berth owns, not with what the cluster holds. The plan reads it instead of
  * GETting each object; drift detection is fed every change with the object before and after.
  */
+import { createHash } from "node:crypto";
 import {
   APP_LABEL,
   FIELD_MANAGER,
@@ -202,7 +203,10 @@ export class LiveView {
   }
 }
 
-/** A copy without what neither the plan nor drift detection needs: other managers' field sets, last-applied. */
+/**
+ * A copy without what neither the plan nor drift detection needs: other managers' field sets, last-applied.
+ * berth's own field set (drift detection reads it) is shared between objects that own the same fields.
+ */
 export function strip(obj: KubeObject): KubeObject {
   const copy = { ...obj, metadata: { ...obj.metadata } };
   if (copy.metadata.annotations?.[LAST_APPLIED]) {
@@ -211,12 +215,37 @@ export function strip(obj: KubeObject): KubeObject {
   }
   if (copy.metadata.managedFields) {
     copy.metadata.managedFields = copy.metadata.managedFields.map((m) => {
-      if (m.manager === FIELD_MANAGER && m.operation === "Apply") return m;
+      if (m.manager === FIELD_MANAGER && m.operation === "Apply")
+        return "fieldsV1" in m ? { ...m, fieldsV1: sharedFieldSet(m.fieldsV1) } : m;
       const { fieldsV1: _f, ...rest } = m as typeof m & { fieldsV1?: unknown };
       return rest;
     });
   }
   return copy;
+}
+
+/**
+ * berth's field sets by content. Objects rendered from one template own the same fields (every ConfigMap of
+ * an app with the same keys, every Deployment of one shape), and the set is a tree of small objects, often the
+ * largest part of a stripped object: the view keeps one per distinct set. Entries are weak, so a set no held
+ * object uses any more goes; readers (drift detection, health rules) never modify an object of the view.
+ */
+const fieldSets = new Map<string, WeakRef<object>>();
+const forgetFieldSet = new FinalizationRegistry<string>((key) => {
+  if (fieldSets.get(key)?.deref() === undefined) fieldSets.delete(key);
+});
+
+/** The held field set equal to `fields` (by its JSON), else `fields`, kept for the next equal one. */
+export function sharedFieldSet(fields: unknown): unknown {
+  if (fields === null || typeof fields !== "object") return fields;
+  // A digest as the key: holding the JSON itself would cost as much as the set it saves.
+  const json = JSON.stringify(fields);
+  const key = createHash("sha1").update(json).digest("base64");
+  const known = fieldSets.get(key)?.deref();
+  if (known !== undefined && JSON.stringify(known) === json) return known;
+  fieldSets.set(key, new WeakRef(fields));
+  forgetFieldSet.register(fields, key);
+  return fields;
 }
 
 function kindKey(app: string, info: ResourceInfo, namespace: string): string {
