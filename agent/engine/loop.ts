@@ -27,7 +27,11 @@ export interface AppState {
   suspended: boolean;
   /** Synced, Failed, Suspended, WaitingOnDependency, Pending */
   status: string;
-  lastResult?: ReconcileResult;
+  /**
+   * How the last attempt ended. Without its plan and per-object health: they hold every desired and live
+   * object of the app (a second copy of the watch view's once those change), and the ledger keeps both.
+   */
+  lastResult?: Omit<ReconcileResult, "plan" | "health">;
   lastAttemptAt?: string;
   nextAttemptAt?: string;
   failures: number;
@@ -656,7 +660,10 @@ export class SyncLoop {
       });
     }
     this.settled.add(app.name);
-    if (result) state.lastResult = result;
+    if (result) {
+      const { plan: _plan, health: _health, ...ended } = result;
+      state.lastResult = ended;
+    }
     // A generated app whose directory is gone leaves once it owns nothing any more.
     const spec = this.apps.find((a) => a.name === app.name);
     if (spec?.gone && result?.outcome === "Succeeded" && this.deps.ledger.inventory(app.name).length === 0) {

@@ -212,6 +212,10 @@ describe("SyncLoop", () => {
       () => loop.status()[0]?.lastResult?.revision === `main@sha1:${"b".repeat(40)}`,
     );
     expect(loop.gitUnreachableSince).toBeUndefined();
+    // How it ended, not what it planned: the plan and health of every object stay with the attempt.
+    expect(loop.status()[0]?.lastResult?.outcome).toBe("Succeeded");
+    expect(Object.keys(loop.status()[0]?.lastResult ?? {})).not.toContain("plan");
+    expect(Object.keys(loop.status()[0]?.lastResult ?? {})).not.toContain("health");
     await loop.stop();
     await running;
   });
