@@ -158,7 +158,7 @@ export async function plan(input: PlanInput, server: PlanCluster, concurrency = 
     const key = `${input.app.name}\u0000${input.app.namespace ?? ""}\u0000${info?.namespaced}`;
     const memo = prepared.get(object);
     const reused = memo?.key === key ? memo.obj : undefined;
-    const obj = reused ?? withOwnership(structuredClone(object), input.app.name);
+    const obj = reused ?? withOwnership(plannedCopy(object), input.app.name);
     const ref0 = refOf(obj);
     if (!info) {
       errors.push({
@@ -492,6 +492,18 @@ async function planPrune(
     return skip(`left Git; not pruned because of the annotation ${PRUNE_ANNOTATION}: disabled`);
   }
   return { ...base, action: "deleted", live };
+}
+
+/**
+ * The planned copy of a rendered object: metadata of its own (the plan sets labels, annotations and the
+ * namespace on it), every other field shared with the render. Neither is modified after the plan (the render
+ * cache hands the rendered objects out again), so a second deep copy of each spec would only cost memory.
+ */
+function plannedCopy(object: KubeObject): KubeObject {
+  const metadata = { ...object.metadata };
+  if (metadata.labels) metadata.labels = { ...metadata.labels };
+  if (metadata.annotations) metadata.annotations = { ...metadata.annotations };
+  return { ...object, metadata };
 }
 
 /** Adds berth's ownership labels. */

@@ -1,11 +1,13 @@
 /**
- * What the watch view keeps of each object (issue 17: memory per watched object): its stripped copy shares
- * berth's field set with every object owning the same fields.
+ * What the watch view and the plan keep of each object (issue 17: memory per watched object): the view's
+ * stripped copy shares berth's field set with every object owning the same fields, and the plan's copy of a
+ * rendered object shares all but its metadata, leaving the rendered object as it was.
  */
 import { describe, expect, test } from "bun:test";
 import { detectDrift } from "../../agent/drift/detect.ts";
 import { strip } from "../../agent/kube/view.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
+import { APPLIED_DIGEST_ANNOTATION, type PlanCluster, plan } from "../../agent/plan/plan.ts";
 
 /** A live ConfigMap as the API server sends it: berth's Apply entry, another manager's, last-applied. */
 function live(name: string, keys: string[], time = "2026-11-29T10:00:00Z"): KubeObject {
@@ -87,5 +89,43 @@ describe("the watch view's stripped objects", () => {
       fields: ["/data/version"],
       deleted: false,
     });
+  });
+});
+
+describe("the plan's copy of a rendered object", () => {
+  const cluster: PlanCluster = {
+    resource: (group, _version, kind) =>
+      group === "apps" && kind === "Deployment" ? { namespaced: true } : undefined,
+    get: async () => undefined,
+    apply: async (obj) => obj,
+  };
+  const app = { name: "web", namespace: "web", prune: true, allowEmpty: false, force: false };
+
+  test("gets labels, namespace and digest of its own; the rendered object is unchanged, its spec shared", async () => {
+    const rendered: KubeObject = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "api", labels: { team: "a" }, annotations: { note: "x" } },
+      spec: { replicas: 1, template: { spec: { containers: [{ name: "c", image: "nginx" }] } } },
+    };
+    const text = JSON.stringify(rendered);
+    const p = await plan(
+      { app, revision: "r", desired: [{ object: rendered, source: "d.yaml#0" }], inventory: [] },
+      cluster,
+    );
+    expect(p.errors).toEqual([]);
+    const planned = p.changes[0]?.desired as KubeObject;
+    expect(planned.metadata.namespace).toBe("web");
+    expect(planned.metadata.labels).toEqual({
+      team: "a",
+      "app.kubernetes.io/managed-by": "berth",
+      "berth.dev/app": "web",
+    });
+    expect(Object.keys(planned.metadata.annotations ?? {}).sort()).toEqual([
+      APPLIED_DIGEST_ANNOTATION,
+      "note",
+    ]);
+    expect(JSON.stringify(rendered)).toBe(text);
+    expect(planned.spec).toBe(rendered.spec);
   });
 });
