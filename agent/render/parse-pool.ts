@@ -59,10 +59,12 @@ interface Slot {
 }
 
 /**
- * How long an idle worker is kept, ms. Each is a JavaScript VM of its own (megabytes resident); with the render
- * cache an agent at rest parses nothing, so its workers go, and the next commit starts them again.
+ * How long an idle worker is kept, ms. Each is a JavaScript VM of its own (5-7 MB resident: the heap of
+ * scripts/bench/heap.ts); with the render cache an agent at rest parses nothing, so its workers go, and the
+ * next commit starts them again. Short: the files of one render come back to back, and a worker kept through
+ * the apply and health wait that follow (seconds for 1,000 objects) only adds to the sync's peak memory.
  */
-export const WORKER_IDLE_MS = 30_000;
+export const WORKER_IDLE_MS = 2_000;
 
 /** A small pool of parse workers, started on first use, unreferenced while idle (they never keep a CLI alive). */
 export class ParsePool {
