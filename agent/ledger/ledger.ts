@@ -19,6 +19,7 @@ import { InventoryTable } from "./tables/inventory.ts";
 import { type BlobEncoding, ManifestsTable } from "./tables/manifests.ts";
 import { MetaTable } from "./tables/meta.ts";
 import { type Pin, PinsTable } from "./tables/pins.ts";
+import { RenderMemosTable } from "./tables/render-memos.ts";
 
 export type { VerifyResult } from "./chain.ts";
 export type {
@@ -30,6 +31,7 @@ export type {
   LedgerEntry,
   ObjectRecord,
   Outcome,
+  RenderMemo,
   VerdictRecord,
   VerifiedRun,
 } from "./entry.ts";
@@ -60,6 +62,7 @@ export class Ledger {
   private readonly approvals: ApprovalsTable;
   private readonly drift: DriftEventsTable;
   private readonly meta: MetaTable;
+  private readonly memos: RenderMemosTable;
 
   private constructor(path: string, db: Driver, keys: SecretKeys | undefined, now: () => Date) {
     this.path = path;
@@ -67,7 +70,8 @@ export class Ledger {
     this.access = new LedgerAccess(path, db, now);
     const digestKey = new DigestKeyFile(path === ":memory:" ? undefined : digestKeyPathOf(path));
     this.inventoryTable = new InventoryTable(this.access);
-    this.entries = new EntriesTable(this.access, this.inventoryTable);
+    this.memos = new RenderMemosTable(this.access);
+    this.entries = new EntriesTable(this.access, this.inventoryTable, this.memos);
     this.manifests = new ManifestsTable(this.access, keys, digestKey);
     this.pins = new PinsTable(this.access);
     this.approvals = new ApprovalsTable(this.access);
@@ -140,6 +144,26 @@ export class Ledger {
    */
   lastRender(app: string): string | undefined {
     return this.entries.lastRender(app);
+  }
+
+  /**
+   * The app's render recorded under the durable render `key` by a successful entry, its objects read back
+   * from the stored manifests — or undefined when there is none, or any manifest is missing, redacted,
+   * sealed with another key or does not match its digest (then the caller renders).
+   */
+  async renderMemo(
+    app: string,
+    key: string,
+  ): Promise<{ entry: number; memo: entry.RenderMemo; objects: KubeObject[] } | undefined> {
+    const found = this.memos.of(app, key);
+    if (!found) return undefined;
+    const objects: KubeObject[] = [];
+    for (const o of found.memo.objects) {
+      const object = await this.manifests.exact(o.digest);
+      if (!object) return undefined;
+      objects.push(object);
+    }
+    return { ...found, objects };
   }
 
   /** Entries newest first; `before` is an entry id (exclusive) to page from, `limit` defaults to 50. */
