@@ -32,6 +32,13 @@ export type RenderPort = (
   digest: string;
   /** What a remote chart resolved to (`chart name version sha256:…`), recorded with the entry. */
   origin?: string;
+  /** Manifest files read. */
+  files?: number;
+  /**
+   * Set when another process may reuse this render (a commit, no input from outside it): the durable render
+   * key, recorded with a successful entry's RenderMemo.
+   */
+  key?: string;
 }>;
 
 /** Every cluster operation the pipeline uses. */
