@@ -157,13 +157,8 @@ export class Ledger {
   ): Promise<{ entry: number; memo: entry.RenderMemo; objects: KubeObject[] } | undefined> {
     const found = this.memos.of(app, key);
     if (!found) return undefined;
-    const objects: KubeObject[] = [];
-    for (const o of found.memo.objects) {
-      const object = await this.manifests.exact(o.digest);
-      if (!object) return undefined;
-      objects.push(object);
-    }
-    return { ...found, objects };
+    const objects = await this.manifests.exactly(found.memo.objects.map((o) => o.digest));
+    return objects ? { ...found, objects } : undefined;
   }
 
   /** Entries newest first; `before` is an entry id (exclusive) to page from, `limit` defaults to 50. */
