@@ -70,7 +70,7 @@ export class Ledger {
     this.access = new LedgerAccess(path, db, now);
     const digestKey = new DigestKeyFile(path === ":memory:" ? undefined : digestKeyPathOf(path));
     this.inventoryTable = new InventoryTable(this.access);
-    this.memos = new RenderMemosTable(this.access);
+    this.memos = new RenderMemosTable(this.access, keys?.id);
     this.entries = new EntriesTable(this.access, this.inventoryTable, this.memos);
     this.manifests = new ManifestsTable(this.access, keys, digestKey);
     this.pins = new PinsTable(this.access);
@@ -140,7 +140,9 @@ export class Ledger {
 
   /**
    * The render digest of the app's last entry when this ledger instance recorded it as a success that wrote
-   * the whole inventory (then the inventory holds the manifest digests of that render), else undefined.
+   * the whole inventory — or, before this instance recorded anything of the app, when that entry succeeded with
+   * a render memo whose manifest digests are exactly the inventory's. Then the inventory holds the manifest
+   * digests of that render; else undefined.
    */
   lastRender(app: string): string | undefined {
     return this.entries.lastRender(app);

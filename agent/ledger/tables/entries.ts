@@ -183,7 +183,9 @@ export class EntriesTable {
    * whole inventory: the inventory's digests are then what storing the same render's manifests returns.
    */
   lastRender(app: string): string | undefined {
-    return this.recorded.get(app)?.render;
+    const mine = this.recorded.get(app);
+    // A fresh process (the CLI) has recorded nothing yet: the app's render memo, checked against the inventory.
+    return mine ? mine.render : this.memos?.lastRender(app);
   }
 
   /** Forgets what this instance recorded of an app (its inventory is being changed outside a finish). */

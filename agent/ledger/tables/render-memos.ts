@@ -8,7 +8,11 @@ import type { LedgerAccess } from "./access.ts";
 
 /** Render memos by app. */
 export class RenderMemosTable {
-  constructor(private readonly access: LedgerAccess) {}
+  constructor(
+    private readonly access: LedgerAccess,
+    /** Id of the ledger's secret key (undefined without one): a memo's sealed manifests must be under it. */
+    private readonly keyId?: string,
+  ) {}
 
   private get db() {
     return this.access.db;
@@ -33,5 +37,41 @@ export class RenderMemosTable {
     if (!row) return undefined;
     const memo = JSON.parse(row.memo_json) as RenderMemo;
     return memo.key === key ? { entry: row.entry_id, memo } : undefined;
+  }
+
+  /**
+   * The render digest of the app's newest finished entry when that entry succeeded, kept a render memo of that
+   * render, and the app's inventory holds exactly the memo's manifest digests — i.e. storing that render's
+   * manifests again would return the inventory's digests. Else undefined.
+   */
+  lastRender(app: string): string | undefined {
+    return this.access.guard("cannot read a render memo", () => {
+      const row = this.db.get<{ rendered_digest: string | null; outcome: string; memo_json: string | null }>(
+        "SELECT e.rendered_digest, e.outcome, m.memo_json FROM entries e LEFT JOIN render_memos m ON m.entry_id = e.id AND m.app = e.app WHERE e.app = ? AND e.outcome != 'Running' ORDER BY e.id DESC LIMIT 1",
+        [app],
+      );
+      if (!row?.memo_json || row.outcome !== "Succeeded" || row.rendered_digest === null) return undefined;
+      const memo = JSON.parse(row.memo_json) as RenderMemo;
+      if (memo.digest !== row.rendered_digest) return undefined;
+      const inventory = this.db.all<{ digest: string }>("SELECT digest FROM inventory WHERE app = ?", [app]);
+      if (inventory.length !== memo.objects.length) return undefined;
+      const want = memo.objects.map((o) => o.digest).sort();
+      const have = inventory.map((i) => i.digest).sort();
+      if (!want.every((d, i) => d === have[i])) return undefined;
+      // Storing the manifests now must give these blobs: each there, plain or sealed with the current key (a
+      // Secret stored redacted, or under a key since replaced, is stored again).
+      const unique = [...new Set(want)];
+      let current = 0;
+      for (let i = 0; i < unique.length; i += 500) {
+        const part = unique.slice(i, i + 500);
+        for (const b of this.db.all<{ encoding: string; key_id: string | null }>(
+          `SELECT encoding, key_id FROM blobs WHERE digest IN (${part.map(() => "?").join(",")})`,
+          part,
+        ))
+          if (b.encoding === "plain" || (b.encoding === "aes-256-gcm" && b.key_id === (this.keyId ?? null)))
+            current++;
+      }
+      return current === unique.length ? memo.digest : undefined;
+    });
   }
 }
