@@ -176,6 +176,40 @@ describe("render memos", () => {
     }
   });
 
+  test("a no-op folded into the same entry under the same key does not rewrite the memo", async () => {
+    const ledger = await Ledger.open(path);
+    try {
+      const objects = [cm("a")];
+      const digest = (await ledger.putManifests(objects)).get("default_a__ConfigMap") ?? "";
+      const ref = coreRef("ConfigMap", "a");
+      const pass = (action: "created" | "unchanged", files: number) => {
+        const id = ledger.begin({ app: "web", revision: "main@sha1:abc", trigger: "loop" });
+        return ledger.finish(id, {
+          outcome: "Succeeded",
+          reason: "Succeeded",
+          message: "m",
+          renderedDigest: "sha256:r",
+          objects: [{ ref, action, digest }],
+          timings: {},
+          inventory: [{ ref, digest }],
+          renderMemo: {
+            key: "k",
+            digest: "sha256:r",
+            objects: [{ digest, source: "a.yaml" }],
+            skipped: [],
+            files,
+          },
+        });
+      };
+      const first = pass("created", 1);
+      expect(pass("unchanged", 2)).toBe(first);
+      expect(pass("unchanged", 3)).toBe(first);
+      expect((await ledger.renderMemo("web", "k"))?.memo.files).toBe(1);
+    } finally {
+      ledger.close();
+    }
+  });
+
   test("a ledger of the schema before migrates: its entries verify and it keeps memos from then on", async () => {
     let ledger = await Ledger.open(path);
     await syncOnce(ledger);

@@ -20,6 +20,12 @@ export class RenderMemosTable {
 
   /** Keeps `memo` as the app's render of `entry` (caller holds the entry's transaction). */
   record(app: string, entry: number, memo: RenderMemo): void {
+    // A no-op folded into the same entry under the same key: the memo is the same, and `berth run` resyncs often.
+    const kept = this.db.get<{ entry_id: number; render_key: string }>(
+      "SELECT entry_id, render_key FROM render_memos WHERE app = ?",
+      [app],
+    );
+    if (kept && Number(kept.entry_id) === entry && kept.render_key === memo.key) return;
     this.db.run(
       "INSERT INTO render_memos (app, entry_id, render_key, memo_json) VALUES (?, ?, ?, ?) ON CONFLICT (app) DO UPDATE SET entry_id = excluded.entry_id, render_key = excluded.render_key, memo_json = excluded.memo_json",
       [app, entry, memo.key, JSON.stringify(memo)],
