@@ -14,9 +14,9 @@ import type { Attempt } from "./attempt.ts";
 export function renderMemoOf(a: Attempt): RenderMemo | undefined {
   const { reusable, plan, digest } = a;
   if (!reusable || !plan || digest === undefined || plan.errors.length > 0) return undefined;
-  const planned = new Map<string, { source: string; namespace: string }>();
-  for (const c of plan.changes)
-    if (c.desired) planned.set(c.id, { source: c.source ?? "", namespace: c.ref.namespace ?? "" });
+  // Source file by object id, of each planned object that has a manifest.
+  const planned = new Map<string, string>();
+  for (const c of plan.changes) if (c.desired) planned.set(c.id, c.source ?? "");
   const objects: RenderMemo["objects"] = [];
   const seen = new Set<string>();
   for (const d of a.desired) {
@@ -30,10 +30,8 @@ export function renderMemoOf(a: Attempt): RenderMemo | undefined {
       : defaulted !== undefined && planned.has(defaulted)
         ? defaulted
         : undefined;
-    const change = id === undefined ? undefined : planned.get(id);
     const stored = id === undefined ? undefined : a.manifests.get(id);
-    if (id === undefined || !change || !stored || change.source !== d.source || seen.has(id))
-      return undefined;
+    if (id === undefined || !stored || planned.get(id) !== d.source || seen.has(id)) return undefined;
     seen.add(id);
     objects.push(
       id === own
