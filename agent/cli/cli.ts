@@ -105,7 +105,7 @@ export async function cli(argv: string[], io: Io): Promise<number> {
   const machine = output === "json" || output === "yaml";
   const log = createLogger({
     human: format === "text",
-    level: values.quiet || machine ? "warn" : "info",
+    level: values.quiet || machine ? "warn" : values.debug ? "debug" : "info",
     write: io.err,
   });
   const ctx: Ctx = { values, args: rest, log, output, logJson: format === "json" };

@@ -39,7 +39,7 @@ export const FLAG_HELP: Record<string, string> = {
   context: "--context NAME         kubeconfig context (default: its current-context)",
   "log-format": "--log-format json|text logs on stderr (default: text on a terminal, json otherwise)",
   quiet: "-q, --quiet            no progress lines and no info logs (warnings and errors only)",
-  debug: "--debug                the stack of an internal error (a bug in berth)",
+  debug: "--debug                debug-level logs, and the stack of an internal error (a bug in berth)",
   help: "-h, --help             this help",
   json: "--json                 machine-readable output (same as -o json)",
   output: "-o, --output FORMAT    json, yaml or wide (a table with every column)",

@@ -1,5 +1,5 @@
 /** Builds the engine's dependencies from a loaded config: the one place concrete adapters meet. */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
   type AgentConfig,
@@ -39,18 +39,22 @@ import { S3Store } from "../ledger/s3-store.ts";
 import { driftEvent } from "../notify/event.ts";
 import { Notifier, type Outlet, type Receiver } from "../notify/notifier.ts";
 import { BerthError, messageOf } from "../object/errors.ts";
+import { type KubeObject, refOf } from "../object/object.ts";
+import type { RenderMemo } from "../object/records.ts";
 import { RuleHealthJudge } from "../policy/health-rules.ts";
 import { RulePolicy } from "../policy/policy.ts";
 import { RuleSet } from "../policy/rule-set.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../render/app.ts";
 import { sharedParsePool } from "../render/parse-pool.ts";
-import { RenderCache, renderKey } from "../render/render-cache.ts";
+import { durableRenderKey, RenderCache, renderKey } from "../render/render-cache.ts";
 import { valuesOfConfigObject } from "../render/substitute.ts";
+import { findTool, type ToolSettings } from "../render/tools.ts";
 import { GitSource } from "../source/git-source.ts";
 import { OciSource } from "../source/oci-source.ts";
 import { matchRefs, pullRequestOf } from "../source/refs.ts";
 import { isSshUrl, SshSource } from "../source/ssh-source.ts";
 import { VerifiedSource } from "../source/verify.ts";
+import { buildInfo } from "../version.ts";
 import { commentOutlet, outboxPreviewReporter } from "./preview-reporter.ts";
 import { chartSources, configuredSourceStates } from "./source-watch.ts";
 
@@ -111,7 +115,7 @@ export async function wire(flags: GlobalFlags, log: Logger, emit?: (e: EngineEve
   const deps: EngineDeps = {
     source,
     sources,
-    render: renderPortFor(config, kube, clientFor, log),
+    render: renderPortFor(config, kube, clientFor, log, undefined, ledger),
     cluster: kube,
     clusterFor: (app) => {
       // A generated app is not among the configured ones clientFor knows: its own spec names its identity.
@@ -445,6 +449,7 @@ export function renderPortFor(
   clientFor?: (app: string) => KubeClient,
   log?: Logger,
   chartCache: string = chartCacheDir(config),
+  memos?: RenderMemos,
 ): RenderPort {
   const settings = config.render;
   const tools = {
@@ -489,10 +494,80 @@ export function renderPortFor(
     const key = renderKey(snapshot, app);
     const hit = key === undefined ? undefined : cache.get(name, key);
     if (hit) return hit;
-    const result = await renderApp(snapshot, app, envFor(name), signal);
+    const durable =
+      key === undefined
+        ? undefined
+        : durableRenderKey(key, durableContext(config, tools, env.sops?.ageIdentities ?? []));
+    // A fresh process (the CLI) takes an unchanged app's last successful render from the ledger.
+    const memo = durable === undefined ? undefined : await memoRender(memos, name, durable);
+    if (key !== undefined && memo) {
+      log?.log("debug", "render reused from the ledger", { app: name, entry: memo.entry });
+      cache.set(name, key, memo.result);
+      return memo.result;
+    }
+    const rendered = await renderApp(snapshot, app, envFor(name), signal);
+    const result =
+      durable !== undefined && rendered.errors.length === 0 ? { ...rendered, key: durable } : rendered;
     if (key !== undefined && result.errors.length === 0) cache.set(name, key, result);
     return result;
   };
+}
+
+/** Where the render port finds an app's last successful render under a durable key (the Ledger). */
+export interface RenderMemos {
+  renderMemo(
+    app: string,
+    key: string,
+  ): Promise<{ entry: number; memo: RenderMemo; objects: KubeObject[] } | undefined>;
+}
+
+/** The render a memo stands for, or undefined when there is none (or the ledger cannot read it back). */
+async function memoRender(
+  memos: RenderMemos | undefined,
+  app: string,
+  key: string,
+): Promise<{ entry: number; result: Awaited<ReturnType<RenderPort>> } | undefined> {
+  let found: Awaited<ReturnType<RenderMemos["renderMemo"]>>;
+  try {
+    found = await memos?.renderMemo(app, key);
+  } catch {
+    return undefined; // an unreadable memo is a render
+  }
+  if (!found || found.objects.length !== found.memo.objects.length) return undefined;
+  const { memo } = found;
+  const objects = found.objects.map((object, i) => {
+    // The plan gave it the app's namespace; the render did not.
+    if (memo.objects[i]?.defaultedNamespace) delete object.metadata.namespace;
+    return { object, ref: refOf(object), source: memo.objects[i]?.source ?? "" };
+  });
+  return {
+    entry: found.entry,
+    result: { objects, skipped: memo.skipped, errors: [], digest: memo.digest, files: memo.files, key },
+  };
+}
+
+/**
+ * What a render depends on beyond its app and commit that one process takes as fixed: berth's build, the
+ * render settings, the age identities and each render tool's binary (durableRenderKey).
+ */
+function durableContext(config: AgentConfig, tools: ToolSettings, identities: readonly string[]): string[] {
+  const build = buildInfo();
+  const parts = [`${build.version} ${build.commit}`, JSON.stringify(config.render ?? null)];
+  for (const name of ["kustomize", "helm", "sops"] as const) {
+    const path = findTool(name, tools);
+    let id = "none";
+    if (path) {
+      try {
+        const st = statSync(path);
+        id = `${path} ${st.size} ${st.mtimeMs} ${st.ino}`;
+      } catch {
+        id = `${path} unreadable`;
+      }
+    }
+    parts.push(`${name} ${id}`);
+  }
+  parts.push(...identities);
+  return parts;
 }
 
 /** Where remote charts are cached: beside the Git cache, next to the ledger. */

@@ -10,6 +10,7 @@ import type { InventoryItem, ObjectRecord } from "../object/records.ts";
 import { hasWrites, type Plan } from "../plan/plan.ts";
 import type { ObjectHealth } from "../wait/wait.ts";
 import type { AppSpec, EngineDeps } from "./ports.ts";
+import { renderMemoOf } from "./render-memo.ts";
 
 /** How one attempt ended. */
 export interface ReconcileResult {
@@ -50,6 +51,8 @@ export interface AttemptStart {
   signal?: AbortSignal;
   /** Said at the end of the entry's message whatever the outcome (the render's skipped documents). */
   note?: string;
+  /** A render another process may reuse: its durable key and what it skipped (for the entry's RenderMemo). */
+  reusable?: { key: string; skipped: ReadonlyArray<{ path: string; message: string }>; files: number };
 }
 
 /** An attempt under way: its start, plus what each step has added for the next ones and for finish(). */
@@ -117,6 +120,7 @@ export function finish(deps: EngineDeps, a: Attempt, end: Stop): ReconcileResult
   const { health, verdicts } = a;
   let recorded = a.entry;
   try {
+    const memo = outcome === "Succeeded" ? renderMemoOf(a) : undefined;
     const folded = deps.ledger.finish(a.entry, {
       outcome,
       reason,
@@ -127,6 +131,7 @@ export function finish(deps: EngineDeps, a: Attempt, end: Stop): ReconcileResult
       timings: a.timings,
       ...(a.inventory ? { inventory: a.inventory } : {}),
       ...(verdicts.length > 0 ? { verdicts } : {}),
+      ...(memo ? { renderMemo: memo } : {}),
     });
     if (typeof folded === "number") recorded = folded;
   } catch (err) {

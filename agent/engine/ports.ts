@@ -32,6 +32,13 @@ export type RenderPort = (
   digest: string;
   /** What a remote chart resolved to (`chart name version sha256:…`), recorded with the entry. */
   origin?: string;
+  /** Manifest files read. */
+  files?: number;
+  /**
+   * Set when another process may reuse this render (a commit, no input from outside it): the durable render
+   * key, recorded with a successful entry's RenderMemo.
+   */
+  key?: string;
 }>;
 
 /** Every cluster operation the pipeline uses. */
@@ -51,7 +58,7 @@ export interface LedgerPort {
   putManifests(objects: KubeObject[]): Promise<Map<string, string>>;
   /**
    * The render digest of the app's last entry if the app's inventory holds that render's manifest digests
-   * (recorded as a success by this ledger instance); optional for fakes.
+   * (a success this ledger instance recorded, or one whose render memo matches the inventory); optional for fakes.
    */
   lastRender?(app: string): string | undefined;
   /** Returns the id the attempt is recorded under: a no-op repeat folds into the app's last entry. */

@@ -216,21 +216,25 @@ export class KubeClient {
     const seq = ++this.discoveryStarted;
     const accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
     const next = new Map<string, ResourceInfo>();
-    for (const root of ["/api", "/apis"]) {
-      const list = (await this.request("discovery", "GET", root, undefined, { Accept: accept })) as {
-        items?: Array<{
-          metadata?: { name?: string };
-          versions?: Array<{
-            version: string;
-            resources?: Array<{
-              resource: string;
-              responseKind?: { kind?: string };
-              scope?: string;
-              verbs?: string[];
-            }>;
+    type DiscoveryList = {
+      items?: Array<{
+        metadata?: { name?: string };
+        versions?: Array<{
+          version: string;
+          resources?: Array<{
+            resource: string;
+            responseKind?: { kind?: string };
+            scope?: string;
+            verbs?: string[];
           }>;
         }>;
-      };
+      }>;
+    };
+    // Both roots at once: a fresh process (the CLI) waits for discovery before it can plan.
+    const lists = (await Promise.all(
+      ["/api", "/apis"].map((root) => this.request("discovery", "GET", root, undefined, { Accept: accept })),
+    )) as DiscoveryList[];
+    for (const list of lists) {
       for (const group of list.items ?? []) {
         const groupName = group.metadata?.name ?? "";
         // Versions come in preference order; the first one to define a kind wins for lookups without a version.

@@ -6,7 +6,14 @@ import type { DriftRecord, ObjectRecord, WriteStatus } from "../object/records.t
 export type Outcome = "Running" | "Succeeded" | "Failed";
 
 export type { VerdictRecord } from "../object/object.ts";
-export type { BeginInput, DriftRecord, FinishInput, InventoryItem, ObjectRecord } from "../object/records.ts";
+export type {
+  BeginInput,
+  DriftRecord,
+  FinishInput,
+  InventoryItem,
+  ObjectRecord,
+  RenderMemo,
+} from "../object/records.ts";
 
 /** One recorded drift event: a DriftRecord with its id and time. */
 export interface DriftEvent extends DriftRecord {

@@ -19,6 +19,7 @@ import { InventoryTable } from "./tables/inventory.ts";
 import { type BlobEncoding, ManifestsTable } from "./tables/manifests.ts";
 import { MetaTable } from "./tables/meta.ts";
 import { type Pin, PinsTable } from "./tables/pins.ts";
+import { RenderMemosTable } from "./tables/render-memos.ts";
 
 export type { VerifyResult } from "./chain.ts";
 export type {
@@ -30,6 +31,7 @@ export type {
   LedgerEntry,
   ObjectRecord,
   Outcome,
+  RenderMemo,
   VerdictRecord,
   VerifiedRun,
 } from "./entry.ts";
@@ -60,6 +62,7 @@ export class Ledger {
   private readonly approvals: ApprovalsTable;
   private readonly drift: DriftEventsTable;
   private readonly meta: MetaTable;
+  private readonly memos: RenderMemosTable;
 
   private constructor(path: string, db: Driver, keys: SecretKeys | undefined, now: () => Date) {
     this.path = path;
@@ -67,7 +70,8 @@ export class Ledger {
     this.access = new LedgerAccess(path, db, now);
     const digestKey = new DigestKeyFile(path === ":memory:" ? undefined : digestKeyPathOf(path));
     this.inventoryTable = new InventoryTable(this.access);
-    this.entries = new EntriesTable(this.access, this.inventoryTable);
+    this.memos = new RenderMemosTable(this.access, keys?.id);
+    this.entries = new EntriesTable(this.access, this.inventoryTable, this.memos);
     this.manifests = new ManifestsTable(this.access, keys, digestKey);
     this.pins = new PinsTable(this.access);
     this.approvals = new ApprovalsTable(this.access);
@@ -136,10 +140,27 @@ export class Ledger {
 
   /**
    * The render digest of the app's last entry when this ledger instance recorded it as a success that wrote
-   * the whole inventory (then the inventory holds the manifest digests of that render), else undefined.
+   * the whole inventory — or, before this instance recorded anything of the app, when that entry succeeded with
+   * a render memo whose manifest digests are exactly the inventory's. Then the inventory holds the manifest
+   * digests of that render; else undefined.
    */
   lastRender(app: string): string | undefined {
     return this.entries.lastRender(app);
+  }
+
+  /**
+   * The app's render recorded under the durable render `key` by a successful entry, its objects read back
+   * from the stored manifests — or undefined when there is none, or any manifest is missing, redacted,
+   * sealed with another key or does not match its digest (then the caller renders).
+   */
+  async renderMemo(
+    app: string,
+    key: string,
+  ): Promise<{ entry: number; memo: entry.RenderMemo; objects: KubeObject[] } | undefined> {
+    const found = this.memos.of(app, key);
+    if (!found) return undefined;
+    const objects = await this.manifests.exactly(found.memo.objects.map((o) => o.digest));
+    return objects ? { ...found, objects } : undefined;
   }
 
   /** Entries newest first; `before` is an entry id (exclusive) to page from, `limit` defaults to 50. */

@@ -149,6 +149,18 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE entry_objects ADD COLUMN status TEXT CHECK (status IN ('applied', 'failed', 'not-attempted'));
   `,
+  // Render memos: each app's newest successful render under a durable render key, by the digests of the
+  // manifests stored of it, so a later process can skip rendering an unchanged app (a cache: unchained, and
+  // gone with its entry).
+  `
+  CREATE TABLE render_memos (
+    app TEXT PRIMARY KEY,
+    entry_id INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+    render_key TEXT NOT NULL,
+    memo_json TEXT NOT NULL
+  );
+  CREATE INDEX render_memos_entry ON render_memos (entry_id);
+  `,
 ];
 
 /** The schema version this code writes. */

@@ -68,6 +68,25 @@ export interface FinishInput {
   inventory?: InventoryItem[];
   /** The sync rules' verdicts (hash-chained with the entry). */
   verdicts?: VerdictRecord[];
+  /** A successful render a later process may take from the ledger instead of rendering again (RenderMemo). */
+  renderMemo?: RenderMemo;
+}
+
+/**
+ * What a render produced, by the manifests the ledger stores of it: kept per app (the newest success under a
+ * durable render key) so a later process holding the same key can take the desired objects from the ledger.
+ */
+export interface RenderMemo {
+  /** The durable render key (agent/render/render-cache.ts durableRenderKey). */
+  key: string;
+  /** The render digest (digestOfObjects of the rendered objects), as recorded with the entry. */
+  digest: string;
+  /** The rendered objects in render order: stored manifest digest, source file, and whether the plan gave it the app's namespace. */
+  objects: Array<{ digest: string; source: string; defaultedNamespace?: true }>;
+  /** Documents the render skipped (said in the entry's message). */
+  skipped: Array<{ path: string; message: string }>;
+  /** Manifest files read. */
+  files: number;
 }
 
 /**

@@ -4,7 +4,7 @@
  *
  * The key is everything a render reads: the commit (the whole tree, so a kustomization's `../base` or a
  * values file anywhere in the repository is covered; a commit touching only another app's path still
- * re-renders), the app's render settings (path, namespace, kustomize, helm, vars, varsFrom) and the bytes of
+ * re-renders), the app's render settings (path, namespace, kustomize, helm, vars, varsFrom, exclude) and the bytes of
  * every `varsFrom` file. A render reading what no commit pins is never cached: `varsFrom` ConfigMaps and
  * Secrets (they live in the cluster), charts from Helm repositories or OCI registries (a version range can
  * move) and kustomize remote bases. Failed renders are not cached either (a tool timeout may pass).
@@ -30,7 +30,16 @@ export function renderKey(snapshot: Pick<Snapshot, "revision">, app: AppRenderSp
   hash.update(snapshot.revision);
   hash.update("\0");
   hash.update(
-    JSON.stringify([app.name, app.path, app.namespace, app.kustomize, app.helm, app.vars, app.varsFrom]),
+    JSON.stringify([
+      app.name,
+      app.path,
+      app.namespace,
+      app.kustomize,
+      app.helm,
+      app.vars,
+      app.varsFrom,
+      app.exclude,
+    ]),
   );
   for (const source of app.varsFrom ?? []) {
     if (!("file" in source)) return undefined;
@@ -40,6 +49,23 @@ export function renderKey(snapshot: Pick<Snapshot, "revision">, app: AppRenderSp
     } catch {
       return undefined; // the render reports the missing file
     }
+  }
+  return hash.digest("hex");
+}
+
+/**
+ * The key under which a render may be reused by another process (the CLI reads it back from the ledger,
+ * agent/ledger/README.md): `key` (renderKey) plus what one process takes as fixed and a later one may not —
+ * berth's own build (its parser and renderers), the agent's render settings, the age identities (mixed into
+ * the hash, never stored) and the identity of each render tool binary (path, size, modification time).
+ */
+export function durableRenderKey(key: string, context: ReadonlyArray<string | Uint8Array>): string {
+  const hash = createHash("sha256");
+  hash.update("berth-durable-render-v1\0");
+  hash.update(key);
+  for (const part of context) {
+    hash.update("\0");
+    hash.update(part);
   }
   return hash.digest("hex");
 }

@@ -3,9 +3,12 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { EntryRow } from "../../agent/ledger/entry.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
-import { SCHEMA_VERSION } from "../../agent/ledger/schema.ts";
+import { MIGRATIONS, SCHEMA_VERSION } from "../../agent/ledger/schema.ts";
 import { canonicalJson, sha256Hex } from "../../agent/object/canonical.ts";
 import { coreRef, tempDir, withRawDb } from "../support/ledger-fixtures.ts";
+
+/** The index of the migration that added entry_objects.status (the schema version before it). */
+const STATUS_MIGRATION = MIGRATIONS.findIndex((m) => m.includes("ADD COLUMN status"));
 
 let cleanup: () => void;
 let path: string;
@@ -77,7 +80,9 @@ describe("write status of entry objects", () => {
     ledger.close();
     await withRawDb(path, (db) => {
       db.exec("ALTER TABLE entry_objects DROP COLUMN status");
-      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION - 1}`);
+      // The migrations after the status column's are undone too (they run again on open).
+      db.exec("DROP TABLE render_memos");
+      db.exec(`PRAGMA user_version = ${STATUS_MIGRATION}`);
       // The content hash is the formula from before the column, computed here independently of agent/ledger/chain.ts.
       for (const id of old) {
         const row = db.get<EntryRow>("SELECT * FROM entries WHERE id = ?", [id]) as EntryRow;

@@ -331,6 +331,57 @@ export const CONFORMANCE: ConformanceCase[] = [
       }
     },
   },
+  {
+    name: "render memos: kept with a success, read back exactly (a sealed Secret too), gone with a missing blob",
+    run: async (_open, dir) => {
+      const path = join(dir, "memo.db");
+      const secretKey = new Uint8Array(32).fill(9);
+      const objects: KubeObject[] = [
+        {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: "cfg", namespace: "prod" },
+          data: { a: "1" },
+        },
+        {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name: "s", namespace: "prod" },
+          stringData: { p: "x" },
+        },
+      ];
+      const ledger = await Ledger.open(path, { secretKey });
+      const id = ledger.begin({ app: "web", revision: "main@sha1:abc", trigger: "cli" });
+      const digests = await ledger.putManifests(objects);
+      const memoObjects = ["prod_cfg__ConfigMap", "prod_s__Secret"].map((oid, i) => ({
+        digest: digests.get(oid) ?? "",
+        source: `f${i}.yaml`,
+      }));
+      const memo = { key: "k1", digest: "sha256:d", objects: memoObjects, skipped: [], files: 2 };
+      ledger.finish(id, {
+        outcome: "Succeeded",
+        reason: "Succeeded",
+        message: "ok",
+        objects: [],
+        timings: {},
+        renderMemo: memo,
+      });
+      ledger.close();
+      const again = await Ledger.open(path, { secretKey });
+      try {
+        const found = await again.renderMemo("web", "k1");
+        checkEqual(found?.memo, memo, "the memo as recorded");
+        checkEqual(found?.objects, objects, "its manifests, the Secret decrypted");
+        checkEqual(await again.renderMemo("web", "k2"), undefined, "another key finds nothing");
+        await withDb(_open, path, (db) => {
+          db.run("DELETE FROM blobs WHERE digest = ?", [memoObjects[0]?.digest ?? ""]);
+        });
+        checkEqual(await again.renderMemo("web", "k1"), undefined, "a missing manifest: no memo");
+      } finally {
+        again.close();
+      }
+    },
+  },
 ];
 
 /** Runs every case, each in its own subdirectory; never throws. */

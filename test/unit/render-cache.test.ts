@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { renderPortFor } from "../../agent/cli/wire.ts";
 import { loadConfig } from "../../agent/config/config.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
-import { RenderCache, renderKey } from "../../agent/render/render-cache.ts";
+import { durableRenderKey, RenderCache, renderKey } from "../../agent/render/render-cache.ts";
 
 const NO_COMMIT = { sha: "", author: "", message: "", time: "" };
 const sha = (c: string) => c.repeat(40);
@@ -137,6 +137,20 @@ describe("renderKey", () => {
         varsFrom: [{ file: "/nonexistent/v.env" }],
       }),
     ).toBeUndefined();
+  });
+  test("exclude is a render input; the durable key adds berth's build, settings, keys and tools", () => {
+    const rev = at(`main@sha1:${sha("a")}`);
+    const plain = renderKey(rev, { name: "w", path: "w" }) as string;
+    expect(renderKey(rev, { name: "w", path: "w", exclude: [{ group: "helm.toolkit.fluxcd.io" }] })).not.toBe(
+      plain,
+    );
+    const durable = durableRenderKey(plain, ["0.1.0 abc", "{}", "kustomize none"]);
+    expect(durableRenderKey(plain, ["0.1.0 abc", "{}", "kustomize none"])).toBe(durable);
+    expect(durableRenderKey(plain, ["0.1.0 abd", "{}", "kustomize none"])).not.toBe(durable);
+    expect(durableRenderKey(plain, ["0.1.0 abc", "{}", "kustomize /bin/kustomize 1 2 3"])).not.toBe(durable);
+    expect(durableRenderKey(plain, ["0.1.0 abc", "{}", "kustomize none", "AGE-SECRET-KEY-1X"])).not.toBe(
+      durable,
+    );
   });
 });
 

@@ -37,6 +37,9 @@ export async function renderApp(deps: EngineDeps, a: Attempt, snapshot: Snapshot
   if (rendered.origin)
     deps.log.log("info", "rendered a remote chart", { app: app.name, chart: rendered.origin });
   a.desired = rendered.objects;
+  // Only a render reproducible from the ledger alone: a remote chart's origin is never reused.
+  if (rendered.key !== undefined && rendered.origin === undefined)
+    a.reusable = { key: rendered.key, skipped: rendered.skipped, files: rendered.files ?? 0 };
   return undefined;
 }
 

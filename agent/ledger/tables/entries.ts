@@ -39,6 +39,7 @@ import {
 } from "../snapshot.ts";
 import { clampLimit, type LedgerAccess } from "./access.ts";
 import type { InventoryTable } from "./inventory.ts";
+import type { RenderMemosTable } from "./render-memos.ts";
 
 const INTERRUPTED_MESSAGE = "the agent stopped before this sync attempt finished";
 /** Triggers whose no-op repeats fold into the entry before them (an operator's own sync or replay never does). */
@@ -110,6 +111,8 @@ export class EntriesTable {
     private readonly access: LedgerAccess,
     /** finish() replaces the app's inventory in the entry's transaction. */
     private readonly inventory: InventoryTable,
+    /** finish() keeps a success's render memo in the entry's transaction. */
+    private readonly memos?: RenderMemosTable,
   ) {}
 
   private get db() {
@@ -157,6 +160,8 @@ export class EntriesTable {
         // The same inventory this instance wrote last: nothing to read or rewrite.
         if (result.inventory && before(app)?.inventory !== inventory)
           this.inventory.replace(row.app, result.inventory);
+        if (result.renderMemo && result.outcome === "Succeeded")
+          this.memos?.record(app, recorded.entry, result.renderMemo);
         return recorded.entry;
       }),
     );
@@ -178,7 +183,9 @@ export class EntriesTable {
    * whole inventory: the inventory's digests are then what storing the same render's manifests returns.
    */
   lastRender(app: string): string | undefined {
-    return this.recorded.get(app)?.render;
+    const mine = this.recorded.get(app);
+    // A fresh process (the CLI) has recorded nothing yet: the app's render memo, checked against the inventory.
+    return mine ? mine.render : this.memos?.lastRender(app);
   }
 
   /** Forgets what this instance recorded of an app (its inventory is being changed outside a finish). */

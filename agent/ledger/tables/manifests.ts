@@ -109,6 +109,46 @@ export class ManifestsTable {
     }
   }
 
+  /**
+   * Stored manifests exactly as they were stored, in the order asked, or undefined when any one is unknown,
+   * redacted, sealed with another (or no) key, not decryptable, or (plain) content whose sha256 is not its digest.
+   */
+  async exactly(digests: readonly string[]): Promise<KubeObject[] | undefined> {
+    const rows = new Map<string, BlobRow>();
+    this.access.guard("cannot read manifests", () => {
+      for (let i = 0; i < digests.length; i += 500) {
+        const part = digests.slice(i, i + 500);
+        for (const row of this.db.all<BlobRow>(
+          `SELECT digest, encoding, content, key_id, iv FROM blobs WHERE digest IN (${part.map(() => "?").join(",")})`,
+          part,
+        ))
+          rows.set(row.digest, row);
+      }
+    });
+    const decoder = new TextDecoder();
+    const out: KubeObject[] = [];
+    for (const digest of digests) {
+      const row = rows.get(digest);
+      if (!row) return undefined;
+      if (row.encoding === "plain") {
+        // Plain blobs are their canonical JSON, addressed by its sha256: a changed byte changes the digest.
+        if (`sha256:${sha256Hex(row.content)}` !== digest) return undefined;
+        out.push(JSON.parse(decoder.decode(row.content)) as KubeObject);
+        continue;
+      }
+      if (row.encoding !== "aes-256-gcm" || !this.keys || this.keys.id !== row.key_id) return undefined;
+      try {
+        // GCM authenticates the ciphertext with the digest as additional data.
+        out.push(
+          await unseal(this.keys, { iv: row.iv ?? new Uint8Array(0), ciphertext: row.content }, digest),
+        );
+      } catch {
+        return undefined;
+      }
+    }
+    return out;
+  }
+
   /** How a stored manifest is kept (and by which key), without decoding it; undefined if unknown. */
   info(digest: string): { encoding: BlobEncoding; keyId?: string } | undefined {
     const row = this.access.guard("cannot read a manifest", () =>
