@@ -48,6 +48,7 @@ describe("opening", () => {
         "inventory",
         "meta",
         "pins",
+        "render_memos",
         "snapshots",
         "sqlite_sequence",
         "verifications",
