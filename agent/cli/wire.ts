@@ -46,6 +46,7 @@ import { RulePolicy } from "../policy/policy.ts";
 import { RuleSet } from "../policy/rule-set.ts";
 import { type AppRenderSpec, type RenderEnvironment, renderApp } from "../render/app.ts";
 import { sharedParsePool } from "../render/parse-pool.ts";
+import type { ParseMemo } from "../render/plain.ts";
 import { durableRenderKey, RenderCache, renderKey } from "../render/render-cache.ts";
 import { valuesOfConfigObject } from "../render/substitute.ts";
 import { findTool, type ToolSettings } from "../render/tools.ts";
@@ -472,12 +473,20 @@ export function renderPortFor(
     ...(log ? { log: (level, message, fields) => log.log(level, message, fields) } : {}),
     onChartSource: (source, error) => chartSources.report(source, error),
   };
+  // Each app's parsed files of its last render: a commit changing one file parses that file (plain.ts).
+  const parseMemos = new Map<string, ParseMemo>();
+  const parseMemoOf = (app: string): ParseMemo => {
+    const memo = parseMemos.get(app) ?? new Map();
+    parseMemos.set(app, memo);
+    return memo;
+  };
   // varsFrom ConfigMaps and Secrets are read as the app (its ServiceAccount): no reading what it may not.
   const envFor = (app: string): RenderEnvironment => {
-    if (!kube) return env;
+    if (!kube) return { ...env, parseMemo: parseMemoOf(app) };
     const client = clientFor?.(app) ?? kube;
     return {
       ...env,
+      parseMemo: parseMemoOf(app),
       readConfig: async ({ kind, namespace, name }) => {
         await client.discover();
         const found = await client.get({ group: "", version: "v1", kind, namespace, name });

@@ -7,6 +7,8 @@ export interface TreeEntry {
   /** Path from the repository root, "/"-separated, no leading slash. */
   path: string;
   type: "blob" | "tree" | "symlink" | "submodule";
+  /** A blob's Git object id where the snapshot knows it: the same id at the same path is the same bytes. */
+  oid?: string;
 }
 
 /** A repository tree at one commit. Paths are "/"-separated from the root; "" is the root. */

@@ -23,6 +23,7 @@ import {
   type DesiredObject,
   digestOfObjects,
   type FileParser,
+  type ParseMemo,
   type RenderLimits,
   type RenderOptions,
   type RenderResult,
@@ -50,6 +51,8 @@ export interface AppRenderSpec {
 /** The agent-wide settings and adapters rendering may use. */
 export interface RenderEnvironment {
   tools?: ToolSettings;
+  /** The app's parse memo (plain manifests only: a tool's output is parsed afresh), kept by the caller. */
+  parseMemo?: ParseMemo;
   sops?: SopsKeys;
   /** ConfigMaps/Secrets for `varsFrom`; absent where there is no cluster. */
   readConfig?: ConfigReader;
@@ -211,6 +214,7 @@ async function renderWithTool(
 
 function renderOptions(env: RenderEnvironment, signal: AbortSignal | undefined): RenderOptions {
   return {
+    ...(env.parseMemo ? { memo: env.parseMemo } : {}),
     ...(env.limits ? { limits: env.limits } : {}),
     ...(env.parser ? { parser: env.parser } : {}),
     ...(signal ? { signal } : {}),

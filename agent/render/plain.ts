@@ -55,8 +55,17 @@ export type FileParser = (
 /** Parses in the calling thread. */
 export const parseInline: FileParser = async (path, bytes, limits) => renderFileBytes(path, bytes, limits);
 
+/**
+ * The parsed files of an app's last render, by path. A file whose blob id (so its bytes) and limits are the same
+ * is neither read nor parsed again: a commit changing one file of 1,000 parses one. Parsing is a pure function
+ * of path, bytes and limits; results with errors are not kept. render() replaces the contents with this render's.
+ */
+export type ParseMemo = Map<string, { oid: string; limits: string; result: FileRender }>;
+
 /** Options of render(). */
 export interface RenderOptions {
+  /** The app's parse memo (kept by the caller between renders of the same app). */
+  memo?: ParseMemo;
   limits?: Partial<RenderLimits>;
   /** Where files are parsed (default: in this thread). */
   parser?: FileParser;
@@ -77,6 +86,8 @@ export async function render(
   const skipped: RenderProblem[] = [];
   const errors: RenderProblem[] = [];
   let files = 0;
+  const memo = options.memo;
+  const kept: ParseMemo = new Map();
   try {
     const walked = await walkManifests(snapshot, appPath);
     skipped.push(...walked.skipped);
@@ -84,8 +95,14 @@ export async function render(
     let budget = limits.maxDocuments;
     for (const file of walked.files) {
       files += 1;
-      const bytes = await snapshot.readBlob(file.realPath);
-      const done = await parser(file.path, bytes, { ...limits, budget }, options.signal);
+      const fileLimits = { ...limits, budget };
+      const limitsKey = memo && file.oid ? JSON.stringify(fileLimits) : "";
+      const before = limitsKey ? memo?.get(file.path) : undefined;
+      let done: FileRender;
+      if (before && before.oid === file.oid && before.limits === limitsKey) done = before.result;
+      else done = await parser(file.path, await snapshot.readBlob(file.realPath), fileLimits, options.signal);
+      if (limitsKey && file.oid && done.errors.length === 0)
+        kept.set(file.path, { oid: file.oid, limits: limitsKey, result: done });
       for (const o of done.objects) {
         objects.push({ object: o.object, ref: refOf(o.object), source: o.source });
         canonical.push(isSecret(o.object) ? canonicalJson(secretShape(o.object)) : o.canonical);
@@ -98,6 +115,10 @@ export async function render(
   } catch (err) {
     if (options.signal?.aborted) throw err;
     errors.push({ path: appPath === "" ? "(repository root)" : appPath, message: messageOf(err) });
+  }
+  if (memo) {
+    memo.clear();
+    for (const [path, entry] of kept) memo.set(path, entry);
   }
   return { objects, skipped, errors, digest: digestOfCanonical(canonical), files };
 }

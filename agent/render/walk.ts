@@ -7,6 +7,8 @@ import { resolvePath } from "./resolve-path.ts";
 export interface ManifestFile {
   path: string;
   realPath: string;
+  /** The blob's Git object id, when the snapshot gives one and the file is not reached through a link. */
+  oid?: string;
 }
 
 /** The files to render, plus what was skipped or wrong on the way. */
@@ -75,7 +77,8 @@ async function walkDir(
     if (entry.type === "tree") {
       await walkDir(snapshot, path, entry.path, new Set([...ancestors, entry.path]), result, budget);
     } else if (entry.type === "blob") {
-      if (isManifestName(entry.name)) result.files.push({ path, realPath: entry.path });
+      if (isManifestName(entry.name))
+        result.files.push({ path, realPath: entry.path, ...(entry.oid ? { oid: entry.oid } : {}) });
     } else if (entry.type === "submodule") {
       result.skipped.push({ path, message: "a submodule: berth does not fetch submodules" });
     } else {

@@ -104,7 +104,7 @@ export class GitSnapshot implements Snapshot {
 }
 
 function publicEntry(e: Entry): TreeEntry {
-  return { name: e.name, path: e.path, type: e.type };
+  return { name: e.name, path: e.path, type: e.type, ...(e.type === "blob" ? { oid: e.oid } : {}) };
 }
 
 /** "/a//b/./c/" → "a/b/c"; ".." is refused because a snapshot has no parent to climb to. */

@@ -38,7 +38,7 @@ export class SshSnapshot implements Snapshot {
       entries.set(path, entry);
       const parent = slash < 0 ? "" : path.slice(0, slash);
       if (!children.has(parent)) children.set(parent, []);
-      children.get(parent)?.push({ name: entry.name, path, type });
+      children.get(parent)?.push({ name: entry.name, path, type, ...(type === "blob" ? { oid } : {}) });
       if (type === "tree" && !children.has(path)) children.set(path, []);
     }
     for (const list of children.values())
