@@ -104,7 +104,8 @@ describe("GitSource against a real smart-HTTP server", () => {
     expect(snap.commit.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
     expect(await snap.readDir("")).toEqual([
-      { name: "README.md", path: "README.md", type: "blob" },
+      // A blob carries its Git object id (the render's parse memo keys on it).
+      { name: "README.md", path: "README.md", type: "blob", oid: expect.stringMatching(/^[0-9a-f]{40}$/) },
       { name: "apps", path: "apps", type: "tree" },
     ]);
     expect(await snap.readDir("apps")).toEqual([
