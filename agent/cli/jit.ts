@@ -1,10 +1,11 @@
 /**
  * `berth run` in the compiled binary runs JavaScriptCore without its JIT compilers. A long-running agent spends
  * most of its life at rest, where resident memory is what it costs the box: with 1,000 objects watched it held
- * 89–92 MB without the JIT against 135–161 MB with it, the first sync's peak 97–101 MB against 149–159 MB, and
- * an idle agent with one object 70 MB against 90 MB; the price is CPU time, a warm no-op of 0.1 s against 0.03 s
- * and a slower first sync (scripts/bench/README.md, "JIT"). One-shot commands (`berth sync`, `plan`, …) keep
- * the JIT: they are short, and their time is what the user waits for.
+ * 86–87 MB without the JIT against 124 MB with it, the first sync's peak 95–97 MB against 147–153 MB, and an
+ * idle agent with one object 66–68 MB against 82 MB; the price is CPU time: a warm no-op of 1,000 objects
+ * 0.043–0.048 s against 0.030–0.036 s, their first sync 16–17 s against 13.5–16.5 s (scripts/bench/README.md,
+ * "the final binary"). One-shot commands (`berth sync`, `plan`, …) keep the JIT: they are short, and their
+ * time is what the user waits for.
  *
  * JavaScriptCore reads its options once, at start, from BUN_JSC_* variables, so `berth run` re-executes itself
  * (execve: the same process id, nothing forked) with the option set, before anything else is loaded.
