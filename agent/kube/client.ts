@@ -281,8 +281,7 @@ export class KubeClient {
     return this.list(info, namespace ? { namespace } : {});
   }
 
-  /** Reads one object; undefined if it does not exist. */
-  /** One object, or undefined when it does not exist; the signal stops the wait (a read, safe to abandon). */
+  /** Reads one object; undefined if it does not exist. The signal stops the wait (a read, safe to abandon). */
   async get(ref: ObjectRef, options: { signal?: AbortSignal } = {}): Promise<KubeObject | undefined> {
     try {
       return (await this.request(
@@ -330,10 +329,9 @@ export class KubeClient {
     this.freshUntil = Math.max(this.freshUntil, Date.now() + forMs);
   }
 
-  /** Server-side applies an object as field manager `berth`; dryRun asks the server what it would store. */
   /**
-   * Server-side apply. A dry-run stops at the signal (nothing is written); a write, once sent, is always
-   * answered, so its outcome is known and recorded.
+   * Server-side applies an object as field manager `berth`; dryRun asks the server what it would store. A dry-run
+   * stops at the signal (nothing is written); a write, once sent, is always awaited, so its outcome is recorded.
    */
   async apply(
     obj: KubeObject,
