@@ -3,16 +3,24 @@
  * interval 1 h, so only the watches can heal) on an app of 1,000 ConfigMaps on a control plane of its own; the
  * benchmark makes 100 out-of-band edits, one at a time, each as another field manager, and measures
  *   heal latency: from sending the edit to reading the object back with berth's value (polled every 5 ms);
- *   record latency: from sending the edit to the drift event's time in the ledger.
+ *   record latency: from sending the edit to the drift event's time in the ledger;
+ *   the API server's share: from sending the edit to the bench's own watch seeing it (one write's round trip,
+ *   which every heal pays twice: the edit, then berth's re-apply);
+ *   berth's share: from the bench's watch seeing the edit to it seeing berth's value back (berth's watch, decision,
+ *   re-apply and that write's round trip);
+ *   the machine's wake-up cost: a loopback HTTP request after 200 ms idle against one right after another (a
+ *   virtual machine's idle vCPUs wake slowly, and every hop of a heal pays it).
  * Also the resident memory of `berth run` holding 1,000 objects against one holding 10 (the view's cost).
- * Prints one JSON object per figure. Usage: bun scripts/bench/drift.ts [--edits N]
+ * Prints one JSON object per figure. Usage: bun scripts/bench/drift.ts [--edits N] [--binary PATH]
  */
 import { Database } from "bun:sqlite";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeClient } from "../../agent/kube/client.ts";
+import { KindWatch } from "../../agent/kube/watch.ts";
 import { inBackground } from "../../test/support/binary.ts";
 import { GitFixture } from "../../test/support/git.ts";
 import { numberFlag } from "./flags.ts";
@@ -34,8 +42,9 @@ const emit = (metric: string, value: number, unit: string) =>
       commit,
     }),
   );
+/** Nearest-rank percentile: of 100 samples, p99 is the 99th smallest. */
 const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? Number.NaN;
+  [...xs].sort((a, b) => a - b)[Math.max(0, Math.ceil(xs.length * p) - 1)] ?? Number.NaN;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const clusterDir = mkdtempSync(join(tmpdir(), "berth-bench-drift-cluster-"));
@@ -45,10 +54,15 @@ const up = execFileSync("bash", [join(ROOT, "scripts/cluster/cluster.sh"), "up"]
   encoding: "utf8",
 });
 const kubeconfig = /^KUBECONFIG=(.+)$/m.exec(up)?.[1] ?? "";
-const binary = join(
-  ROOT,
-  execFileSync("bash", [join(ROOT, "scripts/build.sh")], { cwd: ROOT, encoding: "utf8" }).trim(),
-);
+// `--binary PATH` measures another build (an older commit's, say) with this bench; default: this tree's.
+const binaryFlag = process.argv[process.argv.indexOf("--binary") + 1];
+const binary =
+  process.argv.includes("--binary") && binaryFlag
+    ? binaryFlag
+    : join(
+        ROOT,
+        execFileSync("bash", [join(ROOT, "scripts/build.sh")], { cwd: ROOT, encoding: "utf8" }).trim(),
+      );
 const kube = KubeClient.connect({ kubeconfig });
 await kube.discover();
 const git = await GitFixture.start();
@@ -93,6 +107,27 @@ async function startAgent(n: number) {
   return { ns, child, ledger: join(ws, "ledger.db"), rssMb };
 }
 
+/** Median loopback HTTP round trip, back to back and after 200 ms idle: the machine's wake-up cost. */
+async function wakeCost(): Promise<{ busy: number; idle: number }> {
+  const server = createServer((_, res) => res.end("ok")).listen(0, "127.0.0.1");
+  await new Promise((r) => server.once("listening", r));
+  const { port } = server.address() as { port: number };
+  const once = async () => {
+    const t = performance.now();
+    await (await fetch(`http://127.0.0.1:${port}/`)).text();
+    return performance.now() - t;
+  };
+  const busy: number[] = [];
+  const idle: number[] = [];
+  for (let k = 0; k < 20; k++) busy.push(await once());
+  for (let k = 0; k < 20; k++) {
+    await sleep(200);
+    idle.push(await once());
+  }
+  server.close();
+  return { busy: pct(busy, 0.5), idle: pct(idle, 0.5) };
+}
+
 const cmRef = (ns: string, i: number) => ({
   group: "",
   version: "v1",
@@ -110,9 +145,28 @@ try {
   emit("rss_with_10_objects_mb", smallRss, "MB");
   emit("rss_delta_per_1000_objects_mb", bigRss - smallRss, "MB");
 
+  // The bench's own watch on the namespace: when each value was first seen (name=value → Date.now()).
+  const seen = new Map<string, number>();
+  const configMaps = kube.resource("", "v1", "ConfigMap");
+  if (!configMaps) throw new Error("the API server does not serve v1 ConfigMaps");
+  const watch = new KindWatch(kube, {
+    info: configMaps,
+    labelSelector: "",
+    namespace: big.ns,
+    onUpdate: (u) => {
+      if (u.type === "relist") return;
+      const key = `${u.object.metadata?.name}=${(u.object.data as { value?: string } | undefined)?.value}`;
+      if (!seen.has(key)) seen.set(key, Date.now());
+    },
+  });
+  watch.start();
+  await watch.synced;
+  await sleep(500);
   const heal: number[] = [];
   const record: number[] = [];
   const sentAt: number[] = [];
+  const apiShare: number[] = [];
+  const berthShare: number[] = [];
   for (let e = 0; e < EDITS; e++) {
     const i = (e * 37) % 1000;
     const t0 = Date.now();
@@ -132,7 +186,13 @@ try {
     }
     heal.push(Date.now() - t0);
     await sleep(50);
+    const editSeen = seen.get(`cm-${i}=tampered-${e}`);
+    const healSeen = seen.get(`cm-${i}=v${i}`);
+    seen.delete(`cm-${i}=v${i}`); // the same object is edited again later
+    if (editSeen !== undefined) apiShare.push(editSeen - t0);
+    if (editSeen !== undefined && healSeen !== undefined) berthShare.push(healSeen - editSeen);
   }
+  await watch.stop();
   await sleep(500);
   const db = new Database(big.ledger, { readonly: true });
   const rows = db.query("SELECT detected_at FROM drift_events ORDER BY id").all() as Array<{
@@ -150,7 +210,16 @@ try {
   emit("heal_latency_max_ms", Math.max(...heal), "ms");
   emit("recorded_latency_p50_ms", pct(record, 0.5), "ms");
   emit("recorded_latency_p99_ms", pct(record, 0.99), "ms");
+  emit("api_edit_seen_p50_ms", pct(apiShare, 0.5), "ms");
+  emit("api_edit_seen_p99_ms", pct(apiShare, 0.99), "ms");
+  emit("berth_share_p50_ms", pct(berthShare, 0.5), "ms");
+  emit("berth_share_p99_ms", pct(berthShare, 0.99), "ms");
+  emit("berth_share_max_ms", Math.max(...berthShare), "ms");
+  emit("berth_share_samples", berthShare.length, "edits");
   emit("drift_events_recorded", rows.length, "events");
+  const wake = await wakeCost();
+  emit("loopback_http_back_to_back_ms", wake.busy, "ms");
+  emit("loopback_http_after_200ms_idle_ms", wake.idle, "ms");
 } finally {
   await git.close();
   execFileSync("bash", [join(ROOT, "scripts/cluster/cluster.sh"), "down"], {
