@@ -3,22 +3,14 @@
  * every manifest is exact, named by lastRender() in a fresh instance only while the inventory holds exactly its
  * digests, and added to a ledger of the schema before by migration.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import { SCHEMA_VERSION } from "../../agent/ledger/schema.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { RenderMemo } from "../../agent/object/records.ts";
-import { coreRef, tempDir, withRawDb } from "../support/ledger-fixtures.ts";
+import { coreRef, useLedgerPath, withRawDb } from "../support/ledger-fixtures.ts";
 
-let cleanup: () => void;
-let path: string;
-beforeEach(() => {
-  const t = tempDir();
-  cleanup = t.cleanup;
-  path = join(t.dir, "ledger.db");
-});
-afterEach(() => cleanup());
+const ledgerFile = useLedgerPath();
 
 const cm = (name: string, v = "1"): KubeObject => ({
   apiVersion: "v1",
@@ -62,10 +54,10 @@ async function syncOnce(
 
 describe("render memos", () => {
   test("a success keeps its memo: read back under its key only, with the manifests in render order", async () => {
-    const ledger = await Ledger.open(path);
+    const ledger = await Ledger.open(ledgerFile.path);
     const { id, memo } = await syncOnce(ledger);
     ledger.close();
-    const again = await Ledger.open(path);
+    const again = await Ledger.open(ledgerFile.path);
     try {
       const found = await again.renderMemo("web", "key-1");
       expect(found?.entry).toBe(id);
@@ -79,7 +71,7 @@ describe("render memos", () => {
   });
 
   test("a failed entry keeps no memo", async () => {
-    const ledger = await Ledger.open(path);
+    const ledger = await Ledger.open(ledgerFile.path);
     try {
       await syncOnce(ledger, "Failed");
       expect(await ledger.renderMemo("web", "key-1")).toBeUndefined();
@@ -89,16 +81,16 @@ describe("render memos", () => {
   });
 
   test("a manifest altered in the file is not read back (and no memo is taken)", async () => {
-    const ledger = await Ledger.open(path);
+    const ledger = await Ledger.open(ledgerFile.path);
     const { memo } = await syncOnce(ledger);
     ledger.close();
-    await withRawDb(path, (db) =>
+    await withRawDb(ledgerFile.path, (db) =>
       db.run("UPDATE blobs SET content = ? WHERE digest = ?", [
         new TextEncoder().encode(JSON.stringify(cm("a", "tampered"))),
         memo.objects[0]?.digest ?? "",
       ]),
     );
-    const again = await Ledger.open(path);
+    const again = await Ledger.open(ledgerFile.path);
     try {
       expect(await again.renderMemo("web", "key-1")).toBeUndefined();
     } finally {
@@ -107,10 +99,10 @@ describe("render memos", () => {
   });
 
   test("a fresh instance's lastRender is the memo's render while the inventory holds exactly its digests", async () => {
-    const ledger = await Ledger.open(path);
+    const ledger = await Ledger.open(ledgerFile.path);
     await syncOnce(ledger);
     ledger.close();
-    let fresh = await Ledger.open(path);
+    let fresh = await Ledger.open(ledgerFile.path);
     expect(fresh.lastRender("web")).toBe("sha256:render");
     // A claim adds to the inventory: the digests are no longer the memo's alone.
     const extra = await fresh.putManifests([cm("c")]);
@@ -120,12 +112,12 @@ describe("render memos", () => {
     expect(fresh.lastRender("web")).toBeUndefined();
     fresh.close();
     // A newer entry that failed: not the last entry's render any more.
-    fresh = await Ledger.open(path);
+    fresh = await Ledger.open(ledgerFile.path);
     await syncOnce(fresh);
     const id = fresh.begin({ app: "web", revision: "main@sha1:abc", trigger: "cli" });
     fresh.finish(id, { outcome: "Failed", reason: "BuildFailed", message: "x", objects: [], timings: {} });
     fresh.close();
-    fresh = await Ledger.open(path);
+    fresh = await Ledger.open(ledgerFile.path);
     try {
       expect(fresh.lastRender("web")).toBeUndefined();
     } finally {
@@ -141,7 +133,7 @@ describe("render memos", () => {
       metadata: { name: "s", namespace: "default" },
       stringData: { p: "x" },
     };
-    const ledger = await Ledger.open(path, { secretKey: keyA });
+    const ledger = await Ledger.open(ledgerFile.path, { secretKey: keyA });
     const digest = (await ledger.putManifests([secret])).get("default_s__Secret") ?? "";
     const item = { ref: coreRef("Secret", "s"), digest };
     const id = ledger.begin({ app: "web", revision: "main@sha1:abc", trigger: "cli" });
@@ -167,7 +159,7 @@ describe("render memos", () => {
       [new Uint8Array(32).fill(2), undefined],
       [undefined, undefined],
     ] as const) {
-      const fresh = await Ledger.open(path, key ? { secretKey: key } : {});
+      const fresh = await Ledger.open(ledgerFile.path, key ? { secretKey: key } : {});
       try {
         expect(fresh.lastRender("web")).toBe(expected);
       } finally {
@@ -177,7 +169,7 @@ describe("render memos", () => {
   });
 
   test("a no-op folded into the same entry under the same key does not rewrite the memo", async () => {
-    const ledger = await Ledger.open(path);
+    const ledger = await Ledger.open(ledgerFile.path);
     try {
       const objects = [cm("a")];
       const digest = (await ledger.putManifests(objects)).get("default_a__ConfigMap") ?? "";
@@ -211,16 +203,16 @@ describe("render memos", () => {
   });
 
   test("a ledger of the schema before migrates: its entries verify and it keeps memos from then on", async () => {
-    let ledger = await Ledger.open(path);
+    let ledger = await Ledger.open(ledgerFile.path);
     await syncOnce(ledger);
     ledger.close();
-    await withRawDb(path, (db) => {
+    await withRawDb(ledgerFile.path, (db) => {
       db.exec("DROP TABLE render_memos");
       db.exec(`PRAGMA user_version = ${SCHEMA_VERSION - 1}`);
     });
-    ledger = await Ledger.open(path);
+    ledger = await Ledger.open(ledgerFile.path);
     try {
-      expect(await withRawDb(path, (db) => db.get("PRAGMA user_version"))).toEqual({
+      expect(await withRawDb(ledgerFile.path, (db) => db.get("PRAGMA user_version"))).toEqual({
         user_version: SCHEMA_VERSION,
       });
       expect(ledger.verify()).toMatchObject({ ok: true, entries: 1 });

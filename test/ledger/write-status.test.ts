@@ -1,23 +1,15 @@
 /** The write status of each object row (schema version 6): stored, chained, and harmless to older ledgers. */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import type { EntryRow } from "../../agent/ledger/entry.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import { MIGRATIONS, SCHEMA_VERSION } from "../../agent/ledger/schema.ts";
 import { canonicalJson, sha256Hex } from "../../agent/object/canonical.ts";
-import { coreRef, tempDir, withRawDb } from "../support/ledger-fixtures.ts";
+import { coreRef, useLedgerPath, withRawDb } from "../support/ledger-fixtures.ts";
 
 /** The index of the migration that added entry_objects.status (the schema version before it). */
 const STATUS_MIGRATION = MIGRATIONS.findIndex((m) => m.includes("ADD COLUMN status"));
 
-let cleanup: () => void;
-let path: string;
-beforeEach(() => {
-  const t = tempDir();
-  cleanup = t.cleanup;
-  path = join(t.dir, "ledger.db");
-});
-afterEach(() => cleanup());
+const ledgerFile = useLedgerPath();
 
 const finishOne = (ledger: Ledger, statuses: Array<"applied" | "failed" | "not-attempted" | undefined>) => {
   const id = ledger.begin({ app: "web", revision: "r1", trigger: "poll" });
@@ -38,7 +30,7 @@ const finishOne = (ledger: Ledger, statuses: Array<"applied" | "failed" | "not-a
 
 describe("write status of entry objects", () => {
   test("each object's status is stored, read back and covered by the hash chain", async () => {
-    const ledger = await Ledger.open(path);
+    const ledger = await Ledger.open(ledgerFile.path);
     const id = finishOne(ledger, ["applied", "failed", "not-attempted", undefined]);
     expect(ledger.get(id)?.objects.map((o) => o.status ?? "-")).toEqual([
       "applied",
@@ -48,17 +40,17 @@ describe("write status of entry objects", () => {
     ]);
     expect(ledger.verify()).toMatchObject({ ok: true, entries: 1 });
     ledger.close();
-    await withRawDb(path, (db) =>
+    await withRawDb(ledgerFile.path, (db) =>
       db.run("UPDATE entry_objects SET status = 'applied' WHERE status = 'not-attempted'"),
     );
-    const reopened = await Ledger.open(path);
+    const reopened = await Ledger.open(ledgerFile.path);
     expect(reopened.verify()).toMatchObject({ ok: false, firstBad: id });
     reopened.close();
   });
 
   test("the column refuses other values", async () => {
-    (await Ledger.open(path)).close();
-    await withRawDb(path, (db) => {
+    (await Ledger.open(ledgerFile.path)).close();
+    await withRawDb(ledgerFile.path, (db) => {
       expect(() =>
         db.run(
           "INSERT INTO entries (app, revision, trigger, outcome, started_at) VALUES ('a', 'r', 't', 'Running', 'x')",
@@ -75,10 +67,10 @@ describe("write status of entry objects", () => {
   test("a ledger written before the column existed migrates, verifies and keeps its hashes", async () => {
     // Build entries without statuses, then turn the file back into the schema before the column (as the previous
     // release wrote it).
-    let ledger = await Ledger.open(path);
+    let ledger = await Ledger.open(ledgerFile.path);
     const old = [finishOne(ledger, [undefined, undefined]), finishOne(ledger, [undefined])];
     ledger.close();
-    await withRawDb(path, (db) => {
+    await withRawDb(ledgerFile.path, (db) => {
       db.exec("ALTER TABLE entry_objects DROP COLUMN status");
       // The migrations after the status column's are undone too (they run again on open).
       db.exec("DROP TABLE render_memos");
@@ -123,9 +115,9 @@ describe("write status of entry objects", () => {
         expect(row.content_hash).toBe(sha256Hex(canonicalJson(hashed)));
       }
     });
-    ledger = await Ledger.open(path);
+    ledger = await Ledger.open(ledgerFile.path);
     try {
-      expect(await withRawDb(path, (db) => db.get("PRAGMA user_version"))).toEqual({
+      expect(await withRawDb(ledgerFile.path, (db) => db.get("PRAGMA user_version"))).toEqual({
         user_version: SCHEMA_VERSION,
       });
       expect(ledger.verify()).toMatchObject({ ok: true, entries: 2 });

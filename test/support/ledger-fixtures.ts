@@ -1,4 +1,5 @@
 /** Shared fixtures of the ledger tests: temporary files, sample objects, raw access to the database file. */
+import { afterEach, beforeEach } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,22 @@ import type { KubeObject, ObjectRef } from "../../agent/object/object.ts";
 export function tempDir(prefix = "berth-ledger-"): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Gives each test of the calling file a fresh ledger path in its own temporary directory, removed after the test.
+ * Read `.path` inside a test (it changes per test).
+ */
+export function useLedgerPath(): { readonly path: string } {
+  const current = { path: "" };
+  let cleanup = () => {};
+  beforeEach(() => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    current.path = join(t.dir, "ledger.db");
+  });
+  afterEach(() => cleanup());
+  return current;
 }
 
 /** The bytes of a database file and its -wal and -shm companions, concatenated. */
