@@ -82,11 +82,14 @@ const attempts = async (agent: Agent) => {
   return new Map([...m].map(([k, v]) => [/app="([^"]+)"/.exec(k)?.[1] ?? k, v]));
 };
 // Watch requests (each kind's watch re-opens every 20 s) keep the view, not the resync: left out of the count.
-const kubeRequests = async (agent: Agent) =>
-  [...(await agent.metrics("berth_kube_requests_total"))]
-    .filter(([key]) => !key.includes('verb="watch"'))
-    .reduce((a, [, n]) => a + n, 0);
-
+const kubeRequestsByVerb = async (agent: Agent) => {
+  const byVerb = new Map<string, number>();
+  for (const [key, n] of await agent.metrics("berth_kube_requests_total")) {
+    const verb = /verb="([^"]+)"/.exec(key)?.[1] ?? key;
+    if (verb !== "watch") byVerb.set(verb, (byVerb.get(verb) ?? 0) + n);
+  }
+  return byVerb;
+};
 async function measure(shape: { objects: number; apps: number }, run: number) {
   const per = Math.floor(shape.objects / shape.apps);
   const tag = `s${shape.objects}x${shape.apps}r${run}-${Math.random().toString(16).slice(2, 6)}`;
@@ -115,7 +118,7 @@ async function measure(shape: { objects: number; apps: number }, run: number) {
 
     // Warm no-op of every app at once.
     const before = await attempts(agent);
-    const req0 = await kubeRequests(agent);
+    const req0 = await kubeRequestsByVerb(agent);
     const t0 = performance.now();
     await Promise.all(apps.map((a) => askSync(agent, a.name)));
     await until("every app's no-op attempt finished", 600_000, async () => {
@@ -123,7 +126,12 @@ async function measure(shape: { objects: number; apps: number }, run: number) {
       return apps.every((a) => (now.get(a.name) ?? 0) > (before.get(a.name) ?? 0));
     });
     const noopS = (performance.now() - t0) / 1000;
-    const noopRequests = (await kubeRequests(agent)) - req0;
+    const req1 = await kubeRequestsByVerb(agent);
+    // By verb, so a no-op that is not free says what it asked (every app's periodic resync falls in it too).
+    const noopByVerb = Object.fromEntries(
+      [...req1].map(([verb, n]) => [verb, n - (req0.get(verb) ?? 0)]).filter(([, n]) => (n as number) > 0),
+    ) as Record<string, number>;
+    const noopRequests = Object.values(noopByVerb).reduce((a, n) => a + n, 0);
     await agent.allSynced(60_000);
 
     // One change in the first app.
@@ -162,6 +170,7 @@ async function measure(shape: { objects: number; apps: number }, run: number) {
       firstSyncS: agent.firstSyncS,
       noopS,
       noopRequests,
+      noopByVerb,
       changeS,
       driftS,
       idleMb,
@@ -181,7 +190,7 @@ try {
   for (const shape of SHAPES) {
     const runs: Array<Awaited<ReturnType<typeof measure>>> = [];
     for (let r = 0; r < RUNS; r++) runs.push(await measure(shape, r));
-    const pick = (k: keyof (typeof runs)[number]) => range(runs.map((x) => x[k]));
+    const pick = (k: Exclude<keyof (typeof runs)[number], "noopByVerb">) => range(runs.map((x) => x[k]));
     curve.push({
       objects: shape.objects,
       apps: shape.apps,
@@ -189,6 +198,7 @@ try {
       firstSyncS: pick("firstSyncS"),
       warmNoopS: pick("noopS"),
       warmNoopKubeRequests: pick("noopRequests"),
+      warmNoopKubeRequestsByVerb: runs.map((x) => x.noopByVerb),
       oneChangeS: pick("changeS"),
       driftHealS: pick("driftS"),
       idleRssMb: pick("idleMb"),
