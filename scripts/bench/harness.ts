@@ -246,6 +246,8 @@ export async function startAgent(opts: {
   concurrency?: number;
   extra?: string;
   firstSyncTimeoutMs?: number;
+  /** Added to the agent's environment (e.g. BERTH_JIT=on). */
+  env?: Record<string, string>;
 }) {
   const ws = mkdtempSync(join(tmpdir(), "berth-bench-agent-"));
   const port = await freePort();
@@ -265,6 +267,7 @@ export async function startAgent(opts: {
     spawn(opts.binary, ["run", "--config", join(ws, "berth.yaml"), "--kubeconfig", opts.kubeconfig], {
       stdio: ["ignore", "pipe", "pipe"],
       cwd: ws,
+      ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
     }),
   );
   const pid = proc.child.pid as number;

@@ -23,7 +23,9 @@
  *   RSS          idle (10 s after the first sync) and peak (VmHWM), both controllers summed for Flux;
  *   CPU          the agent's CPU seconds and the API server's + etcd's, during the first sync.
  * Every step is checked; a failure exits non-zero.
- * Usage: bun scripts/bench/vs-flux.ts [--runs 3]   (first use builds Flux: ~10 min cold, cached after)
+ * `--berth-jit`: each run also syncs berth with BERTH_JIT=on (the JIT kept; `berth run` turns it off by default),
+ * printed beside the default as `berthJitOnFigures` with its own ratios.
+ * Usage: bun scripts/bench/vs-flux.ts [--runs 3] [--berth-jit]   (first use builds Flux: ~10 min cold, cached after)
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
@@ -54,6 +56,7 @@ import {
 import { tree1000 } from "./tree-1000.ts";
 
 const RUNS = numberFlag("--runs", 3);
+const BERTH_JIT = process.argv.includes("--berth-jit");
 const flux = execFileSync("bash", [join(ROOT, "scripts/bench/flux-build.sh")], {
   encoding: "utf8",
   stdio: ["ignore", "pipe", "inherit"],
@@ -268,7 +271,7 @@ async function runFlux(run: number): Promise<Figures> {
   }
 }
 
-async function runBerth(run: number): Promise<Figures> {
+async function runBerth(run: number, env?: Record<string, string>): Promise<Figures> {
   const ns = `berth-${run}-${Math.random().toString(16).slice(2, 6)}`;
   const repo = `berth${run}-${ns}`;
   const url = git.createRepo(repo);
@@ -279,6 +282,7 @@ async function runBerth(run: number): Promise<Figures> {
     kubeconfig: cluster.kubeconfig,
     url,
     apps: [{ name: "bench", path: "app" }],
+    ...(env ? { env } : {}),
   });
   try {
     const agentCpuS = cpuSeconds(agent.pid);
@@ -343,12 +347,17 @@ const stopFailures: string[] = [];
 const load = loadSampler();
 const fluxRuns: Figures[] = [];
 const berthRuns: Figures[] = [];
+const berthJitRuns: Figures[] = [];
 try {
   for (let run = 0; run < RUNS; run++) {
     fluxRuns.push(await runFlux(run));
     note(`run ${run} Flux: ${JSON.stringify(fluxRuns.at(-1))}`);
     berthRuns.push(await runBerth(run));
     note(`run ${run} berth: ${JSON.stringify(berthRuns.at(-1))}`);
+    if (BERTH_JIT) {
+      berthJitRuns.push(await runBerth(run + 100, { BERTH_JIT: "on" }));
+      note(`run ${run} berth, JIT on: ${JSON.stringify(berthJitRuns.at(-1))}`);
+    }
   }
 } finally {
   load.stop();
@@ -359,6 +368,15 @@ const keys = Object.keys(fluxRuns[0] ?? {}) as Array<keyof Figures>;
 const summary = (runs: Figures[]) => Object.fromEntries(keys.map((k) => [k, range(runs.map((r) => r[k]))]));
 const fluxS = summary(fluxRuns);
 const berthS = summary(berthRuns);
+const berthJitS = summary(berthJitRuns);
+// Flux ÷ berth of the medians (> 1: berth is ahead); a 0 berth figure gives no ratio.
+const ratios = (b: ReturnType<typeof summary>) =>
+  Object.fromEntries(
+    keys.map((k) => {
+      const m = b[k]?.median ?? 0;
+      return [k, m === 0 ? null : round((fluxS[k]?.median ?? Number.NaN) / m, 2)];
+    }),
+  );
 console.log(
   JSON.stringify({
     bench: "vs-flux",
@@ -371,13 +389,8 @@ console.log(
     runs: RUNS,
     fluxFigures: fluxS,
     berthFigures: berthS,
-    // Flux ÷ berth of the medians (> 1: berth is ahead); a 0 berth figure gives no ratio.
-    ratioFluxOverBerth: Object.fromEntries(
-      keys.map((k) => {
-        const b = berthS[k]?.median ?? 0;
-        return [k, b === 0 ? null : round((fluxS[k]?.median ?? Number.NaN) / b, 2)];
-      }),
-    ),
+    ratioFluxOverBerth: ratios(berthS),
+    ...(BERTH_JIT ? { berthJitOnFigures: berthJitS, ratioFluxOverBerthJitOn: ratios(berthJitS) } : {}),
     load1: load.summary(),
     failures: stopFailures,
   }),
