@@ -89,8 +89,51 @@ export function parseRuleFile(text: string, file: string, builtin = false): Rule
   // The first problem only: a rule file is small, and each later check assumes the schema held.
   const problem = schemaProblems(validate, data, EXPECTED)[0];
   if (problem) throw problemError(file, yaml.locate(problem));
+  return compileRules(data, (path) => yaml.positionOf(path)?.line ?? 1, file, builtin);
+}
+
+/**
+ * A built-in pack as rules/embed.ts stores it: the YAML already parsed (and checked against the schema when it
+ * was embedded), with the line of each rule and of each of its fields by dotted path ("health.0.current").
+ * A short-lived command then parses no YAML for the packs: that was ~100 ms of a 0.5 s `berth sync` no-op.
+ */
+export interface EmbeddedPack {
+  data: unknown;
+  lines: Readonly<Record<string, number>>;
+}
+
+/** Compiles an embedded built-in pack (its expressions are compiled here, as a file's are). */
+export function compileEmbeddedPack(pack: EmbeddedPack, file: string): RuleFile {
+  const lineOf = (path: Array<string | number>): number =>
+    pack.lines[path.join(".")] ?? pack.lines[path.slice(0, 2).join(".")] ?? 1;
+  return compileRules(pack.data, lineOf, file, true);
+}
+
+/** The lines an EmbeddedPack keeps for a parsed rule file: each rule's, and each of its fields'. */
+export function embeddedLines(text: string): Record<string, number> {
+  const yaml = PositionedYaml.parse(text);
+  const lines: Record<string, number> = {};
+  const data = yaml.data as Record<string, unknown>;
+  for (const section of ["health", "sync"]) {
+    const rules = data[section];
+    if (!Array.isArray(rules)) continue;
+    rules.forEach((rule, i) => {
+      lines[`${section}.${i}`] = yaml.positionOf([section, i])?.line ?? 1;
+      for (const field of Object.keys((rule ?? {}) as Record<string, unknown>))
+        lines[`${section}.${i}.${field}`] = yaml.positionOf([section, i, field])?.line ?? 1;
+    });
+  }
+  return lines;
+}
+
+/** Compiles a parsed rule file's rules; `lineOf` places a path (for sources and errors). */
+function compileRules(
+  data: unknown,
+  lineOf: (path: Array<string | number>) => number,
+  file: string,
+  builtin: boolean,
+): RuleFile {
   const raw = data as { health?: Array<Record<string, unknown>>; sync?: Array<Record<string, unknown>> };
-  const lineOf = (path: Array<string | number>): number => yaml.positionOf(path)?.line ?? 1;
   const compileAt = (expr: string, path: Array<string | number>, rule: string, expect?: string[]) => {
     try {
       return healthOrSync(path[0] === "health").compile(expr, expect);

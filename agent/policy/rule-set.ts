@@ -6,11 +6,17 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BerthError, messageOf } from "../object/errors.ts";
 import { BUILTIN_PACKS } from "./builtin-packs.ts";
-import { type HealthRule, parseRuleFile, type RuleFile, type SyncRule } from "./rule-file.ts";
+import {
+  compileEmbeddedPack,
+  type HealthRule,
+  parseRuleFile,
+  type RuleFile,
+  type SyncRule,
+} from "./rule-file.ts";
 
-/** Parses and compiles the built-in packs (they are tested, so a failure here is a bug). */
+/** Compiles the built-in packs, parsed when embedded (they are tested, so a failure here is a bug). */
 export function builtinRuleFiles(): RuleFile[] {
-  return Object.entries(BUILTIN_PACKS).map(([file, text]) => parseRuleFile(text, file, true));
+  return Object.entries(BUILTIN_PACKS).map(([file, pack]) => compileEmbeddedPack(pack, file));
 }
 
 /**
