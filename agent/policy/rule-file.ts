@@ -95,7 +95,8 @@ export function parseRuleFile(text: string, file: string, builtin = false): Rule
 /**
  * A built-in pack as rules/embed.ts stores it: the YAML already parsed (and checked against the schema when it
  * was embedded), with the line of each rule and of each of its fields by dotted path ("health.0.current").
- * A short-lived command then parses no YAML for the packs: that was ~100 ms of a 0.5 s `berth sync` no-op.
+ * A short-lived command then parses no YAML for the packs: loading them cold takes half the time
+ * (scripts/bench/rules-load.ts).
  */
 export interface EmbeddedPack {
   data: unknown;
