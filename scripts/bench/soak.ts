@@ -41,6 +41,8 @@ const DRIFT_S = 300;
 const cluster = ownCluster("soak");
 const git = await GitFixture.start();
 const binary = binaryCopy(mkdtempSync(join(tmpdir(), "berth-soak-bin-")));
+// The commit the binary was built from, read now: the checkout may move during an hour's run.
+const builtFrom = commitOfTree();
 const ns = `soak-${Math.random().toString(16).slice(2, 6)}`;
 const url = git.createRepo("soak");
 git.commit("soak", tree1000(ns, "0"));
@@ -168,7 +170,7 @@ try {
   console.log(
     JSON.stringify({
       bench: "soak",
-      commit: commitOfTree(),
+      commit: builtFrom,
       objects: 1001,
       minutes: MINUTES,
       sampleSeconds: SAMPLE_S,
