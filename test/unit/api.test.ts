@@ -28,10 +28,13 @@ class FakeLoop implements LoopControl {
   triggeredBy: Array<string | undefined> = [];
   suspended = new Set<string>();
   ticks = 1;
+  /** Calls of status(): each reads every app's pin from the ledger. */
+  statusCalls = 0;
   seenRevision: string | undefined = REV;
   gitUnreachableSince: string | undefined;
   gitError: string | undefined;
   status(): AppState[] {
+    this.statusCalls++;
     return ["web", "base"].map((name) => ({
       name,
       suspended: this.suspended.has(name),
@@ -123,6 +126,8 @@ describe("createApi() routes", () => {
     const r = await api.request("/api/v1/apps", { headers: reader });
     expect(r.status).toBe(200);
     const { apps } = (await r.json()) as { apps: Array<Record<string, unknown>> };
+    // The list asks the loop once, not once per app (that was apps² ledger reads).
+    expect(loop.statusCalls).toBe(1);
     const validate = new Ajv({ strict: true, allowUnionTypes: true, validateFormats: false }).compile(
       API_SCHEMAS.App,
     );
