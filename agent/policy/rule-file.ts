@@ -111,8 +111,7 @@ export function compileEmbeddedPack(pack: EmbeddedPack, file: string): RuleFile 
 }
 
 /** The lines an EmbeddedPack keeps for a parsed rule file: each rule's, and each of its fields'. */
-export function embeddedLines(text: string): Record<string, number> {
-  const yaml = PositionedYaml.parse(text);
+export function embeddedLines(yaml: PositionedYaml): Record<string, number> {
   const lines: Record<string, number> = {};
   const data = yaml.data as Record<string, unknown>;
   for (const section of ["health", "sync"]) {
