@@ -24,6 +24,7 @@ import { KindWatch } from "../../agent/kube/watch.ts";
 import { inBackground } from "../../test/support/binary.ts";
 import { GitFixture } from "../../test/support/git.ts";
 import { numberFlag } from "./flags.ts";
+import { stringFlag } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const EDITS = numberFlag("--edits", 100);
@@ -55,14 +56,9 @@ const up = execFileSync("bash", [join(ROOT, "scripts/cluster/cluster.sh"), "up"]
 });
 const kubeconfig = /^KUBECONFIG=(.+)$/m.exec(up)?.[1] ?? "";
 // `--binary PATH` measures another build (an older commit's, say) with this bench; default: this tree's.
-const binaryFlag = process.argv[process.argv.indexOf("--binary") + 1];
 const binary =
-  process.argv.includes("--binary") && binaryFlag
-    ? binaryFlag
-    : join(
-        ROOT,
-        execFileSync("bash", [join(ROOT, "scripts/build.sh")], { cwd: ROOT, encoding: "utf8" }).trim(),
-      );
+  stringFlag("--binary") ??
+  join(ROOT, execFileSync("bash", [join(ROOT, "scripts/build.sh")], { cwd: ROOT, encoding: "utf8" }).trim());
 const kube = KubeClient.connect({ kubeconfig });
 await kube.discover();
 const git = await GitFixture.start();

@@ -7,9 +7,9 @@
  * Run: bun scripts/bench/rules-load.ts [--runs 7]
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { figurePrinter, median, numberFlag } from "./flags.ts";
+import { loadavg1 } from "./harness.ts";
 
 const print = figurePrinter("rules-load");
 const RUNS = numberFlag("--runs", 7);
@@ -32,11 +32,10 @@ function once(way: "embedded" | "yaml"): number {
   return Number(execFileSync(BUN, ["-e", script], { cwd: ROOT, encoding: "utf8" }).trim());
 }
 
-const load = () => readFileSync("/proc/loadavg", "utf8").split(" ")[0];
 const times: Record<"embedded" | "yaml", number[]> = { embedded: [], yaml: [] };
-const loads: string[] = [];
+const loads: number[] = [];
 for (let r = 0; r < RUNS; r++) {
-  loads.push(load() ?? "");
+  loads.push(loadavg1());
   // Interleaved, so a change in the machine's load falls on both ways alike.
   times.embedded.push(once("embedded"));
   times.yaml.push(once("yaml"));
