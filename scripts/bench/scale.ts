@@ -11,7 +11,9 @@
  *   RSS          idle (10 s after the first sync) and peak (VmHWM) of the binary; the ledger's bytes.
  * Every step is checked (app views, ledger outcomes, live values); a failure exits non-zero.
  * Prints one JSON object (the curve) and then a text table on stderr.
- * Usage: bun scripts/bench/scale.ts [--shapes 100x1,1000x1,10000x1,10000x100] [--runs 1]
+ * Usage: bun scripts/bench/scale.ts [--shapes 100x1,1000x1,10000x1,10000x100] [--runs 1] [--cpu-prof DIR]
+ *   --cpu-prof DIR  the agent writes a Markdown CPU profile per run into DIR (Bun's --cpu-prof-md); timings then
+ *                   include the profiler's cost.
  * Time on this 2-core machine under load: 100 ≈ 1 min, 1,000 ≈ 2 min, 10,000 ≈ 8-15 min each (plus ~1 min to
  * start the control plane).
  */
@@ -44,6 +46,7 @@ const SHAPES = (stringFlag("--shapes") ?? "100x1,1000x1,10000x1,10000x100").spli
   return { objects: objects as number, apps: apps ?? 1 };
 });
 const RUNS = numberFlag("--runs", 1);
+const CPU_PROF = stringFlag("--cpu-prof");
 
 const cluster = ownCluster("scale");
 const git = await GitFixture.start();
@@ -110,6 +113,8 @@ async function measure(shape: { objects: number; apps: number }, run: number) {
     url,
     apps,
     firstSyncTimeoutMs: 60 * 60_000,
+    // Only the agent's: BUN_OPTIONS in the bench's own environment would reach the build too.
+    ...(CPU_PROF ? { env: { BUN_OPTIONS: `--cpu-prof-md --cpu-prof-dir ${CPU_PROF}` } } : {}),
   });
   try {
     note(`first sync ${round(agent.firstSyncS)} s`);
