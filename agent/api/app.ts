@@ -30,7 +30,8 @@ export const MAX_HOOK_BODY = 1024 * 1024;
 
 /** What the API reads and drives in the run loop. */
 export interface LoopControl extends GitView {
-  status(): AppState[];
+  /** Every app's state, or at least app `only`'s when named (a fake may return them all). */
+  status(only?: string): AppState[];
   /**
    * Asks for an attempt now without waiting for it to start; `by` is recorded as the attempt's trigger:
    * `api:<token name>`, `webhook:<provider>`.

@@ -324,13 +324,15 @@ export class SyncLoop {
       this.settle(app, { started: false, reason: "Stopped", message: "the agent is stopping" });
   }
 
-  /** A copy of every app's state. */
-  status(): AppState[] {
-    return [...this.states.values()].map((s) => {
+  /** A copy of every app's state, or only of app `only` (one pin read, not one per app). */
+  status(only?: string): AppState[] {
+    const states = only === undefined ? [...this.states.values()] : [this.states.get(only)];
+    return states.flatMap((s) => {
+      if (!s) return [];
       // Read live: `berth pin`/`unpin` may change the ledger from another process between attempts.
       const { pinned: _stale, ...state } = s;
       const pin = this.deps.ledger.pinOf?.(s.name);
-      return pin ? { ...state, pinned: pin } : state;
+      return [pin ? { ...state, pinned: pin } : state];
     });
   }
 

@@ -30,11 +30,14 @@ class FakeLoop implements LoopControl {
   ticks = 1;
   /** Calls of status(): each reads every app's pin from the ledger. */
   statusCalls = 0;
+  /** The app each status() call named, "*" for all. */
+  statusAsked: string[] = [];
   seenRevision: string | undefined = REV;
   gitUnreachableSince: string | undefined;
   gitError: string | undefined;
-  status(): AppState[] {
+  status(only?: string): AppState[] {
     this.statusCalls++;
+    this.statusAsked.push(only ?? "*");
     return ["web", "base"].map((name) => ({
       name,
       suspended: this.suspended.has(name),
@@ -138,7 +141,10 @@ describe("createApi() routes", () => {
     expect(web.revision).toEqual({ applied: REV, seen: REV });
     expect(base.syncStatus).toBe("Failed");
     expect(base.lastError).toMatchObject({ reason: "BuildFailed", message: "x.yaml: bad" });
+    loop.statusAsked = [];
     const one = (await (await api.request("/api/v1/apps/web", { headers: reader })).json()) as any;
+    // One app's request reads that app's state only (its pin), not every app's.
+    expect(loop.statusAsked).toEqual(["web"]);
     expect(one.objects).toEqual([{ subject: "ConfigMap/ns/cm", action: "created", health: "Current" }]);
     expect((await api.request("/api/v1/apps/nope", { headers: reader })).status).toBe(404);
   });

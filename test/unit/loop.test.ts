@@ -193,6 +193,36 @@ describe("SyncLoop", () => {
     await running;
   });
 
+  test("status(name) is that app's state alone, its pin read live, one pin read", async () => {
+    const h = await harness();
+    const loop = new SyncLoop(h.deps, [app("web"), app("base")], { interval: 60_000 });
+    const running = loop.start();
+    await until("both synced", () => loop.status().every((s) => s.status === "Synced"));
+    const entry = h.ledger.list({ app: "web" })[0];
+    if (!entry) throw new Error("web has no entry");
+    h.ledger.pin("web", entry.id);
+    const asked: string[] = [];
+    const pinOf = h.ledger.pinOf.bind(h.ledger);
+    h.deps.ledger.pinOf = (name: string) => {
+      asked.push(name);
+      return pinOf(name);
+    };
+    const [web, ...rest] = loop.status("web");
+    expect(rest).toEqual([]);
+    expect(web?.name).toBe("web");
+    expect(web?.pinned?.entry).toBe(entry.id);
+    expect(asked).toEqual(["web"]);
+    expect(loop.status("nope")).toEqual([]);
+    expect(
+      loop
+        .status()
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(["base", "web"]);
+    await loop.stop();
+    await running;
+  });
+
   test("when Git becomes unreachable the last good commit stays applied and the outage is reported", async () => {
     const { h, loop, running } = await baseSynced({ interval: 30, backoffBase: 10 });
     h.setGitDown(true);

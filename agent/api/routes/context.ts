@@ -18,7 +18,8 @@ export interface AppLookup {
 
 export function appLookup(deps: ApiDeps): AppLookup {
   const appsNow = () => deps.loop.appSpecs?.() ?? deps.apps;
-  const stateOf = (name: string) => deps.loop.status().find((s) => s.name === name);
+  // Only this app's state: status() reads a pin per app it returns.
+  const stateOf = (name: string) => deps.loop.status(name).find((s) => s.name === name);
   const gitOf = (spec: AppSpecView) => deps.loop.sourceView?.(spec.source ?? "default") ?? deps.loop;
   return {
     appsNow,
