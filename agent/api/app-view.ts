@@ -126,6 +126,45 @@ export interface AppSpecView {
 
 /** How many recent entries are searched for the last successful one. */
 const LOOKBACK = 50;
+/** Read first: a synced app's newest entries hold what a view needs (no-op resyncs fold into one). */
+const FIRST_LOOK = 4;
+
+/** The app's newest entries, enough to find its newest finished and newest successful one (or LOOKBACK). */
+function recentOf(ledger: LedgerView, app: string): EntrySummary[] {
+  const first = ledger.list({ app, limit: FIRST_LOOK });
+  const found = first.some((e) => e.outcome === "Succeeded");
+  return found || first.length < FIRST_LOOK ? first : ledger.list({ app, limit: LOOKBACK });
+}
+
+/** The few figures /metrics reports per app: the same as the app's view says, from fewer ledger reads. */
+export interface AppStatusView {
+  name: string;
+  syncStatus: AppView["syncStatus"];
+  healthStatus: string;
+  applied?: string;
+}
+
+/** What an app's view says of its sync and health, without its drift, errors or history. */
+export function appStatus(
+  spec: AppSpecView,
+  state: AppState | undefined,
+  git: GitView,
+  ledger: LedgerView,
+): AppStatusView {
+  return statusParts(spec.name, state, git, recentOf(ledger, spec.name)).status;
+}
+
+function statusParts(name: string, state: AppState | undefined, git: GitView, recent: EntrySummary[]) {
+  const finished = recent.find((e) => e.outcome !== "Running");
+  const applied = recent.find((e) => e.outcome === "Succeeded");
+  const status: AppStatusView = {
+    name,
+    syncStatus: syncStatusOf(state, applied?.revision, git.seenRevision, finished),
+    healthStatus: finished?.health ?? (finished ? "Unknown" : "NotFound"),
+  };
+  if (applied) status.applied = applied.revision;
+  return { status, finished, applied };
+}
 
 /** Builds the view of one app; `detail` adds per-object actions and health of the newest entry. */
 export function appView(
@@ -135,9 +174,8 @@ export function appView(
   ledger: LedgerView,
   detail: boolean,
 ): AppView {
-  const recent = ledger.list({ app: spec.name, limit: LOOKBACK });
-  const finished = recent.find((e) => e.outcome !== "Running");
-  const applied = recent.find((e) => e.outcome === "Succeeded");
+  const recent = recentOf(ledger, spec.name);
+  const { status, finished, applied } = statusParts(spec.name, state, git, recent);
   const seen = git.seenRevision;
   const view: AppView = {
     name: spec.name,
@@ -153,8 +191,8 @@ export function appView(
         }
       : {}),
     dependsOn: [...spec.dependsOn],
-    syncStatus: syncStatusOf(state, applied?.revision, seen, finished),
-    healthStatus: finished?.health ?? (finished ? "Unknown" : "NotFound"),
+    syncStatus: status.syncStatus,
+    healthStatus: status.healthStatus,
     revision: {},
     git: { reachable: git.gitUnreachableSince === undefined },
   };

@@ -327,11 +327,15 @@ export class SyncLoop {
   /** A copy of every app's state, or only of app `only` (one pin read, not one per app). */
   status(only?: string): AppState[] {
     const states = only === undefined ? [...this.states.values()] : [this.states.get(only)];
+    // Read live: `berth pin`/`unpin` may change the ledger from another process between attempts. Every
+    // app's in one read when the ledger can (the API's list and /metrics ask for all apps, often).
+    const ledger = this.deps.ledger;
+    const all = only === undefined ? ledger.pinsByApp?.() : undefined;
+    const pinOf = (app: string) => (all ? all.get(app) : ledger.pinOf?.(app));
     return states.flatMap((s) => {
       if (!s) return [];
-      // Read live: `berth pin`/`unpin` may change the ledger from another process between attempts.
       const { pinned: _stale, ...state } = s;
-      const pin = this.deps.ledger.pinOf?.(s.name);
+      const pin = pinOf(s.name);
       return [pin ? { ...state, pinned: pin } : state];
     });
   }

@@ -70,6 +70,8 @@ export interface LedgerPort {
   claimInventory(app: string, items: readonly InventoryItem[]): void;
   /** The entry an operator pinned the app to (the loop replays it instead of Git); optional for fakes. */
   pinOf?(app: string): PinState | undefined;
+  /** Every pinned app's pin, in one read (optional for fakes: then pinOf per app). */
+  pinsByApp?(): Map<string, PinState>;
   /**
    * Throws (naming the ledger: "ledger: disk full at <path>") when the ledger cannot record a sync now, so
    * nothing is applied unrecorded; optional for fakes.

@@ -238,6 +238,11 @@ export class Ledger {
     return this.pins.of(app);
   }
 
+  /** Every pinned app's pin, by app. */
+  pinsByApp(): Map<string, Pin> {
+    return this.pins.all();
+  }
+
   /** Records the Git revision a pinned app is not applying (shown as pending). */
   notePinPending(app: string, revision: string): void {
     this.pins.notePending(app, revision);

@@ -149,6 +149,37 @@ describe("createApi() routes", () => {
     expect((await api.request("/api/v1/apps/nope", { headers: reader })).status).toBe(404);
   });
 
+  test("metrics say what the app list says, also for a success older than the newest few entries", async () => {
+    // Failures after web's success: the views' first short read of the ledger holds no success.
+    for (let i = 0; i < 6; i++) {
+      const id = ledger.begin({ app: "web", revision: `main@sha1:${String(i).repeat(40)}`, trigger: "cli" });
+      ledger.finish(id, {
+        outcome: "Failed",
+        reason: "ApplyFailed",
+        message: `no ${i}`,
+        objects: [],
+        timings: {},
+      });
+    }
+    const { apps } = (await (await api.request("/api/v1/apps", { headers: reader })).json()) as {
+      apps: Array<{ name: string; syncStatus: string; healthStatus: string; revision: { applied?: string } }>;
+    };
+    const web = apps.find((a) => a.name === "web");
+    expect(web).toMatchObject({ syncStatus: "Failed", healthStatus: "Unknown", revision: { applied: REV } });
+    const text = await (await api.request("/metrics")).text();
+    const info = text
+      .split("\n")
+      .filter((l) => l.startsWith("berth_app_info{"))
+      .sort();
+    const expected = apps
+      .map(
+        (a) =>
+          `berth_app_info{app="${a.name}",revision="${a.revision.applied ?? ""}",sync_status="${a.syncStatus}",health_status="${a.healthStatus}"} 1`,
+      )
+      .sort();
+    expect(info).toEqual(expected);
+  });
+
   test("ledger list paginates with before; an entry shows its objects; bad parameters are 422", async () => {
     const first = (await (await api.request("/api/v1/ledger?limit=1", { headers: reader })).json()) as any;
     expect(first.entries.map((e: any) => e.app)).toEqual(["base"]);

@@ -193,7 +193,7 @@ describe("SyncLoop", () => {
     await running;
   });
 
-  test("status(name) is that app's state alone, its pin read live, one pin read", async () => {
+  test("status(name) reads that app's pin alone; status() reads all pins at once, live", async () => {
     const h = await harness();
     const loop = new SyncLoop(h.deps, [app("web"), app("base")], { interval: 60_000 });
     const running = loop.start();
@@ -213,6 +213,19 @@ describe("SyncLoop", () => {
     expect(web?.pinned?.entry).toBe(entry.id);
     expect(asked).toEqual(["web"]);
     expect(loop.status("nope")).toEqual([]);
+    // Every app's state: all pins in one read, none per app.
+    let allReads = 0;
+    const pinsByApp = h.ledger.pinsByApp.bind(h.ledger);
+    h.deps.ledger.pinsByApp = () => {
+      allReads++;
+      return pinsByApp();
+    };
+    asked.length = 0;
+    const all = loop.status();
+    expect(allReads).toBe(1);
+    expect(asked).toEqual([]);
+    expect(all.find((s) => s.name === "web")?.pinned?.entry).toBe(entry.id);
+    expect(all.find((s) => s.name === "base")?.pinned).toBeUndefined();
     expect(
       loop
         .status()

@@ -1,7 +1,14 @@
 /** What every route group shares: the app lookups over the loop, JSON bodies and integer parameters. */
 import type { Context } from "hono";
 import type { ApiDeps, ApiEnv } from "../app.ts";
-import { type AppSpecView, type AppView, appView, type GitView } from "../app-view.ts";
+import {
+  type AppSpecView,
+  type AppStatusView,
+  type AppView,
+  appStatus,
+  appView,
+  type GitView,
+} from "../app-view.ts";
 import { HttpError } from "../http-error.ts";
 import { validateBody } from "../schemas.ts";
 
@@ -14,6 +21,8 @@ export interface AppLookup {
   stateOf(name: string): ReturnType<ApiDeps["loop"]["status"]>[number] | undefined;
   gitOf(spec: AppSpecView): GitView;
   views(): AppView[];
+  /** Every app's sync and health only (what /metrics reports): no drift or error reads. */
+  statuses(): AppStatusView[];
 }
 
 export function appLookup(deps: ApiDeps): AppLookup {
@@ -35,6 +44,10 @@ export function appLookup(deps: ApiDeps): AppLookup {
     views: () => {
       const states = new Map(deps.loop.status().map((st) => [st.name, st]));
       return appsNow().map((a) => appView(a, states.get(a.name), gitOf(a), deps.ledger, false));
+    },
+    statuses: () => {
+      const states = new Map(deps.loop.status().map((st) => [st.name, st]));
+      return appsNow().map((a) => appStatus(a, states.get(a.name), gitOf(a), deps.ledger));
     },
   };
 }

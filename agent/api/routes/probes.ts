@@ -29,9 +29,10 @@ export function probeRoutes(deps: ApiDeps, apps: AppLookup): Hono<ApiEnv> {
   });
   r.get("/metrics", (c) => {
     const text = deps.metrics.render({
-      apps: apps.views().map((v) => ({
+      // Statuses, not whole views: a scrape of many apps reads no drift or history it does not report.
+      apps: apps.statuses().map((v) => ({
         app: v.name,
-        revision: v.revision.applied ?? "",
+        revision: v.applied ?? "",
         syncStatus: v.syncStatus,
         healthStatus: v.healthStatus,
       })),

@@ -52,15 +52,15 @@ export class PinsTable {
   /** The app's pin, or undefined. */
   of(app: string): Pin | undefined {
     const row = this.access.guard("cannot read pins", () =>
-      this.db.get<{ app: string; entry_id: number; pinned_at: string; pending_revision: string | null }>(
-        "SELECT * FROM pins WHERE app = ?",
-        [app],
-      ),
+      this.db.get<PinRow>("SELECT * FROM pins WHERE app = ?", [app]),
     );
-    if (!row) return undefined;
-    const pin: Pin = { app: row.app, entry: row.entry_id, pinnedAt: row.pinned_at };
-    if (row.pending_revision !== null) pin.pendingRevision = row.pending_revision;
-    return pin;
+    return row ? pinOfRow(row) : undefined;
+  }
+
+  /** Every pin by app, in one query (a status of many apps would otherwise read one per app). */
+  all(): Map<string, Pin> {
+    const rows = this.access.guard("cannot read pins", () => this.db.all<PinRow>("SELECT * FROM pins"));
+    return new Map(rows.map((row) => [row.app, pinOfRow(row)]));
   }
 
   /** Records the Git revision a pinned app is not applying (shown as pending). */
@@ -69,4 +69,17 @@ export class PinsTable {
       this.db.run("UPDATE pins SET pending_revision = ? WHERE app = ?", [revision, app]),
     );
   }
+}
+
+interface PinRow {
+  app: string;
+  entry_id: number;
+  pinned_at: string;
+  pending_revision: string | null;
+}
+
+function pinOfRow(row: PinRow): Pin {
+  const pin: Pin = { app: row.app, entry: row.entry_id, pinnedAt: row.pinned_at };
+  if (row.pending_revision !== null) pin.pendingRevision = row.pending_revision;
+  return pin;
 }
