@@ -7,15 +7,25 @@
  * "the final binary"). One-shot commands (`berth sync`, `plan`, …) keep the JIT: they are short, and their
  * time is what the user waits for.
  *
- * JavaScriptCore reads its options once, at start, from BUN_JSC_* variables, so `berth run` re-executes itself
- * (execve: the same process id, nothing forked) with the option set, before anything else is loaded.
- * `BERTH_JIT=on` keeps the JIT; a BUN_JSC_useJIT the user set is left as it is.
+ * It also raises Bun's cap on HTTP requests in flight at once (BUN_CONFIG_MAX_HTTP_REQUESTS, 256 by default)
+ * to its largest value. Every watch of the live view is a request that stays open, one per app and kind: past
+ * 256 of them (86 apps of 3 kinds) every other request, a Git poll, a dry-run, an apply, queued behind watches
+ * until one re-opened. 10,000 objects in 100 apps took 95 s for a no-op of every app, 4 apps every 3.4 s
+ * (scripts/bench/README.md, "Scale"). The cap is not a memory reservation: an agent at rest is as large either
+ * way. Node's and Deno's clients have no such cap.
+ *
+ * Bun reads both once, at start, from its environment, so `berth run` re-executes itself (execve: the same
+ * process id, nothing forked) with them set, before anything else is loaded. `BERTH_JIT=on` keeps the JIT; a
+ * BUN_JSC_useJIT or BUN_CONFIG_MAX_HTTP_REQUESTS the user set is left as it is.
  */
 import { parseArgs } from "node:util";
 import { OPTIONS } from "./options.ts";
 
+/** Bun's largest cap on HTTP requests in flight at once: a watch per app and kind stays open. */
+export const MAX_HTTP_REQUESTS = "65535";
+
 /** The environment to re-execute `berth run` with, an error for a BERTH_JIT value that means nothing, or nothing. */
-export function jitEnvironment(
+export function runEnvironment(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): { env: Record<string, string> } | { error: string } | undefined {
@@ -31,16 +41,18 @@ export function jitEnvironment(
     return {
       error: `BERTH_JIT=${env.BERTH_JIT}: use on (keep the JIT compilers) or off (the default for run)`,
     };
-  // Already re-executed, or the user chose JavaScriptCore's setting directly.
-  if (setting === "on" || env.BUN_JSC_useJIT !== undefined) return undefined;
+  // Each is set unless already set: by this re-execution, or by the user on purpose.
+  const wanted: Record<string, string> = {};
+  if (setting === "off" && env.BUN_JSC_useJIT === undefined) wanted.BUN_JSC_useJIT = "0";
+  if (env.BUN_CONFIG_MAX_HTTP_REQUESTS === undefined) wanted.BUN_CONFIG_MAX_HTTP_REQUESTS = MAX_HTTP_REQUESTS;
+  if (Object.keys(wanted).length === 0) return undefined;
   const next: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined) next[k] = v;
-  next.BUN_JSC_useJIT = "0";
-  return { env: next };
+  return { env: { ...next, ...wanted } };
 }
 
 /**
- * Re-executes the compiled binary per jitEnvironment; returns an error to print, or nothing (then the caller goes
+ * Re-executes the compiled binary per runEnvironment; returns an error to print, or nothing (then the caller goes
  * on: not the compiled binary, not `run`, or no execve in this runtime).
  */
 export function tuneRuntime(moduleUrl: string): string | undefined {
@@ -49,7 +61,7 @@ export function tuneRuntime(moduleUrl: string): string | undefined {
   const execve = (process as { execve?: (file: string, args: string[], env: Record<string, string>) => void })
     .execve;
   if (typeof execve !== "function") return undefined;
-  const decided = jitEnvironment(process.argv.slice(2), process.env);
+  const decided = runEnvironment(process.argv.slice(2), process.env);
   if (!decided) return undefined;
   if ("error" in decided) return decided.error;
   execve(process.execPath, [process.execPath, ...process.argv.slice(2)], decided.env);

@@ -1,6 +1,7 @@
 /**
  * The compiled `berth run` re-executes itself, in the same process, with JavaScriptCore's JIT off (memory at
- * rest; agent/cli/jit.ts), unless BERTH_JIT=on. Read from the running process's own environment.
+ * rest; agent/cli/jit.ts), unless BERTH_JIT=on, and with Bun's cap on HTTP requests in flight raised (a watch
+ * per app and kind stays open). Read from the running process's own environment.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -26,8 +27,10 @@ afterAll(async () => {
   await git?.close();
 });
 
-/** Starts `berth run` (its ledger and API of its own), waits for /healthz; returns JavaScriptCore's JIT setting. */
-async function jitOfRun(env: Record<string, string>): Promise<string | undefined> {
+/** Starts `berth run` (its ledger and API of its own), waits for /healthz; returns the Bun settings it runs with. */
+async function settingsOfRun(
+  env: Record<string, string>,
+): Promise<{ jit: string | undefined; maxRequests: string | undefined }> {
   const port = await freePort();
   const config = writeConfig(
     `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", interval: 1h}\napps:\n  - {name: jit, path: app, namespace: default}\nledger: {path: $DIR/ledger.db}\napi: {listen: "127.0.0.1:${port}"}\n`,
@@ -39,14 +42,15 @@ async function jitOfRun(env: Record<string, string>): Promise<string | undefined
     );
     // The process spawned is the one serving: execve replaced its program, it forked nothing.
     const environ = readFileSync(`/proc/${run.child.pid}/environ`, "utf8").split("\0");
-    return environ.find((e) => e.startsWith("BUN_JSC_useJIT="))?.slice("BUN_JSC_useJIT=".length);
+    const variable = (name: string) => environ.find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1);
+    return { jit: variable("BUN_JSC_useJIT"), maxRequests: variable("BUN_CONFIG_MAX_HTTP_REQUESTS") };
   } finally {
     run.child.kill("SIGTERM");
     expect(await run.exited).toBe(0);
   }
 }
 
-test("berth run runs without the JIT by default, with it under BERTH_JIT=on", async () => {
-  expect(await jitOfRun({})).toBe("0");
-  expect(await jitOfRun({ BERTH_JIT: "on" })).toBeUndefined();
+test("berth run runs without the JIT by default, with it under BERTH_JIT=on; the request cap is raised in both", async () => {
+  expect(await settingsOfRun({})).toEqual({ jit: "0", maxRequests: "65535" });
+  expect(await settingsOfRun({ BERTH_JIT: "on" })).toEqual({ jit: undefined, maxRequests: "65535" });
 }, 120_000);
