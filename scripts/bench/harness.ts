@@ -394,6 +394,28 @@ export function ledgerOutcomes(path: string): Array<{ app: string; outcome: stri
   }
 }
 
+/**
+ * The newest time (epoch ms) any attempt of `apps` finished, as the agent recorded it: an entry's finish or a
+ * no-op folded into an entry (its verified record's last time). Read right after a poll sees every attempt
+ * done, it lies between the last attempt's real end and that poll, so a figure from it does not carry the
+ * poll's interval.
+ */
+export function lastFinishedAt(path: string, apps: readonly string[]): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    const marks = apps.map(() => "?").join(",");
+    const row = db
+      .query(
+        `SELECT MAX(t) AS t FROM (SELECT MAX(finished_at) AS t FROM entries WHERE app IN (${marks}) UNION ALL SELECT MAX(v.last_at) AS t FROM verifications v JOIN entries e ON e.id = v.entry_id WHERE e.app IN (${marks}))`,
+      )
+      .get(...apps, ...apps) as { t: string | null } | null;
+    if (!row?.t) throw new Error("no finished attempt in the ledger");
+    return Date.parse(row.t);
+  } finally {
+    db.close();
+  }
+}
+
 /** Polls `check` every `everyMs` until true; returns the elapsed seconds, or throws naming `what`. */
 export async function until(
   what: string,
