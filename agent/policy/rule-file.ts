@@ -103,11 +103,35 @@ export interface EmbeddedPack {
   lines: Readonly<Record<string, number>>;
 }
 
-/** Compiles an embedded built-in pack (its expressions are compiled here, as a file's are). */
-export function compileEmbeddedPack(pack: EmbeddedPack, file: string): RuleFile {
+/**
+ * Compiles an embedded built-in pack, its expressions here as a file's are, or with `lazy` each on its first use:
+ * a command that meets three kinds then compiles their rules only. A built-in pack is tested to compile
+ * (test/unit/builtin-packs.test.ts), so lazy moves no error a user could make to later.
+ */
+export function compileEmbeddedPack(
+  pack: EmbeddedPack,
+  file: string,
+  options: { lazy?: boolean } = {},
+): RuleFile {
   const lineOf = (path: Array<string | number>): number =>
     pack.lines[path.join(".")] ?? pack.lines[path.slice(0, 2).join(".")] ?? 1;
-  return compileRules(pack.data, lineOf, file, true);
+  return compileRules(pack.data, lineOf, file, true, options.lazy ?? false);
+}
+
+/** A program compiled on its first use (its type read or an evaluation), then kept. */
+function lazyProgram(source: string, compile: () => CelProgram): CelProgram {
+  let program: CelProgram | undefined;
+  const compiled = () => {
+    program ??= compile();
+    return program;
+  };
+  return {
+    source,
+    get type() {
+      return compiled().type;
+    },
+    evaluate: (variables) => compiled().evaluate(variables),
+  };
 }
 
 /** The lines an EmbeddedPack keeps for a parsed rule file: each rule's, and each of its fields'. */
@@ -132,9 +156,10 @@ function compileRules(
   lineOf: (path: Array<string | number>) => number,
   file: string,
   builtin: boolean,
+  lazy = false,
 ): RuleFile {
   const raw = data as { health?: Array<Record<string, unknown>>; sync?: Array<Record<string, unknown>> };
-  const compileAt = (expr: string, path: Array<string | number>, rule: string, expect?: string[]) => {
+  const compileNow = (expr: string, path: Array<string | number>, rule: string, expect?: string[]) => {
     try {
       return healthOrSync(path[0] === "health").compile(expr, expect);
     } catch (err) {
@@ -149,6 +174,10 @@ function compileRules(
       });
     }
   };
+  const compileAt = (expr: string, path: Array<string | number>, rule: string, expect?: string[]) =>
+    lazy
+      ? lazyProgram(expr, () => compileNow(expr, path, rule, expect))
+      : compileNow(expr, path, rule, expect);
 
   const names = new Set<string>();
   const unique = (name: string, path: Array<string | number>) => {

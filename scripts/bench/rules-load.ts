@@ -1,8 +1,9 @@
 /**
  * Start-up cost of the built-in rule packs: each run is a fresh process (so the code is as cold as in a
  * one-shot `berth sync`) that warms the YAML parser on a small document, as the config load does first, then
- * times loading the five packs, either as berth does (embedded parsed: compileEmbeddedPack) or by parsing
- * their YAML (parseRuleFile, what start-up did before they were embedded parsed). CEL compiling is in both.
+ * times loading the five packs: as berth does (embedded parsed, each expression compiled on first use:
+ * compileEmbeddedPack lazy), embedded parsed and compiled at once (what start-up did before that), or by parsing
+ * their YAML (parseRuleFile, before they were embedded parsed). CEL compiling is in the last two.
  * Prints the median and range of `--runs` (default 7) per way, with the load average.
  * Run: bun scripts/bench/rules-load.ts [--runs 7]
  */
@@ -17,7 +18,9 @@ const ROOT = join(import.meta.dir, "..", "..");
 const BUN = join(ROOT, "node_modules/.bin/bun");
 
 /** One fresh process's load of the packs, ms. */
-function once(way: "embedded" | "yaml"): number {
+type Way = "lazy" | "embedded" | "yaml";
+
+function once(way: Way): number {
   const script = `
     import { readdirSync, readFileSync } from "node:fs";
     import { parse } from "yaml";
@@ -27,20 +30,21 @@ function once(way: "embedded" | "yaml"): number {
     const texts = readdirSync("rules/health").map((f) => [f, readFileSync("rules/health/" + f, "utf8")]);
     const t = performance.now();
     if (${JSON.stringify(way)} === "yaml") for (const [f, text] of texts) parseRuleFile(text, f, true);
-    else for (const [f, pack] of Object.entries(BUILTIN_PACKS)) compileEmbeddedPack(pack, f);
+    else for (const [f, pack] of Object.entries(BUILTIN_PACKS)) compileEmbeddedPack(pack, f, { lazy: ${JSON.stringify(way)} === "lazy" });
     console.log(performance.now() - t);`;
   return Number(execFileSync(BUN, ["-e", script], { cwd: ROOT, encoding: "utf8" }).trim());
 }
 
-const times: Record<"embedded" | "yaml", number[]> = { embedded: [], yaml: [] };
+const times: Record<Way, number[]> = { lazy: [], embedded: [], yaml: [] };
 const loads: number[] = [];
 for (let r = 0; r < RUNS; r++) {
   loads.push(loadavg1());
   // Interleaved, so a change in the machine's load falls on both ways alike.
+  times.lazy.push(once("lazy"));
   times.embedded.push(once("embedded"));
   times.yaml.push(once("yaml"));
 }
-for (const way of ["embedded", "yaml"] as const) {
+for (const way of ["lazy", "embedded", "yaml"] as const) {
   print(`load_builtin_packs_${way}_median_ms`, median(times[way]), "ms");
   print(`load_builtin_packs_${way}_min_ms`, Math.min(...times[way]), "ms");
   print(`load_builtin_packs_${way}_max_ms`, Math.max(...times[way]), "ms");

@@ -43,7 +43,8 @@ describe("embedded built-in packs", () => {
       const fromYaml = parseRuleFile(readFileSync(join(DIR, f), "utf8"), file, true);
       const pack = BUILTIN_PACKS[file];
       if (!pack) throw new Error(`${file} is not embedded`);
-      const embedded = compileEmbeddedPack(pack, file);
+      // Lazily, as berth loads them: reading a program's type compiles it.
+      const embedded = compileEmbeddedPack(pack, file, { lazy: true });
       expect(fromYaml.health.length).toBeGreaterThan(0);
       expect(shape(embedded)).toEqual(shape(fromYaml));
     });
@@ -59,5 +60,31 @@ describe("embedded built-in packs", () => {
       lines: { "health.0": 4, "health.0.current": 7 },
     };
     expect(() => compileEmbeddedPack(pack, "rules/health/x.yaml")).toThrow(/rules\/health\/x\.yaml:7/);
+    // Lazily: loading compiles nothing; the first use fails, naming the same place, and so does every later one.
+    const lazy = compileEmbeddedPack(pack, "rules/health/x.yaml", { lazy: true });
+    const rule = lazy.health[0];
+    if (!rule) throw new Error("no rule");
+    expect(rule.current.source).toBe("1 +");
+    expect(() => rule.current.evaluate({})).toThrow(/rules\/health\/x\.yaml:7/);
+    expect(() => rule.current.type).toThrow(/rules\/health\/x\.yaml:7/);
+  });
+
+  test("a lazy program compiles on first use and then evaluates as an eager one does", () => {
+    const pack = {
+      data: {
+        apiVersion: "berth.dev/v1alpha1",
+        kind: "Rules",
+        health: [{ apiVersion: "v1", kind: "Pod", current: "status.phase == 'Running'" }],
+      },
+      lines: { "health.0": 4, "health.0.current": 5 },
+    };
+    const eager = compileEmbeddedPack(pack, "p.yaml").health[0];
+    const lazy = compileEmbeddedPack(pack, "p.yaml", { lazy: true }).health[0];
+    if (!eager || !lazy) throw new Error("no rule");
+    for (const phase of ["Running", "Pending"])
+      expect(lazy.current.evaluate({ status: { phase } })).toBe(
+        eager.current.evaluate({ status: { phase } }),
+      );
+    expect(lazy.current.type).toBe(eager.current.type);
   });
 });
