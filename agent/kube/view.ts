@@ -1,8 +1,12 @@
 /**
- * The in-memory view of the live objects berth owns: one KindWatch per (app, kind), scoped by berth's
- * labels. Objects are kept stripped (no last-applied annotation, other managers' fieldsV1 dropped), so
- * memory grows with what berth owns, not with what the cluster holds. The plan reads it instead of
- * GETting each object; drift detection is fed every change with the object before and after.
+ * The in-memory view of the live objects berth owns, kept current by watches scoped by berth's labels. With
+ * `shared`, apps on the view's own client share one KindWatch per kind, selecting every object berth manages
+ * and sorting them by their app label; otherwise (and always for an app with a client of its own, whose
+ * ServiceAccount may list no more than its namespace) each app has its own KindWatch per kind. A watch is a
+ * request that stays open, a connection and a buffer each: 100 apps of 3 kinds were 300 of them. Objects are
+ * kept stripped (no last-applied annotation, other managers' fieldsV1 dropped), so memory grows with what
+ * berth owns, not with what the cluster holds. The plan reads it instead of GETting each object; drift
+ * detection is fed every change with the object before and after.
  */
 import { createHash } from "node:crypto";
 import {
@@ -28,6 +32,9 @@ export interface ViewChange {
   relisted: boolean;
 }
 
+/** The app onState names for a watch shared by every app on the view's client. */
+export const SHARED_WATCH = "*";
+
 /** How the view is set up. */
 export interface LiveViewOptions {
   /**
@@ -37,7 +44,13 @@ export interface LiveViewOptions {
   clientFor?: (app: string) => KubeClient;
   /** The app's default namespace, for rendered refs of namespaced kinds that name none yet. */
   defaultNamespace?: (app: string) => string | undefined;
+  /**
+   * One watch per kind for every app on the view's client (`berth run`: all apps' objects are wanted anyway).
+   * Off, each app lists only its own (a one-shot `berth sync` of one app among many).
+   */
+  shared?: boolean;
   onChange?: (change: ViewChange) => void;
+  /** A watch connected or was lost; `app` is SHARED_WATCH for a shared one. */
   onState?: (app: string, kind: string, connected: boolean, error?: string) => void;
   backoffMs?: number;
   maxBackoffMs?: number;
@@ -45,7 +58,10 @@ export interface LiveViewOptions {
 
 interface KindEntry {
   watch: KindWatch;
-  objects: Map<string, KubeObject>;
+  /** The objects by app (an app's own watch holds one app's), then by object id. */
+  objects: Map<string, Map<string, KubeObject>>;
+  /** Apps that tracked this watch: changes are reported for them only. */
+  apps: Set<string>;
 }
 
 const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
@@ -53,6 +69,8 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 /** Live objects per app and kind, kept current by watches. */
 export class LiveView {
   private readonly kinds = new Map<string, KindEntry>();
+  /** The watches each app tracked, by key. */
+  private readonly tracked = new Map<string, Set<string>>();
 
   constructor(
     private readonly client: KubeClient,
@@ -63,28 +81,41 @@ export class LiveView {
   async track(app: string, refs: ReadonlyArray<ObjectRef>): Promise<void> {
     await this.client.discover();
     const client = this.clientOf(app);
+    const shared = this.sharesWatches(app);
     const waits: Promise<void>[] = [];
     const perNamespace = this.perNamespace(client);
     const fallback = this.options.defaultNamespace?.(app) ?? "";
+    let keys = this.tracked.get(app);
+    if (!keys) {
+      keys = new Set();
+      this.tracked.set(app, keys);
+    }
     for (const { info, namespace } of this.kindsOf(refs, perNamespace, fallback)) {
-      const key = kindKey(app, info, namespace);
+      const key = kindKey(shared ? SHARED_WATCH : app, info, namespace);
       let entry = this.kinds.get(key);
       // A watch the server forbade has ended; try again now (RBAC may have changed since).
       if (!entry || entry.watch.forbidden) {
-        const objects = new Map<string, KubeObject>();
-        const watch = new KindWatch(client, {
+        const objects = new Map<string, Map<string, KubeObject>>();
+        const apps = entry?.apps ?? new Set<string>();
+        const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+        const watch: KindWatch = new KindWatch(client, {
           info,
           ...(namespace ? { namespace } : {}),
-          labelSelector: `${APP_LABEL}=${app},${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
-          onUpdate: (u) => this.apply(app, objects, u),
-          onState: (connected, error) => this.options.onState?.(app, info.kind, connected, error),
+          // Shared: every app's objects (the label must be there); else this app's.
+          labelSelector: shared ? `${APP_LABEL},${selector}` : `${APP_LABEL}=${app},${selector}`,
+          onUpdate: (u) => this.apply(created, u),
+          onState: (connected, error) =>
+            this.options.onState?.(shared ? SHARED_WATCH : app, info.kind, connected, error),
           ...(this.options.backoffMs ? { backoffMs: this.options.backoffMs } : {}),
           ...(this.options.maxBackoffMs ? { maxBackoffMs: this.options.maxBackoffMs } : {}),
         });
-        entry = { watch, objects };
+        const created: KindEntry = { watch, objects, apps };
+        entry = created;
         this.kinds.set(key, entry);
         watch.start();
       }
+      entry.apps.add(app);
+      keys.add(key);
       waits.push(entry.watch.synced);
     }
     await Promise.all(waits);
@@ -95,26 +126,30 @@ export class LiveView {
     const info = this.client.resource(ref.group, ref.version, ref.kind);
     if (!info) return undefined;
     const namespace = info.namespaced && this.perNamespace(this.clientOf(app)) ? ref.namespace : "";
-    const entry = this.kinds.get(kindKey(app, info, namespace));
+    const key = kindKey(this.sharesWatches(app) ? SHARED_WATCH : app, info, namespace);
+    // Only a kind the app tracked: a shared watch another app started answers for this app once it tracks it.
+    if (!this.tracked.get(app)?.has(key)) return undefined;
+    const entry = this.kinds.get(key);
     if (!entry?.watch.connected) return undefined;
-    return entry.objects.get(objectId(ref));
+    return entry.objects.get(app)?.get(objectId(ref));
   }
 
   /** Every object the view holds for an app. */
   objectsOf(app: string): KubeObject[] {
     const out: KubeObject[] = [];
-    for (const [key, entry] of this.kinds)
-      if (key.startsWith(`${app}\u0000`)) out.push(...entry.objects.values());
+    for (const key of this.tracked.get(app) ?? []) {
+      const objects = this.kinds.get(key)?.objects.get(app);
+      if (objects) out.push(...objects.values());
+    }
     return out;
   }
 
   /** Whether every watch of the app is connected (false when it tracks nothing). */
   connected(app: string): boolean {
     let any = false;
-    for (const [key, entry] of this.kinds) {
-      if (!key.startsWith(`${app}\u0000`)) continue;
+    for (const key of this.tracked.get(app) ?? []) {
       any = true;
-      if (!entry.watch.connected) return false;
+      if (!this.kinds.get(key)?.watch.connected) return false;
     }
     return any;
   }
@@ -122,18 +157,29 @@ export class LiveView {
   /** How many objects the view holds. */
   get size(): number {
     let n = 0;
-    for (const entry of this.kinds.values()) n += entry.objects.size;
+    for (const entry of this.kinds.values()) for (const objects of entry.objects.values()) n += objects.size;
     return n;
+  }
+
+  /** How many watches the view runs. */
+  get watches(): number {
+    return this.kinds.size;
   }
 
   /** Stops every watch. */
   async close(): Promise<void> {
     await Promise.all([...this.kinds.values()].map((e) => e.watch.stop()));
     this.kinds.clear();
+    this.tracked.clear();
   }
 
   private clientOf(app: string): KubeClient {
     return this.options.clientFor?.(app) ?? this.client;
+  }
+
+  /** Whether the app's watches are the shared ones: sharing is on and the app uses the view's own client. */
+  private sharesWatches(app: string): boolean {
+    return this.options.shared === true && this.clientOf(app) === this.client;
   }
 
   private perNamespace(client: KubeClient): boolean {
@@ -158,14 +204,19 @@ export class LiveView {
     return [...out.values()];
   }
 
-  /** Applies one watch update to an app's objects of one kind and reports what changed. */
-  private apply(app: string, objects: Map<string, KubeObject>, u: WatchUpdate): void {
+  /**
+   * Applies one watch update to a watch's objects and reports what changed, per app (the object's app label).
+   * A relabelled object leaves the app it was under. Changes are reported for apps that tracked the watch only.
+   */
+  private apply(entry: KindEntry, u: WatchUpdate): void {
     const report = (
+      app: string,
       ref: ObjectRef,
       before: KubeObject | undefined,
       after: KubeObject | undefined,
       relisted: boolean,
-    ) =>
+    ) => {
+      if (!entry.apps.has(app)) return;
       this.options.onChange?.({
         app,
         ref,
@@ -173,34 +224,72 @@ export class LiveView {
         ...(before ? { before } : {}),
         ...(after ? { after } : {}),
       });
+    };
+    const objectsOf = (app: string) => {
+      let objects = entry.objects.get(app);
+      if (!objects) {
+        objects = new Map();
+        entry.objects.set(app, objects);
+      }
+      return objects;
+    };
     if (u.type === "relist") {
-      const seen = new Set<string>();
+      const seen = new Map<string, Set<string>>();
       for (const obj of u.objects) {
+        const app = appOf(obj);
+        if (app === undefined) continue;
         const ref = refOf(obj);
         const id = objectId(ref);
-        seen.add(id);
+        let ids = seen.get(app);
+        if (!ids) {
+          ids = new Set();
+          seen.set(app, ids);
+        }
+        ids.add(id);
+        const objects = objectsOf(app);
         const before = objects.get(id);
         objects.set(id, strip(obj));
-        if (before?.metadata.resourceVersion !== obj.metadata.resourceVersion) report(ref, before, obj, true);
+        if (before?.metadata.resourceVersion !== obj.metadata.resourceVersion)
+          report(app, ref, before, obj, true);
       }
-      for (const [id, before] of objects) {
-        if (seen.has(id)) continue;
-        objects.delete(id);
-        report(refOf(before), before, undefined, true);
+      for (const [app, objects] of entry.objects) {
+        const ids = seen.get(app);
+        for (const [id, before] of objects) {
+          if (ids?.has(id)) continue;
+          objects.delete(id);
+          report(app, refOf(before), before, undefined, true);
+        }
+        if (objects.size === 0) entry.objects.delete(app);
       }
       return;
     }
+    const app = appOf(u.object);
+    if (app === undefined) return;
     const ref = refOf(u.object);
     const id = objectId(ref);
+    // Relabelled to another app (or deleted under its old label): gone from the app it was under.
+    for (const [other, objects] of entry.objects) {
+      if (other === app) continue;
+      const before = objects.get(id);
+      if (!before) continue;
+      objects.delete(id);
+      report(other, ref, before, undefined, false);
+    }
+    const objects = objectsOf(app);
     const before = objects.get(id);
     if (u.type === "DELETED") {
       objects.delete(id);
-      report(ref, before, undefined, false);
+      report(app, ref, before, undefined, false);
       return;
     }
     objects.set(id, strip(u.object));
-    report(ref, before, u.object, false);
+    report(app, ref, before, u.object, false);
   }
+}
+
+/** The app an object is labelled with (the watches select only labelled objects). */
+function appOf(obj: KubeObject): string | undefined {
+  return obj.metadata.labels?.[APP_LABEL];
 }
 
 /**
