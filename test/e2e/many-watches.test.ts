@@ -1,15 +1,18 @@
 /**
- * The compiled `berth run` with more watches open than Bun lets fetch have requests in flight by default (256):
- * 100 apps of a Namespace, a ConfigMap and a Service each are 300 watches that stay open. Before `berth run`
- * raised the cap (agent/cli/jit.ts), every other request (the Git poll, dry-runs, applies) queued behind the
- * watches until one re-opened: a commit reaching all 100 apps took 95 s at 10,000 objects, 4 apps every 3.4 s
- * (scripts/bench/README.md, "Scale"). Here a commit that changes one app, asked for every app at once, must be
- * applied by all of them well inside that: the bound (60 s) is far above what the agent needs (a few seconds)
- * and far below what queued requests cost. Run with BUN_CONFIG_MAX_HTTP_REQUESTS=256 (a value the user sets is
- * kept), the 300 watches never were all open at once, and the first sync alone took about a minute.
+ * The compiled `berth run` with more watches open than Bun lets fetch have requests in flight by default (256).
+ * Apps on the agent's own client share one watch per kind (test/cluster/shared-watches.test.ts), but an app
+ * with a ServiceAccount of its own has its own watches, per kind and namespace: 100 tenant apps of a ConfigMap,
+ * a Service and a ServiceAccount each are 300 watches that stay open. Before `berth run` raised the cap
+ * (agent/cli/jit.ts), every other request (the Git poll, dry-runs, applies) queued behind the watches until one
+ * re-opened: a commit reaching 100 apps took 95 s at 10,000 objects, 4 apps every 3.4 s (scripts/bench/README.md,
+ * "Scale"). Here a commit that changes one app, asked for every app at once, must be applied by all of them
+ * well inside that: the bound (60 s) is far above what the agent needs (a few seconds) and far below what
+ * queued requests cost. Run with BUN_CONFIG_MAX_HTTP_REQUESTS=256 (a value the user sets is kept), the 300
+ * watches never were all open at once, and the first sync alone took about a minute.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { writeConfig } from "../support/berth.ts";
 import { berthBinary, startBerth } from "../support/binary.ts";
@@ -28,14 +31,38 @@ let base: string;
 let run: ReturnType<typeof startBerth>;
 let stderr = "";
 
-/** One app's files: its Namespace, a ConfigMap holding `value` and a Service. */
+/** One app's files: a ConfigMap holding `value`, a Service and a ServiceAccount, in the app's namespace. */
 function appFiles(name: string, value: string): Record<string, string> {
   return {
-    [`${name}/ns.yaml`]: `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n`,
     [`${name}/cm.yaml`]: `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: ${name}\ndata:\n  value: "${value}"\n`,
     [`${name}/svc.yaml`]: `apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: ${name}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n`,
+    [`${name}/sa.yaml`]: `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n  namespace: ${name}\n`,
   };
 }
+
+/** The tenant's namespace and its ServiceAccount `deployer`, allowed the app's three kinds there. */
+const tenantYaml = (ns: string) => `apiVersion: v1
+kind: Namespace
+metadata: {name: ${ns}, labels: {berth.dev/test: "true"}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: deployer, namespace: ${ns}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: deployer, namespace: ${ns}}
+rules:
+  - apiGroups: [""]
+    resources: [configmaps, services, serviceaccounts]
+    verbs: [get, list, watch, create, patch, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: deployer, namespace: ${ns}}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}
+subjects: [{kind: ServiceAccount, name: deployer, namespace: ${ns}}]
+`;
 
 interface AppView {
   name: string;
@@ -49,6 +76,9 @@ const views = async (): Promise<AppView[]> =>
 beforeAll(async () => {
   berthBinary();
   cluster = await useCluster();
+  const rbac = join(mkdtempSync(join(tmpdir(), "berth-many-")), "tenants.yaml");
+  writeFileSync(rbac, names.map(tenantYaml).join("---\n"));
+  kubectl(cluster, "apply", "-f", rbac);
   git = await GitFixture.start();
   const url = git.createRepo("many");
   const files: Record<string, string> = {};
@@ -62,7 +92,10 @@ beforeAll(async () => {
       "kind: Agent",
       `source: {url: "${url}", interval: 1h}`,
       "apps:",
-      ...names.map((name) => `  - {name: ${name}, path: ${name}, interval: 1h}`),
+      ...names.map(
+        (name) =>
+          `  - {name: ${name}, path: ${name}, namespace: ${name}, serviceAccountName: deployer, interval: 1h}`,
+      ),
       "ledger: {path: $DIR/ledger.db}",
       "api:",
       `  listen: 127.0.0.1:${port}`,
@@ -95,7 +128,7 @@ test("with 300 watches open, a commit asked for every app is applied by all of t
   }).catch((err) => {
     throw new Error(`${(err as Error).message}\n${stderr.slice(-3000)}`);
   });
-  // The watches are open, each its own connection: more than the 256 requests Bun lets fetch have by default.
+  // The tenants' watches are open, each its own connection: more than the 256 requests Bun lets fetch have.
   const pid = run.child.pid as number;
   const sockets = () =>
     readdirSync(`/proc/${pid}/fd`).filter((fd) => {
