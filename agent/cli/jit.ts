@@ -8,11 +8,12 @@
  * time is what the user waits for.
  *
  * It also raises Bun's cap on HTTP requests in flight at once (BUN_CONFIG_MAX_HTTP_REQUESTS, 256 by default)
- * to its largest value. Every watch of the live view is a request that stays open, one per app and kind: past
- * 256 of them (86 apps of 3 kinds) every other request, a Git poll, a dry-run, an apply, queued behind watches
- * until one re-opened. 10,000 objects in 100 apps took 95 s for a no-op of every app, 4 apps every 3.4 s
- * (scripts/bench/README.md, "Scale"). The cap is not a memory reservation: an agent at rest is as large either
- * way. Node's and Deno's clients have no such cap.
+ * to its largest value. Every watch of the live view is a request that stays open: one per kind for apps on the
+ * agent's own client, one per app, kind and namespace for an app with a ServiceAccount of its own. Past 256 of
+ * them (86 such apps of 3 kinds) every other request, a Git poll, a dry-run, an apply, queued behind watches
+ * until one re-opened: 10,000 objects in 100 apps took 95 s for a no-op of every app, 4 apps every 3.4 s, when
+ * every app had watches of its own (scripts/bench/README.md, "Scale"). The cap is not a memory reservation: an
+ * agent at rest is as large either way. Node's and Deno's clients have no such cap.
  *
  * Bun reads both once, at start, from its environment, so `berth run` re-executes itself (execve: the same
  * process id, nothing forked) with them set, before anything else is loaded. `BERTH_JIT=on` keeps the JIT; a
@@ -21,7 +22,7 @@
 import { parseArgs } from "node:util";
 import { OPTIONS } from "./options.ts";
 
-/** Bun's largest cap on HTTP requests in flight at once: a watch per app and kind stays open. */
+/** Bun's largest cap on HTTP requests in flight at once: every watch stays open. */
 export const MAX_HTTP_REQUESTS = "65535";
 
 /** The environment to re-execute `berth run` with, an error for a BERTH_JIT value that means nothing, or nothing. */
