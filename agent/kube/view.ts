@@ -60,6 +60,8 @@ interface KindEntry {
   watch: KindWatch;
   /** The objects by app (an app's own watch holds one app's), then by object id. */
   objects: Map<string, Map<string, KubeObject>>;
+  /** The app each held object is under, by object id: a relabel is found without asking every app. */
+  owner: Map<string, string>;
   /** Apps that tracked this watch: changes are reported for them only. */
   apps: Set<string>;
 }
@@ -109,7 +111,7 @@ export class LiveView {
           ...(this.options.backoffMs ? { backoffMs: this.options.backoffMs } : {}),
           ...(this.options.maxBackoffMs ? { maxBackoffMs: this.options.maxBackoffMs } : {}),
         });
-        const created: KindEntry = { watch, objects, apps };
+        const created: KindEntry = { watch, objects, owner: new Map(), apps };
         entry = created;
         this.kinds.set(key, entry);
         watch.start();
@@ -252,10 +254,14 @@ export class LiveView {
         if (before?.metadata.resourceVersion !== obj.metadata.resourceVersion)
           report(app, ref, before, obj, true);
       }
+      entry.owner.clear();
       for (const [app, objects] of entry.objects) {
         const ids = seen.get(app);
         for (const [id, before] of objects) {
-          if (ids?.has(id)) continue;
+          if (ids?.has(id)) {
+            entry.owner.set(id, app);
+            continue;
+          }
           objects.delete(id);
           report(app, refOf(before), before, undefined, true);
         }
@@ -268,21 +274,23 @@ export class LiveView {
     const ref = refOf(u.object);
     const id = objectId(ref);
     // Relabelled to another app (or deleted under its old label): gone from the app it was under.
-    for (const [other, objects] of entry.objects) {
-      if (other === app) continue;
-      const before = objects.get(id);
-      if (!before) continue;
-      objects.delete(id);
-      report(other, ref, before, undefined, false);
+    const was = entry.owner.get(id);
+    if (was !== undefined && was !== app) {
+      const previous = entry.objects.get(was);
+      const before = previous?.get(id);
+      previous?.delete(id);
+      if (before) report(was, ref, before, undefined, false);
     }
     const objects = objectsOf(app);
     const before = objects.get(id);
     if (u.type === "DELETED") {
       objects.delete(id);
+      entry.owner.delete(id);
       report(app, ref, before, undefined, false);
       return;
     }
     objects.set(id, strip(u.object));
+    entry.owner.set(id, app);
     report(app, ref, before, u.object, false);
   }
 }
