@@ -83,7 +83,7 @@ export class LiveView {
   async track(app: string, refs: ReadonlyArray<ObjectRef>): Promise<void> {
     await this.client.discover();
     const client = this.clientOf(app);
-    const shared = this.sharesWatches(app);
+    const shared = this.sharesWatches(client);
     const waits: Promise<void>[] = [];
     const perNamespace = this.perNamespace(client);
     const fallback = this.options.defaultNamespace?.(app) ?? "";
@@ -127,8 +127,9 @@ export class LiveView {
   lookup(app: string, ref: ObjectRef): KubeObject | undefined {
     const info = this.client.resource(ref.group, ref.version, ref.kind);
     if (!info) return undefined;
-    const namespace = info.namespaced && this.perNamespace(this.clientOf(app)) ? ref.namespace : "";
-    const key = kindKey(this.sharesWatches(app) ? SHARED_WATCH : app, info, namespace);
+    const client = this.clientOf(app);
+    const namespace = info.namespaced && this.perNamespace(client) ? ref.namespace : "";
+    const key = kindKey(this.sharesWatches(client) ? SHARED_WATCH : app, info, namespace);
     // Only a kind the app tracked: a shared watch another app started answers for this app once it tracks it.
     if (!this.tracked.get(app)?.has(key)) return undefined;
     const entry = this.kinds.get(key);
@@ -179,9 +180,9 @@ export class LiveView {
     return this.options.clientFor?.(app) ?? this.client;
   }
 
-  /** Whether the app's watches are the shared ones: sharing is on and the app uses the view's own client. */
-  private sharesWatches(app: string): boolean {
-    return this.options.shared === true && this.clientOf(app) === this.client;
+  /** Whether an app on `client` uses the shared watches: sharing is on and it is the view's own client. */
+  private sharesWatches(client: KubeClient): boolean {
+    return this.options.shared === true && client === this.client;
   }
 
   private perNamespace(client: KubeClient): boolean {
