@@ -12,13 +12,16 @@ import {
 import { HttpError } from "../http-error.ts";
 import { validateBody } from "../schemas.ts";
 
+/** One app's state as the loop reports it. */
+type LoopState = ReturnType<ApiDeps["loop"]["status"]>[number];
+
 /** The apps as the API sees them now, by name. */
 export interface AppLookup {
   /** Generated apps come and go with their directories: the loop's list is the current one. */
   appsNow(): ReadonlyArray<AppSpecView>;
   /** 404 for an unknown name. */
   specOf(name: string): AppSpecView;
-  stateOf(name: string): ReturnType<ApiDeps["loop"]["status"]>[number] | undefined;
+  stateOf(name: string): LoopState | undefined;
   gitOf(spec: AppSpecView): GitView;
   views(): AppView[];
   /** Every app's sync and health only (what /metrics reports): no drift or error reads. */
@@ -27,9 +30,15 @@ export interface AppLookup {
 
 export function appLookup(deps: ApiDeps): AppLookup {
   const appsNow = () => deps.loop.appSpecs?.() ?? deps.apps;
-  // Only this app's state: status() reads a pin per app it returns.
+  // Only this app's state: status() reads the pins of the apps it returns.
   const stateOf = (name: string) => deps.loop.status(name).find((s) => s.name === name);
   const gitOf = (spec: AppSpecView) => deps.loop.sourceView?.(spec.source ?? "default") ?? deps.loop;
+  // One status() for every app, not one per app: per app, each reading every app's pin, that was apps² ledger
+  // reads per request (10,000 for 100 apps, scripts/bench/README.md "Scale").
+  const eachApp = <T>(fn: (spec: AppSpecView, state: LoopState | undefined) => T): T[] => {
+    const states = new Map(deps.loop.status().map((st) => [st.name, st]));
+    return appsNow().map((a) => fn(a, states.get(a.name)));
+  };
   return {
     appsNow,
     stateOf,
@@ -39,16 +48,8 @@ export function appLookup(deps: ApiDeps): AppLookup {
       if (!spec) throw new HttpError(404, "NotFound", `app ${name}: no such app`);
       return spec;
     },
-    // One status() for the list, not one per app: each reads every app's pin from the ledger, and per app that
-    // was apps² queries per request (10,000 for 100 apps, scripts/bench/README.md "Scale").
-    views: () => {
-      const states = new Map(deps.loop.status().map((st) => [st.name, st]));
-      return appsNow().map((a) => appView(a, states.get(a.name), gitOf(a), deps.ledger, false));
-    },
-    statuses: () => {
-      const states = new Map(deps.loop.status().map((st) => [st.name, st]));
-      return appsNow().map((a) => appStatus(a, states.get(a.name), gitOf(a), deps.ledger));
-    },
+    views: () => eachApp((a, state) => appView(a, state, gitOf(a), deps.ledger, false)),
+    statuses: () => eachApp((a, state) => appStatus(a, state, gitOf(a), deps.ledger)),
   };
 }
 
