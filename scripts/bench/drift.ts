@@ -13,7 +13,6 @@
  * Also the resident memory of `berth run` holding 1,000 objects against one holding 10 (the view's cost).
  * Prints one JSON object per figure. Usage: bun scripts/bench/drift.ts [--edits N] [--binary PATH]
  */
-import { Database } from "bun:sqlite";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -24,7 +23,7 @@ import { KindWatch } from "../../agent/kube/watch.ts";
 import { inBackground } from "../../test/support/binary.ts";
 import { GitFixture } from "../../test/support/git.ts";
 import { numberFlag } from "./flags.ts";
-import { stringFlag } from "./harness.ts";
+import { readLedger, stringFlag } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const EDITS = numberFlag("--edits", 100);
@@ -190,11 +189,11 @@ try {
   }
   await watch.stop();
   await sleep(500);
-  const db = new Database(big.ledger, { readonly: true });
-  const rows = db.query("SELECT detected_at FROM drift_events ORDER BY id").all() as Array<{
-    detected_at: string;
-  }>;
-  db.close();
+  const rows = readLedger(
+    big.ledger,
+    (db) =>
+      db.query("SELECT detected_at FROM drift_events ORDER BY id").all() as Array<{ detected_at: string }>,
+  );
   rows.slice(-EDITS).forEach((r, k) => {
     const t = Date.parse(r.detected_at);
     const s = sentAt[k];

@@ -382,13 +382,22 @@ export function ledgerBytes(path: string): number {
 
 /** The ledger's newest entries, to check outcomes independently of the agent's API. */
 export function ledgerOutcomes(path: string): Array<{ app: string; outcome: string; reason: string | null }> {
+  return readLedger(
+    path,
+    (db) =>
+      db.query("SELECT app, outcome, reason FROM entries ORDER BY id").all() as Array<{
+        app: string;
+        outcome: string;
+        reason: string | null;
+      }>,
+  );
+}
+
+/** Reads an agent's ledger file, read-only, and closes it again. */
+export function readLedger<T>(path: string, read: (db: Database) => T): T {
   const db = new Database(path, { readonly: true });
   try {
-    return db.query("SELECT app, outcome, reason FROM entries ORDER BY id").all() as Array<{
-      app: string;
-      outcome: string;
-      reason: string | null;
-    }>;
+    return read(db);
   } finally {
     db.close();
   }
@@ -401,19 +410,18 @@ export function ledgerOutcomes(path: string): Array<{ app: string; outcome: stri
  * poll's interval.
  */
 export function lastFinishedAt(path: string, apps: readonly string[]): number {
-  const db = new Database(path, { readonly: true });
-  try {
-    const marks = apps.map(() => "?").join(",");
-    const row = db
-      .query(
-        `SELECT MAX(t) AS t FROM (SELECT MAX(finished_at) AS t FROM entries WHERE app IN (${marks}) UNION ALL SELECT MAX(v.last_at) AS t FROM verifications v JOIN entries e ON e.id = v.entry_id WHERE e.app IN (${marks}))`,
-      )
-      .get(...apps, ...apps) as { t: string | null } | null;
-    if (!row?.t) throw new Error("no finished attempt in the ledger");
-    return Date.parse(row.t);
-  } finally {
-    db.close();
-  }
+  const marks = apps.map(() => "?").join(",");
+  const row = readLedger(
+    path,
+    (db) =>
+      db
+        .query(
+          `SELECT MAX(t) AS t FROM (SELECT MAX(finished_at) AS t FROM entries WHERE app IN (${marks}) UNION ALL SELECT MAX(v.last_at) AS t FROM verifications v JOIN entries e ON e.id = v.entry_id WHERE e.app IN (${marks}))`,
+        )
+        .get(...apps, ...apps) as { t: string | null } | null,
+  );
+  if (!row?.t) throw new Error("no finished attempt in the ledger");
+  return Date.parse(row.t);
 }
 
 /** Polls `check` every `everyMs` until true; returns the elapsed seconds, or throws naming `what`. */

@@ -14,7 +14,6 @@
  * Usage: bun scripts/bench/ssa-limit.ts [--runs 3] [--objects 1000] [--sweep 1,2,4,8,16,32] [--no-h2]
  *        [--alt-binary PATH]   (a second build, synced after the worktree's in every run, reported beside it)
  */
-import { Database } from "bun:sqlite";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import http2 from "node:http2";
@@ -31,6 +30,7 @@ import {
   note,
   ownCluster,
   range,
+  readLedger,
   round,
   stringFlag,
 } from "./harness.ts";
@@ -184,12 +184,14 @@ async function berthFirstSync(
   );
   const seconds = (performance.now() - t0) / 1000;
   if (code !== 0) throw new Error(`berth sync exited ${code}:\n${(stdout + stderr).slice(-2000)}`);
-  const db = new Database(join(ws, "ledger.db"), { readonly: true });
-  const row = db.query("SELECT outcome, timings_json FROM entries ORDER BY id DESC LIMIT 1").get() as {
-    outcome: string;
-    timings_json: string | null;
-  } | null;
-  db.close();
+  const row = readLedger(
+    join(ws, "ledger.db"),
+    (db) =>
+      db.query("SELECT outcome, timings_json FROM entries ORDER BY id DESC LIMIT 1").get() as {
+        outcome: string;
+        timings_json: string | null;
+      } | null,
+  );
   if (row?.outcome !== "Succeeded") throw new Error(`berth sync's ledger entry is ${row?.outcome}`);
   const timings = JSON.parse(row.timings_json ?? "{}") as Record<string, number>;
   const live = cluster
