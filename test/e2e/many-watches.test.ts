@@ -18,6 +18,7 @@ import { writeConfig } from "../support/berth.ts";
 import { berthBinary, startBerth } from "../support/binary.ts";
 import { eventually, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { GitFixture } from "../support/git.ts";
+import { deployerRbacYaml } from "../support/manifests.ts";
 import { freePort } from "../support/ports.ts";
 
 const APPS = 100;
@@ -29,7 +30,6 @@ let cluster: TestCluster;
 let git: GitFixture;
 let base: string;
 let run: ReturnType<typeof startBerth>;
-let stderr = "";
 
 /** One app's files: a ConfigMap holding `value`, a Service and a ServiceAccount, in the app's namespace. */
 function appFiles(name: string, value: string): Record<string, string> {
@@ -41,28 +41,8 @@ function appFiles(name: string, value: string): Record<string, string> {
 }
 
 /** The tenant's namespace and its ServiceAccount `deployer`, allowed the app's three kinds there. */
-const tenantYaml = (ns: string) => `apiVersion: v1
-kind: Namespace
-metadata: {name: ${ns}, labels: {berth.dev/test: "true"}}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: deployer, namespace: ${ns}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: deployer, namespace: ${ns}}
-rules:
-  - apiGroups: [""]
-    resources: [configmaps, services, serviceaccounts]
-    verbs: [get, list, watch, create, patch, delete]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: deployer, namespace: ${ns}}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}
-subjects: [{kind: ServiceAccount, name: deployer, namespace: ${ns}}]
-`;
+const tenantYaml = (ns: string) =>
+  `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${ns}, labels: {berth.dev/test: "true"}}\n---\n${deployerRbacYaml(ns, ["configmaps", "services", "serviceaccounts"])}`;
 
 interface AppView {
   name: string;
@@ -106,9 +86,6 @@ beforeAll(async () => {
   );
   writeFileSync(join(dirname(config), "token"), `${TOKEN}\n`, { mode: 0o600 });
   run = startBerth(["run", "--config", config, "--kubeconfig", cluster.kubeconfigPath]);
-  run.child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
 }, 600_000);
 
 afterAll(async () => {
@@ -126,7 +103,7 @@ test("with 300 watches open, a commit asked for every app is applied by all of t
       ? true
       : undefined;
   }).catch((err) => {
-    throw new Error(`${(err as Error).message}\n${stderr.slice(-3000)}`);
+    throw new Error(`${(err as Error).message}\n${run.output().slice(-3000)}`);
   });
   // The tenants' watches are open, each its own connection: more than the 256 requests Bun lets fetch have.
   const pid = run.child.pid as number;

@@ -41,8 +41,11 @@ export const GATE_RULE = `  - name: gate-the-gated
 export const syncRules = (...rules: string[]): string =>
   `apiVersion: berth.dev/v1alpha1\nkind: Rules\nsync:\n${rules.join("")}`;
 
-/** A tenant's ServiceAccount `deployer` whose Role lets it manage ConfigMaps in `namespace`, nothing else. */
-export const deployerRbacYaml = (namespace: string): string => `apiVersion: v1
+/** A tenant's ServiceAccount `deployer` whose Role lets it manage `resources` (ConfigMaps) in `namespace`, nothing else. */
+export const deployerRbacYaml = (
+  namespace: string,
+  resources: readonly string[] = ["configmaps"],
+): string => `apiVersion: v1
 kind: ServiceAccount
 metadata: {name: deployer, namespace: ${namespace}}
 ---
@@ -50,7 +53,7 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: {name: deployer, namespace: ${namespace}}
 rules:
-  - {apiGroups: [""], resources: [configmaps], verbs: [get, list, watch, create, patch, delete]}
+  - {apiGroups: [""], resources: [${resources.join(", ")}], verbs: [get, list, watch, create, patch, delete]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
