@@ -32,6 +32,18 @@ function shape(f: RuleFile) {
   };
 }
 
+/** An embedded pack of one Pod health rule at line 4, its `current` expression at `line`. */
+function podPack(current: string, line: number) {
+  return {
+    data: {
+      apiVersion: "berth.dev/v1alpha1",
+      kind: "Rules",
+      health: [{ apiVersion: "v1", kind: "Pod", current }],
+    },
+    lines: { "health.0": 4, "health.0.current": line },
+  };
+}
+
 describe("embedded built-in packs", () => {
   test("every pack in rules/health is embedded, and nothing else", () => {
     expect(Object.keys(BUILTIN_PACKS).sort()).toEqual(packFiles.map((f) => `rules/health/${f}`));
@@ -51,14 +63,7 @@ describe("embedded built-in packs", () => {
   }
 
   test("a bad expression in an embedded pack names the file and the field's line", () => {
-    const pack = {
-      data: {
-        apiVersion: "berth.dev/v1alpha1",
-        kind: "Rules",
-        health: [{ apiVersion: "v1", kind: "Pod", current: "1 +" }],
-      },
-      lines: { "health.0": 4, "health.0.current": 7 },
-    };
+    const pack = podPack("1 +", 7);
     expect(() => compileEmbeddedPack(pack, "rules/health/x.yaml")).toThrow(/rules\/health\/x\.yaml:7/);
     // Lazily: loading compiles nothing; the first use fails, naming the same place, and so does every later one.
     const lazy = compileEmbeddedPack(pack, "rules/health/x.yaml", { lazy: true });
@@ -70,14 +75,7 @@ describe("embedded built-in packs", () => {
   });
 
   test("a lazy program compiles on first use and then evaluates as an eager one does", () => {
-    const pack = {
-      data: {
-        apiVersion: "berth.dev/v1alpha1",
-        kind: "Rules",
-        health: [{ apiVersion: "v1", kind: "Pod", current: "status.phase == 'Running'" }],
-      },
-      lines: { "health.0": 4, "health.0.current": 5 },
-    };
+    const pack = podPack("status.phase == 'Running'", 5);
     const eager = compileEmbeddedPack(pack, "p.yaml").health[0];
     const lazy = compileEmbeddedPack(pack, "p.yaml", { lazy: true }).health[0];
     if (!eager || !lazy) throw new Error("no rule");
