@@ -7,7 +7,7 @@ import { messageOf } from "../object/errors.ts";
 import { type KubeObject, type ObjectRef, refOf } from "../object/object.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { type FileRender, type FileRenderLimits, type RenderLimits, renderFileBytes } from "./render-file.ts";
-import { walkManifests } from "./walk.ts";
+import { type ManifestFile, walkManifests } from "./walk.ts";
 
 export type { RenderLimits } from "./render-file.ts";
 
@@ -93,14 +93,15 @@ export async function render(
     skipped.push(...walked.skipped);
     errors.push(...walked.errors);
     let budget = limits.maxDocuments;
-    for (const file of walked.files) {
+    const ahead = readAhead(snapshot, walked.files, memo, parser, limits, options.signal);
+    for (const [i, file] of walked.files.entries()) {
       files += 1;
       const fileLimits = { ...limits, budget };
       const limitsKey = memo && file.oid ? JSON.stringify(fileLimits) : "";
       const before = limitsKey ? memo?.get(file.path) : undefined;
       let done: FileRender;
       if (before && before.oid === file.oid && before.limits === limitsKey) done = before.result;
-      else done = await parser(file.path, await snapshot.readBlob(file.realPath), fileLimits, options.signal);
+      else done = await ahead.result(i, budget);
       if (limitsKey && file.oid && done.errors.length === 0)
         kept.set(file.path, { oid: file.oid, limits: limitsKey, result: done });
       for (const o of done.objects) {
@@ -121,6 +122,57 @@ export async function render(
     for (const [path, entry] of kept) memo.set(path, entry);
   }
   return { objects, skipped, errors, digest: digestOfCanonical(canonical), files };
+}
+
+/**
+ * Files read and parsed ahead of the one render() is at, at most this many: each file's read (several file
+ * system calls through the Git library) and parse (a worker's round trip) would otherwise wait for the one before,
+ * and 1,000 small files took a second that way. It bounds what is held beyond the sequential render: this many
+ * blobs and parsed files.
+ */
+export const READ_AHEAD = 16;
+
+/**
+ * Reads and parses `files` in order, up to READ_AHEAD past the one asked for. A file parsed ahead gets the budget
+ * left when it was started, which is never less than its own (the files before it only use up budget): when it
+ * used more than its own, it is parsed again with that, so the result is the same as in a render one file at a
+ * time. Files whose memo entry has the same blob id are not read ahead (render() reuses them).
+ */
+function readAhead(
+  snapshot: Snapshot,
+  files: readonly ManifestFile[],
+  memo: ParseMemo | undefined,
+  parser: FileParser,
+  limits: RenderLimits,
+  signal: AbortSignal | undefined,
+) {
+  const started = new Map<number, Promise<{ bytes: Uint8Array; budget: number; done: FileRender }>>();
+  let next = 0;
+  const start = (i: number, budget: number) => {
+    const file = files[i] as ManifestFile;
+    const work = snapshot.readBlob(file.realPath).then(async (bytes) => ({
+      bytes,
+      budget,
+      done: await parser(file.path, bytes, { ...limits, budget }, signal),
+    }));
+    // Awaited in order by result(); one never reached (a render that stopped early) must not be unhandled.
+    work.catch(() => {});
+    started.set(i, work);
+    return work;
+  };
+  return {
+    /** File `i`'s parse with `budget` (the documents left before it). */
+    async result(i: number, budget: number): Promise<FileRender> {
+      for (next = Math.max(next, i + 1); next < Math.min(files.length, i + 1 + READ_AHEAD); next++) {
+        const file = files[next] as ManifestFile;
+        if (!(file.oid && memo?.get(file.path)?.oid === file.oid)) start(next, budget);
+      }
+      const work = await (started.get(i) ?? start(i, budget));
+      started.delete(i);
+      if (work.budget === budget || work.done.used <= budget) return work.done;
+      return parser((files[i] as ManifestFile).path, work.bytes, { ...limits, budget }, signal);
+    },
+  };
 }
 
 /**

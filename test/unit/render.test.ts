@@ -6,8 +6,15 @@ import { attachLarge, detachLarge } from "../../agent/render/chunked.ts";
 import { fastParseYaml } from "../../agent/render/fast-yaml.ts";
 import { FsSnapshot } from "../../agent/render/fs-snapshot.ts";
 import { parseYamlFile, parseYamlWithPackage, SCALAR_TAGS } from "../../agent/render/parse-manifests.ts";
-import { ParsePool } from "../../agent/render/parse-pool.ts";
-import { DEFAULT_RENDER_LIMITS, digestOfObjects, parseInline, render } from "../../agent/render/plain.ts";
+import { INLINE_BYTES, ParsePool } from "../../agent/render/parse-pool.ts";
+import {
+  DEFAULT_RENDER_LIMITS,
+  digestOfObjects,
+  type FileParser,
+  parseInline,
+  READ_AHEAD,
+  render,
+} from "../../agent/render/plain.ts";
 
 const roots: string[] = [];
 afterAll(() => {
@@ -353,6 +360,65 @@ function hugeConfigMap(n: number, extra = ""): string {
 
 const FILE_LIMITS = { ...DEFAULT_RENDER_LIMITS, maxFileBytes: 4 * 1024 * 1024, budget: 10_000 };
 
+describe("reading ahead", () => {
+  // 40 files of 3 documents each.
+  const name = (i: number) => `app/f${String(i).padStart(2, "0")}.yaml`;
+  const tree = Object.fromEntries(
+    Array.from({ length: 40 }, (_, i) => [name(i), [0, 1, 2].map((d) => cm(`c${i}-${d}`)).join("---\n")]),
+  );
+  /** Counts reads in flight; its parser makes the later files of each window finish first. */
+  function setup() {
+    const { root } = repo(tree);
+    const seen = { inFlight: 0, most: 0, budgets: new Map<string, number[]>() };
+    class Counting extends FsSnapshot {
+      override async readBlob(path: string): Promise<Uint8Array> {
+        seen.most = Math.max(seen.most, ++seen.inFlight);
+        try {
+          return await super.readBlob(path);
+        } finally {
+          seen.inFlight -= 1;
+        }
+      }
+    }
+    const parser: FileParser = async (path, bytes, limits) => {
+      seen.budgets.set(path, [...(seen.budgets.get(path) ?? []), limits.budget]);
+      const i = Number(/f(\d+)/.exec(path)?.[1]);
+      await new Promise((r) => setTimeout(r, 2 * (READ_AHEAD - (i % READ_AHEAD))));
+      return parseInline(path, bytes, limits);
+    };
+    return { snapshot: new Counting(root), parser, seen };
+  }
+
+  test("reads several files at once and keeps file order", async () => {
+    const { snapshot, parser, seen } = setup();
+    const result = await render(snapshot, "app", { parser });
+    expect(result.errors).toEqual([]);
+    expect(result.objects.map((o) => o.ref.name)).toEqual(
+      Array.from({ length: 40 }, (_, i) => [0, 1, 2].map((d) => `c${i}-${d}`)).flat(),
+    );
+    expect(result.digest).toBe((await render(new FsSnapshot(snapshot.rootDir), "app")).digest);
+    expect(seen.most).toBeGreaterThan(1);
+    expect(seen.most).toBeLessThanOrEqual(READ_AHEAD + 1);
+  });
+
+  test("a file read ahead with more budget than was left is parsed again: the limit falls where it would one at a time", async () => {
+    const { snapshot, parser, seen } = setup();
+    // 16 files fit in 50 documents (48); the 17th has 3 documents and 2 left.
+    const result = await render(snapshot, "app", { parser, limits: { maxDocuments: 50 } });
+    expect(result.objects).toHaveLength(48);
+    expect(result.objects.at(-1)?.ref.name).toBe("c15-2");
+    expect(result.errors).toEqual([
+      {
+        path: expect.stringMatching(/^app\/f16\.yaml/),
+        message: "too many documents: the limit is 50 per app",
+      },
+    ]);
+    // Started with the budget left before the file the render was at, then parsed again with its own.
+    expect(seen.budgets.get(name(16))?.at(-1)).toBe(2);
+    expect(seen.budgets.get(name(16))?.length).toBe(2);
+  });
+});
+
 describe("huge files", () => {
   test("a 150k-key ConfigMap parses (linear, not quadratic), and a duplicate key in it is found with its line", async () => {
     const { snapshot } = repo({ "app/huge.yaml": hugeConfigMap(150_000) });
@@ -389,8 +455,29 @@ describe("huge files", () => {
     }
   }, 120_000);
 
+  test("files of at most INLINE_BYTES are parsed in this thread, larger ones in a worker", async () => {
+    const pool = new ParsePool({ size: 1 });
+    const workers = () => (pool as unknown as { slots: unknown[] }).slots.length;
+    try {
+      const small = new TextEncoder().encode(cm("a", `data:\n  k: "${"x".repeat(INLINE_BYTES - 80)}"\n`));
+      expect(small.byteLength).toBeLessThanOrEqual(INLINE_BYTES);
+      expect(await pool.parse("a.yaml", small, FILE_LIMITS)).toEqual(
+        await parseInline("a.yaml", small, FILE_LIMITS),
+      );
+      expect(workers()).toBe(0);
+      const large = new TextEncoder().encode(cm("b", `data:\n  k: "${"x".repeat(INLINE_BYTES)}"\n`));
+      expect(await pool.parse("b.yaml", large, FILE_LIMITS)).toEqual(
+        await parseInline("b.yaml", large, FILE_LIMITS),
+      );
+      expect(workers()).toBe(1);
+      expect(pool.fallback).toBeUndefined();
+    } finally {
+      await pool.close();
+    }
+  });
+
   test("an idle worker is stopped after idleMs; the next parse starts one again", async () => {
-    const pool = new ParsePool({ size: 1, idleMs: 100 });
+    const pool = new ParsePool({ size: 1, idleMs: 100, inlineBytes: -1 });
     const workers = () => (pool as unknown as { slots: unknown[] }).slots.length;
     try {
       const first = await pool.parse("a.yaml", new TextEncoder().encode(cm("a")), FILE_LIMITS);
@@ -424,6 +511,7 @@ describe("huge files", () => {
   test("when no worker can start, files are parsed in this thread and the reason is given", async () => {
     const reasons: string[] = [];
     const pool = new ParsePool({
+      inlineBytes: -1,
       workerUrl: new URL("file:///nonexistent/parse-worker.js"),
       onFallback: (why) => reasons.push(why),
     });
