@@ -13,6 +13,7 @@
  * berth first sync ÷ raw best and berth apply stage ÷ raw best (both as times for the same object count).
  * Usage: bun scripts/bench/ssa-limit.ts [--runs 3] [--objects 1000] [--sweep 1,2,4,8,16,32] [--no-h2]
  *        [--alt-binary PATH]   (a second build, synced after the worktree's in every run, reported beside it)
+ *        [--cpu-prof DIR]      (each berth sync writes a Markdown CPU profile into DIR: Bun's --cpu-prof-md)
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -155,6 +156,7 @@ const git = await GitFixture.start();
 const binary = binaryCopy(mkdtempSync(join(tmpdir(), "berth-ssa-bin-")));
 // Another build to compare (e.g. a different apply concurrency): synced after the worktree's binary in each run.
 const ALT = stringFlag("--alt-binary");
+const CPU_PROF = stringFlag("--cpu-prof");
 
 /** berth sync of a fresh namespace with the same ConfigMaps; seconds, apply-stage seconds. */
 async function berthFirstSync(
@@ -179,6 +181,9 @@ async function berthFirstSync(
     spawn(bin, ["sync", "--config", join(ws, "berth.yaml"), "--kubeconfig", cluster.kubeconfig], {
       stdio: ["ignore", "pipe", "pipe"],
       cwd: ws,
+      ...(CPU_PROF
+        ? { env: { ...process.env, BUN_OPTIONS: `--cpu-prof-md --cpu-prof-dir ${CPU_PROF}` } }
+        : {}),
     }),
     600_000,
   );
