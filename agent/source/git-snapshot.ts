@@ -2,7 +2,7 @@
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
 import { type Snapshot, TREE_MODE_TYPES, type TreeEntry } from "../object/snapshot.ts";
-import { type PackCache, readBlob, readCommit, readTree } from "./iso-git.ts";
+import { readBlob, readCommit, readTree, type SnapshotReader } from "./iso-git.ts";
 
 interface Entry extends TreeEntry {
   oid: string;
@@ -11,25 +11,23 @@ interface Entry extends TreeEntry {
 /** A repository tree at one commit of the bare repository `gitdir`; trees are read once and kept. */
 export class GitSnapshot implements Snapshot {
   private readonly trees = new Map<string, Promise<Entry[]>>();
-  private readonly cache: PackCache = {};
-
   private constructor(
-    private readonly gitdir: string,
+    private readonly reader: SnapshotReader,
     readonly revision: string,
     readonly commit: CommitInfo,
     private readonly rootTree: string,
   ) {}
 
-  /** Opens the snapshot at `sha`, which must already be in the object store. */
-  static async open(gitdir: string, sha: string, revision: string): Promise<GitSnapshot> {
-    const commit = await readCommit(gitdir, sha);
+  /** Opens the snapshot at `sha`, which must already be in the object store `reader` reads. */
+  static async open(reader: SnapshotReader, sha: string, revision: string): Promise<GitSnapshot> {
+    const commit = await readCommit(reader, sha);
     const info: CommitInfo = {
       sha,
       author: `${commit.author.name} <${commit.author.email}>`,
       message: commit.message.trimEnd(),
       time: new Date(commit.author.timestamp * 1000).toISOString(),
     };
-    return new GitSnapshot(gitdir, revision, info, commit.tree);
+    return new GitSnapshot(reader, revision, info, commit.tree);
   }
 
   async readDir(path: string): Promise<TreeEntry[]> {
@@ -44,7 +42,7 @@ export class GitSnapshot implements Snapshot {
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
     // A symlink's blob is its target path, which is what `Snapshot` promises to return for it.
-    const blob = await readBlob(this.gitdir, entry.oid, this.cache);
+    const blob = await readBlob(this.reader, entry.oid);
     return blob;
   }
 
@@ -89,7 +87,7 @@ export class GitSnapshot implements Snapshot {
       if (entry.type !== "tree") throw this.error(dir, "not a directory");
       oid = entry.oid;
     }
-    const tree = await readTree(this.gitdir, oid, this.cache);
+    const tree = await readTree(this.reader, oid);
     return tree.map((e) => ({
       name: e.path,
       path: dir === "" ? e.path : `${dir}/${e.path}`,

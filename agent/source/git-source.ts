@@ -22,6 +22,8 @@ import {
   readCommit,
   resolveLocalRef,
   type ServerRef,
+  type SnapshotReader,
+  snapshotReader,
 } from "./iso-git.ts";
 import { serialized } from "./lock.ts";
 import { findRef, isFullSha, refNotFoundMessage, revisionAt } from "./refs.ts";
@@ -124,8 +126,13 @@ export class GitSource {
     // One fetch at a time per cache: concurrent fetches would race on refs and the shallow file.
     return serialized(this.gitdir, async () => {
       await this.ensureCache();
-      if (!(await this.hasCommit(sha))) await this.fetchCommit(sha);
-      return GitSnapshot.open(this.gitdir, sha, revision);
+      // One reader for the check and the snapshot: each reads the pack files it needs once.
+      let reader = snapshotReader(this.gitdir);
+      if (!(await hasCommit(reader, sha))) {
+        await this.fetchCommit(sha);
+        reader = snapshotReader(this.gitdir); // the fetch added a pack
+      }
+      return GitSnapshot.open(reader, sha, revision);
     });
   }
 
@@ -136,7 +143,7 @@ export class GitSource {
       // fetch would send the whole tree again.
       const incremental = await this.hasTrackingTip();
       await this.fetch({ singleBranch: true, remoteRef: this.ref, ...(incremental ? {} : { depth: 1 }) });
-      if (await this.hasCommit(sha)) return;
+      if (await hasCommit(snapshotReader(this.gitdir), sha)) return;
     }
     // A pinned commit, or a tip the ref has since moved away from: fetch all branches and tags, with history.
     const shallow =
@@ -147,7 +154,7 @@ export class GitSource {
       remoteRef: sha,
       ...(shallow ? { depth: INFINITE_DEPTH } : {}),
     });
-    if (await this.hasCommit(sha)) return;
+    if (await hasCommit(snapshotReader(this.gitdir), sha)) return;
     throw new BerthError(`commit ${sha} not found: no branch or tag of the repository contains it`, {
       subject: `git ${this.url}`,
       reason: "FetchFailed",
@@ -225,18 +232,18 @@ export class GitSource {
   private async hasTrackingTip(): Promise<boolean> {
     try {
       const oid = await resolveLocalRef(this.gitdir, this.trackingRef());
-      return await this.hasCommit(oid);
+      return await hasCommit(snapshotReader(this.gitdir), oid);
     } catch {
       return false;
     }
   }
+}
 
-  private async hasCommit(sha: string): Promise<boolean> {
-    try {
-      await readCommit(this.gitdir, sha);
-      return true;
-    } catch {
-      return false;
-    }
+async function hasCommit(reader: SnapshotReader, sha: string): Promise<boolean> {
+  try {
+    await readCommit(reader, sha);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -1,8 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import * as fs from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { deflateSync } from "node:zlib";
 import { GitSource, type GitSourceOptions } from "../../agent/source/git-source.ts";
 import { GitFixture, git } from "../support/git.ts";
 
@@ -135,6 +137,55 @@ describe("GitSource against a real smart-HTTP server", () => {
     await expect(snap.readDir("README.md")).rejects.toThrow("README.md: not a directory");
     await expect(snap.readDir("no/such")).rejects.toThrow("no/such");
     await expect(snap.readBlob("../etc/passwd")).rejects.toThrow("..");
+  });
+
+  test("a snapshot asks the object store once for what cannot change; an object stored loose still reads", async () => {
+    const s = source();
+    const sha = await s.resolve();
+    await (await s.snapshot(sha)).readBlob("README.md"); // fetched
+    const calls: string[] = [];
+    const spies = (["readdir", "stat", "readFile"] as const).map((name) => {
+      const real = fs.promises[name].bind(fs.promises) as (...args: unknown[]) => unknown;
+      return spyOn(fs.promises, name).mockImplementation(((...args: unknown[]) => {
+        calls.push(`${name} ${String(args[0]).slice(s.gitdir.length)}`);
+        return real(...args);
+      }) as never);
+    });
+    try {
+      const snap = await s.snapshot(sha);
+      const paths = [
+        "README.md",
+        "apps/web/deployment.yaml",
+        "apps/web/config/settings.yaml",
+        "apps/api/service.yaml",
+      ];
+      const texts = await Promise.all(paths.map(async (p) => text(await snap.readBlob(p))));
+      expect(texts).toEqual(["# infra\n", "kind: Deployment\n", "level: debug\n", "kind: Service\n"]);
+      // Four blobs and their trees: the pack directory listed once, the repository's type asked once, and no
+      // loose copy looked for (a fetch stores packs only; the fan-out directories were listed once).
+      expect(calls.filter((c) => c === "readdir /objects/pack")).toHaveLength(1);
+      expect(calls.filter((c) => c === "stat ")).toHaveLength(1);
+      expect(calls.filter((c) => c === "readdir /objects")).toHaveLength(1);
+      expect(calls.filter((c) => /^readFile \/objects\/[0-9a-f]{2}\//.test(c))).toEqual([]);
+      // The check that the commit is there and the snapshot share one reader: the pack is read once.
+      expect(calls.filter((c) => c.endsWith(".pack"))).toHaveLength(1);
+
+      // The same blob written loose into the cache (as git itself may leave it) is read from there.
+      const oid = git(s.gitdir, "rev-parse", `${sha}:apps/api/service.yaml`).trim();
+      git(s.gitdir, "cat-file", "blob", oid); // it is in the pack
+      const loose = join(s.gitdir, "objects", oid.slice(0, 2), oid.slice(2));
+      mkdirSync(dirname(loose), { recursive: true });
+      writeFileSync(
+        loose,
+        deflateSync(Buffer.concat([Buffer.from("blob 14\0"), Buffer.from("kind: Service\n")])),
+      );
+      calls.length = 0;
+      const again = await s.snapshot(sha);
+      expect(text(await again.readBlob("apps/api/service.yaml"))).toBe("kind: Service\n");
+      expect(calls).toContain(`readFile /objects/${oid.slice(0, 2)}/${oid.slice(2)}`);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
   });
 
   test("the cache holds a bare repository only, named without the URL", async () => {

@@ -10,6 +10,7 @@ import { dirname, join } from "node:path";
 import type { Snapshot } from "../../agent/object/snapshot.ts";
 import { type FileParser, type ParseMemo, parseInline, render } from "../../agent/render/plain.ts";
 import { GitSnapshot } from "../../agent/source/git-snapshot.ts";
+import { snapshotReader } from "../../agent/source/iso-git.ts";
 
 const cm = (name: string, value: string) =>
   `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ${name}}\ndata: {v: "${value}"}\n`;
@@ -38,7 +39,7 @@ function repo() {
     },
     async at(reads: string[]): Promise<Snapshot> {
       const sha = git("rev-parse", "HEAD").trim();
-      const inner = await GitSnapshot.open(join(dir, ".git"), sha, `main@sha1:${sha}`);
+      const inner = await GitSnapshot.open(snapshotReader(join(dir, ".git")), sha, `main@sha1:${sha}`);
       return {
         revision: inner.revision,
         commit: inner.commit,
