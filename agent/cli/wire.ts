@@ -326,8 +326,8 @@ export function wireDrift(
   const view = new LiveView(w.kube, {
     clientFor: w.clientFor,
     defaultNamespace: namespaceIn(apps),
-    // One watch per kind for every app on the agent's own client, not one per app and kind.
-    shared: true,
+    // One watch per kind for the apps on the agent's own client, not one per app and kind.
+    shared: () => apps().map((a) => a.name),
     onChange: (c) => watcher.observe(c),
     onState: (app, kind, connected, error) => {
       if (closing) return;

@@ -1,7 +1,7 @@
 /**
  * The in-memory view of the live objects berth owns, kept current by watches scoped by berth's labels. With
- * `shared`, apps on the view's own client share one KindWatch per kind, selecting every object berth manages
- * and sorting them by their app label; otherwise (and always for an app with a client of its own, whose
+ * `shared`, apps on the view's own client share one KindWatch per kind, selecting the objects of the apps it
+ * names and sorting them by their app label; otherwise (and always for an app with a client of its own, whose
  * ServiceAccount may list no more than its namespace) each app has its own KindWatch per kind. A watch is a
  * request that stays open, a connection and a buffer each: 100 apps of 3 kinds were 300 of them. Objects are
  * kept stripped (no last-applied annotation, other managers' fieldsV1 dropped), so memory grows with what
@@ -45,10 +45,13 @@ export interface LiveViewOptions {
   /** The app's default namespace, for rendered refs of namespaced kinds that name none yet. */
   defaultNamespace?: (app: string) => string | undefined;
   /**
-   * One watch per kind for every app on the view's client (`berth run`: all apps' objects are wanted anyway).
-   * Off, each app lists only its own (a one-shot `berth sync` of one app among many).
+   * The apps that may share watches (`berth run`: every app it runs; those on the view's own client do): one
+   * watch per kind selects them by name, as all their objects are wanted anyway. By name, so objects of apps
+   * this agent does not run (another agent's on the same cluster, a removed app's) are neither listed nor held.
+   * An app that is not named yet when it first tracks a kind (a generated one) restarts that kind's watch once.
+   * Absent, each app lists only its own (a one-shot `berth sync` of one app among many).
    */
-  shared?: boolean;
+  shared?: () => Iterable<string>;
   onChange?: (change: ViewChange) => void;
   /** A watch connected or was lost; `app` is SHARED_WATCH for a shared one. */
   onState?: (app: string, kind: string, connected: boolean, error?: string) => void;
@@ -64,6 +67,8 @@ interface KindEntry {
   owner: Map<string, string>;
   /** Apps that tracked this watch: changes are reported for them only. */
   apps: Set<string>;
+  /** A shared watch's apps, as its label selector names them. */
+  selected?: ReadonlySet<string>;
 }
 
 const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
@@ -73,6 +78,8 @@ export class LiveView {
   private readonly kinds = new Map<string, KindEntry>();
   /** The watches each app tracked, by key. */
   private readonly tracked = new Map<string, Set<string>>();
+  /** Stops of watches replaced by one with another selector. */
+  private readonly retiring = new Set<Promise<void>>();
 
   constructor(
     private readonly client: KubeClient,
@@ -97,24 +104,15 @@ export class LiveView {
       let entry = this.kinds.get(key);
       // A watch the server forbade has ended; try again now (RBAC may have changed since).
       if (!entry || entry.watch.forbidden) {
-        const objects = new Map<string, Map<string, KubeObject>>();
-        const apps = entry?.apps ?? new Set<string>();
-        const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
-        const watch: KindWatch = new KindWatch(client, {
-          info,
-          ...(namespace ? { namespace } : {}),
-          // Shared: every app's objects (the label must be there); else this app's.
-          labelSelector: shared ? `${APP_LABEL},${selector}` : `${APP_LABEL}=${app},${selector}`,
-          onUpdate: (u) => this.apply(created, u),
-          onState: (connected, error) =>
-            this.options.onState?.(shared ? SHARED_WATCH : app, info.kind, connected, error),
-          ...(this.options.backoffMs ? { backoffMs: this.options.backoffMs } : {}),
-          ...(this.options.maxBackoffMs ? { maxBackoffMs: this.options.maxBackoffMs } : {}),
-        });
-        const created: KindEntry = { watch, objects, owner: new Map(), apps };
-        entry = created;
-        this.kinds.set(key, entry);
-        watch.start();
+        const fresh = { objects: new Map(), owner: new Map(), apps: entry?.apps ?? new Set<string>() };
+        entry = this.startWatch(key, client, info, namespace, app, shared, fresh);
+      } else if (entry.selected && !entry.selected.has(app)) {
+        // Its selector does not name this app: watch again with one that does. The objects held stay, so the
+        // relist reports only what changed (this app's objects, new to the view).
+        const old = entry.watch.stop();
+        this.retiring.add(old);
+        void old.finally(() => this.retiring.delete(old));
+        entry = this.startWatch(key, client, info, namespace, app, shared, entry);
       }
       entry.apps.add(app);
       keys.add(key);
@@ -172,6 +170,7 @@ export class LiveView {
   /** Stops every watch. */
   async close(): Promise<void> {
     await Promise.all([...this.kinds.values()].map((e) => e.watch.stop()));
+    await Promise.all(this.retiring);
     this.kinds.clear();
     this.tracked.clear();
   }
@@ -182,7 +181,44 @@ export class LiveView {
 
   /** Whether an app on `client` uses the shared watches: sharing is on and it is the view's own client. */
   private sharesWatches(client: KubeClient): boolean {
-    return this.options.shared === true && client === this.client;
+    return this.options.shared !== undefined && client === this.client;
+  }
+
+  /** Starts `entry`'s (new) watch of a kind: the app's own, or the shared one naming every app that shares. */
+  private startWatch(
+    key: string,
+    client: KubeClient,
+    info: ResourceInfo,
+    namespace: string,
+    app: string,
+    shared: boolean,
+    base: Omit<KindEntry, "watch" | "selected">,
+  ): KindEntry {
+    let selected: Set<string> | undefined;
+    if (shared) {
+      selected = new Set([app]);
+      for (const name of this.options.shared?.() ?? []) {
+        if (this.sharesWatches(this.clientOf(name))) selected.add(name);
+      }
+    }
+    const apps = selected ? `${APP_LABEL} in (${[...selected].sort().join(",")})` : `${APP_LABEL}=${app}`;
+    const watch: KindWatch = new KindWatch(client, {
+      info,
+      ...(namespace ? { namespace } : {}),
+      labelSelector: `${apps},${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+      // A replaced watch's last updates are not the entry's any more.
+      onUpdate: (u) => {
+        if (entry.watch === watch) this.apply(entry, u);
+      },
+      onState: (connected, error) =>
+        this.options.onState?.(shared ? SHARED_WATCH : app, info.kind, connected, error),
+      ...(this.options.backoffMs ? { backoffMs: this.options.backoffMs } : {}),
+      ...(this.options.maxBackoffMs ? { maxBackoffMs: this.options.maxBackoffMs } : {}),
+    });
+    const entry: KindEntry = Object.assign(base, { watch }, selected ? { selected } : {});
+    this.kinds.set(key, entry);
+    watch.start();
+    return entry;
   }
 
   private perNamespace(client: KubeClient): boolean {
