@@ -14,6 +14,8 @@
  * Usage: bun scripts/bench/ssa-limit.ts [--runs 3] [--objects 1000] [--sweep 1,2,4,8,16,32] [--no-h2]
  *        [--alt-binary PATH]   (a second build, synced after the worktree's in every run, reported beside it)
  *        [--cpu-prof DIR]      (each berth sync writes a Markdown CPU profile into DIR: Bun's --cpu-prof-md)
+ *        [--existing-namespace] (the bench creates the namespace and the repository holds only the ConfigMaps:
+ *                               berth's plan then validates each one by a dry-run first, as in most first syncs)
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -157,6 +159,7 @@ const binary = binaryCopy(mkdtempSync(join(tmpdir(), "berth-ssa-bin-")));
 // Another build to compare (e.g. a different apply concurrency): synced after the worktree's binary in each run.
 const ALT = stringFlag("--alt-binary");
 const CPU_PROF = stringFlag("--cpu-prof");
+const EXISTING_NS = process.argv.includes("--existing-namespace");
 
 /** berth sync of a fresh namespace with the same ConfigMaps; seconds, apply-stage seconds. */
 async function berthFirstSync(
@@ -166,15 +169,17 @@ async function berthFirstSync(
   const ns = `berth-${run}-${Math.random().toString(16).slice(2, 8)}`;
   const repo = `ssa${run}`;
   const url = git.createRepo(repo);
-  const files: Record<string, string> = {
-    "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
-  };
+  const files: Record<string, string> = {};
+  // A namespace the app creates cannot be dry-run into: its objects are applied unvalidated.
+  if (EXISTING_NS) cluster.kubectl("create", "namespace", ns);
+  else files["app/ns.yaml"] = `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`;
   for (let i = 0; i < OBJECTS; i++) files[`app/cm-${i}.yaml`] = cm(ns, i);
   git.commit(repo, files);
   const ws = mkdtempSync(join(tmpdir(), "berth-ssa-"));
+  // An app name per run: the plan lists its app's live objects, and a shared name would list every run's.
   writeFileSync(
     join(ws, "berth.yaml"),
-    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}"}\napps:\n  - {name: bench, path: app, timeout: 5m}\nledger: {path: ledger.db}\n`,
+    `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}"}\napps:\n  - {name: bench-${run}, path: app, timeout: 5m}\nledger: {path: ledger.db}\n`,
   );
   const t0 = performance.now();
   const { code, stdout, stderr } = await runToEnd(
@@ -272,6 +277,7 @@ console.log(
     commit: commitOfTree(),
     objects: OBJECTS,
     runs: RUNS,
+    namespace: EXISTING_NS ? "existing: every object dry-run by the plan" : "created by the app",
     rawObjectsPerSecond: perN,
     limit: { at: bestKey, objectsPerSecond: round(bestRate, 1), secondsFor: round(rawSeconds) },
     berth: {
