@@ -84,19 +84,19 @@ export function loadKubeConfig(target: KubeTarget = {}): KubeAccess {
   return access;
 }
 
-/** Options of one request: TLS (an agent, as client-node made one per request) and the auth headers. */
-async function requestOptions(
-  access: KubeAccess,
-  delegate: () => Promise<KubeConfig>,
-  method: string,
-  headers: Record<string, string>,
-): Promise<RequestInit> {
-  if (access.delegated)
-    return (await (await delegate()).applyToFetchOptions({ method, headers })) as RequestInit;
-  const all: Record<string, string> = { ...headers };
-  const authorization = authorizationOf(access);
-  if (authorization) all.Authorization = authorization;
-  if (access.impersonateUser) all["Impersonate-User"] = access.impersonateUser;
+/**
+ * How long one access's TLS agent is used before its certificate files are read again (rotated files take
+ * effect after at most this long, as a token file's do). An agent per request read three files and built one
+ * for every request: a tenth of a millisecond of this thread's time per apply (scripts/bench/ssa-limit.ts).
+ */
+export const TLS_AGENT_TTL_MS = 60_000;
+
+const agents = new WeakMap<KubeAccess, { agent: HttpAgent | HttpsAgent; madeAt: number }>();
+
+/** The access's TLS agent (plain HTTP: an agent without TLS), made again once TLS_AGENT_TTL_MS passed. */
+export function agentOf(access: KubeAccess, now = Date.now()): HttpAgent | HttpsAgent {
+  const known = agents.get(access);
+  if (known && now - known.madeAt < TLS_AGENT_TTL_MS) return known.agent;
   let agent: HttpAgent | HttpsAgent;
   if (access.server.startsWith("http:")) {
     if (!access.skipTLSVerify)
@@ -109,7 +109,24 @@ async function requestOptions(
       ...(access.tlsServerName ? { servername: access.tlsServerName } : {}),
     });
   }
-  return { method, headers: all, agent } as RequestInit;
+  agents.set(access, { agent, madeAt: now });
+  return agent;
+}
+
+/** Options of one request: TLS (the access's agent) and the auth headers. */
+async function requestOptions(
+  access: KubeAccess,
+  delegate: () => Promise<KubeConfig>,
+  method: string,
+  headers: Record<string, string>,
+): Promise<RequestInit> {
+  if (access.delegated)
+    return (await (await delegate()).applyToFetchOptions({ method, headers })) as RequestInit;
+  const all: Record<string, string> = { ...headers };
+  const authorization = authorizationOf(access);
+  if (authorization) all.Authorization = authorization;
+  if (access.impersonateUser) all["Impersonate-User"] = access.impersonateUser;
+  return { method, headers: all, agent: agentOf(access) } as RequestInit;
 }
 
 /** client-node's KubeConfig for the same file and context, for credentials only it can get (exec, auth-provider). */

@@ -3,11 +3,12 @@
  * handles itself, and leaves exec credentials to client-node (loaded then): requests carry what each says.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import type { Agent as HttpsAgent } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { KubeClient } from "../../agent/kube/client.ts";
+import { agentOf, KubeClient, TLS_AGENT_TTL_MS } from "../../agent/kube/client.ts";
 import { authorizationOf, loadKubeAccess, tlsOf } from "../../agent/kube/kubeconfig.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "berth-kubeconfig-"));
@@ -99,6 +100,27 @@ describe("loadKubeAccess", () => {
     const noServer = file("no-server", "apiVersion: v1\nkind: Config\nclusters: [{name: a, cluster: {}}]\n");
     expect(() => loadKubeAccess({ kubeconfig: noServer })).toThrow("clusters[0].cluster.server is missing");
     expect(() => KubeClient.connect({ kubeconfig: join(dir, "absent") })).toThrow("cannot load kubeconfig");
+  });
+});
+
+describe("TLS agents", () => {
+  test("one per access, its certificate files read again once TLS_AGENT_TTL_MS passed (a rotated file)", () => {
+    mkdirSync(join(dir, "certs"), { recursive: true });
+    writeFileSync(join(dir, "certs", "ca.pem"), "CA-1");
+    writeFileSync(join(dir, "certs", "c.pem"), "CERT-1");
+    const access = loadKubeAccess({ kubeconfig: main });
+    const t0 = 1_000_000;
+    const first = agentOf(access, t0) as HttpsAgent;
+    expect(String(first.options.cert)).toBe("CERT-1");
+    expect(String(first.options.key)).toBe("KEY");
+    expect(first.options.servername).toBe("api.a");
+    writeFileSync(join(dir, "certs", "c.pem"), "CERT-2");
+    expect(agentOf(access, t0 + TLS_AGENT_TTL_MS - 1)).toBe(first);
+    const later = agentOf(access, t0 + TLS_AGENT_TTL_MS) as HttpsAgent;
+    expect(later).not.toBe(first);
+    expect(String(later.options.cert)).toBe("CERT-2");
+    // Another access (another kubeconfig context) has its own.
+    expect(agentOf(loadKubeAccess({ kubeconfig: main, context: "cb" }), t0)).not.toBe(later);
   });
 });
 
