@@ -70,12 +70,15 @@ export function parseJsonFile(text: string, limits: ParseLimits): ParsedDocument
 export const SCALAR_TAGS = new Document(null, { customTags: (tags) => [LEGACY_OCTAL, ...tags] }).schema
   .tags as ScalarTag[];
 
-/** Below this size the `yaml` package is fast enough; above it, the simple shape takes the fast path. */
-const FAST_PATH_BYTES = 64 * 1024;
-
-/** Documents of a YAML stream, stopping at the first error (syntax, alias bomb, too many documents, too deep). */
+/**
+ * Documents of a YAML stream, stopping at the first error (syntax, alias bomb, too many documents, too deep).
+ * Every file tries the simple shape first, small ones too: 1,000 small ConfigMaps parse in 6–15 ms that way
+ * against 50–160 ms with the `yaml` package (the higher figures in a fresh process, as in a one-shot `berth sync`,
+ * whose render of them took about a third of a second); a file outside the shape costs one scan up to where it
+ * leaves it.
+ */
 export function parseYamlFile(text: string, limits: ParseLimits): ParsedDocument[] | ParseFailure {
-  if (text.length >= FAST_PATH_BYTES && limits.documentBudget >= 1) {
+  if (limits.documentBudget >= 1) {
     const value = fastParseYaml(text, SCALAR_TAGS);
     if (value !== undefined) {
       const deep = depthProblem(value, limits.maxDepth);

@@ -551,7 +551,7 @@ describe("moving large containers between threads", () => {
   });
 });
 
-describe("the fast path for big simple YAML", () => {
+describe("the fast path for simple YAML", () => {
   const KEYS = [
     "a",
     "b",
@@ -679,6 +679,19 @@ describe("the fast path for big simple YAML", () => {
     }
     // The generator must exercise the fast path, not only its refusals.
     expect(fast).toBeGreaterThan(300);
+  });
+
+  test("a small file reads the same as with the yaml package, and an error in it is found at its line", async () => {
+    const limits = { documentBudget: 10, maxAliases: 100, maxDepth: 200 };
+    const small = cm("small", 'data:\n  a: "1"\n');
+    const parsed = parseYamlFile(small, limits) as Array<{ value: unknown; at?: unknown }>;
+    expect(parsed[0]?.value).toEqual((parseYamlWithPackage(small, limits) as typeof parsed)[0]?.value);
+    const { snapshot } = repo({
+      "app/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  namespace: x\n",
+    });
+    expect((await render(snapshot, "app")).errors).toEqual([
+      { path: "app/bad.yaml:3:1", message: expect.stringContaining("metadata.name") },
+    ]);
   });
 
   test("a big file takes it; a big file outside its shape gets the same answer from the yaml package", () => {
