@@ -108,7 +108,12 @@ export class ParsePool {
 
   /** The FileParser that uses this pool. */
   readonly parse: FileParser = (path, bytes, limits, signal) => {
-    if (this.fallback !== undefined || bytes.byteLength <= this.inlineBytes)
+    // A file over the size limit is refused at once: copying it to a worker would only be wasted memory.
+    if (
+      this.fallback !== undefined ||
+      bytes.byteLength <= this.inlineBytes ||
+      bytes.byteLength > limits.maxFileBytes
+    )
       return parseInline(path, bytes, limits, signal);
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise<FileRender>((resolve, reject) => {

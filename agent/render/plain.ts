@@ -128,7 +128,7 @@ export async function render(
  * Files read and parsed ahead of the one render() is at, at most this many: each file's read (several file
  * system calls through the Git library) and parse (a worker's round trip) would otherwise wait for the one before,
  * and 1,000 small files took a second that way. It bounds what is held beyond the sequential render: this many
- * blobs and parsed files.
+ * blobs of at most maxFileBytes and parsed files.
  */
 export const READ_AHEAD = 16;
 
@@ -150,11 +150,12 @@ function readAhead(
   let next = 0;
   const start = (i: number, budget: number) => {
     const file = files[i] as ManifestFile;
-    const work = snapshot.readBlob(file.realPath).then(async (bytes) => ({
-      bytes,
-      budget,
-      done: await parser(file.path, bytes, { ...limits, budget }, signal),
-    }));
+    const work = snapshot.readBlob(file.realPath).then(async (bytes) => {
+      const done = await parser(file.path, bytes, { ...limits, budget }, signal);
+      // A file over the size limit is only an error (it is never parsed again): its bytes are not kept while
+      // it waits for its turn, so files read ahead hold at most READ_AHEAD × maxFileBytes.
+      return { bytes: bytes.byteLength > limits.maxFileBytes ? new Uint8Array(0) : bytes, budget, done };
+    });
     // Awaited in order by result(); one never reached (a render that stopped early) must not be unhandled.
     work.catch(() => {});
     started.set(i, work);

@@ -471,6 +471,12 @@ describe("huge files", () => {
       );
       expect(workers()).toBe(1);
       expect(pool.fallback).toBeUndefined();
+      // Over the size limit: refused here, not copied to a worker first.
+      const fresh = new ParsePool({ size: 1 });
+      const over = await fresh.parse("c.yaml", large, { ...FILE_LIMITS, maxFileBytes: INLINE_BYTES });
+      expect(over.errors).toEqual([{ path: "c.yaml", message: expect.stringContaining("over the limit") }]);
+      expect((fresh as unknown as { slots: unknown[] }).slots).toHaveLength(0);
+      await fresh.close();
     } finally {
       await pool.close();
     }
