@@ -311,7 +311,7 @@ export function wireDrift(
   const watcher = new DriftWatcher({
     get: (ref, app) => w.clientFor(app).get(ref),
     apply: (obj, o, app) => w.clientFor(app).apply(obj, o),
-    inventory: (app) => w.ledger.inventory(app),
+    owned: (app, ref) => w.ledger.inventoryItem(app, ref),
     getManifest: (d) => w.ledger.getManifest(d),
     recordDrift: (e) => w.ledger.recordDrift(e),
     policyOf,

@@ -23,7 +23,8 @@ export interface DriftDeps {
   /** Reads and heals go out as the app's identity (its ServiceAccount), as its syncs do. */
   get(ref: ObjectRef, app: string): Promise<KubeObject | undefined>;
   apply(obj: KubeObject, options: { force?: boolean }, app: string): Promise<KubeObject>;
-  inventory(app: string): Array<{ ref: ObjectRef; digest: string }>;
+  /** The object in the app's inventory (the ledger's row for it), if the app owns it. */
+  owned(app: string, ref: ObjectRef): { ref: ObjectRef; digest: string } | undefined;
   getManifest(digest: string): Promise<KubeObject | undefined>;
   recordDrift(event: DriftRecord): number;
   policyOf(app: string): DriftPolicy | undefined;
@@ -99,7 +100,7 @@ export class DriftWatcher {
   private async handle(change: DriftChange, seenAt: number): Promise<void> {
     const { app, ref } = change;
     try {
-      const inInventory = () => this.deps.inventory(app).find((i) => objectId(i.ref) === objectId(ref));
+      const inInventory = () => this.deps.owned(app, ref);
       let owned: ReturnType<typeof inInventory>;
       let after = change.after;
       // Gone from the watch: deleted, or relabelled out of berth's selector (then its fields tell who). Asked

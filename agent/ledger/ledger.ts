@@ -4,7 +4,7 @@
  * This is its façade: each table group lives in `tables/` over one shared `LedgerAccess`.
  */
 import { BerthError, messageOf } from "../object/errors.ts";
-import type { KubeObject } from "../object/object.ts";
+import type { KubeObject, ObjectRef } from "../object/object.ts";
 import { type VerifyResult, verifyLedger } from "./chain.ts";
 import { type Driver, openDriver } from "./driver.ts";
 import type * as entry from "./entry.ts";
@@ -214,6 +214,11 @@ export class Ledger {
   /** The app's inventory as of its last finish that carried one, ordered by object id. */
   inventory(app: string): entry.InventoryItem[] {
     return this.inventoryTable.of(app);
+  }
+
+  /** One object of the app's inventory, if it is there. */
+  inventoryItem(app: string, ref: ObjectRef): entry.InventoryItem | undefined {
+    return this.inventoryTable.item(app, ref);
   }
 
   /** Object id → app for every object in another app's inventory (one app per object, the first by name). */

@@ -201,6 +201,17 @@ describe("inventory", () => {
     expect(ledger.inventory("web")).toEqual([{ ref: deploymentRef("api"), digest: "sha256:3" }]);
     expect(ledger.inventory("db")).toEqual([{ ref: coreRef("Service", "pg"), digest: "sha256:9" }]);
     expect(ledger.inventory("unknown")).toEqual([]);
+    // One object by its reference, as drift asks: only the app that owns it has it.
+    expect(ledger.inventoryItem("web", deploymentRef("api"))).toEqual({
+      ref: deploymentRef("api"),
+      digest: "sha256:3",
+    });
+    expect(ledger.inventoryItem("web", coreRef("ConfigMap", "cfg"))).toBeUndefined(); // left with r2
+    expect(ledger.inventoryItem("db", deploymentRef("api"))).toBeUndefined();
+    expect(ledger.inventoryItem("db", coreRef("Service", "pg"))).toEqual({
+      ref: coreRef("Service", "pg"),
+      digest: "sha256:9",
+    });
   });
 
   test("a failure inside finish leaves nothing half-written", () => {

@@ -211,7 +211,7 @@ describe("DriftWatcher on a Secret the ledger holds redacted", () => {
           applied.push(obj);
           return obj;
         },
-        inventory: () => [{ ref: secretRef, digest }],
+        owned: () => ({ ref: secretRef, digest }),
         getManifest: (d) => ledger.getManifest(d),
         recordDrift: (e) => recorded.push(e),
         policyOf: () => DriftPolicy.compile({ action: "heal", ignore: {}, rules: [] }, "test"),

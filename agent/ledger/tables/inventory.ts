@@ -1,5 +1,5 @@
 /** The inventory table: which objects each app owns (state, not history), read by prune and replay. */
-import { objectId } from "../../object/object.ts";
+import { type ObjectRef, objectId } from "../../object/object.ts";
 import type { InventoryItem } from "../entry.ts";
 import { refJson } from "../snapshot.ts";
 import type { LedgerAccess } from "./access.ts";
@@ -73,6 +73,22 @@ export class InventoryTable {
           ...(r.source !== null ? { source: r.source } : {}),
         })),
     );
+  }
+
+  /** One object of the app's inventory (a drift event asks about one object, not the app's thousands). */
+  item(app: string, ref: ObjectRef): InventoryItem | undefined {
+    return this.access.guard("cannot read the inventory", () => {
+      const r = this.db.get<{ ref_json: string; digest: string; source: string | null }>(
+        "SELECT ref_json, digest, source FROM inventory WHERE app = ? AND object_id = ?",
+        [app, objectId(ref)],
+      );
+      if (!r) return undefined;
+      return {
+        ref: JSON.parse(r.ref_json),
+        digest: r.digest,
+        ...(r.source !== null ? { source: r.source } : {}),
+      };
+    });
   }
 
   /** Object id → app for every object in another app's inventory (one app per object, the first by name). */
