@@ -67,11 +67,7 @@ export class InventoryTable {
           "SELECT ref_json, digest, source FROM inventory WHERE app = ? ORDER BY object_id",
           [app],
         )
-        .map((r) => ({
-          ref: JSON.parse(r.ref_json),
-          digest: r.digest,
-          ...(r.source !== null ? { source: r.source } : {}),
-        })),
+        .map(itemOf),
     );
   }
 
@@ -82,12 +78,7 @@ export class InventoryTable {
         "SELECT ref_json, digest, source FROM inventory WHERE app = ? AND object_id = ?",
         [app, objectId(ref)],
       );
-      if (!r) return undefined;
-      return {
-        ref: JSON.parse(r.ref_json),
-        digest: r.digest,
-        ...(r.source !== null ? { source: r.source } : {}),
-      };
+      return r ? itemOf(r) : undefined;
     });
   }
 
@@ -101,4 +92,13 @@ export class InventoryTable {
       return new Map(rows.map((r) => [r.object_id, r.app]));
     });
   }
+}
+
+/** An inventory row as the item it stores. */
+function itemOf(r: { ref_json: string; digest: string; source: string | null }): InventoryItem {
+  return {
+    ref: JSON.parse(r.ref_json),
+    digest: r.digest,
+    ...(r.source !== null ? { source: r.source } : {}),
+  };
 }
