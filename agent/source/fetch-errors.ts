@@ -1,6 +1,6 @@
 /** Turns what isomorphic-git and the HTTP client throw into `BerthError`s with reason "FetchFailed". */
 import { BerthError } from "../object/errors.ts";
-import { NetworkError } from "./http-client.ts";
+import { BodyTooLargeError, NetworkError } from "./http-client.ts";
 
 /** The HTTP status of an isomorphic-git `HttpError`, if `err` is one. */
 export function httpStatusOf(err: unknown): number | undefined {
@@ -22,7 +22,9 @@ export function fetchFailed(cleanUrl: string, err: unknown, attempts: number): B
   if (err instanceof BerthError) return err;
   const tries = attempts > 1 ? ` (after ${attempts} attempts)` : "";
   let message: string;
-  if (err instanceof NetworkError) {
+  if (err instanceof BodyTooLargeError) {
+    message = `the server sent more than ${err.limit} bytes in one answer (the limit of one fetch's pack); nothing was fetched`;
+  } else if (err instanceof NetworkError) {
     message = `cannot reach ${err.message}${tries}`;
   } else {
     const status = httpStatusOf(err);

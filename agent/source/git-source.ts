@@ -26,6 +26,7 @@ import {
   snapshotReader,
 } from "./iso-git.ts";
 import { serialized } from "./lock.ts";
+import { DEFAULT_PACK_LIMITS, type PackLimits } from "./pack-check.ts";
 import { findRef, isFullSha, refNotFoundMessage, revisionAt } from "./refs.ts";
 import { cachePathFor, parseRepoUrl } from "./url.ts";
 
@@ -53,6 +54,8 @@ export interface GitSourceOptions {
   retryDelayMs?: number;
   /** Called once per HTTP request, for metrics. */
   onRequest?: (kind: RequestKind, ok: boolean) => void;
+  /** What one fetch may bring (default DEFAULT_PACK_LIMITS). */
+  limits?: Partial<PackLimits>;
 }
 
 /** Result of `poll`: the ref's commit and whether it differs from the last one seen. */
@@ -75,6 +78,7 @@ export class GitSource {
   private readonly options: GitSourceOptions;
   private readonly urlCredentials: GitCredentials | undefined;
   private readonly http: HttpClient;
+  private readonly limits: PackLimits;
 
   constructor(options: GitSourceOptions) {
     const { clean, userinfo } = parseRepoUrl(options.url);
@@ -83,8 +87,10 @@ export class GitSource {
     this.urlCredentials = userinfo;
     this.gitdir = cachePathFor(options.cacheDir, clean);
     this.options = options;
+    this.limits = { ...DEFAULT_PACK_LIMITS, ...options.limits };
     this.http = fetchHttpClient({
       timeoutMs: options.timeoutMs ?? 60_000,
+      maxBodyBytes: this.limits.maxPackBytes,
       ...(options.onRequest ? { onRequest: options.onRequest } : {}),
     });
     if (options.ref === "") throw new BerthError("ref must not be empty", { subject: `git ${clean}` });
@@ -179,6 +185,8 @@ export class GitSource {
         tags: args.tags ?? false,
         ...(args.depth !== undefined ? { depth: args.depth } : {}),
         headers: this.authHeaders(),
+        limits: this.limits,
+        subject: `git ${this.url}`,
       }),
     ).catch((err: unknown) => {
       // The ref vanished between resolve() and snapshot().

@@ -18,6 +18,14 @@ export class NetworkError extends Error {
   }
 }
 
+/** The server sent more than the client's `maxBodyBytes` in one answer (not retried: it would send it again). */
+export class BodyTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`the server sent more than ${limit} bytes in one answer (the limit)`);
+    this.name = "BodyTooLargeError";
+  }
+}
+
 /** What a request was for: the ref advertisement, or a pack negotiation. */
 export type RequestKind = "refs" | "fetch";
 
@@ -25,6 +33,8 @@ export type RequestKind = "refs" | "fetch";
 export interface HttpClientOptions {
   /** Limit for one request, from sending it until its body has been read. */
   timeoutMs: number;
+  /** Bytes one answer may carry: isomorphic-git holds a fetched pack in memory whole (default: no limit). */
+  maxBodyBytes?: number;
   /** Called once per request when it completes or fails; `ok` is a 2xx status read to the end. */
   onRequest?: (kind: RequestKind, ok: boolean) => void;
 }
@@ -63,7 +73,14 @@ export function fetchHttpClient(options: HttpClientOptions): HttpClient {
         statusMessage: res.statusText,
         headers,
         // An error status is known now; a success only counts once its body arrived whole.
-        body: readBody(res, signal, options.timeoutMs, req.url, res.ok ? report : () => {}),
+        body: readBody(
+          res,
+          signal,
+          options.timeoutMs,
+          req.url,
+          res.ok ? report : () => {},
+          options.maxBodyBytes ?? Number.POSITIVE_INFINITY,
+        ),
       };
     },
   };
@@ -75,8 +92,10 @@ async function* readBody(
   timeoutMs: number,
   url: string,
   report: (ok: boolean) => void,
+  maxBytes: number,
 ): AsyncIterableIterator<Uint8Array> {
   let ok = res.ok;
+  let received = 0;
   try {
     if (!res.body) return;
     const reader = res.body.getReader();
@@ -89,6 +108,12 @@ async function* readBody(
         throw networkError(err, signal, timeoutMs, url);
       }
       if (chunk.done) return;
+      received += chunk.value.byteLength;
+      if (received > maxBytes) {
+        ok = false;
+        await reader.cancel().catch(() => {});
+        throw new BodyTooLargeError(maxBytes);
+      }
       yield chunk.value;
     }
   } finally {

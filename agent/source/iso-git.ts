@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import git, { type HttpClient, type PromiseFsClient, type ServerRef } from "isomorphic-git";
 import { atomicFs } from "./atomic-fs.ts";
+import { checkPack, type PackLimits } from "./pack-check.ts";
 
 export type { HttpClient, ServerRef };
 
@@ -89,11 +90,38 @@ export interface FetchArgs {
   tags: boolean;
   depth?: number;
   headers: Record<string, string>;
+  /** What the pack may hold; checked before isomorphic-git indexes it (see pack-check.ts). */
+  limits: PackLimits;
+  /** Names the repository in a refusal. */
+  subject: string;
 }
 
-/** Fetches `remoteRef` into the bare cache, writing every file atomically. */
-export function fetchInto(args: FetchArgs): Promise<unknown> {
-  return git.fetch({ fs: atomicFs, ...args });
+/** Fetches `remoteRef` into the bare cache, writing every file atomically; a pack over a limit is not written. */
+export function fetchInto({ limits, subject, ...args }: FetchArgs): Promise<unknown> {
+  return git.fetch({ fs: packCheckingFs(limits, subject), ...args });
+}
+
+/**
+ * atomicFs, with every pack checked against `limits` before it is written: isomorphic-git writes the downloaded
+ * pack, then indexes it (inflating each object), so a refusal here leaves the cache as it was.
+ */
+function packCheckingFs(limits: PackLimits, subject: string): typeof atomicFs {
+  // isomorphic-git writes again after a failed write (having made the directory): the verdict is remembered.
+  const refused = new WeakMap<object, unknown>();
+  const writeFile: typeof atomicFs.promises.writeFile = async (path, data, options) => {
+    if (typeof data !== "string" && /\/objects\/pack\/pack-[0-9a-f]+\.pack$/.test(path)) {
+      const earlier = refused.get(data);
+      if (earlier) throw earlier;
+      try {
+        checkPack(data, limits, subject);
+      } catch (err) {
+        refused.set(data, err);
+        throw err;
+      }
+    }
+    return atomicFs.promises.writeFile(path, data, options);
+  };
+  return { promises: { ...atomicFs.promises, writeFile } };
 }
 
 /** The server's refs (protocol v1: every ref, tags peeled, in the single GET of the advertisement). */

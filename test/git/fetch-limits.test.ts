@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BerthError } from "../../agent/object/errors.ts";
+import { GitSource, type GitSourceOptions } from "../../agent/source/git-source.ts";
+import { GitFixture } from "../support/git.ts";
+
+/** The pack files a cache holds. */
+function packs(gitdir: string): string[] {
+  const dir = join(gitdir, "objects", "pack");
+  return existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".pack")) : [];
+}
+
+const MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  a: b\n";
+
+describe("what one Git fetch may bring (a real smart-HTTP server)", () => {
+  let fixture: GitFixture;
+  const cacheDirs: string[] = [];
+
+  function source(repo: string, options: Partial<GitSourceOptions> = {}): GitSource {
+    const cacheDir = mkdtempSync(join(tmpdir(), "berth-limits-"));
+    cacheDirs.push(cacheDir);
+    return new GitSource({ url: fixture.url(repo), ref: "main", cacheDir, retries: 0, ...options });
+  }
+
+  /** The refusal `work` ends in, and the upload-pack requests the server saw meanwhile. */
+  async function refusal(work: () => Promise<unknown>): Promise<{ error: BerthError; fetches: number }> {
+    const before = fixture.server.requests.length;
+    const error = await work().then(
+      () => {
+        throw new Error("expected a refusal");
+      },
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(BerthError);
+    const fetches = fixture.server.requests
+      .slice(before)
+      .filter((r) => r.path.endsWith("/git-upload-pack")).length;
+    return { error: error as BerthError, fetches };
+  }
+
+  beforeAll(async () => {
+    fixture = await GitFixture.start();
+  });
+
+  afterAll(async () => {
+    await fixture.close();
+    for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a blob over the one-object limit (64 MiB by default) is refused before it is inflated or written", async () => {
+    fixture.createRepo("bomb");
+    // 80 MiB of one byte: the pack carries it in about 80 KiB.
+    fixture.commit("bomb", {
+      "apps/web/cm.yaml": MANIFEST,
+      "assets/zeros.bin": "0".repeat(80 * 1024 * 1024),
+    });
+    const s = source("bomb", { retries: 2, retryDelayMs: 10 });
+    const { error, fetches } = await refusal(async () => s.snapshot(await s.resolve()));
+    expect(error.subject).toBe(`git ${fixture.url("bomb")}`);
+    expect(error.reason).toBe("FetchFailed");
+    expect(error.message).toContain(
+      "the pack holds a blob of 83886080 bytes, over the limit of 67108864 bytes for one object",
+    );
+    expect(error.message).toContain("nothing was fetched");
+    expect(fetches).toBe(1); // not retried: the server would send the same pack
+    expect(packs(s.gitdir)).toEqual([]);
+
+    // The user removes the file: the next commit is fetched and read, though the refused one is its parent.
+    const fixed = fixture.commit("bomb", { "assets/zeros.bin": null });
+    const snap = await s.snapshot(await s.resolve());
+    expect(snap.commit.sha).toBe(fixed);
+    expect(new TextDecoder().decode(await snap.readBlob("apps/web/cm.yaml"))).toBe(MANIFEST);
+    expect(await snap.stat("assets/zeros.bin")).toBeUndefined();
+  });
+
+  test("after a refused incremental fetch, the commit that removes the file is fetched", async () => {
+    fixture.createRepo("later");
+    fixture.commit("later", { "cm.yaml": MANIFEST, "notes.txt": "x".repeat(20_000) });
+    const s = source("later", { limits: { maxObjectBytes: 1024 * 1024 } });
+    await s.snapshot(await s.resolve());
+    const packsBefore = packs(s.gitdir);
+    const bad = fixture.commit("later", { "notes.txt": "y".repeat(2 * 1024 * 1024) });
+    const { error } = await refusal(async () => s.snapshot(await s.resolve()));
+    expect(error.message).toContain("over the limit of 1048576 bytes for one object");
+    expect(packs(s.gitdir)).toEqual(packsBefore);
+    await expect(s.snapshot(bad)).rejects.toThrow("over the limit of 1048576 bytes for one object");
+    const fixed = fixture.commit("later", { "notes.txt": "z\n" });
+    const snap = await s.snapshot(await s.resolve());
+    expect(snap.commit.sha).toBe(fixed);
+    expect(new TextDecoder().decode(await snap.readBlob("notes.txt"))).toBe("z\n");
+    expect(new TextDecoder().decode(await snap.readBlob("cm.yaml"))).toBe(MANIFEST);
+  });
+
+  test("an answer over the pack limit is cut off while it arrives", async () => {
+    fixture.createRepo("noise");
+    // Random bytes do not compress: the pack is about as large as the file.
+    fixture.commit("noise", { "cm.yaml": MANIFEST, "noise.txt": randomBytes(192 * 1024).toString("base64") });
+    const s = source("noise", { limits: { maxPackBytes: 64 * 1024 } });
+    const { error } = await refusal(async () => s.snapshot(await s.resolve()));
+    expect(error.subject).toBe(`git ${fixture.url("noise")}`);
+    expect(error.message).toContain("the server sent more than 65536 bytes in one answer");
+    expect(packs(s.gitdir)).toEqual([]);
+    // The same repository under the default limits.
+    const fine = source("noise");
+    const snap = await fine.snapshot(await fine.resolve());
+    expect(new TextDecoder().decode(await snap.readBlob("cm.yaml"))).toBe(MANIFEST);
+  });
+
+  test("objects that are each small but unpack to more than the total limit are refused", async () => {
+    fixture.createRepo("many-big");
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 5; i++) files[`data/${i}.txt`] = String(i).repeat(300 * 1024);
+    fixture.commit("many-big", files);
+    const s = source("many-big", { limits: { maxUnpackedBytes: 1024 * 1024 } });
+    const { error } = await refusal(async () => s.snapshot(await s.resolve()));
+    expect(error.message).toContain("the pack's objects unpack to more than 1048576 bytes (the limit)");
+    expect(packs(s.gitdir)).toEqual([]);
+  });
+
+  test("a pack of more objects than the limit is refused", async () => {
+    fixture.createRepo("many-files");
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 30; i++) files[`f${i}.yaml`] = `i: ${i}\n`;
+    fixture.commit("many-files", files);
+    const s = source("many-files", { limits: { maxObjects: 20 } });
+    const { error } = await refusal(async () => s.snapshot(await s.resolve()));
+    // 30 blobs, the root tree and the commit.
+    expect(error.message).toContain("the pack holds 32 objects, over the limit of 20");
+    expect(packs(s.gitdir)).toEqual([]);
+    const fine = source("many-files");
+    const snap = await fine.snapshot(await fine.resolve());
+    expect(await snap.readDir("")).toHaveLength(30);
+  });
+});
