@@ -1,6 +1,7 @@
 /** Runs the system `git` (and through it `ssh`) with an argument array, a timeout and a clean environment. */
 import { spawn } from "node:child_process";
 import { BerthError } from "../object/errors.ts";
+import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
 
 /** How git reaches an SSH server: deploy key and known_hosts; host keys are always checked strictly. */
 export interface SshSettings {
@@ -47,12 +48,16 @@ export interface GitOutput {
   stderr: string;
 }
 
+/** What one git run may print: a blob of the most one Git fetch may bring (its output is held in memory). */
+const MAX_OUTPUT_BYTES = DEFAULT_PACK_LIMITS.maxObjectBytes;
+
 /** Runs `git args…`; rejects with a BerthError naming `subject` and git's last stderr lines. */
 export function runGit(
   args: readonly string[],
-  options: { subject: string; env?: Record<string, string>; timeoutMs?: number },
+  options: { subject: string; env?: Record<string, string>; timeoutMs?: number; maxOutputBytes?: number },
 ): Promise<GitOutput> {
   const timeoutMs = options.timeoutMs ?? 60_000;
+  const maxOutput = options.maxOutputBytes ?? MAX_OUTPUT_BYTES;
   return new Promise((resolve, reject) => {
     const env = {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -67,12 +72,26 @@ export function runGit(
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
+    let printed = 0;
+    let errBytes = 0;
+    let overflow = false;
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill("SIGKILL");
     }, timeoutMs);
-    child.stdout.on("data", (c: Buffer) => out.push(c));
-    child.stderr.on("data", (c: Buffer) => err.push(c));
+    child.stdout.on("data", (c: Buffer) => {
+      printed += c.byteLength;
+      if (printed <= maxOutput) out.push(c);
+      else if (!overflow) {
+        overflow = true;
+        child.kill("SIGKILL");
+      }
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      // Its last lines go into the error; a chatty run must not fill memory, so only the first 64 KiB are kept.
+      errBytes += c.byteLength;
+      if (errBytes <= 64 * 1024) err.push(c);
+    });
     child.on("error", (e) => {
       clearTimeout(timer);
       reject(
@@ -82,7 +101,14 @@ export function runGit(
     child.on("close", (code) => {
       clearTimeout(timer);
       const stderr = Buffer.concat(err).toString("utf8");
-      if (timedOut) {
+      if (overflow) {
+        reject(
+          new BerthError(`git printed more than ${maxOutput} bytes (the limit) and was stopped`, {
+            subject: options.subject,
+            reason: "FetchFailed",
+          }),
+        );
+      } else if (timedOut) {
         reject(
           new BerthError(`git ${args[0]} timed out after ${timeoutMs} ms`, {
             subject: options.subject,

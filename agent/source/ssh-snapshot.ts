@@ -2,7 +2,11 @@
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
 import { type Snapshot, TREE_MODE_TYPES, type TreeEntry } from "../object/snapshot.ts";
+import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
 import { runGit } from "./ssh-git.ts";
+
+/** The most one blob may hold: the limit a fetch over HTTP puts on one object. */
+const MAX_BLOB_BYTES = DEFAULT_PACK_LIMITS.maxObjectBytes;
 
 /** A repository tree at one commit, its listing read once. */
 export class SshSnapshot implements Snapshot {
@@ -10,7 +14,7 @@ export class SshSnapshot implements Snapshot {
     private readonly gitdir: string,
     readonly revision: string,
     readonly commit: CommitInfo,
-    private readonly entries: Map<string, TreeEntry & { oid: string }>,
+    private readonly entries: Map<string, TreeEntry & { oid: string; size?: number }>,
     private readonly children: Map<string, TreeEntry[]>,
   ) {}
 
@@ -21,20 +25,30 @@ export class SshSnapshot implements Snapshot {
       subject,
     });
     const [author = "", time = "", message = ""] = meta.stdout.toString("utf8").split("\0");
-    const listing = await runGit(["--git-dir", gitdir, "ls-tree", "-r", "-t", "-z", "--full-tree", sha], {
-      subject,
-    });
-    const entries = new Map<string, TreeEntry & { oid: string }>();
+    const listing = await runGit(
+      ["--git-dir", gitdir, "ls-tree", "-r", "-t", "-l", "-z", "--full-tree", sha],
+      {
+        subject,
+      },
+    );
+    const entries = new Map<string, TreeEntry & { oid: string; size?: number }>();
     const children = new Map<string, TreeEntry[]>([["", []]]);
     for (const record of listing.stdout.toString("utf8").split("\0")) {
       if (record === "") continue;
       const tab = record.indexOf("\t");
-      const [mode = "", , oid = ""] = record.slice(0, tab).split(" ");
+      // "<mode> <type> <oid> <size, padded with spaces; - for a tree>"
+      const [mode = "", , oid = "", size = "-"] = record.slice(0, tab).split(/ +/);
       const path = record.slice(tab + 1);
       const type = TREE_MODE_TYPES[mode];
       if (!type) continue;
       const slash = path.lastIndexOf("/");
-      const entry = { name: path.slice(slash + 1), path, type, oid };
+      const entry = {
+        name: path.slice(slash + 1),
+        path,
+        type,
+        oid,
+        ...(size === "-" ? {} : { size: Number(size) }),
+      };
       entries.set(path, entry);
       const parent = slash < 0 ? "" : path.slice(0, slash);
       if (!children.has(parent)) children.set(parent, []);
@@ -62,6 +76,12 @@ export class SshSnapshot implements Snapshot {
     if (!entry) throw this.error(clean, "no such file");
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
+    // Known from the listing, so a file over the limit is refused without reading it.
+    if (entry.size !== undefined && entry.size > MAX_BLOB_BYTES)
+      throw this.error(
+        clean,
+        `the file is ${entry.size} bytes, over the limit of ${MAX_BLOB_BYTES} for one file`,
+      );
     const out = await runGit(["--git-dir", this.gitdir, "cat-file", "blob", entry.oid], { subject: clean });
     return new Uint8Array(out.stdout);
   }

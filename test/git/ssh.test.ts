@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Wired } from "../../agent/cli/wire.ts";
+import { runGit } from "../../agent/source/ssh-git.ts";
 import { SshSource } from "../../agent/source/ssh-source.ts";
 import { VerifiedSource } from "../../agent/source/verify.ts";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
@@ -55,6 +56,23 @@ describe("SshSource", () => {
     expect(
       new TextDecoder().decode(await (await source.snapshot(next)).readBlob("apps/a/cm.yaml")),
     ).toContain("changed");
+  }, 60_000);
+
+  test("a file over the one-object limit (64 MiB) is refused from the listing, unread; git's output is capped", async () => {
+    const sha = repo.commit(
+      { "apps/big/cm.yaml": cm("big", "1"), "apps/big/zeros.bin": "0".repeat(80 * 1024 * 1024) },
+      "a large file",
+    );
+    const snap = await sshSource("main", sshd.deployKey.file, sshd.knownHosts()).snapshot(sha);
+    await expect(snap.readBlob("apps/big/zeros.bin")).rejects.toThrow(
+      `apps/big/zeros.bin at main@sha1:${sha}: the file is 83886080 bytes, over the limit of 67108864 for one file`,
+    );
+    expect(new TextDecoder().decode(await snap.readBlob("apps/big/cm.yaml"))).toBe(cm("big", "1"));
+    // Whatever the listing says, a run that prints more than its limit is stopped.
+    await expect(runGit(["version"], { subject: "git version", maxOutputBytes: 4 })).rejects.toThrow(
+      "git version: git printed more than 4 bytes (the limit) and was stopped",
+    );
+    repo.commit({ "apps/big/zeros.bin": "" }, "emptied");
   }, 60_000);
 
   test("a changed host key is refused", async () => {
