@@ -1,4 +1,5 @@
 /** A read-only view of a repository tree at one commit, shared by source and render. */
+import { BerthError } from "./errors.ts";
 import type { CommitInfo } from "./object.ts";
 
 /** One entry of a tree. `symlink` entries read back as their target path. */
@@ -19,9 +20,41 @@ export interface Snapshot {
   /** Entries directly under a directory; rejects with an error naming the path if it is not a directory. */
   readDir(path: string): Promise<TreeEntry[]>;
   /** The bytes of a blob, or the target of a symlink; rejects naming the path if absent. */
-  readBlob(path: string): Promise<Uint8Array>;
+  readBlob(path: string, options?: ReadBlobOptions): Promise<Uint8Array>;
   /** The entry at a path, or undefined. */
   stat(path: string): Promise<TreeEntry | undefined>;
+}
+
+/** What a reader of a blob may ask the snapshot to refuse. */
+export interface ReadBlobOptions {
+  /**
+   * Rejects with BlobTooLargeError when the blob has more bytes than this: before reading (and, from Git, before
+   * inflating) it where the snapshot can tell its size, otherwise once read.
+   */
+  maxBytes?: number;
+}
+
+/** A blob over the reader's `maxBytes`: its size, its bytes not kept. */
+export class BlobTooLargeError extends BerthError {
+  constructor(
+    readonly path: string,
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(`file is ${size} bytes, over the limit of ${maxBytes}`, { subject: path });
+    this.name = "BlobTooLargeError";
+  }
+}
+
+/** `bytes`, or BlobTooLargeError when they are more than `options.maxBytes`. */
+export function withinLimit(
+  path: string,
+  bytes: Uint8Array,
+  options: ReadBlobOptions | undefined,
+): Uint8Array {
+  const max = options?.maxBytes;
+  if (max !== undefined && bytes.byteLength > max) throw new BlobTooLargeError(path, bytes.byteLength, max);
+  return bytes;
 }
 
 /** Tree entry modes as Git stores them, and what each is. */

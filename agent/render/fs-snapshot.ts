@@ -4,7 +4,13 @@ import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
-import type { Snapshot, TreeEntry } from "../object/snapshot.ts";
+import {
+  BlobTooLargeError,
+  type ReadBlobOptions,
+  type Snapshot,
+  type TreeEntry,
+  withinLimit,
+} from "../object/snapshot.ts";
 
 const NO_COMMIT: CommitInfo = { sha: "", author: "", message: "", time: "" };
 
@@ -36,13 +42,17 @@ export class FsSnapshot implements Snapshot {
   }
 
   /** A file's bytes, or a symlink's target text. */
-  async readBlob(path: string): Promise<Uint8Array> {
+  async readBlob(path: string, options?: ReadBlobOptions): Promise<Uint8Array> {
     const entry = await this.stat(path);
     if (entry === undefined) throw notFound(path, "no such file");
     const os = await this.osPath(path);
     if (entry.type === "symlink") return new TextEncoder().encode(await readlink(os));
     if (entry.type !== "blob") throw notFound(path, `not a file (${entry.type})`);
-    return new Uint8Array(await readFile(os));
+    if (options?.maxBytes !== undefined) {
+      const { size } = await lstat(os);
+      if (size > options.maxBytes) throw new BlobTooLargeError(path, size, options.maxBytes);
+    }
+    return withinLimit(path, new Uint8Array(await readFile(os)), options);
   }
 
   /** The entry at `path` (lstat: symlinks are not followed), or undefined. */

@@ -5,8 +5,14 @@
 import { canonicalJson, sha256Hex } from "../object/canonical.ts";
 import { messageOf } from "../object/errors.ts";
 import { type KubeObject, type ObjectRef, refOf } from "../object/object.ts";
-import type { Snapshot } from "../object/snapshot.ts";
-import { type FileRender, type FileRenderLimits, type RenderLimits, renderFileBytes } from "./render-file.ts";
+import { BlobTooLargeError, type Snapshot } from "../object/snapshot.ts";
+import {
+  type FileRender,
+  type FileRenderLimits,
+  type RenderLimits,
+  renderFileBytes,
+  tooLarge,
+} from "./render-file.ts";
 import { type ManifestFile, walkManifests } from "./walk.ts";
 
 export type { RenderLimits } from "./render-file.ts";
@@ -150,12 +156,20 @@ function readAhead(
   let next = 0;
   const start = (i: number, budget: number) => {
     const file = files[i] as ManifestFile;
-    const work = snapshot.readBlob(file.realPath).then(async (bytes) => {
-      const done = await parser(file.path, bytes, { ...limits, budget }, signal);
-      // A file over the size limit is only an error (it is never parsed again): its bytes are not kept while
-      // it waits for its turn, so files read ahead hold at most READ_AHEAD × maxFileBytes.
-      return { bytes: bytes.byteLength > limits.maxFileBytes ? new Uint8Array(0) : bytes, budget, done };
-    });
+    // A file over the size limit is refused before it is read where the snapshot can tell (from Git: before it
+    // is inflated), and only an error (never parsed again), so files read ahead hold at most READ_AHEAD ×
+    // maxFileBytes.
+    const work = snapshot.readBlob(file.realPath, { maxBytes: limits.maxFileBytes }).then(
+      async (bytes) => ({
+        bytes,
+        budget,
+        done: await parser(file.path, bytes, { ...limits, budget }, signal),
+      }),
+      (err: unknown) => {
+        if (!(err instanceof BlobTooLargeError)) throw err;
+        return { bytes: new Uint8Array(0), budget, done: tooLarge(file.path, err.size, limits.maxFileBytes) };
+      },
+    );
     // Awaited in order by result(); one never reached (a render that stopped early) must not be unhandled.
     work.catch(() => {});
     started.set(i, work);

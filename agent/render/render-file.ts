@@ -46,16 +46,20 @@ export interface FileRender {
   used: number;
 }
 
+/** The render of a file over the size limit: that error alone. */
+export function tooLarge(path: string, size: number, maxFileBytes: number): FileRender {
+  return {
+    objects: [],
+    skipped: [],
+    errors: [{ path, message: `file is ${size} bytes, over the limit of ${maxFileBytes}` }],
+    used: 0,
+  };
+}
+
 /** Parses and classifies one file. */
 export function renderFileBytes(path: string, bytes: Uint8Array, limits: FileRenderLimits): FileRender {
   const out: FileRender = { objects: [], skipped: [], errors: [], used: 0 };
-  if (bytes.byteLength > limits.maxFileBytes) {
-    out.errors.push({
-      path,
-      message: `file is ${bytes.byteLength} bytes, over the limit of ${limits.maxFileBytes}`,
-    });
-    return out;
-  }
+  if (bytes.byteLength > limits.maxFileBytes) return tooLarge(path, bytes.byteLength, limits.maxFileBytes);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

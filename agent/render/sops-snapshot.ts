@@ -1,5 +1,5 @@
 /** A Snapshot whose SOPS-encrypted YAML/JSON files read back decrypted; everything else passes through. */
-import type { Snapshot, TreeEntry } from "../object/snapshot.ts";
+import type { ReadBlobOptions, Snapshot, TreeEntry } from "../object/snapshot.ts";
 import { decryptSopsFile, type SopsKeys } from "./sops.ts";
 
 /** Decrypts SOPS files of `inner` on read (once per path), so plain and tool renders both see plaintext. */
@@ -30,13 +30,15 @@ export class SopsSnapshot implements Snapshot {
   }
 
   /** The blob, decrypted if it is a SOPS file (symlinks read back as their target, untouched). */
-  async readBlob(path: string): Promise<Uint8Array> {
+  async readBlob(path: string, options?: ReadBlobOptions): Promise<Uint8Array> {
     const entry = await this.inner.stat(path);
-    if (entry?.type !== "blob") return this.inner.readBlob(path);
+    if (entry?.type !== "blob") return this.inner.readBlob(path, options);
     let bytes = this.decrypted.get(path);
     if (!bytes) {
-      bytes = this.inner.readBlob(path).then((raw) => decryptSopsFile(path, raw, this.keys));
+      // The encrypted file is held to the limit (decrypting does not make it larger); a refusal is not kept.
+      bytes = this.inner.readBlob(path, options).then((raw) => decryptSopsFile(path, raw, this.keys));
       this.decrypted.set(path, bytes);
+      bytes.catch(() => this.decrypted.delete(path));
     }
     return bytes;
   }

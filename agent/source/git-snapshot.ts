@@ -1,8 +1,15 @@
 /** A `Snapshot` read straight from a bare object store: trees and blobs at one commit, no working copy. */
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
-import { type Snapshot, TREE_MODE_TYPES, type TreeEntry } from "../object/snapshot.ts";
-import { readBlob, readCommit, readTree, type SnapshotReader } from "./iso-git.ts";
+import {
+  BlobTooLargeError,
+  type ReadBlobOptions,
+  type Snapshot,
+  TREE_MODE_TYPES,
+  type TreeEntry,
+  withinLimit,
+} from "../object/snapshot.ts";
+import { blobSize, readBlob, readCommit, readTree, type SnapshotReader } from "./iso-git.ts";
 
 interface Entry extends TreeEntry {
   oid: string;
@@ -35,15 +42,20 @@ export class GitSnapshot implements Snapshot {
     return entries.map(publicEntry);
   }
 
-  async readBlob(path: string): Promise<Uint8Array> {
+  async readBlob(path: string, options?: ReadBlobOptions): Promise<Uint8Array> {
     const clean = normalize(path);
     const entry = await this.find(clean);
     if (!entry) throw this.error(clean, "no such file");
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
+    if (options?.maxBytes !== undefined) {
+      // Told from the pack's headers: a file over the limit is never inflated (it could be gigabytes of zeros).
+      const size = await blobSize(this.reader, entry.oid);
+      if (size !== undefined && size > options.maxBytes)
+        throw new BlobTooLargeError(clean, size, options.maxBytes);
+    }
     // A symlink's blob is its target path, which is what `Snapshot` promises to return for it.
-    const blob = await readBlob(this.reader, entry.oid);
-    return blob;
+    return withinLimit(clean, await readBlob(this.reader, entry.oid), options);
   }
 
   async stat(path: string): Promise<TreeEntry | undefined> {

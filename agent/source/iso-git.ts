@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import git, { type HttpClient, type PromiseFsClient, type ServerRef } from "isomorphic-git";
 import { atomicFs } from "./atomic-fs.ts";
+import { looseSize, offsetInIndex, packedSize } from "./object-size.ts";
 import { checkPack, type PackLimits } from "./pack-check.ts";
 
 export type { HttpClient, ServerRef };
@@ -61,6 +62,9 @@ function readOnlyFs(gitdir: string): PromiseFsClient {
       if (dir && !(await fanOut()).has(dir[1] as string)) {
         throw Object.assign(new Error(`no such file: ${path}`), { code: "ENOENT" });
       }
+      // Pack files and their indexes are read once, by blobSize and isomorphic-git alike (which keeps them too).
+      if (path.startsWith(packs) && /\.(idx|pack)$/.test(path) && !hasEncoding(options))
+        return once(`file:${path}`, () => fs.promises.readFile(path));
       return fs.promises.readFile(path, options as undefined);
     },
     stat: (path: string) =>
@@ -76,6 +80,35 @@ function readOnlyFs(gitdir: string): PromiseFsClient {
     symlink: readOnly,
   };
   return { promises };
+}
+
+function hasEncoding(options: unknown): boolean {
+  return typeof options === "string" || Boolean((options as { encoding?: unknown } | undefined)?.encoding);
+}
+
+/**
+ * A blob's size without inflating it (see object-size.ts), or undefined when it cannot be told that way (then the
+ * caller reads it and checks the bytes).
+ */
+export async function blobSize({ gitdir, fs }: SnapshotReader, oid: string): Promise<number | undefined> {
+  const packs = join(gitdir, "objects", "pack");
+  const read = (path: string) => fs.promises.readFile(path) as Promise<Uint8Array>;
+  let names: string[] = [];
+  try {
+    names = (await fs.promises.readdir(packs)) as string[];
+  } catch {
+    // No pack directory: the object can only be loose.
+  }
+  for (const name of names) {
+    if (!name.endsWith(".idx")) continue;
+    const offset = offsetInIndex(await read(join(packs, name)), oid);
+    if (offset !== undefined) return packedSize(await read(join(packs, `${name.slice(0, -4)}.pack`)), offset);
+  }
+  try {
+    return looseSize(await read(join(gitdir, "objects", oid.slice(0, 2), oid.slice(2))));
+  } catch {
+    return undefined;
+  }
 }
 
 /** What a fetch into the cache needs: the server, which ref, how deep, and headers (auth). */

@@ -1,7 +1,14 @@
 /** A Snapshot read from a bare repository with the system git: one recursive `ls-tree`, then `cat-file` per blob. */
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
-import { type Snapshot, TREE_MODE_TYPES, type TreeEntry } from "../object/snapshot.ts";
+import {
+  BlobTooLargeError,
+  type ReadBlobOptions,
+  type Snapshot,
+  TREE_MODE_TYPES,
+  type TreeEntry,
+  withinLimit,
+} from "../object/snapshot.ts";
 import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
 import { runGit } from "./ssh-git.ts";
 
@@ -70,20 +77,23 @@ export class SshSnapshot implements Snapshot {
   }
 
   /** A blob's bytes, or a symlink's target. */
-  async readBlob(path: string): Promise<Uint8Array> {
+  async readBlob(path: string, options?: ReadBlobOptions): Promise<Uint8Array> {
     const clean = normalize(path);
     const entry = this.entries.get(clean);
     if (!entry) throw this.error(clean, "no such file");
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
-    // Known from the listing, so a file over the limit is refused without reading it.
+    // Known from the listing, so a file over a limit is refused without reading it.
+    const max = options?.maxBytes;
+    if (entry.size !== undefined && max !== undefined && entry.size > max)
+      throw new BlobTooLargeError(clean, entry.size, max);
     if (entry.size !== undefined && entry.size > MAX_BLOB_BYTES)
       throw this.error(
         clean,
         `the file is ${entry.size} bytes, over the limit of ${MAX_BLOB_BYTES} for one file`,
       );
     const out = await runGit(["--git-dir", this.gitdir, "cat-file", "blob", entry.oid], { subject: clean });
-    return new Uint8Array(out.stdout);
+    return withinLimit(clean, new Uint8Array(out.stdout), options);
   }
 
   /** The entry at `path`, or undefined. */

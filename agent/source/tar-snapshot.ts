@@ -7,7 +7,7 @@ import { Buffer } from "node:buffer";
 import { createGunzip } from "node:zlib";
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
-import type { Snapshot, TreeEntry } from "../object/snapshot.ts";
+import { type ReadBlobOptions, type Snapshot, type TreeEntry, withinLimit } from "../object/snapshot.ts";
 
 /** What one artifact may hold. */
 export interface UnpackLimits {
@@ -53,12 +53,12 @@ export class MemorySnapshot implements Snapshot {
       .map(([name, child]) => ({ name, path: clean === "" ? name : `${clean}/${name}`, type: child.type }));
   }
 
-  async readBlob(path: string): Promise<Uint8Array> {
+  async readBlob(path: string, options?: ReadBlobOptions): Promise<Uint8Array> {
     const clean = normalize(path);
     const node = this.find(clean);
     if (!node) throw this.error(clean, "no such file");
     if (node.type === "tree") throw this.error(clean, "is a directory, not a file");
-    return node.bytes ?? new Uint8Array();
+    return withinLimit(clean, node.bytes ?? new Uint8Array(), options);
   }
 
   async stat(path: string): Promise<TreeEntry | undefined> {

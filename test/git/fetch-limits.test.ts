@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BerthError } from "../../agent/object/errors.ts";
+import { BlobTooLargeError } from "../../agent/object/snapshot.ts";
+import { render } from "../../agent/render/plain.ts";
 import { GitSource, type GitSourceOptions } from "../../agent/source/git-source.ts";
+import * as isoGit from "../../agent/source/iso-git.ts";
 import { GitFixture } from "../support/git.ts";
 
 /** The pack files a cache holds. */
@@ -92,6 +95,34 @@ describe("what one Git fetch may bring (a real smart-HTTP server)", () => {
     expect(snap.commit.sha).toBe(fixed);
     expect(new TextDecoder().decode(await snap.readBlob("notes.txt"))).toBe("z\n");
     expect(new TextDecoder().decode(await snap.readBlob("cm.yaml"))).toBe(MANIFEST);
+  });
+
+  test("render refuses a file over its limit from the pack's headers, without inflating it", async () => {
+    fixture.createRepo("render-big");
+    fixture.commit("render-big", {
+      "app/cm.yaml": MANIFEST,
+      // 20 MiB: within what a fetch may bring, ten times render's file limit.
+      "app/big.yaml": `# ${"x".repeat(20 * 1024 * 1024 - 3)}\n`,
+    });
+    const s = source("render-big");
+    const snap = await s.snapshot(await s.resolve());
+    const inflated = spyOn(isoGit, "readBlob");
+    try {
+      const result = await render(snap, "app");
+      expect(result.errors).toEqual([
+        { path: "app/big.yaml", message: "file is 20971520 bytes, over the limit of 2097152" },
+      ]);
+      // Only cm.yaml was inflated.
+      expect(inflated).toHaveBeenCalledTimes(1);
+      await expect(snap.readBlob("app/big.yaml", { maxBytes: 1024 })).rejects.toBeInstanceOf(
+        BlobTooLargeError,
+      );
+      expect(inflated).toHaveBeenCalledTimes(1);
+      // Without a limit it is read whole, as tools that copy the tree do.
+      expect((await snap.readBlob("app/big.yaml")).byteLength).toBe(20 * 1024 * 1024);
+    } finally {
+      inflated.mockRestore();
+    }
   });
 
   test("an answer over the pack limit is cut off while it arrives", async () => {

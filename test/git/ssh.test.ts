@@ -68,6 +68,10 @@ describe("SshSource", () => {
       `apps/big/zeros.bin at main@sha1:${sha}: the file is 83886080 bytes, over the limit of 67108864 for one file`,
     );
     expect(new TextDecoder().decode(await snap.readBlob("apps/big/cm.yaml"))).toBe(cm("big", "1"));
+    // A reader's own limit (render's file size) is checked against the listing too.
+    await expect(snap.readBlob("apps/big/cm.yaml", { maxBytes: 10 })).rejects.toThrow(
+      `apps/big/cm.yaml: file is ${cm("big", "1").length} bytes, over the limit of 10`,
+    );
     // Whatever the listing says, a run that prints more than its limit is stopped.
     await expect(runGit(["version"], { subject: "git version", maxOutputBytes: 4 })).rejects.toThrow(
       "git version: git printed more than 4 bytes (the limit) and was stopped",
