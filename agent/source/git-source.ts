@@ -7,9 +7,10 @@ import { Buffer } from "node:buffer";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { BerthError } from "../object/errors.ts";
+import { BerthError, messageOf } from "../object/errors.ts";
 import { withRetries } from "../object/retry.ts";
 import type { Snapshot } from "../object/snapshot.ts";
+import { compactCache } from "./compact.ts";
 import { fetchFailed, isRetryable } from "./fetch-errors.ts";
 import { GitSnapshot } from "./git-snapshot.ts";
 import { fetchHttpClient, type RequestKind } from "./http-client.ts";
@@ -56,6 +57,8 @@ export interface GitSourceOptions {
   onRequest?: (kind: RequestKind, ok: boolean) => void;
   /** What one fetch may bring (default DEFAULT_PACK_LIMITS). */
   limits?: Partial<PackLimits>;
+  /** Packs the cache may have before they are folded (default MAX_PACKS; Infinity never folds, for benches). */
+  maxPacks?: number;
 }
 
 /** Result of `poll`: the ref's commit and whether it differs from the last one seen. */
@@ -136,10 +139,27 @@ export class GitSource {
       let reader = snapshotReader(this.gitdir);
       if (!(await hasCommit(reader, sha))) {
         await this.fetchCommit(sha);
+        await this.compact(sha);
         reader = snapshotReader(this.gitdir); // the fetch added a pack
       }
       return GitSnapshot.open(reader, sha, revision);
     });
+  }
+
+  /** Folds the cache's packs when a fetch made too many (compact.ts); a failure fails this attempt only. */
+  private async compact(sha: string): Promise<void> {
+    try {
+      await compactCache(this.gitdir, {
+        keep: [sha],
+        ...(this.options.maxPacks !== undefined ? { maxPacks: this.options.maxPacks } : {}),
+      });
+    } catch (err) {
+      throw new BerthError(`could not fold the cache's packs in ${this.gitdir}: ${messageOf(err)}`, {
+        subject: `git ${this.url}`,
+        reason: "FetchFailed",
+        cause: err,
+      });
+    }
   }
 
   private async fetchCommit(sha: string): Promise<void> {

@@ -9,6 +9,7 @@ import git, { type HttpClient, type PromiseFsClient, type ServerRef } from "isom
 import { atomicFs } from "./atomic-fs.ts";
 import { looseSize, offsetInIndex, packedSize } from "./object-size.ts";
 import { checkPack, type PackLimits } from "./pack-check.ts";
+import { readRetired } from "./retired-packs.ts";
 
 export type { HttpClient, ServerRef };
 
@@ -71,7 +72,7 @@ function readOnlyFs(gitdir: string): PromiseFsClient {
       path === gitdir ? once("stat", () => fs.promises.stat(path)) : fs.promises.stat(path),
     lstat: (path: string) => fs.promises.lstat(path),
     readdir: (path: string) =>
-      path === packs ? once("packs", () => fs.promises.readdir(path)) : fs.promises.readdir(path),
+      path === packs ? once("packs", () => listPacks(gitdir)) : fs.promises.readdir(path),
     readlink: (path: string) => fs.promises.readlink(path),
     writeFile: readOnly,
     mkdir: readOnly,
@@ -80,6 +81,17 @@ function readOnlyFs(gitdir: string): PromiseFsClient {
     symlink: readOnly,
   };
   return { promises };
+}
+
+/** The pack directory's listing without the packs a fold retired (retired-packs.ts). */
+async function listPacks(gitdir: string): Promise<string[]> {
+  const [names, retired] = await Promise.all([
+    fs.promises.readdir(join(gitdir, "objects", "pack")),
+    readRetired(gitdir),
+  ]);
+  if (retired.size === 0) return names;
+  const gone = new Set([...retired.keys()].map((name) => name.slice(0, -".pack".length)));
+  return names.filter((name) => !gone.has(name.replace(/\.(idx|pack)$/, "")));
 }
 
 function hasEncoding(options: unknown): boolean {
@@ -196,6 +208,30 @@ export async function readCommit({ gitdir, cache, fs }: SnapshotReader, oid: str
 /** A tree's entries: name (`path`), mode and object id. */
 export async function readTree({ gitdir, cache, fs }: SnapshotReader, oid: string) {
   return (await git.readTree({ fs, gitdir, oid, cache })).tree;
+}
+
+/**
+ * One pack of `oids` (read through `reader`), written into the cache with its index the way a fetch writes them:
+ * the pack first, then its index, each atomically (isomorphic-git lists packs by their index). Its file name.
+ */
+export async function writePack(reader: SnapshotReader, oids: string[]): Promise<string> {
+  const { gitdir, cache, fs } = reader;
+  const { filename, packfile } = await git.packObjects({ fs, gitdir, oids, cache });
+  if (!packfile) throw new Error("packObjects returned no pack");
+  const relative = join("objects", "pack", filename);
+  await atomicFs.promises.writeFile(join(gitdir, relative), packfile);
+  await git.indexPack({ fs: atomicFs, dir: gitdir, gitdir, filepath: relative });
+  return filename;
+}
+
+/** The commits the cache's remote-tracking branches point at, by branch. */
+export async function trackingTips(gitdir: string): Promise<Map<string, string>> {
+  const tips = new Map<string, string>();
+  for (const branch of await git.listBranches({ fs: atomicFs, gitdir, remote: "origin" })) {
+    if (branch === "HEAD") continue;
+    tips.set(branch, await git.resolveRef({ fs: atomicFs, gitdir, ref: `refs/remotes/origin/${branch}` }));
+  }
+  return tips;
 }
 
 /** A blob's bytes. */

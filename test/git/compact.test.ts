@@ -1,0 +1,101 @@
+/** Folding a Git cache's packs (agent/source/compact.ts) against a real smart-HTTP server and the system git. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { compactCache, MAX_PACKS, RETIRED_GRACE_MS } from "../../agent/source/compact.ts";
+import { GitSource } from "../../agent/source/git-source.ts";
+import { GitFixture, type TreeEntry } from "../support/git.ts";
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+const cm = (i: number, value: number) =>
+  `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-${i}\ndata:\n  k: "${value}"\n`;
+
+/** Pack files on disk, and those the fold retired. */
+function packs(gitdir: string): { onDisk: string[]; retired: string[] } {
+  const dir = join(gitdir, "objects", "pack");
+  const file = join(gitdir, "berth-retired-packs.json");
+  return {
+    onDisk: readdirSync(dir).filter((n) => n.endsWith(".pack")),
+    retired: existsSync(file) ? Object.keys(JSON.parse(readFileSync(file, "utf8"))) : [],
+  };
+}
+
+describe("folding a Git cache's packs", () => {
+  let fixture: GitFixture;
+  let cacheDir: string;
+  let first: string;
+  /** Each file's content at the tip. */
+  const expected = new Map<string, string>();
+  const change = (i: number, value: number) => {
+    expected.set(`app/cm-${i}.yaml`, cm(i, value));
+    return fixture.commit("busy", { [`app/cm-${i}.yaml`]: cm(i, value) });
+  };
+
+  beforeAll(async () => {
+    fixture = await GitFixture.start();
+    fixture.createRepo("busy");
+    const files: Record<string, TreeEntry> = { "app/link.yaml": { symlink: "cm-0.yaml" } };
+    for (let i = 0; i < 20; i++) {
+      files[`app/cm-${i}.yaml`] = cm(i, 0);
+      expected.set(`app/cm-${i}.yaml`, cm(i, 0));
+    }
+    first = fixture.commit("busy", files);
+    cacheDir = mkdtempSync(join(tmpdir(), "berth-compact-"));
+  });
+
+  afterAll(async () => {
+    await fixture.close();
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  test("a commit a fetch: past MAX_PACKS packs they are folded into one; every snapshot reads the whole tree", async () => {
+    const s = new GitSource({ url: fixture.url("busy"), ref: "main", cacheDir, retries: 0 });
+    const before = await s.snapshot(await s.resolve());
+    let tip = first;
+    for (let c = 1; c <= MAX_PACKS; c++) {
+      tip = change(c % 20, c);
+      const snap = await s.snapshot(await s.resolve());
+      expect(text(await snap.readBlob(`app/cm-${c % 20}.yaml`))).toBe(cm(c % 20, c));
+    }
+    // The first fetch and MAX_PACKS more made MAX_PACKS + 1 packs: folded into one.
+    const folded = packs(s.gitdir);
+    expect(folded.onDisk).toHaveLength(MAX_PACKS + 2);
+    expect(folded.retired).toHaveLength(MAX_PACKS + 1);
+    // The tip is the shallow boundary now: its parents went with the old packs.
+    expect(readFileSync(join(s.gitdir, "shallow"), "utf8")).toBe(`${tip}\n`);
+    // A snapshot opened before the fold still reads what it saw (the retired packs stay a while).
+    expect(text(await before.readBlob("app/cm-5.yaml"))).toBe(cm(5, 0));
+
+    // One more commit: an incremental fetch on top of the folded pack.
+    tip = change(3, 1000);
+    const snap = await s.snapshot(await s.resolve());
+    expect(snap.commit.sha).toBe(tip);
+    for (const [path, content] of expected) expect(text(await snap.readBlob(path))).toBe(content);
+    expect(text(await snap.readBlob("app/link.yaml"))).toBe("cm-0.yaml");
+
+    // After the grace, the retired packs go; what is left is a sound repository to git itself.
+    const gone = await compactCache(s.gitdir, { now: Date.now() + RETIRED_GRACE_MS + 1 });
+    expect(gone).toBeUndefined();
+    expect(packs(s.gitdir)).toEqual({ onDisk: expect.any(Array), retired: [] });
+    expect(packs(s.gitdir).onDisk).toHaveLength(2);
+    execFileSync("git", ["--git-dir", s.gitdir, "fsck", "--no-dangling"], { stdio: "pipe" });
+    const after = await s.snapshot(tip);
+    expect(text(await after.readBlob("app/cm-3.yaml"))).toBe(cm(3, 1000));
+
+    // A commit from before the fold is fetched again when asked for.
+    const old = await s.snapshot(first);
+    expect(text(await old.readBlob("app/cm-5.yaml"))).toBe(cm(5, 0));
+  }, 60_000);
+
+  test("nothing to keep (no branch fetched) folds nothing", async () => {
+    const gitdir = mkdtempSync(join(tmpdir(), "berth-compact-empty-"));
+    try {
+      execFileSync("git", ["init", "--quiet", "--bare", gitdir]);
+      expect(await compactCache(gitdir, { maxPacks: 0 })).toBeUndefined();
+    } finally {
+      rmSync(gitdir, { recursive: true, force: true });
+    }
+  });
+});
