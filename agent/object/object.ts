@@ -121,6 +121,21 @@ export interface CommitInfo {
   source?: string;
 }
 
+/** The most of a commit message berth keeps: it is stored with every ledger entry and shown in status and alerts. */
+export const MAX_COMMIT_MESSAGE = 16 * 1024;
+const MAX_COMMIT_AUTHOR = 1024;
+
+/** `commit` with its message and author cut to what berth keeps, saying how long they were. */
+export function boundedCommit(commit: CommitInfo): CommitInfo {
+  const cut = (text: string, max: number) =>
+    text.length <= max ? text : `${text.slice(0, max)}… (cut: ${text.length} characters in all)`;
+  return {
+    ...commit,
+    author: cut(commit.author, MAX_COMMIT_AUTHOR),
+    message: cut(commit.message, MAX_COMMIT_MESSAGE),
+  };
+}
+
 /** A sync rule's verdict on an attempt: which rule (and where it is written), on what, and why. */
 export interface VerdictRecord {
   rule: string;

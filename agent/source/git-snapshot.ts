@@ -1,6 +1,6 @@
 /** A `Snapshot` read straight from a bare object store: trees and blobs at one commit, no working copy. */
 import { BerthError } from "../object/errors.ts";
-import type { CommitInfo } from "../object/object.ts";
+import { boundedCommit, type CommitInfo } from "../object/object.ts";
 import {
   BlobTooLargeError,
   type ReadBlobOptions,
@@ -28,12 +28,12 @@ export class GitSnapshot implements Snapshot {
   /** Opens the snapshot at `sha`, which must already be in the object store `reader` reads. */
   static async open(reader: SnapshotReader, sha: string, revision: string): Promise<GitSnapshot> {
     const commit = await readCommit(reader, sha);
-    const info: CommitInfo = {
+    const info: CommitInfo = boundedCommit({
       sha,
       author: `${commit.author.name} <${commit.author.email}>`,
       message: commit.message.trimEnd(),
       time: new Date(commit.author.timestamp * 1000).toISOString(),
-    };
+    });
     return new GitSnapshot(reader, revision, info, commit.tree);
   }
 

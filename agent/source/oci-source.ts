@@ -6,7 +6,7 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { BerthError, messageOf } from "../object/errors.ts";
-import type { CommitInfo } from "../object/object.ts";
+import { boundedCommit, type CommitInfo } from "../object/object.ts";
 import { withRetries } from "../object/retry.ts";
 import { highestMatching, parseRange } from "../object/semver-range.ts";
 import type { Snapshot } from "../object/snapshot.ts";
@@ -270,12 +270,12 @@ function isDescriptor(d: Partial<Descriptor>): d is Descriptor {
 function commitOf(digest: string, a: Record<string, string>): CommitInfo {
   const revision = a["org.opencontainers.image.revision"];
   const source = a["org.opencontainers.image.source"];
-  return {
+  return boundedCommit({
     sha: digest,
     author: source ?? "",
     message: [revision ? `revision ${revision}` : "", a["org.opencontainers.image.description"] ?? ""]
       .filter(Boolean)
       .join("\n"),
     time: a["org.opencontainers.image.created"] ?? "",
-  };
+  });
 }

@@ -1,6 +1,6 @@
 /** A Snapshot read from a bare repository with the system git: one recursive `ls-tree`, then `cat-file` per blob. */
 import { BerthError } from "../object/errors.ts";
-import type { CommitInfo } from "../object/object.ts";
+import { boundedCommit, type CommitInfo } from "../object/object.ts";
 import {
   BlobTooLargeError,
   type ReadBlobOptions,
@@ -64,7 +64,12 @@ export class SshSnapshot implements Snapshot {
     }
     for (const list of children.values())
       list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const info: CommitInfo = { sha, author, message: message.trimEnd(), time: new Date(time).toISOString() };
+    const info = boundedCommit({
+      sha,
+      author,
+      message: message.trimEnd(),
+      time: new Date(time).toISOString(),
+    });
     return new SshSnapshot(gitdir, revision, info, entries, children);
   }
 

@@ -125,6 +125,19 @@ describe("what one Git fetch may bring (a real smart-HTTP server)", () => {
     }
   });
 
+  test("a commit message is kept up to 16 KiB (it goes into every ledger entry and alert), saying it was cut", async () => {
+    fixture.createRepo("long-message");
+    // Git's command line takes one argument of at most 128 KiB; 100,000 characters is well over what berth keeps.
+    const message = `deploy\n\n${"the same line again\n".repeat(5000)}`.slice(0, 100_000);
+    const sha = fixture.commit("long-message", { "cm.yaml": MANIFEST }, { message });
+    const s = source("long-message");
+    const snap = await s.snapshot(await s.resolve());
+    expect(snap.commit.sha).toBe(sha);
+    expect(snap.commit.message).toBe(
+      `${message.trimEnd().slice(0, 16 * 1024)}… (cut: ${message.trimEnd().length} characters in all)`,
+    );
+  });
+
   test("an answer over the pack limit is cut off while it arrives", async () => {
     fixture.createRepo("noise");
     // Random bytes do not compress: the pack is about as large as the file.
