@@ -93,7 +93,7 @@ export class GitSource {
     this.limits = { ...DEFAULT_PACK_LIMITS, ...options.limits };
     this.http = fetchHttpClient({
       timeoutMs: options.timeoutMs ?? 60_000,
-      maxBodyBytes: this.limits.maxPackBytes,
+      maxBodyBytes: { refs: this.limits.maxRefsBytes, fetch: this.limits.maxPackBytes },
       ...(options.onRequest ? { onRequest: options.onRequest } : {}),
     });
     if (options.ref === "") throw new BerthError("ref must not be empty", { subject: `git ${clean}` });

@@ -33,8 +33,8 @@ export type RequestKind = "refs" | "fetch";
 export interface HttpClientOptions {
   /** Limit for one request, from sending it until its body has been read. */
   timeoutMs: number;
-  /** Bytes one answer may carry: isomorphic-git holds a fetched pack in memory whole (default: no limit). */
-  maxBodyBytes?: number;
+  /** Bytes one answer may carry, by what it is for: isomorphic-git holds each in memory whole (default: no limit). */
+  maxBodyBytes?: Partial<Record<RequestKind, number>>;
   /** Called once per request when it completes or fails; `ok` is a 2xx status read to the end. */
   onRequest?: (kind: RequestKind, ok: boolean) => void;
 }
@@ -66,24 +66,32 @@ export function fetchHttpClient(options: HttpClientOptions): HttpClient {
       res.headers.forEach((value, key) => {
         headers[key] = value;
       });
+      // An error status is known now; a success only counts once its body arrived whole.
+      let answer = readBody(
+        res,
+        signal,
+        options.timeoutMs,
+        req.url,
+        res.ok ? report : () => {},
+        options.maxBodyBytes?.[kind] ?? Number.POSITIVE_INFINITY,
+      );
+      // isomorphic-git ends a ref list quietly where its stream fails, and would read a list cut short (by the
+      // limit, a timeout, a reset) as the whole: read it here, so such a failure is this request's error.
+      if (kind === "refs" && res.ok) answer = oneChunk(await collect(answer));
       return {
         url: res.url || req.url,
         method: req.method ?? "GET",
         statusCode: res.status,
         statusMessage: res.statusText,
         headers,
-        // An error status is known now; a success only counts once its body arrived whole.
-        body: readBody(
-          res,
-          signal,
-          options.timeoutMs,
-          req.url,
-          res.ok ? report : () => {},
-          options.maxBodyBytes ?? Number.POSITIVE_INFINITY,
-        ),
+        body: answer,
       };
     },
   };
+}
+
+async function* oneChunk(bytes: Uint8Array): AsyncIterableIterator<Uint8Array> {
+  yield bytes;
 }
 
 async function* readBody(

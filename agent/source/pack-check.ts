@@ -8,6 +8,8 @@ import { inflateSync } from "node:zlib";
 import { BerthError } from "../object/errors.ts";
 
 export interface PackLimits {
+  /** Bytes of the server's list of refs (each branch and tag a line; checked while it arrives). */
+  maxRefsBytes: number;
   /** Bytes of the pack as downloaded (checked while it arrives). */
   maxPackBytes: number;
   /** Bytes of one object once inflated (a delta: of the object it makes). */
@@ -23,6 +25,7 @@ export interface PackLimits {
  * would hurt a small machine. A repository holding a bigger file elsewhere is refused, naming the size.
  */
 export const DEFAULT_PACK_LIMITS: PackLimits = {
+  maxRefsBytes: 32 * 1024 * 1024,
   maxPackBytes: 256 * 1024 * 1024,
   maxObjectBytes: 64 * 1024 * 1024,
   maxUnpackedBytes: 1024 * 1024 * 1024,

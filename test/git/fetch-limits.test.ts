@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,7 +9,7 @@ import { BlobTooLargeError } from "../../agent/object/snapshot.ts";
 import { render } from "../../agent/render/plain.ts";
 import { GitSource, type GitSourceOptions } from "../../agent/source/git-source.ts";
 import * as isoGit from "../../agent/source/iso-git.ts";
-import { GitFixture } from "../support/git.ts";
+import { GitFixture, git } from "../support/git.ts";
 
 /** The pack files a cache holds. */
 function packs(gitdir: string): string[] {
@@ -151,6 +152,25 @@ describe("what one Git fetch may bring (a real smart-HTTP server)", () => {
     const fine = source("noise");
     const snap = await fine.snapshot(await fine.resolve());
     expect(new TextDecoder().decode(await snap.readBlob("cm.yaml"))).toBe(MANIFEST);
+  });
+
+  test("a list of refs over its limit is cut off while it arrives: polling fails, saying why", async () => {
+    fixture.createRepo("tags");
+    fixture.commit("tags", { "cm.yaml": MANIFEST });
+    const work = join(fixture.dir, "work", "tags");
+    const refs = Array.from(
+      { length: 500 },
+      (_, i) => `create refs/tags/release-${String(i).padStart(4, "0")} HEAD\n`,
+    );
+    execFileSync("git", ["update-ref", "--stdin"], { cwd: work, input: refs.join("") });
+    git(work, "push", "--quiet", "origin", "--tags");
+    // 500 tags: about 30 KiB of ref advertisement.
+    const s = source("tags", { limits: { maxRefsBytes: 8 * 1024 } });
+    const { error } = await refusal(() => s.resolve());
+    expect(error.message).toBe(
+      `git ${fixture.url("tags")}: the server sent more than 8192 bytes in one answer (the limit); nothing was fetched`,
+    );
+    expect(await source("tags").resolve()).toBe(fixture.head("tags", "main"));
   });
 
   test("objects that are each small but unpack to more than the total limit are refused", async () => {
