@@ -9,7 +9,7 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { delimiter, dirname, isAbsolute, join, relative } from "node:path";
 import { BerthError } from "../object/errors.ts";
-import type { Snapshot } from "../object/snapshot.ts";
+import { BlobTooLargeError, type Snapshot } from "../object/snapshot.ts";
 import { resolvePath } from "./resolve-path.ts";
 
 /** A render tool berth can run. */
@@ -270,6 +270,8 @@ export async function privateTempDir(prefix: string): Promise<{ dir: string; dis
 
 /** Entries one materialisation may write, so a hostile tree cannot fill the disk. */
 export const MAX_MATERIALISED_ENTRIES = 100_000;
+/** Bytes of files one materialisation may write: what one Git fetch may unpack (the tree can grow by commits). */
+export const MAX_MATERIALISED_BYTES = 1024 * 1024 * 1024;
 
 /**
  * Writes the snapshot's tree into `dir` (a private copy: the tool's only input). Symlinks inside the
@@ -283,8 +285,10 @@ export async function materialise(
   dir: string,
   transform?: (path: string, bytes: Uint8Array) => Promise<Uint8Array>,
   strictUnder?: string,
+  maxBytes = MAX_MATERIALISED_BYTES,
 ): Promise<{ leftOut: Array<{ path: string; message: string }> }> {
   let budget = MAX_MATERIALISED_ENTRIES;
+  let bytesLeft = maxBytes;
   const leftOut: Array<{ path: string; message: string }> = [];
   const strict = (path: string) =>
     strictUnder !== undefined &&
@@ -298,7 +302,14 @@ export async function materialise(
         await mkdir(target, { recursive: true, mode: 0o700 });
         await walk(entry.path);
       } else if (entry.type === "blob") {
-        const bytes = await snapshot.readBlob(entry.path);
+        // Refused before it is read where the snapshot can tell its size.
+        const bytes = await snapshot.readBlob(entry.path, { maxBytes: bytesLeft }).catch((err: unknown) => {
+          if (!(err instanceof BlobTooLargeError)) throw err;
+          throw new BerthError(`the files come to more than ${maxBytes} bytes (the limit of a copy)`, {
+            subject: "repository",
+          });
+        });
+        bytesLeft -= bytes.byteLength;
         await writeFile(target, transform ? await transform(entry.path, bytes) : bytes, { mode: 0o600 });
       } else if (entry.type === "symlink") {
         const resolved = await resolvePath(snapshot, entry.path);
