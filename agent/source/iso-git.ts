@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import git, { type HttpClient, type PromiseFsClient, type ServerRef } from "isomorphic-git";
 import { atomicFs } from "./atomic-fs.ts";
-import { looseSize, offsetInIndex, packedSize } from "./object-size.ts";
+import { ENTRY_HEADER_BYTES, looseSize, offsetInIndex, packedSize } from "./object-size.ts";
 import { checkPack, type PackLimits } from "./pack-check.ts";
 import { readRetired } from "./retired-packs.ts";
 
@@ -24,6 +24,8 @@ export interface SnapshotReader {
   gitdir: string;
   cache: Record<string, unknown>;
   fs: PromiseFsClient;
+  /** The pack indexes and their packs, loaded by the first blobSize. */
+  indexes?: Promise<Array<{ idx: Uint8Array; pack: string }>>;
 }
 
 /** A reader of the bare cache at `gitdir`, for one snapshot (its commit already fetched). */
@@ -63,8 +65,9 @@ function readOnlyFs(gitdir: string): PromiseFsClient {
       if (dir && !(await fanOut()).has(dir[1] as string)) {
         throw Object.assign(new Error(`no such file: ${path}`), { code: "ENOENT" });
       }
-      // Pack files and their indexes are read once, by blobSize and isomorphic-git alike (which keeps them too).
-      if (path.startsWith(packs) && /\.(idx|pack)$/.test(path) && !hasEncoding(options))
+      // Pack indexes are read once, by blobSize and isomorphic-git alike (small: 28 bytes an object). Not packs:
+      // isomorphic-git keeps its own copy of each it reads from, and blobSize reads only an entry's header.
+      if (path.startsWith(packs) && path.endsWith(".idx") && !hasEncoding(options))
         return once(`file:${path}`, () => fs.promises.readFile(path));
       return fs.promises.readFile(path, options as undefined);
     },
@@ -102,24 +105,62 @@ function hasEncoding(options: unknown): boolean {
  * A blob's size without inflating it (see object-size.ts), or undefined when it cannot be told that way (then the
  * caller reads it and checks the bytes).
  */
-export async function blobSize({ gitdir, fs }: SnapshotReader, oid: string): Promise<number | undefined> {
-  const packs = join(gitdir, "objects", "pack");
-  const read = (path: string) => fs.promises.readFile(path) as Promise<Uint8Array>;
-  let names: string[] = [];
-  try {
-    names = (await fs.promises.readdir(packs)) as string[];
-  } catch {
-    // No pack directory: the object can only be loose.
-  }
-  for (const name of names) {
-    if (!name.endsWith(".idx")) continue;
-    const offset = offsetInIndex(await read(join(packs, name)), oid);
-    if (offset !== undefined) return packedSize(await read(join(packs, `${name.slice(0, -4)}.pack`)), offset);
+export async function blobSize(reader: SnapshotReader, oid: string): Promise<number | undefined> {
+  reader.indexes ??= loadIndexes(reader);
+  // One await a blob, then plain lookups: a render asks this for every file it reads.
+  for (const { idx, pack } of await reader.indexes) {
+    const offset = offsetInIndex(idx, oid);
+    if (offset === undefined) continue;
+    try {
+      return packedSize(readAt(pack, offset), 0);
+    } catch {
+      return undefined; // unreadable here: the blob is then read and its bytes checked
+    }
   }
   try {
-    return looseSize(await read(join(gitdir, "objects", oid.slice(0, 2), oid.slice(2))));
+    const file = await reader.fs.promises.readFile(
+      join(reader.gitdir, "objects", oid.slice(0, 2), oid.slice(2)),
+    );
+    return looseSize(file as Uint8Array);
   } catch {
     return undefined;
+  }
+}
+
+async function loadIndexes({ gitdir, fs: readerFs }: SnapshotReader) {
+  const packs = join(gitdir, "objects", "pack");
+  let names: string[] = [];
+  try {
+    names = (await readerFs.promises.readdir(packs)) as string[];
+  } catch {
+    // No pack directory: objects can only be loose.
+  }
+  const loaded = await Promise.all(
+    names
+      .filter((name) => name.endsWith(".idx"))
+      .map(async (name) => ({
+        // An index that cannot be read only leaves its objects' sizes unknown (they are then read and checked).
+        idx: (await readerFs.promises.readFile(join(packs, name)).catch(() => undefined)) as
+          | Uint8Array
+          | undefined,
+        pack: join(packs, `${name.slice(0, -".idx".length)}.pack`),
+      })),
+  );
+  return loaded.flatMap(({ idx, pack }) => (idx ? [{ idx, pack }] : []));
+}
+
+/**
+ * The bytes of `path` from `offset` that a pack entry's header can need. Read synchronously: one small read of a
+ * file the page cache holds, a few microseconds, where an asynchronous open, read and close cost a thread-pool
+ * round trip each, for every file a render reads.
+ */
+function readAt(path: string, offset: number): Uint8Array {
+  const fd = fs.openSync(path, "r");
+  try {
+    const window = new Uint8Array(ENTRY_HEADER_BYTES);
+    return window.subarray(0, fs.readSync(fd, window, 0, window.byteLength, offset));
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

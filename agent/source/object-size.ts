@@ -9,6 +9,8 @@ const OFS_DELTA = 6;
 const REF_DELTA = 7;
 // Enough deflated input for any block header and the two sizes a delta starts with; it inflates to at most ~1 MiB.
 const DELTA_HEAD_INPUT = 1024;
+/** Bytes from an entry's start that packedSize may read: its header, a delta's base, then DELTA_HEAD_INPUT. */
+export const ENTRY_HEADER_BYTES = 16 + 20 + DELTA_HEAD_INPUT;
 
 /** Where `oid` starts in the pack of this index, or undefined when the index does not list it (or is not v2). */
 export function offsetInIndex(idx: Uint8Array, oid: string): number | undefined {
