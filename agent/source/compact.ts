@@ -10,7 +10,7 @@
  * A snapshot opened before the fold may still read the retired packs, so they are deleted only at a fold or
  * fetch RETIRED_GRACE_MS later. Callers hold the cache's lock (one fetch or fold at a time).
  */
-import { rm } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { atomicFs } from "./atomic-fs.ts";
 import { readCommit, readTree, snapshotReader, trackingTips, writePack } from "./iso-git.ts";
@@ -18,6 +18,11 @@ import { readRetired, writeRetired } from "./retired-packs.ts";
 
 /** Packs a cache may have before they are folded (each commit fetched adds one). */
 export const MAX_PACKS = 32;
+/**
+ * The most pack bytes a fold reads: it holds each pack it reads from and the pack it writes in memory. A cache
+ * bigger than that (a repository of large files) is left unfolded, slower to read but not a risk to memory.
+ */
+export const MAX_FOLD_BYTES = 256 * 1024 * 1024;
 /** How long a retired pack stays for snapshots opened before the fold. */
 export const RETIRED_GRACE_MS = 10 * 60_000;
 
@@ -25,6 +30,8 @@ export interface CompactOptions {
   /** Commits to keep besides the branches' (the one being opened, which may be pinned rather than a tip). */
   keep?: string[];
   maxPacks?: number;
+  /** Pack bytes past which the cache is left unfolded (default MAX_FOLD_BYTES). */
+  maxBytes?: number;
   graceMs?: number;
   now?: number;
 }
@@ -48,6 +55,10 @@ export async function compactCache(
   const retired = await deleteRetired(gitdir, now - (options.graceMs ?? RETIRED_GRACE_MS));
   const live = (await packNames(gitdir)).filter((name) => !retired.has(name));
   if (live.length <= (options.maxPacks ?? MAX_PACKS)) return undefined;
+  const packDir = join(gitdir, "objects", "pack");
+  let bytes = 0;
+  for (const name of live) bytes += (await stat(join(packDir, name))).size;
+  if (bytes > (options.maxBytes ?? MAX_FOLD_BYTES)) return undefined;
   const tips = [...new Set([...(await trackingTips(gitdir)).values(), ...(options.keep ?? [])])];
   const reader = snapshotReader(gitdir);
   const oids = new Set<string>();

@@ -89,6 +89,20 @@ describe("folding a Git cache's packs", () => {
     expect(text(await old.readBlob("app/cm-5.yaml"))).toBe(cm(5, 0));
   }, 60_000);
 
+  test("a cache of more pack bytes than a fold may hold in memory is left unfolded", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-compact-big-"));
+    try {
+      const s = new GitSource({ url: fixture.url("busy"), ref: "main", cacheDir: dir, retries: 0 });
+      await s.snapshot(await s.resolve());
+      const onDisk = packs(s.gitdir).onDisk;
+      expect(await compactCache(s.gitdir, { maxPacks: 0, maxBytes: 100 })).toBeUndefined();
+      expect(packs(s.gitdir)).toEqual({ onDisk, retired: [] });
+      expect(await compactCache(s.gitdir, { maxPacks: 0 })).toMatchObject({ retired: 1 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("nothing to keep (no branch fetched) folds nothing", async () => {
     const gitdir = mkdtempSync(join(tmpdir(), "berth-compact-empty-"));
     try {
