@@ -80,6 +80,8 @@ export async function compactCache(
   // The kept commits' parents are gone with the old packs: they are the shallow boundary now.
   await atomicFs.promises.writeFile(join(gitdir, "shallow"), `${kept.sort().join("\n")}\n`);
   for (const name of live) if (name !== pack) retired.set(name, now);
+  // The same objects make the same pack: one retired by an earlier fold may be live again.
+  retired.delete(pack);
   await writeRetired(gitdir, retired);
   return { pack, retired: live.filter((name) => name !== pack).length, objects: oids.size };
 }

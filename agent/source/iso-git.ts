@@ -112,7 +112,7 @@ export async function blobSize(reader: SnapshotReader, oid: string): Promise<num
     const offset = offsetInIndex(idx, oid);
     if (offset === undefined) continue;
     try {
-      return packedSize(readAt(pack, offset), 0);
+      return packedSize(readAt(pack, offset), 0); // read synchronously: the window is free again right after
     } catch {
       return undefined; // unreadable here: the blob is then read and its bytes checked
     }
@@ -149,6 +149,9 @@ async function loadIndexes({ gitdir, fs: readerFs }: SnapshotReader) {
   return loaded.flatMap(({ idx, pack }) => (idx ? [{ idx, pack }] : []));
 }
 
+/** One buffer for every header read (each is used up before the next): a render reads a header per file. */
+const HEADER_WINDOW = new Uint8Array(ENTRY_HEADER_BYTES);
+
 /**
  * The bytes of `path` from `offset` that a pack entry's header can need. Read synchronously: one small read of a
  * file the page cache holds, a few microseconds, where an asynchronous open, read and close cost a thread-pool
@@ -157,8 +160,7 @@ async function loadIndexes({ gitdir, fs: readerFs }: SnapshotReader) {
 function readAt(path: string, offset: number): Uint8Array {
   const fd = fs.openSync(path, "r");
   try {
-    const window = new Uint8Array(ENTRY_HEADER_BYTES);
-    return window.subarray(0, fs.readSync(fd, window, 0, window.byteLength, offset));
+    return HEADER_WINDOW.subarray(0, fs.readSync(fd, HEADER_WINDOW, 0, HEADER_WINDOW.byteLength, offset));
   } finally {
     fs.closeSync(fd);
   }
