@@ -1,7 +1,7 @@
 /** Folding a Git cache's packs (agent/source/compact.ts) against a real smart-HTTP server and the system git. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compactCache, MAX_PACKS, RETIRED_GRACE_MS } from "../../agent/source/compact.ts";
@@ -98,6 +98,30 @@ describe("folding a Git cache's packs", () => {
       expect(await compactCache(s.gitdir, { maxPacks: 0, maxBytes: 100 })).toBeUndefined();
       expect(packs(s.gitdir)).toEqual({ onDisk, retired: [] });
       expect(await compactCache(s.gitdir, { maxPacks: 0 })).toMatchObject({ retired: 1 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a fold that fails fails that attempt only, saying so; the commit is read at the next", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-compact-fail-"));
+    try {
+      const s = new GitSource({
+        url: fixture.url("busy"),
+        ref: "main",
+        cacheDir: dir,
+        retries: 0,
+        maxPacks: 0,
+      });
+      // Where the fold records the packs it retired, a directory: recording them fails.
+      mkdirSync(join(s.gitdir, "berth-retired-packs.json"), { recursive: true });
+      const sha = await s.resolve();
+      await expect(s.snapshot(sha)).rejects.toThrow(
+        `git ${fixture.url("busy")}: could not fold the cache's packs in ${s.gitdir}`,
+      );
+      const snap = await s.snapshot(sha);
+      expect(snap.commit.sha).toBe(sha);
+      expect(text(await snap.readBlob("app/cm-3.yaml"))).toBe(expected.get("app/cm-3.yaml") as string);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
