@@ -51,6 +51,17 @@ export interface GitOutput {
 /** What one git run may print: a blob of the most one Git fetch may bring (its output is held in memory). */
 const MAX_OUTPUT_BYTES = DEFAULT_PACK_LIMITS.maxObjectBytes;
 
+/** The git command `args` run (`fetch` of `--git-dir D fetch …`), for messages. */
+export function commandOf(args: readonly string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    // --git-dir, -c and -C take the next argument.
+    if (arg === "--git-dir" || arg === "-c" || arg === "-C") i++;
+    else if (!arg.startsWith("-")) return arg;
+  }
+  return args[0] ?? "";
+}
+
 /** Runs `git args…`; rejects with a BerthError naming `subject` and git's last stderr lines. */
 export function runGit(
   args: readonly string[],
@@ -110,7 +121,7 @@ export function runGit(
         );
       } else if (timedOut) {
         reject(
-          new BerthError(`git ${args[0]} timed out after ${timeoutMs} ms`, {
+          new BerthError(`git ${commandOf(args)} timed out after ${timeoutMs} ms`, {
             subject: options.subject,
             reason: "FetchFailed",
           }),
@@ -127,7 +138,7 @@ export function runGit(
           )
           .slice(-3)
           .join("; ");
-        const error = new BerthError(`git ${args[0]} failed: ${detail || `exit code ${code}`}`, {
+        const error = new BerthError(`git ${commandOf(args)} failed: ${detail || `exit code ${code}`}`, {
           subject: options.subject,
           reason: "FetchFailed",
         });
