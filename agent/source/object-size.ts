@@ -42,41 +42,67 @@ export function offsetInIndex(idx: Uint8Array, oid: string): number | undefined 
   return undefined;
 }
 
-/** The inflated size of the object at `offset` of `pack` (a delta: of the object it makes), if readable. */
-export function packedSize(pack: Uint8Array, offset: number): number | undefined {
-  let at = offset;
-  let byte = pack[at++];
-  if (byte === undefined) return undefined;
+/** A pack entry's header: its type (1–4 an object, 6 and 7 a delta), declared size, where its deflated data starts. */
+export interface EntryHeader {
+  type: number;
+  size: number;
+  dataAt: number;
+}
+
+/**
+ * The header of the pack entry at `at` (type and size, 4 bits then 7 bits a byte; a delta's base after them), or
+ * undefined when it runs past `end` or its size past 2^53.
+ */
+export function entryHeader(pack: Uint8Array, at: number, end = pack.byteLength): EntryHeader | undefined {
+  if (at >= end) return undefined;
+  let byte = pack[at++] as number;
   const type = (byte >> 4) & 7;
   let size = byte & 15;
   let shift = 4;
   while (byte & 0x80) {
-    byte = pack[at++];
-    if (byte === undefined || shift > 49) return undefined;
+    if (at >= end || shift > 49) return undefined;
+    byte = pack[at++] as number;
     size += (byte & 0x7f) * 2 ** shift;
     shift += 7;
   }
-  if (type !== OFS_DELTA && type !== REF_DELTA) return size;
   if (type === OFS_DELTA) {
-    do byte = pack[at++];
-    while (byte !== undefined && byte & 0x80);
-  } else {
+    do {
+      if (at >= end) return undefined;
+    } while ((pack[at++] as number) & 0x80);
+  } else if (type === REF_DELTA) {
     at += 20;
+    if (at > end) return undefined;
   }
-  const head = inflateHead(pack.subarray(at, at + DELTA_HEAD_INPUT));
-  if (!head) return undefined;
-  let pos = 0;
+  return { type, size, dataAt: at };
+}
+
+/** Whether an entry of this type is a delta (its size is the delta's, not the object's it makes). */
+export function isDelta(type: number): boolean {
+  return type === OFS_DELTA || type === REF_DELTA;
+}
+
+/** A delta starts with two sizes (7 bits a byte, low first): its base's, then the object's it makes. */
+export function deltaResultSize(delta: Uint8Array): number | undefined {
+  let at = 0;
   const varint = (): number | undefined => {
     let value = 0;
-    for (let s = 0; s <= 49; s += 7) {
-      const b = head[pos++];
-      if (b === undefined) return undefined;
-      value += (b & 0x7f) * 2 ** s;
-      if (!(b & 0x80)) return value;
+    for (let shift = 0; shift <= 49; shift += 7) {
+      const byte = delta[at++];
+      if (byte === undefined) return undefined;
+      value += (byte & 0x7f) * 2 ** shift;
+      if (!(byte & 0x80)) return value;
     }
     return undefined;
   };
   return varint() === undefined ? undefined : varint();
+}
+
+/** The inflated size of the object at `offset` of `pack` (a delta: of the object it makes), if readable. */
+export function packedSize(pack: Uint8Array, offset: number): number | undefined {
+  const header = entryHeader(pack, offset);
+  if (!header || !isDelta(header.type)) return header?.size;
+  const head = inflateHead(pack.subarray(header.dataAt, header.dataAt + DELTA_HEAD_INPUT));
+  return head && deltaResultSize(head);
 }
 
 /** A loose object's size, from the "<type> <size>\0" its file inflates to first. */

@@ -6,6 +6,7 @@
  */
 import { inflateSync } from "node:zlib";
 import { BerthError } from "../object/errors.ts";
+import { deltaResultSize, entryHeader, isDelta } from "./object-size.ts";
 
 export interface PackLimits {
   /** Bytes of the server's list of refs (each branch and tag a line; checked while it arrives). */
@@ -58,25 +59,12 @@ export function checkPack(pack: Uint8Array, limits: PackLimits, subject: string)
   let unpacked = 0;
   for (let i = 0; i < count; i++) {
     if (at >= end) throw corrupt(`it ends after ${i} of ${count} objects`);
-    let byte = pack[at++] as number;
-    const type = (byte >> 4) & 7;
-    let size = byte & 15;
-    let shift = 4;
-    while (byte & 0x80) {
-      if (at >= end || shift > 49) throw corrupt(`object ${i + 1}: a bad size`);
-      byte = pack[at++] as number;
-      size += (byte & 0x7f) * 2 ** shift;
-      shift += 7;
-    }
+    const header = entryHeader(pack, at, end);
+    if (!header) throw corrupt(`object ${i + 1}: a header cut short or out of range`);
+    const { type, size } = header;
+    at = header.dataAt;
     const kind = TYPES[type];
     if (!kind) throw corrupt(`object ${i + 1}: unknown type ${type}`);
-    if (type === 6) {
-      do {
-        if (at >= end) throw corrupt(`object ${i + 1}: a bad delta base`);
-      } while ((pack[at++] as number) & 0x80);
-    } else if (type === 7) {
-      at += 20;
-    }
     // Checked before inflating anything: the declared size is what the inflater is held to below.
     if (size > limits.maxObjectBytes) throw tooBig(kind, size, limits, refuse);
     let inflated: Buffer;
@@ -99,7 +87,7 @@ export function checkPack(pack: Uint8Array, limits: PackLimits, subject: string)
     if (inflated.byteLength !== size)
       throw corrupt(`object ${i + 1}: ${inflated.byteLength} bytes where ${size} were declared`);
     at += consumed;
-    const made = type === 6 || type === 7 ? deltaResultSize(inflated) : size;
+    const made = isDelta(type) ? deltaResultSize(inflated) : size;
     if (made === undefined) throw corrupt(`object ${i + 1}: a delta without its header`);
     if (made > limits.maxObjectBytes) throw tooBig("delta-made object", made, limits, refuse);
     unpacked += made;
@@ -119,24 +107,6 @@ function tooBig(
   return refuse(
     `the pack holds a ${kind} of ${size} bytes, over the limit of ${limits.maxObjectBytes} bytes for one object (a large file in the repository, or a decompression bomb)`,
   );
-}
-
-/** A delta starts with two sizes (7 bits a byte, low first): its base's, then the object's it makes. */
-function deltaResultSize(delta: Uint8Array): number | undefined {
-  let at = 0;
-  const varint = () => {
-    let value = 0;
-    let shift = 0;
-    for (;;) {
-      if (at >= delta.byteLength || shift > 49) return undefined;
-      const byte = delta[at++] as number;
-      value += (byte & 0x7f) * 2 ** shift;
-      shift += 7;
-      if (!(byte & 0x80)) return value;
-    }
-  };
-  if (varint() === undefined) return undefined;
-  return varint();
 }
 
 function text(bytes: Uint8Array, from: number, to: number): string {
