@@ -46,14 +46,23 @@ export class BlobTooLargeError extends BerthError {
   }
 }
 
+/** Throws BlobTooLargeError when `size` (undefined: not known) is more than `options.maxBytes`. */
+export function checkSize(
+  path: string,
+  size: number | undefined,
+  options: ReadBlobOptions | undefined,
+): void {
+  const max = options?.maxBytes;
+  if (size !== undefined && max !== undefined && size > max) throw new BlobTooLargeError(path, size, max);
+}
+
 /** `bytes`, or BlobTooLargeError when they are more than `options.maxBytes`. */
 export function withinLimit(
   path: string,
   bytes: Uint8Array,
   options: ReadBlobOptions | undefined,
 ): Uint8Array {
-  const max = options?.maxBytes;
-  if (max !== undefined && bytes.byteLength > max) throw new BlobTooLargeError(path, bytes.byteLength, max);
+  checkSize(path, bytes.byteLength, options);
   return bytes;
 }
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { BerthError } from "../object/errors.ts";
 import type { CommitInfo } from "../object/object.ts";
 import {
-  BlobTooLargeError,
+  checkSize,
   type ReadBlobOptions,
   type Snapshot,
   type TreeEntry,
@@ -48,10 +48,7 @@ export class FsSnapshot implements Snapshot {
     const os = await this.osPath(path);
     if (entry.type === "symlink") return new TextEncoder().encode(await readlink(os));
     if (entry.type !== "blob") throw notFound(path, `not a file (${entry.type})`);
-    if (options?.maxBytes !== undefined) {
-      const { size } = await lstat(os);
-      if (size > options.maxBytes) throw new BlobTooLargeError(path, size, options.maxBytes);
-    }
+    if (options?.maxBytes !== undefined) checkSize(path, (await lstat(os)).size, options);
     return withinLimit(path, new Uint8Array(await readFile(os)), options);
   }
 

@@ -2,7 +2,7 @@
 import { BerthError } from "../object/errors.ts";
 import { boundedCommit, type CommitInfo } from "../object/object.ts";
 import {
-  BlobTooLargeError,
+  checkSize,
   type ReadBlobOptions,
   type Snapshot,
   TREE_MODE_TYPES,
@@ -48,12 +48,8 @@ export class GitSnapshot implements Snapshot {
     if (!entry) throw this.error(clean, "no such file");
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
-    if (options?.maxBytes !== undefined) {
-      // Told from the pack's headers: a file over the limit is never inflated (it could be gigabytes of zeros).
-      const size = await blobSize(this.reader, entry.oid);
-      if (size !== undefined && size > options.maxBytes)
-        throw new BlobTooLargeError(clean, size, options.maxBytes);
-    }
+    // Told from the pack's headers: a file over the limit is never inflated (it could be gigabytes of zeros).
+    if (options?.maxBytes !== undefined) checkSize(clean, await blobSize(this.reader, entry.oid), options);
     // A symlink's blob is its target path, which is what `Snapshot` promises to return for it.
     return withinLimit(clean, await readBlob(this.reader, entry.oid), options);
   }

@@ -2,7 +2,7 @@
 import { BerthError } from "../object/errors.ts";
 import { boundedCommit, type CommitInfo } from "../object/object.ts";
 import {
-  BlobTooLargeError,
+  checkSize,
   type ReadBlobOptions,
   type Snapshot,
   TREE_MODE_TYPES,
@@ -89,9 +89,7 @@ export class SshSnapshot implements Snapshot {
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
     // Known from the listing, so a file over a limit is refused without reading it.
-    const max = options?.maxBytes;
-    if (entry.size !== undefined && max !== undefined && entry.size > max)
-      throw new BlobTooLargeError(clean, entry.size, max);
+    checkSize(clean, entry.size, options);
     if (entry.size !== undefined && entry.size > MAX_BLOB_BYTES)
       throw this.error(
         clean,
