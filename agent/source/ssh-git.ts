@@ -37,6 +37,28 @@ export function sshCommand(ssh: SshSettings): string {
   return args.map(shellQuote).join(" ");
 }
 
+/** What the limit's line on stderr starts with; runGit reports it instead of git's own complaint. */
+const OWN_LINE = "berth: ";
+
+/**
+ * GIT_SSH_COMMAND for a source: `ssh` as above, what it passes to git cut at `maxBytes`. git has no fetch-side
+ * size limit (receive.maxInputSize is for pushes), so the server's bytes are counted on their way in: `dd` passes
+ * each read on at once (`head -c` holds them in stdio's buffer: the protocol would wait), and one byte more means the server sent too much (git then fails on a pack cut
+ * short, having stored nothing of it). git appends ` "$@"` (ssh's host and command) to this line, hence the
+ * shell function; GIT_SSH_VARIANT must say "ssh", as git cannot tell from the function's name.
+ */
+export function boundedSshCommand(ssh: SshSettings, maxBytes: number): string {
+  const n = Math.max(0, Math.floor(maxBytes));
+  const over = shellQuote(`${OWN_LINE}the server sent more than ${n} bytes, the limit for one fetch`);
+  return `berth_ssh() { ${sshCommand(ssh)} "$@" | { dd bs=65536 iflag=count_bytes count=${n} status=none; if [ "$(head -c 1 | wc -c)" -ne 0 ]; then echo ${over} >&2; exit 1; fi; }; }; berth_ssh`;
+}
+
+/** True when `error` is runGit's for a server that sent more than boundedSshCommand's limit. */
+export function overFetchLimit(error: unknown): boolean {
+  const stderr = (error as { stderr?: unknown } | undefined)?.stderr;
+  return typeof stderr === "string" && stderr.split("\n").some((l) => l.trim().startsWith(OWN_LINE));
+}
+
 /** POSIX single-quoting: the only way a value reaches git's `sh -c` unchanged. */
 export function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_./=:@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
@@ -127,10 +149,11 @@ export function runGit(
           }),
         );
       } else if (code !== 0) {
-        // git's generic advice lines say nothing; ssh's own line (host key, permission) is what matters.
-        const detail = stderr
-          .split(/\r?\n/)
-          .map((l) => l.trim())
+        // git's generic advice lines say nothing; ssh's own line (host key, permission) is what matters, and
+        // berth's own line (a limit) says more than git's complaint about the stream it cut.
+        const lines = stderr.split(/\r?\n/).map((l) => l.trim());
+        const own = lines.filter((l) => l.startsWith(OWN_LINE)).map((l) => l.slice(OWN_LINE.length));
+        const detail = (own.length > 0 ? own : lines)
           .filter(
             (l) =>
               l !== "" &&

@@ -5,14 +5,39 @@
  * `git ls-tree`/`git cat-file`, without a working copy.
  */
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { BerthError } from "../object/errors.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { serialized } from "./lock.ts";
+import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
 import { findRef, isFullSha, refNotFoundMessage, revisionAt } from "./refs.ts";
-import { runGit, type SshSettings, sshCommand } from "./ssh-git.ts";
+import { boundedSshCommand, overFetchLimit, runGit, type SshSettings } from "./ssh-git.ts";
 import { SshSnapshot } from "./ssh-snapshot.ts";
 import { cachePathFor } from "./url.ts";
+
+/**
+ * Every fetch keeps what it receives as one pack, moved into place only when whole. Below git's default of 100
+ * objects it would write loose objects as they arrive instead, and a fetch cut short (a limit, a timeout, a
+ * reset) would leave a commit without its tree: found by `hasCommit`, never fetched again, unreadable.
+ */
+const ATOMIC_FETCH = ["-c", "fetch.unpackLimit=1"];
+
+/** How old a temporary pack must be to be another process's leftover rather than its fetch in progress. */
+const STALE_TEMPORARY_MS = 60 * 60 * 1000;
+
+/** The temporary packs in `packDir`; those older than `staleMs` (when above 0) are deleted instead of listed. */
+async function temporaryPacks(packDir: string, staleMs: number): Promise<string[]> {
+  const names = (await readdir(packDir).catch(() => [] as string[])).filter((n) => n.startsWith("tmp_"));
+  if (staleMs <= 0) return names;
+  const kept: string[] = [];
+  for (const name of names) {
+    const mtime = (await stat(join(packDir, name)).catch(() => undefined))?.mtimeMs;
+    if (mtime !== undefined && Date.now() - mtime > staleMs) await rm(join(packDir, name), { force: true });
+    else kept.push(name);
+  }
+  return kept;
+}
 
 /** True for the URLs this source handles: ssh:// and scp-like user@host:path. */
 export function isSshUrl(url: string): boolean {
@@ -27,6 +52,8 @@ export interface SshSourceOptions {
   ssh: SshSettings;
   /** Per git command (default 60 s). */
   timeoutMs?: number;
+  /** What one git command may receive from the server (default: the HTTP source's pack limit, 256 MiB). */
+  maxFetchBytes?: number;
 }
 
 /** One repository and ref over SSH, cached in a bare repository under `cacheDir`. */
@@ -85,35 +112,42 @@ export class SshSource {
       const branch = this.ref.replace(/^refs\/heads\//, "");
       const shallow = existsSync(`${this.gitdir}/shallow`);
       // Shallow the first time; after that the server sends only what changed since our tip.
-      await this.git([
-        "--git-dir",
-        this.gitdir,
-        "fetch",
+      await this.fetch([
         "--no-tags",
         ...(shallow || !(await this.hasAny()) ? ["--depth", "1"] : []),
         "--",
         this.url,
         `+${this.ref}:refs/remotes/origin/${branch}`,
-      ]).catch(() => undefined);
+      ]).catch((error: unknown) => {
+        // Fetching everything instead would bring more still.
+        if (overFetchLimit(error)) throw error;
+      });
       if (await this.hasCommit(sha)) return;
     }
     // A pinned commit or a tip the ref moved away from: everything, with history.
     const unshallow = existsSync(`${this.gitdir}/shallow`) ? ["--unshallow"] : [];
-    await this.git([
-      "--git-dir",
-      this.gitdir,
-      "fetch",
-      ...unshallow,
-      "--tags",
-      "--",
-      this.url,
-      "+refs/heads/*:refs/remotes/origin/*",
-    ]);
+    await this.fetch([...unshallow, "--tags", "--", this.url, "+refs/heads/*:refs/remotes/origin/*"]);
     if (await this.hasCommit(sha)) return;
     throw new BerthError(`commit ${sha} not found: no branch or tag of the repository contains it`, {
       subject: `git ${this.url}`,
       reason: "FetchFailed",
     });
+  }
+
+  /**
+   * `git fetch args…` into the cache. git leaves the pack of a failed fetch (up to the fetch limit) as
+   * objects/pack/tmp_*; those of this fetch go at once, and any an earlier, killed process left after an hour.
+   */
+  private async fetch(args: string[]): Promise<void> {
+    const packDir = join(this.gitdir, "objects", "pack");
+    const before = new Set(await temporaryPacks(packDir, STALE_TEMPORARY_MS));
+    try {
+      await this.git([...ATOMIC_FETCH, "--git-dir", this.gitdir, "fetch", ...args]);
+    } catch (error) {
+      for (const name of await temporaryPacks(packDir, 0))
+        if (!before.has(name)) await rm(join(packDir, name), { force: true });
+      throw error;
+    }
   }
 
   private async hasAny(): Promise<boolean> {
@@ -139,7 +173,13 @@ export class SshSource {
   private git(args: string[]) {
     return runGit(args, {
       subject: `git ${this.url}`,
-      env: { GIT_SSH_COMMAND: sshCommand(this.options.ssh) },
+      env: {
+        GIT_SSH_COMMAND: boundedSshCommand(
+          this.options.ssh,
+          this.options.maxFetchBytes ?? DEFAULT_PACK_LIMITS.maxPackBytes,
+        ),
+        GIT_SSH_VARIANT: "ssh",
+      },
       ...(this.options.timeoutMs !== undefined ? { timeoutMs: this.options.timeoutMs } : {}),
     });
   }

@@ -1,6 +1,7 @@
 /** Git over SSH through the system git and a real sshd: deploy key, strict host keys, signed-commit verification, a sync. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Wired } from "../../agent/cli/wire.ts";
@@ -77,6 +78,42 @@ describe("SshSource", () => {
       "git version: git printed more than 4 bytes (the limit) and was stopped",
     );
     repo.commit({ "apps/big/zeros.bin": "" }, "emptied");
+  }, 60_000);
+
+  test("a fetch bringing more than its limit is refused while it arrives, storing nothing; the next commit is fetched", async () => {
+    // Base64 of random bytes: zlib keeps ~3/4 of it, so the pack is ~2.3 MiB against a limit of 1 MiB.
+    const noise = randomBytes(3 * 1024 * 1024).toString("base64");
+    const big = repo.commit({ "apps/noise/cm.yaml": cm("n", "1"), "apps/noise/noise.txt": noise }, "noise");
+    const cache = cacheDir();
+    const source = new SshSource({
+      url,
+      ref: "main",
+      cacheDir: cache,
+      ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts() },
+      maxFetchBytes: 1024 * 1024,
+    });
+    await expect(source.snapshot(big)).rejects.toThrow(
+      `git ${url}: git fetch failed: the server sent more than 1048576 bytes, the limit for one fetch`,
+    );
+    // Nothing of the refused pack is kept: no commit, no pack, no temporary pack left to fill the disk.
+    await expect(
+      runGit(["--git-dir", source.gitdir, "cat-file", "-e", `${big}^{commit}`], { subject: "check" }),
+    ).rejects.toThrow();
+    expect(readdirSync(join(source.gitdir, "objects", "pack"))).toEqual([]);
+    // A killed process's temporary pack goes after an hour; one that may be another's fetch in progress stays.
+    const packDir = join(source.gitdir, "objects", "pack");
+    writeFileSync(join(packDir, "tmp_pack_old"), "x");
+    utimesSync(
+      join(packDir, "tmp_pack_old"),
+      new Date(Date.now() - 2 * 3600_000),
+      new Date(Date.now() - 2 * 3600_000),
+    );
+    writeFileSync(join(packDir, "tmp_pack_recent"), "x");
+    // The file leaves Git: the next commit is small and comes through the same cache.
+    const next = repo.commit({ "apps/noise/noise.txt": "" }, "quiet");
+    const snap = await source.snapshot(next);
+    expect(new TextDecoder().decode(await snap.readBlob("apps/noise/cm.yaml"))).toBe(cm("n", "1"));
+    expect(readdirSync(packDir).filter((n) => n.startsWith("tmp_"))).toEqual(["tmp_pack_recent"]);
   }, 60_000);
 
   test("a changed host key is refused", async () => {
