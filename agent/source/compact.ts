@@ -13,7 +13,8 @@
 import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { atomicFs } from "./atomic-fs.ts";
-import { readCommit, readTree, snapshotReader, trackingTips, writePack } from "./iso-git.ts";
+import { MAX_TREE_BYTES } from "./git-snapshot.ts";
+import { objectSize, readCommit, readTree, snapshotReader, trackingTips, writePack } from "./iso-git.ts";
 import { readRetired, writeRetired } from "./retired-packs.ts";
 
 /** Packs a cache may have before they are folded (each commit fetched adds one). */
@@ -72,7 +73,8 @@ export async function compactCache(
     }
     kept.push(tip);
     oids.add(tip);
-    await addTree(reader, commit.tree, oids);
+    // A tree no snapshot would parse (git-snapshot.ts) is not parsed here either: that cache stays unfolded.
+    if (!(await addTree(reader, commit.tree, oids))) return undefined;
   }
   // Nothing to keep would leave an empty cache; the next depth-1 fetch starts it again anyway.
   if (kept.length === 0) return undefined;
@@ -86,17 +88,21 @@ export async function compactCache(
   return { pack, retired: live.filter((name) => name !== pack).length, objects: oids.size };
 }
 
+/** Adds the tree `oid` and everything under it to `into`; false if a tree in it is over MAX_TREE_BYTES. */
 async function addTree(
   reader: ReturnType<typeof snapshotReader>,
   oid: string,
   into: Set<string>,
-): Promise<void> {
-  if (into.has(oid)) return;
+): Promise<boolean> {
+  if (into.has(oid)) return true;
+  if (((await objectSize(reader, oid)) ?? 0) > MAX_TREE_BYTES) return false;
   into.add(oid);
   for (const entry of await readTree(reader, oid)) {
-    if (entry.type === "tree") await addTree(reader, entry.oid, into);
-    else if (entry.type === "blob") into.add(entry.oid); // files and symlinks; a submodule's commit is not here
+    if (entry.type === "tree") {
+      if (!(await addTree(reader, entry.oid, into))) return false;
+    } else if (entry.type === "blob") into.add(entry.oid); // files and symlinks; a submodule's commit is not here
   }
+  return true;
 }
 
 /** The cache's pack files that have an index (isomorphic-git uses no other). */

@@ -9,11 +9,21 @@ import {
   type TreeEntry,
   withinLimit,
 } from "../object/snapshot.ts";
-import { blobSize, readBlob, readCommit, readTree, type SnapshotReader } from "./iso-git.ts";
+import { objectSize, readBlob, readCommit, readTree, type SnapshotReader } from "./iso-git.ts";
 
 interface Entry extends TreeEntry {
   oid: string;
 }
+
+/**
+ * The most one directory's tree object may hold. isomorphic-git parses a tree whole into an object per entry
+ * (about 40 bytes of tree make 200 of heap), so a fetched 64 MiB tree would take gigabytes. 8 MiB is some
+ * 200,000 entries, twice what one render walks (MAX_WALK_ENTRIES).
+ */
+export const MAX_TREE_BYTES = 8 * 1024 * 1024;
+
+/** A directory whose tree object is over MAX_TREE_BYTES: an error of the directory, never "no such file" below it. */
+export class TreeTooLargeError extends BerthError {}
 
 /** A repository tree at one commit of the bare repository `gitdir`; trees are read once and kept. */
 export class GitSnapshot implements Snapshot {
@@ -49,7 +59,7 @@ export class GitSnapshot implements Snapshot {
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
     // Told from the pack's headers: a file over the limit is never inflated (it could be gigabytes of zeros).
-    if (options?.maxBytes !== undefined) checkSize(clean, await blobSize(this.reader, entry.oid), options);
+    if (options?.maxBytes !== undefined) checkSize(clean, await objectSize(this.reader, entry.oid), options);
     // A symlink's blob is its target path, which is what `Snapshot` promises to return for it.
     return withinLimit(clean, await readBlob(this.reader, entry.oid), options);
   }
@@ -70,7 +80,8 @@ export class GitSnapshot implements Snapshot {
       siblings = await this.entriesOf(parent);
     } catch (err) {
       // A missing or non-directory parent means the path does not exist.
-      if (err instanceof BerthError && err.subject === parent) return undefined;
+      if (err instanceof BerthError && !(err instanceof TreeTooLargeError) && err.subject === parent)
+        return undefined;
       throw err;
     }
     return siblings.find((e) => e.name === name);
@@ -95,6 +106,13 @@ export class GitSnapshot implements Snapshot {
       if (entry.type !== "tree") throw this.error(dir, "not a directory");
       oid = entry.oid;
     }
+    // Told from the pack's headers, as for a file: a tree over the limit is never inflated or parsed.
+    const size = await objectSize(this.reader, oid);
+    if (size !== undefined && size > MAX_TREE_BYTES)
+      throw new TreeTooLargeError(
+        `the directory's tree object is ${size} bytes, over the limit of ${MAX_TREE_BYTES} at ${this.revision}`,
+        { subject: dir === "" ? "." : dir },
+      );
     const tree = await readTree(this.reader, oid);
     return tree.map((e) => ({
       name: e.path,

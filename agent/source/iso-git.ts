@@ -102,10 +102,10 @@ function hasEncoding(options: unknown): boolean {
 }
 
 /**
- * A blob's size without inflating it (see object-size.ts), or undefined when it cannot be told that way (then the
- * caller reads it and checks the bytes).
+ * An object's size (a blob's or a tree's) without inflating it (see object-size.ts), or undefined when it cannot be
+ * told that way (then the caller reads it and checks the bytes).
  */
-export async function blobSize(reader: SnapshotReader, oid: string): Promise<number | undefined> {
+export async function objectSize(reader: SnapshotReader, oid: string): Promise<number | undefined> {
   reader.indexes ??= loadIndexes(reader);
   // One await a blob, then plain lookups: a render asks this for every file it reads.
   for (const { idx, pack } of await reader.indexes) {

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compactCache, MAX_PACKS, RETIRED_GRACE_MS } from "../../agent/source/compact.ts";
 import { GitSource } from "../../agent/source/git-source.ts";
-import { GitFixture, type TreeEntry } from "../support/git.ts";
+import { commitWide, GitFixture, type TreeEntry } from "../support/git.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const cm = (i: number, value: number) =>
@@ -98,6 +98,21 @@ describe("folding a Git cache's packs", () => {
       expect(await compactCache(s.gitdir, { maxPacks: 0, maxBytes: 100 })).toBeUndefined();
       expect(packs(s.gitdir)).toEqual({ onDisk, retired: [] });
       expect(await compactCache(s.gitdir, { maxPacks: 0 })).toMatchObject({ retired: 1 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a cache holding a tree over the snapshot's limit is left unfolded, the tree unparsed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-compact-wide-"));
+    try {
+      fixture.createRepo("wide");
+      commitWide(join(fixture.dir, "repos", "wide.git"), { "app/cm.yaml": cm(0, 0) }, 250_000, cm(0, 0));
+      const s = new GitSource({ url: fixture.url("wide"), ref: "main", cacheDir: dir, retries: 0 });
+      await s.snapshot(await s.resolve());
+      const onDisk = packs(s.gitdir).onDisk;
+      expect(await compactCache(s.gitdir, { maxPacks: 0 })).toBeUndefined();
+      expect(packs(s.gitdir)).toEqual({ onDisk, retired: [] });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

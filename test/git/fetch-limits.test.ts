@@ -9,7 +9,7 @@ import { BlobTooLargeError } from "../../agent/object/snapshot.ts";
 import { render } from "../../agent/render/plain.ts";
 import { GitSource, type GitSourceOptions } from "../../agent/source/git-source.ts";
 import * as isoGit from "../../agent/source/iso-git.ts";
-import { GitFixture, git } from "../support/git.ts";
+import { commitWide, GitFixture, git } from "../support/git.ts";
 
 /** The pack files a cache holds. */
 function packs(gitdir: string): string[] {
@@ -123,6 +123,35 @@ describe("what one Git fetch may bring (a real smart-HTTP server)", () => {
       expect((await snap.readBlob("app/big.yaml")).byteLength).toBe(20 * 1024 * 1024);
     } finally {
       inflated.mockRestore();
+    }
+  });
+
+  test("a directory whose tree object is over 8 MiB is refused from the pack's headers, unparsed, naming it", async () => {
+    fixture.createRepo("wide");
+    // 250,000 entries of 40 bytes: a 10 MB tree, which the depth-1 fetch carries (it is within the fetch limits).
+    const sha = commitWide(
+      join(fixture.dir, "repos", "wide.git"),
+      { "app/cm.yaml": MANIFEST },
+      250_000,
+      MANIFEST,
+    );
+    const s = source("wide");
+    const snap = await s.snapshot(await s.resolve());
+    const parsed = spyOn(isoGit, "readTree");
+    try {
+      const refused = `wide: the directory's tree object is 10000000 bytes, over the limit of 8388608 at main@sha1:${sha}`;
+      await expect(snap.readDir("wide")).rejects.toThrow(refused);
+      // Below it, nothing reads as missing: each path names the refused directory.
+      await expect(snap.readBlob("wide/f000001.yaml")).rejects.toThrow(refused);
+      await expect(snap.stat("wide/f000001.yaml")).rejects.toThrow(refused);
+      const result = await render(snap, "wide");
+      expect(result.errors).toEqual([{ path: "wide", message: refused }]);
+      expect(result.objects).toEqual([]);
+      // Only the root tree and app's were parsed; the wide one never was.
+      expect((await render(snap, "app")).objects.map((o) => o.ref.name)).toEqual(["web"]);
+      expect(parsed).toHaveBeenCalledTimes(2);
+    } finally {
+      parsed.mockRestore();
     }
   });
 

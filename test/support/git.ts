@@ -127,3 +127,70 @@ export class GitFixture {
     return join(this.dir, "work", name);
   }
 }
+
+const WIDE_ENV = {
+  ...GIT_ENV,
+  GIT_AUTHOR_NAME: "Test Author",
+  GIT_AUTHOR_EMAIL: "author@example.test",
+  GIT_COMMITTER_NAME: "Test Author",
+  GIT_COMMITTER_EMAIL: "author@example.test",
+};
+
+/**
+ * Commits straight into the bare repository `bare` (git plumbing, no clone): `files` (path → text) and a
+ * directory `wide` of `entries` files (`f000000.yaml`…, each holding `text`), which a clone would take long to
+ * write out; points `main` at it and returns the commit. A directory of 250,000 entries is a 10 MB tree object.
+ */
+export function commitWide(
+  bare: string,
+  files: Record<string, string>,
+  entries: number,
+  text: string,
+): string {
+  const run = (args: string[], input?: string) =>
+    execFileSync("git", args, {
+      cwd: bare,
+      env: WIDE_ENV,
+      input,
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+    }).trim();
+  const blob = (content: string) => run(["hash-object", "-w", "--stdin"], content);
+  const lines: string[] = [];
+  const one = blob(text);
+  for (let i = 0; i < entries; i++) lines.push(`100644 blob ${one}\tf${String(i).padStart(6, "0")}.yaml`);
+  type Dir = Map<string, string | Dir>;
+  const root: Dir = new Map([["wide", run(["mktree"], `${lines.join("\n")}\n`)]]);
+  for (const [path, content] of Object.entries(files)) {
+    const parts = path.split("/");
+    let dir = root;
+    for (const part of parts.slice(0, -1)) {
+      const next = dir.get(part);
+      if (next instanceof Map) dir = next;
+      else {
+        const made: Dir = new Map();
+        dir.set(part, made);
+        dir = made;
+      }
+    }
+    dir.set(parts.at(-1) as string, `blob:${blob(content)}`);
+  }
+  // A tree's entries are its files' blobs and its subdirectories' trees, made bottom-up; "wide" is a tree already.
+  const make = (dir: Dir): string =>
+    run(
+      ["mktree"],
+      [...dir]
+        .map(([name, entry]) =>
+          entry instanceof Map
+            ? `040000 tree ${make(entry)}\t${name}`
+            : entry.startsWith("blob:")
+              ? `100644 blob ${entry.slice(5)}\t${name}`
+              : `040000 tree ${entry}\t${name}`,
+        )
+        .join("\n")
+        .concat("\n"),
+    );
+  const sha = run(["commit-tree", make(root), "-m", "wide"]);
+  run(["update-ref", "refs/heads/main", sha]);
+  return sha;
+}
