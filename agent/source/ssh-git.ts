@@ -84,6 +84,9 @@ export function commandOf(args: readonly string[]): string {
   return args[0] ?? "";
 }
 
+/** A git run stopped for printing more than its limit. */
+export class GitOutputTooLarge extends BerthError {}
+
 /** Runs `git args…`; rejects with a BerthError naming `subject` and git's last stderr lines. */
 export function runGit(
   args: readonly string[],
@@ -136,7 +139,7 @@ export function runGit(
       const stderr = Buffer.concat(err).toString("utf8");
       if (overflow) {
         reject(
-          new BerthError(`git printed more than ${maxOutput} bytes (the limit) and was stopped`, {
+          new GitOutputTooLarge(`git printed more than ${maxOutput} bytes (the limit) and was stopped`, {
             subject: options.subject,
             reason: "FetchFailed",
           }),

@@ -1,4 +1,4 @@
-/** A Snapshot read from a bare repository with the system git: one recursive `ls-tree`, then `cat-file` per blob. */
+/** A Snapshot read from a bare repository with the system git: `ls-tree` per directory read, `cat-file` per blob. */
 import { BerthError } from "../object/errors.ts";
 import { boundedCommit, type CommitInfo } from "../object/object.ts";
 import {
@@ -10,19 +10,33 @@ import {
   withinLimit,
 } from "../object/snapshot.ts";
 import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
-import { runGit } from "./ssh-git.ts";
+import { GitOutputTooLarge, runGit } from "./ssh-git.ts";
 
 /** The most one blob may hold: the limit a fetch over HTTP puts on one object. */
 const MAX_BLOB_BYTES = DEFAULT_PACK_LIMITS.maxObjectBytes;
 
-/** A repository tree at one commit, its listing read once. */
+/**
+ * The most one directory's listing (`git ls-tree -l`, 62 bytes and the name an entry) may print: over 200,000
+ * entries, about what an 8 MiB tree object holds (the limit over HTTP, git-snapshot.ts). It is held in memory.
+ */
+const MAX_LISTING_BYTES = 16 * 1024 * 1024;
+
+interface Entry extends TreeEntry {
+  oid: string;
+  size?: number;
+}
+
+/** A path that is not a directory of the snapshot: find() reads it as "no such file" below it. */
+class NotADirectory extends BerthError {}
+
+/** A repository tree at one commit; each directory is listed when first read, and kept. */
 export class SshSnapshot implements Snapshot {
+  private readonly dirs = new Map<string, Promise<Entry[]>>();
   private constructor(
     private readonly gitdir: string,
     readonly revision: string,
     readonly commit: CommitInfo,
-    private readonly entries: Map<string, TreeEntry & { oid: string; size?: number }>,
-    private readonly children: Map<string, TreeEntry[]>,
+    private readonly sha: string,
   ) {}
 
   /** Opens the commit `sha`, which must be in the bare repository `gitdir`. */
@@ -32,59 +46,24 @@ export class SshSnapshot implements Snapshot {
       subject,
     });
     const [author = "", time = "", message = ""] = meta.stdout.toString("utf8").split("\0");
-    const listing = await runGit(
-      ["--git-dir", gitdir, "ls-tree", "-r", "-t", "-l", "-z", "--full-tree", sha],
-      {
-        subject,
-      },
-    );
-    const entries = new Map<string, TreeEntry & { oid: string; size?: number }>();
-    const children = new Map<string, TreeEntry[]>([["", []]]);
-    for (const record of listing.stdout.toString("utf8").split("\0")) {
-      if (record === "") continue;
-      const tab = record.indexOf("\t");
-      // "<mode> <type> <oid> <size, padded with spaces; - for a tree>"
-      const [mode = "", , oid = "", size = "-"] = record.slice(0, tab).split(/ +/);
-      const path = record.slice(tab + 1);
-      const type = TREE_MODE_TYPES[mode];
-      if (!type) continue;
-      const slash = path.lastIndexOf("/");
-      const entry = {
-        name: path.slice(slash + 1),
-        path,
-        type,
-        oid,
-        ...(size === "-" ? {} : { size: Number(size) }),
-      };
-      entries.set(path, entry);
-      const parent = slash < 0 ? "" : path.slice(0, slash);
-      if (!children.has(parent)) children.set(parent, []);
-      children.get(parent)?.push({ name: entry.name, path, type, ...(type === "blob" ? { oid } : {}) });
-      if (type === "tree" && !children.has(path)) children.set(path, []);
-    }
-    for (const list of children.values())
-      list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const info = boundedCommit({
       sha,
       author,
       message: message.trimEnd(),
       time: new Date(time).toISOString(),
     });
-    return new SshSnapshot(gitdir, revision, info, entries, children);
+    return new SshSnapshot(gitdir, revision, info, sha);
   }
 
   /** Entries directly under `path`. */
   async readDir(path: string): Promise<TreeEntry[]> {
-    const clean = normalize(path);
-    const list = this.children.get(clean);
-    if (!list) throw this.error(clean, this.entries.has(clean) ? "not a directory" : "no such directory");
-    return list.map((e) => ({ ...e }));
+    return (await this.entriesOf(normalize(path))).map(publicEntry);
   }
 
   /** A blob's bytes, or a symlink's target. */
   async readBlob(path: string, options?: ReadBlobOptions): Promise<Uint8Array> {
     const clean = normalize(path);
-    const entry = this.entries.get(clean);
+    const entry = await this.find(clean);
     if (!entry) throw this.error(clean, "no such file");
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
@@ -103,13 +82,83 @@ export class SshSnapshot implements Snapshot {
   async stat(path: string): Promise<TreeEntry | undefined> {
     const clean = normalize(path);
     if (clean === "") return { name: "", path: "", type: "tree" };
-    const entry = this.entries.get(clean);
+    const entry = await this.find(clean);
     return entry ? { name: entry.name, path: entry.path, type: entry.type } : undefined;
+  }
+
+  private async find(path: string): Promise<Entry | undefined> {
+    const slash = path.lastIndexOf("/");
+    let siblings: Entry[];
+    try {
+      siblings = await this.entriesOf(slash === -1 ? "" : path.slice(0, slash));
+    } catch (err) {
+      // A missing or non-directory parent means the path does not exist; any other failure is reported.
+      if (err instanceof NotADirectory) return undefined;
+      throw err;
+    }
+    const name = path.slice(slash + 1);
+    return siblings.find((e) => e.name === name);
+  }
+
+  private entriesOf(dir: string): Promise<Entry[]> {
+    let pending = this.dirs.get(dir);
+    if (!pending) {
+      pending = this.list(dir);
+      this.dirs.set(dir, pending);
+      // Forget failures so a later call reports them afresh rather than from a stale promise.
+      pending.catch(() => this.dirs.delete(dir));
+    }
+    return pending;
+  }
+
+  /** One `git ls-tree -l` of `dir`: its entries with their sizes, sorted by name. */
+  private async list(dir: string): Promise<Entry[]> {
+    if (dir !== "") {
+      const entry = await this.find(dir);
+      if (entry?.type !== "tree")
+        throw new NotADirectory(entry ? "not a directory" : "no such directory", {
+          subject: `${dir} at ${this.revision}`,
+        });
+    }
+    const treeish = dir === "" ? this.sha : `${this.sha}:${dir}`;
+    const listing = await runGit(["--git-dir", this.gitdir, "ls-tree", "-l", "-z", treeish], {
+      subject: `${dir || "(repository root)"} at ${this.revision}`,
+      maxOutputBytes: MAX_LISTING_BYTES,
+    }).catch((err: unknown) => {
+      if (err instanceof GitOutputTooLarge)
+        throw this.error(
+          dir,
+          `the directory's listing is over ${MAX_LISTING_BYTES} bytes, the limit for one directory`,
+        );
+      throw err;
+    });
+    const entries: Entry[] = [];
+    for (const record of listing.stdout.toString("utf8").split("\0")) {
+      if (record === "") continue;
+      const tab = record.indexOf("\t");
+      // "<mode> <type> <oid> <size, padded with spaces; - for a tree>"
+      const [mode = "", , oid = "", size = "-"] = record.slice(0, tab).split(/ +/);
+      const name = record.slice(tab + 1);
+      const type = TREE_MODE_TYPES[mode];
+      if (!type) continue;
+      entries.push({
+        name,
+        path: dir === "" ? name : `${dir}/${name}`,
+        type,
+        oid,
+        ...(size === "-" ? {} : { size: Number(size) }),
+      });
+    }
+    return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   private error(path: string, why: string): BerthError {
     return new BerthError(why, { subject: `${path || "(repository root)"} at ${this.revision}` });
   }
+}
+
+function publicEntry(e: Entry): TreeEntry {
+  return { name: e.name, path: e.path, type: e.type, ...(e.type === "blob" ? { oid: e.oid } : {}) };
 }
 
 function normalize(path: string): string {

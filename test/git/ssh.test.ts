@@ -10,6 +10,7 @@ import { SshSource } from "../../agent/source/ssh-source.ts";
 import { VerifiedSource } from "../../agent/source/verify.ts";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
 import { freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
+import { commitWide } from "../support/git.ts";
 import { Committer, makeKey, SshdFixture } from "../support/sshd.ts";
 
 let sshd: SshdFixture;
@@ -114,6 +115,39 @@ describe("SshSource", () => {
     const snap = await source.snapshot(next);
     expect(new TextDecoder().decode(await snap.readBlob("apps/noise/cm.yaml"))).toBe(cm("n", "1"));
     expect(readdirSync(packDir).filter((n) => n.startsWith("tmp_"))).toEqual(["tmp_pack_recent"]);
+  }, 60_000);
+
+  test("directories are listed when read; one whose listing is over 16 MiB is refused, naming it", async () => {
+    const wideUrl = sshd.createRepo("wide");
+    // 250,000 entries: a 10 MB tree, listed by `git ls-tree -l` in 18.5 MB.
+    const sha = commitWide(
+      sshd.bareDir("wide"),
+      { "app/cm.yaml": cm("one", "1"), "app/sub/x.yaml": cm("one", "1") },
+      250_000,
+      cm("one", "1"),
+    );
+    const source = new SshSource({
+      url: wideUrl,
+      ref: "main",
+      cacheDir: cacheDir(),
+      ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts() },
+    });
+    const snap = await source.snapshot(sha);
+    expect((await snap.readDir("app")).map((e) => `${e.path}:${e.type}`)).toEqual([
+      "app/cm.yaml:blob",
+      "app/sub:tree",
+    ]);
+    expect(new TextDecoder().decode(await snap.readBlob("app/sub/x.yaml"))).toBe(cm("one", "1"));
+    expect(await snap.stat("app/nope/x.yaml")).toBeUndefined();
+    await expect(snap.readDir("app/cm.yaml")).rejects.toThrow(
+      `app/cm.yaml at main@sha1:${sha}: not a directory`,
+    );
+    await expect(snap.readBlob("app/nope/x.yaml")).rejects.toThrow("app/nope/x.yaml at main@sha1:");
+    const refused = `wide at main@sha1:${sha}: the directory's listing is over 16777216 bytes, the limit for one directory`;
+    await expect(snap.readDir("wide")).rejects.toThrow(refused);
+    // Below it, nothing reads as missing.
+    await expect(snap.readBlob("wide/f000001.yaml")).rejects.toThrow(refused);
+    await expect(snap.stat("wide/f000001.yaml")).rejects.toThrow(refused);
   }, 60_000);
 
   test("a changed host key is refused", async () => {
