@@ -42,10 +42,11 @@ const OWN_LINE = "berth: ";
 
 /**
  * GIT_SSH_COMMAND for a source: `ssh` as above, what it passes to git cut at `maxBytes`. git has no fetch-side
- * size limit (receive.maxInputSize is for pushes), so the server's bytes are counted on their way in: `dd` passes
- * each read on at once (`head -c` holds them in stdio's buffer: the protocol would wait), and one byte more means the server sent too much (git then fails on a pack cut
- * short, having stored nothing of it). git appends ` "$@"` (ssh's host and command) to this line, hence the
- * shell function; GIT_SSH_VARIANT must say "ssh", as git cannot tell from the function's name.
+ * size limit (receive.maxInputSize is for pushes), so the server's bytes are counted on their way in. `dd` passes
+ * each read on at once (`head -c` would hold it in stdio's buffer, and the protocol wait for it); one byte more
+ * means the server sent too much, and git fails on a pack cut short, having stored nothing of it. git appends
+ * ` "$@"` (ssh's host and command) to this line, hence the shell function; GIT_SSH_VARIANT must say "ssh", as git
+ * cannot tell from the function's name.
  */
 export function boundedSshCommand(ssh: SshSettings, maxBytes: number): string {
   const n = Math.max(0, Math.floor(maxBytes));
