@@ -15,6 +15,12 @@ interface Entry extends TreeEntry {
   oid: string;
 }
 
+/** A directory's entries in tree order, and by name: a render looks up every file of a directory. */
+interface Listing {
+  entries: Entry[];
+  byName: Map<string, Entry>;
+}
+
 /**
  * The most one directory's tree object may hold. isomorphic-git parses a tree whole into an object per entry
  * (about 40 bytes of tree make 200 of heap), so a fetched 64 MiB tree would take gigabytes. 8 MiB is some
@@ -27,7 +33,7 @@ export class TreeTooLargeError extends BerthError {}
 
 /** A repository tree at one commit of the bare repository `gitdir`; trees are read once and kept. */
 export class GitSnapshot implements Snapshot {
-  private readonly trees = new Map<string, Promise<Entry[]>>();
+  private readonly trees = new Map<string, Promise<Listing>>();
   private constructor(
     private readonly reader: SnapshotReader,
     readonly revision: string,
@@ -48,7 +54,7 @@ export class GitSnapshot implements Snapshot {
   }
 
   async readDir(path: string): Promise<TreeEntry[]> {
-    const entries = await this.entriesOf(normalize(path));
+    const { entries } = await this.entriesOf(normalize(path));
     return entries.map(publicEntry);
   }
 
@@ -75,7 +81,7 @@ export class GitSnapshot implements Snapshot {
     const slash = path.lastIndexOf("/");
     const parent = slash === -1 ? "" : path.slice(0, slash);
     const name = path.slice(slash + 1);
-    let siblings: Entry[];
+    let siblings: Listing;
     try {
       siblings = await this.entriesOf(parent);
     } catch (err) {
@@ -84,10 +90,10 @@ export class GitSnapshot implements Snapshot {
         return undefined;
       throw err;
     }
-    return siblings.find((e) => e.name === name);
+    return siblings.byName.get(name);
   }
 
-  private entriesOf(dir: string): Promise<Entry[]> {
+  private entriesOf(dir: string): Promise<Listing> {
     let pending = this.trees.get(dir);
     if (!pending) {
       pending = this.loadTree(dir);
@@ -98,7 +104,7 @@ export class GitSnapshot implements Snapshot {
     return pending;
   }
 
-  private async loadTree(dir: string): Promise<Entry[]> {
+  private async loadTree(dir: string): Promise<Listing> {
     let oid = this.rootTree;
     if (dir !== "") {
       const entry = await this.find(dir);
@@ -114,12 +120,13 @@ export class GitSnapshot implements Snapshot {
         { subject: dir === "" ? "." : dir },
       );
     const tree = await readTree(this.reader, oid);
-    return tree.map((e) => ({
+    const entries: Entry[] = tree.map((e) => ({
       name: e.path,
       path: dir === "" ? e.path : `${dir}/${e.path}`,
       type: TREE_MODE_TYPES[e.mode] ?? "blob",
       oid: e.oid,
     }));
+    return { entries, byName: new Map(entries.map((e) => [e.name, e])) };
   }
 
   private error(path: string, what: string): BerthError {

@@ -26,12 +26,18 @@ interface Entry extends TreeEntry {
   size?: number;
 }
 
+/** A directory's entries, sorted by name, and by name for lookups (a render reads every file of it). */
+interface Listing {
+  entries: Entry[];
+  byName: Map<string, Entry>;
+}
+
 /** A path that is not a directory of the snapshot: find() reads it as "no such file" below it. */
 class NotADirectory extends BerthError {}
 
 /** A repository tree at one commit; each directory is listed when first read, and kept. */
 export class SshSnapshot implements Snapshot {
-  private readonly dirs = new Map<string, Promise<Entry[]>>();
+  private readonly dirs = new Map<string, Promise<Listing>>();
   private constructor(
     private readonly gitdir: string,
     readonly revision: string,
@@ -57,7 +63,7 @@ export class SshSnapshot implements Snapshot {
 
   /** Entries directly under `path`. */
   async readDir(path: string): Promise<TreeEntry[]> {
-    return (await this.entriesOf(normalize(path))).map(publicEntry);
+    return (await this.entriesOf(normalize(path))).entries.map(publicEntry);
   }
 
   /** A blob's bytes, or a symlink's target. */
@@ -88,7 +94,7 @@ export class SshSnapshot implements Snapshot {
 
   private async find(path: string): Promise<Entry | undefined> {
     const slash = path.lastIndexOf("/");
-    let siblings: Entry[];
+    let siblings: Listing;
     try {
       siblings = await this.entriesOf(slash === -1 ? "" : path.slice(0, slash));
     } catch (err) {
@@ -97,10 +103,10 @@ export class SshSnapshot implements Snapshot {
       throw err;
     }
     const name = path.slice(slash + 1);
-    return siblings.find((e) => e.name === name);
+    return siblings.byName.get(name);
   }
 
-  private entriesOf(dir: string): Promise<Entry[]> {
+  private entriesOf(dir: string): Promise<Listing> {
     let pending = this.dirs.get(dir);
     if (!pending) {
       pending = this.list(dir);
@@ -112,7 +118,7 @@ export class SshSnapshot implements Snapshot {
   }
 
   /** One `git ls-tree -l` of `dir`: its entries with their sizes, sorted by name. */
-  private async list(dir: string): Promise<Entry[]> {
+  private async list(dir: string): Promise<Listing> {
     if (dir !== "") {
       const entry = await this.find(dir);
       if (entry?.type !== "tree")
@@ -149,7 +155,8 @@ export class SshSnapshot implements Snapshot {
         ...(size === "-" ? {} : { size: Number(size) }),
       });
     }
-    return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { entries, byName: new Map(entries.map((e) => [e.name, e])) };
   }
 
   private error(path: string, why: string): BerthError {
