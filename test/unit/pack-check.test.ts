@@ -4,60 +4,8 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { deflateSync } from "node:zlib";
 import { checkPack, DEFAULT_PACK_LIMITS, type PackLimits } from "../../agent/source/pack-check.ts";
-
-const BLOB = 3;
-const OFS_DELTA = 6;
-const REF_DELTA = 7;
-
-/** A pack entry's header: type and size, 4 bits then 7 bits a byte. */
-function entryHeader(type: number, size: number): number[] {
-  const out = [(type << 4) | (size & 15)];
-  let rest = Math.floor(size / 16);
-  while (rest > 0) {
-    out[out.length - 1] = (out[out.length - 1] as number) | 0x80;
-    out.push(rest & 0x7f);
-    rest = Math.floor(rest / 128);
-  }
-  return out;
-}
-
-function varint(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value = Math.floor(value / 128);
-    if (value > 0) byte |= 0x80;
-    out.push(byte);
-  } while (value > 0);
-  return out;
-}
-
-interface Entry {
-  type: number;
-  /** The size the header declares; the data's length unless a test lies. */
-  declared?: number;
-  data: Uint8Array;
-  /** Bytes between header and data: a delta's base. */
-  base?: number[];
-}
-
-function pack(entries: Entry[]): Uint8Array {
-  const parts: Uint8Array[] = [];
-  const head = new Uint8Array(12);
-  head.set(new TextEncoder().encode("PACK"));
-  new DataView(head.buffer).setUint32(4, 2);
-  new DataView(head.buffer).setUint32(8, entries.length);
-  parts.push(head);
-  for (const e of entries) {
-    parts.push(Uint8Array.from(entryHeader(e.type, e.declared ?? e.data.byteLength)));
-    if (e.base) parts.push(Uint8Array.from(e.base));
-    parts.push(deflateSync(e.data));
-  }
-  const body = Buffer.concat(parts);
-  return Buffer.concat([body, createHash("sha1").update(body).digest()]);
-}
+import { BLOB, OFS_DELTA, pack, REF_DELTA, varint } from "../support/pack.ts";
 
 /** A delta that makes an object of `made` bytes from a base of `base` bytes (one copy instruction). */
 function delta(base: number, made: number): Uint8Array {
