@@ -54,10 +54,18 @@ export function boundedSshCommand(ssh: SshSettings, maxBytes: number): string {
   return `berth_ssh() { ${sshCommand(ssh)} "$@" | { dd bs=65536 iflag=count_bytes count=${n} status=none; if [ "$(head -c 1 | wc -c)" -ne 0 ]; then echo ${over} >&2; exit 1; fi; }; }; berth_ssh`;
 }
 
-/** True when `error` is runGit's for a server that sent more than boundedSshCommand's limit. */
+/**
+ * True when `error` is runGit's for a server that sent more than boundedSshCommand's limit, or for git refusing
+ * to allocate more than GIT_ALLOC_LIMIT (an object too large): fetching again, or more, cannot help.
+ */
 export function overFetchLimit(error: unknown): boolean {
   const stderr = (error as { stderr?: unknown } | undefined)?.stderr;
-  return typeof stderr === "string" && stderr.split("\n").some((l) => l.trim().startsWith(OWN_LINE));
+  return (
+    typeof stderr === "string" &&
+    stderr
+      .split("\n")
+      .some((l) => l.trim().startsWith(OWN_LINE) || /attempting to allocate \d+ over limit \d+/.test(l))
+  );
 }
 
 /** POSIX single-quoting: the only way a value reaches git's `sh -c` unchanged. */

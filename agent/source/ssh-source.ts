@@ -23,6 +23,15 @@ import { cachePathFor } from "./url.ts";
  */
 const ATOMIC_FETCH = ["-c", "fetch.unpackLimit=1"];
 
+/**
+ * The most git may allocate at once (`GIT_ALLOC_LIMIT`, read by every git allocation), as over HTTP one object may
+ * inflate to (pack-check.ts): a small pack of deltas that make a huge object fails the fetch in git's own process
+ * instead of filling the machine's memory. A blob above it is hashed as it streams (`core.bigFileThreshold`), not
+ * held, so a large file the apps never read still comes through; snapshots then refuse to read it.
+ */
+const MAX_ALLOCATION = DEFAULT_PACK_LIMITS.maxObjectBytes;
+const STREAM_LARGE_BLOBS = ["-c", `core.bigFileThreshold=${MAX_ALLOCATION}`];
+
 /** How old a temporary pack must be to be another process's leftover rather than its fetch in progress. */
 const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 
@@ -142,7 +151,7 @@ export class SshSource {
     const packDir = join(this.gitdir, "objects", "pack");
     const before = new Set(await temporaryPacks(packDir, STALE_TEMPORARY_MS));
     try {
-      await this.git([...ATOMIC_FETCH, "--git-dir", this.gitdir, "fetch", ...args]);
+      await this.git([...ATOMIC_FETCH, ...STREAM_LARGE_BLOBS, "--git-dir", this.gitdir, "fetch", ...args]);
     } catch (error) {
       for (const name of await temporaryPacks(packDir, 0))
         if (!before.has(name)) await rm(join(packDir, name), { force: true });
@@ -179,6 +188,7 @@ export class SshSource {
           this.options.maxFetchBytes ?? DEFAULT_PACK_LIMITS.maxPackBytes,
         ),
         GIT_SSH_VARIANT: "ssh",
+        GIT_ALLOC_LIMIT: String(MAX_ALLOCATION),
       },
       ...(this.options.timeoutMs !== undefined ? { timeoutMs: this.options.timeoutMs } : {}),
     });

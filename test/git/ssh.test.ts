@@ -1,6 +1,7 @@
 /** Git over SSH through the system git and a real sshd: deploy key, strict host keys, signed-commit verification, a sync. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { randomBytes } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +12,15 @@ import { VerifiedSource } from "../../agent/source/verify.ts";
 import { syncApp, wireFor, writeConfig } from "../support/berth.ts";
 import { freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
 import { commitWide } from "../support/git.ts";
+import { BLOB, OFS_DELTA, ofsDistance, pack, packEntry, varint } from "../support/pack.ts";
 import { Committer, makeKey, SshdFixture } from "../support/sshd.ts";
+
+const IDENTITY = {
+  GIT_AUTHOR_NAME: "Test",
+  GIT_AUTHOR_EMAIL: "test@example.test",
+  GIT_COMMITTER_NAME: "Test",
+  GIT_COMMITTER_EMAIL: "test@example.test",
+};
 
 let sshd: SshdFixture;
 let repo: Committer;
@@ -115,6 +124,56 @@ describe("SshSource", () => {
     const snap = await source.snapshot(next);
     expect(new TextDecoder().decode(await snap.readBlob("apps/noise/cm.yaml"))).toBe(cm("n", "1"));
     expect(readdirSync(packDir).filter((n) => n.startsWith("tmp_"))).toEqual(["tmp_pack_recent"]);
+  }, 60_000);
+
+  test("a small pack whose delta makes a blob over 64 MiB fails the fetch in git's own process, storing nothing", async () => {
+    const bombUrl = sshd.createRepo("bomb");
+    const bare = sshd.bareDir("bomb");
+    // On the server, a pack of a 1 MiB blob and a 167-byte delta that copies it 80 times: an 80 MiB blob.
+    const base = randomBytes(1 << 20);
+    const copies = 80;
+    const delta = Buffer.from([
+      ...varint(base.length),
+      ...varint(copies * base.length),
+      ...Array(copies).fill([0xc0, 0x10]).flat(),
+    ]);
+    const made = createHash("sha1").update(`blob ${copies * base.length}\0`);
+    for (let i = 0; i < copies; i++) made.update(base);
+    const madeOid = made.digest("hex");
+    const first = { type: BLOB, data: base };
+    const second = { type: OFS_DELTA, base: ofsDistance(packEntry(first).length), data: delta };
+    const packFile = join(bare, "objects", "pack", "pack-bomb.pack");
+    writeFileSync(packFile, pack([first, second]));
+    const run = (args: string[], input?: string) =>
+      execFileSync("git", args, {
+        cwd: bare,
+        input,
+        encoding: "utf8",
+        env: { ...process.env, ...IDENTITY },
+      }).trim();
+    run(["index-pack", packFile]);
+    expect(run(["cat-file", "-s", madeOid])).toBe(String(80 * 1024 * 1024));
+    const baseOid = createHash("sha1").update(`blob ${base.length}\0`).update(base).digest("hex");
+    const cmOid = run(["hash-object", "-w", "--stdin"], cm("b", "1"));
+    const tree = run(
+      ["mktree"],
+      `100644 blob ${cmOid}\tcm.yaml\n100644 blob ${baseOid}\tbase.bin\n100644 blob ${madeOid}\tbig.bin\n`,
+    );
+    const sha = run(["commit-tree", tree, "-m", "bomb"]);
+    run(["update-ref", "refs/heads/main", sha]);
+    const source = new SshSource({
+      url: bombUrl,
+      ref: "main",
+      cacheDir: cacheDir(),
+      ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts() },
+    });
+    await expect(source.snapshot(sha)).rejects.toThrow(
+      /git fetch failed: .*attempting to allocate 83886081 over limit 67108864/,
+    );
+    await expect(
+      runGit(["--git-dir", source.gitdir, "cat-file", "-e", `${sha}^{commit}`], { subject: "check" }),
+    ).rejects.toThrow();
+    expect(readdirSync(join(source.gitdir, "objects", "pack"))).toEqual([]);
   }, 60_000);
 
   test("directories are listed when read; one whose listing is over 16 MiB is refused, naming it", async () => {
