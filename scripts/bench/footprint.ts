@@ -230,6 +230,7 @@ if (!argv.includes("--no-live")) {
     changeLive: [],
     peak: [],
     idle: [],
+    idleFile: [],
     noop: [],
     noopReq: [],
     noopWatch: [],
@@ -283,6 +284,7 @@ if (!argv.includes("--no-live")) {
       }
       const m1 = await metrics(b.base);
       r.idle?.push(median(samples));
+      r.idleFile?.push(statusMb(b.child.pid ?? 0, "RssFile"));
       if (m1.passes > m0.passes) r.noop?.push((m1.seconds - m0.seconds) / (m1.passes - m0.passes));
       r.noopReq?.push(m1.requests - m0.requests);
       r.noopWatch?.push(m1.watches - m0.watches);
@@ -330,6 +332,7 @@ if (!argv.includes("--no-live")) {
   emit("first_sync_1000_to_readyz_s", r.firstSync ?? [], "s", extra);
   emit("peak_rss_first_sync_1000_mb", r.peak ?? [], "MB", extra);
   emit("idle_rss_1000_watched_mb", r.idle ?? [], "MB", extra);
+  emit("idle_rss_1000_watched_file_backed_mb", r.idleFile ?? [], "MB", extra);
   emit("warm_noop_resync_1000_s", r.noop ?? [], "s", extra);
   emit("one_change_attempt_1000_s", r.change ?? [], "s", extra);
   emit("one_change_commit_to_live_1000_s", r.changeLive ?? [], "s", { ...extra, poll: "2s" });
