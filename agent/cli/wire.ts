@@ -633,6 +633,7 @@ export function wirePreviews(
       clusterFor: (app) => w.clientFor(app.name),
       inventory: (app) => w.ledger.inventory(app),
       inventoryOwners: (app) => w.ledger.inventoryOwners(app),
+      secretDigest: (obj) => w.ledger.secretDigest(obj),
       ...(w.deps.policy ? { policy: w.deps.policy } : {}),
     },
     apps: w.config.apps.filter((a) => wanted.has(a.name)),

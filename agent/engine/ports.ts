@@ -55,6 +55,8 @@ export interface ClusterPort extends PlanCluster, ApplyCluster, PruneCluster, Wa
 /** The ledger operations a sync uses. */
 export interface LedgerPort {
   begin(start: BeginInput): number;
+  /** A Secret's `berth.dev/applied-digest`, keyed so the cluster cannot test guesses; optional for fakes. */
+  secretDigest?(obj: KubeObject): Promise<string>;
   putManifests(objects: KubeObject[]): Promise<Map<string, string>>;
   /**
    * The render digest of the app's last entry if the app's inventory holds that render's manifest digests

@@ -6,7 +6,7 @@
  */
 import { messageOf } from "../object/errors.ts";
 import { capMessage } from "../object/message.ts";
-import { type ObjectRef, objectId, type VerdictRecord } from "../object/object.ts";
+import { type KubeObject, type ObjectRef, objectId, type VerdictRecord } from "../object/object.ts";
 import type { InventoryItem } from "../object/records.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { type Plan, plan } from "../plan/plan.ts";
@@ -21,6 +21,8 @@ export interface PreviewDeps {
   inventory: (app: string) => InventoryItem[];
   /** Object id → owning app, for every other app's inventory (ledger read). */
   inventoryOwners?: (app: string) => Map<string, string>;
+  /** A Secret's keyed applied digest (ledger): without it every Secret would preview as changed. */
+  secretDigest?: (obj: KubeObject) => Promise<string>;
   policy?: PolicyPort;
 }
 
@@ -82,6 +84,7 @@ export async function previewApp(
         inventory: deps.inventory(app.name),
         ...(owners ? { ownerOf: (ref: ObjectRef) => owners.get(objectId(ref)) } : {}),
         fileExists: async (path) => (await snapshot.stat(path)) !== undefined,
+        ...(deps.secretDigest ? { secretDigest: deps.secretDigest } : {}),
       },
       cluster,
     );

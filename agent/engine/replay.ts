@@ -215,6 +215,7 @@ export async function replay(deps: ReplayDeps, req: ReplayRequest): Promise<Repl
   const ledger: LedgerPort = {
     begin: (s) => base.begin(s),
     putManifests: (objects) => base.putManifests(objects),
+    ...(base.secretDigest ? { secretDigest: base.secretDigest.bind(base) } : {}),
     claimInventory: (a, items) => base.claimInventory(a, items),
     inventory: (a) => base.inventory(a).filter((i) => !unrestoredIds.has(objectId(i.ref))),
     ...(base.inventoryOwners
@@ -266,6 +267,7 @@ export async function planReplay(
       revision: source.revision,
       desired: loaded.desired,
       inventory: deps.ledger.inventory(app.name).filter((i) => !unrestoredIds.has(objectId(i.ref))),
+      ...(deps.ledger.secretDigest ? { secretDigest: deps.ledger.secretDigest.bind(deps.ledger) } : {}),
     },
     cluster,
   );

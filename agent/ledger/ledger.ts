@@ -10,7 +10,13 @@ import { type Driver, openDriver } from "./driver.ts";
 import type * as entry from "./entry.ts";
 import type { GcOptions, GcReport } from "./retention.ts";
 import { configure, migrate } from "./schema.ts";
-import { DigestKeyFile, deriveKeys, digestKeyPathOf, type SecretKeys } from "./secrets.ts";
+import {
+  appliedSecretDigest,
+  DigestKeyFile,
+  deriveKeys,
+  digestKeyPathOf,
+  type SecretKeys,
+} from "./secrets.ts";
 import { LedgerAccess } from "./tables/access.ts";
 import { type Approval, ApprovalsTable, type ApproveOptions } from "./tables/approvals.ts";
 import { DriftEventsTable } from "./tables/drift-events.ts";
@@ -63,12 +69,14 @@ export class Ledger {
   private readonly drift: DriftEventsTable;
   private readonly meta: MetaTable;
   private readonly memos: RenderMemosTable;
+  private readonly digestKey: DigestKeyFile;
 
   private constructor(path: string, db: Driver, keys: SecretKeys | undefined, now: () => Date) {
     this.path = path;
     this.keys = keys;
     this.access = new LedgerAccess(path, db, now);
     const digestKey = new DigestKeyFile(path === ":memory:" ? undefined : digestKeyPathOf(path));
+    this.digestKey = digestKey;
     this.inventoryTable = new InventoryTable(this.access);
     this.memos = new RenderMemosTable(this.access, keys?.id);
     this.entries = new EntriesTable(this.access, this.inventoryTable, this.memos);
@@ -181,6 +189,11 @@ export class Ledger {
   // Manifests (tables/manifests.ts).
 
   /** Stores manifests content-addressed (idempotent) and returns object id → digest. Secrets are sealed or redacted. */
+  /** A Secret's applied-digest annotation, keyed with this ledger's digest key (secrets.ts). */
+  async secretDigest(obj: KubeObject): Promise<string> {
+    return appliedSecretDigest(await this.digestKey.get(), obj);
+  }
+
   putManifests(objects: KubeObject[]): Promise<Map<string, string>> {
     return this.manifests.put(objects);
   }

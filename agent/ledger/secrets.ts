@@ -127,6 +127,21 @@ async function macValue(key: CryptoKey, value: unknown): Promise<string> {
   return `${REDACTED_PREFIX}${hex(new Uint8Array(mac))}`;
 }
 
+/**
+ * The `berth.dev/applied-digest` of a Secret: `hmac-sha256:<hex>` of its canonical JSON under the digest key (a
+ * label first, so it is never the same MAC as a redacted value's). A plain digest on the object would let anyone
+ * who reads Secrets' metadata test guesses of the values; this one is only berth's to compute, and lets the plan
+ * know an untouched Secret from the watch view, without a dry-run and a GET on every resync.
+ */
+export async function appliedSecretDigest(key: CryptoKey, obj: KubeObject): Promise<string> {
+  const mac = await globalThis.crypto.subtle.sign(
+    "HMAC",
+    key,
+    utf8.encode(`berth.dev/applied-digest\n${canonicalJson(obj)}`),
+  );
+  return `${REDACTED_PREFIX}${hex(new Uint8Array(mac))}`;
+}
+
 /** Where the digest key of a ledger file lives: beside it, never inside it (so not in `ledger export`). */
 export function digestKeyPathOf(ledgerPath: string): string {
   return `${ledgerPath}.digest-key`;

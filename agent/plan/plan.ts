@@ -92,9 +92,17 @@ export interface PlanInput {
   keepMerged?: boolean;
   /** Stops the plan's requests (SIGTERM): a 1.8 MB dry-run must not hold a shutdown for the request timeout. */
   signal?: AbortSignal;
+  /**
+   * A Secret's applied digest, keyed (the ledger's): without it a Secret gets no annotation, as a plain digest
+   * would let whoever reads its metadata test guesses of its values, and is dry-run on every resync.
+   */
+  secretDigest?: (obj: KubeObject) => Promise<string>;
 }
 
-/** Annotation with the digest of the manifest berth applied (without this annotation); Secrets get none. */
+/**
+ * Annotation with the digest of the manifest berth applied (without this annotation); a Secret's is keyed
+ * (PlanInput.secretDigest), or absent.
+ */
 export const APPLIED_DIGEST_ANNOTATION = "berth.dev/applied-digest";
 
 /** One object's planned action. */
@@ -155,7 +163,7 @@ export async function plan(input: PlanInput, server: PlanCluster, concurrency = 
     const gvk = `${group}/${version}/${object.kind}`;
     const info =
       cluster.resource(group, version, object.kind) ?? crdKinds.get(gvk) ?? input.after?.kinds.get(gvk);
-    const key = `${input.app.name}\u0000${input.app.namespace ?? ""}\u0000${info?.namespaced}`;
+    const key = `${input.app.name}\u0000${input.app.namespace ?? ""}\u0000${info?.namespaced}\u0000${Boolean(input.secretDigest)}`;
     const memo = prepared.get(object);
     const reused = memo?.key === key ? memo.obj : undefined;
     const obj = reused ?? withOwnership(plannedCopy(object), input.app.name);
@@ -202,6 +210,11 @@ export async function plan(input: PlanInput, server: PlanCluster, concurrency = 
     // The digest covers the final manifest (namespace defaulted), so a replay of it digests the same.
     if (!reused) {
       withAppliedDigest(obj);
+      if (isCoreSecret(obj) && input.secretDigest)
+        obj.metadata.annotations = {
+          ...(obj.metadata.annotations ?? {}),
+          [APPLIED_DIGEST_ANNOTATION]: await input.secretDigest(obj),
+        };
       prepared.set(object, { key, obj });
     }
     const ref = refOf(obj);
@@ -516,6 +529,10 @@ function withOwnership(obj: KubeObject, app: string): KubeObject {
   return obj;
 }
 
+function isCoreSecret(obj: KubeObject): boolean {
+  return obj.kind === "Secret" && obj.apiVersion === "v1";
+}
+
 /** Sets (except on Secrets) the applied-digest annotation: the digest of the manifest without it. */
 function withAppliedDigest(obj: KubeObject): KubeObject {
   if (obj.metadata.annotations) {
@@ -523,7 +540,7 @@ function withAppliedDigest(obj: KubeObject): KubeObject {
     // A manifest replayed from the ledger must digest like the one first rendered (which had no annotations).
     if (Object.keys(obj.metadata.annotations).length === 0) delete obj.metadata.annotations;
   }
-  if (obj.kind === "Secret" && obj.apiVersion === "v1") return obj;
+  if (isCoreSecret(obj)) return obj;
   obj.metadata.annotations = {
     ...(obj.metadata.annotations ?? {}),
     [APPLIED_DIGEST_ANNOTATION]: digestOf(obj),

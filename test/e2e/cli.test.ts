@@ -249,6 +249,25 @@ describe("against the control plane", () => {
     expect(r.stdout).toMatch(/✗ secret \S+: incomplete — applied, but 1 Secret\(s\) could not be restored/);
   }, 180_000);
 
+  test("after a sync, `berth plan` and `berth diff` find the Secret unchanged: its keyed digest is made again", async () => {
+    t.git.commit("cli", {
+      "keyed/s.yaml": `apiVersion: v1\nkind: Secret\nmetadata: {name: keyed}\nstringData: {t: "x"}\n`,
+    });
+    const own = writeConfig(
+      `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${t.git.url("cli")}", interval: 1h}\napps:\n  - {name: keyed, path: keyed, namespace: ${ns}, timeout: 30s}\nledger: {path: $DIR/ledger.db}\n`,
+    );
+    expect((await runBerth(["sync", "--config", own], env())).code).toBe(0);
+    const plan = await runBerth(["plan", "--config", own, "-o", "json"], env());
+    expect(plan.code).toBe(0);
+    const shown = JSON.parse(plan.stdout) as Array<{ changes: Array<{ subject: string; action: string }> }>;
+    expect(shown.flatMap((p) => p.changes.map((c) => `${c.subject} ${c.action}`))).toEqual([
+      `Secret/${ns}/keyed unchanged`,
+    ]);
+    const diff = await runBerth(["diff", "--config", own], env());
+    expect(diff.code).toBe(0);
+    expect(diff.stdout).toBe("");
+  }, 180_000);
+
   test("a clean stop of berth run is quiet: no lost-watch warnings, exit 0", async () => {
     const run = startBerth(["run", "--config", config, "--log-format", "json"], env());
     await eventually("berth run watching", 60_000, async () =>

@@ -1,6 +1,6 @@
 /**
- * The compiled binary's `berth run` against the real control plane: once an app of several kinds is synced and
- * healthy, its resyncs are a walk over the watch view — the API server's audit log holds no request of theirs
+ * The compiled binary's `berth run` against the real control plane: once an app of several kinds (a Secret among
+ * them) is synced and healthy, its resyncs are a walk over the watch view — the API server's audit log holds no request of theirs
  * (watch requests, which re-open every 20 s per kind to keep the view, aside) — and pruning an object costs its
  * plan's GET and its DELETE, nothing after (the drift watcher does not ask about an object berth pruned).
  */
@@ -30,6 +30,8 @@ const files: Record<string, string> = {
   "app/ns.yaml": `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`,
   "app/cm.yaml": `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  greeting: hello\n`,
   "app/extra.yaml": `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: "1"\n`,
+  // A Secret too: its applied digest is keyed (the ledger's digest key), so the view can vouch for it as well.
+  "app/secret.yaml": `apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n`,
   "app/svc.yaml": `apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n`,
   "app/deploy.yaml": `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: "nginx:1.27"}]\n`,
   "app/rbac.yaml": `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: read\nrules:\n  - {apiGroups: [""], resources: [configmaps], verbs: [get]}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: web-read\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: read}\nsubjects: [{kind: ServiceAccount, name: web, namespace: ${ns}}]\n`,
@@ -89,13 +91,25 @@ afterAll(async () => {
   if (cluster) kubectl(cluster, "delete", "namespace", ns, "--wait=false", "--ignore-not-found");
 });
 
-test("warm no-op resyncs of a seven-object app send no request to the API server", async () => {
+test("warm no-op resyncs of an eight-object app, a Secret among them, send no request to the API server", async () => {
   // Past the resyncs that still saw the Pods start (health is read from the view either way).
   await morePasses(2);
   tail();
   await morePasses(3);
   const sent = ours(tail()).map((e) => `${e.verb} ${e.requestURI}`);
   expect(sent).toEqual([]);
+  // The Secret's digest is berth's keyed one, not a digest of the manifest anyone could recompute.
+  const digest = kubectl(
+    cluster,
+    "get",
+    "secret",
+    "db",
+    "-n",
+    ns,
+    "-o",
+    "jsonpath={.metadata.annotations.berth\\.dev/applied-digest}",
+  );
+  expect(digest).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
 }, 120_000);
 
 test("a prune sends its GET and DELETE, and nothing about the pruned object afterwards", async () => {

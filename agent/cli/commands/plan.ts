@@ -104,6 +104,8 @@ export async function planApps(
         fileExists: async (path) => (await snapshot.stat(path)) !== undefined,
         after,
         keepMerged,
+        // Without it a Secret would plan "configured" (its keyed digest annotation dropped) on every run.
+        secretDigest: (o) => w.ledger.secretDigest(o),
       },
       // A generated app's identity comes from its own spec (the wiring's clusterFor knows both kinds).
       clusterOf(w.deps, app),

@@ -21,6 +21,7 @@ export async function planChanges(deps: EngineDeps, a: Attempt): Promise<Planned
     ...(owners ? { ownerOf: (ref: ObjectRef) => owners.get(objectId(ref)) } : {}),
     ...(a.fileExists ? { fileExists: a.fileExists } : {}),
     ...(a.signal ? { signal: a.signal } : {}),
+    ...(deps.ledger.secretDigest ? { secretDigest: deps.ledger.secretDigest.bind(deps.ledger) } : {}),
   };
   let planned: Planned;
   try {
