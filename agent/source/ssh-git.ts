@@ -1,5 +1,5 @@
 /** Runs the system `git` (and through it `ssh`) with an argument array, a timeout and a clean environment. */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { BerthError } from "../object/errors.ts";
 import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
 
@@ -52,6 +52,39 @@ export function boundedSshCommand(ssh: SshSettings, maxBytes: number): string {
   const n = Math.max(0, Math.floor(maxBytes));
   const over = shellQuote(`${OWN_LINE}the server sent more than ${n} bytes, the limit for one fetch`);
   return `berth_ssh() { ${sshCommand(ssh)} "$@" | { dd bs=65536 iflag=count_bytes count=${n} status=none; if [ "$(head -c 1 | wc -c)" -ne 0 ]; then echo ${over} >&2; exit 1; fi; }; }; berth_ssh`;
+}
+
+const counting = new Map<string, Promise<void>>();
+
+/**
+ * Resolves when the tools boundedSshCommand pipes through work on `path` (the PATH git runs with); rejects, once
+ * for that PATH, naming what is missing. Without this, a `dd` lacking `iflag=count_bytes` (BusyBox before 1.33)
+ * would fail on the first bytes, and the byte after them would read as a server sending too much.
+ */
+export function checkCountingTools(path: string): Promise<void> {
+  let pending = counting.get(path);
+  if (!pending) {
+    pending = new Promise<void>((resolve, reject) => {
+      const probe =
+        "printf abc | dd bs=65536 iflag=count_bytes count=2 status=none; printf x | head -c 1 | wc -c";
+      execFile(
+        "sh",
+        ["-c", probe],
+        { env: { PATH: path, LC_ALL: "C" }, timeout: 10_000 },
+        (err, stdout, stderr) => {
+          if (!err && stdout.replace(/\s+/g, "") === "ab1") return resolve();
+          reject(
+            new BerthError(
+              `SSH sources need GNU coreutils' dd (with iflag=count_bytes), head and wc on the PATH, to bound what a fetch brings: ${(stderr || err?.message || `the probe printed ${JSON.stringify(stdout)}`).trim().split("\n")[0]}`,
+              { subject: `PATH=${path}`, reason: "FetchFailed" },
+            ),
+          );
+        },
+      );
+    });
+    counting.set(path, pending);
+  }
+  return pending;
 }
 
 /**

@@ -12,7 +12,13 @@ import type { Snapshot } from "../object/snapshot.ts";
 import { serialized } from "./lock.ts";
 import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
 import { findRef, isFullSha, refNotFoundMessage, revisionAt } from "./refs.ts";
-import { boundedSshCommand, overFetchLimit, runGit, type SshSettings } from "./ssh-git.ts";
+import {
+  boundedSshCommand,
+  checkCountingTools,
+  overFetchLimit,
+  runGit,
+  type SshSettings,
+} from "./ssh-git.ts";
 import { SshSnapshot } from "./ssh-snapshot.ts";
 import { cachePathFor } from "./url.ts";
 
@@ -179,7 +185,8 @@ export class SshSource {
     await this.git(["init", "--bare", "--quiet", this.gitdir]);
   }
 
-  private git(args: string[]) {
+  private async git(args: string[]) {
+    await checkCountingTools(process.env.PATH ?? "/usr/bin:/bin");
     return runGit(args, {
       subject: `git ${this.url}`,
       env: {
