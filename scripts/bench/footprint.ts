@@ -1,6 +1,7 @@
 /**
  * Benchmark: where the compiled binary's memory goes, and its resident memory at rest and at work.
  *   bun scripts/bench/footprint.ts [--runs N] [--binary PATH] [--env KEY=VALUE]... [--no-modules] [--no-live]
+ *     [--smaps DIR]
  * 1. Breakdown: one probe binary per module (`bun build --compile` of a file that only imports it), its resident
  *    memory after a full GC minus the bare runtime's, and the JavaScript heap (bun:jsc heapStats) it leaves.
  * 2. Live, against the shared control plane and a Git server in this process, `berth run` of the binary:
@@ -10,9 +11,11 @@
  *    API requests), and one ConfigMap changed (its attempt from the ledger, and commit → live).
  * Prints one JSON object per line; each live figure carries every run's value, its range and /proc/loadavg
  * at each run (the machine is shared: say so with the figures). `--env BUN_OPTIONS=--smol` tries a runtime flag.
+ * `--smaps DIR` keeps /proc/PID/smaps of the agent idle with one object and with 1,000 watched (per run), to see
+ * which mappings hold the memory.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeConfig } from "../../test/support/berth.ts";
@@ -27,6 +30,7 @@ const RUNS = numberFlag("--runs", 3);
 const argv = process.argv;
 const flagValues = (flag: string) =>
   argv.flatMap((a, i) => (a === flag && argv[i + 1] ? [argv[i + 1] as string] : []));
+const SMAPS = flagValues("--smaps")[0];
 const extraEnv = Object.fromEntries(
   flagValues("--env").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
 );
@@ -258,6 +262,7 @@ if (!argv.includes("--no-live")) {
       await sleep(3000);
       r.idleOne?.push(statusMb(a.child.pid ?? 0, "VmRSS"));
       r.idleOneFile?.push(statusMb(a.child.pid ?? 0, "RssFile"));
+      if (SMAPS) copyFileSync(`/proc/${a.child.pid}/smaps`, join(SMAPS, `smaps-one-object-${run}`));
       // At rest: the parse workers stop after 30 s without work (agent/render/parse-pool.ts).
       await sleep(32_000);
       r.restOne?.push(statusMb(a.child.pid ?? 0, "VmRSS"));
@@ -285,6 +290,7 @@ if (!argv.includes("--no-live")) {
       const m1 = await metrics(b.base);
       r.idle?.push(median(samples));
       r.idleFile?.push(statusMb(b.child.pid ?? 0, "RssFile"));
+      if (SMAPS) copyFileSync(`/proc/${b.child.pid}/smaps`, join(SMAPS, `smaps-1000-watched-${run}`));
       if (m1.passes > m0.passes) r.noop?.push((m1.seconds - m0.seconds) / (m1.passes - m0.passes));
       r.noopReq?.push(m1.requests - m0.requests);
       r.noopWatch?.push(m1.watches - m0.watches);
