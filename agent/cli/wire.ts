@@ -337,6 +337,13 @@ export function wireDrift(
         ...(error ? { error } : {}),
       });
     },
+    onWatchLimit: (app, wanted, limit) =>
+      log.log("warn", "app needs more watches than it may have; the others are read at each sync", {
+        app,
+        wanted,
+        limit,
+        why: "one watch per kind and namespace (an app with its own ServiceAccount): drift of the objects not watched is found at the next resync",
+      }),
   });
   const unsubscribe = w.events.subscribe(({ event }) => {
     if (event.type === "started") watcher.syncStarted(event.app);

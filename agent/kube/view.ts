@@ -57,7 +57,22 @@ export interface LiveViewOptions {
   onState?: (app: string, kind: string, connected: boolean, error?: string) => void;
   backoffMs?: number;
   maxBackoffMs?: number;
+  /** Watches one app may have (default MAX_WATCHES_PER_APP). */
+  maxWatchesPerApp?: number;
+  /**
+   * An app needs more watches than it may have: `wanted` in all, `limit` kept. Called when the number it needs
+   * changes; its objects past the limit are read from the server by each sync instead.
+   */
+  onWatchLimit?: (app: string, wanted: number, limit: number) => void;
 }
+
+/**
+ * The most watches one app may have. Each is a connection the agent keeps open, with its buffers, and the app
+ * chooses how many: an app with a ServiceAccount of its own needs one per kind and namespace, so one that spreads
+ * a few kinds over hundreds of namespaces would hold hundreds. Past the limit its other objects are not watched:
+ * its syncs read them from the server (a GET and a dry-run each) and find their drift then, not as it happens.
+ */
+export const MAX_WATCHES_PER_APP = 100;
 
 interface KindEntry {
   watch: KindWatch;
@@ -80,6 +95,8 @@ export class LiveView {
   private readonly tracked = new Map<string, Set<string>>();
   /** Stops of watches replaced by one with another selector. */
   private readonly retiring = new Set<Promise<void>>();
+  /** The watches each app over its limit last wanted, so the limit is reported once per change. */
+  private readonly overLimit = new Map<string, number>();
 
   constructor(
     private readonly client: KubeClient,
@@ -99,8 +116,18 @@ export class LiveView {
       keys = new Set();
       this.tracked.set(app, keys);
     }
-    for (const { info, namespace } of this.kindsOf(refs, perNamespace, fallback)) {
-      const key = kindKey(shared ? SHARED_WATCH : app, info, namespace);
+    const limit = this.options.maxWatchesPerApp ?? MAX_WATCHES_PER_APP;
+    const needed = this.kindsOf(refs, perNamespace, fallback).map((k) => ({
+      ...k,
+      key: kindKey(shared ? SHARED_WATCH : app, k.info, k.namespace),
+    }));
+    const wanted = new Set([...keys, ...needed.map((k) => k.key)]).size;
+    if (wanted > limit && this.overLimit.get(app) !== wanted) this.options.onWatchLimit?.(app, wanted, limit);
+    if (wanted > limit) this.overLimit.set(app, wanted);
+    else this.overLimit.delete(app);
+    for (const { info, namespace, key } of needed) {
+      // Past its limit an app's new kinds go unwatched: lookup() answers "ask the server" for them.
+      if (!keys.has(key) && keys.size >= limit) continue;
       let entry = this.kinds.get(key);
       // A watch the server forbade has ended; try again now (RBAC may have changed since).
       if (!entry || entry.watch.forbidden) {
