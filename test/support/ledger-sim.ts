@@ -79,6 +79,8 @@ export async function simSync(
      * hashing time in long simulations.
      */
     storeChangedOnly?: boolean;
+    /** The attempt's trigger (default "loop", the agent's own resync). */
+    trigger?: string;
   } = {},
 ): Promise<SimSync> {
   const objects = app.objects();
@@ -91,7 +93,7 @@ export async function simSync(
       message: "change",
       time: "2026-01-01T00:00:00Z",
     },
-    trigger: "loop",
+    trigger: options.trigger ?? "loop",
   });
   const known = app.digests;
   const toStore =
