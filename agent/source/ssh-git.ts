@@ -57,8 +57,8 @@ export function boundedSshCommand(ssh: SshSettings, maxBytes: number): string {
 const counting = new Map<string, Promise<void>>();
 
 /**
- * Resolves when the tools boundedSshCommand pipes through work on `path` (the PATH git runs with); rejects, once
- * for that PATH, naming what is missing. Without this, a `dd` lacking `iflag=count_bytes` (BusyBox before 1.33)
+ * Resolves when the tools boundedSshCommand pipes through work on `path` (the PATH git runs with; checked once
+ * while they do); rejects naming what is missing. Without this, a `dd` lacking `iflag=count_bytes` (BusyBox before 1.33)
  * would fail on the first bytes, and the byte after them would read as a server sending too much.
  */
 export function checkCountingTools(path: string): Promise<void> {
@@ -83,6 +83,8 @@ export function checkCountingTools(path: string): Promise<void> {
       );
     });
     counting.set(path, pending);
+    // A probe that failed (a fork refused under load, a tool installed since) is run again next time.
+    pending.catch(() => counting.delete(path));
   }
   return pending;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkCountingTools, commandOf, runGit } from "../../agent/source/ssh-git.ts";
@@ -21,18 +21,18 @@ describe("runGit's messages name the git command", () => {
   });
 });
 
+/** Where `tool` is on this PATH. */
+const which = (tool: string) =>
+  execFileSync("sh", ["-c", `command -v ${tool}`])
+    .toString()
+    .trim();
+
 describe("the tools an SSH fetch's byte count needs", () => {
   test("are found on this PATH; a dd without count_bytes is named, not read as a server sending too much", async () => {
     await checkCountingTools(process.env.PATH ?? "/usr/bin:/bin");
     // BusyBox's dd before 1.33 refuses the flag: its own words end up in the error.
     const bin = mkdtempSync(join(tmpdir(), "berth-dd-"));
-    for (const tool of ["sh", "head", "wc"])
-      symlinkSync(
-        execFileSync("sh", ["-c", `command -v ${tool}`])
-          .toString()
-          .trim(),
-        join(bin, tool),
-      );
+    for (const tool of ["sh", "head", "wc"]) symlinkSync(which(tool), join(bin, tool));
     writeFileSync(
       join(bin, "dd"),
       "#!/bin/sh\necho \"dd: invalid input flag: 'count_bytes'\" >&2\nexit 1\n",
@@ -41,5 +41,9 @@ describe("the tools an SSH fetch's byte count needs", () => {
     await expect(checkCountingTools(bin)).rejects.toThrow(
       `PATH=${bin}: SSH sources need GNU coreutils' dd (with iflag=count_bytes), head and wc on the PATH, to bound what a fetch brings: dd: invalid input flag: 'count_bytes'`,
     );
+    // A failed check is not kept: with a dd that counts, the same PATH passes.
+    rmSync(join(bin, "dd"));
+    symlinkSync(which("dd"), join(bin, "dd"));
+    await checkCountingTools(bin);
   });
 });
