@@ -35,13 +35,18 @@ export interface ReadBlobOptions {
 }
 
 /** A blob over the reader's `maxBytes`: its size, its bytes not kept. */
+/** What a file over a reader's limit is told with, by a snapshot (BlobTooLargeError) and by render alike. */
+export function tooLargeMessage(size: number, maxBytes: number): string {
+  return `file is ${size} bytes, over the limit of ${maxBytes}`;
+}
+
 export class BlobTooLargeError extends BerthError {
   constructor(
     readonly path: string,
     readonly size: number,
     readonly maxBytes: number,
   ) {
-    super(`file is ${size} bytes, over the limit of ${maxBytes}`, { subject: path });
+    super(tooLargeMessage(size, maxBytes), { subject: path });
     this.name = "BlobTooLargeError";
   }
 }

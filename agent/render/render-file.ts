@@ -4,6 +4,7 @@
  */
 import { canonicalJson } from "../object/canonical.ts";
 import type { KubeObject } from "../object/object.ts";
+import { tooLargeMessage } from "../object/snapshot.ts";
 import { classifyDocument } from "./kube-object.ts";
 import { type ParsedDocument, parseJsonFile, parseYamlFile } from "./parse-manifests.ts";
 
@@ -51,7 +52,7 @@ export function tooLarge(path: string, size: number, maxFileBytes: number): File
   return {
     objects: [],
     skipped: [],
-    errors: [{ path, message: `file is ${size} bytes, over the limit of ${maxFileBytes}` }],
+    errors: [{ path, message: tooLargeMessage(size, maxFileBytes) }],
     used: 0,
   };
 }
