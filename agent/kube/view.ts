@@ -121,7 +121,11 @@ export class LiveView {
       ...k,
       key: kindKey(shared ? SHARED_WATCH : app, k.info, k.namespace),
     }));
-    const wanted = new Set([...keys, ...needed.map((k) => k.key)]).size;
+    // Kinds and namespaces the app no longer has objects in are let go: each held a connection, and a place under
+    // the limit. `refs` is everything the app has or will have (its inventory and its render).
+    const neededKeys = new Set(needed.map((k) => k.key));
+    for (const key of keys) if (!neededKeys.has(key)) this.release(app, key, keys);
+    const wanted = neededKeys.size;
     if (wanted > limit && this.overLimit.get(app) !== wanted) this.options.onWatchLimit?.(app, wanted, limit);
     if (wanted > limit) this.overLimit.set(app, wanted);
     else this.overLimit.delete(app);
@@ -146,6 +150,19 @@ export class LiveView {
       waits.push(entry.watch.synced);
     }
     await Promise.all(waits);
+  }
+
+  /** Drops `app` from the watch `key`; a watch no app tracks any more is stopped. */
+  private release(app: string, key: string, keys: Set<string>): void {
+    keys.delete(key);
+    const entry = this.kinds.get(key);
+    if (!entry) return;
+    entry.apps.delete(app);
+    if (entry.apps.size > 0) return;
+    this.kinds.delete(key);
+    const old = entry.watch.stop();
+    this.retiring.add(old);
+    void old.finally(() => this.retiring.delete(old));
   }
 
   /** The live object if its kind is watched and connected; undefined means "not known here, ask the server". */

@@ -52,3 +52,19 @@ test("past its limit an app's other kinds go unwatched: read from the server, it
   expect(view.watches).toBe(2);
   expect(reported).toEqual([[app, 3, 2]]);
 }, 120_000);
+
+test("an app's watches follow its objects: a kind it no longer has is let go, and frees its place", async () => {
+  const view = new LiveView(w.kube, { maxWatchesPerApp: 2 });
+  t.onTeardown(() => view.close());
+  const [cm, sa, secret] = refs as [(typeof refs)[0], (typeof refs)[0], (typeof refs)[0]];
+  await view.track(app, [cm, sa]);
+  expect(view.lookup(app, secret)).toBeUndefined();
+  // The ServiceAccount left the app (say, pruned): its watch stops, and the Secret's takes the place.
+  await view.track(app, [cm, secret]);
+  expect(view.watches).toBe(2);
+  expect(view.lookup(app, secret)?.metadata.name).toBe("token");
+  expect(view.lookup(app, sa)).toBeUndefined();
+  await view.track(app, [cm]);
+  expect(view.watches).toBe(1);
+  expect(view.lookup(app, cm)?.metadata.name).toBe("settings");
+}, 120_000);
