@@ -188,12 +188,12 @@ export class Ledger {
 
   // Manifests (tables/manifests.ts).
 
-  /** Stores manifests content-addressed (idempotent) and returns object id → digest. Secrets are sealed or redacted. */
   /** A Secret's applied-digest annotation, keyed with this ledger's digest key (secrets.ts). */
   async secretDigest(obj: KubeObject): Promise<string> {
     return appliedSecretDigest(await this.digestKey.get(), obj);
   }
 
+  /** Stores manifests content-addressed (idempotent) and returns object id → digest. Secrets are sealed or redacted. */
   putManifests(objects: KubeObject[]): Promise<Map<string, string>> {
     return this.manifests.put(objects);
   }

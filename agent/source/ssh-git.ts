@@ -58,8 +58,8 @@ const counting = new Map<string, Promise<void>>();
 
 /**
  * Resolves when the tools boundedSshCommand pipes through work on `path` (the PATH git runs with; checked once
- * while they do); rejects naming what is missing. Without this, a `dd` lacking `iflag=count_bytes` (BusyBox before 1.33)
- * would fail on the first bytes, and the byte after them would read as a server sending too much.
+ * while they do); rejects naming what is missing. Without this, a `dd` lacking `iflag=count_bytes` (BusyBox
+ * before 1.33) would fail on the first bytes, and the byte after them would read as a server sending too much.
  */
 export function checkCountingTools(path: string): Promise<void> {
   let pending = counting.get(path);
