@@ -9,17 +9,8 @@ import {
   type TreeEntry,
   withinLimit,
 } from "../object/snapshot.ts";
+import { Directories, type GitEntry, publicEntry } from "./directories.ts";
 import { objectSize, readBlob, readCommit, readTree, type SnapshotReader } from "./iso-git.ts";
-
-interface Entry extends TreeEntry {
-  oid: string;
-}
-
-/** A directory's entries in tree order, and by name: a render looks up every file of a directory. */
-interface Listing {
-  entries: Entry[];
-  byName: Map<string, Entry>;
-}
 
 /**
  * The most one directory's tree object may hold. isomorphic-git parses a tree whole into an object per entry
@@ -28,12 +19,12 @@ interface Listing {
  */
 export const MAX_TREE_BYTES = 8 * 1024 * 1024;
 
-/** A directory whose tree object is over MAX_TREE_BYTES: an error of the directory, never "no such file" below it. */
-export class TreeTooLargeError extends BerthError {}
-
 /** A repository tree at one commit of the bare repository `gitdir`; trees are read once and kept. */
 export class GitSnapshot implements Snapshot {
-  private readonly trees = new Map<string, Promise<Listing>>();
+  private readonly dirs = new Directories<GitEntry>(
+    (dir, entry) => this.loadTree(dir, entry),
+    (dir, why) => ({ message: `${why} at ${this.revision}`, subject: dir }),
+  );
   private constructor(
     private readonly reader: SnapshotReader,
     readonly revision: string,
@@ -54,13 +45,12 @@ export class GitSnapshot implements Snapshot {
   }
 
   async readDir(path: string): Promise<TreeEntry[]> {
-    const { entries } = await this.entriesOf(normalize(path));
-    return entries.map(publicEntry);
+    return (await this.dirs.entries(normalize(path))).map(publicEntry);
   }
 
   async readBlob(path: string, options?: ReadBlobOptions): Promise<Uint8Array> {
     const clean = normalize(path);
-    const entry = await this.find(clean);
+    const entry = await this.dirs.find(clean);
     if (!entry) throw this.error(clean, "no such file");
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
@@ -73,69 +63,32 @@ export class GitSnapshot implements Snapshot {
   async stat(path: string): Promise<TreeEntry | undefined> {
     const clean = normalize(path);
     if (clean === "") return { name: "", path: "", type: "tree" };
-    const entry = await this.find(clean);
+    const entry = await this.dirs.find(clean);
     return entry && publicEntry(entry);
   }
 
-  private async find(path: string): Promise<Entry | undefined> {
-    const slash = path.lastIndexOf("/");
-    const parent = slash === -1 ? "" : path.slice(0, slash);
-    const name = path.slice(slash + 1);
-    let siblings: Listing;
-    try {
-      siblings = await this.entriesOf(parent);
-    } catch (err) {
-      // A missing or non-directory parent means the path does not exist.
-      if (err instanceof BerthError && !(err instanceof TreeTooLargeError) && err.subject === parent)
-        return undefined;
-      throw err;
-    }
-    return siblings.byName.get(name);
-  }
-
-  private entriesOf(dir: string): Promise<Listing> {
-    let pending = this.trees.get(dir);
-    if (!pending) {
-      pending = this.loadTree(dir);
-      this.trees.set(dir, pending);
-      // Forget failures so a later call reports them afresh rather than from a stale promise.
-      pending.catch(() => this.trees.delete(dir));
-    }
-    return pending;
-  }
-
-  private async loadTree(dir: string): Promise<Listing> {
-    let oid = this.rootTree;
-    if (dir !== "") {
-      const entry = await this.find(dir);
-      if (!entry) throw this.error(dir, "no such directory");
-      if (entry.type !== "tree") throw this.error(dir, "not a directory");
-      oid = entry.oid;
-    }
+  /** The tree of `dir` (its `entry` in its parent; the root's when undefined), refused unread past MAX_TREE_BYTES. */
+  private async loadTree(dir: string, entry: GitEntry | undefined): Promise<GitEntry[]> {
+    const oid = entry?.oid ?? this.rootTree;
     // Told from the pack's headers, as for a file: a tree over the limit is never inflated or parsed.
     const size = await objectSize(this.reader, oid);
     if (size !== undefined && size > MAX_TREE_BYTES)
-      throw new TreeTooLargeError(
+      throw new BerthError(
         `the directory's tree object is ${size} bytes, over the limit of ${MAX_TREE_BYTES} at ${this.revision}`,
         { subject: dir === "" ? "." : dir },
       );
     const tree = await readTree(this.reader, oid);
-    const entries: Entry[] = tree.map((e) => ({
+    return tree.map((e) => ({
       name: e.path,
       path: dir === "" ? e.path : `${dir}/${e.path}`,
       type: TREE_MODE_TYPES[e.mode] ?? "blob",
       oid: e.oid,
     }));
-    return { entries, byName: new Map(entries.map((e) => [e.name, e])) };
   }
 
   private error(path: string, what: string): BerthError {
     return new BerthError(`${what} at ${this.revision}`, { subject: path });
   }
-}
-
-function publicEntry(e: Entry): TreeEntry {
-  return { name: e.name, path: e.path, type: e.type, ...(e.type === "blob" ? { oid: e.oid } : {}) };
 }
 
 /** "/a//b/./c/" → "a/b/c"; ".." is refused because a snapshot has no parent to climb to. */

@@ -9,6 +9,7 @@ import {
   type TreeEntry,
   withinLimit,
 } from "../object/snapshot.ts";
+import { Directories, type GitEntry, publicEntry } from "./directories.ts";
 import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
 import { GitOutputTooLarge, runGit } from "./ssh-git.ts";
 
@@ -21,23 +22,16 @@ const MAX_BLOB_BYTES = DEFAULT_PACK_LIMITS.maxObjectBytes;
  */
 const MAX_LISTING_BYTES = 16 * 1024 * 1024;
 
-interface Entry extends TreeEntry {
-  oid: string;
+interface Entry extends GitEntry {
   size?: number;
 }
 
-/** A directory's entries, sorted by name, and by name for lookups (a render reads every file of it). */
-interface Listing {
-  entries: Entry[];
-  byName: Map<string, Entry>;
-}
-
-/** A path that is not a directory of the snapshot: find() reads it as "no such file" below it. */
-class NotADirectory extends BerthError {}
-
 /** A repository tree at one commit; each directory is listed when first read, and kept. */
 export class SshSnapshot implements Snapshot {
-  private readonly dirs = new Map<string, Promise<Listing>>();
+  private readonly dirs = new Directories<Entry>(
+    (dir) => this.list(dir),
+    (dir, why) => ({ message: why, subject: `${dir} at ${this.revision}` }),
+  );
   private constructor(
     private readonly gitdir: string,
     readonly revision: string,
@@ -63,13 +57,13 @@ export class SshSnapshot implements Snapshot {
 
   /** Entries directly under `path`. */
   async readDir(path: string): Promise<TreeEntry[]> {
-    return (await this.entriesOf(normalize(path))).entries.map(publicEntry);
+    return (await this.dirs.entries(normalize(path))).map(publicEntry);
   }
 
   /** A blob's bytes, or a symlink's target. */
   async readBlob(path: string, options?: ReadBlobOptions): Promise<Uint8Array> {
     const clean = normalize(path);
-    const entry = await this.find(clean);
+    const entry = await this.dirs.find(clean);
     if (!entry) throw this.error(clean, "no such file");
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
@@ -88,44 +82,12 @@ export class SshSnapshot implements Snapshot {
   async stat(path: string): Promise<TreeEntry | undefined> {
     const clean = normalize(path);
     if (clean === "") return { name: "", path: "", type: "tree" };
-    const entry = await this.find(clean);
+    const entry = await this.dirs.find(clean);
     return entry ? { name: entry.name, path: entry.path, type: entry.type } : undefined;
   }
 
-  private async find(path: string): Promise<Entry | undefined> {
-    const slash = path.lastIndexOf("/");
-    let siblings: Listing;
-    try {
-      siblings = await this.entriesOf(slash === -1 ? "" : path.slice(0, slash));
-    } catch (err) {
-      // A missing or non-directory parent means the path does not exist; any other failure is reported.
-      if (err instanceof NotADirectory) return undefined;
-      throw err;
-    }
-    const name = path.slice(slash + 1);
-    return siblings.byName.get(name);
-  }
-
-  private entriesOf(dir: string): Promise<Listing> {
-    let pending = this.dirs.get(dir);
-    if (!pending) {
-      pending = this.list(dir);
-      this.dirs.set(dir, pending);
-      // Forget failures so a later call reports them afresh rather than from a stale promise.
-      pending.catch(() => this.dirs.delete(dir));
-    }
-    return pending;
-  }
-
   /** One `git ls-tree -l` of `dir`: its entries with their sizes, sorted by name. */
-  private async list(dir: string): Promise<Listing> {
-    if (dir !== "") {
-      const entry = await this.find(dir);
-      if (entry?.type !== "tree")
-        throw new NotADirectory(entry ? "not a directory" : "no such directory", {
-          subject: `${dir} at ${this.revision}`,
-        });
-    }
+  private async list(dir: string): Promise<Entry[]> {
     const treeish = dir === "" ? this.sha : `${this.sha}:${dir}`;
     const listing = await runGit(["--git-dir", this.gitdir, "ls-tree", "-l", "-z", treeish], {
       subject: `${dir || "(repository root)"} at ${this.revision}`,
@@ -155,17 +117,12 @@ export class SshSnapshot implements Snapshot {
         ...(size === "-" ? {} : { size: Number(size) }),
       });
     }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { entries, byName: new Map(entries.map((e) => [e.name, e])) };
+    return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   private error(path: string, why: string): BerthError {
     return new BerthError(why, { subject: `${path || "(repository root)"} at ${this.revision}` });
   }
-}
-
-function publicEntry(e: Entry): TreeEntry {
-  return { name: e.name, path: e.path, type: e.type, ...(e.type === "blob" ? { oid: e.oid } : {}) };
 }
 
 function normalize(path: string): string {
