@@ -6,6 +6,7 @@
  */
 import { BerthError } from "../object/errors.ts";
 import type { TreeEntry } from "../object/snapshot.ts";
+import { rememberedUntilFailure } from "./lock.ts";
 
 /** A tree entry with the id of the object it names. */
 export interface GitEntry extends TreeEntry {
@@ -59,14 +60,7 @@ export class Directories<E extends GitEntry> {
   }
 
   private listing(dir: string): Promise<Listing<E>> {
-    let pending = this.listed.get(dir);
-    if (!pending) {
-      pending = this.load(dir);
-      this.listed.set(dir, pending);
-      // Forget failures so a later call reports them afresh rather than from a stale promise.
-      pending.catch(() => this.listed.delete(dir));
-    }
-    return pending;
+    return rememberedUntilFailure(this.listed, dir, () => this.load(dir));
   }
 
   private async load(dir: string): Promise<Listing<E>> {

@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import git, { type HttpClient, type PromiseFsClient, type ServerRef } from "isomorphic-git";
 import { atomicFs } from "./atomic-fs.ts";
+import { rememberedUntilFailure } from "./lock.ts";
 import { ENTRY_HEADER_BYTES, looseSize, offsetInIndex, packedSize } from "./object-size.ts";
 import { checkPack, type PackLimits } from "./pack-check.ts";
 import { readRetired } from "./retired-packs.ts";
@@ -43,15 +44,8 @@ function readOnlyFs(gitdir: string): PromiseFsClient {
   const objects = join(gitdir, "objects");
   const packs = join(objects, "pack");
   const remembered = new Map<string, Promise<unknown>>();
-  const once = <T>(key: string, make: () => Promise<T>): Promise<T> => {
-    let pending = remembered.get(key);
-    if (!pending) {
-      pending = make();
-      remembered.set(key, pending);
-      pending.catch(() => remembered.delete(key));
-    }
-    return pending as Promise<T>;
-  };
+  const once = <T>(key: string, make: () => Promise<T>): Promise<T> =>
+    rememberedUntilFailure(remembered, key, make) as Promise<T>;
   const fanOut = () => once("fan-out", async () => new Set(await fs.promises.readdir(objects)));
   const readOnly = (path: string) =>
     Promise.reject(Object.assign(new Error(`read-only: ${path}`), { code: "EROFS" }));

@@ -1,6 +1,7 @@
 /** Runs the system `git` (and through it `ssh`) with an argument array, a timeout and a clean environment. */
 import { execFile, spawn } from "node:child_process";
 import { BerthError } from "../object/errors.ts";
+import { rememberedUntilFailure } from "./lock.ts";
 import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
 
 /** How git reaches an SSH server: deploy key and known_hosts; host keys are always checked strictly. */
@@ -62,31 +63,33 @@ const counting = new Map<string, Promise<void>>();
  * before 1.33) would fail on the first bytes, and the byte after them would read as a server sending too much.
  */
 export function checkCountingTools(path: string): Promise<void> {
-  let pending = counting.get(path);
-  if (!pending) {
-    pending = new Promise<void>((resolve, reject) => {
-      const probe =
-        "printf abc | dd bs=65536 iflag=count_bytes count=2 status=none; printf x | head -c 1 | wc -c";
-      execFile(
-        "sh",
-        ["-c", probe],
-        { env: { PATH: path, LC_ALL: "C" }, timeout: 10_000 },
-        (err, stdout, stderr) => {
-          if (!err && stdout.replace(/\s+/g, "") === "ab1") return resolve();
-          reject(
-            new BerthError(
-              `SSH sources need GNU coreutils' dd (with iflag=count_bytes), head and wc on the PATH, to bound what a fetch brings: ${(stderr || err?.message || `the probe printed ${JSON.stringify(stdout)}`).trim().split("\n")[0]}`,
-              { subject: `PATH=${path}`, reason: "FetchFailed" },
-            ),
-          );
-        },
-      );
-    });
-    counting.set(path, pending);
-    // A probe that failed (a fork refused under load, a tool installed since) is run again next time.
-    pending.catch(() => counting.delete(path));
-  }
-  return pending;
+  // A probe that failed (a fork refused under load, a tool installed since) is run again next time.
+  return rememberedUntilFailure(counting, path, () => probeCountingTools(path));
+}
+
+/** Counts three bytes down to two with dd, and one with head and wc, on `path`. */
+function probeCountingTools(path: string): Promise<void> {
+  const probe =
+    "printf abc | dd bs=65536 iflag=count_bytes count=2 status=none; printf x | head -c 1 | wc -c";
+  return new Promise<void>((resolve, reject) => {
+    execFile(
+      "sh",
+      ["-c", probe],
+      { env: { PATH: path, LC_ALL: "C" }, timeout: 10_000 },
+      (err, stdout, stderr) => {
+        if (!err && stdout.replace(/\s+/g, "") === "ab1") return resolve();
+        const why = (stderr || err?.message || `the probe printed ${JSON.stringify(stdout)}`)
+          .trim()
+          .split("\n")[0];
+        reject(
+          new BerthError(
+            `SSH sources need GNU coreutils' dd (with iflag=count_bytes), head and wc on the PATH, to bound what a fetch brings: ${why}`,
+            { subject: `PATH=${path}`, reason: "FetchFailed" },
+          ),
+        );
+      },
+    );
+  });
 }
 
 /**
