@@ -41,14 +41,18 @@ const STREAM_LARGE_BLOBS = ["-c", `core.bigFileThreshold=${MAX_ALLOCATION}`];
 /** How old a temporary pack must be to be another process's leftover rather than its fetch in progress. */
 const STALE_TEMPORARY_MS = 60 * 60 * 1000;
 
-/** The temporary packs in `packDir`; those older than `staleMs` (when above 0) are deleted instead of listed. */
-async function temporaryPacks(packDir: string, staleMs: number): Promise<string[]> {
-  const names = (await readdir(packDir).catch(() => [] as string[])).filter((n) => n.startsWith("tmp_"));
-  if (staleMs <= 0) return names;
+/** The temporary packs in `packDir` (git's `tmp_*` files of a fetch in progress or a failed one). */
+async function temporaryPacks(packDir: string): Promise<string[]> {
+  return (await readdir(packDir).catch(() => [] as string[])).filter((n) => n.startsWith("tmp_"));
+}
+
+/** Deletes the temporary packs older than STALE_TEMPORARY_MS; returns the others. */
+async function withoutStale(packDir: string, names: string[]): Promise<string[]> {
   const kept: string[] = [];
   for (const name of names) {
     const mtime = (await stat(join(packDir, name)).catch(() => undefined))?.mtimeMs;
-    if (mtime !== undefined && Date.now() - mtime > staleMs) await rm(join(packDir, name), { force: true });
+    if (mtime !== undefined && Date.now() - mtime > STALE_TEMPORARY_MS)
+      await rm(join(packDir, name), { force: true });
     else kept.push(name);
   }
   return kept;
@@ -155,11 +159,11 @@ export class SshSource {
    */
   private async fetch(args: string[]): Promise<void> {
     const packDir = join(this.gitdir, "objects", "pack");
-    const before = new Set(await temporaryPacks(packDir, STALE_TEMPORARY_MS));
+    const before = new Set(await withoutStale(packDir, await temporaryPacks(packDir)));
     try {
       await this.git([...ATOMIC_FETCH, ...STREAM_LARGE_BLOBS, "--git-dir", this.gitdir, "fetch", ...args]);
     } catch (error) {
-      for (const name of await temporaryPacks(packDir, 0))
+      for (const name of await temporaryPacks(packDir))
         if (!before.has(name)) await rm(join(packDir, name), { force: true });
       throw error;
     }
