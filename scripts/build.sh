@@ -24,7 +24,10 @@ compiled() {
   # --format=esm for main.ts's top-level await.
   local bytecode=(--bytecode --format=esm)
   [[ -n $target ]] && bytecode=()
-  "$BUN" build agent/main.ts agent/render/parse-worker.ts --compile "${bytecode[@]}" \
+  # --splitting: what is imported lazily (the CLI after main.ts's JIT choice, client-node's KubeConfig for exec
+  # credentials, age for SOPS) is embedded as chunks of its own and never read unless imported; in one bundle,
+  # every agent paid for their code: 3.4–4.7 MB of resident memory (scripts/bench/README.md, footprint).
+  "$BUN" build agent/main.ts agent/render/parse-worker.ts --compile --splitting "${bytecode[@]}" \
     ${target:+--target="$target"} --outfile "$out" "${DEFINES[@]}" >&2
   echo "$out"
 }
