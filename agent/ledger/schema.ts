@@ -178,6 +178,9 @@ export function configure(db: Driver): void {
   db.exec("PRAGMA foreign_keys = ON");
   // NORMAL is durable across application crashes in WAL mode and avoids an fsync per commit.
   db.exec("PRAGMA synchronous = NORMAL");
+  // 512 KiB of page cache, not SQLite's 2 MiB: an agent's ledger work is a few rows per pass, and pages read
+  // again come from the kernel's cache (scripts/bench/README.md, footprint).
+  db.exec("PRAGMA cache_size = -512");
 }
 
 /** The schema version stored in the file. */
