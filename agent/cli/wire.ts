@@ -473,8 +473,13 @@ export function renderPortFor(
   const parser = sharedParsePool((why) =>
     log?.log("warn", "parsing manifests in the main thread", { why }),
   ).parse;
+  const limits = {
+    ...(settings?.maxFileBytes !== undefined ? { maxFileBytes: settings.maxFileBytes } : {}),
+    ...(settings?.maxDocuments !== undefined ? { maxDocuments: settings.maxDocuments } : {}),
+  };
   const env: RenderEnvironment = {
     tools,
+    limits,
     sops: { ageIdentities: ageIdentities(config), tools },
     parser,
     // Beside the Git cache: charts from Helm repositories and OCI registries, content-addressed.

@@ -97,6 +97,10 @@ export interface RenderConfig {
   /** Milliseconds one tool run may take. */
   timeout: number;
   maxOutputBytes?: number;
+  /** Bytes of one manifest file read from a source (render's default: 2 MiB). */
+  maxFileBytes?: number;
+  /** Documents and List items one app may render (render's default: 10,000). */
+  maxDocuments?: number;
   /** Address space one tool run may map, bytes (0: no ceiling). */
   maxMemoryBytes?: number;
   /** CPU seconds one tool run may use (0: no limit). */
@@ -430,6 +434,8 @@ interface RawConfig {
     sops?: string;
     timeout?: string;
     maxOutputBytes?: number;
+    maxFileBytes?: number;
+    maxDocuments?: number;
     maxMemory?: number | string;
     maxCpu?: string;
     ageKeyFile?: string;
@@ -697,6 +703,8 @@ function renderConfig(
   if (raw.sops !== undefined) tools.sops = abs(raw.sops);
   const out: RenderConfig = { tools, timeout: ms(raw.timeout, 60_000) };
   if (raw.maxOutputBytes !== undefined) out.maxOutputBytes = raw.maxOutputBytes;
+  if (raw.maxFileBytes !== undefined) out.maxFileBytes = raw.maxFileBytes;
+  if (raw.maxDocuments !== undefined) out.maxDocuments = raw.maxDocuments;
   if (raw.maxMemory !== undefined) out.maxMemoryBytes = quantityBytes(raw.maxMemory);
   if (raw.maxCpu !== undefined) out.maxCpuSeconds = Math.ceil(ms(raw.maxCpu, 60_000) / 1000);
   if (raw.ageKeyFile !== undefined) out.ageKeyFile = abs(raw.ageKeyFile);

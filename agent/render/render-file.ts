@@ -47,14 +47,22 @@ export interface FileRender {
   used: number;
 }
 
-/** The render of a file over the size limit: that error alone. */
+/**
+ * The render of a file over the size limit: that error alone, naming the key that raises it (a tool's output is
+ * held to render.maxOutputBytes while the tool runs, so only a file read from a source gets here).
+ */
 export function tooLarge(path: string, size: number, maxFileBytes: number): FileRender {
   return {
     objects: [],
     skipped: [],
-    errors: [{ path, message: tooLargeMessage(size, maxFileBytes) }],
+    errors: [{ path, message: `${tooLargeMessage(size, maxFileBytes)} (render.maxFileBytes)` }],
     used: 0,
   };
+}
+
+/** The error of an app past its document budget, naming the key that raises it. */
+function tooManyDocuments(limits: RenderLimits): string {
+  return `too many documents: the limit is ${limits.maxDocuments} per app (render.maxDocuments)`;
 }
 
 /** Parses and classifies one file. */
@@ -75,9 +83,7 @@ export function renderFileBytes(path: string, bytes: Uint8Array, limits: FileRen
   if (!Array.isArray(parsed)) {
     const at = parsed.line === undefined ? "" : `:${parsed.line}:${parsed.column ?? 1}`;
     const tooMany = parsed.message.startsWith("too many documents");
-    const message = tooMany
-      ? `too many documents: the limit is ${limits.maxDocuments} per app`
-      : parsed.message;
+    const message = tooMany ? tooManyDocuments(limits) : parsed.message;
     out.errors.push({ path: `${path}${at}`, message });
     out.used = tooMany ? budget + 1 : 0;
     return out;
@@ -105,7 +111,7 @@ export function renderFileBytes(path: string, bytes: Uint8Array, limits: FileRen
     }
   }
   if (out.used > budget) {
-    out.errors.push({ path, message: `too many documents: the limit is ${limits.maxDocuments} per app` });
+    out.errors.push({ path, message: tooManyDocuments(limits) });
   }
   return out;
 }

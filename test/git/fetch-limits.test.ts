@@ -111,7 +111,10 @@ describe("what one Git fetch may bring (a real smart-HTTP server)", () => {
     try {
       const result = await render(snap, "app");
       expect(result.errors).toEqual([
-        { path: "app/big.yaml", message: "file is 20971520 bytes, over the limit of 2097152" },
+        {
+          path: "app/big.yaml",
+          message: "file is 20971520 bytes, over the limit of 2097152 (render.maxFileBytes)",
+        },
       ]);
       // Only cm.yaml was inflated.
       expect(inflated).toHaveBeenCalledTimes(1);

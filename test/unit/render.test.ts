@@ -410,7 +410,7 @@ describe("reading ahead", () => {
     expect(result.errors).toEqual([
       {
         path: expect.stringMatching(/^app\/f16\.yaml/),
-        message: "too many documents: the limit is 50 per app",
+        message: "too many documents: the limit is 50 per app (render.maxDocuments)",
       },
     ]);
     // Started with the budget left before the file the render was at, then parsed again with its own.
