@@ -161,6 +161,19 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX render_memos_entry ON render_memos (entry_id);
   `,
+  // Approvals in the order they were written (seq, from a counter in meta that never goes back, even when
+  // retention deletes the newest): the notifier's cursor. approved_at could not be one: two approvals in the same
+  // millisecond, the second written after the notifier read the first, left the second untold. Rows already
+  // there are numbered by approved_at.
+  `
+  ALTER TABLE approvals ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+  UPDATE approvals SET seq = (
+    SELECT count(*) FROM approvals b
+    WHERE b.approved_at < approvals.approved_at OR (b.approved_at = approvals.approved_at AND b.rowid <= approvals.rowid)
+  );
+  INSERT OR REPLACE INTO meta (key, value) VALUES ('approval_seq', (SELECT count(*) FROM approvals));
+  CREATE INDEX approvals_seq ON approvals (seq);
+  `,
 ];
 
 /** The schema version this code writes. */

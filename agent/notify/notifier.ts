@@ -169,10 +169,7 @@ export class Notifier {
        CREATE TABLE IF NOT EXISTS ${CURSOR} (name TEXT PRIMARY KEY, value TEXT NOT NULL);`,
     );
     const n = new Notifier(db, receivers, options);
-    // The first run tells approvals from now on, not the ledger's history.
-    n.db.run(`INSERT OR IGNORE INTO ${CURSOR} (name, value) VALUES ('approvals', ?)`, [
-      new Date(n.now()).toISOString(),
-    ]);
+    n.startApprovalCursor();
     n.db.run(`DELETE FROM ${OUTBOX} WHERE delivered_at IS NOT NULL AND delivered_at < ?`, [
       n.now() - KEEP_DELIVERED_MS,
     ]);
@@ -286,6 +283,31 @@ export class Notifier {
   }
 
   /**
+   * Where the approvals cursor starts: the first run tells approvals from now on, not the ledger's history. A
+   * cursor kept by approved_at (before the approvals' seq) becomes the seq of the last approval it had told.
+   */
+  private startApprovalCursor(): void {
+    this.db.transaction(() => {
+      if (this.db.get(`SELECT 1 AS one FROM ${CURSOR} WHERE name = 'approvals-seq'`)) return;
+      const before = this.db.get<{ value: string }>(`SELECT value FROM ${CURSOR} WHERE name = 'approvals'`);
+      // A file the ledger has not opened yet has no approvals: every one to come is new.
+      const ledger = this.db.get(
+        `SELECT 1 AS one FROM sqlite_master WHERE type = 'table' AND name = 'approvals'`,
+      );
+      const told = !ledger
+        ? { seq: 0 }
+        : this.db.get<{ seq: number }>(
+            `SELECT coalesce(max(seq), 0) AS seq FROM approvals${before ? " WHERE approved_at <= ?" : ""}`,
+            before ? [before.value] : [],
+          );
+      this.db.run(`INSERT INTO ${CURSOR} (name, value) VALUES ('approvals-seq', ?)`, [
+        String(told?.seq ?? 0),
+      ]);
+      this.db.run(`DELETE FROM ${CURSOR} WHERE name = 'approvals'`);
+    });
+  }
+
+  /**
    * Notifies the approvals recorded since the last look (`Approved`): made through the API or by `berth
    * approve`, which writes the ledger file while `berth run` runs. It reads the ledger's `approvals` table and
    * keeps its place in the notifier's own cursor, so each approval (an approval renewed is a new one) is told
@@ -296,12 +318,12 @@ export class Notifier {
       app: string;
       revision: string;
       approved_by: string;
-      approved_at: string;
       expires_at: string;
+      seq: number;
     }>(
-      `SELECT app, revision, approved_by, approved_at, expires_at FROM approvals
-       WHERE approved_at > (SELECT value FROM ${CURSOR} WHERE name = 'approvals')
-       ORDER BY approved_at`,
+      `SELECT app, revision, approved_by, expires_at, seq FROM approvals
+       WHERE seq > (SELECT CAST(value AS INTEGER) FROM ${CURSOR} WHERE name = 'approvals-seq')
+       ORDER BY seq`,
     );
     if (approvals.length === 0) return;
     this.db.transaction(() => {
@@ -313,9 +335,9 @@ export class Notifier {
         for (const r of this.receivers) if (this.matches(r, event)) this.enqueue(r, event);
       }
       this.db.run(
-        `INSERT INTO ${CURSOR} (name, value) VALUES ('approvals', ?)
+        `INSERT INTO ${CURSOR} (name, value) VALUES ('approvals-seq', ?)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
-        [approvals.at(-1)?.approved_at ?? ""],
+        [String(approvals.at(-1)?.seq ?? 0)],
       );
     });
     this.kick();

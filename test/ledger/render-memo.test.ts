@@ -5,10 +5,10 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Ledger } from "../../agent/ledger/ledger.ts";
-import { SCHEMA_VERSION } from "../../agent/ledger/schema.ts";
+import { MIGRATIONS, SCHEMA_VERSION } from "../../agent/ledger/schema.ts";
 import type { KubeObject } from "../../agent/object/object.ts";
 import type { RenderMemo } from "../../agent/object/records.ts";
-import { coreRef, useLedgerPath, withRawDb } from "../support/ledger-fixtures.ts";
+import { coreRef, undoApprovalSeq, useLedgerPath, withRawDb } from "../support/ledger-fixtures.ts";
 
 const ledgerFile = useLedgerPath();
 
@@ -208,7 +208,10 @@ describe("render memos", () => {
     ledger.close();
     await withRawDb(ledgerFile.path, (db) => {
       db.exec("DROP TABLE render_memos");
-      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION - 1}`);
+      undoApprovalSeq(db);
+      db.exec(
+        `PRAGMA user_version = ${MIGRATIONS.findIndex((m) => m.includes("CREATE TABLE render_memos"))}`,
+      );
     });
     ledger = await Ledger.open(ledgerFile.path);
     try {

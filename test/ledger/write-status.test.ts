@@ -4,7 +4,7 @@ import type { EntryRow } from "../../agent/ledger/entry.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
 import { MIGRATIONS, SCHEMA_VERSION } from "../../agent/ledger/schema.ts";
 import { canonicalJson, sha256Hex } from "../../agent/object/canonical.ts";
-import { coreRef, useLedgerPath, withRawDb } from "../support/ledger-fixtures.ts";
+import { coreRef, undoApprovalSeq, useLedgerPath, withRawDb } from "../support/ledger-fixtures.ts";
 
 /** The index of the migration that added entry_objects.status (the schema version before it). */
 const STATUS_MIGRATION = MIGRATIONS.findIndex((m) => m.includes("ADD COLUMN status"));
@@ -74,6 +74,7 @@ describe("write status of entry objects", () => {
       db.exec("ALTER TABLE entry_objects DROP COLUMN status");
       // The migrations after the status column's are undone too (they run again on open).
       db.exec("DROP TABLE render_memos");
+      undoApprovalSeq(db);
       db.exec(`PRAGMA user_version = ${STATUS_MIGRATION}`);
       // The content hash is the formula from before the column, computed here independently of agent/ledger/chain.ts.
       for (const id of old) {

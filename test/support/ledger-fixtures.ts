@@ -44,6 +44,13 @@ export async function withRawDb<T>(path: string, fn: (db: Driver) => T): Promise
   }
 }
 
+/** Undoes the approvals' seq migration (the newest), so a test can turn a ledger into an older schema's. */
+export function undoApprovalSeq(db: Driver): void {
+  db.exec(
+    "DROP INDEX approvals_seq; ALTER TABLE approvals DROP COLUMN seq; DELETE FROM meta WHERE key = 'approval_seq'",
+  );
+}
+
 /** A reference in the core group. */
 export function coreRef(kind: string, name: string, namespace = "default"): ObjectRef {
   return { group: "", version: "v1", kind, namespace, name };

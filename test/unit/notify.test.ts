@@ -10,8 +10,10 @@ import { join } from "node:path";
 import { parseConfig } from "../../agent/config/config.ts";
 import { compileWhen, type ReceiverConfig } from "../../agent/config/notify.ts";
 import { ConfigError } from "../../agent/config/problems.ts";
+import { openDriver } from "../../agent/ledger/driver.ts";
 import type { LedgerEntry } from "../../agent/ledger/entry.ts";
 import { Ledger } from "../../agent/ledger/ledger.ts";
+import { SCHEMA_VERSION } from "../../agent/ledger/schema.ts";
 import {
   approvedEvent,
   driftEvent,
@@ -22,6 +24,7 @@ import {
 import { alertmanager, discord, slack, teams } from "../../agent/notify/formats.ts";
 import { DeliveryError } from "../../agent/notify/http.ts";
 import { Notifier, type OutletPayload, type Receiver } from "../../agent/notify/notifier.ts";
+import { undoApprovalSeq } from "../support/ledger-fixtures.ts";
 import {
   checkDiscord,
   checkSlack,
@@ -529,6 +532,76 @@ describe("outlets, failing deliveries, approvals and the Git source", () => {
     } finally {
       await n.close();
       ledger.close();
+    }
+  });
+
+  test("two approvals in the same millisecond, the second written after the first was read, are both told", async () => {
+    const path = join(dir, "approvals-same-ms.db");
+    const at = new Date("2026-11-30T12:00:00.000Z");
+    const ledger = await Ledger.open(path, { now: () => at });
+    const n = await Notifier.open(
+      path,
+      [receiver({ name: "ops", type: "webhook", secret: "s" }, "/hook/same-ms")],
+      { externalURL: "https://berth.example", log: () => {}, pollMs: 50 },
+    );
+    const told = () =>
+      rx.received
+        .filter((r) => r.path === "/hook/same-ms")
+        .map((r) => (r.body as { event: NotifyEvent }).event)
+        .map((e) => `${e.app} ${e.summary}`)
+        .sort();
+    try {
+      const expires = new Date(Date.now() + 3_600_000);
+      ledger.approve("a", "main@sha1:aaaa", "cli:alice", expires);
+      n.onApprovals();
+      ledger.approve("b", "main@sha1:bbbb", "cli:bob", expires);
+      n.onApprovals();
+      await until("both approvals", () => told().length === 2);
+      expect(told()).toEqual(["a a: approved by cli:alice", "b b: approved by cli:bob"]);
+    } finally {
+      await n.close();
+      ledger.close();
+    }
+  });
+
+  test("a ledger from before the approvals' seq keeps its notifier's place", async () => {
+    const path = join(dir, "approvals-migrated.db");
+    const ledger = await Ledger.open(path);
+    const expires = new Date(Date.now() + 3_600_000);
+    ledger.approve("told", "main@sha1:1111", "cli:alice", expires);
+    ledger.approve("untold", "main@sha1:2222", "cli:bob", expires);
+    ledger.close();
+    // Back to the schema and cursor of the version before: approvals ordered by approved_at only.
+    const db = await openDriver(path);
+    const stamps = ["2026-11-30T10:00:00.000Z", "2026-11-30T11:00:00.000Z"];
+    db.run("UPDATE approvals SET approved_at = ? WHERE app = 'told'", [stamps[0] as string]);
+    db.run("UPDATE approvals SET approved_at = ? WHERE app = 'untold'", [stamps[1] as string]);
+    undoApprovalSeq(db);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION - 1}`);
+    db.exec("CREATE TABLE notify_cursor (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    db.run("INSERT INTO notify_cursor (name, value) VALUES ('approvals', ?)", [stamps[0] as string]);
+    db.close();
+    const migrated = await Ledger.open(path);
+    const n = await Notifier.open(
+      path,
+      [receiver({ name: "ops", type: "webhook", secret: "s" }, "/hook/migrated")],
+      { externalURL: "https://berth.example", log: () => {}, pollMs: 50 },
+    );
+    const told = () =>
+      rx.received
+        .filter((r) => r.path === "/hook/migrated")
+        .map((r) => (r.body as { event: NotifyEvent }).event.app);
+    try {
+      n.onApprovals();
+      await until("the untold approval", () => told().length === 1);
+      migrated.approve("later", "main@sha1:3333", "cli:carol", expires);
+      n.onApprovals();
+      await until("the later approval", () => told().length === 2);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(told()).toEqual(["untold", "later"]);
+    } finally {
+      await n.close();
+      migrated.close();
     }
   });
 

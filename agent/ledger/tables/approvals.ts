@@ -52,10 +52,16 @@ export class ApprovalsTable {
       overrideWindow: options.overrideWindow === true,
     };
     this.access.guard(`cannot approve app ${app}`, () =>
-      this.db.run(
-        "INSERT INTO approvals (app, revision, approved_by, approved_at, expires_at, override_window) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app, revision) DO UPDATE SET approved_by = excluded.approved_by, approved_at = excluded.approved_at, expires_at = excluded.expires_at, override_window = excluded.override_window",
-        [app, revision, by, approval.approvedAt, approval.expiresAt, approval.overrideWindow ? 1 : 0],
-      ),
+      this.db.transaction(() => {
+        // The next number of the counter (schema.ts): a renewed approval is a new one, numbered anew.
+        this.db.run(
+          "INSERT INTO meta (key, value) VALUES ('approval_seq', '1') ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        );
+        this.db.run(
+          "INSERT INTO approvals (app, revision, approved_by, approved_at, expires_at, override_window, seq) VALUES (?, ?, ?, ?, ?, ?, (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'approval_seq')) ON CONFLICT (app, revision) DO UPDATE SET approved_by = excluded.approved_by, approved_at = excluded.approved_at, expires_at = excluded.expires_at, override_window = excluded.override_window, seq = excluded.seq",
+          [app, revision, by, approval.approvedAt, approval.expiresAt, approval.overrideWindow ? 1 : 0],
+        );
+      }),
     );
     return approval;
   }
