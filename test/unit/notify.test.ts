@@ -535,19 +535,25 @@ describe("outlets, failing deliveries, approvals and the Git source", () => {
     }
   });
 
+  /** A notifier on the ledger file with one webhook receiver at `hook`, and the events that reached it. */
+  const approvalNotifier = async (path: string, hook: string) => {
+    const n = await Notifier.open(path, [receiver({ name: "ops", type: "webhook", secret: "s" }, hook)], {
+      externalURL: "https://berth.example",
+      log: () => {},
+      pollMs: 50,
+    });
+    const told = () =>
+      rx.received.filter((r) => r.path === hook).map((r) => (r.body as { event: NotifyEvent }).event);
+    return { n, told };
+  };
+
   test("two approvals in the same millisecond, the second written after the first was read, are both told", async () => {
     const path = join(dir, "approvals-same-ms.db");
     const at = new Date("2026-11-30T12:00:00.000Z");
     const ledger = await Ledger.open(path, { now: () => at });
-    const n = await Notifier.open(
-      path,
-      [receiver({ name: "ops", type: "webhook", secret: "s" }, "/hook/same-ms")],
-      { externalURL: "https://berth.example", log: () => {}, pollMs: 50 },
-    );
+    const { n, told: events } = await approvalNotifier(path, "/hook/same-ms");
     const told = () =>
-      rx.received
-        .filter((r) => r.path === "/hook/same-ms")
-        .map((r) => (r.body as { event: NotifyEvent }).event)
+      events()
         .map((e) => `${e.app} ${e.summary}`)
         .sort();
     try {
@@ -582,15 +588,8 @@ describe("outlets, failing deliveries, approvals and the Git source", () => {
     db.run("INSERT INTO notify_cursor (name, value) VALUES ('approvals', ?)", [stamps[0] as string]);
     db.close();
     const migrated = await Ledger.open(path);
-    const n = await Notifier.open(
-      path,
-      [receiver({ name: "ops", type: "webhook", secret: "s" }, "/hook/migrated")],
-      { externalURL: "https://berth.example", log: () => {}, pollMs: 50 },
-    );
-    const told = () =>
-      rx.received
-        .filter((r) => r.path === "/hook/migrated")
-        .map((r) => (r.body as { event: NotifyEvent }).event.app);
+    const { n, told: events } = await approvalNotifier(path, "/hook/migrated");
+    const told = () => events().map((e) => e.app);
     try {
       n.onApprovals();
       await until("the untold approval", () => told().length === 1);
