@@ -10,7 +10,14 @@ import {
   withinLimit,
 } from "../object/snapshot.ts";
 import { Directories, type GitEntry, publicEntry } from "./directories.ts";
-import { objectSize, readBlob, readCommit, readTree, type SnapshotReader } from "./iso-git.ts";
+import {
+  objectSize,
+  readBlob,
+  readCommit,
+  readTree,
+  type SnapshotReader,
+  snapshotReader,
+} from "./iso-git.ts";
 
 /**
  * The most one directory's tree object may hold. isomorphic-git parses a tree whole into an object per entry
@@ -26,7 +33,7 @@ export class GitSnapshot implements Snapshot {
     (dir, why) => ({ message: `${why} at ${this.revision}`, subject: dir }),
   );
   private constructor(
-    private readonly reader: SnapshotReader,
+    private reader: SnapshotReader,
     readonly revision: string,
     readonly commit: CommitInfo,
     private readonly rootTree: string,
@@ -55,9 +62,10 @@ export class GitSnapshot implements Snapshot {
     if (entry.type === "tree") throw this.error(clean, "is a directory, not a file");
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
     // Told from the pack's headers: a file over the limit is never inflated (it could be gigabytes of zeros).
-    if (options?.maxBytes !== undefined) checkSize(clean, await objectSize(this.reader, entry.oid), options);
+    if (options?.maxBytes !== undefined)
+      checkSize(clean, await this.read((r) => objectSize(r, entry.oid)), options);
     // A symlink's blob is its target path, which is what `Snapshot` promises to return for it.
-    return withinLimit(clean, await readBlob(this.reader, entry.oid), options);
+    return withinLimit(clean, await this.read((r) => readBlob(r, entry.oid)), options);
   }
 
   async stat(path: string): Promise<TreeEntry | undefined> {
@@ -71,19 +79,35 @@ export class GitSnapshot implements Snapshot {
   private async loadTree(dir: string, entry: GitEntry | undefined): Promise<GitEntry[]> {
     const oid = entry?.oid ?? this.rootTree;
     // Told from the pack's headers, as for a file: a tree over the limit is never inflated or parsed.
-    const size = await objectSize(this.reader, oid);
+    const size = await this.read((r) => objectSize(r, oid));
     if (size !== undefined && size > MAX_TREE_BYTES)
       throw new BerthError(
         `the directory's tree object is ${size} bytes, over the limit of ${MAX_TREE_BYTES} at ${this.revision}`,
         { subject: dir === "" ? "." : dir },
       );
-    const tree = await readTree(this.reader, oid);
+    const tree = await this.read((r) => readTree(r, oid));
     return tree.map((e) => ({
       name: e.path,
       path: dir === "" ? e.path : `${dir}/${e.path}`,
       type: TREE_MODE_TYPES[e.mode] ?? "blob",
       oid: e.oid,
     }));
+  }
+
+  /**
+   * Runs a read of the object store, and once more with a new reader when it fails. The sync loop keeps a
+   * snapshot while its commit is unchanged, for days maybe, and a reader remembers the pack listing it first saw;
+   * meanwhile another branch's fetches into the same cache may fold the packs and, past the grace, delete the old
+   * ones (compact.ts). The commit's objects are then in the folded pack, which a new reader lists.
+   */
+  private async read<T>(fn: (reader: SnapshotReader) => Promise<T>): Promise<T> {
+    const reader = this.reader;
+    try {
+      return await fn(reader);
+    } catch {
+      if (this.reader === reader) this.reader = snapshotReader(reader.gitdir);
+      return fn(this.reader);
+    }
   }
 
   private error(path: string, what: string): BerthError {

@@ -142,6 +142,36 @@ describe("folding a Git cache's packs", () => {
     }
   });
 
+  test("a snapshot kept past a fold and its grace still reads its commit, from the folded pack", async () => {
+    // Two sources of one repository share its cache: the branch that stays put keeps its snapshot (as the sync
+    // loop does while the commit is unchanged) while the other's fetches fill and fold the cache.
+    fixture.createRepo("shared");
+    const files: Record<string, TreeEntry> = {};
+    for (let i = 0; i < 5; i++) files[`app/cm-${i}.yaml`] = cm(i, 0);
+    fixture.commit("shared", files);
+    const dir = mkdtempSync(join(tmpdir(), "berth-compact-shared-"));
+    try {
+      const steady = new GitSource({ url: fixture.url("shared"), ref: "main", cacheDir: dir, retries: 0 });
+      const busy = new GitSource({ url: fixture.url("shared"), ref: "busy", cacheDir: dir, retries: 0 });
+      await steady.snapshot(await steady.resolve());
+      // The kept commit's own pack holds the commit and the one file it changed; the others are in the first.
+      fixture.commit("shared", { "app/cm-0.yaml": cm(0, 1) });
+      const kept = await steady.snapshot(await steady.resolve());
+      expect(text(await kept.readBlob("app/cm-0.yaml"))).toBe(cm(0, 1));
+      for (let c = 1; c <= MAX_PACKS; c++) {
+        fixture.commit("shared", { "busy.yaml": cm(99, c) }, { branch: "busy" });
+        await busy.snapshot(await busy.resolve());
+      }
+      expect(packs(steady.gitdir).retired.length).toBeGreaterThan(0);
+      expect(await compactCache(steady.gitdir, { now: Date.now() + RETIRED_GRACE_MS + 1 })).toBeUndefined();
+      expect(packs(steady.gitdir).retired).toEqual([]);
+      // Files it had not read yet, whose objects now sit in the folded pack only.
+      for (let i = 1; i < 5; i++) expect(text(await kept.readBlob(`app/cm-${i}.yaml`))).toBe(cm(i, 0));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   test("nothing to keep (no branch fetched) folds nothing", async () => {
     const gitdir = mkdtempSync(join(tmpdir(), "berth-compact-empty-"));
     try {
