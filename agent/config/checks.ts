@@ -226,6 +226,19 @@ function generateProblems(data: Raw): ConfigProblem[] {
   return problems;
 }
 
+/** What each generator's template.name can make: its {{dir}} and {{path}} stand for any text. */
+function generatedNamePatterns(data: Raw): RegExp[] {
+  const gens = Array.isArray(data.generate) ? (data.generate as Raw[]) : [];
+  return gens.flatMap((g) => {
+    const name = isMapping(g.template) ? g.template.name : undefined;
+    if (typeof name !== "string") return [];
+    const parts = name
+      .split(/\{\{\s*(?:dir|path)\s*\}\}/)
+      .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    return [new RegExp(`^${parts.join(".+")}$`)];
+  });
+}
+
 /** Why a directory glob cannot be used, or undefined. */
 export function globProblem(glob: string): string | undefined {
   const shown = JSON.stringify(glob);
@@ -385,10 +398,14 @@ function appProblems(data: Raw): ConfigProblem[] {
     if (pathProblem) problems.push(problemAt(["apps", i, "path"], pathProblem));
     problems.push(...helmProblems((app as { helm?: Raw }).helm, i));
   });
+  // A generated app is named once its directories are known (agent/config/generate.ts checks it then): a name
+  // one of the generators' templates can make may be depended on now.
+  const generated = generatedNamePatterns(data);
   apps.forEach((app, i) => {
     (app.dependsOn ?? []).forEach((dep, j) => {
-      if (!firstIndex.has(dep))
-        problems.push(problemAt(["apps", i, "dependsOn", j], `no app is named "${dep}"`));
+      if (firstIndex.has(dep) || generated.some((re) => re.test(dep))) return;
+      const also = generated.length > 0 ? " and no generator's template.name can make it" : "";
+      problems.push(problemAt(["apps", i, "dependsOn", j], `no app is named "${dep}"${also}`));
     });
   });
   const cycle = findCycle(apps.map((app) => ({ name: app.name, dependsOn: app.dependsOn ?? [] })));

@@ -135,6 +135,18 @@ function nameProblems(statics: readonly AppConfig[], generated: readonly AppConf
   }
   const all = [...statics, ...generated];
   const names = new Set(all.map((a) => a.name));
+  // A static app may name a generated one (config.ts lets a name a template can make through): it must exist now.
+  statics.forEach((a, i) => {
+    a.dependsOn.forEach((d, j) => {
+      if (names.has(d)) return;
+      const segments = ["apps", i, "dependsOn", j];
+      problems.push({
+        field: fieldPath(segments),
+        segments,
+        message: `no app is named "${d}": no generator made one from the source's directories`,
+      });
+    });
+  });
   for (const a of generated)
     for (const d of a.dependsOn)
       if (!names.has(d))

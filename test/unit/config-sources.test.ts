@@ -188,6 +188,29 @@ describe("generate", () => {
     );
   });
 
+  test("a static app may depend on a generated one: a name a template can make passes, and must exist once expanded", async () => {
+    const gen = `{source: infra, dirs: "apps/*", template: {name: "gen-{{dir}}", path: "{{path}}"}}`;
+    const c = parseConfig(
+      GEN(gen, "[{name: after, path: after, source: infra, dependsOn: [gen-web]}]"),
+      FILE,
+    );
+    expect(c.apps[0]?.dependsOn).toEqual(["gen-web"]);
+    const apps = await expandGenerators(c, () => new FsSnapshot(tree(["apps/web"])));
+    expect(apps.map((a) => a.name)).toEqual(["gen-web"]);
+
+    // Once the directory is gone, so is the app it depended on: the expansion says which dependency.
+    const gone = await expandGenerators(c, () => new FsSnapshot(tree(["apps/api"]))).catch((e: Error) => e);
+    expect(gone).toBeInstanceOf(ConfigError);
+    expect((gone as Error).message).toContain(
+      `${FILE}: apps[0].dependsOn[0]: no app is named "gen-web": no generator made one from the source's directories`,
+    );
+
+    // A name no template can make is a typo, found when berth.yaml is read.
+    expect(() =>
+      parseConfig(GEN(gen, "[{name: after, path: after, source: infra, dependsOn: [web]}]"), FILE),
+    ).toThrow(`apps[0].dependsOn[0]: no app is named "web" and no generator's template.name can make it`);
+  });
+
   test("berth validate --dir lists the generated apps; a collision is exit 2 naming both", async () => {
     const root = tree(["apps/web", "apps/api"]);
     const dir = mkdtempSync(join(tmpdir(), "berth-gen-cfg-"));
