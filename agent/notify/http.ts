@@ -26,6 +26,16 @@ export interface PostOptions {
   showPath?: boolean;
 }
 
+/**
+ * The most of an answer that is read. Receivers answer a word or two and a forge's largest answer (a page of
+ * comments) is some hundreds of KiB; a URL that points somewhere else (a file server, a stream) must not fill the
+ * agent's memory within the timeout.
+ */
+export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+
+/** Of an error answer only the start is read, for its message. */
+const ERROR_ANSWER_BYTES = 64 * 1024;
+
 /** POSTs a body (already serialised JSON); resolves on 2xx, throws DeliveryError otherwise. */
 export async function postJson(url: string, body: string, options: PostOptions): Promise<void> {
   await requestJson("POST", url, body, options);
@@ -67,7 +77,14 @@ export async function requestJson(
           true,
         );
       }
-      const text = await res.text().catch(() => "");
+      const answer = await readCapped(res, res.ok ? MAX_ANSWER_BYTES : ERROR_ANSWER_BYTES);
+      if (answer.over && res.ok)
+        throw new DeliveryError(
+          `${where}: answered more than ${MAX_ANSWER_BYTES} bytes (the limit), not read: is the URL right?`,
+          false,
+          res.status,
+        );
+      const text = answer.text;
       if (res.ok) {
         if (!text) return undefined;
         try {
@@ -89,6 +106,39 @@ export async function requestJson(
       retryable: (err) => err instanceof DeliveryError && err.retryable,
     },
   );
+}
+
+/** Up to `maxBytes` of the answer's body as text; `over` when there was more (the rest is not downloaded). */
+async function readCapped(res: Response, maxBytes: number): Promise<{ text: string; over: boolean }> {
+  if (!res.body) return { text: "", over: false };
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) return { text: decode(parts, size), over: false };
+      const kept = Math.min(maxBytes - size, chunk.value.byteLength);
+      parts.push(chunk.value.subarray(0, kept));
+      size += kept;
+      if (kept < chunk.value.byteLength) {
+        await reader.cancel().catch(() => {});
+        return { text: decode(parts, size), over: true };
+      }
+    }
+  } catch {
+    return { text: "", over: false }; // a body cut off while it arrived reads as none, as before
+  }
+}
+
+function decode(parts: readonly Uint8Array[], size: number): string {
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 function pathOf(url: string): string {
