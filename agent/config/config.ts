@@ -42,6 +42,16 @@ export interface SourceConfig {
   webhook?: { secretFile?: string; secretEnv?: string };
   /** Where this source's commit statuses go (`sources.<name>.status`; the default source's is `status:`). */
   status?: StatusConfig;
+  /** What one fetch may bring, where berth.yaml sets it (the rest: agent/source/pack-check.ts's defaults). */
+  limits?: FetchLimits;
+}
+
+/** `limits:` of a Git source. */
+export interface FetchLimits {
+  maxFetchBytes?: number;
+  maxObjectBytes?: number;
+  maxUnpackedBytes?: number;
+  maxObjects?: number;
 }
 
 /** The name of the top-level `source:`, which apps without `source:` use. */
@@ -404,6 +414,7 @@ interface RawGitSource {
   verify?: { allowedSignersFile: string };
   webhook?: { secretFile?: string; secretEnv?: string };
   status?: RawStatus;
+  limits?: FetchLimits;
 }
 
 type RawSource = RawGitSource | RawOciSource;
@@ -744,6 +755,7 @@ function gitSource(
   if (raw.ssh) source.ssh = { keyFile: abs(raw.ssh.keyFile), knownHostsFile: abs(raw.ssh.knownHostsFile) };
   if (raw.verify) source.verify = { allowedSignersFile: abs(raw.verify.allowedSignersFile) };
   if (raw.status) source.status = statusConfig(raw.status, abs, ms);
+  if (raw.limits) source.limits = { ...raw.limits };
   if (raw.webhook)
     source.webhook = {
       ...(raw.webhook.secretFile !== undefined ? { secretFile: abs(raw.webhook.secretFile) } : {}),

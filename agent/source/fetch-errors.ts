@@ -23,7 +23,8 @@ export function fetchFailed(cleanUrl: string, err: unknown, attempts: number): B
   const tries = attempts > 1 ? ` (after ${attempts} attempts)` : "";
   let message: string;
   if (err instanceof BodyTooLargeError) {
-    message = `the server sent more than ${err.limit} bytes in one answer (the limit); nothing was fetched`;
+    const key = err.kind === "fetch" ? "the source's limits.maxFetchBytes" : "the limit";
+    message = `the server sent more than ${err.limit} bytes in one answer (${key}); nothing was fetched`;
   } else if (err instanceof NetworkError) {
     message = `cannot reach ${err.message}${tries}`;
   } else {

@@ -20,7 +20,10 @@ export class NetworkError extends Error {
 
 /** The server sent more than the client's `maxBodyBytes` in one answer (not retried: it would send it again). */
 export class BodyTooLargeError extends Error {
-  constructor(readonly limit: number) {
+  constructor(
+    readonly limit: number,
+    readonly kind: RequestKind,
+  ) {
     super(`the server sent more than ${limit} bytes in one answer (the limit)`);
     this.name = "BodyTooLargeError";
   }
@@ -74,6 +77,7 @@ export function fetchHttpClient(options: HttpClientOptions): HttpClient {
         req.url,
         res.ok ? report : () => {},
         options.maxBodyBytes?.[kind] ?? Number.POSITIVE_INFINITY,
+        kind,
       );
       // isomorphic-git ends a ref list quietly where its stream fails, and would read a list cut short (by the
       // limit, a timeout, a reset) as the whole: read it here, so such a failure is this request's error.
@@ -101,6 +105,7 @@ async function* readBody(
   url: string,
   report: (ok: boolean) => void,
   maxBytes: number,
+  kind: RequestKind,
 ): AsyncIterableIterator<Uint8Array> {
   let ok = res.ok;
   let received = 0;
@@ -120,7 +125,7 @@ async function* readBody(
       if (received > maxBytes) {
         ok = false;
         await reader.cancel().catch(() => {});
-        throw new BodyTooLargeError(maxBytes);
+        throw new BodyTooLargeError(maxBytes, kind);
       }
       yield chunk.value;
     }

@@ -46,14 +46,18 @@ export function checkPack(pack: Uint8Array, limits: PackLimits, subject: string)
     new BerthError(`${message}; nothing was fetched`, { subject, reason: "FetchFailed" });
   const corrupt = (what: string) => refuse(`the server sent a damaged pack (${what})`);
   if (pack.byteLength > limits.maxPackBytes)
-    throw refuse(`the pack is ${pack.byteLength} bytes, over the limit of ${limits.maxPackBytes}`);
+    throw refuse(
+      `the pack is ${pack.byteLength} bytes, over the limit of ${limits.maxPackBytes} (the source's limits.maxFetchBytes)`,
+    );
   if (pack.byteLength < 32 || text(pack, 0, 4) !== "PACK") throw corrupt("no pack header");
   const view = new DataView(pack.buffer, pack.byteOffset, pack.byteLength);
   const version = view.getUint32(4);
   if (version !== 2 && version !== 3) throw corrupt(`version ${version}`);
   const count = view.getUint32(8);
   if (count > limits.maxObjects)
-    throw refuse(`the pack holds ${count} objects, over the limit of ${limits.maxObjects}`);
+    throw refuse(
+      `the pack holds ${count} objects, over the limit of ${limits.maxObjects} (the source's limits.maxObjects)`,
+    );
   const end = pack.byteLength - 20; // the trailing checksum
   let at = 12;
   let unpacked = 0;
@@ -93,7 +97,7 @@ export function checkPack(pack: Uint8Array, limits: PackLimits, subject: string)
     unpacked += made;
     if (unpacked > limits.maxUnpackedBytes)
       throw refuse(
-        `the pack's objects unpack to more than ${limits.maxUnpackedBytes} bytes (the limit); refused as a possible decompression bomb`,
+        `the pack's objects unpack to more than ${limits.maxUnpackedBytes} bytes (the source's limits.maxUnpackedBytes); refused as a possible decompression bomb`,
       );
   }
 }
@@ -105,7 +109,7 @@ function tooBig(
   refuse: (m: string) => BerthError,
 ): BerthError {
   return refuse(
-    `the pack holds a ${kind} of ${size} bytes, over the limit of ${limits.maxObjectBytes} bytes for one object (a large file in the repository, or a decompression bomb)`,
+    `the pack holds a ${kind} of ${size} bytes, over the limit of ${limits.maxObjectBytes} bytes for one object (the source's limits.maxObjectBytes; a large file in the repository, or a decompression bomb)`,
   );
 }
 

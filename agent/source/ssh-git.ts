@@ -51,7 +51,9 @@ const OWN_LINE = "berth: ";
  */
 export function boundedSshCommand(ssh: SshSettings, maxBytes: number): string {
   const n = Math.max(0, Math.floor(maxBytes));
-  const over = shellQuote(`${OWN_LINE}the server sent more than ${n} bytes, the limit for one fetch`);
+  const over = shellQuote(
+    `${OWN_LINE}the server sent more than ${n} bytes, the limit for one fetch (the source's limits.maxFetchBytes)`,
+  );
   return `berth_ssh() { ${sshCommand(ssh)} "$@" | { dd bs=65536 iflag=count_bytes count=${n} status=none; if [ "$(head -c 1 | wc -c)" -ne 0 ]; then echo ${over} >&2; exit 1; fi; }; }; berth_ssh`;
 }
 

@@ -30,13 +30,13 @@ import { cachePathFor } from "./url.ts";
 const ATOMIC_FETCH = ["-c", "fetch.unpackLimit=1"];
 
 /**
- * The most git may allocate at once (`GIT_ALLOC_LIMIT`, read by every git allocation), as over HTTP one object may
- * inflate to (pack-check.ts): a small pack of deltas that make a huge object fails the fetch in git's own process
- * instead of filling the machine's memory. A blob above it is hashed as it streams (`core.bigFileThreshold`), not
- * held, so a large file the apps never read still comes through; snapshots then refuse to read it.
+ * The most git may allocate at once (`GIT_ALLOC_LIMIT`, read by every git allocation) is what one object may inflate
+ * to over HTTP (pack-check.ts; the source's limits.maxObjectBytes): a small pack of deltas that make a huge object
+ * fails the fetch in git's own process instead of filling the machine's memory. A blob above it is hashed as it
+ * streams (`core.bigFileThreshold`), not held, so a large file the apps never read still comes through; snapshots
+ * then refuse to read it.
  */
-const MAX_ALLOCATION = DEFAULT_PACK_LIMITS.maxObjectBytes;
-const STREAM_LARGE_BLOBS = ["-c", `core.bigFileThreshold=${MAX_ALLOCATION}`];
+const streamLargeBlobs = (maxAllocation: number) => ["-c", `core.bigFileThreshold=${maxAllocation}`];
 
 /** How old a temporary pack must be to be another process's leftover rather than its fetch in progress. */
 const STALE_TEMPORARY_MS = 60 * 60 * 1000;
@@ -73,6 +73,8 @@ export interface SshSourceOptions {
   timeoutMs?: number;
   /** What one git command may receive from the server (default: the HTTP source's pack limit, 256 MiB). */
   maxFetchBytes?: number;
+  /** The most git may allocate at once, and the size past which a blob streams (default: one object's, 64 MiB). */
+  maxObjectBytes?: number;
 }
 
 /** One repository and ref over SSH, cached in a bare repository under `cacheDir`. */
@@ -161,7 +163,14 @@ export class SshSource {
     const packDir = join(this.gitdir, "objects", "pack");
     const before = new Set(await withoutStale(packDir, await temporaryPacks(packDir)));
     try {
-      await this.git([...ATOMIC_FETCH, ...STREAM_LARGE_BLOBS, "--git-dir", this.gitdir, "fetch", ...args]);
+      await this.git([
+        ...ATOMIC_FETCH,
+        ...streamLargeBlobs(this.maxAllocation),
+        "--git-dir",
+        this.gitdir,
+        "fetch",
+        ...args,
+      ]);
     } catch (error) {
       for (const name of await temporaryPacks(packDir))
         if (!before.has(name)) await rm(join(packDir, name), { force: true });
@@ -189,6 +198,10 @@ export class SshSource {
     await this.git(["init", "--bare", "--quiet", this.gitdir]);
   }
 
+  private get maxAllocation(): number {
+    return this.options.maxObjectBytes ?? DEFAULT_PACK_LIMITS.maxObjectBytes;
+  }
+
   private async git(args: string[]) {
     await checkCountingTools(process.env.PATH ?? "/usr/bin:/bin");
     return runGit(args, {
@@ -199,7 +212,7 @@ export class SshSource {
           this.options.maxFetchBytes ?? DEFAULT_PACK_LIMITS.maxPackBytes,
         ),
         GIT_SSH_VARIANT: "ssh",
-        GIT_ALLOC_LIMIT: String(MAX_ALLOCATION),
+        GIT_ALLOC_LIMIT: String(this.maxAllocation),
       },
       ...(this.options.timeoutMs !== undefined ? { timeoutMs: this.options.timeoutMs } : {}),
     });

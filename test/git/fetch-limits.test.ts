@@ -4,6 +4,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { repositoryFor } from "../../agent/cli/wire.ts";
+import { parseConfig, type SourceConfig } from "../../agent/config/config.ts";
 import { BerthError } from "../../agent/object/errors.ts";
 import { BlobTooLargeError } from "../../agent/object/snapshot.ts";
 import { render } from "../../agent/render/plain.ts";
@@ -212,7 +214,9 @@ describe("what one Git fetch may bring (a real smart-HTTP server)", () => {
     fixture.commit("many-big", files);
     const s = source("many-big", { limits: { maxUnpackedBytes: 1024 * 1024 } });
     const { error } = await refusal(async () => s.snapshot(await s.resolve()));
-    expect(error.message).toContain("the pack's objects unpack to more than 1048576 bytes (the limit)");
+    expect(error.message).toContain(
+      "the pack's objects unpack to more than 1048576 bytes (the source's limits.maxUnpackedBytes)",
+    );
     expect(packs(s.gitdir)).toEqual([]);
   });
 
@@ -229,5 +233,31 @@ describe("what one Git fetch may bring (a real smart-HTTP server)", () => {
     const fine = source("many-files");
     const snap = await fine.snapshot(await fine.resolve());
     expect(await snap.readDir("")).toHaveLength(30);
+  });
+
+  test("the limits of a source in berth.yaml reach its fetches, raised or lowered", async () => {
+    fixture.createRepo("configured");
+    // A 70 MiB file: over the default one-object limit, compressed to a small pack.
+    fixture.commit("configured", { "app/cm.yaml": MANIFEST, "assets/big.bin": "z".repeat(70 * 1024 * 1024) });
+    const sourceOf = (limits: string) => {
+      const config = parseConfig(
+        `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${fixture.url("configured")}"${limits}}\napps: [{name: a, path: app}]\n`,
+        "/tmp/berth.yaml",
+      );
+      const cacheDir = mkdtempSync(join(tmpdir(), "berth-limits-"));
+      cacheDirs.push(cacheDir);
+      return repositoryFor(config.sources.default as SourceConfig, cacheDir);
+    };
+    const lowered = sourceOf(", limits: {maxObjects: 2}");
+    const few = await refusal(async () => lowered.snapshot(await lowered.resolve()));
+    expect(few.error.message).toContain(
+      "over the limit of 2 (the source's limits.maxObjects); nothing was fetched",
+    );
+    const byDefault = sourceOf("");
+    const big = await refusal(async () => byDefault.snapshot(await byDefault.resolve()));
+    expect(big.error.message).toContain("for one object (the source's limits.maxObjectBytes;");
+    const raised = sourceOf(", limits: {maxObjectBytes: 134217728}");
+    const snap = await raised.snapshot(await raised.resolve());
+    expect(new TextDecoder().decode(await snap.readBlob("app/cm.yaml"))).toBe(MANIFEST);
   });
 });

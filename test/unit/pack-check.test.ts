@@ -53,7 +53,7 @@ describe("checkPack", () => {
       "the pack holds a delta-made object of 536870912 bytes, over the limit of 67108864",
     );
     expect(check(p, { maxObjectBytes: 2 ** 30, maxUnpackedBytes: 256 * 1024 * 1024 })).toThrow(
-      "the pack's objects unpack to more than 268435456 bytes (the limit)",
+      "the pack's objects unpack to more than 268435456 bytes (the source's limits.maxUnpackedBytes)",
     );
   });
 
