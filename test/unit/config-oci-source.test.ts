@@ -34,7 +34,7 @@ describe("an OCI artifact as source", () => {
       `${FILE}: source.ref: unknown field (allowed here: oci, tag, semver, digest, interval, timeout, auth, caFile, insecure) (line 3)`,
     );
     expect(problem("{url: https://git.example/x.git, tag: v1}")).toContain(
-      "source.tag: unknown field (allowed here: url, ssh, verify, ref, interval, timeout, auth, webhook, status)",
+      "source.tag: unknown field (allowed here: url, ssh, verify, ref, interval, timeout, limits, auth, webhook, status)",
     );
   });
 
