@@ -13,6 +13,9 @@
  * at each run (the machine is shared: say so with the figures). `--env BUN_OPTIONS=--smol` tries a runtime flag.
  * `--smaps DIR` keeps /proc/PID/smaps of the agent idle with one object and with 1,000 watched (per run), to see
  * which mappings hold the memory.
+ * Each `berth run` starts from a fresh copy of the binary: a file just written is wholly in the page cache, so
+ * every run, and every binary compared, starts alike (a binary partly out of the cache measured up to 5 MB lower:
+ * scripts/bench/README.md, "The page cache moves RSS too").
  */
 import { execFileSync, spawn } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -162,11 +165,17 @@ if (!argv.includes("--no-live")) {
     );
   const cluster = await useCluster();
   const git = await GitFixture.start();
+  const copies = mkdtempSync(join(tmpdir(), "berth-footprint-binary-"));
+  let copied = 0;
 
-  /** Starts `berth run`; resolves once /readyz answers 200, with the seconds it took. */
+  /** Starts `berth run` of a fresh copy of the binary; resolves once /readyz answers 200, with the seconds it took. */
   async function start(config: string) {
+    // The copy before goes (a process still running it keeps its inode); each start has one of its own.
+    rmSync(join(copies, `berth-${copied}`), { force: true });
+    const copy = join(copies, `berth-${++copied}`);
+    copyFileSync(binary, copy);
     const t0 = performance.now();
-    const child = spawn(binary, ["run", "--config", config], {
+    const child = spawn(copy, ["run", "--config", config], {
       stdio: ["ignore", "pipe", "pipe"],
       env: {
         PATH: process.env.PATH ?? "",
@@ -328,6 +337,7 @@ if (!argv.includes("--no-live")) {
     }
   } finally {
     await git.close();
+    rmSync(copies, { recursive: true, force: true });
   }
   const extra = { load: loads };
   emit("start_to_readyz_s", r.ready ?? [], "s", extra);
