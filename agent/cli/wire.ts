@@ -212,28 +212,21 @@ export function ociSourceFor(cfg: OciSourceConfig, cacheDir: string, metrics?: M
 /** The repository of one source without signature verification (previews never apply what they read). */
 export function repositoryFor(s: SourceConfig, cacheDir: string, metrics?: Metrics): GitSource | SshSource {
   const { maxFetchBytes, maxObjectBytes, maxUnpackedBytes, maxObjects } = s.limits ?? {};
+  const limits = {
+    ...(maxFetchBytes !== undefined ? { maxPackBytes: maxFetchBytes } : {}),
+    ...(maxObjectBytes !== undefined ? { maxObjectBytes } : {}),
+    ...(maxUnpackedBytes !== undefined ? { maxUnpackedBytes } : {}),
+    ...(maxObjects !== undefined ? { maxObjects } : {}),
+  };
   return s.ssh && isSshUrl(s.url)
-    ? new SshSource({
-        url: s.url,
-        ref: s.ref,
-        cacheDir,
-        ssh: s.ssh,
-        timeoutMs: s.timeout,
-        ...(maxFetchBytes !== undefined ? { maxFetchBytes } : {}),
-        ...(maxObjectBytes !== undefined ? { maxObjectBytes } : {}),
-      })
+    ? new SshSource({ url: s.url, ref: s.ref, cacheDir, ssh: s.ssh, timeoutMs: s.timeout, limits })
     : new GitSource({
         url: s.url,
         ref: s.ref,
         cacheDir,
         credentials: () => resolveGitCredentials(s.auth),
         timeoutMs: s.timeout,
-        limits: {
-          ...(maxFetchBytes !== undefined ? { maxPackBytes: maxFetchBytes } : {}),
-          ...(maxObjectBytes !== undefined ? { maxObjectBytes } : {}),
-          ...(maxUnpackedBytes !== undefined ? { maxUnpackedBytes } : {}),
-          ...(maxObjects !== undefined ? { maxObjects } : {}),
-        },
+        limits,
         ...(metrics ? { onRequest: (_kind: string, ok: boolean) => metrics.gitRequest(ok) } : {}),
       });
 }

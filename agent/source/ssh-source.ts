@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { BerthError } from "../object/errors.ts";
 import type { Snapshot } from "../object/snapshot.ts";
 import { serialized } from "./lock.ts";
-import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
+import { DEFAULT_PACK_LIMITS, type PackLimits } from "./pack-check.ts";
 import { findRef, isFullSha, refNotFoundMessage, revisionAt } from "./refs.ts";
 import {
   boundedSshCommand,
@@ -71,10 +71,12 @@ export interface SshSourceOptions {
   ssh: SshSettings;
   /** Per git command (default 60 s). */
   timeoutMs?: number;
-  /** What one git command may receive from the server (default: the HTTP source's pack limit, 256 MiB). */
-  maxFetchBytes?: number;
-  /** The most git may allocate at once, and the size past which a blob streams (default: one object's, 64 MiB). */
-  maxObjectBytes?: number;
+  /**
+   * What one fetch may bring, as for the HTTP source (default DEFAULT_PACK_LIMITS). Over SSH two apply:
+   * maxPackBytes, what one git command may receive from the server; maxObjectBytes, the most git may allocate at
+   * once and the size past which a blob streams. git checks the rest itself.
+   */
+  limits?: Partial<PackLimits>;
 }
 
 /** One repository and ref over SSH, cached in a bare repository under `cacheDir`. */
@@ -83,6 +85,7 @@ export class SshSource {
   readonly ref: string;
   readonly gitdir: string;
   private readonly options: SshSourceOptions;
+  private readonly limits: PackLimits;
 
   constructor(options: SshSourceOptions) {
     if (!isSshUrl(options.url)) throw new BerthError("not an SSH URL", { subject: `git ${options.url}` });
@@ -91,6 +94,7 @@ export class SshSource {
     this.ref = options.ref;
     this.gitdir = cachePathFor(options.cacheDir, options.url);
     this.options = options;
+    this.limits = { ...DEFAULT_PACK_LIMITS, ...options.limits };
   }
 
   /** The commit the ref points at now: one `git ls-remote`, or none for a full-SHA ref. */
@@ -165,7 +169,7 @@ export class SshSource {
     try {
       await this.git([
         ...ATOMIC_FETCH,
-        ...streamLargeBlobs(this.maxAllocation),
+        ...streamLargeBlobs(this.limits.maxObjectBytes),
         "--git-dir",
         this.gitdir,
         "fetch",
@@ -198,21 +202,14 @@ export class SshSource {
     await this.git(["init", "--bare", "--quiet", this.gitdir]);
   }
 
-  private get maxAllocation(): number {
-    return this.options.maxObjectBytes ?? DEFAULT_PACK_LIMITS.maxObjectBytes;
-  }
-
   private async git(args: string[]) {
     await checkCountingTools(process.env.PATH ?? "/usr/bin:/bin");
     return runGit(args, {
       subject: `git ${this.url}`,
       env: {
-        GIT_SSH_COMMAND: boundedSshCommand(
-          this.options.ssh,
-          this.options.maxFetchBytes ?? DEFAULT_PACK_LIMITS.maxPackBytes,
-        ),
+        GIT_SSH_COMMAND: boundedSshCommand(this.options.ssh, this.limits.maxPackBytes),
         GIT_SSH_VARIANT: "ssh",
-        GIT_ALLOC_LIMIT: String(this.maxAllocation),
+        GIT_ALLOC_LIMIT: String(this.limits.maxObjectBytes),
       },
       ...(this.options.timeoutMs !== undefined ? { timeoutMs: this.options.timeoutMs } : {}),
     });

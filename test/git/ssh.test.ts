@@ -100,7 +100,7 @@ describe("SshSource", () => {
       ref: "main",
       cacheDir: cache,
       ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts() },
-      maxFetchBytes: 1024 * 1024,
+      limits: { maxPackBytes: 1024 * 1024 },
     });
     await expect(source.snapshot(big)).rejects.toThrow(
       `git ${url}: git fetch failed: the server sent more than 1048576 bytes, the limit for one fetch`,
