@@ -112,33 +112,24 @@ export async function requestJson(
 async function readCapped(res: Response, maxBytes: number): Promise<{ text: string; over: boolean }> {
   if (!res.body) return { text: "", over: false };
   const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
+  const decoder = new TextDecoder();
+  let text = "";
   let size = 0;
   try {
     for (;;) {
       const chunk = await reader.read();
-      if (chunk.done) return { text: decode(parts, size), over: false };
+      if (chunk.done) return { text: text + decoder.decode(), over: false };
       const kept = Math.min(maxBytes - size, chunk.value.byteLength);
-      parts.push(chunk.value.subarray(0, kept));
+      text += decoder.decode(chunk.value.subarray(0, kept), { stream: true });
       size += kept;
       if (kept < chunk.value.byteLength) {
         await reader.cancel().catch(() => {});
-        return { text: decode(parts, size), over: true };
+        return { text: text + decoder.decode(), over: true };
       }
     }
   } catch {
     return { text: "", over: false }; // a body cut off while it arrived reads as none, as before
   }
-}
-
-function decode(parts: readonly Uint8Array[], size: number): string {
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
 }
 
 function pathOf(url: string): string {
