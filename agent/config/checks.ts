@@ -1,6 +1,7 @@
 /** Checks of berth.yaml that a JSON Schema cannot express: secrets, URLs, paths, app names and dependencies. */
 import { findCycle } from "../object/dependency-order.ts";
 import { messageOf } from "../object/errors.ts";
+import { escapeRegExp } from "../object/regexp.ts";
 import { parseRange } from "../object/semver-range.ts";
 import { type ConfigProblem, fieldPath as fieldPathOf, problemAt } from "./problems.ts";
 
@@ -232,9 +233,7 @@ function generatedNamePatterns(data: Raw): RegExp[] {
   return gens.flatMap((g) => {
     const name = isMapping(g.template) ? g.template.name : undefined;
     if (typeof name !== "string") return [];
-    const parts = name
-      .split(/\{\{\s*(?:dir|path)\s*\}\}/)
-      .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    const parts = name.split(/\{\{\s*(?:dir|path)\s*\}\}/).map(escapeRegExp);
     return [new RegExp(`^${parts.join(".+")}$`)];
   });
 }

@@ -13,6 +13,7 @@ import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { BerthError, messageOf } from "../object/errors.ts";
+import { escapeRegExp } from "../object/regexp.ts";
 import { privateTempDir, requireTool, runTool, type ToolSettings } from "./tools.ts";
 
 /** Where an app's chart comes from when it is not in the Git repository. */
@@ -358,8 +359,4 @@ function readJsonSync<T>(path: string): T | undefined {
   } catch {
     return undefined;
   }
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
