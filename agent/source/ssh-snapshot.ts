@@ -13,9 +13,6 @@ import { Directories, type GitEntry, publicEntry } from "./directories.ts";
 import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
 import { GitOutputTooLarge, runGit } from "./ssh-git.ts";
 
-/** The most one blob may hold: the limit a fetch over HTTP puts on one object. */
-const MAX_BLOB_BYTES = DEFAULT_PACK_LIMITS.maxObjectBytes;
-
 /**
  * The most one directory's listing (`git ls-tree -l`, 62 bytes and the name an entry) may print: over 200,000
  * entries, about what an 8 MiB tree object holds (the limit over HTTP, git-snapshot.ts). It is held in memory.
@@ -37,10 +34,19 @@ export class SshSnapshot implements Snapshot {
     readonly revision: string,
     readonly commit: CommitInfo,
     private readonly sha: string,
+    private readonly maxBlobBytes: number,
   ) {}
 
-  /** Opens the commit `sha`, which must be in the bare repository `gitdir`. */
-  static async open(gitdir: string, sha: string, revision: string): Promise<SshSnapshot> {
+  /**
+   * Opens the commit `sha`, which must be in the bare repository `gitdir`. One blob may hold at most
+   * `maxBlobBytes`: the source's limits.maxObjectBytes, what the fetch let into the cache.
+   */
+  static async open(
+    gitdir: string,
+    sha: string,
+    revision: string,
+    maxBlobBytes = DEFAULT_PACK_LIMITS.maxObjectBytes,
+  ): Promise<SshSnapshot> {
     const subject = `commit ${sha}`;
     const meta = await runGit(["--git-dir", gitdir, "show", "-s", "--format=%an <%ae>%x00%aI%x00%B", sha], {
       subject,
@@ -52,7 +58,7 @@ export class SshSnapshot implements Snapshot {
       message: message.trimEnd(),
       time: new Date(time).toISOString(),
     });
-    return new SshSnapshot(gitdir, revision, info, sha);
+    return new SshSnapshot(gitdir, revision, info, sha, maxBlobBytes);
   }
 
   /** Entries directly under `path`. */
@@ -69,12 +75,15 @@ export class SshSnapshot implements Snapshot {
     if (entry.type === "submodule") throw this.error(clean, "is a submodule, which berth does not follow");
     // Known from the listing, so a file over a limit is refused without reading it.
     checkSize(clean, entry.size, options);
-    if (entry.size !== undefined && entry.size > MAX_BLOB_BYTES)
+    if (entry.size !== undefined && entry.size > this.maxBlobBytes)
       throw this.error(
         clean,
-        `the file is ${entry.size} bytes, over the limit of ${MAX_BLOB_BYTES} for one file`,
+        `the file is ${entry.size} bytes, over the limit of ${this.maxBlobBytes} for one file (the source's limits.maxObjectBytes)`,
       );
-    const out = await runGit(["--git-dir", this.gitdir, "cat-file", "blob", entry.oid], { subject: clean });
+    const out = await runGit(["--git-dir", this.gitdir, "cat-file", "blob", entry.oid], {
+      subject: clean,
+      maxOutputBytes: this.maxBlobBytes,
+    });
     return withinLimit(clean, new Uint8Array(out.stdout), options);
   }
 

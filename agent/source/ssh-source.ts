@@ -128,7 +128,7 @@ export class SshSource {
     return serialized(this.gitdir, async () => {
       await this.ensureCache();
       if (!(await this.hasCommit(sha))) await this.fetchCommit(sha);
-      return SshSnapshot.open(this.gitdir, sha, revision);
+      return SshSnapshot.open(this.gitdir, sha, revision, this.limits.maxObjectBytes);
     });
   }
 

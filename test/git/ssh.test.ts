@@ -69,16 +69,25 @@ describe("SshSource", () => {
     ).toContain("changed");
   }, 60_000);
 
-  test("a file over the one-object limit (64 MiB) is refused from the listing, unread; git's output is capped", async () => {
+  test("a file over the one-object limit (64 MiB, or the source's own) is refused from the listing, unread; git's output is capped", async () => {
     const sha = repo.commit(
       { "apps/big/cm.yaml": cm("big", "1"), "apps/big/zeros.bin": "0".repeat(80 * 1024 * 1024) },
       "a large file",
     );
     const snap = await sshSource("main", sshd.deployKey.file, sshd.knownHosts()).snapshot(sha);
     await expect(snap.readBlob("apps/big/zeros.bin")).rejects.toThrow(
-      `apps/big/zeros.bin at main@sha1:${sha}: the file is 83886080 bytes, over the limit of 67108864 for one file`,
+      `apps/big/zeros.bin at main@sha1:${sha}: the file is 83886080 bytes, over the limit of 67108864 for one file (the source's limits.maxObjectBytes)`,
     );
     expect(new TextDecoder().decode(await snap.readBlob("apps/big/cm.yaml"))).toBe(cm("big", "1"));
+    // Raised by the source's limits, the same file is read (as over HTTP).
+    const raised = new SshSource({
+      url,
+      ref: "main",
+      cacheDir: cacheDir(),
+      ssh: { keyFile: sshd.deployKey.file, knownHostsFile: sshd.knownHosts() },
+      limits: { maxObjectBytes: 96 * 1024 * 1024 },
+    });
+    expect((await (await raised.snapshot(sha)).readBlob("apps/big/zeros.bin")).length).toBe(80 * 1024 * 1024);
     // A reader's own limit (render's file size) is checked against the listing too.
     await expect(snap.readBlob("apps/big/cm.yaml", { maxBytes: 10 })).rejects.toThrow(
       `apps/big/cm.yaml: file is ${cm("big", "1").length} bytes, over the limit of 10`,
