@@ -35,7 +35,9 @@ let shared: Promise<TestCluster> | undefined;
 
 /** Starts (or reuses) the control plane; the first call may take a while. */
 export function useCluster(): Promise<TestCluster> {
-  shared ??= Promise.resolve().then(() => connect(process.env));
+  // The shared control plane outlives the run: it must not keep the run's temporary directory (test/support/tmp.ts).
+  const outer = process.env.BERTH_TEST_OUTER_TMPDIR;
+  shared ??= Promise.resolve().then(() => connect(outer ? { ...process.env, TMPDIR: outer } : process.env));
   return shared;
 }
 
