@@ -148,7 +148,21 @@ export interface Plan {
  * render reused from the render cache hands the plan the same objects again, so an unchanged app is not cloned
  * and digested on every resync; nothing modifies a planned object after the plan.
  */
-const prepared = new WeakMap<KubeObject, { key: string; obj: KubeObject }>();
+const prepared = new WeakMap<KubeObject, Prepared>();
+
+/**
+ * A planned copy and what the plan derives from the copy alone. It is kept only once the copy passed every
+ * check that depends on nothing but the copy and its key (kind served, namespace, name), so a reused one skips
+ * them; the tenant bound is the app's setting and is checked on every plan.
+ */
+interface Prepared {
+  key: string;
+  obj: KubeObject;
+  ref: ObjectRef;
+  id: string;
+  subject: string;
+  stage: Stage;
+}
 
 /** Builds the plan; never writes (only dry-run applies). */
 export async function plan(input: PlanInput, server: PlanCluster, concurrency = 16): Promise<Plan> {
@@ -158,6 +172,29 @@ export async function plan(input: PlanInput, server: PlanCluster, concurrency = 
   const byId = new Map<string, PlannedChange>();
   const inventoryIds = new Set(input.inventory.map((i) => objectId(i.ref)));
 
+  /** Adds a prepared copy as a change, unless another rendered object has its id. */
+  const add = (p: Prepared, source: string) => {
+    const twin = byId.get(p.id);
+    if (twin) {
+      errors.push({
+        subject: p.subject,
+        source,
+        message: `duplicate object: also defined in ${twin.source}`,
+      });
+      return;
+    }
+    byId.set(p.id, {
+      id: p.id,
+      ref: p.ref,
+      subject: p.subject,
+      action: "created",
+      stage: p.stage,
+      source,
+      desired: p.obj,
+      diff: [],
+      owned: inventoryIds.has(p.id),
+    });
+  };
   for (const { object, source } of input.desired) {
     const { group, version } = splitApiVersion(object.apiVersion);
     const gvk = `${group}/${version}/${object.kind}`;
@@ -165,8 +202,13 @@ export async function plan(input: PlanInput, server: PlanCluster, concurrency = 
       cluster.resource(group, version, object.kind) ?? crdKinds.get(gvk) ?? input.after?.kinds.get(gvk);
     const key = `${input.app.name}\u0000${input.app.namespace ?? ""}\u0000${info?.namespaced}\u0000${Boolean(input.secretDigest)}`;
     const memo = prepared.get(object);
-    const reused = memo?.key === key ? memo.obj : undefined;
-    const obj = reused ?? withOwnership(plannedCopy(object), input.app.name);
+    if (memo?.key === key) {
+      const outside = outsideTenant(input.app, memo.obj.metadata.namespace ?? "");
+      if (outside) errors.push({ subject: memo.subject, source, message: outside });
+      else add(memo, source);
+      continue;
+    }
+    const obj = withOwnership(plannedCopy(object), input.app.name);
     const ref0 = refOf(obj);
     if (!info) {
       errors.push({
@@ -208,37 +250,17 @@ export async function plan(input: PlanInput, server: PlanCluster, concurrency = 
       continue;
     }
     // The digest covers the final manifest (namespace defaulted), so a replay of it digests the same.
-    if (!reused) {
-      withAppliedDigest(obj);
-      if (isCoreSecret(obj) && input.secretDigest)
-        obj.metadata.annotations = {
-          ...(obj.metadata.annotations ?? {}),
-          [APPLIED_DIGEST_ANNOTATION]: await input.secretDigest(obj),
-        };
-      prepared.set(object, { key, obj });
-    }
+    withAppliedDigest(obj);
+    if (isCoreSecret(obj) && input.secretDigest)
+      obj.metadata.annotations = {
+        ...(obj.metadata.annotations ?? {}),
+        [APPLIED_DIGEST_ANNOTATION]: await input.secretDigest(obj),
+      };
     const ref = refOf(obj);
     const id = objectId(ref);
-    const twin = byId.get(id);
-    if (twin) {
-      errors.push({
-        subject: subject(ref),
-        source,
-        message: `duplicate object: also defined in ${twin.source}`,
-      });
-      continue;
-    }
-    byId.set(id, {
-      id,
-      ref,
-      subject: subject(ref),
-      action: "created",
-      stage: stageOf(ref),
-      source,
-      desired: obj,
-      diff: [],
-      owned: inventoryIds.has(id),
-    });
+    const made: Prepared = { key, obj, ref, id, subject: subject(ref), stage: stageOf(ref) };
+    prepared.set(object, made);
+    add(made, source);
   }
 
   if (input.desired.length === 0 && input.inventory.length > 0 && !input.app.allowEmpty && !input.app.gone) {

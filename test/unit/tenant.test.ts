@@ -89,6 +89,36 @@ describe("plan with a boundary", () => {
     expect(requests).toEqual(["dry-run team/ok"]);
   });
 
+  test("the same rendered objects planned again (a reused render) are checked against the boundary again", async () => {
+    // The render cache hands the plan the very same objects; the plan reuses its copies of them, but the
+    // boundary is the app's setting and may have narrowed since (a config reload).
+    const desired = [
+      { object: obj("ConfigMap", "one"), source: "a.yaml#0" },
+      { object: obj("ConfigMap", "two", "shared"), source: "a.yaml#1" },
+    ];
+    const app = { name: "team", namespace: "team", prune: true, allowEmpty: false, force: false };
+    const first = await plan(
+      { app: { ...app, allowedNamespaces: ["team", "shared"] }, revision: "r1", desired, inventory: [] },
+      cluster,
+    );
+    expect(first.errors).toEqual([]);
+    expect(first.changes.map((c) => c.subject)).toEqual(["ConfigMap/shared/two", "ConfigMap/team/one"]);
+    const again = await plan(
+      { app: { ...app, allowedNamespaces: ["team"] }, revision: "r1", desired, inventory: [] },
+      cluster,
+    );
+    expect(again.errors).toEqual([
+      {
+        subject: "ConfigMap/shared/two",
+        source: "a.yaml#1",
+        message: `is in namespace "shared", outside app "team"'s allowedNamespaces (team)`,
+      },
+    ]);
+    expect(again.changes.map((c) => c.subject)).toEqual(["ConfigMap/team/one"]);
+    // The copies were reused: the object planned both times is the same one.
+    expect(again.changes[0]?.desired).toBe(first.changes[1]?.desired as KubeObject);
+  });
+
   test("an inventory object outside the boundary is neither read nor pruned", async () => {
     requests.length = 0;
     const p = await plan(
