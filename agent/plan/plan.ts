@@ -388,7 +388,13 @@ function ownershipConflict(
   const owner = labelled ?? ownerOf?.(change.ref);
   if (!owner || owner === app) return undefined;
   const how = labelled ? `its ${APP_LABEL} label` : `the ledger: it is in app ${owner}'s inventory`;
-  return `owned by app ${owner} (${how}); an object belongs to one app: remove it from app ${app}, or from app ${owner} first (which prunes it; then app ${app} creates it)`;
+  const move = `an object belongs to one app: remove it from app ${app}, or from app ${owner} first (which prunes it; then app ${app} creates it)`;
+  // A renamed app (or one whose objects move to another) finds its objects labelled with the old name, and the
+  // advice above would delete and re-create them: the label is what hands an object over.
+  const relabel = labelled
+    ? `; if app ${owner} was renamed to ${app} or its objects move to it, relabel the object instead (${APP_LABEL}=${app}), and app ${app} takes it over without deleting it`
+    : "";
+  return `owned by app ${owner} (${how}); ${move}${relabel}`;
 }
 
 /** Decides created/configured/unchanged with a dry-run apply; also validates new objects where possible. */

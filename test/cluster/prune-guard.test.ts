@@ -6,6 +6,7 @@
  * app is a plan error there naming the first, and its owner does not flip.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { dirname, join } from "node:path";
 import type { Wired } from "../../agent/cli/wire.ts";
 import { runCli, syncApp, wireFor, writeConfig } from "../support/berth.ts";
 import { freshNamespace, kubectl, type TestCluster, useCluster } from "../support/cluster.ts";
@@ -198,5 +199,67 @@ describe("prune guards against the real control plane", () => {
     expect(await syncApp(w, "one")).toMatchObject({ outcome: "Succeeded" });
     expect(await syncApp(w, "two")).toMatchObject({ outcome: "Succeeded" });
     expect(label()).toBe("two");
+  }, 60_000);
+
+  test("a renamed app: its objects carry the old name; relabelled, the new app takes them over, not deleting them", async () => {
+    git.commit("infra", { "renamed/cm.yaml": cm("moved") }, { message: "an app to rename" });
+    const url = git.url("infra");
+    const config = (app: string, ledger: string) =>
+      `apiVersion: berth.dev/v1alpha1\nkind: Agent\nsource: {url: "${url}", ref: main}\napps:\n  - {name: ${app}, path: renamed, namespace: ${base}, timeout: 30s}\nledger: {path: ${ledger}}\n`;
+    const before = writeConfig(config("old-name", "$DIR/ledger.db"));
+    const ledger = join(dirname(before), "ledger.db");
+    const uid = () =>
+      kubectl(cluster, "get", "configmap", "moved", "-n", base, "-o", "jsonpath={.metadata.uid}");
+    const owner = () =>
+      kubectl(
+        cluster,
+        "get",
+        "configmap",
+        "moved",
+        "-n",
+        base,
+        "-o",
+        "jsonpath={.metadata.labels.berth\\.dev/app}",
+      );
+    const old = await wireFor(before, cluster.kubeconfigPath);
+    try {
+      expect(await syncApp(old, "old-name")).toMatchObject({ outcome: "Succeeded" });
+    } finally {
+      old.close();
+    }
+    const created = uid();
+    expect(owner()).toBe("old-name");
+
+    // The same app under a new name, same ledger: refused, naming the way to hand the object over.
+    const renamed = await wireFor(writeConfig(config("new-name", ledger)), cluster.kubeconfigPath);
+    try {
+      const refused = await syncApp(renamed, "new-name");
+      expect(refused).toMatchObject({ outcome: "Failed", reason: "PlanRejected" });
+      expect(refused.message).toContain(
+        `ConfigMap/${base}/moved (renamed/cm.yaml#0): owned by app old-name (its berth.dev/app label)`,
+      );
+      expect(refused.message).toContain(
+        "if app old-name was renamed to new-name or its objects move to it, relabel the object instead (berth.dev/app=new-name)",
+      );
+      expect([uid(), owner()]).toEqual([created, "old-name"]);
+
+      // What the message says, for every object of the old app at once.
+      kubectl(
+        cluster,
+        "label",
+        "configmaps",
+        "-n",
+        base,
+        "-l",
+        "berth.dev/app=old-name",
+        "berth.dev/app=new-name",
+        "--overwrite",
+      );
+      expect(await syncApp(renamed, "new-name")).toMatchObject({ outcome: "Succeeded" });
+      expect([uid(), owner()]).toEqual([created, "new-name"]); // the same object: handed over, never deleted
+      expect(renamed.ledger.inventory("new-name").map((i) => i.ref.name)).toEqual(["moved"]);
+    } finally {
+      renamed.close();
+    }
   }, 60_000);
 });

@@ -430,6 +430,10 @@ describe("ownership conflicts in the plan", () => {
         message: expect.stringContaining("owned by app a (its berth.dev/app label)"),
       },
     ]);
+    // A rename leaves the objects labelled with the old name: the way to hand them over is named.
+    expect(p.errors[0]?.message).toContain(
+      "if app a was renamed to b or its objects move to it, relabel the object instead (berth.dev/app=b), and app b takes it over without deleting it",
+    );
   });
 
   test("another app's inventory counts when the object is absent; this app's own label wins", async () => {
@@ -447,6 +451,7 @@ describe("ownership conflicts in the plan", () => {
       );
     const absent = await wantShared({});
     expect(absent.errors[0]?.message).toContain("owned by app a (the ledger: it is in app a's inventory)");
+    expect(absent.errors[0]?.message).not.toContain("relabel");
     const mine = await wantShared({ shared: cm("shared", berthLabels("b")) });
     expect(mine.errors).toEqual([]);
   });
