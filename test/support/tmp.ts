@@ -1,8 +1,8 @@
 /**
  * Preloaded by `bun test` (bunfig.toml): every temporary directory a test run makes goes under one directory of
  * its own, removed when the run ends. Tests and the servers they start create hundreds of directories through
- * `os.tmpdir()` (workspaces, Git caches, ledgers), and a test that fails before its cleanup left them in /tmp
- * for good: a few hundred per run. Child processes (the berth binary, git, the test servers) inherit TMPDIR.
+ * `os.tmpdir()` (workspaces, Git caches, ledgers); many tests did not remove theirs, and one that fails before its
+ * cleanup cannot: about 250 a run stayed in /tmp. Child processes (the berth binary, git, the servers) inherit TMPDIR.
  */
 import { afterAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
