@@ -10,7 +10,6 @@ import {
   withinLimit,
 } from "../object/snapshot.ts";
 import { Directories, type GitEntry, publicEntry } from "./directories.ts";
-import { DEFAULT_PACK_LIMITS } from "./pack-check.ts";
 import { GitOutputTooLarge, runGit } from "./ssh-git.ts";
 
 /**
@@ -45,7 +44,7 @@ export class SshSnapshot implements Snapshot {
     gitdir: string,
     sha: string,
     revision: string,
-    maxBlobBytes = DEFAULT_PACK_LIMITS.maxObjectBytes,
+    maxBlobBytes: number,
   ): Promise<SshSnapshot> {
     const subject = `commit ${sha}`;
     const meta = await runGit(["--git-dir", gitdir, "show", "-s", "--format=%an <%ae>%x00%aI%x00%B", sha], {
